@@ -1,0 +1,19 @@
+//! Parley domain: typed SIDs, resources, paging cursors, secret sealing and the storage contract.
+//!
+//! This crate knows nothing about HTTP or SQL. Wire names, URLs and date formatting live in
+//! `parley-http`; SQL lives in the store crates.
+
+pub mod account;
+pub mod binding;
+pub mod credential;
+pub mod crypto;
+pub mod paging;
+pub mod role;
+pub mod service;
+pub mod sid;
+pub mod store;
+pub mod time;
+pub mod user;
+
+pub use sid::*;
+pub use time::Timestamp;

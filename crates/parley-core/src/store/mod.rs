@@ -1,0 +1,65 @@
+//! The storage contract: one small trait per resource, one object-safe [`Store`] supertrait.
+//! Both backends implement every trait and pass the shared conformance suite
+//! ([`testsuite`], feature `testsuite`).
+//!
+//! Tenancy: every read and write of a service's children is scoped by account *and* service,
+//! so a caller holding another account's credentials sees `NotFound`, never the row.
+
+mod account;
+mod binding;
+mod credential;
+mod role;
+mod service;
+mod user;
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use account::AccountStore;
+pub use binding::BindingStore;
+pub use credential::CredentialStore;
+pub use role::RoleStore;
+pub use service::ServiceStore;
+pub use user::UserStore;
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What went wrong in a store call.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such row (or it belongs to another account or service).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken.
+    #[error("conflict: {0:?}")]
+    Conflict(Conflict),
+    /// A referenced row does not exist or is not acceptable.
+    #[error("invalid reference: {0}")]
+    InvalidReference(&'static str),
+    /// Database or decoding failure.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Which uniqueness rule was broken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// A user with this identity exists in the service (Chat 50201).
+    UserIdentityTaken,
+    /// An account or API key with this SID exists.
+    SidTaken,
+}
+
+/// Everything a Parley server needs from storage.
+#[async_trait::async_trait]
+pub trait Store:
+    AccountStore + ServiceStore + RoleStore + UserStore + CredentialStore + BindingStore + Send + Sync
+{
+    /// Cheap round trip to the database, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+    /// Pool gauges for `/metrics`: (connections open, connections idle).
+    fn pool_stats(&self) -> (u32, u32);
+    /// Which backend: `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+}
