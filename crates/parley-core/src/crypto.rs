@@ -23,6 +23,7 @@ pub enum CryptoError {
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
     key_id: [u8; 4],
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -41,10 +42,29 @@ impl SecretBox {
         let digest = sha2::Sha256::digest(key);
         let mut key_id = [0u8; 4];
         key_id.copy_from_slice(&digest[..4]);
+        // A separate key for MACs, derived so that sealing and signing never share a key.
+        let mac_key: [u8; 32] = sha2::Sha256::new()
+            .chain_update(b"parley-mac-v1")
+            .chain_update(key)
+            .finalize()
+            .into();
         Self {
             cipher: XChaCha20Poly1305::new((&key).into()),
             key_id,
+            mac_key,
         }
+    }
+
+    /// HMAC-SHA256 of `data` under a key derived from the server key: signs values the server
+    /// hands out and must recognise later (paging tokens), identically on every node.
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        // HMAC accepts keys of any length, so construction cannot fail.
+        let Ok(mut m) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.mac_key) else {
+            return [0; 32];
+        };
+        m.update(data);
+        m.finalize().into_bytes().into()
     }
 
     /// Parse a key written as 64 hex digits.
@@ -127,6 +147,15 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
         assert!(a.open(&damaged).is_err());
+    }
+
+    #[test]
+    fn mac_depends_on_key_and_data() {
+        let a = SecretBox::from_hex(&SecretBox::generate_hex()).expect("key");
+        let b = SecretBox::from_hex(&SecretBox::generate_hex()).expect("key");
+        assert_eq!(a.mac(b"x"), a.mac(b"x"));
+        assert_ne!(a.mac(b"x"), a.mac(b"y"));
+        assert_ne!(a.mac(b"x"), b.mac(b"x"));
     }
 
     #[test]
