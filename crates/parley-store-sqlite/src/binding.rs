@@ -1,0 +1,217 @@
+//! `BindingStore`: push bindings, registered by SDK clients and read/deleted over REST.
+
+use parley_core::binding::{Binding, BindingFilter, NewBinding, Registered};
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{BindingStore, Conflict, StoreError, StoreResult};
+use parley_core::{AccountSid, BindingSid, ServiceSid, Timestamp, UserSid};
+
+use crate::rows::{convert_all, BindingRow};
+use crate::{db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
+
+#[async_trait::async_trait]
+impl BindingStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %new.service_sid, user.sid = %new.user_sid))]
+    async fn register_binding(&self, new: &NewBinding) -> StoreResult<Registered> {
+        let message_types = to_json(&new.message_types)?;
+        // The single writer connection serialises registrations; `BEGIN IMMEDIATE` takes the
+        // write lock up front so the checks below and the writes see one state.
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+
+        let identity: String = sqlx::query_scalar(
+            "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
+        )
+        .bind(new.account_sid.as_str())
+        .bind(new.service_sid.as_str())
+        .bind(new.user_sid.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if identity != new.identity {
+            return Err(StoreError::InvalidReference("identity does not match user_sid"));
+        }
+
+        // 1. A device token belongs to one (identity, endpoint) per service.
+        sqlx::query(
+            "delete from bindings
+             where service_sid = ? and binding_type = ? and address = ?
+               and not (identity = ? and endpoint = ?)",
+        )
+        .bind(new.service_sid.as_str())
+        .bind(new.binding_type.as_str())
+        .bind(&new.address)
+        .bind(&new.identity)
+        .bind(&new.endpoint)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+
+        // 2. Insert, or refresh the binding of this (identity, endpoint, type), keeping its SID
+        //    and date_created.
+        let row: BindingRow = sqlx::query_as(
+            "insert into bindings (sid, account_sid, service_sid, user_sid, identity,
+                                   credential_sid, binding_type, endpoint, address,
+                                   message_types, date_created, date_updated)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             on conflict (service_sid, identity, endpoint, binding_type) do update set
+                 user_sid = excluded.user_sid,
+                 credential_sid = excluded.credential_sid,
+                 address = excluded.address,
+                 message_types = excluded.message_types,
+                 date_updated = excluded.date_updated
+             returning *",
+        )
+        .bind(new.sid.as_str())
+        .bind(new.account_sid.as_str())
+        .bind(new.service_sid.as_str())
+        .bind(new.user_sid.as_str())
+        .bind(&new.identity)
+        .bind(new.credential_sid.as_ref().map(|c| c.as_str()))
+        .bind(new.binding_type.as_str())
+        .bind(&new.endpoint)
+        .bind(&new.address)
+        .bind(message_types)
+        .bind(new.now.unix_micros())
+        .bind(new.now.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| write_err(e, Conflict::SidTaken, "credential"))?;
+        let created = row.sid == new.sid.as_str();
+
+        // 3. Keep at most `max_per_user` bindings: the one just registered, then the most
+        //    recently updated.
+        sqlx::query(
+            "delete from bindings where sid in (
+                 select sid from bindings
+                 where service_sid = ? and user_sid = ?
+                 order by sid = ? desc, date_updated desc, sid desc
+                 limit -1 offset ?)",
+        )
+        .bind(new.service_sid.as_str())
+        .bind(new.user_sid.as_str())
+        .bind(&row.sid)
+        .bind(i64::from(new.max_per_user.max(1)))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+
+        tx.commit().await.map_err(db_err)?;
+        Ok(Registered {
+            binding: row.try_into()?,
+            created,
+        })
+    }
+
+    async fn fetch_binding(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        sid: &BindingSid,
+    ) -> StoreResult<Binding> {
+        let row: BindingRow = sqlx::query_as(
+            "select * from bindings where account_sid = ? and service_sid = ? and sid = ?",
+        )
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .bind(sid.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn list_bindings(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        filter: &BindingFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Binding>> {
+        let mut qb = sqlx::QueryBuilder::new("select * from bindings where service_sid = ");
+        qb.push_bind(service.as_str());
+        qb.push(" and account_sid = ");
+        qb.push_bind(account.as_str());
+        if let Some(user) = &filter.user_sid {
+            qb.push(" and user_sid = ");
+            qb.push_bind(user.as_str());
+        }
+        if !filter.identities.is_empty() {
+            qb.push(" and identity in (");
+            let mut list = qb.separated(", ");
+            for identity in &filter.identities {
+                list.push_bind(identity.as_str());
+            }
+            qb.push(")");
+        }
+        if !filter.types.is_empty() {
+            qb.push(" and binding_type in (");
+            let mut list = qb.separated(", ");
+            for t in &filter.types {
+                list.push_bind(t.as_str());
+            }
+            qb.push(")");
+        }
+        push_keyset(&mut qb, page);
+        let rows: Vec<BindingRow> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, binding.sid = %sid))]
+    async fn delete_binding(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        sid: &BindingSid,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "delete from bindings where account_sid = ? and service_sid = ? and sid = ?",
+        )
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .bind(sid.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        one_row(done.rows_affected())
+    }
+
+    async fn count_user_bindings(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserSid,
+    ) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "select count(*) from bindings
+             where account_sid = ? and service_sid = ? and user_sid = ?",
+        )
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .bind(user.as_str())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    #[tracing::instrument(skip_all, fields(cutoff = cutoff.unix_micros(), limit))]
+    async fn delete_stale_bindings(&self, cutoff: Timestamp, limit: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "delete from bindings where sid in (
+                 select sid from bindings where date_updated < ? order by date_updated limit ?)",
+        )
+        .bind(cutoff.unix_micros())
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,102 @@
+//! `CredentialStore`: account-level push credentials; secrets stay sealed.
+
+use parley_core::credential::Credential;
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{Conflict, CredentialStore, StoreResult};
+use parley_core::{AccountSid, CredentialSid};
+
+use crate::rows::{convert_all, CredentialRow};
+use crate::{db_err, one_row, push_keyset, write_err, SqliteStore};
+
+#[async_trait::async_trait]
+impl CredentialStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
+    async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
+        let row: CredentialRow = sqlx::query_as(
+            "insert into credentials (sid, account_sid, friendly_name, credential_type, sandbox,
+                                      secrets_sealed, date_created, date_updated)
+             values (?, ?, ?, ?, ?, ?, ?, ?)
+             returning *",
+        )
+        .bind(credential.sid.as_str())
+        .bind(credential.account_sid.as_str())
+        .bind(credential.friendly_name.as_deref())
+        .bind(credential.credential_type.as_str())
+        .bind(credential.sandbox)
+        .bind(&credential.secrets_sealed)
+        .bind(credential.date_created.unix_micros())
+        .bind(credential.date_updated.unix_micros())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
+        row.try_into()
+    }
+
+    async fn fetch_credential(
+        &self,
+        account: &AccountSid,
+        sid: &CredentialSid,
+    ) -> StoreResult<Credential> {
+        let row: CredentialRow =
+            sqlx::query_as("select * from credentials where account_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn list_credentials(
+        &self,
+        account: &AccountSid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Credential>> {
+        let mut qb = sqlx::QueryBuilder::new("select * from credentials where account_sid = ");
+        qb.push_bind(account.as_str());
+        push_keyset(&mut qb, page);
+        let rows: Vec<CredentialRow> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
+    async fn update_credential(&self, credential: &Credential) -> StoreResult<Credential> {
+        let row: CredentialRow = sqlx::query_as(
+            "update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
+                                    date_updated = ?
+             where account_sid = ? and sid = ?
+             returning *",
+        )
+        .bind(credential.friendly_name.as_deref())
+        .bind(credential.sandbox)
+        .bind(&credential.secrets_sealed)
+        .bind(credential.date_updated.unix_micros())
+        .bind(credential.account_sid.as_str())
+        .bind(credential.sid.as_str())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db_err)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(credential.sid = %sid))]
+    async fn delete_credential(
+        &self,
+        account: &AccountSid,
+        sid: &CredentialSid,
+    ) -> StoreResult<()> {
+        // Bindings using it go with it (`on delete cascade`): a binding never points at a
+        // missing credential (docs/BINDINGS.md).
+        let done = sqlx::query("delete from credentials where account_sid = ? and sid = ?")
+            .bind(account.as_str())
+            .bind(sid.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        one_row(done.rows_affected())
+    }
+}

@@ -1,0 +1,186 @@
+//! `UserStore`: users of a service, addressed by SID or identity.
+
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{Conflict, StoreResult, UserStore};
+use parley_core::user::{User, UserRef, UserUpdate};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
+
+use crate::rows::{convert_all, UserRow};
+use crate::{db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
+
+/// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
+fn user_key(user: &UserRef) -> (&'static str, &str) {
+    match user {
+        UserRef::Sid(sid) => ("sid", sid.as_str()),
+        UserRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+const INSERT_USER: &str = "insert into users (sid, account_sid, service_sid, identity,
+                                              friendly_name, attributes, role_sid,
+                                              date_created, date_updated)
+                           values (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+fn bind_user<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    user: &'q User,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    q.bind(user.sid.as_str())
+        .bind(user.account_sid.as_str())
+        .bind(user.service_sid.as_str())
+        .bind(&user.identity)
+        .bind(user.friendly_name.as_deref())
+        .bind(user.attributes.as_deref())
+        .bind(user.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(user.date_created.unix_micros())
+        .bind(user.date_updated.unix_micros())
+}
+
+#[async_trait::async_trait]
+impl UserStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid, user.sid = %user.sid))]
+    async fn create_user(&self, user: &User) -> StoreResult<User> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        require_service(&mut tx, &user.account_sid, &user.service_sid).await?;
+        let sql = format!("{INSERT_USER} returning *");
+        let row: UserRow = sqlx::query_as(&sql)
+            .bind(user.sid.as_str())
+            .bind(user.account_sid.as_str())
+            .bind(user.service_sid.as_str())
+            .bind(&user.identity)
+            .bind(user.friendly_name.as_deref())
+            .bind(user.attributes.as_deref())
+            .bind(user.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(user.date_created.unix_micros())
+            .bind(user.date_updated.unix_micros())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| write_err(e, Conflict::UserIdentityTaken, "role"))?;
+        tx.commit().await.map_err(db_err)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid))]
+    async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)?;
+        require_service(&mut tx, &user.account_sid, &user.service_sid).await?;
+        let sql = format!("{INSERT_USER} on conflict (service_sid, identity) do nothing");
+        let inserted = bind_user(sqlx::query(&sql), user)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| write_err(e, Conflict::SidTaken, "role"))?
+            .rows_affected()
+            == 1;
+        let row: UserRow = sqlx::query_as(
+            "select * from users where account_sid = ? and service_sid = ? and identity = ?",
+        )
+        .bind(user.account_sid.as_str())
+        .bind(user.service_sid.as_str())
+        .bind(&user.identity)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok((row.try_into()?, inserted))
+    }
+
+    async fn fetch_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<User> {
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "select * from users where account_sid = ? and service_sid = ? and {column} = ?"
+        );
+        let row: UserRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn list_users(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<User>> {
+        let mut qb = sqlx::QueryBuilder::new("select * from users where service_sid = ");
+        qb.push_bind(service.as_str());
+        qb.push(" and account_sid = ");
+        qb.push_bind(account.as_str());
+        push_keyset(&mut qb, page);
+        let rows: Vec<UserRow> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    async fn update_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        update: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "update users set friendly_name = coalesce(?, friendly_name),
+                              attributes = coalesce(?, attributes),
+                              role_sid = coalesce(?, role_sid),
+                              date_updated = ?
+             where account_sid = ? and service_sid = ? and {column} = ?
+             returning *"
+        );
+        let row: UserRow = sqlx::query_as(&sql)
+            .bind(update.friendly_name.as_deref())
+            .bind(update.attributes.as_deref())
+            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(now.unix_micros())
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| write_err(e, Conflict::UserIdentityTaken, "role"))?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    async fn delete_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<()> {
+        // The user's bindings go with it (`on delete cascade`).
+        let (column, value) = user_key(user);
+        let sql =
+            format!("delete from users where account_sid = ? and service_sid = ? and {column} = ?");
+        let done = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        one_row(done.rows_affected())
+    }
+}
