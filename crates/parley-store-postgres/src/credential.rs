@@ -1,0 +1,106 @@
+//! Push credentials (contract §5): account level, secrets sealed.
+
+use parley_core::credential::Credential;
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{CredentialStore, StoreResult};
+use parley_core::{AccountSid, CredentialSid};
+use sqlx::QueryBuilder;
+
+use crate::error::{db, one_row};
+use crate::paging::push_keyset;
+use crate::rows::{convert_all, CredentialRow};
+use crate::PgStore;
+
+#[async_trait::async_trait]
+impl CredentialStore for PgStore {
+    #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
+    async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
+        let row: CredentialRow = sqlx::query_as(
+            "insert into credentials (sid, account_sid, friendly_name, credential_type, sandbox,
+                                      secrets_sealed, date_created, date_updated)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
+             returning *",
+        )
+        .bind(credential.sid.as_str())
+        .bind(credential.account_sid.as_str())
+        .bind(credential.friendly_name.as_deref())
+        .bind(credential.credential_type.as_str())
+        .bind(credential.sandbox)
+        .bind(credential.secrets_sealed.as_slice())
+        .bind(credential.date_created.unix_micros())
+        .bind(credential.date_updated.unix_micros())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(credential.sid = %sid))]
+    async fn fetch_credential(
+        &self,
+        account: &AccountSid,
+        sid: &CredentialSid,
+    ) -> StoreResult<Credential> {
+        let row: CredentialRow =
+            sqlx::query_as("select * from credentials where account_sid = $1 and sid = $2")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(account.sid = %account))]
+    async fn list_credentials(
+        &self,
+        account: &AccountSid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Credential>> {
+        let mut qb = QueryBuilder::new("select * from credentials where account_sid = ");
+        qb.push_bind(account.as_str());
+        push_keyset(&mut qb, page);
+        let rows: Vec<CredentialRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
+    async fn update_credential(&self, credential: &Credential) -> StoreResult<Credential> {
+        let row: CredentialRow = sqlx::query_as(
+            "update credentials
+             set friendly_name = $3, sandbox = $4, secrets_sealed = $5, date_updated = $6
+             where account_sid = $1 and sid = $2
+             returning *",
+        )
+        .bind(credential.account_sid.as_str())
+        .bind(credential.sid.as_str())
+        .bind(credential.friendly_name.as_deref())
+        .bind(credential.sandbox)
+        .bind(credential.secrets_sealed.as_slice())
+        .bind(credential.date_updated.unix_micros())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(credential.sid = %sid))]
+    async fn delete_credential(
+        &self,
+        account: &AccountSid,
+        sid: &CredentialSid,
+    ) -> StoreResult<()> {
+        // Bindings using it go with it (on delete cascade; docs/BINDINGS.md).
+        let done = sqlx::query("delete from credentials where account_sid = $1 and sid = $2")
+            .bind(account.as_str())
+            .bind(sid.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        one_row(done.rows_affected())
+    }
+}

@@ -1,0 +1,49 @@
+//! sqlx errors → [`StoreError`]. Unique violations are detected with the portable
+//! `is_unique_violation()`; the constraint name (Postgres reports it) only picks the variant.
+
+use parley_core::store::{Conflict, StoreError};
+
+/// Map a database error to the store contract.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::Database(d) if d.is_unique_violation() => match d.constraint() {
+            Some("users_identity") => StoreError::Conflict(Conflict::UserIdentityTaken),
+            _ => StoreError::Conflict(Conflict::SidTaken),
+        },
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => match d.constraint() {
+            Some("api_keys_account_fk") => StoreError::InvalidReference("account"),
+            Some("users_role_fk") => StoreError::InvalidReference("role"),
+            Some("bindings_credential_fk") => StoreError::InvalidReference("credential"),
+            // A child of a missing service (or a binding of a missing user): the parent named in
+            // the path does not exist in this account.
+            _ => StoreError::NotFound,
+        },
+        other => StoreError::Other(other.into()),
+    }
+}
+
+/// Whether retrying the whole transaction may succeed: a unique violation caused by a
+/// concurrent insert, a serialization failure or a deadlock.
+pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_unique_violation() || matches!(d.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
+}
+
+/// A stored value that does not decode into the domain type.
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("corrupt {what} in database: {detail}"))
+}
+
+/// `Ok` when a write touched a row, `NotFound` when it touched none.
+pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

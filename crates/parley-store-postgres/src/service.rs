@@ -1,0 +1,133 @@
+//! Chat services (contract §3). Settings are one JSON text column.
+
+use parley_core::paging::{Page, PageRequest};
+use parley_core::service::{NewService, Service, ServiceSettings};
+use parley_core::store::{ServiceStore, StoreError, StoreResult};
+use parley_core::{AccountSid, ServiceSid};
+use sqlx::QueryBuilder;
+
+use crate::error::{db, one_row};
+use crate::paging::push_keyset;
+use crate::rows::{convert_all, ServiceRow};
+use crate::PgStore;
+
+fn settings_json(settings: &ServiceSettings) -> StoreResult<String> {
+    serde_json::to_string(settings).map_err(|e| StoreError::Other(e.into()))
+}
+
+#[async_trait::async_trait]
+impl ServiceStore for PgStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %new.service.sid))]
+    async fn create_service(&self, new: &NewService) -> StoreResult<Service> {
+        let s = &new.service;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row: ServiceRow = sqlx::query_as(
+            "insert into services (sid, account_sid, friendly_name, default_service_role_sid,
+                                   default_channel_role_sid, default_channel_creator_role_sid,
+                                   settings, date_created, date_updated)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             returning *",
+        )
+        .bind(s.sid.as_str())
+        .bind(s.account_sid.as_str())
+        .bind(&s.friendly_name)
+        .bind(s.default_service_role_sid.as_ref().map(|r| r.as_str()))
+        .bind(s.default_channel_role_sid.as_ref().map(|r| r.as_str()))
+        .bind(
+            s.default_channel_creator_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
+        .bind(settings_json(&s.settings)?)
+        .bind(s.date_created.unix_micros())
+        .bind(s.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        for role in &new.roles {
+            crate::role::insert_role(&mut tx, role).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %sid))]
+    async fn fetch_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<Service> {
+        let row: ServiceRow =
+            sqlx::query_as("select * from services where account_sid = $1 and sid = $2")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(account.sid = %account))]
+    async fn list_services(
+        &self,
+        account: &AccountSid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Service>> {
+        let mut qb = QueryBuilder::new("select * from services where account_sid = ");
+        qb.push_bind(account.as_str());
+        push_keyset(&mut qb, page);
+        let rows: Vec<ServiceRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service.sid))]
+    async fn update_service(&self, service: &Service) -> StoreResult<Service> {
+        let row: ServiceRow = sqlx::query_as(
+            "update services
+             set friendly_name = $3, default_service_role_sid = $4,
+                 default_channel_role_sid = $5, default_channel_creator_role_sid = $6,
+                 settings = $7, date_updated = $8
+             where account_sid = $1 and sid = $2
+             returning *",
+        )
+        .bind(service.account_sid.as_str())
+        .bind(service.sid.as_str())
+        .bind(&service.friendly_name)
+        .bind(
+            service
+                .default_service_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
+        .bind(
+            service
+                .default_channel_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
+        .bind(
+            service
+                .default_channel_creator_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
+        .bind(settings_json(&service.settings)?)
+        .bind(service.date_updated.unix_micros())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %sid))]
+    async fn delete_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<()> {
+        // Roles, users and bindings go with it (on delete cascade).
+        let done = sqlx::query("delete from services where account_sid = $1 and sid = $2")
+            .bind(account.as_str())
+            .bind(sid.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        one_row(done.rows_affected())
+    }
+}

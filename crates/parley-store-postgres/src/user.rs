@@ -1,0 +1,199 @@
+//! Users (contract §4). A path names a user by SID or identity ([`UserRef`]).
+
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{StoreError, StoreResult, UserStore};
+use parley_core::user::{User, UserRef, UserUpdate};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
+use sqlx::QueryBuilder;
+
+use crate::error::{db, one_row};
+use crate::paging::push_keyset;
+use crate::rows::{convert_all, UserRow};
+use crate::PgStore;
+
+/// The column a [`UserRef`] matches and its value.
+fn user_key(user: &UserRef) -> (&'static str, &str) {
+    match user {
+        UserRef::Sid(sid) => ("sid", sid.as_str()),
+        UserRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+const INSERT_USER: &str =
+    "insert into users (sid, account_sid, service_sid, identity, friendly_name,
+                                     attributes, role_sid, date_created, date_updated)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+fn bind_user<'q>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, UserRow, sqlx::postgres::PgArguments>,
+    user: &'q User,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, UserRow, sqlx::postgres::PgArguments> {
+    q.bind(user.sid.as_str())
+        .bind(user.account_sid.as_str())
+        .bind(user.service_sid.as_str())
+        .bind(&user.identity)
+        .bind(user.friendly_name.as_deref())
+        .bind(user.attributes.as_deref())
+        .bind(user.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(user.date_created.unix_micros())
+        .bind(user.date_updated.unix_micros())
+}
+
+#[async_trait::async_trait]
+impl UserStore for PgStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid, user.sid = %user.sid))]
+    async fn create_user(&self, user: &User) -> StoreResult<User> {
+        let sql = format!("{INSERT_USER} returning *");
+        let row = bind_user(sqlx::query_as(&sql), user)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid))]
+    async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
+        let insert =
+            format!("{INSERT_USER} on conflict (service_sid, identity) do nothing returning *");
+        // A concurrent delete between the insert and the select could hide the row; try again.
+        for _ in 0..3 {
+            let inserted = bind_user(sqlx::query_as(&insert), user)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+            if let Some(row) = inserted {
+                return Ok((row.try_into()?, true));
+            }
+            let existing: Option<UserRow> = sqlx::query_as(
+                "select * from users
+                 where account_sid = $1 and service_sid = $2 and identity = $3",
+            )
+            .bind(user.account_sid.as_str())
+            .bind(user.service_sid.as_str())
+            .bind(&user.identity)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+            match existing {
+                Some(row) => return Ok((row.try_into()?, false)),
+                // The identity exists in the service but under another account: the service
+                // is not this account's.
+                None if self.identity_taken(user).await? => return Err(StoreError::NotFound),
+                None => continue,
+            }
+        }
+        Err(StoreError::Other(anyhow::anyhow!(
+            "get_or_create_user: user kept disappearing"
+        )))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    async fn fetch_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<User> {
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "select * from users where account_sid = $1 and service_sid = $2 and {column} = $3"
+        );
+        let row: UserRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn list_users(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<User>> {
+        let mut qb = QueryBuilder::new("select * from users where account_sid = ");
+        qb.push_bind(account.as_str())
+            .push(" and service_sid = ")
+            .push_bind(service.as_str());
+        push_keyset(&mut qb, page);
+        let rows: Vec<UserRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    async fn update_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        update: &UserUpdate,
+        now: Timestamp,
+    ) -> StoreResult<User> {
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "update users
+             set friendly_name = coalesce($4, friendly_name),
+                 attributes = coalesce($5, attributes),
+                 role_sid = coalesce($6, role_sid),
+                 date_updated = $7
+             where account_sid = $1 and service_sid = $2 and {column} = $3
+             returning *"
+        );
+        let row: UserRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .bind(update.friendly_name.as_deref())
+            .bind(update.attributes.as_deref())
+            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(now.unix_micros())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    async fn delete_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<()> {
+        // Its bindings go with it (on delete cascade).
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "delete from users where account_sid = $1 and service_sid = $2 and {column} = $3"
+        );
+        let done = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        one_row(done.rows_affected())
+    }
+}
+
+impl PgStore {
+    /// Whether `user.identity` exists in `user.service_sid` regardless of account.
+    async fn identity_taken(&self, user: &User) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "select exists (select 1 from users where service_sid = $1 and identity = $2)",
+        )
+        .bind(user.service_sid.as_str())
+        .bind(&user.identity)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
