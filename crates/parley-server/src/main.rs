@@ -1,1 +1,20 @@
-fn main() {}
+//! `parley`: parse the command line, set up logging, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use parley_server::cli::Cli;
+use parley_server::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format, cli.default_log_filter());
+    match cli.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

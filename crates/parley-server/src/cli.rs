@@ -1,0 +1,394 @@
+//! The command line: `parley serve` and the admin commands (`account`, `api-key`).
+//! Flags read their `PARLEY_*` environment variable when absent; both beat the `--config` file,
+//! which beats the defaults (see [`crate::config`]).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use parley_core::{AccountSid, ApiKeySid};
+use serde::Serialize;
+
+use crate::admin::{self, AccountCredentials, ApiKeyCredentials, Bootstrap};
+use crate::config::{BootstrapAccount, Config, DbConfig, Settings, SECRET_KEY_ENV};
+use crate::telemetry::LogFormat;
+use crate::Application;
+
+/// How long in-flight requests may run after a shutdown signal before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Parley: a self-hosted server for the Twilio Programmable Chat REST API v2.
+#[derive(Parser)]
+#[command(name = "parley", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the API (runs migrations; creates and prints an account on an empty database).
+    Serve(ServeArgs),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage API keys.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+/// Where the data is: shared by every command.
+#[derive(Args)]
+pub struct DbArgs {
+    /// Database URL: sqlite://PATH (created if missing), postgres://… or postgresql://…
+    /// [default: sqlite://parley.db]
+    #[arg(
+        long,
+        env = "PARLEY_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub database_url: Option<String>,
+    /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
+    /// rate_limit, max_bindings_per_user, binding_max_age_days).
+    #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// The flag/env layer of the settings (the secret key only comes from the environment).
+    fn settings(&self) -> Settings {
+        Settings {
+            database_url: self.database_url.clone(),
+            secret_key: std::env::var(SECRET_KEY_ENV)
+                .ok()
+                .filter(|k| !k.trim().is_empty()),
+            ..Settings::default()
+        }
+    }
+
+    /// Resolve the database settings (flag/env > file > default).
+    pub fn db_config(&self) -> anyhow::Result<DbConfig> {
+        DbConfig::from_settings(&self.settings().with_file(self.config.as_deref())?)
+    }
+}
+
+/// `parley serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PARLEY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Database and config file.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Externally visible base URL used in `url` and `links` fields [default: http://<listen address>].
+    #[arg(long, env = "PARLEY_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Per-account request rate limit in requests per second [default: off].
+    #[arg(long, env = "PARLEY_RATE_LIMIT", value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Push bindings kept per user; the least recently updated are evicted beyond it [default: 20].
+    #[arg(long, env = "PARLEY_MAX_BINDINGS_PER_USER", value_name = "N")]
+    pub max_bindings_per_user: Option<u32>,
+    /// Delete push bindings not refreshed for this many days; 0 = never [default: 365].
+    #[arg(long, env = "PARLEY_BINDING_MAX_AGE_DAYS", value_name = "DAYS")]
+    pub binding_max_age_days: Option<u32>,
+}
+
+impl ServeArgs {
+    /// Resolve the full configuration (flag/env > file > default).
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let cli = Settings {
+            listen: self.listen.clone(),
+            public_url: self.public_url.clone(),
+            rate_limit: self.rate_limit,
+            max_bindings_per_user: self.max_bindings_per_user,
+            binding_max_age_days: self.binding_max_age_days,
+            ..self.db.settings()
+        };
+        let settings = cli.with_file(self.db.config.as_deref())?;
+        Config::from_settings(&settings, BootstrapAccount::from_env()?)
+    }
+}
+
+/// `parley account …`.
+#[derive(Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and print its SID and auth token (shown only once).
+    Create {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Human name.
+        #[arg(long)]
+        friendly_name: Option<String>,
+        /// Use this Account SID (AC + 32 hex digits) instead of a random one.
+        #[arg(long, value_name = "AC…")]
+        sid: Option<AccountSid>,
+        /// Use this auth token instead of a random one.
+        #[arg(long, value_name = "TOKEN")]
+        auth_token: Option<String>,
+        /// Print one JSON object: {"sid","auth_token","friendly_name"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List accounts (without secrets).
+    List {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace an account's auth token with a new random one and print it (the old one stops
+    /// working at once).
+    RotateToken {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// The account.
+        #[arg(value_name = "AC…")]
+        sid: AccountSid,
+        /// Print one JSON object: {"sid","auth_token","friendly_name"}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `parley api-key …`.
+#[derive(Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create an API key and print its SID and secret (shown only once).
+    Create {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Owner account.
+        #[arg(long, value_name = "AC…")]
+        account: AccountSid,
+        /// Human name.
+        #[arg(long)]
+        friendly_name: Option<String>,
+        /// Print one JSON object: {"sid","secret","account_sid"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an account's API keys (without secrets).
+    List {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Owner account.
+        #[arg(long, value_name = "AC…")]
+        account: AccountSid,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an API key.
+    Delete {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// The key.
+        #[arg(value_name = "SK…")]
+        sid: ApiKeySid,
+    },
+}
+
+impl Cli {
+    /// Default log filter when `RUST_LOG` is unset: chatty for the server, quiet for admin
+    /// commands whose stdout is their result.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
+    }
+
+    /// Run the command.
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Serve(args) => serve(args, crate::shutdown_signal()).await,
+            Command::Account(cmd) => account(cmd).await,
+            Command::ApiKey(cmd) => api_key(cmd).await,
+        }
+    }
+}
+
+/// `parley serve`: build, print first-start credentials, serve until `shutdown`.
+pub async fn serve(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = args.config()?;
+    tracing::info!(?config, "starting parley {}", env!("CARGO_PKG_VERSION"));
+    let app = Application::build(config).await?;
+    match app.bootstrap() {
+        Bootstrap::Generated(created) => print_bootstrap(created),
+        Bootstrap::FromEnv(sid) => {
+            println!("Parley created the bootstrap account {sid} from PARLEY_BOOTSTRAP_ACCOUNT_SID / PARLEY_BOOTSTRAP_AUTH_TOKEN.");
+        }
+        Bootstrap::Existing => {}
+    }
+
+    // Past the grace period after a signal, stop waiting for slow requests.
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    };
+    let deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = app.run_until_stopped(shutdown) => served,
+        () = deadline => {
+            tracing::warn!("in-flight requests still running {SHUTDOWN_GRACE:?} after the shutdown signal; exiting");
+            Ok(())
+        }
+    }
+}
+
+fn print_bootstrap(created: &AccountCredentials) {
+    println!("================================================================");
+    println!("Parley created the first account. Save these credentials now:");
+    println!("the auth token is shown only once.");
+    println!();
+    println!("  Account SID: {}", created.sid);
+    println!("  Auth Token:  {}", created.auth_token);
+    println!("================================================================");
+}
+
+async fn account(cmd: AccountCommand) -> anyhow::Result<()> {
+    match cmd {
+        AccountCommand::Create {
+            db,
+            friendly_name,
+            sid,
+            auth_token,
+            json,
+        } => {
+            let (store, secrets) = crate::db::open(&db.db_config()?).await?;
+            let created =
+                admin::create_account(store.as_ref(), &secrets, sid, auth_token, friendly_name)
+                    .await?;
+            print_account(&created, json)
+        }
+        AccountCommand::List { db, json } => {
+            let (store, _) = crate::db::open(&db.db_config()?).await?;
+            let accounts = admin::list_accounts(store.as_ref()).await?;
+            if json {
+                return print_json(&accounts);
+            }
+            println!("{:<34}  {:<20}  FRIENDLY NAME", "SID", "CREATED");
+            for a in accounts {
+                println!(
+                    "{:<34}  {:<20}  {}",
+                    a.sid,
+                    a.date_created,
+                    a.friendly_name.as_deref().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        AccountCommand::RotateToken { db, sid, json } => {
+            let (store, secrets) = crate::db::open(&db.db_config()?).await?;
+            let rotated = admin::rotate_auth_token(store.as_ref(), &secrets, &sid).await?;
+            print_account(&rotated, json)
+        }
+    }
+}
+
+async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApiKeyCommand::Create {
+            db,
+            account,
+            friendly_name,
+            json,
+        } => {
+            let (store, secrets) = crate::db::open(&db.db_config()?).await?;
+            let created =
+                admin::create_api_key(store.as_ref(), &secrets, &account, friendly_name).await?;
+            print_api_key(&created, json)
+        }
+        ApiKeyCommand::List { db, account, json } => {
+            let (store, _) = crate::db::open(&db.db_config()?).await?;
+            let keys = admin::list_api_keys(store.as_ref(), &account).await?;
+            if json {
+                return print_json(&keys);
+            }
+            println!("{:<34}  {:<20}  FRIENDLY NAME", "SID", "CREATED");
+            for k in keys {
+                println!(
+                    "{:<34}  {:<20}  {}",
+                    k.sid,
+                    k.date_created,
+                    k.friendly_name.as_deref().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Delete { db, sid } => {
+            let (store, _) = crate::db::open(&db.db_config()?).await?;
+            admin::delete_api_key(store.as_ref(), &sid).await?;
+            println!("Deleted API key {sid}");
+            Ok(())
+        }
+    }
+}
+
+fn print_account(a: &AccountCredentials, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(a);
+    }
+    println!("Account SID:   {}", a.sid);
+    println!("Auth Token:    {}   (shown only once)", a.auth_token);
+    if let Some(name) = &a.friendly_name {
+        println!("Friendly Name: {name}");
+    }
+    Ok(())
+}
+
+fn print_api_key(k: &ApiKeyCredentials, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(k);
+    }
+    println!("API Key SID: {}", k.sid);
+    println!("Secret:      {}   (shown only once)", k.secret);
+    println!("Account SID: {}", k.account_sid);
+    Ok(())
+}
+
+fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string(value).context("cannot encode JSON")?
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

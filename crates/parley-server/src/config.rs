@@ -1,0 +1,531 @@
+//! Configuration: one typed [`Config`], built from three layers —
+//! command-line flag or `PARLEY_*` environment variable (clap merges these two), then the
+//! optional TOML file given with `--config`, then built-in defaults.
+//!
+//! The same [`Settings`] struct is one layer: the CLI fills one, the TOML file deserializes
+//! into another (unknown keys are an error), and [`Settings::or`] stacks them.
+//! Secrets (the server key, the database password, the bootstrap auth token) never appear in
+//! `Debug` output.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use parley_core::crypto::SecretBox;
+use parley_core::AccountSid;
+use serde::Deserialize;
+
+/// Default `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default `--database-url`: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://parley.db";
+/// Default `--max-bindings-per-user`.
+pub const DEFAULT_MAX_BINDINGS_PER_USER: u32 = parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER;
+/// Default `--binding-max-age-days`.
+pub const DEFAULT_BINDING_MAX_AGE_DAYS: u32 = 365;
+
+/// Environment variable holding the server key (64 hex digits).
+pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
+/// Environment variable: SID of the account created on first start.
+pub const BOOTSTRAP_SID_ENV: &str = "PARLEY_BOOTSTRAP_ACCOUNT_SID";
+/// Environment variable: auth token of the account created on first start.
+pub const BOOTSTRAP_TOKEN_ENV: &str = "PARLEY_BOOTSTRAP_AUTH_TOKEN";
+
+/// One layer of settings. Every field is optional; `None` defers to the next layer.
+/// Also the schema of the `--config` TOML file (keys are these field names).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on (`host:port`).
+    pub listen: Option<String>,
+    /// `sqlite://…`, `postgres://…` or `postgresql://…`.
+    pub database_url: Option<String>,
+    /// Externally visible base URL used in `url`/`links` fields.
+    pub public_url: Option<String>,
+    /// Server key, 64 hex digits (normally from `PARLEY_SECRET_KEY`).
+    pub secret_key: Option<String>,
+    /// Per-account request rate limit in requests per second (0 = off).
+    pub rate_limit: Option<u32>,
+    /// Cap of push bindings per user.
+    pub max_bindings_per_user: Option<u32>,
+    /// Bindings not refreshed for this many days are deleted (0 = never).
+    pub binding_max_age_days: Option<u32>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("public_url", &self.public_url)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("rate_limit", &self.rate_limit)
+            .field("max_bindings_per_user", &self.max_bindings_per_user)
+            .field("binding_max_age_days", &self.binding_max_age_days)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// This layer, with gaps filled from `lower`.
+    pub fn or(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            database_url: self.database_url.or(lower.database_url),
+            public_url: self.public_url.or(lower.public_url),
+            secret_key: self.secret_key.or(lower.secret_key),
+            rate_limit: self.rate_limit.or(lower.rate_limit),
+            max_bindings_per_user: self.max_bindings_per_user.or(lower.max_bindings_per_user),
+            binding_max_age_days: self.binding_max_age_days.or(lower.binding_max_age_days),
+        }
+    }
+
+    /// Parse a TOML document (unknown keys are an error).
+    pub fn from_toml(text: &str) -> anyhow::Result<Settings> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Read a TOML config file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Settings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// `self` over the file at `path` (if any).
+    pub fn with_file(self, path: Option<&Path>) -> anyhow::Result<Settings> {
+        match path {
+            Some(path) => Ok(self.or(Settings::from_file(path)?)),
+            None => Ok(self),
+        }
+    }
+}
+
+/// A secret string whose `Debug` is `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which database backend a URL selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:` URLs.
+    Sqlite,
+    /// `postgres:` and `postgresql:` URLs.
+    Postgres,
+}
+
+/// A database URL. `Debug` and `Display` hide the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    url: String,
+    backend: Backend,
+}
+
+impl DatabaseUrl {
+    /// Check the scheme: `sqlite:`, `postgres:` or `postgresql:`; anything else is an error.
+    pub fn parse(url: &str) -> anyhow::Result<DatabaseUrl> {
+        let url = url.trim();
+        let scheme = url
+            .split_once(':')
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+            .unwrap_or_default();
+        let backend = match scheme.as_str() {
+            "sqlite" => Backend::Sqlite,
+            "postgres" | "postgresql" => Backend::Postgres,
+            "" => bail!(
+                "invalid database URL `{}`: expected sqlite://PATH, postgres://… or postgresql://…",
+                redact_url(url)
+            ),
+            other => bail!(
+                "unsupported database URL scheme `{other}:` in `{}`: Parley supports sqlite://PATH, \
+                 postgres://… and postgresql://…",
+                redact_url(url)
+            ),
+        };
+        Ok(DatabaseUrl {
+            url: url.to_owned(),
+            backend,
+        })
+    }
+
+    /// The backend the scheme selects.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The full URL, password included. Hand it to the driver only; never log it.
+    pub fn expose(&self) -> &str {
+        &self.url
+    }
+
+    /// For SQLite files: the database file path (`None` for in-memory databases and
+    /// non-SQLite URLs). Mirrors sqlx: `sqlite://` or `sqlite:` prefix, query string dropped.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        let rest = &self.url["sqlite:".len()..];
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+            return None;
+        }
+        Some(std::path::PathBuf::from(path))
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.url))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", redact_url(&self.url))
+    }
+}
+
+/// `url` with any password replaced by `***` (and the query string dropped, since drivers
+/// accept `password=` there too).
+pub fn redact_url(url: &str) -> String {
+    let without_query = url.split('?').next().unwrap_or(url);
+    match url::Url::parse(without_query) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("***")).is_ok() {
+                parsed.to_string()
+            } else {
+                "<redacted>".to_owned()
+            }
+        }
+        Ok(_) => without_query.to_owned(),
+        // Unparseable: show only the scheme, in case a password hides in the rest.
+        Err(_) => match without_query.split_once(':') {
+            Some((scheme, _)) => format!("{scheme}:<redacted>"),
+            None => "<redacted>".to_owned(),
+        },
+    }
+}
+
+/// What every command that opens the database needs.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// Where the data lives.
+    pub database_url: DatabaseUrl,
+    /// The server key from `PARLEY_SECRET_KEY` or the config file, if given.
+    /// SQLite falls back to a key file beside the database; PostgreSQL requires it.
+    pub secret_key: Option<Secret>,
+}
+
+impl DbConfig {
+    /// Resolve from merged settings (defaults applied here).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<DbConfig> {
+        let database_url = DatabaseUrl::parse(
+            settings
+                .database_url
+                .as_deref()
+                .unwrap_or(DEFAULT_DATABASE_URL),
+        )?;
+        let secret_key = match settings.secret_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(key) => {
+                SecretBox::from_hex(key).with_context(|| format!("invalid {SECRET_KEY_ENV}"))?;
+                Some(Secret::new(key))
+            }
+        };
+        Ok(DbConfig {
+            database_url,
+            secret_key,
+        })
+    }
+}
+
+/// The account to create on first start, from `PARLEY_BOOTSTRAP_*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapAccount {
+    /// Its `AC…` SID.
+    pub sid: AccountSid,
+    /// Its auth token.
+    pub auth_token: Secret,
+}
+
+impl BootstrapAccount {
+    /// Both variables or neither; the SID must be a valid `AC…` SID.
+    pub fn from_env_values(
+        sid: Option<String>,
+        token: Option<String>,
+    ) -> anyhow::Result<Option<BootstrapAccount>> {
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        match (nonempty(sid), nonempty(token)) {
+            (None, None) => Ok(None),
+            (Some(sid), Some(token)) => {
+                let sid = AccountSid::parse(sid.trim()).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{BOOTSTRAP_SID_ENV} must be an Account SID: AC followed by 32 hex digits"
+                    )
+                })?;
+                validate_auth_token(token.trim())
+                    .with_context(|| format!("invalid {BOOTSTRAP_TOKEN_ENV}"))?;
+                Ok(Some(BootstrapAccount {
+                    sid,
+                    auth_token: Secret::new(token.trim()),
+                }))
+            }
+            _ => bail!("set both {BOOTSTRAP_SID_ENV} and {BOOTSTRAP_TOKEN_ENV}, or neither"),
+        }
+    }
+
+    /// Read `PARLEY_BOOTSTRAP_ACCOUNT_SID` and `PARLEY_BOOTSTRAP_AUTH_TOKEN`.
+    pub fn from_env() -> anyhow::Result<Option<BootstrapAccount>> {
+        Self::from_env_values(
+            std::env::var(BOOTSTRAP_SID_ENV).ok(),
+            std::env::var(BOOTSTRAP_TOKEN_ENV).ok(),
+        )
+    }
+}
+
+/// An operator-chosen auth token: printable ASCII, no spaces (it travels in HTTP Basic auth),
+/// 8 to 256 characters.
+pub fn validate_auth_token(token: &str) -> anyhow::Result<()> {
+    if token.len() < 8 || token.len() > 256 {
+        bail!("an auth token must be 8 to 256 characters long");
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+        bail!("an auth token may only contain printable ASCII characters other than `:`");
+    }
+    Ok(())
+}
+
+/// Everything `parley serve` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to bind (`host:port`; port 0 picks a free port).
+    pub listen: String,
+    /// Base URL for `url`/`links`; `None` = `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// Database and server key.
+    pub db: DbConfig,
+    /// Per-account requests per second; `None` = off.
+    pub rate_limit: Option<u32>,
+    /// Cap of push bindings per user.
+    pub max_bindings_per_user: u32,
+    /// Delete bindings not refreshed for this many days; 0 = never.
+    pub binding_max_age_days: u32,
+    /// Account to create on first start instead of a random one.
+    pub bootstrap: Option<BootstrapAccount>,
+}
+
+impl Config {
+    /// Resolve from merged settings (defaults applied here) and the bootstrap account.
+    pub fn from_settings(
+        settings: &Settings,
+        bootstrap: Option<BootstrapAccount>,
+    ) -> anyhow::Result<Config> {
+        let listen = settings
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let public_url = settings
+            .public_url
+            .as_deref()
+            .map(normalize_public_url)
+            .transpose()?;
+        let max_bindings_per_user = settings
+            .max_bindings_per_user
+            .unwrap_or(DEFAULT_MAX_BINDINGS_PER_USER);
+        if max_bindings_per_user == 0 {
+            bail!("max_bindings_per_user must be at least 1");
+        }
+        Ok(Config {
+            listen,
+            public_url,
+            db: DbConfig::from_settings(settings)?,
+            rate_limit: settings.rate_limit.filter(|&n| n > 0),
+            max_bindings_per_user,
+            binding_max_age_days: settings
+                .binding_max_age_days
+                .unwrap_or(DEFAULT_BINDING_MAX_AGE_DAYS),
+            bootstrap,
+        })
+    }
+
+    /// Defaults everywhere, on the given database (handy in tests).
+    pub fn for_database(database_url: &str) -> anyhow::Result<Config> {
+        let settings = Settings {
+            database_url: Some(database_url.to_owned()),
+            ..Settings::default()
+        };
+        Config::from_settings(&settings, None)
+    }
+}
+
+/// An absolute `http(s)` URL without a trailing slash.
+fn normalize_public_url(url: &str) -> anyhow::Result<String> {
+    let parsed =
+        url::Url::parse(url.trim()).with_context(|| format!("invalid public URL `{url}`"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        bail!("the public URL must be an absolute http:// or https:// URL, got `{url}`");
+    }
+    Ok(url.trim().trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn flag_or_env_beats_file_beats_default() {
+        let cli = Settings {
+            listen: Some("0.0.0.0:9000".into()),
+            ..Settings::default()
+        };
+        let file = Settings::from_toml(
+            "listen = \"127.0.0.1:1\"\nrate_limit = 5\ndatabase_url = \"sqlite:///tmp/x.db\"\n",
+        )
+        .expect("toml");
+        let config = Config::from_settings(&cli.or(file), None).expect("config");
+        assert_eq!(config.listen, "0.0.0.0:9000");
+        assert_eq!(config.rate_limit, Some(5));
+        assert_eq!(config.db.database_url.expose(), "sqlite:///tmp/x.db");
+        assert_eq!(config.max_bindings_per_user, 20);
+        assert_eq!(config.binding_max_age_days, 365);
+        assert_eq!(config.public_url, None);
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.db.database_url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.db.database_url.backend(), Backend::Sqlite);
+        assert_eq!(config.rate_limit, None);
+        assert!(config.db.secret_key.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_an_error() {
+        let err = Settings::from_toml("listen = \"x:1\"\nlisten_adress = \"y\"\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("listen_adress"), "{err}");
+    }
+
+    #[test]
+    fn unknown_scheme_is_a_clear_error() {
+        let err = DatabaseUrl::parse("mysql://root:hunter2@db/parley").expect_err("mysql");
+        let text = err.to_string();
+        assert!(
+            text.contains("unsupported database URL scheme `mysql:`"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/db")
+                .expect("pg")
+                .backend(),
+            Backend::Postgres
+        );
+    }
+
+    #[test]
+    fn debug_redacts_secret_key_and_database_password() {
+        let settings = Settings {
+            database_url: Some("postgres://parley:hunter2@db:5432/parley".into()),
+            secret_key: Some(KEY.into()),
+            ..Settings::default()
+        };
+        let bootstrap = BootstrapAccount::from_env_values(
+            Some(format!("AC{}", "a".repeat(32))),
+            Some("supersecrettoken".into()),
+        )
+        .expect("bootstrap");
+        let config = Config::from_settings(&settings, bootstrap).expect("config");
+        for text in [
+            format!("{config:?}"),
+            format!("{settings:?}"),
+            config.db.database_url.to_string(),
+        ] {
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!text.contains(KEY), "{text}");
+            assert!(!text.contains("supersecrettoken"), "{text}");
+        }
+        assert!(format!("{config:?}").contains("postgres://parley:***@db:5432/parley"));
+    }
+
+    #[test]
+    fn bad_secret_key_is_rejected() {
+        let settings = Settings {
+            secret_key: Some("abcd".into()),
+            ..Settings::default()
+        };
+        let err = DbConfig::from_settings(&settings).expect_err("bad key");
+        assert!(format!("{err:#}").contains("64 hex digits"), "{err:#}");
+    }
+
+    #[test]
+    fn sqlite_paths_follow_sqlx_url_rules() {
+        let path = |u: &str| DatabaseUrl::parse(u).expect("url").sqlite_path();
+        assert_eq!(path("sqlite://parley.db"), Some("parley.db".into()));
+        assert_eq!(
+            path("sqlite:///var/lib/p.db?mode=rwc"),
+            Some("/var/lib/p.db".into())
+        );
+        assert_eq!(path("sqlite:data/p.db"), Some("data/p.db".into()));
+        assert_eq!(path("sqlite::memory:"), None);
+        assert_eq!(path("postgres://h/db"), None);
+    }
+
+    #[test]
+    fn bootstrap_needs_both_values_and_a_valid_sid() {
+        assert_eq!(
+            BootstrapAccount::from_env_values(None, None).expect("none"),
+            None
+        );
+        assert!(
+            BootstrapAccount::from_env_values(Some(format!("AC{}", "1".repeat(32))), None).is_err()
+        );
+        let err =
+            BootstrapAccount::from_env_values(Some("AC123".into()), Some("tokentoken".into()))
+                .expect_err("bad sid");
+        assert!(err.to_string().contains("Account SID"), "{err}");
+    }
+
+    #[test]
+    fn public_url_is_validated_and_trimmed() {
+        let settings = Settings {
+            public_url: Some("https://chat.example.com/".into()),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&settings, None).expect("config");
+        assert_eq!(
+            config.public_url.as_deref(),
+            Some("https://chat.example.com")
+        );
+        let settings = Settings {
+            public_url: Some("chat.example.com".into()),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(&settings, None).is_err());
+    }
+}

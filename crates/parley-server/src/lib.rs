@@ -1,0 +1,182 @@
+//! The `parley` server as a library: [`Application::build`] opens the database, loads the
+//! server key, creates the first account on an empty database and binds the listener;
+//! [`Application::run_until_stopped`] serves until a shutdown future resolves. The binary
+//! (`src/main.rs`) only parses the command line; tests spawn an `Application` on port 0.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use parley_core::store::{Store, StoreResult};
+use parley_core::Timestamp;
+use parley_http::{AppState, HttpConfig};
+use tokio::net::TcpListener;
+
+use crate::admin::Bootstrap;
+use crate::config::Config;
+
+/// How often each node sweeps stale push bindings.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Rows deleted per sweep statement (short transactions; other writers interleave).
+pub const SWEEP_BATCH: u32 = 1000;
+
+/// A server ready to run: database open, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: axum::Router,
+    store: Arc<dyn Store>,
+    binding_max_age_days: u32,
+    bootstrap: Bootstrap,
+}
+
+impl Application {
+    /// Open the database (running migrations), load the server key, create the first account
+    /// on an empty database, and bind `config.listen`.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let (store, secrets) = db::open(&config.db).await?;
+        let bootstrap =
+            admin::ensure_first_account(store.as_ref(), &secrets, config.bootstrap.as_ref())
+                .await?;
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let local_addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            None => {
+                if local_addr.ip().is_unspecified() {
+                    tracing::warn!(
+                        "listening on {local_addr} without --public-url: resource URLs will name \
+                         an unspecified address; set PARLEY_PUBLIC_URL"
+                    );
+                }
+                format!("http://{local_addr}")
+            }
+        };
+        let http = HttpConfig {
+            public_url,
+            rate_limit_per_sec: config.rate_limit,
+            max_bindings_per_user: config.max_bindings_per_user,
+        };
+        let router = parley_http::router(AppState::new(store.clone(), secrets, http));
+        Ok(Application {
+            listener,
+            local_addr,
+            router,
+            store,
+            binding_max_age_days: config.binding_max_age_days,
+            bootstrap,
+        })
+    }
+
+    /// The bound port (useful with `listen = 127.0.0.1:0`).
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The store the server uses.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// What start-up did about the first account (the caller prints generated credentials).
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
+    /// Serve until `shutdown` resolves, then stop accepting connections and finish in-flight
+    /// requests. The stale-binding sweep runs alongside.
+    pub async fn run_until_stopped<F>(self, shutdown: F) -> anyhow::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let sweeper = (self.binding_max_age_days > 0)
+            .then(|| tokio::spawn(sweep_forever(self.store.clone(), self.binding_max_age_days)));
+        tracing::info!("listening on http://{}", self.local_addr);
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed");
+        if let Some(task) = sweeper {
+            task.abort();
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Delete bindings not refreshed for `max_age_days`, in batches of [`SWEEP_BATCH`] until a
+/// batch comes back short. Safe on several nodes at once. Returns how many were deleted.
+pub async fn sweep_stale_bindings(store: &dyn Store, max_age_days: u32) -> StoreResult<u64> {
+    let cutoff = Timestamp::now().plus_secs(-i64::from(max_age_days) * 86_400);
+    let mut total = 0;
+    loop {
+        let deleted = store.delete_stale_bindings(cutoff, SWEEP_BATCH).await?;
+        total += deleted;
+        if deleted < u64::from(SWEEP_BATCH) {
+            return Ok(total);
+        }
+    }
+}
+
+async fn sweep_forever(store: Arc<dyn Store>, max_age_days: u32) {
+    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match sweep_stale_bindings(store.as_ref(), max_age_days).await {
+            Ok(0) => tracing::debug!("binding sweep: nothing stale"),
+            Ok(n) => tracing::info!(
+                deleted = n,
+                max_age_days,
+                "binding sweep: deleted stale bindings"
+            ),
+            Err(e) => tracing::warn!(error = %e, "binding sweep failed; retrying next round"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
