@@ -31,7 +31,9 @@ impl BindingStore for SqliteStore {
         .await
         .map_err(db_err)?;
         if identity != new.identity {
-            return Err(StoreError::InvalidReference("identity does not match user_sid"));
+            return Err(StoreError::InvalidReference(
+                "identity does not match user_sid",
+            ));
         }
 
         // 1. A device token belongs to one (identity, endpoint) per service.

@@ -104,8 +104,14 @@ impl TryFrom<ServiceRow> for Service {
             friendly_name: r.friendly_name,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
-            default_service_role_sid: opt_sid(RoleSid::parse, r.default_service_role_sid.as_deref())?,
-            default_channel_role_sid: opt_sid(RoleSid::parse, r.default_channel_role_sid.as_deref())?,
+            default_service_role_sid: opt_sid(
+                RoleSid::parse,
+                r.default_service_role_sid.as_deref(),
+            )?,
+            default_channel_role_sid: opt_sid(
+                RoleSid::parse,
+                r.default_channel_role_sid.as_deref(),
+            )?,
             default_channel_creator_role_sid: opt_sid(
                 RoleSid::parse,
                 r.default_channel_creator_role_sid.as_deref(),

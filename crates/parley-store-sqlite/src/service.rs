@@ -32,7 +32,11 @@ impl ServiceStore for SqliteStore {
         .bind(&s.friendly_name)
         .bind(s.default_service_role_sid.as_ref().map(|r| r.as_str()))
         .bind(s.default_channel_role_sid.as_ref().map(|r| r.as_str()))
-        .bind(s.default_channel_creator_role_sid.as_ref().map(|r| r.as_str()))
+        .bind(
+            s.default_channel_creator_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
         .bind(settings)
         .bind(s.date_created.unix_micros())
         .bind(s.date_updated.unix_micros())
@@ -83,8 +87,18 @@ impl ServiceStore for SqliteStore {
              returning *",
         )
         .bind(&service.friendly_name)
-        .bind(service.default_service_role_sid.as_ref().map(|r| r.as_str()))
-        .bind(service.default_channel_role_sid.as_ref().map(|r| r.as_str()))
+        .bind(
+            service
+                .default_service_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
+        .bind(
+            service
+                .default_channel_role_sid
+                .as_ref()
+                .map(|r| r.as_str()),
+        )
         .bind(
             service
                 .default_channel_creator_role_sid

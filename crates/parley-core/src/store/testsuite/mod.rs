@@ -1,1 +1,287 @@
-//! Store conformance suite; filled in by the store work.
+//! Store conformance suite: the behaviour every backend must show, written against
+//! `Arc<dyn Store>` only (feature `testsuite`).
+//!
+//! A backend crate runs it from `tests/conformance.rs`:
+//!
+//! ```ignore
+//! async fn fresh_store() -> std::sync::Arc<dyn parley_core::store::Store> {
+//!     // a new, empty, isolated database for every call
+//! }
+//! parley_core::store_conformance_tests!(fresh_store);
+//! ```
+//!
+//! The macro expands to one `#[tokio::test]` per case (the calling crate needs `tokio` with the
+//! `macros` and `rt-multi-thread` features as a dev-dependency). Cases only assume that the
+//! store they get is their own: every case makes its own account, so a backend may also share
+//! one database between cases if it keeps them apart.
+
+#![allow(clippy::missing_panics_doc)]
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::account::Account;
+use crate::binding::{NewBinding, MESSAGE_TYPES};
+use crate::credential::{Credential, PushType};
+use crate::paging::{Cursor, Page, PageRequest};
+use crate::service::{NewService, Service};
+use crate::store::{Store, StoreError, StoreResult};
+use crate::user::User;
+use crate::{AccountSid, CredentialSid, Timestamp, UserSid};
+
+mod accounts;
+mod bindings;
+mod credentials;
+mod paging;
+mod roles;
+mod services;
+mod tenancy;
+mod users;
+
+pub use accounts::*;
+pub use bindings::*;
+pub use credentials::*;
+pub use paging::*;
+pub use roles::*;
+pub use services::*;
+pub use tenancy::*;
+pub use users::*;
+
+/// Expand to one `#[tokio::test]` per conformance case, each on a fresh store from
+/// `$factory` (an `async fn() -> Arc<dyn parley_core::store::Store>`).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::__store_conformance_cases!(
+            $factory;
+            accounts_and_api_keys_round_trip,
+            taken_account_and_api_key_sids_conflict,
+            api_key_of_a_missing_account_is_an_invalid_reference,
+            created_service_has_four_default_roles_and_round_trips_settings,
+            service_update_persists_nested_settings,
+            service_delete_removes_its_roles_users_and_bindings,
+            missing_service_is_not_found_for_fetch_update_delete_and_children,
+            another_accounts_rows_are_not_found,
+            children_are_scoped_by_service,
+            keyset_pages_return_every_row_once_in_order,
+            backwards_cursor_returns_the_previous_page,
+            rows_inserted_or_deleted_between_pages_are_neither_duplicated_nor_skipped,
+            every_list_pages_by_date_created_then_sid,
+            user_identity_is_unique_within_a_service,
+            users_are_fetched_by_sid_or_identity,
+            user_update_changes_only_the_given_fields,
+            user_delete_removes_the_user_and_its_bindings,
+            concurrent_get_or_create_user_yields_one_user,
+            roles_round_trip_and_permission_updates_replace_the_set,
+            deleting_a_role_clears_it_from_users,
+            user_with_a_missing_role_is_an_invalid_reference,
+            credentials_round_trip_with_sealed_secrets,
+            deleting_a_credential_removes_its_bindings,
+            register_creates_then_re_register_refreshes_the_same_binding,
+            an_address_moves_to_the_identity_that_registers_it_last,
+            per_user_cap_evicts_the_least_recently_updated_binding,
+            concurrent_identical_registrations_leave_one_binding,
+            binding_list_filters_by_user_identity_and_type,
+            binding_fetch_and_delete_are_scoped_by_service,
+            registering_for_a_missing_user_is_not_found,
+            stale_sweep_deletes_only_old_bindings_and_respects_the_limit,
+            count_user_bindings_counts_only_that_users_bindings,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __store_conformance_cases {
+    ($factory:path; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let store: ::std::sync::Arc<dyn $crate::store::Store> = $factory().await;
+                $crate::store::testsuite::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// The store under test.
+pub type DynStore = Arc<dyn Store>;
+
+// ---- fixtures -----------------------------------------------------------------------------------
+
+/// A fixed instant (2024-01-01T00:00:00Z) plus `secs` seconds; cases that care about order use it
+/// instead of the wall clock.
+pub fn at(secs: i64) -> Timestamp {
+    Timestamp::from_unix_secs(1_704_067_200 + secs)
+}
+
+/// A fresh account row.
+pub async fn account(store: &DynStore) -> AccountSid {
+    let now = Timestamp::now();
+    let account = Account {
+        sid: AccountSid::generate(),
+        friendly_name: Some("conformance".to_owned()),
+        auth_token_sealed: vec![1, 2, 3],
+        date_created: now,
+        date_updated: now,
+    };
+    store
+        .create_account(&account)
+        .await
+        .expect("create account")
+        .sid
+}
+
+/// A fresh service (with its default roles) of `account`.
+pub async fn service(store: &DynStore, account: &AccountSid) -> Service {
+    store
+        .create_service(&NewService::with_defaults(
+            account,
+            "conformance service",
+            Timestamp::now(),
+        ))
+        .await
+        .expect("create service")
+}
+
+/// A user value (not stored) named `identity`, created at `now`.
+pub fn user_at(service: &Service, identity: &str, now: Timestamp) -> User {
+    User {
+        sid: UserSid::generate(),
+        account_sid: service.account_sid.clone(),
+        service_sid: service.sid.clone(),
+        identity: identity.to_owned(),
+        friendly_name: None,
+        attributes: None,
+        role_sid: service.default_service_role_sid.clone(),
+        date_created: now,
+        date_updated: now,
+    }
+}
+
+/// A stored user named `identity`.
+pub async fn user(store: &DynStore, service: &Service, identity: &str) -> User {
+    store
+        .create_user(&user_at(service, identity, Timestamp::now()))
+        .await
+        .expect("create user")
+}
+
+/// A credential value (not stored) of `account`.
+pub fn credential_value(account: &AccountSid, credential_type: PushType) -> Credential {
+    let now = Timestamp::now();
+    Credential {
+        sid: CredentialSid::generate(),
+        account_sid: account.clone(),
+        friendly_name: Some(format!("{} credential", credential_type.as_str())),
+        credential_type,
+        sandbox: None,
+        secrets_sealed: vec![0, 1, 2, 254, 255],
+        date_created: now,
+        date_updated: now,
+    }
+}
+
+/// A stored credential.
+pub async fn credential(
+    store: &DynStore,
+    account: &AccountSid,
+    credential_type: PushType,
+) -> Credential {
+    store
+        .create_credential(&credential_value(account, credential_type))
+        .await
+        .expect("create credential")
+}
+
+/// A registration of `user`'s device (`endpoint`, `address`) at `now`, cap 20.
+pub fn registration(
+    user: &User,
+    binding_type: PushType,
+    endpoint: &str,
+    address: &str,
+    now: Timestamp,
+) -> NewBinding {
+    NewBinding {
+        sid: crate::BindingSid::generate(),
+        account_sid: user.account_sid.clone(),
+        service_sid: user.service_sid.clone(),
+        user_sid: user.sid.clone(),
+        identity: user.identity.clone(),
+        credential_sid: None,
+        binding_type,
+        endpoint: endpoint.to_owned(),
+        address: address.to_owned(),
+        message_types: MESSAGE_TYPES.iter().map(|m| (*m).to_owned()).collect(),
+        now,
+        max_per_user: crate::binding::DEFAULT_MAX_BINDINGS_PER_USER,
+    }
+}
+
+// ---- assertions ---------------------------------------------------------------------------------
+
+/// Assert that a call failed with `NotFound`.
+#[track_caller]
+pub fn assert_not_found<T: Debug>(result: StoreResult<T>, what: &str) {
+    match result {
+        Err(StoreError::NotFound) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+/// Boxed future, for the list helpers below.
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The cursor after `item` (forward) or before it (backwards), as the HTTP layer builds it.
+pub fn cursor(date_created: Timestamp, sid: &str, backwards: bool) -> PageRequest {
+    cursor_sized(10, date_created, sid, backwards)
+}
+
+/// Like [`cursor`] with a page size.
+pub fn cursor_sized(size: u32, date_created: Timestamp, sid: &str, backwards: bool) -> PageRequest {
+    PageRequest {
+        size,
+        cursor: Some(Cursor {
+            key: date_created.unix_micros(),
+            sid: sid.to_owned(),
+            backwards,
+        }),
+    }
+}
+
+/// Walk a list forward page by page (size `size`), returning every page.
+pub async fn all_pages<T, F>(
+    size: u32,
+    key: impl Fn(&T) -> (Timestamp, String),
+    list: F,
+) -> Vec<Page<T>>
+where
+    F: Fn(PageRequest) -> BoxFut<'static, StoreResult<Page<T>>>,
+{
+    let mut pages = Vec::new();
+    let mut req = PageRequest::first(size);
+    loop {
+        let page = list(req.clone()).await.expect("list page");
+        let next = page.items.last().map(&key);
+        let more = page.more;
+        pages.push(page);
+        match next {
+            Some((date, sid)) if more => req = cursor_sized(size, date, &sid, false),
+            _ => break,
+        }
+        assert!(pages.len() < 10_000, "paging does not terminate");
+    }
+    pages
+}
+
+/// `(date_created, sid)` of a service, for sorting expectations.
+pub fn service_key(s: &Service) -> (Timestamp, String) {
+    (s.date_created, s.sid.as_str().to_owned())
+}
+
+/// `(date_created, sid)` of a user.
+pub fn user_key(u: &User) -> (Timestamp, String) {
+    (u.date_created, u.sid.as_str().to_owned())
+}

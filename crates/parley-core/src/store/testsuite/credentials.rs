@@ -1,0 +1,141 @@
+//! Credentials: CRUD with sealed secrets; deleting one removes its bindings.
+
+use crate::binding::BindingFilter;
+use crate::credential::PushType;
+use crate::paging::PageRequest;
+use crate::{CredentialSid, Timestamp};
+
+use super::{
+    account, assert_not_found, at, credential, credential_value, registration, service, user,
+    DynStore,
+};
+
+/// A credential round-trips byte for byte (sealed secrets, `sandbox` as true/false/unset);
+/// update stores the mutable fields; delete removes it once.
+pub async fn credentials_round_trip_with_sealed_secrets(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let mut apn = credential_value(&account, PushType::Apn);
+    apn.sandbox = Some(true);
+    apn.secrets_sealed = (0..=255u8).collect();
+    apn.date_created = at(1);
+    apn.date_updated = at(1);
+    let mut fcm = credential_value(&account, PushType::Fcm);
+    fcm.friendly_name = None;
+    fcm.date_created = at(2);
+    fcm.date_updated = at(2);
+
+    // Act
+    let created = store.create_credential(&apn).await.expect("create apn");
+    store.create_credential(&fcm).await.expect("create fcm");
+    let fetched = store
+        .fetch_credential(&account, &apn.sid)
+        .await
+        .expect("fetch");
+    let mut changed = apn.clone();
+    changed.friendly_name = Some("production".to_owned());
+    changed.sandbox = Some(false);
+    changed.secrets_sealed = vec![7; 300];
+    changed.date_updated = at(50);
+    let updated = store
+        .update_credential(&changed)
+        .await
+        .expect("update credential");
+
+    // Assert
+    assert_eq!(created, apn);
+    assert_eq!(fetched, apn);
+    assert_eq!(
+        store
+            .fetch_credential(&account, &fcm.sid)
+            .await
+            .expect("fetch fcm"),
+        fcm,
+        "sandbox None and no name round-trip"
+    );
+    assert_eq!(updated, changed);
+    assert_eq!(
+        store
+            .fetch_credential(&account, &apn.sid)
+            .await
+            .expect("refetch"),
+        changed
+    );
+    let listed = store
+        .list_credentials(&account, &PageRequest::first(50))
+        .await
+        .expect("list");
+    assert_eq!(listed.items, vec![changed.clone(), fcm.clone()]);
+
+    store
+        .delete_credential(&account, &apn.sid)
+        .await
+        .expect("delete");
+    assert_not_found(
+        store.fetch_credential(&account, &apn.sid).await,
+        "deleted credential",
+    );
+    assert_not_found(
+        store.delete_credential(&account, &apn.sid).await,
+        "second delete",
+    );
+    assert_not_found(store.update_credential(&changed).await, "update of deleted");
+    assert_not_found(
+        store
+            .fetch_credential(&account, &CredentialSid::generate())
+            .await,
+        "unknown credential",
+    );
+}
+
+/// Deleting a credential deletes the bindings that use it, and only those.
+pub async fn deleting_a_credential_removes_its_bindings(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let alice = user(&store, &svc, "alice").await;
+    let doomed = credential(&store, &account, PushType::Fcm).await;
+    let kept = credential(&store, &account, PushType::Apn).await;
+    let now = Timestamp::now();
+    let mut with_doomed = registration(&alice, PushType::Fcm, "android", "fcm-token", now);
+    with_doomed.credential_sid = Some(doomed.sid.clone());
+    let mut with_kept = registration(&alice, PushType::Apn, "iphone", "apn-token", now);
+    with_kept.credential_sid = Some(kept.sid.clone());
+    let without = registration(&alice, PushType::Gcm, "old-android", "gcm-token", now);
+    let gone = store
+        .register_binding(&with_doomed)
+        .await
+        .expect("reg")
+        .binding;
+    let stays = store
+        .register_binding(&with_kept)
+        .await
+        .expect("reg")
+        .binding;
+    let bare = store.register_binding(&without).await.expect("reg").binding;
+    assert_eq!(gone.credential_sid, Some(doomed.sid.clone()));
+
+    // Act
+    store
+        .delete_credential(&account, &doomed.sid)
+        .await
+        .expect("delete credential");
+
+    // Assert
+    assert_not_found(
+        store.fetch_binding(&account, &svc.sid, &gone.sid).await,
+        "binding of the deleted credential",
+    );
+    let listed = store
+        .list_bindings(
+            &account,
+            &svc.sid,
+            &BindingFilter::default(),
+            &PageRequest::first(50),
+        )
+        .await
+        .expect("list");
+    let mut expected = vec![stays, bare];
+    expected.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
+    assert_eq!(listed.items, expected);
+}

@@ -1,0 +1,88 @@
+//! The shared store conformance suite (parley_core::store::testsuite) on SQLite, one fresh
+//! database file per case, plus SQLite-specific checks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parley_core::store::Store;
+use parley_store_sqlite::SqliteStore;
+
+/// A new database file under Cargo's per-target temp dir (removed again by `cargo clean`).
+fn fresh_path() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("parley-sqlite-conformance");
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir.join(format!("{}.db", parley_core::sid::random_hex32()))
+}
+
+async fn fresh_store() -> Arc<dyn Store> {
+    let url = format!("sqlite://{}", fresh_path().display());
+    Arc::new(SqliteStore::connect(&url).await.expect("connect"))
+}
+
+parley_core::store_conformance_tests!(fresh_store);
+
+/// Both backends carry the same migration files (same numbers and names), so a schema change
+/// cannot land in one and be forgotten in the other.
+#[test]
+fn migration_files_match_the_postgres_backend() {
+    let names = |dir: &str| {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .map(|entry| {
+                entry
+                    .expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+    };
+    let sqlite = names("migrations");
+    assert!(!sqlite.is_empty());
+    assert_eq!(sqlite, names("../parley-store-postgres/migrations"));
+    let versions: Vec<i64> = parley_store_sqlite::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .collect();
+    let from_names: Vec<i64> = sqlite
+        .iter()
+        .map(|n| {
+            n.split('_')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .expect("NNNN_ prefix")
+        })
+        .collect();
+    assert_eq!(
+        versions, from_names,
+        "the embedded migrations are the files on disk"
+    );
+}
+
+/// Opening an existing database again keeps its rows and does not re-run migrations.
+#[tokio::test]
+async fn reopening_a_database_keeps_its_rows() {
+    let path = fresh_path();
+    let url = format!("sqlite://{}", path.display());
+    let account = {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("connect"));
+        let account = parley_core::store::testsuite::account(&store).await;
+        store.ping().await.expect("ping");
+        assert_eq!(store.backend(), "sqlite");
+        account
+    };
+    let again = SqliteStore::connect(&url).await.expect("reconnect");
+    assert_eq!(
+        parley_core::store::AccountStore::fetch_account(&again, &account)
+            .await
+            .expect("fetch")
+            .sid,
+        account
+    );
+    again.close().await;
+    assert!(path.exists());
+}
