@@ -1,11 +1,22 @@
-//! Parley's HTTP layer: the Twilio Chat v2 REST API (axum), plus `/healthz`, `/readyz`,
-//! `/metrics` and the push-registration endpoints.
+//! Parley's HTTP layer: the Twilio Chat v2 REST API (axum), the push-registration endpoints,
+//! and `/healthz`, `/readyz`, `/metrics`.
 
 use std::sync::Arc;
 
+use axum::routing::get;
 use axum::Router;
 use parley_core::crypto::SecretBox;
 use parley_core::store::Store;
+
+pub mod access_token;
+pub mod auth;
+pub mod error;
+pub mod ops;
+pub mod paging;
+pub mod params;
+pub mod registrations;
+pub mod urls;
+mod v2;
 
 /// Settings the HTTP layer needs (built by `parley-server` from its config).
 #[derive(Clone, Debug)]
@@ -33,20 +44,54 @@ impl Default for HttpConfig {
 pub struct AppState {
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// Seals and opens secrets at rest.
+    /// Seals and opens secrets at rest; signs paging tokens.
     pub secrets: SecretBox,
     /// Settings.
     pub config: Arc<HttpConfig>,
+    /// Absolute URL builder.
+    pub urls: urls::UrlBuilder,
+    /// Prometheus metrics.
+    pub metrics: Arc<ops::Metrics>,
+    auth_cache: Arc<auth::AuthCache>,
+    limiter: Arc<auth::RateLimiter>,
 }
 
 impl AppState {
     /// Build the state.
     pub fn new(store: Arc<dyn Store>, secrets: SecretBox, config: HttpConfig) -> Self {
-        Self { store, secrets, config: Arc::new(config) }
+        // Metric names are static and valid, so registration cannot fail.
+        #[allow(clippy::expect_used)]
+        let metrics = ops::Metrics::new().expect("BUG: static metric definitions are valid");
+        Self {
+            store,
+            secrets,
+            urls: urls::UrlBuilder::new(&config.public_url),
+            limiter: Arc::new(auth::RateLimiter::new(config.rate_limit_per_sec)),
+            config: Arc::new(config),
+            metrics: Arc::new(metrics),
+            auth_cache: Arc::new(auth::AuthCache::default()),
+        }
     }
 }
 
-/// The whole application router (API, health, metrics), ready to serve.
-pub fn router(_state: AppState) -> Router {
+/// The whole application router (API, registrations, health, metrics), ready to serve.
+pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(v2::routes())
+        .merge(registrations::routes())
+        .fallback(error::no_route)
+        .layer(axum::middleware::from_fn(error::render_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::track,
+        ))
+        .layer(axum::middleware::from_fn(ops::cors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panic_response,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
 }

@@ -1,0 +1,175 @@
+//! Operations: `/healthz` (liveness, no database), `/readyz` (database reachable), `/metrics`
+//! (Prometheus), request metrics and CORS headers.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Prometheus metrics of the HTTP layer.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pool: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Register the metrics in a fresh registry.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "parley_http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "parley_http_request_duration_seconds",
+                "HTTP request latency by route template",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route", "method"],
+        )?;
+        let pool = IntGaugeVec::new(
+            Opts::new(
+                "parley_db_pool_connections",
+                "Database pool connections by state",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(pool.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            latency,
+            pool,
+        })
+    }
+
+    /// The registry, for other crates to add their metrics to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// `GET /healthz`: the process is alive. No auth, no database.
+pub async fn healthz() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"ready"}"#,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                20503,
+                "Database unavailable",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let (open, idle) = state.store.pool_stats();
+    state
+        .metrics
+        .pool
+        .with_label_values(&["open"])
+        .set(i64::from(open));
+    state
+        .metrics
+        .pool
+        .with_label_values(&["idle"])
+        .set(i64::from(idle));
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&state.metrics.registry.gather(), &mut buf) {
+        return ApiError::internal(e).into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf).into_response()
+}
+
+/// Middleware: count and time every request by its route template (not its raw path, so SIDs
+/// don't explode the label set).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    state
+        .metrics
+        .latency
+        .with_label_values(&[&route, &method])
+        .observe(start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, &method, res.status().as_str()])
+        .inc();
+    res
+}
+
+const ALLOW_HEADERS: &str =
+    "Accept, Authorization, Content-Type, If-Match, If-Modified-Since, If-None-Match, If-Unmodified-Since, X-Twilio-Token, X-Twilio-Webhook-Enabled";
+
+/// Middleware: the CORS headers the spec declares on 200/201 answers (contract §0.1), and
+/// preflight `OPTIONS` answered without auth.
+pub async fn cors(req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        let mut res = StatusCode::OK.into_response();
+        add_cors(&mut res);
+        return res;
+    }
+    let mut res = next.run(req).await;
+    if res.status() != StatusCode::NO_CONTENT {
+        add_cors(&mut res);
+    }
+    res
+}
+
+fn add_cors(res: &mut Response) {
+    let h = res.headers_mut();
+    let pairs: [(HeaderName, &'static str); 5] = [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            "GET, POST, DELETE, OPTIONS",
+        ),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS),
+        (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+        (header::ACCESS_CONTROL_EXPOSE_HEADERS, "ETag"),
+    ];
+    for (k, v) in pairs {
+        h.insert(k, HeaderValue::from_static(v));
+    }
+}

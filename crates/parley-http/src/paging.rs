@@ -1,0 +1,296 @@
+//! List paging on the wire (contract §0.3): `PageSize` (clamped to the list's maximum), `Page`
+//! (informational), `PageToken` (opaque keyset cursor), and the `meta` envelope whose URLs repeat
+//! the caller's filters.
+//!
+//! Token: `PT` + base64url(cursor JSON ‖ first 16 bytes of HMAC(list path ‖ cursor JSON)). The MAC
+//! (keyed from the server key, so every node agrees) makes forged or cross-list tokens a 400.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use parley_core::crypto::SecretBox;
+use parley_core::paging::{Cursor, Page, PageRequest};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::urls::UrlBuilder;
+
+/// One list endpoint's paging rules.
+#[derive(Clone, Copy, Debug)]
+pub struct ListSpec {
+    /// Array key in the envelope and `meta.key`.
+    pub key: &'static str,
+    /// Largest page; bigger `PageSize` values are clamped.
+    pub max_page_size: u32,
+    /// Default page size.
+    pub default_page_size: u32,
+}
+
+/// `GET /v2/Services`.
+pub const SERVICES: ListSpec = ListSpec {
+    key: "services",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET /v2/Credentials`.
+pub const CREDENTIALS: ListSpec = ListSpec {
+    key: "credentials",
+    max_page_size: 1000,
+    default_page_size: 50,
+};
+/// `GET …/Users`.
+pub const USERS: ListSpec = ListSpec {
+    key: "users",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET …/Roles`.
+pub const ROLES: ListSpec = ListSpec {
+    key: "roles",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET …/Bindings` (service and user level).
+pub const BINDINGS: ListSpec = ListSpec {
+    key: "bindings",
+    max_page_size: 50,
+    default_page_size: 50,
+};
+
+const TOKEN_PREFIX: &str = "PT";
+const MAC_LEN: usize = 16;
+
+/// The paging part of a list request, validated.
+#[derive(Clone, Debug)]
+pub struct PageQuery {
+    /// `Page` as sent (default 0).
+    pub page: u64,
+    /// What to ask the store for.
+    pub request: PageRequest,
+    /// The token as sent, to repeat in `meta.url`.
+    token: Option<String>,
+    spec: ListSpec,
+    path: String,
+    filters: Vec<(String, String)>,
+}
+
+impl PageQuery {
+    /// Read `PageSize`, `Page`, `PageToken` from `params` for the list at `path`, keeping the
+    /// values of `filter_names` for the meta URLs.
+    pub fn parse(
+        params: &Params,
+        spec: ListSpec,
+        path: &str,
+        filter_names: &[&str],
+        secrets: &SecretBox,
+    ) -> Result<Self, ApiError> {
+        let size = match params.int("PageSize")? {
+            None => spec.default_page_size,
+            Some(n) if n < 1 => {
+                return Err(ApiError::invalid_param(
+                    "PageSize",
+                    "PageSize must be at least 1",
+                ));
+            }
+            Some(n) => u32::try_from(n).unwrap_or(u32::MAX).min(spec.max_page_size),
+        };
+        let page = match params.int("Page")? {
+            None => 0,
+            Some(n) => u64::try_from(n)
+                .map_err(|_| ApiError::invalid_param("Page", "Page must not be negative"))?,
+        };
+        let token = params.string("PageToken").filter(|t| !t.is_empty());
+        let cursor = match &token {
+            None => None,
+            Some(t) => Some(decode_token(t, path, secrets).ok_or_else(|| {
+                ApiError::invalid_param(
+                    "PageToken",
+                    "Invalid PageToken: it was not issued for this list",
+                )
+            })?),
+        };
+        let filters = params
+            .pairs()
+            .iter()
+            .filter(|(k, _)| filter_names.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        Ok(Self {
+            page,
+            request: PageRequest { size, cursor },
+            token,
+            spec,
+            path: path.to_owned(),
+            filters,
+        })
+    }
+
+    fn url(&self, urls: &UrlBuilder, page: u64, token: Option<&str>) -> String {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &self.filters {
+            q.append_pair(k, v);
+        }
+        q.append_pair("PageSize", &self.request.size.to_string());
+        q.append_pair("Page", &page.to_string());
+        if let Some(t) = token {
+            q.append_pair("PageToken", t);
+        }
+        urls.abs(&format!("{}?{}", self.path, q.finish()))
+    }
+
+    /// The list envelope: `{ <key>: [...], "meta": {...} }`. `sort_key` gives a row's
+    /// `(key, sid)` position; `render` its wire form.
+    pub fn envelope<D, R: Serialize>(
+        &self,
+        page: Page<D>,
+        urls: &UrlBuilder,
+        secrets: &SecretBox,
+        sort_key: impl Fn(&D) -> (i64, String),
+        render: impl Fn(&D) -> R,
+    ) -> Result<Value, ApiError> {
+        let backwards = self.request.cursor.as_ref().is_some_and(|c| c.backwards);
+        let (has_next, has_prev) = if backwards {
+            (true, page.more)
+        } else {
+            (page.more, self.request.cursor.is_some())
+        };
+        let make = |d: &D, backwards: bool| {
+            let (key, sid) = sort_key(d);
+            encode_token(
+                &Cursor {
+                    key,
+                    sid,
+                    backwards,
+                },
+                &self.path,
+                secrets,
+            )
+        };
+        let next = match page.items.last() {
+            Some(last) if has_next => Some(self.url(urls, self.page + 1, Some(&make(last, false)))),
+            _ => None,
+        };
+        let previous = match page.items.first() {
+            Some(first) if has_prev => {
+                Some(self.url(urls, self.page.saturating_sub(1), Some(&make(first, true))))
+            }
+            _ => None,
+        };
+        let items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|d| serde_json::to_value(render(d)))
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::internal)?;
+        let mut out = Map::new();
+        out.insert(self.spec.key.to_owned(), Value::Array(items));
+        out.insert(
+            "meta".to_owned(),
+            json!({
+                "page": self.page,
+                "page_size": self.request.size,
+                "first_page_url": self.url(urls, 0, None),
+                "previous_page_url": previous,
+                "url": self.url(urls, self.page, self.token.as_deref()),
+                "next_page_url": next,
+                "key": self.spec.key,
+            }),
+        );
+        Ok(Value::Object(out))
+    }
+}
+
+fn mac_input(path: &str, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(path.len() + 1 + payload.len());
+    v.extend_from_slice(path.as_bytes());
+    v.push(b'\n');
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Encode a cursor as a token valid only for the list at `path`.
+pub fn encode_token(cursor: &Cursor, path: &str, secrets: &SecretBox) -> String {
+    let mut payload = serde_json::to_vec(cursor).unwrap_or_default();
+    let mac = secrets.mac(&mac_input(path, &payload));
+    payload.extend_from_slice(&mac[..MAC_LEN]);
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(payload))
+}
+
+/// Decode a token; `None` if malformed, forged, or made for another list.
+pub fn decode_token(token: &str, path: &str, secrets: &SecretBox) -> Option<Cursor> {
+    let raw = URL_SAFE_NO_PAD
+        .decode(token.strip_prefix(TOKEN_PREFIX)?)
+        .ok()?;
+    if raw.len() <= MAC_LEN {
+        return None;
+    }
+    let (payload, mac) = raw.split_at(raw.len() - MAC_LEN);
+    let expected = secrets.mac(&mac_input(path, payload));
+    if !parley_core::crypto::secrets_equal(mac, &expected[..MAC_LEN]) {
+        return None;
+    }
+    serde_json::from_slice(payload).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sb() -> SecretBox {
+        SecretBox::from_hex(&SecretBox::generate_hex()).expect("key")
+    }
+
+    #[test]
+    fn token_round_trips_only_for_its_list_and_key() {
+        let s = sb();
+        let c = Cursor {
+            key: 42,
+            sid: "US00000000000000000000000000000001".into(),
+            backwards: false,
+        };
+        let t = encode_token(&c, "/v2/Services/IS1/Users", &s);
+        assert!(t.starts_with("PT"));
+        assert_eq!(decode_token(&t, "/v2/Services/IS1/Users", &s), Some(c));
+        assert_eq!(decode_token(&t, "/v2/Services/IS2/Users", &s), None);
+        assert_eq!(decode_token(&t, "/v2/Services/IS1/Users", &sb()), None);
+        let mut forged = t.clone();
+        forged.push('A');
+        assert_eq!(decode_token(&forged, "/v2/Services/IS1/Users", &s), None);
+        assert_eq!(decode_token("PTnotbase64!!", "/x", &s), None);
+        assert_eq!(decode_token("garbage", "/x", &s), None);
+    }
+
+    #[test]
+    fn page_size_is_clamped_and_filters_repeat_in_meta() {
+        let s = sb();
+        let p = Params::parse("BindingType=apn&BindingType=fcm&PageSize=500&Other=x");
+        let q = PageQuery::parse(
+            &p,
+            BINDINGS,
+            "/v2/Services/IS1/Bindings",
+            &["BindingType", "Identity"],
+            &s,
+        )
+        .expect("parse");
+        assert_eq!(q.request.size, 50);
+        let urls = UrlBuilder::new("http://h");
+        let page: Page<(i64, String)> = Page {
+            items: vec![(1, "a".into())],
+            more: true,
+        };
+        let env = q
+            .envelope(page, &urls, &s, |d| d.clone(), |d| d.1.clone())
+            .expect("env");
+        assert_eq!(
+            env["meta"]["first_page_url"],
+            "http://h/v2/Services/IS1/Bindings?BindingType=apn&BindingType=fcm&PageSize=50&Page=0"
+        );
+        let next = env["meta"]["next_page_url"].as_str().expect("next");
+        assert!(next.contains("&Page=1&PageToken=PT"), "{next}");
+        assert_eq!(env["meta"]["previous_page_url"], Value::Null);
+        assert_eq!(env["bindings"], json!(["a"]));
+        assert!(PageQuery::parse(&Params::parse("PageSize=0"), USERS, "/x", &[], &s).is_err());
+        assert!(PageQuery::parse(&Params::parse("PageToken=PTxyz"), USERS, "/x", &[], &s).is_err());
+    }
+}

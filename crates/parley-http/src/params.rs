@@ -1,0 +1,252 @@
+//! Form and query decoding the Twilio way: `application/x-www-form-urlencoded` pairs, repeated
+//! keys for lists (`Permission=a&Permission=b`), dotted names for nesting
+//! (`Notifications.NewMessage.Enabled=true`), unknown keys ignored. Accessors name the offending
+//! parameter in their 400/20001 errors.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use parley_core::Timestamp;
+
+use crate::error::ApiError;
+
+/// Largest accepted request body.
+const MAX_BODY: usize = 1 << 20;
+
+/// Decoded parameters, in order of appearance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Decode `a=1&b=2` text.
+    pub fn parse(text: &str) -> Self {
+        Self(
+            url::form_urlencoded::parse(text.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The pairs.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Whether `name` was sent at all (even empty).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Whether any parameter was sent.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Optional string.
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_owned)
+    }
+
+    /// Required non-empty string.
+    pub fn required(&self, name: &str) -> Result<String, ApiError> {
+        match self.get(name) {
+            Some(v) if !v.is_empty() => Ok(v.to_owned()),
+            _ => Err(ApiError::missing_param(name)),
+        }
+    }
+
+    /// Optional boolean: `true`/`false` (any case); anything else is a 400 naming `name`.
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(v) => Err(ApiError::invalid_param(
+                name,
+                format!(
+                    "Invalid value for parameter {name}: '{}' is not a boolean",
+                    clip(v)
+                ),
+            )),
+        }
+    }
+
+    /// Optional integer; a non-integer is a 400 naming `name`.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v.trim().parse::<i64>().map(Some).map_err(|_| {
+                ApiError::invalid_param(
+                    name,
+                    format!(
+                        "Invalid value for parameter {name}: '{}' is not an integer",
+                        clip(v)
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// Optional integer within `min..=max`.
+    pub fn int_in(&self, name: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+        match self.int(name)? {
+            Some(v) if v < min || v > max => Err(ApiError::invalid_param(
+                name,
+                format!("Invalid value for parameter {name}: {v} is outside {min}..{max}"),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// Optional date-time (ISO 8601).
+    pub fn date(&self, name: &str) -> Result<Option<Timestamp>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => Timestamp::parse_rfc3339(v).map(Some).ok_or_else(|| {
+                ApiError::invalid_param(
+                    name,
+                    format!(
+                        "Invalid value for parameter {name}: '{}' is not a date-time",
+                        clip(v)
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// Optional typed value parsed with `parse`, whose failure is a 400 naming `name`.
+    pub fn parsed<T, E>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => parse(v).map(Some).map_err(|_| {
+                ApiError::invalid_param(
+                    name,
+                    format!("Invalid value for parameter {name}: '{}'", clip(v)),
+                )
+            }),
+        }
+    }
+}
+
+/// At most 64 characters of user input, for error messages.
+pub fn clip(v: &str) -> String {
+    v.chars().take(64).collect()
+}
+
+/// Query-string parameters.
+#[derive(Clone, Debug, Default)]
+pub struct Query(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(Self(Params::parse(parts.uri.query().unwrap_or(""))))
+    }
+}
+
+/// Form-body parameters. A body that is not form-encoded (and not empty) is a 400.
+#[derive(Clone, Debug, Default)]
+pub struct Form(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            });
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    20001,
+                    "Request body too large",
+                )
+            })?;
+        if bytes.is_empty() {
+            return Ok(Self(Params::default()));
+        }
+        if is_form == Some(false) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "Request body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "Request body is not valid UTF-8",
+            )
+        })?;
+        Ok(Self(Params::parse(text)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_keys_and_dotted_names() {
+        let p = Params::parse(
+            "Permission=a&Permission=b&Notifications.NewMessage.Enabled=true&X=%20y+z",
+        );
+        assert_eq!(p.all("Permission"), vec!["a", "b"]);
+        assert_eq!(
+            p.bool("Notifications.NewMessage.Enabled").expect("bool"),
+            Some(true)
+        );
+        assert_eq!(p.get("X"), Some(" y z"));
+        assert!(p.has("X") && !p.has("Y"));
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        let p = Params::parse("A=maybe&B=1x&C=True&D=");
+        let e = p.bool("A").expect_err("not a bool");
+        assert_eq!(e.code, 20001);
+        assert_eq!(e.details.as_ref().expect("details")["param"], "A");
+        assert!(p.int("B").is_err());
+        assert_eq!(p.bool("C").expect("bool"), Some(true));
+        assert!(p.required("D").is_err());
+        assert!(p.required("E").is_err());
+        assert_eq!(
+            Params::parse("N=5")
+                .int_in("N", 0, 3)
+                .expect_err("range")
+                .code,
+            20001
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Credentials: ListCredential, CreateCredential, FetchCredential, UpdateCredential,
+//! DeleteCredential (contract §5). Account level. Secret fields are write-only: sealed at rest
+//! with the server key, never returned, never logged.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use parley_core::credential::{Credential, CredentialSecrets, PushType};
+use parley_core::{CredentialSid, Timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{account, date, Segments};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::paging::{PageQuery, CREDENTIALS};
+use crate::params::{clip, Form, Params, Query};
+use crate::urls::UrlBuilder;
+use crate::AppState;
+
+/// Largest accepted secret field (certificates and service-account JSON are a few KB).
+const MAX_SECRET: usize = 64 * 1024;
+
+/// Wire form of a credential (`chat.v2.credential`). No secret field exists here at all.
+#[derive(Serialize)]
+pub(crate) struct CredentialResource {
+    sid: String,
+    account_sid: String,
+    friendly_name: Option<String>,
+    #[serde(rename = "type")]
+    credential_type: &'static str,
+    /// A string on the wire, not a boolean (fixtures; twilio-notes §6.6).
+    sandbox: Option<String>,
+    date_created: String,
+    date_updated: String,
+    url: String,
+}
+
+impl CredentialResource {
+    fn new(c: &Credential, urls: &UrlBuilder) -> Self {
+        Self {
+            sid: c.sid.to_string(),
+            account_sid: c.account_sid.to_string(),
+            friendly_name: c.friendly_name.clone(),
+            credential_type: c.credential_type.as_str(),
+            sandbox: Some(c.sandbox.unwrap_or(false).to_string()),
+            date_created: date(c.date_created),
+            date_updated: date(c.date_updated),
+            url: urls.abs(&format!("/v2/Credentials/{}", c.sid)),
+        }
+    }
+}
+
+fn secret_field(p: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    match p.string(name) {
+        Some(v) if v.len() > MAX_SECRET => Err(ApiError::invalid_param(
+            name,
+            format!("{name} is too large (64 KiB at most)"),
+        )),
+        Some(v) if v.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+/// Apply the secret form fields onto `secrets` (fields not sent stay as they are).
+fn apply_secrets(p: &Params, secrets: &mut CredentialSecrets) -> Result<bool, ApiError> {
+    let mut changed = false;
+    for (name, slot) in [
+        ("Certificate", &mut secrets.certificate),
+        ("PrivateKey", &mut secrets.private_key),
+        ("ApiKey", &mut secrets.api_key),
+        ("Secret", &mut secrets.secret),
+    ] {
+        if let Some(v) = secret_field(p, name)? {
+            *slot = Some(v);
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// Twilio ListCredential — `GET /v2/Credentials`
+pub(crate) async fn list(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    Query(q): Query,
+) -> Result<Json<Value>, ApiError> {
+    let pq = PageQuery::parse(&q, CREDENTIALS, "/v2/Credentials", &[], &app.secrets)?;
+    let page = app
+        .store
+        .list_credentials(account(&auth), &pq.request)
+        .await?;
+    let body = pq.envelope(
+        page,
+        &app.urls,
+        &app.secrets,
+        |c| (c.date_created.unix_micros(), c.sid.to_string()),
+        |c| CredentialResource::new(c, &app.urls),
+    )?;
+    Ok(Json(body))
+}
+
+/// Twilio CreateCredential — `POST /v2/Credentials`
+pub(crate) async fn create(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    Form(p): Form,
+) -> Result<(StatusCode, Json<CredentialResource>), ApiError> {
+    let type_text = p.required("Type")?;
+    let credential_type = PushType::parse(&type_text).ok_or_else(|| {
+        ApiError::invalid_param(
+            "Type",
+            format!(
+                "Invalid credential type '{}': use apn, gcm or fcm",
+                clip(&type_text)
+            ),
+        )
+    })?;
+    let mut secrets = CredentialSecrets::default();
+    apply_secrets(&p, &mut secrets)?;
+    let sealed = seal(&app, &secrets)?;
+    let now = Timestamp::now();
+    let credential = Credential {
+        sid: CredentialSid::generate(),
+        account_sid: account(&auth).clone(),
+        friendly_name: p.string("FriendlyName"),
+        credential_type,
+        sandbox: p.bool("Sandbox")?,
+        secrets_sealed: sealed,
+        date_created: now,
+        date_updated: now,
+    };
+    let credential = app.store.create_credential(&credential).await?;
+    tracing::info!(credential.sid = %credential.sid, credential.type = credential_type.as_str(), "credential created");
+    Ok((
+        StatusCode::CREATED,
+        Json(CredentialResource::new(&credential, &app.urls)),
+    ))
+}
+
+fn seal(app: &AppState, secrets: &CredentialSecrets) -> Result<Vec<u8>, ApiError> {
+    let json = serde_json::to_vec(secrets).map_err(ApiError::internal)?;
+    Ok(app.secrets.seal(&json))
+}
+
+/// Twilio FetchCredential — `GET /v2/Credentials/{Sid}`
+pub(crate) async fn fetch(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<Json<CredentialResource>, ApiError> {
+    let sid: CredentialSid = seg.sid(0)?;
+    let c = app.store.fetch_credential(account(&auth), &sid).await?;
+    Ok(Json(CredentialResource::new(&c, &app.urls)))
+}
+
+/// Twilio UpdateCredential — `POST /v2/Credentials/{Sid}`
+pub(crate) async fn update(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+    Form(p): Form,
+) -> Result<Json<CredentialResource>, ApiError> {
+    let sid: CredentialSid = seg.sid(0)?;
+    let mut c = app.store.fetch_credential(account(&auth), &sid).await?;
+    let mut secrets: CredentialSecrets = if c.secrets_sealed.is_empty() {
+        CredentialSecrets::default()
+    } else {
+        let plain = app
+            .secrets
+            .open(&c.secrets_sealed)
+            .map_err(ApiError::internal)?;
+        serde_json::from_slice(&plain).map_err(ApiError::internal)?
+    };
+    if apply_secrets(&p, &mut secrets)? {
+        c.secrets_sealed = seal(&app, &secrets)?;
+    }
+    if let Some(name) = p.string("FriendlyName") {
+        c.friendly_name = Some(name);
+    }
+    if let Some(sandbox) = p.bool("Sandbox")? {
+        c.sandbox = Some(sandbox);
+    }
+    c.date_updated = Timestamp::now();
+    let c = app.store.update_credential(&c).await?;
+    Ok(Json(CredentialResource::new(&c, &app.urls)))
+}
+
+/// Twilio DeleteCredential — `DELETE /v2/Credentials/{Sid}`. Bindings registered with this
+/// credential are deleted with it (docs/BINDINGS.md): they could not be delivered any more.
+pub(crate) async fn delete(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<StatusCode, ApiError> {
+    let sid: CredentialSid = seg.sid(0)?;
+    app.store.delete_credential(account(&auth), &sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,453 @@
+//! Services: ListService, CreateService, FetchService, UpdateService, DeleteService
+//! (contract §3; defaults in service-defaults.md §3).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use parley_core::role::RoleType;
+use parley_core::service::{NewService, NotificationSetting, Service, MAX_LIMIT};
+use parley_core::{RoleSid, ServiceSid, Timestamp};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::{account, date, Segments};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::paging::{PageQuery, SERVICES};
+use crate::params::{Form, Params, Query};
+use crate::urls::UrlBuilder;
+use crate::AppState;
+
+/// Longest friendly name (Chat 50003 "Friendly name too long"; GUESS: 256, as channel names).
+const MAX_FRIENDLY_NAME: usize = 256;
+/// Longest notification template (Chat 50058; GUESS, documented: 1,024 characters).
+const MAX_TEMPLATE: usize = 1024;
+/// Longest notification sound name (Chat 50059; GUESS: 256 characters).
+const MAX_SOUND: usize = 256;
+
+/// Wire form of a service (`chat.v2.service`).
+#[derive(Serialize)]
+pub(crate) struct ServiceResource {
+    sid: String,
+    account_sid: String,
+    friendly_name: String,
+    date_created: String,
+    date_updated: String,
+    default_service_role_sid: Option<String>,
+    default_channel_role_sid: Option<String>,
+    default_channel_creator_role_sid: Option<String>,
+    read_status_enabled: bool,
+    reachability_enabled: bool,
+    typing_indicator_timeout: i64,
+    consumption_report_interval: i64,
+    limits: Value,
+    pre_webhook_url: Option<String>,
+    post_webhook_url: Option<String>,
+    webhook_method: Option<String>,
+    webhook_filters: Option<Vec<String>>,
+    pre_webhook_retry_count: i64,
+    post_webhook_retry_count: i64,
+    notifications: Value,
+    media: Value,
+    url: String,
+    links: Value,
+}
+
+fn notification(n: &NotificationSetting) -> Value {
+    let mut m = Map::new();
+    m.insert("enabled".into(), json!(n.enabled));
+    if let Some(t) = &n.template {
+        m.insert("template".into(), json!(t));
+    }
+    if let Some(s) = &n.sound {
+        m.insert("sound".into(), json!(s));
+    }
+    if let Some(b) = n.badge_count_enabled {
+        m.insert("badge_count_enabled".into(), json!(b));
+    }
+    Value::Object(m)
+}
+
+impl ServiceResource {
+    pub(crate) fn new(s: &Service, urls: &UrlBuilder) -> Self {
+        let st = &s.settings;
+        let sid = s.sid.as_str();
+        Self {
+            sid: sid.to_owned(),
+            account_sid: s.account_sid.to_string(),
+            friendly_name: s.friendly_name.clone(),
+            date_created: date(s.date_created),
+            date_updated: date(s.date_updated),
+            default_service_role_sid: s.default_service_role_sid.as_ref().map(ToString::to_string),
+            default_channel_role_sid: s.default_channel_role_sid.as_ref().map(ToString::to_string),
+            default_channel_creator_role_sid: s
+                .default_channel_creator_role_sid
+                .as_ref()
+                .map(ToString::to_string),
+            read_status_enabled: st.read_status_enabled,
+            reachability_enabled: st.reachability_enabled,
+            typing_indicator_timeout: st.typing_indicator_timeout,
+            consumption_report_interval: st.consumption_report_interval,
+            limits: json!({
+                "channel_members": st.limits.channel_members,
+                "user_channels": st.limits.user_channels,
+            }),
+            pre_webhook_url: st.pre_webhook_url.clone(),
+            post_webhook_url: st.post_webhook_url.clone(),
+            webhook_method: st.webhook_method.clone(),
+            webhook_filters: st.webhook_filters.clone(),
+            pre_webhook_retry_count: st.pre_webhook_retry_count,
+            post_webhook_retry_count: st.post_webhook_retry_count,
+            notifications: json!({
+                "log_enabled": st.notifications.log_enabled,
+                "new_message": notification(&st.notifications.new_message),
+                "added_to_channel": notification(&st.notifications.added_to_channel),
+                "removed_from_channel": notification(&st.notifications.removed_from_channel),
+                "invited_to_channel": notification(&st.notifications.invited_to_channel),
+            }),
+            media: json!({
+                "size_limit_mb": st.media.size_limit_mb,
+                "compatibility_message": st.media.compatibility_message,
+            }),
+            url: urls.service(sid),
+            links: json!({
+                "channels": urls.in_service(sid, "Channels"),
+                "users": urls.in_service(sid, "Users"),
+                "roles": urls.in_service(sid, "Roles"),
+                "bindings": urls.in_service(sid, "Bindings"),
+            }),
+        }
+    }
+}
+
+fn friendly_name(p: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    match p.string(name) {
+        Some(n) if n.chars().count() > MAX_FRIENDLY_NAME => Err(ApiError::chat_param(
+            50003,
+            name,
+            format!("{name} is too long ({MAX_FRIENDLY_NAME} characters at most)"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Twilio ListService — `GET /v2/Services`
+pub(crate) async fn list(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    Query(q): Query,
+) -> Result<Json<Value>, ApiError> {
+    let pq = PageQuery::parse(&q, SERVICES, "/v2/Services", &[], &app.secrets)?;
+    let page = app.store.list_services(account(&auth), &pq.request).await?;
+    let body = pq.envelope(
+        page,
+        &app.urls,
+        &app.secrets,
+        |s| (s.date_created.unix_micros(), s.sid.to_string()),
+        |s| ServiceResource::new(s, &app.urls),
+    )?;
+    Ok(Json(body))
+}
+
+/// Twilio CreateService — `POST /v2/Services`
+pub(crate) async fn create(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    Form(p): Form,
+) -> Result<(StatusCode, Json<ServiceResource>), ApiError> {
+    p.required("FriendlyName")?;
+    let name = friendly_name(&p, "FriendlyName")?.unwrap_or_default();
+    let new = NewService::with_defaults(account(&auth), &name, Timestamp::now());
+    let service = app.store.create_service(&new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ServiceResource::new(&service, &app.urls)),
+    ))
+}
+
+/// Twilio FetchService — `GET /v2/Services/{Sid}`
+pub(crate) async fn fetch(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<Json<ServiceResource>, ApiError> {
+    let sid: ServiceSid = seg.sid(0)?;
+    let service = app.store.fetch_service(account(&auth), &sid).await?;
+    Ok(Json(ServiceResource::new(&service, &app.urls)))
+}
+
+/// Twilio DeleteService — `DELETE /v2/Services/{Sid}` (cascades to everything it owns)
+pub(crate) async fn delete(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<StatusCode, ApiError> {
+    let sid: ServiceSid = seg.sid(0)?;
+    app.store.delete_service(account(&auth), &sid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Twilio UpdateService — `POST /v2/Services/{Sid}`
+pub(crate) async fn update(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+    Form(p): Form,
+) -> Result<Json<ServiceResource>, ApiError> {
+    let sid: ServiceSid = seg.sid(0)?;
+    let mut service = app.store.fetch_service(account(&auth), &sid).await?;
+    apply_update(&app, &auth, &mut service, &p).await?;
+    service.date_updated = Timestamp::now();
+    let service = app.store.update_service(&service).await?;
+    Ok(Json(ServiceResource::new(&service, &app.urls)))
+}
+
+async fn role_param(
+    app: &AppState,
+    auth: &Authenticated,
+    service: &Service,
+    p: &Params,
+    name: &str,
+    want: RoleType,
+    code: u32,
+) -> Result<Option<RoleSid>, ApiError> {
+    let Some(text) = p.get(name) else {
+        return Ok(None);
+    };
+    let not_found = || {
+        ApiError::chat_param(
+            code,
+            name,
+            format!("{name}: role {} not found", crate::params::clip(text)),
+        )
+    };
+    let sid = RoleSid::parse(text).map_err(|_| not_found())?;
+    let role = match app
+        .store
+        .fetch_role(account(auth), &service.sid, &sid)
+        .await
+    {
+        Ok(r) => r,
+        Err(parley_core::store::StoreError::NotFound) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    if role.role_type != want {
+        return Err(ApiError::chat_param(
+            code,
+            name,
+            format!(
+                "{name} must be a {} role, {sid} is a {} role",
+                want.as_str(),
+                role.role_type.as_str()
+            ),
+        ));
+    }
+    Ok(Some(sid))
+}
+
+fn non_negative(p: &Params, name: &str, code: u32, max: i64) -> Result<Option<i64>, ApiError> {
+    match p.int(name)? {
+        Some(v) if !(0..=max).contains(&v) => Err(ApiError::chat_param(
+            code,
+            name,
+            format!("{name} must be between 0 and {max}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn webhook_url(p: &Params, name: &str, code: u32) -> Result<Option<Option<String>>, ApiError> {
+    match p.get(name) {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(u) => match url::Url::parse(u) {
+            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+                Ok(Some(Some(u.to_owned())))
+            }
+            _ => Err(ApiError::chat_param(
+                code,
+                name,
+                format!("{name} must be an http or https URL"),
+            )),
+        },
+    }
+}
+
+fn text_limit(p: &Params, name: &str, max: usize, code: u32) -> Result<Option<String>, ApiError> {
+    match p.string(name) {
+        Some(t) if t.chars().count() > max => Err(ApiError::chat_param(
+            code,
+            name,
+            format!("{name} is too long ({max} characters at most)"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn apply_notification(
+    p: &Params,
+    prefix: &str,
+    n: &mut NotificationSetting,
+    with_badge: bool,
+) -> Result<(), ApiError> {
+    if let Some(v) = p.bool(&format!("{prefix}.Enabled"))? {
+        n.enabled = v;
+    }
+    if let Some(t) = text_limit(p, &format!("{prefix}.Template"), MAX_TEMPLATE, 50058)? {
+        n.template = Some(t).filter(|t| !t.is_empty());
+    }
+    if let Some(s) = text_limit(p, &format!("{prefix}.Sound"), MAX_SOUND, 50059)? {
+        n.sound = Some(s).filter(|s| !s.is_empty());
+    }
+    if with_badge {
+        if let Some(b) = p.bool(&format!("{prefix}.BadgeCountEnabled"))? {
+            n.badge_count_enabled = Some(b);
+        }
+    }
+    Ok(())
+}
+
+async fn apply_update(
+    app: &AppState,
+    auth: &Authenticated,
+    s: &mut Service,
+    p: &Params,
+) -> Result<(), ApiError> {
+    if let Some(name) = friendly_name(p, "FriendlyName")? {
+        s.friendly_name = name;
+    }
+    if let Some(r) = role_param(
+        app,
+        auth,
+        s,
+        p,
+        "DefaultServiceRoleSid",
+        RoleType::Deployment,
+        50102,
+    )
+    .await?
+    {
+        s.default_service_role_sid = Some(r);
+    }
+    if let Some(r) = role_param(
+        app,
+        auth,
+        s,
+        p,
+        "DefaultChannelRoleSid",
+        RoleType::Channel,
+        50101,
+    )
+    .await?
+    {
+        s.default_channel_role_sid = Some(r);
+    }
+    if let Some(r) = role_param(
+        app,
+        auth,
+        s,
+        p,
+        "DefaultChannelCreatorRoleSid",
+        RoleType::Channel,
+        50106,
+    )
+    .await?
+    {
+        s.default_channel_creator_role_sid = Some(r);
+    }
+    let st = &mut s.settings;
+    if let Some(v) = p.bool("ReadStatusEnabled")? {
+        st.read_status_enabled = v;
+    }
+    if let Some(v) = p.bool("ReachabilityEnabled")? {
+        st.reachability_enabled = v;
+    }
+    if let Some(v) = non_negative(p, "TypingIndicatorTimeout", 50053, 86_400)? {
+        st.typing_indicator_timeout = v;
+    }
+    if let Some(v) = non_negative(p, "ConsumptionReportInterval", 50052, 86_400)? {
+        st.consumption_report_interval = v;
+    }
+    apply_notification(
+        p,
+        "Notifications.NewMessage",
+        &mut st.notifications.new_message,
+        true,
+    )?;
+    apply_notification(
+        p,
+        "Notifications.AddedToChannel",
+        &mut st.notifications.added_to_channel,
+        false,
+    )?;
+    apply_notification(
+        p,
+        "Notifications.RemovedFromChannel",
+        &mut st.notifications.removed_from_channel,
+        false,
+    )?;
+    apply_notification(
+        p,
+        "Notifications.InvitedToChannel",
+        &mut st.notifications.invited_to_channel,
+        false,
+    )?;
+    if let Some(v) = p.bool("Notifications.LogEnabled")? {
+        st.notifications.log_enabled = v;
+    }
+    if let Some(u) = webhook_url(p, "PreWebhookUrl", 50077)? {
+        st.pre_webhook_url = u;
+    }
+    if let Some(u) = webhook_url(p, "PostWebhookUrl", 50078)? {
+        st.post_webhook_url = u;
+    }
+    if let Some(m) = p.get("WebhookMethod") {
+        let m = m.to_ascii_uppercase();
+        if m != "GET" && m != "POST" {
+            return Err(ApiError::chat_param(
+                50055,
+                "WebhookMethod",
+                "WebhookMethod must be GET or POST",
+            ));
+        }
+        st.webhook_method = Some(m);
+    }
+    if p.has("WebhookFilters") {
+        let filters: Vec<String> = p
+            .all("WebhookFilters")
+            .into_iter()
+            .filter(|f| !f.is_empty())
+            .collect();
+        st.webhook_filters = Some(filters).filter(|f| !f.is_empty());
+    }
+    if let Some(v) = non_negative(p, "PreWebhookRetryCount", 50065, 3)? {
+        st.pre_webhook_retry_count = v;
+    }
+    if let Some(v) = non_negative(p, "PostWebhookRetryCount", 50065, 3)? {
+        st.post_webhook_retry_count = v;
+    }
+    if let Some(v) = p.int("Limits.ChannelMembers")? {
+        if !(1..=MAX_LIMIT).contains(&v) {
+            return Err(ApiError::chat_param(
+                50061,
+                "Limits.ChannelMembers",
+                format!("Limits.ChannelMembers must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        st.limits.channel_members = v;
+    }
+    if let Some(v) = p.int("Limits.UserChannels")? {
+        if !(1..=MAX_LIMIT).contains(&v) {
+            return Err(ApiError::chat_param(
+                50060,
+                "Limits.UserChannels",
+                format!("Limits.UserChannels must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        st.limits.user_channels = v;
+    }
+    if let Some(m) = p.string("Media.CompatibilityMessage") {
+        st.media.compatibility_message = Some(m);
+    }
+    Ok(())
+}

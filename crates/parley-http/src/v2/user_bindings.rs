@@ -1,0 +1,225 @@
+//! User Bindings: ListUserBinding, FetchUserBinding, DeleteUserBinding (contract §1), plus
+//! Parley's registration extension `POST …/Users/{UserSid}/Bindings` (docs/BINDINGS.md).
+//! `{UserSid}` accepts the user's SID or identity. The user binding has no `links`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use parley_core::binding::{Binding, BindingFilter};
+use parley_core::user::UserRef;
+use parley_core::{BindingSid, CredentialSid, ServiceSid};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{account, date, service_of, users::check_identity, Segments};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::paging::{PageQuery, BINDINGS};
+use crate::params::{Form, Params, Query};
+use crate::registrations::{self, Registration};
+use crate::urls::UrlBuilder;
+use crate::AppState;
+
+/// Wire form of a user binding (`chat.v2.service.user.user_binding`).
+#[derive(Serialize)]
+pub(crate) struct UserBindingResource {
+    sid: String,
+    account_sid: String,
+    service_sid: String,
+    date_created: String,
+    date_updated: String,
+    endpoint: String,
+    identity: String,
+    user_sid: String,
+    credential_sid: Option<String>,
+    binding_type: &'static str,
+    message_types: Vec<String>,
+    url: String,
+}
+
+impl UserBindingResource {
+    pub(crate) fn new(b: &Binding, urls: &UrlBuilder) -> Self {
+        Self {
+            sid: b.sid.to_string(),
+            account_sid: b.account_sid.to_string(),
+            service_sid: b.service_sid.to_string(),
+            date_created: date(b.date_created),
+            date_updated: date(b.date_updated),
+            endpoint: b.endpoint.clone(),
+            identity: b.identity.clone(),
+            user_sid: b.user_sid.to_string(),
+            credential_sid: b.credential_sid.as_ref().map(ToString::to_string),
+            binding_type: b.binding_type.as_str(),
+            message_types: b.message_types.clone(),
+            url: urls.in_service(
+                b.service_sid.as_str(),
+                &format!("Users/{}/Bindings/{}", b.user_sid, b.sid),
+            ),
+        }
+    }
+}
+
+/// `BindingType` filter values (repeatable); unknown values are a 400.
+pub(crate) fn type_filter(q: &Params) -> Result<Vec<parley_core::credential::PushType>, ApiError> {
+    q.all("BindingType")
+        .iter()
+        .map(|t| registrations::binding_type(t, "BindingType"))
+        .collect()
+}
+
+/// Twilio ListUserBinding — `GET /v2/Services/{ServiceSid}/Users/{UserSid}/Bindings`
+pub(crate) async fn list(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+    Query(q): Query,
+) -> Result<Json<Value>, ApiError> {
+    let service: ServiceSid = seg.sid(0)?;
+    let user_ref: UserRef = seg.user(1)?;
+    let types = type_filter(&q)?;
+    let path = format!(
+        "/v2/Services/{service}/Users/{}/Bindings",
+        crate::urls::segment(seg.get(1)?)
+    );
+    let pq = PageQuery::parse(&q, BINDINGS, &path, &["BindingType"], &app.secrets)?;
+    let user = app
+        .store
+        .fetch_user(account(&auth), &service, &user_ref)
+        .await?;
+    let filter = BindingFilter {
+        user_sid: Some(user.sid),
+        identities: Vec::new(),
+        types,
+    };
+    let page = app
+        .store
+        .list_bindings(account(&auth), &service, &filter, &pq.request)
+        .await?;
+    let body = pq.envelope(
+        page,
+        &app.urls,
+        &app.secrets,
+        |b| (b.date_created.unix_micros(), b.sid.to_string()),
+        |b| UserBindingResource::new(b, &app.urls),
+    )?;
+    Ok(Json(body))
+}
+
+/// The binding `sid` if it belongs to the user named in the path (else 404).
+async fn user_binding(
+    app: &AppState,
+    auth: &Authenticated,
+    seg: &Segments,
+) -> Result<Binding, ApiError> {
+    let service: ServiceSid = seg.sid(0)?;
+    let user_ref: UserRef = seg.user(1)?;
+    let sid: BindingSid = seg.sid(2)?;
+    let binding = app
+        .store
+        .fetch_binding(account(auth), &service, &sid)
+        .await?;
+    let owned = match &user_ref {
+        UserRef::Sid(u) => &binding.user_sid == u,
+        UserRef::Identity(i) => &binding.identity == i,
+    };
+    if !owned {
+        return Err(ApiError::not_found());
+    }
+    Ok(binding)
+}
+
+/// Twilio FetchUserBinding — `GET /v2/Services/{ServiceSid}/Users/{UserSid}/Bindings/{Sid}`
+pub(crate) async fn fetch(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<Json<UserBindingResource>, ApiError> {
+    let binding = user_binding(&app, &auth, &seg).await?;
+    Ok(Json(UserBindingResource::new(&binding, &app.urls)))
+}
+
+/// Twilio DeleteUserBinding — `DELETE /v2/Services/{ServiceSid}/Users/{UserSid}/Bindings/{Sid}`
+pub(crate) async fn delete(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<StatusCode, ApiError> {
+    let binding = user_binding(&app, &auth, &seg).await?;
+    app.store
+        .delete_binding(account(&auth), &binding.service_sid, &binding.sid)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Parley extension (not in Twilio's REST API) — register a device for a user from a server:
+/// `POST /v2/Services/{ServiceSid}/Users/{UserSid}/Bindings` with `BindingType`, `Address`,
+/// optional `CredentialSid`, `Endpoint`, `MessageTypes` (repeatable). Creates the user when the
+/// identity is new. 201 when a binding was created, 200 when an existing one was refreshed.
+pub(crate) async fn register(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+    Form(p): Form,
+) -> Result<(StatusCode, Json<UserBindingResource>), ApiError> {
+    let service_sid: ServiceSid = seg.sid(0)?;
+    let binding_type = registrations::binding_type(&p.required("BindingType")?, "BindingType")?;
+    let address = p.get("Address").unwrap_or_default().to_owned();
+    registrations::check_address(&address, "Address")?;
+    let endpoint = p.string("Endpoint");
+    if let Some(e) = &endpoint {
+        registrations::check_endpoint(e, "Endpoint")?;
+    }
+    let credential_sid = p.parsed("CredentialSid", CredentialSid::parse)?;
+    let message_types = if p.has("MessageTypes") {
+        let mut out: Vec<String> = Vec::new();
+        for t in p.all("MessageTypes") {
+            if !parley_core::binding::MESSAGE_TYPES.contains(&t.as_str()) {
+                return Err(ApiError::invalid_param(
+                    "MessageTypes",
+                    format!(
+                        "Unknown message type '{}': use {}",
+                        crate::params::clip(&t),
+                        parley_core::binding::MESSAGE_TYPES.join(", ")
+                    ),
+                ));
+            }
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    } else {
+        registrations::default_message_types()
+    };
+    let service = service_of(&app, &auth, &service_sid).await?;
+    // The path names the user by identity (or SID of an existing user).
+    let identity = match seg.user(1)? {
+        UserRef::Identity(i) => {
+            check_identity(&i, "UserSid")?;
+            i
+        }
+        sid @ UserRef::Sid(_) => {
+            app.store
+                .fetch_user(account(&auth), &service_sid, &sid)
+                .await?
+                .identity
+        }
+    };
+    let reg = Registration {
+        binding_type,
+        address,
+        endpoint,
+        credential_sid,
+        message_types,
+    };
+    let registered = registrations::register(&app, &service, &identity, reg, None).await?;
+    let status = if registered.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(UserBindingResource::new(&registered.binding, &app.urls)),
+    ))
+}
