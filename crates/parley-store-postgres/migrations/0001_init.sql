@@ -45,7 +45,7 @@ create table roles (
     account_sid   text collate "C" not null,
     service_sid   text collate "C" not null,
     friendly_name text not null,
-    role_type     text not null,
+    role_type     text not null check (role_type in ('channel', 'deployment')),
     -- JSON array of permission names, in the order given
     permissions   text not null,
     date_created  bigint not null,
@@ -79,7 +79,7 @@ create table credentials (
     sid             text collate "C" primary key,
     account_sid     text collate "C" not null,
     friendly_name   text,
-    credential_type text not null,
+    credential_type text not null check (credential_type in ('apn', 'gcm', 'fcm')),
     sandbox         boolean,
     -- sealed JSON of parley_core::credential::CredentialSecrets
     secrets_sealed  bytea not null,
@@ -97,7 +97,7 @@ create table bindings (
     user_sid       text collate "C" not null,
     identity       text not null,
     credential_sid text collate "C",
-    binding_type   text not null,
+    binding_type   text not null check (binding_type in ('apn', 'gcm', 'fcm')),
     endpoint       text not null,
     address        text not null,
     -- JSON array of message type names
