@@ -72,7 +72,7 @@ async fn application_binds_port_zero_serves_and_stops_when_the_shutdown_future_r
     stop.send(()).unwrap();
     let result = tokio::time::timeout(Duration::from_secs(10), server).await;
     // Assert
-    assert!(response.starts_with("HTTP/1.1 "), "{response}");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     result.expect("stops promptly").unwrap().unwrap();
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),

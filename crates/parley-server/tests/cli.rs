@@ -501,8 +501,7 @@ fn serve_prints_the_first_account_once_answers_healthz_and_stops_on_sigterm() {
     let health = server.get("/healthz");
     let (clean_exit, first_stdout) = server.terminate();
     // Assert
-    // TODO(parley-http /healthz): tighten to "HTTP/1.1 200" once the router serves it.
-    assert!(health.starts_with("HTTP/1.1 "), "{health}");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(clean_exit, "exit 0 on SIGTERM");
     assert!(first_stdout.contains("Account SID: AC"), "{first_stdout}");
     assert!(first_stdout.contains("Auth Token:"), "{first_stdout}");
