@@ -63,7 +63,11 @@ fn unreachable_postgres(url: &str, e: &anyhow::Error) -> ! {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let skip = std::env::var("PARLEY_SKIP_POSTGRES").is_ok_and(|v| v == "1");
     if skip && !ci {
-        eprintln!(
+        // Straight to the stderr handle: libtest captures `eprintln!` of a test thread and
+        // would never show it, since the process exits here.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "\n*** SKIPPED: PostgreSQL tests (PARLEY_SKIP_POSTGRES=1); cannot use {url}: {e:#}\n"
         );
         std::process::exit(0);
