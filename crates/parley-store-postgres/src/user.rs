@@ -87,7 +87,7 @@ impl UserStore for PgStore {
         )))
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
     async fn fetch_user(
         &self,
         account: &AccountSid,
@@ -128,7 +128,7 @@ impl UserStore for PgStore {
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
     async fn update_user(
         &self,
         account: &AccountSid,
@@ -161,7 +161,7 @@ impl UserStore for PgStore {
         row.try_into()
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
     async fn delete_user(
         &self,
         account: &AccountSid,
