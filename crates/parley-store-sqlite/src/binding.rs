@@ -4,9 +4,46 @@ use parley_core::binding::{Binding, BindingFilter, NewBinding, Registered};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{BindingStore, Conflict, StoreError, StoreResult};
 use parley_core::{AccountSid, BindingSid, ServiceSid, Timestamp, UserSid};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{convert_all, BindingRow};
 use crate::{db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
+
+/// `<head> from bindings where … order by … limit …`: only the filters given become SQL.
+pub(crate) fn list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    filter: &'a BindingFilter,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from bindings where service_sid = "));
+    qb.push_bind(service.as_str());
+    qb.push(" and account_sid = ");
+    qb.push_bind(account.as_str());
+    if let Some(user) = &filter.user_sid {
+        qb.push(" and user_sid = ");
+        qb.push_bind(user.as_str());
+    }
+    if !filter.identities.is_empty() {
+        qb.push(" and identity in (");
+        let mut list = qb.separated(", ");
+        for identity in &filter.identities {
+            list.push_bind(identity.as_str());
+        }
+        qb.push(")");
+    }
+    if !filter.types.is_empty() {
+        qb.push(" and binding_type in (");
+        let mut list = qb.separated(", ");
+        for t in &filter.types {
+            list.push_bind(t.as_str());
+        }
+        qb.push(")");
+    }
+    push_keyset(&mut qb, page);
+    qb
+}
 
 #[async_trait::async_trait]
 impl BindingStore for SqliteStore {
@@ -132,32 +169,7 @@ impl BindingStore for SqliteStore {
         filter: &BindingFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Binding>> {
-        let mut qb = sqlx::QueryBuilder::new("select * from bindings where service_sid = ");
-        qb.push_bind(service.as_str());
-        qb.push(" and account_sid = ");
-        qb.push_bind(account.as_str());
-        if let Some(user) = &filter.user_sid {
-            qb.push(" and user_sid = ");
-            qb.push_bind(user.as_str());
-        }
-        if !filter.identities.is_empty() {
-            qb.push(" and identity in (");
-            let mut list = qb.separated(", ");
-            for identity in &filter.identities {
-                list.push_bind(identity.as_str());
-            }
-            qb.push(")");
-        }
-        if !filter.types.is_empty() {
-            qb.push(" and binding_type in (");
-            let mut list = qb.separated(", ");
-            for t in &filter.types {
-                list.push_bind(t.as_str());
-            }
-            qb.push(")");
-        }
-        push_keyset(&mut qb, page);
-        let rows: Vec<BindingRow> = qb
+        let rows: Vec<BindingRow> = list_query("select *", account, service, filter, page)
             .build_query_as()
             .fetch_all(&self.reader)
             .await

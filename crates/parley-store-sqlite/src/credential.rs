@@ -4,9 +4,22 @@ use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, CredentialStore, StoreResult};
 use parley_core::{AccountSid, CredentialSid};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{convert_all, CredentialRow};
 use crate::{db_err, one_row, push_keyset, write_err, SqliteStore};
+
+/// `<head> from credentials where … order by … limit …`.
+pub(crate) fn list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from credentials where account_sid = "));
+    qb.push_bind(account.as_str());
+    push_keyset(&mut qb, page);
+    qb
+}
 
 #[async_trait::async_trait]
 impl CredentialStore for SqliteStore {
@@ -52,10 +65,7 @@ impl CredentialStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Credential>> {
-        let mut qb = sqlx::QueryBuilder::new("select * from credentials where account_sid = ");
-        qb.push_bind(account.as_str());
-        push_keyset(&mut qb, page);
-        let rows: Vec<CredentialRow> = qb
+        let rows: Vec<CredentialRow> = list_query("select *", account, page)
             .build_query_as()
             .fetch_all(&self.reader)
             .await

@@ -4,6 +4,7 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::role::{NewRole, Role};
 use parley_core::store::{Conflict, RoleStore, StoreResult};
 use parley_core::{AccountSid, RoleSid, ServiceSid, Timestamp};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{convert_all, RoleRow};
 use crate::{db_err, one_row, push_keyset, require_service, to_json, write_err, SqliteStore};
@@ -32,6 +33,21 @@ pub(crate) async fn insert_role(
     .await
     .map_err(|e| write_err(e, Conflict::SidTaken, "service"))?;
     row.try_into()
+}
+
+/// `<head> from roles where … order by … limit …`.
+pub(crate) fn list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from roles where service_sid = "));
+    qb.push_bind(service.as_str());
+    qb.push(" and account_sid = ");
+    qb.push_bind(account.as_str());
+    push_keyset(&mut qb, page);
+    qb
 }
 
 #[async_trait::async_trait]
@@ -73,12 +89,7 @@ impl RoleStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Role>> {
-        let mut qb = sqlx::QueryBuilder::new("select * from roles where service_sid = ");
-        qb.push_bind(service.as_str());
-        qb.push(" and account_sid = ");
-        qb.push_bind(account.as_str());
-        push_keyset(&mut qb, page);
-        let rows: Vec<RoleRow> = qb
+        let rows: Vec<RoleRow> = list_query("select *", account, service, page)
             .build_query_as()
             .fetch_all(&self.reader)
             .await

@@ -4,10 +4,24 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::service::{NewService, Service};
 use parley_core::store::{Conflict, ServiceStore, StoreResult};
 use parley_core::{AccountSid, ServiceSid};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::role::insert_role;
 use crate::rows::{convert_all, ServiceRow};
 use crate::{db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
+
+/// `<head> from services where … order by … limit …` (`head` is `select *`, or
+/// `explain query plan select *` in the plan tests).
+pub(crate) fn list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from services where account_sid = "));
+    qb.push_bind(account.as_str());
+    push_keyset(&mut qb, page);
+    qb
+}
 
 #[async_trait::async_trait]
 impl ServiceStore for SqliteStore {
@@ -66,10 +80,7 @@ impl ServiceStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Service>> {
-        let mut qb = sqlx::QueryBuilder::new("select * from services where account_sid = ");
-        qb.push_bind(account.as_str());
-        push_keyset(&mut qb, page);
-        let rows: Vec<ServiceRow> = qb
+        let rows: Vec<ServiceRow> = list_query("select *", account, page)
             .build_query_as()
             .fetch_all(&self.reader)
             .await

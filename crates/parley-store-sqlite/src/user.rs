@@ -4,6 +4,7 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{convert_all, UserRow};
 use crate::{db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
@@ -16,16 +17,13 @@ fn user_key(user: &UserRef) -> (&'static str, &str) {
     }
 }
 
-const INSERT_USER: &str = "insert into users (sid, account_sid, service_sid, identity,
-                                              friendly_name, attributes, role_sid,
-                                              date_created, date_updated)
-                           values (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-
-fn bind_user<'q>(
-    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+/// `insert into users … <tail>` with every column of `user` bound, decoding the returned row.
+fn insert_user<'q>(
+    sql: &'q str,
     user: &'q User,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    q.bind(user.sid.as_str())
+) -> sqlx::query::QueryAs<'q, Sqlite, UserRow, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query_as(sql)
+        .bind(user.sid.as_str())
         .bind(user.account_sid.as_str())
         .bind(user.service_sid.as_str())
         .bind(&user.identity)
@@ -34,6 +32,26 @@ fn bind_user<'q>(
         .bind(user.role_sid.as_ref().map(|r| r.as_str()))
         .bind(user.date_created.unix_micros())
         .bind(user.date_updated.unix_micros())
+}
+
+const INSERT_USER: &str =
+    "insert into users (sid, account_sid, service_sid, identity, friendly_name,
+                                              attributes, role_sid, date_created, date_updated)
+                           values (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// `<head> from users where … order by … limit …`.
+pub(crate) fn list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from users where service_sid = "));
+    qb.push_bind(service.as_str());
+    qb.push(" and account_sid = ");
+    qb.push_bind(account.as_str());
+    push_keyset(&mut qb, page);
+    qb
 }
 
 #[async_trait::async_trait]
@@ -47,16 +65,7 @@ impl UserStore for SqliteStore {
             .map_err(db_err)?;
         require_service(&mut tx, &user.account_sid, &user.service_sid).await?;
         let sql = format!("{INSERT_USER} returning *");
-        let row: UserRow = sqlx::query_as(&sql)
-            .bind(user.sid.as_str())
-            .bind(user.account_sid.as_str())
-            .bind(user.service_sid.as_str())
-            .bind(&user.identity)
-            .bind(user.friendly_name.as_deref())
-            .bind(user.attributes.as_deref())
-            .bind(user.role_sid.as_ref().map(|r| r.as_str()))
-            .bind(user.date_created.unix_micros())
-            .bind(user.date_updated.unix_micros())
+        let row = insert_user(&sql, user)
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| write_err(e, Conflict::UserIdentityTaken, "role"))?;
@@ -72,24 +81,32 @@ impl UserStore for SqliteStore {
             .await
             .map_err(db_err)?;
         require_service(&mut tx, &user.account_sid, &user.service_sid).await?;
-        let sql = format!("{INSERT_USER} on conflict (service_sid, identity) do nothing");
-        let inserted = bind_user(sqlx::query(&sql), user)
-            .execute(&mut *tx)
+        // Under the single writer the conflict arm only sees committed rows; `do nothing`
+        // keeps the existing user, and the select below returns whichever row is there.
+        let sql =
+            format!("{INSERT_USER} on conflict (service_sid, identity) do nothing returning *");
+        let inserted = insert_user(&sql, user)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(|e| write_err(e, Conflict::SidTaken, "role"))?
-            .rows_affected()
-            == 1;
-        let row: UserRow = sqlx::query_as(
-            "select * from users where account_sid = ? and service_sid = ? and identity = ?",
-        )
-        .bind(user.account_sid.as_str())
-        .bind(user.service_sid.as_str())
-        .bind(&user.identity)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
+            .map_err(|e| write_err(e, Conflict::SidTaken, "role"))?;
+        let (row, created) = match inserted {
+            Some(row) => (row, true),
+            None => {
+                let row: UserRow = sqlx::query_as(
+                    "select * from users
+                     where account_sid = ? and service_sid = ? and identity = ?",
+                )
+                .bind(user.account_sid.as_str())
+                .bind(user.service_sid.as_str())
+                .bind(&user.identity)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                (row, false)
+            }
+        };
         tx.commit().await.map_err(db_err)?;
-        Ok((row.try_into()?, inserted))
+        Ok((row.try_into()?, created))
     }
 
     async fn fetch_user(
@@ -118,12 +135,7 @@ impl UserStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<User>> {
-        let mut qb = sqlx::QueryBuilder::new("select * from users where service_sid = ");
-        qb.push_bind(service.as_str());
-        qb.push(" and account_sid = ");
-        qb.push_bind(account.as_str());
-        push_keyset(&mut qb, page);
-        let rows: Vec<UserRow> = qb
+        let rows: Vec<UserRow> = list_query("select *", account, service, page)
             .build_query_as()
             .fetch_all(&self.reader)
             .await
