@@ -125,3 +125,40 @@ impl Store for PgStore {
         "postgres"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `NNNN_name` of every `.sql` file in `dir`, sorted.
+    fn migration_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("read migrations dir")
+            .map(|e| {
+                e.expect("dir entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .filter_map(|n| n.strip_suffix(".sql").map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn migration_files_mirror_the_sqlite_tree() {
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let ours = migration_names(&here.join("migrations"));
+        let sqlite = migration_names(&here.join("../parley-store-sqlite/migrations"));
+        assert_eq!(
+            ours, sqlite,
+            "both backends need the same NNNN_name.sql files"
+        );
+        let embedded: Vec<String> = super::MIGRATOR
+            .iter()
+            .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
+            .collect();
+        assert_eq!(embedded, ours);
+    }
+}
