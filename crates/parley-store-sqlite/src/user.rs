@@ -143,7 +143,8 @@ impl UserStore for SqliteStore {
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    // No `user` field: it may be an identity (PII).
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
     async fn update_user(
         &self,
         account: &AccountSid,
@@ -175,7 +176,8 @@ impl UserStore for SqliteStore {
         row.try_into()
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service, user = %user))]
+    // No `user` field: it may be an identity (PII).
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
     async fn delete_user(
         &self,
         account: &AccountSid,

@@ -21,6 +21,22 @@ async fn fresh_store() -> Arc<dyn Store> {
 
 parley_core::store_conformance_tests!(fresh_store);
 
+/// The same suite on `sqlite::memory:` (one shared connection, no WAL), which tests elsewhere
+/// may use for speed.
+mod in_memory {
+    use super::*;
+
+    async fn memory_store() -> Arc<dyn Store> {
+        Arc::new(
+            SqliteStore::connect("sqlite::memory:")
+                .await
+                .expect("connect"),
+        )
+    }
+
+    parley_core::store_conformance_tests!(memory_store);
+}
+
 /// Both backends carry the same migration files (same numbers and names), so a schema change
 /// cannot land in one and be forgotten in the other.
 #[test]
