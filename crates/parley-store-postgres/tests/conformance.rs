@@ -11,3 +11,5 @@ async fn fresh_store_connects_and_pings() {
     store.ping().await.expect("ping");
     assert_eq!(store.backend(), "postgres");
 }
+
+parley_core::store_conformance_tests!(fresh_store);
