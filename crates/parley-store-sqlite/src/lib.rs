@@ -9,6 +9,16 @@
 //!
 //! SQL is written per resource (`account.rs`, `service.rs`, …) as runtime-checked `sqlx`
 //! queries; rows decode into `rows.rs` structs and convert into `parley_core` types.
+//!
+//! Behaviour shared with the Postgres backend (checked by the conformance suite):
+//! * every child row is matched by account *and* service; another tenant's row is `NotFound`;
+//! * deleting a service removes its roles, users and bindings; deleting a user or a credential
+//!   removes the bindings that hang off it; deleting a role sets its users' `role_sid` to null
+//!   (all `on delete` actions in `migrations/0001_init.sql`);
+//! * services and credentials need no `accounts` row (the account may come from configuration
+//!   only); API keys do (`InvalidReference("account")`);
+//! * lists are keyset pages over `(date_created, sid)` walked along an index (see the
+//!   query-plan test), so a page costs the same at any table size.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -238,17 +248,53 @@ mod tests {
         assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
     }
 
+    async fn temp_store() -> (SqliteStore, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "parley-unit-{}.db",
+            parley_core::sid::random_hex32()
+        ));
+        let store = SqliteStore::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("connect");
+        (store, path)
+    }
+
+    async fn pragma(pool: &SqlitePool, name: &str) -> String {
+        use sqlx::Row as _;
+        let row = sqlx::query(&format!("pragma {name}"))
+            .fetch_one(pool)
+            .await
+            .expect("pragma");
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+            .expect("pragma value")
+    }
+
+    /// The connection settings the module doc promises are in effect, and readers cannot write.
+    #[tokio::test]
+    async fn connections_use_wal_normal_sync_foreign_keys_and_a_busy_timeout() {
+        let (store, path) = temp_store().await;
+        for pool in [&store.writer, &store.reader] {
+            assert_eq!(pragma(pool, "journal_mode").await, "wal");
+            assert_eq!(pragma(pool, "foreign_keys").await, "1");
+            assert_eq!(pragma(pool, "busy_timeout").await, "5000");
+        }
+        assert_eq!(pragma(&store.writer, "synchronous").await, "1", "NORMAL");
+        assert_eq!(store.writer.size(), 1);
+        let write = sqlx::query("delete from accounts")
+            .execute(&store.reader)
+            .await;
+        assert!(write.is_err(), "reader connections are query_only");
+        assert!(path.exists(), "the file was created");
+        store.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
+
     /// Every list query walks an index in list order: no full scan, no sort. This is what
     /// keeps a page's cost independent of the table size.
     #[tokio::test]
     async fn list_queries_use_an_index_in_list_order() {
-        let path = std::env::temp_dir().join(format!(
-            "parley-plan-{}.db",
-            parley_core::sid::random_hex32()
-        ));
-        let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("connect");
+        let (store, path) = temp_store().await;
         let (account, service) = (AccountSid::generate(), ServiceSid::generate());
         let after = PageRequest {
             size: 10,
