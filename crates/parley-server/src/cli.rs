@@ -218,7 +218,11 @@ impl Cli {
     /// Run the command.
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve(args) => serve(args, crate::shutdown_signal()).await,
+            Command::Serve(args) => {
+                let shutdown =
+                    crate::shutdown_signal().context("cannot install signal handlers")?;
+                serve(args, shutdown).await
+            }
             Command::Account(cmd) => account(cmd).await,
             Command::ApiKey(cmd) => api_key(cmd).await,
         }

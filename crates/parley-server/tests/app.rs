@@ -2,9 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parley_core::binding::NewBinding;
 use parley_core::credential::PushType;
@@ -17,32 +18,7 @@ use parley_server::config::{Config, DatabaseUrl};
 use parley_server::{sweep_stale_bindings, Application, SWEEP_BATCH};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "parley-app-test-{tag}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn db_url(&self) -> String {
-        format!("sqlite://{}", self.0.join("parley.db").display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Db as _, TempDir};
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -56,8 +32,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn application_binds_port_zero_serves_and_stops_when_the_shutdown_future_resolves() {
     // Arrange
-    let dir = TempDir::new("serve");
-    let mut config = Config::for_database(&dir.db_url()).unwrap();
+    let dir = TempDir::new();
+    let mut config = Config::for_database(&dir.url()).unwrap();
     config.listen = "127.0.0.1:0".to_owned();
     let app = Application::build(config).await.unwrap();
     let addr = app.local_addr();
@@ -80,7 +56,7 @@ async fn application_binds_port_zero_serves_and_stops_when_the_shutdown_future_r
     );
 
     // A second build on the same database finds the account.
-    let mut config = Config::for_database(&dir.db_url()).unwrap();
+    let mut config = Config::for_database(&dir.url()).unwrap();
     config.listen = "127.0.0.1:0".to_owned();
     let again = Application::build(config).await.unwrap();
     assert_eq!(again.bootstrap(), &Bootstrap::Existing);
@@ -132,8 +108,8 @@ async fn register_bindings(
 #[tokio::test]
 async fn sweep_deletes_every_stale_binding_in_batches_and_keeps_fresh_ones() {
     // Arrange
-    let dir = TempDir::new("sweep");
-    let url = DatabaseUrl::parse(&dir.db_url()).unwrap();
+    let dir = TempDir::new();
+    let url = DatabaseUrl::parse(&dir.url()).unwrap();
     let store: Arc<dyn Store> = parley_server::db::open_store(&url).await.unwrap();
     let secrets = parley_core::crypto::SecretBox::from_hex(&"42".repeat(32)).unwrap();
     let account = parley_server::admin::create_account(store.as_ref(), &secrets, None, None, None)

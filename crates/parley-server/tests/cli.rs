@@ -3,114 +3,12 @@
 // Helpers outside `#[test]` functions are test code too.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::path::Path;
+
+use common::*;
 use serde_json::Value;
-
-/// A fresh directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "parley-cli-test-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn db_path(&self) -> PathBuf {
-        self.0.join("parley.db")
-    }
-
-    fn db_url(&self) -> String {
-        format!("sqlite://{}", self.db_path().display())
-    }
-
-    /// Every byte of every database file (main file, WAL, shared memory), not the key file.
-    fn database_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for entry in std::fs::read_dir(&self.0).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "key") {
-                continue;
-            }
-            all.extend(std::fs::read(&path).unwrap());
-        }
-        all
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The binary with a clean `PARLEY_*` environment.
-fn parley_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PARLEY_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd.env_remove("RUST_LOG");
-    cmd
-}
-
-/// Run an admin command against `db` (`--database-url` appended).
-fn parley(db: &TempDir, args: &[&str]) -> Output {
-    parley_env(db, args, &[])
-}
-
-fn parley_env(db: &TempDir, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = parley_command();
-    cmd.args(args).arg("--database-url").arg(db.db_url());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Run, expect success, parse stdout as JSON.
-fn json(db: &TempDir, args: &[&str]) -> Value {
-    let out = parley(db, args);
-    assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{args:?} printed non-JSON ({e}): {}", stdout(&out)))
-}
-
-fn keys(v: &Value) -> Vec<&str> {
-    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    keys
-}
-
-fn is_hex32(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
 
 #[test]
 fn account_create_json_prints_credentials_and_stores_the_token_sealed() {
@@ -148,10 +46,6 @@ fn account_create_json_prints_credentials_and_stores_the_token_sealed() {
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
     }
-}
-
-fn windows_contain(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
@@ -365,7 +259,7 @@ fn config_file_supplies_settings_and_rejects_unknown_keys() {
     let good = dir.0.join("good.toml");
     std::fs::write(
         &good,
-        format!("database_url = \"{}\"\nrate_limit = 10\n", dir.db_url()),
+        format!("database_url = \"{}\"\nrate_limit = 10\n", dir.url()),
     )
     .unwrap();
     let bad = dir.0.join("bad.toml");
@@ -390,106 +284,6 @@ fn config_file_supplies_settings_and_rejects_unknown_keys() {
         "{}",
         stderr(&rejected)
     );
-}
-
-/// A running `parley serve`; killed on drop if still running.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(dir: &TempDir, env: &[(&str, &str)]) -> Server {
-        let mut cmd = parley_command();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(dir.db_url())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
-                }
-                // Keep draining so the server never blocks on a full pipe.
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "server did not start; stdout: {}",
-                    String::from_utf8_lossy(&out.stdout)
-                );
-            }
-        };
-        Server { child, addr }
-    }
-
-    fn get(&self, path: &str) -> String {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    }
-
-    /// SIGTERM, then wait; returns (exited successfully, stdout).
-    fn terminate(mut self) -> (bool, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let exit = loop {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                break exit;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "server ignored SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        (exit.success(), out)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -559,7 +353,7 @@ fn serve_rejects_an_invalid_bootstrap_sid() {
     let dir = TempDir::new();
     let out = parley_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-        .arg(dir.db_url())
+        .arg(dir.url())
         .env("PARLEY_BOOTSTRAP_ACCOUNT_SID", "US0123")
         .env("PARLEY_BOOTSTRAP_AUTH_TOKEN", "bootstrap-token-123")
         .output()
