@@ -1,0 +1,155 @@
+use axum::http::{header, Method, StatusCode};
+
+use crate::both_backends;
+use crate::helpers::{assert_twilio_error, Backend, Creds, TestApp};
+
+async fn missing_or_wrong_credentials_are_401_20003_with_www_authenticate(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let wrong = Creds {
+        sid: app.account.sid.clone(),
+        token: "0".repeat(32),
+    };
+    let unknown = Creds {
+        sid: "AC00000000000000000000000000000000".into(),
+        token: "x".into(),
+    };
+    let garbage = Creds {
+        sid: "nobody".into(),
+        token: "x".into(),
+    };
+    for creds in [None, Some(&wrong), Some(&unknown), Some(&garbage)] {
+        let (s, h, v) = app.call(Method::GET, "/v2/Services", creds, &[], &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{creds:?}");
+        assert_twilio_error(&v, 401, 20003);
+        assert_eq!(h[header::WWW_AUTHENTICATE], "Basic realm=\"Twilio API\"");
+    }
+}
+
+async fn api_key_credentials_act_for_their_account(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let service = app.create_service("s").await;
+    let (s, _, v) = app
+        .call(
+            Method::GET,
+            &format!("/v2/Services/{service}"),
+            Some(&app.api_key),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, _) = app
+        .call(
+            Method::GET,
+            &format!("/v2/Services/{service}"),
+            Some(&app.other_api_key),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn unknown_routes_and_wrong_methods_get_twilio_bodies(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (s, _, v) = app
+        .call(Method::GET, "/v2/Nope", Some(&app.account), &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_twilio_error(&v, 404, 20404);
+    let (s, h, v) = app
+        .call(Method::PUT, "/v2/Services", Some(&app.account), &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+    assert_twilio_error(&v, 405, 20004);
+    let allow = h[header::ALLOW].to_str().unwrap();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let (s, _, v) = app
+        .call(
+            Method::GET,
+            "/v2/Services/ISnot-a-sid",
+            Some(&app.account),
+            &[],
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        v["message"],
+        "The requested resource /Services/ISnot-a-sid was not found"
+    );
+}
+
+async fn non_form_bodies_are_rejected_and_list_gets_tolerate_a_form_content_type(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let (s, _, v) = app
+        .call(
+            Method::GET,
+            "/v2/Services",
+            Some(&app.account),
+            &[],
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "twilio-python sends this on list GETs: {v}"
+    );
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v2/Services")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("{}:{}", app.account.sid, app.account.token)
+                )
+            ),
+        )
+        .body(axum::body::Body::from("{\"FriendlyName\":\"x\"}"))
+        .unwrap();
+    let (s, _, v) = app.send(req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_twilio_error(&v, 400, 20001);
+}
+
+async fn rate_limit_answers_429_with_retry_after(b: Backend) {
+    let config = parley_http::HttpConfig {
+        rate_limit_per_sec: Some(3),
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(b, config).await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let (s, h, v) = app
+            .call(Method::GET, "/v2/Services", Some(&app.account), &[], &[])
+            .await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            assert_twilio_error(&v, 429, 20429);
+            retry_after = h
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_owned());
+        }
+        statuses.push(s.as_u16());
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let (s, _, _) = app
+        .call(Method::GET, "/v2/Services", Some(&app.other), &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::OK, "other accounts have their own budget");
+}
+
+both_backends!(
+    missing_or_wrong_credentials_are_401_20003_with_www_authenticate,
+    api_key_credentials_act_for_their_account,
+    unknown_routes_and_wrong_methods_get_twilio_bodies,
+    non_form_bodies_are_rejected_and_list_gets_tolerate_a_form_content_type,
+    rate_limit_answers_429_with_retry_after,
+);

@@ -1,0 +1,360 @@
+//! `TestApp`: the real router over a fresh store, with two accounts and an API key. Helpers only
+//! speak HTTP; accounts and API keys come from the admin functions (there is no HTTP API for them).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use hmac::Mac;
+use http_body_util::BodyExt;
+use parley_core::crypto::SecretBox;
+use parley_core::store::Store;
+use parley_http::{AppState, HttpConfig};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// Which store.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generate one `#[tokio::test]` per backend for an `async fn(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+/// Credentials of one account.
+#[derive(Clone, Debug)]
+pub struct Creds {
+    pub sid: String,
+    pub token: String,
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub secrets: SecretBox,
+    pub base: String,
+    pub account: Creds,
+    pub other: Creds,
+    pub api_key: Creds,
+    pub other_api_key: Creds,
+    _dir: Option<TempDir>,
+}
+
+pub struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn unique() -> String {
+    format!("{}_{:016x}", std::process::id(), rand::random::<u64>())
+}
+
+async fn store_for(backend: Backend) -> (Arc<dyn Store>, Option<TempDir>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("parley-api-{}", unique()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let url = format!("sqlite://{}", dir.join("api.db").display());
+            let store = parley_store_sqlite::SqliteStore::connect(&url)
+                .await
+                .unwrap();
+            (Arc::new(store), Some(TempDir(dir)))
+        }
+        Backend::Postgres => {
+            let url = std::env::var("TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let schema = format!("parley_test_{}_{}", now_secs(), unique());
+            match parley_store_postgres::PgStore::connect_in_schema(&url, &schema).await {
+                Ok(s) => (Arc::new(s), None),
+                Err(e) => {
+                    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+                    if !ci && std::env::var("PARLEY_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+                        eprintln!(
+                            "PostgreSQL unreachable at {url}; PARLEY_SKIP_POSTGRES=1: skipping"
+                        );
+                        std::process::exit(0);
+                    }
+                    panic!("PostgreSQL unreachable at {url}: {e:#} (set PARLEY_SKIP_POSTGRES=1 outside CI to skip)");
+                }
+            }
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, HttpConfig::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, mut config: HttpConfig) -> Self {
+        let (store, dir) = store_for(backend).await;
+        let secrets = SecretBox::from_hex(&SecretBox::generate_hex()).unwrap();
+        let base = "http://parley.test:8080".to_owned();
+        config.public_url = base.clone();
+        let a = parley_server::admin::create_account(store.as_ref(), &secrets, None, None, None)
+            .await
+            .unwrap();
+        let b = parley_server::admin::create_account(store.as_ref(), &secrets, None, None, None)
+            .await
+            .unwrap();
+        let ka = parley_server::admin::create_api_key(store.as_ref(), &secrets, &a.sid, None)
+            .await
+            .unwrap();
+        let kb = parley_server::admin::create_api_key(store.as_ref(), &secrets, &b.sid, None)
+            .await
+            .unwrap();
+        let router = parley_http::router(AppState::new(store.clone(), secrets.clone(), config));
+        Self {
+            router,
+            store,
+            secrets,
+            base,
+            account: Creds {
+                sid: a.sid.to_string(),
+                token: a.auth_token,
+            },
+            other: Creds {
+                sid: b.sid.to_string(),
+                token: b.auth_token,
+            },
+            api_key: Creds {
+                sid: ka.sid.to_string(),
+                token: ka.secret,
+            },
+            other_api_key: Creds {
+                sid: kb.sid.to_string(),
+                token: kb.secret,
+            },
+            _dir: dir,
+        }
+    }
+
+    /// Any request; `auth` = Basic credentials; `form` = form body. Returns status, headers, JSON
+    /// (`Value::Null` for an empty body).
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        auth: Option<&Creds>,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(c) = auth {
+            let basic = STANDARD.encode(format!("{}:{}", c.sid, c.token));
+            req = req.header(header::AUTHORIZATION, format!("Basic {basic}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let body = if form.is_empty() {
+            Body::empty()
+        } else {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            let mut s = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                s.append_pair(k, v);
+            }
+            Body::from(s.finish())
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, headers, value)
+    }
+
+    /// Strip the public base from an absolute URL the server gave us.
+    pub fn local(&self, url: &str) -> String {
+        url.strip_prefix(&self.base)
+            .unwrap_or_else(|| panic!("{url} does not start with {}", self.base))
+            .to_owned()
+    }
+
+    pub async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .call(Method::GET, uri, Some(&self.account), &[], &[])
+            .await;
+        (s, v)
+    }
+
+    pub async fn post(&self, uri: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .call(Method::POST, uri, Some(&self.account), form, &[])
+            .await;
+        (s, v)
+    }
+
+    pub async fn delete(&self, uri: &str) -> (StatusCode, Value) {
+        let (s, _, v) = self
+            .call(Method::DELETE, uri, Some(&self.account), &[], &[])
+            .await;
+        (s, v)
+    }
+
+    /// POST /v2/Services; returns the service SID.
+    pub async fn create_service(&self, name: &str) -> String {
+        let (s, v) = self.post("/v2/Services", &[("FriendlyName", name)]).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// POST …/Users; returns the user JSON.
+    pub async fn create_user(&self, service: &str, identity: &str) -> Value {
+        let (s, v) = self
+            .post(
+                &format!("/v2/Services/{service}/Users"),
+                &[("Identity", identity)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    }
+
+    /// POST /v2/Credentials of `kind`; returns its SID.
+    pub async fn create_credential(&self, kind: &str) -> String {
+        let form: Vec<(&str, &str)> = match kind {
+            "apn" => vec![
+                ("Type", "apn"),
+                (
+                    "Certificate",
+                    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
+                ),
+                (
+                    "PrivateKey",
+                    "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+                ),
+                ("Sandbox", "true"),
+            ],
+            "fcm" => vec![
+                ("Type", "fcm"),
+                ("Secret", "{\"type\":\"service_account\"}"),
+            ],
+            other => vec![("Type", other), ("ApiKey", "legacy-key")],
+        };
+        let (s, v) = self.post("/v2/Credentials", &form).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["sid"].as_str().unwrap().to_owned()
+    }
+
+    /// Parley's server-side registration door.
+    pub async fn register(
+        &self,
+        service: &str,
+        identity: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let path = format!("/v2/Services/{service}/Users/{}/Bindings", encode(identity));
+        self.post(&path, form).await
+    }
+
+    /// Every item of a list, following `next_page_url` from `first`.
+    pub async fn collect_all(&self, first: &str) -> (Vec<Value>, usize) {
+        let mut items = Vec::new();
+        let mut pages = 0;
+        let mut next = Some(first.to_owned());
+        while let Some(uri) = next {
+            let (s, v) = self.get(&uri).await;
+            assert_eq!(s, StatusCode::OK, "{uri}: {v}");
+            pages += 1;
+            let key = v["meta"]["key"].as_str().unwrap().to_owned();
+            items.extend(v[&key].as_array().unwrap().iter().cloned());
+            next = v["meta"]["next_page_url"].as_str().map(|u| self.local(u));
+            assert!(pages < 1000, "runaway paging");
+        }
+        (items, pages)
+    }
+}
+
+/// Percent-encode a path segment.
+pub fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// An Access Token as twilio-python's `AccessToken` + `ChatGrant` make it (twilio-notes §3d).
+pub fn access_token(
+    key: &Creds,
+    account: &str,
+    identity: &str,
+    chat: Value,
+    exp_offset: i64,
+) -> String {
+    let now = now_secs() as i64;
+    let header = json!({"alg": "HS256", "cty": "twilio-fpa;v=1", "typ": "JWT"});
+    let payload = json!({
+        "jti": format!("{}-{now}", key.sid),
+        "grants": {"chat": chat, "identity": identity},
+        "iss": key.sid,
+        "exp": now + exp_offset,
+        "nbf": now,
+        "sub": account,
+    });
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string())
+    );
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key.token.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// The eight-field shape every error body must have.
+pub fn assert_twilio_error(v: &Value, status: u16, code: u64) {
+    assert_eq!(v["status"], status, "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert_eq!(
+        v["more_info"],
+        format!("https://www.twilio.com/docs/errors/{code}"),
+        "{v}"
+    );
+    assert!(v.get("type").is_none() && v.get("title").is_none(), "{v}");
+}

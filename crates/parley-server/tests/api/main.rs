@@ -1,0 +1,16 @@
+//! HTTP API tests through the real router, on both backends (SQLite temp file; PostgreSQL fresh
+//! schema in `TEST_DATABASE_URL`). One binary; one module per resource.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth_errors;
+mod bindings;
+mod credentials;
+mod ops;
+mod paging;
+mod registrations;
+mod roles;
+mod services;
+mod users;
