@@ -102,3 +102,53 @@ async fn reopening_a_database_keeps_its_rows() {
     again.close().await;
     assert!(path.exists());
 }
+
+/// Two stores on one file (a server and an admin command, say) write at the same time: each
+/// waits for the other's lock (`BEGIN IMMEDIATE` + `busy_timeout`) instead of failing with
+/// `SQLITE_BUSY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_write_concurrently_without_busy_errors() {
+    use parley_core::credential::PushType;
+    use parley_core::store::testsuite::{account, registration, service, user_at};
+    use parley_core::Timestamp;
+
+    // Arrange
+    let url = format!("sqlite://{}", fresh_path().display());
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("connect a"));
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.expect("connect b"));
+    let acct = account(&a).await;
+    let svc = service(&a, &acct).await;
+
+    // Act: 2 × 24 tasks, each creating a user and registering a device for it.
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let u = user_at(&svc, &format!("user-{i}"), Timestamp::now());
+        tasks.push(tokio::spawn(async move {
+            let (u, _) = store.get_or_create_user(&u).await?;
+            let reg = registration(
+                &u,
+                PushType::Fcm,
+                "phone",
+                &format!("tok-{i}"),
+                Timestamp::now(),
+            );
+            store.register_binding(&reg).await
+        }));
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.expect("task") {
+            failures.push(e.to_string());
+        }
+    }
+
+    // Assert
+    assert!(failures.is_empty(), "{failures:?}");
+    let page = parley_core::paging::PageRequest::first(100);
+    let listed = b
+        .list_bindings(&acct, &svc.sid, &Default::default(), &page)
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 48);
+}
