@@ -39,19 +39,21 @@ pub struct Application {
 }
 
 impl Application {
-    /// Open the database (running migrations), load the server key, create the first account
-    /// on an empty database, and bind `config.listen`.
+    /// Open the database (running migrations), load the server key, bind `config.listen`, and
+    /// create the first account on an empty database.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let (store, secrets) = db::open(&config.db).await?;
-        let bootstrap =
-            admin::ensure_first_account(store.as_ref(), &secrets, config.bootstrap.as_ref())
-                .await?;
+        // Bind before creating the first account: were binding to fail after it, the generated
+        // credentials would never be printed.
         let listener = TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local_addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        let bootstrap =
+            admin::ensure_first_account(store.as_ref(), &secrets, config.bootstrap.as_ref())
+                .await?;
         let public_url = match &config.public_url {
             Some(url) => url.clone(),
             None => {

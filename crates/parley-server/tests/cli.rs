@@ -369,3 +369,31 @@ fn serve_rejects_an_invalid_bootstrap_sid() {
         "fails before touching the database"
     );
 }
+
+#[test]
+fn serve_that_cannot_bind_fails_clearly_and_creates_no_account() {
+    // Arrange
+    let dir = TempDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    // Act
+    let out = parley_command()
+        .args(["serve", "--listen", &addr, "--database-url"])
+        .arg(dir.url())
+        .output()
+        .unwrap();
+    // Assert
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {addr}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&out).contains("Auth Token"), "{}", stdout(&out));
+    let listed = json(&dir, &["account", "list", "--json"]);
+    assert_eq!(
+        listed,
+        Value::Array(vec![]),
+        "the next start will create and print it"
+    );
+}
