@@ -7,11 +7,27 @@ use std::sync::Arc;
 use parley_core::store::Store;
 use parley_store_sqlite::SqliteStore;
 
-/// A new database file under Cargo's per-target temp dir (removed again by `cargo clean`).
+/// A new database file under Cargo's per-target temp dir. Files of earlier runs (older than
+/// an hour) are removed on first use, so the directory does not grow without bound.
 fn fresh_path() -> PathBuf {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("parley-sqlite-conformance");
     std::fs::create_dir_all(&dir).expect("create temp dir");
+    SWEEP.call_once(|| remove_old_files(&dir));
     dir.join(format!("{}.db", parley_core::sid::random_hex32()))
+}
+
+fn remove_old_files(dir: &std::path::Path) {
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t < hour_ago);
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 async fn fresh_store() -> Arc<dyn Store> {
