@@ -9,7 +9,7 @@ use parley_core::binding::{Binding, BindingFilter, NewBinding, Registered};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{BindingStore, StoreError, StoreResult};
 use parley_core::{AccountSid, BindingSid, ServiceSid, Timestamp, UserSid};
-use sqlx::QueryBuilder;
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, is_retryable, one_row};
 use crate::paging::push_keyset;
@@ -117,6 +117,44 @@ impl PgStore {
     }
 }
 
+/// Append the `list_bindings` query to `qb` (shared with the query-plan test). Only the filters
+/// given become SQL, so each shape gets its own plan and index.
+pub(crate) fn push_list_bindings<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    filter: &'a BindingFilter,
+    page: &PageRequest,
+) {
+    qb.push("select * from bindings where account_sid = ")
+        .push_bind(account.as_str())
+        .push(" and service_sid = ")
+        .push_bind(service.as_str());
+    if let Some(user) = &filter.user_sid {
+        qb.push(" and user_sid = ").push_bind(user.as_str());
+    }
+    match filter.identities.as_slice() {
+        [] => {}
+        // One identity walks the (service_sid, identity, date_created, sid) index in order.
+        [identity] => {
+            qb.push(" and identity = ").push_bind(identity.as_str());
+        }
+        // Several: at most `max_per_user` rows per identity are fetched and sorted.
+        identities => {
+            qb.push(" and identity = any(")
+                .push_bind(identities.to_vec())
+                .push(")");
+        }
+    }
+    if !filter.types.is_empty() {
+        let types: Vec<&'static str> = filter.types.iter().map(|t| t.as_str()).collect();
+        qb.push(" and binding_type = any(")
+            .push_bind(types)
+            .push(")");
+    }
+    push_keyset(qb, page);
+}
+
 #[async_trait::async_trait]
 impl BindingStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %new.service_sid, user.sid = %new.user_sid))]
@@ -176,26 +214,8 @@ impl BindingStore for PgStore {
         filter: &BindingFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Binding>> {
-        // Only the filters given become SQL, so each shape gets its own plan and index.
-        let mut qb = QueryBuilder::new("select * from bindings where account_sid = ");
-        qb.push_bind(account.as_str())
-            .push(" and service_sid = ")
-            .push_bind(service.as_str());
-        if let Some(user) = &filter.user_sid {
-            qb.push(" and user_sid = ").push_bind(user.as_str());
-        }
-        if !filter.identities.is_empty() {
-            qb.push(" and identity = any(")
-                .push_bind(filter.identities.clone())
-                .push(")");
-        }
-        if !filter.types.is_empty() {
-            let types: Vec<&'static str> = filter.types.iter().map(|t| t.as_str()).collect();
-            qb.push(" and binding_type = any(")
-                .push_bind(types)
-                .push(")");
-        }
-        push_keyset(&mut qb, page);
+        let mut qb = QueryBuilder::new("");
+        push_list_bindings(&mut qb, account, service, filter, page);
         let rows: Vec<BindingRow> = qb
             .build_query_as()
             .fetch_all(&self.pool)

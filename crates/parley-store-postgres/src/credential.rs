@@ -4,12 +4,23 @@ use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{CredentialStore, StoreResult};
 use parley_core::{AccountSid, CredentialSid};
-use sqlx::QueryBuilder;
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
 use crate::rows::{convert_all, CredentialRow};
 use crate::PgStore;
+
+/// Append the `list_credentials` query to `qb` (shared with the query-plan test).
+pub(crate) fn push_list_credentials<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    page: &PageRequest,
+) {
+    qb.push("select * from credentials where account_sid = ")
+        .push_bind(account.as_str());
+    push_keyset(qb, page);
+}
 
 #[async_trait::async_trait]
 impl CredentialStore for PgStore {
@@ -57,9 +68,8 @@ impl CredentialStore for PgStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Credential>> {
-        let mut qb = QueryBuilder::new("select * from credentials where account_sid = ");
-        qb.push_bind(account.as_str());
-        push_keyset(&mut qb, page);
+        let mut qb = QueryBuilder::new("");
+        push_list_credentials(&mut qb, account, page);
         let rows: Vec<CredentialRow> = qb
             .build_query_as()
             .fetch_all(&self.pool)

@@ -162,3 +162,6 @@ mod tests {
         assert_eq!(embedded, ours);
     }
 }
+
+#[cfg(test)]
+mod plan_tests;

@@ -4,7 +4,7 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::role::{NewRole, Role};
 use parley_core::store::{RoleStore, StoreResult};
 use parley_core::{AccountSid, RoleSid, ServiceSid, Timestamp};
-use sqlx::{PgConnection, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
@@ -32,6 +32,20 @@ pub(crate) async fn insert_role(conn: &mut PgConnection, role: &NewRole) -> Stor
     .await
     .map_err(db)?;
     row.try_into()
+}
+
+/// Append the `list_roles` query to `qb` (shared with the query-plan test).
+pub(crate) fn push_list_roles<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    page: &PageRequest,
+) {
+    qb.push("select * from roles where account_sid = ")
+        .push_bind(account.as_str())
+        .push(" and service_sid = ")
+        .push_bind(service.as_str());
+    push_keyset(qb, page);
 }
 
 #[async_trait::async_trait]
@@ -68,11 +82,8 @@ impl RoleStore for PgStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Role>> {
-        let mut qb = QueryBuilder::new("select * from roles where account_sid = ");
-        qb.push_bind(account.as_str())
-            .push(" and service_sid = ")
-            .push_bind(service.as_str());
-        push_keyset(&mut qb, page);
+        let mut qb = QueryBuilder::new("");
+        push_list_roles(&mut qb, account, service, page);
         let rows: Vec<RoleRow> = qb
             .build_query_as()
             .fetch_all(&self.pool)

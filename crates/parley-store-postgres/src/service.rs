@@ -4,7 +4,7 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::service::{NewService, Service, ServiceSettings};
 use parley_core::store::{ServiceStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ServiceSid};
-use sqlx::QueryBuilder;
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
@@ -13,6 +13,17 @@ use crate::PgStore;
 
 fn settings_json(settings: &ServiceSettings) -> StoreResult<String> {
     serde_json::to_string(settings).map_err(|e| StoreError::Other(e.into()))
+}
+
+/// Append the `list_services` query to `qb` (shared with the query-plan test).
+pub(crate) fn push_list_services<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    page: &PageRequest,
+) {
+    qb.push("select * from services where account_sid = ")
+        .push_bind(account.as_str());
+    push_keyset(qb, page);
 }
 
 #[async_trait::async_trait]
@@ -69,9 +80,8 @@ impl ServiceStore for PgStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Service>> {
-        let mut qb = QueryBuilder::new("select * from services where account_sid = ");
-        qb.push_bind(account.as_str());
-        push_keyset(&mut qb, page);
+        let mut qb = QueryBuilder::new("");
+        push_list_services(&mut qb, account, page);
         let rows: Vec<ServiceRow> = qb
             .build_query_as()
             .fetch_all(&self.pool)

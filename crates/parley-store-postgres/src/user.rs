@@ -4,7 +4,7 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{StoreError, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
-use sqlx::QueryBuilder;
+use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
@@ -37,6 +37,20 @@ fn bind_user<'q>(
         .bind(user.role_sid.as_ref().map(|r| r.as_str()))
         .bind(user.date_created.unix_micros())
         .bind(user.date_updated.unix_micros())
+}
+
+/// Append the `list_users` query to `qb` (shared with the query-plan test).
+pub(crate) fn push_list_users<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    page: &PageRequest,
+) {
+    qb.push("select * from users where account_sid = ")
+        .push_bind(account.as_str())
+        .push(" and service_sid = ")
+        .push_bind(service.as_str());
+    push_keyset(qb, page);
 }
 
 #[async_trait::async_trait]
@@ -115,11 +129,8 @@ impl UserStore for PgStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<User>> {
-        let mut qb = QueryBuilder::new("select * from users where account_sid = ");
-        qb.push_bind(account.as_str())
-            .push(" and service_sid = ")
-            .push_bind(service.as_str());
-        push_keyset(&mut qb, page);
+        let mut qb = QueryBuilder::new("");
+        push_list_users(&mut qb, account, service, page);
         let rows: Vec<UserRow> = qb
             .build_query_as()
             .fetch_all(&self.pool)
