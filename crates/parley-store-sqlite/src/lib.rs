@@ -50,8 +50,10 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqliteStore {
     /// One connection: all writes, serialised.
     writer: SqlitePool,
-    /// Read-only (`query_only`) connections.
+    /// Read-only (`query_only`) connections; the writer itself for an in-memory database.
     reader: SqlitePool,
+    /// `reader` is `writer` (in-memory database).
+    shared: bool,
 }
 
 impl SqliteStore {
@@ -101,12 +103,18 @@ impl SqliteStore {
                 .with_context(|| "cannot open SQLite reader connections")?
         };
         tracing::debug!(url = %redact(url), "sqlite store ready");
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            shared: in_memory,
+        })
     }
 
     /// Close both pools, waiting for connections to finish (checkpoints the WAL).
     pub async fn close(&self) {
-        self.reader.close().await;
+        if !self.shared {
+            self.reader.close().await;
+        }
         self.writer.close().await;
     }
 }
@@ -130,6 +138,9 @@ impl Store for SqliteStore {
         let idle = |p: &SqlitePool| u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
         if self.reader.is_closed() || self.writer.is_closed() {
             return (0, 0);
+        }
+        if self.shared {
+            return (self.writer.size(), idle(&self.writer));
         }
         (
             self.writer.size() + self.reader.size(),
