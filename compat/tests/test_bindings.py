@@ -8,6 +8,7 @@ Everything after registration (list/fetch/delete at user and service level) uses
 """
 
 import time
+from datetime import datetime
 from urllib.parse import unquote
 
 import pytest
@@ -102,6 +103,7 @@ def apn_cred(client):
 # --------------------------------------------------------------------------------------------
 # (a) Parley extension door
 
+@pytest.mark.ext
 def test_ext_register_creates_user_and_binding(client, service, apn_cred):
     resp = register_ext(service.sid, "alice@example.com", "apn", "apns-token-aaa",
                         credential_sid=apn_cred.sid, endpoint="ios:alice:dev1",
@@ -121,6 +123,7 @@ def test_ext_register_creates_user_and_binding(client, service, apn_cred):
     assert fetched.endpoint == "ios:alice:dev1"
 
 
+@pytest.mark.ext
 def test_ext_reregister_same_endpoint_updates(client, service, fcm_cred):
     first = ext_ok(register_ext(service.sid, "carol", "fcm", "tok-1", credential_sid=fcm_cred.sid,
                                 endpoint="android:carol:1"), 201)
@@ -130,34 +133,43 @@ def test_ext_reregister_same_endpoint_updates(client, service, fcm_cred):
     assert len(client.chat.v2.services(service.sid).users("carol").user_bindings.list()) == 1
 
 
+@pytest.mark.ext
 def test_ext_unknown_binding_type_is_400(client, service):
     resp = register_ext(service.sid, "dave", "sms", "addr")
     assert_error_body(resp, 400, (20001, 50209))
 
 
-def test_ext_missing_address_is_400(client, service):
-    resp = register_ext(service.sid, "dave", "fcm", None)
+@pytest.mark.ext
+def test_ext_missing_address_is_400(client, service, fcm_cred):
+    resp = register_ext(service.sid, "dave", "fcm", None, credential_sid=fcm_cred.sid)
     assert_error_body(resp, 400, 20001)
     assert client.chat.v2.services(service.sid).bindings.list(identity=["dave"]) == []
 
 
+@pytest.mark.ext
 def test_ext_wrong_credential_type_is_400(service, apn_cred):
     resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=apn_cred.sid)
     assert resp.status_code == 400, resp.text
 
 
-def test_ext_requires_auth(service):
-    resp = register_ext(service.sid, "dave", "fcm", "tok", auth=(ACCOUNT_SID, "bad"))
+@pytest.mark.ext
+def test_ext_requires_auth(service, fcm_cred):
+    resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=fcm_cred.sid,
+                        auth=(ACCOUNT_SID, "bad"))
     assert_error_body(resp, 401, 20003)
 
 
+@pytest.mark.ext
 def test_ext_other_accounts_service_is_404(service):
     resp = register_ext(service.sid, "dave", "fcm", "tok", auth=(ACCOUNT2_SID, ACCOUNT2_AUTH_TOKEN))
     assert_error_body(resp, 404, 20404)
 
 
-def test_ext_per_user_cap_evicts_oldest(client, service):
-    sids = [ext_ok(register_ext(service.sid, "hoarder", "fcm", f"tok{i}", endpoint=f"ep{i}"))["sid"]
+@pytest.mark.ext
+@pytest.mark.parley_policy
+def test_ext_per_user_cap_evicts_oldest(client, service, fcm_cred):
+    sids = [ext_ok(register_ext(service.sid, "hoarder", "fcm", f"tok{i}", endpoint=f"ep{i}",
+                                credential_sid=fcm_cred.sid))["sid"]
             for i in range(22)]
     listed = {b.sid for b in client.chat.v2.services(service.sid).users("hoarder").user_bindings.list()}
     assert len(listed) == 20
@@ -167,6 +179,7 @@ def test_ext_per_user_cap_evicts_oldest(client, service):
 # --------------------------------------------------------------------------------------------
 # (b) Twilio SDK registration door (/v1/registrations)
 
+@pytest.mark.ers
 def test_ers_register_and_unregister(client, service, fcm_cred):
     token = make_token("erin", service.sid, push_credential_sid=fcm_cred.sid,
                        endpoint_id="MyApp:erin:device-1")
@@ -175,6 +188,8 @@ def test_ers_register_and_unregister(client, service, fcm_cred):
     reg = resp.json()
     bs = reg["id"]
     assert bs.startswith("BS") and len(bs) == 34
+    assert reg.get("identity") == "erin", reg
+    assert reg.get("binding_type") == "fcm", reg
     # visible through REST with the library
     b = client.chat.v2.services(service.sid).bindings(bs).fetch()
     assert b.identity == "erin"
@@ -192,12 +207,16 @@ def test_ers_register_and_unregister(client, service, fcm_cred):
     assert again.json()["id"] == bs
     assert len(client.chat.v2.services(service.sid).bindings.list(identity=["erin"])) == 1
 
+    anonymous = requests.delete(f"{PARLEY_URL}/v1/registrations/{bs}",
+                                params={"productId": "ip_messaging"}, timeout=30)
+    assert anonymous.status_code == 401, anonymous.text
     gone = unregister_ers(token, bs)
     assert gone.status_code in (200, 204), gone.text
     with raises_rest(404, 20404):
         client.chat.v2.services(service.sid).bindings(bs).fetch()
 
 
+@pytest.mark.ers
 def test_ers_register_apn(client, service, apn_cred):
     token = make_token("frank", service.sid, push_credential_sid=apn_cred.sid)
     resp = register_ers(token, ers_body("a" * 64, channel_type="apn"))
@@ -212,56 +231,67 @@ def _assert_ers_rejected(client, service_sid, resp, statuses, identity):
     assert client.chat.v2.services(service_sid).bindings.list(identity=[identity]) == []
 
 
-def test_ers_expired_token_is_401(client, service):
+@pytest.mark.ers
+def test_ers_expired_token_is_401(client, service, fcm_cred):
     now = int(time.time())
-    token = make_token("gina", service.sid, nbf=now - 7200, valid_until=now - 3600)
+    token = make_token("gina", service.sid, nbf=now - 7200, valid_until=now - 3600,
+                       push_credential_sid=fcm_cred.sid)
     _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t")), (401,), "gina")
 
 
-def test_ers_wrong_signature_is_401(client, service):
-    token = make_token("gina", service.sid, key_secret="not-the-secret-" + "x" * 20)
+@pytest.mark.ers
+def test_ers_wrong_signature_is_401(client, service, fcm_cred):
+    token = make_token("gina", service.sid, key_secret="not-the-secret-" + "x" * 20,
+                       push_credential_sid=fcm_cred.sid)
     _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t")), (401,), "gina")
 
 
-def test_ers_missing_token_is_401(client, service):
+@pytest.mark.ers
+def test_ers_missing_token_is_401(client, service, fcm_cred):
     _assert_ers_rejected(client, service.sid, register_ers(None, ers_body("t")), (401,), "gina")
 
 
-def test_ers_other_accounts_api_key_is_rejected(client, service):
+@pytest.mark.ers
+def test_ers_other_accounts_api_key_is_rejected(client, service, fcm_cred):
     if not ACCOUNT2_API_KEY_SID:
         pytest.fail("ACCOUNT2_API_KEY_SID not set: compat/run creates it with `parley api-key create`")
     # signed correctly with account 2's key, but claiming to be account 1 (sub)
     token = make_token("gina", service.sid, key_sid=ACCOUNT2_API_KEY_SID,
-                       key_secret=ACCOUNT2_API_KEY_SECRET)
+                       key_secret=ACCOUNT2_API_KEY_SECRET, push_credential_sid=fcm_cred.sid)
     _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t")), (401, 403), "gina")
 
 
-def test_ers_service_of_other_account_in_grant_is_rejected(client, client2, service2):
+@pytest.mark.ers
+def test_ers_service_of_other_account_in_grant_is_rejected(client, client2, service2, fcm_cred):
     # account 1's key, but the grant names account 2's service
-    token = make_token("gina", service2.sid)
+    token = make_token("gina", service2.sid, push_credential_sid=fcm_cred.sid)
     resp = register_ers(token, ers_body("t"))
     _assert_ers_rejected(client2, service2.sid, resp, (401, 403, 404), "gina")
 
 
-def test_ers_unknown_service_in_grant_is_rejected(client, service):
-    token = make_token("gina", "IS" + "9" * 32)
+@pytest.mark.ers
+def test_ers_unknown_service_in_grant_is_rejected(client, service, fcm_cred):
+    token = make_token("gina", "IS" + "9" * 32, push_credential_sid=fcm_cred.sid)
     resp = register_ers(token, ers_body("t"))
     assert resp.status_code in (401, 403, 404), resp.text
 
 
-def test_ers_missing_address_is_400(client, service):
-    token = make_token("gina", service.sid)
+@pytest.mark.ers
+def test_ers_missing_address_is_400(client, service, fcm_cred):
+    token = make_token("gina", service.sid, push_credential_sid=fcm_cred.sid)
     body = ers_body("t")
     body["data"] = {}
     _assert_ers_rejected(client, service.sid, register_ers(token, body), (400,), "gina")
 
 
-def test_ers_unknown_channel_type_is_400(client, service):
-    token = make_token("gina", service.sid)
+@pytest.mark.ers
+def test_ers_unknown_channel_type_is_400(client, service, fcm_cred):
+    token = make_token("gina", service.sid, push_credential_sid=fcm_cred.sid)
     _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t", channel_type="sms")),
                          (400,), "gina")
 
 
+@pytest.mark.ers
 def test_ers_delete_with_other_identity_token_is_refused(client, service, fcm_cred):
     owner = make_token("hank", service.sid, push_credential_sid=fcm_cred.sid)
     bs = register_ers(owner, ers_body("hank-token")).json()["id"]
@@ -312,7 +342,7 @@ def test_user_binding_fetch_and_delete_via_identity_path(client, service, popula
     svc = client.chat.v2.services(service.sid)
     b = svc.users("bob smith").user_bindings(populated["b1"]).fetch()
     assert b.sid == populated["b1"] and b.binding_type == "apn" and b.endpoint == "ep-b1"
-    assert b.date_created is not None and not isinstance(b.date_created, str)
+    assert isinstance(b.date_created, datetime) and isinstance(b.date_updated, datetime)
     assert svc.users("bob smith").user_bindings(populated["b1"]).delete() is True
     with raises_rest(404, 20404):
         svc.users("bob smith").user_bindings(populated["b1"]).fetch()
@@ -376,13 +406,21 @@ def test_bindings_invisible_to_other_account(client2, service, populated):
         client2.chat.v2.services(service.sid).bindings.list()
 
 
+def test_identity_filter_with_space_survives_paging(client, service, populated):
+    http(client).clear()
+    listed = client.chat.v2.services(service.sid).bindings.list(identity=["bob smith"], page_size=1)
+    assert sorted(b.sid for b in listed) == sorted([populated["b1"], populated["b2"]])
+    assert len(http(client).gets()) >= 2
+
+
 def test_unknown_binding_type_filter_is_rejected(client, service, populated):
     with raises_list_error():
         client.chat.v2.services(service.sid).bindings.list(binding_type=["sms"])
 
 
-def test_user_bindings_paging(client, service):
-    sids = [ext_ok(register_ext(service.sid, "pager", "fcm", f"tok{i}", endpoint=f"ep{i}"))["sid"]
+def test_user_bindings_paging(client, service, fcm_cred):
+    sids = [ext_ok(register_ext(service.sid, "pager", "fcm", f"tok{i}", endpoint=f"ep{i}",
+                                credential_sid=fcm_cred.sid))["sid"]
             for i in range(15)]
     ub = client.chat.v2.services(service.sid).users("pager").user_bindings
     http(client).clear()
@@ -399,12 +437,12 @@ def test_user_bindings_paging(client, service):
     assert str(http(client).gets()[0][2]["PageSize"]) == "60"
 
 
-def test_service_bindings_paging(client, service):
+def test_service_bindings_paging(client, service, apn_cred):
     sids = []
     for u in range(3):
         for i in range(5):
             sids.append(ext_ok(register_ext(service.sid, f"u{u}", "apn", f"t{u}-{i}",
-                                            endpoint=f"e{u}-{i}"))["sid"])
+                                            endpoint=f"e{u}-{i}", credential_sid=apn_cred.sid))["sid"])
     http(client).clear()
     listed = client.chat.v2.services(service.sid).bindings.list(page_size=4)
     assert sorted(b.sid for b in listed) == sorted(sids)

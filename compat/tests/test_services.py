@@ -180,6 +180,16 @@ def test_delete_then_fetch_is_404(client):
     assert svc.sid not in [s.sid for s in client.chat.v2.services.list()]
 
 
+def test_delete_service_removes_its_users_and_roles(client):
+    svc = client.chat.v2.services.create(friendly_name=unique("cascade"))
+    client.chat.v2.services(svc.sid).users.create(identity="left-behind")
+    client.chat.v2.services(svc.sid).delete()
+    with raises_rest(404, 20404):
+        client.chat.v2.services(svc.sid).users("left-behind").fetch()
+    with raises_rest(404, 20404):
+        client.chat.v2.services(svc.sid).roles(svc.default_service_role_sid).fetch()
+
+
 def test_fetch_unknown_service_is_404(client):
     with raises_rest(404, 20404) as box:
         client.chat.v2.services("IS" + "0" * 32).fetch()

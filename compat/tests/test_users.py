@@ -130,6 +130,28 @@ def test_stream_iterates_across_pages(client, service):
     assert len(http(client).gets()) >= 3
 
 
+def test_page_next_and_previous(client, service):
+    made = _make_users(client, service, 5)
+    users = client.chat.v2.services(service.sid).users
+    first = users.page(page_size=2)
+    assert [u.sid for u in first] == [u.sid for u in made[:2]]
+    second = first.next_page()
+    assert [u.sid for u in second] == [u.sid for u in made[2:4]]
+    third = second.next_page()
+    assert [u.sid for u in third] == [u.sid for u in made[4:]]
+    assert third.next_page() is None
+    back = third.previous_page()
+    assert [u.sid for u in back] == [u.sid for u in made[2:4]]
+    assert [u.sid for u in back.previous_page()] == [u.sid for u in made[:2]]
+    assert first.previous_page() is None
+
+
+def test_create_with_webhook_header_accepted(client, service):
+    user = client.chat.v2.services(service.sid).users.create(identity="hooked",
+                                                             x_twilio_webhook_enabled="true")
+    assert user.identity == "hooked"
+
+
 def test_list_limit_stops_early(client, service):
     _make_users(client, service, 7)
     listed = client.chat.v2.services(service.sid).users.list(limit=5, page_size=2)

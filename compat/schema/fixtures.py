@@ -1,0 +1,39 @@
+"""Create the data schemathesis runs against, print it as shell `export` lines.
+
+Without real identifiers almost every request under /v2/Services/{ServiceSid}/… is a 404 and
+the response schemas of users, roles, bindings and credentials are never checked. This makes
+one service with a custom role, an FCM credential, and a user with one push binding (through
+Parley's registration extension), using plain HTTP with the account's Basic auth.
+"""
+
+import os
+import shlex
+
+import requests
+
+URL = os.environ["PARLEY_URL"].rstrip("/")
+AUTH = (os.environ["ACCOUNT_SID"], os.environ["AUTH_TOKEN"])
+
+
+def post(path, data, ok=(200, 201)):
+    r = requests.post(URL + path, data=data, auth=AUTH, timeout=30)
+    if r.status_code not in ok:
+        raise SystemExit(f"schema fixtures: POST {path} -> HTTP {r.status_code}: {r.text[:300]}")
+    return r.json()
+
+
+service = post("/v2/Services", {"FriendlyName": "schemathesis fixtures"})
+role = post(f"/v2/Services/{service['sid']}/Roles",
+            [("FriendlyName", "fixture role"), ("Type", "channel"), ("Permission", "sendMessage")])
+cred = post("/v2/Credentials", {"Type": "fcm", "FriendlyName": "fixture fcm", "Secret": "fixture"})
+binding = post(f"/v2/Services/{service['sid']}/Users/schema-user/Bindings",
+               {"BindingType": "fcm", "Address": "fixture-device-token", "CredentialSid": cred["sid"]})
+values = {
+    "COMPAT_ST_SERVICE_SID": service["sid"],
+    "COMPAT_ST_ROLE_SID": role["sid"],
+    "COMPAT_ST_CREDENTIAL_SID": cred["sid"],
+    "COMPAT_ST_USER_SID": binding["user_sid"],
+    "COMPAT_ST_BINDING_SID": binding["sid"],
+}
+for k, v in values.items():
+    print(f"export {k}={shlex.quote(v)}")
