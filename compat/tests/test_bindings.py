@@ -147,6 +147,14 @@ def test_ext_missing_address_is_400(client, service, fcm_cred):
 
 
 @pytest.mark.ext
+def test_ext_unknown_message_type_is_400(client, service, fcm_cred):
+    resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=fcm_cred.sid,
+                        message_types=["new_message", "telepathy"])
+    assert_error_body(resp, 400)
+    assert client.chat.v2.services(service.sid).bindings.list(identity=["dave"]) == []
+
+
+@pytest.mark.ext
 def test_ext_wrong_credential_type_is_400(service, apn_cred):
     resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=apn_cred.sid)
     assert resp.status_code == 400, resp.text
@@ -289,6 +297,53 @@ def test_ers_unknown_channel_type_is_400(client, service, fcm_cred):
     token = make_token("gina", service.sid, push_credential_sid=fcm_cred.sid)
     _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t", channel_type="sms")),
                          (400,), "gina")
+
+
+@pytest.mark.ers
+def test_ers_token_not_yet_valid_is_401(client, service, fcm_cred):
+    now = int(time.time())
+    token = make_token("gina", service.sid, nbf=now + 3600, valid_until=now + 7200,
+                       push_credential_sid=fcm_cred.sid)
+    _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t")), (401,), "gina")
+
+
+@pytest.mark.ers
+def test_ers_token_without_chat_grant_is_rejected(client, service, fcm_cred):
+    token = AccessToken(ACCOUNT_SID, API_KEY_SID, API_KEY_SECRET, identity="gina").to_jwt()
+    _assert_ers_rejected(client, service.sid, register_ers(token, ers_body("t")), (401, 403), "gina")
+
+
+@pytest.mark.ers
+def test_ers_wrong_product_id_is_400(client, service, fcm_cred):
+    token = make_token("gina", service.sid, push_credential_sid=fcm_cred.sid)
+    resp = requests.post(f"{PARLEY_URL}/v1/registrations", params={"productId": "video"},
+                         headers={"X-Twilio-Token": token}, json=ers_body("t"), timeout=30)
+    _assert_ers_rejected(client, service.sid, resp, (400,), "gina")
+
+
+@pytest.mark.ers
+def test_ers_bulk_remove_by_address(client, service, fcm_cred):
+    # @twilio/notifications 1.x: DELETE <ersUrl>?productId=… with {"binding_type","address"}
+    token = make_token("jill", service.sid, push_credential_sid=fcm_cred.sid)
+    keep = register_ers(token, ers_body("jill-keep")).json()["id"]
+    drop = register_ers(token, ers_body("jill-drop")).json()["id"]
+    resp = requests.delete(f"{PARLEY_URL}/v1/registrations", params={"productId": "ip_messaging"},
+                           headers={"X-Twilio-Token": token},
+                           json={"binding_type": "fcm", "address": "jill-drop"}, timeout=30)
+    assert resp.status_code in (200, 204), resp.text
+    left = [b.sid for b in client.chat.v2.services(service.sid).bindings.list(identity=["jill"])]
+    assert left == [keep]
+    assert drop not in left
+
+
+@pytest.mark.ers
+def test_ers_registration_makes_user_notifiable(client, service, fcm_cred):
+    client.chat.v2.services(service.sid).update(reachability_enabled=True)
+    client.chat.v2.services(service.sid).users.create(identity="kim")
+    assert client.chat.v2.services(service.sid).users("kim").fetch().is_notifiable is False
+    token = make_token("kim", service.sid, push_credential_sid=fcm_cred.sid)
+    assert register_ers(token, ers_body("kim-device")).status_code in (200, 201)
+    assert client.chat.v2.services(service.sid).users("kim").fetch().is_notifiable is True
 
 
 @pytest.mark.ers

@@ -1,5 +1,6 @@
 """Services (contract §3; defaults from service-defaults.md §3) through the official library."""
 
+import json
 from datetime import datetime, timezone
 
 from conftest import ACCOUNT_SID, PARLEY_URL, http, raises_rest, unique
@@ -147,10 +148,17 @@ def test_list_pages_through_all_services(client):
 
 def test_list_limit_larger_than_max_page_size_is_clamped(client, service):
     # twilio-python sends PageSize=150 for list(limit=150); the max is 100, server must clamp.
+    total = len(client.chat.v2.services.list(page_size=100))
     http(client).clear()
     listed = client.chat.v2.services.list(limit=150)
-    assert str(http(client).gets()[0][2].get("PageSize")) == "150"
-    assert service.sid in [s.sid for s in listed]
+    first_get = http(client).gets()[0]
+    assert str(first_get[2].get("PageSize")) == "150"
+    first_page = json.loads(first_get[3].text)
+    assert first_page["meta"]["page_size"] <= 100
+    assert len(first_page["services"]) <= 100
+    sids = [s.sid for s in listed]
+    assert len(sids) == min(150, total)
+    assert len(set(sids)) == len(sids)
 
 
 def test_list_envelope_meta(client, service):

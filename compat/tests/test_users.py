@@ -170,3 +170,19 @@ def test_list_limit_bigger_than_max_page_size(client, service):
 def test_users_of_unknown_service_is_404(client):
     with raises_rest(404, 20404):
         client.chat.v2.services("IS" + "a" * 32).users.create(identity="ghost")
+
+
+def test_attributes_must_be_json(client, service):
+    with raises_rest(400, 50304):
+        client.chat.v2.services(service.sid).users.create(identity="bad-attrs", attributes="{not json")
+    user = client.chat.v2.services(service.sid).users.create(identity="good-attrs")
+    with raises_rest(400, 50304):
+        client.chat.v2.services(service.sid).users(user.sid).update(attributes="[unclosed")
+    assert client.chat.v2.services(service.sid).users(user.sid).fetch().identity == "good-attrs"
+
+
+def test_reachability_flags_null_while_reachability_disabled(client, service):
+    user = client.chat.v2.services(service.sid).users.create(identity="quiet")
+    assert user.is_online is None and user.is_notifiable is None
+    fetched = client.chat.v2.services(service.sid).users("quiet").fetch()
+    assert fetched.is_online is None and fetched.is_notifiable is None
