@@ -5,8 +5,10 @@
 
 pub mod account;
 pub mod binding;
+pub mod channel;
 pub mod credential;
 pub mod crypto;
+pub mod event;
 pub mod paging;
 pub mod role;
 pub mod service;

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use parley_core::store::{Conflict, StoreError};
+use parley_core::store::{Conflict, Limit, StoreError};
 use serde_json::{json, Value};
 
 /// An error answer in Twilio's shape.
@@ -141,6 +141,28 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::not_found(),
             StoreError::Conflict(Conflict::UserIdentityTaken) => {
                 Self::new(StatusCode::CONFLICT, 50201, "User already exists")
+            }
+            StoreError::Conflict(Conflict::ChannelUniqueNameTaken) => Self::new(
+                StatusCode::CONFLICT,
+                50307,
+                "Channel with provided unique name already exists",
+            ),
+            StoreError::Conflict(Conflict::MemberExists) => {
+                Self::new(StatusCode::CONFLICT, 50404, "Member already exists")
+            }
+            StoreError::Conflict(Conflict::InviteExists) => Self::new(
+                StatusCode::CONFLICT,
+                50212,
+                "User with specified Identity already invited to this Channel",
+            ),
+            // Counter limits: 403 with the Chat code (Chat Limits page: "rejected with 403").
+            StoreError::LimitExceeded(Limit::ChannelMembers) => Self::new(
+                StatusCode::FORBIDDEN,
+                50403,
+                "Channel member limit exceeded",
+            ),
+            StoreError::LimitExceeded(Limit::UserChannels) => {
+                Self::new(StatusCode::FORBIDDEN, 50208, "User channel limit exceeded")
             }
             StoreError::Conflict(Conflict::SidTaken) => {
                 Self::new(StatusCode::CONFLICT, 20409, "Resource already exists")

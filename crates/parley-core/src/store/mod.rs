@@ -7,6 +7,7 @@
 
 mod account;
 mod binding;
+mod chat;
 mod credential;
 mod role;
 mod service;
@@ -17,6 +18,7 @@ pub mod testsuite;
 
 pub use account::AccountStore;
 pub use binding::BindingStore;
+pub use chat::{ChannelStore, EventStore, InviteStore, MemberStore, MessageStore};
 pub use credential::CredentialStore;
 pub use role::RoleStore;
 pub use service::ServiceStore;
@@ -34,6 +36,9 @@ pub enum StoreError {
     /// A uniqueness rule was broken.
     #[error("conflict: {0:?}")]
     Conflict(Conflict),
+    /// A counter limit would be exceeded.
+    #[error("limit exceeded: {0:?}")]
+    LimitExceeded(Limit),
     /// A referenced row does not exist or is not acceptable.
     #[error("invalid reference: {0}")]
     InvalidReference(&'static str),
@@ -49,12 +54,39 @@ pub enum Conflict {
     UserIdentityTaken,
     /// An account or API key with this SID exists.
     SidTaken,
+    /// A channel with this unique name exists in the service (Chat 50307).
+    ChannelUniqueNameTaken,
+    /// The identity is already a member of the channel (Chat 50404).
+    MemberExists,
+    /// The identity is already invited to the channel (Chat 50212).
+    InviteExists,
+}
+
+/// Which counter limit a change would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `limits.channel_members` (Chat 50403).
+    ChannelMembers,
+    /// `limits.user_channels` (Chat 50208).
+    UserChannels,
 }
 
 /// Everything a Parley server needs from storage.
 #[async_trait::async_trait]
 pub trait Store:
-    AccountStore + ServiceStore + RoleStore + UserStore + CredentialStore + BindingStore + Send + Sync
+    AccountStore
+    + ServiceStore
+    + RoleStore
+    + UserStore
+    + CredentialStore
+    + BindingStore
+    + ChannelStore
+    + MemberStore
+    + MessageStore
+    + InviteStore
+    + EventStore
+    + Send
+    + Sync
 {
     /// Cheap round trip to the database, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
