@@ -165,3 +165,11 @@ mod tests {
 
 #[cfg(test)]
 mod plan_tests;
+
+// Chat core (channels, members, messages, invites, events): being implemented; the trait
+// defaults answer "not implemented" until then.
+impl parley_core::store::ChannelStore for PgStore {}
+impl parley_core::store::MemberStore for PgStore {}
+impl parley_core::store::MessageStore for PgStore {}
+impl parley_core::store::InviteStore for PgStore {}
+impl parley_core::store::EventStore for PgStore {}

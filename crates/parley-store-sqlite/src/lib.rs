@@ -246,6 +246,14 @@ pub(crate) fn push_keyset(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, page: &
     qb.push_bind(page.fetch_limit());
 }
 
+// Chat core (channels, members, messages, invites, events): being implemented; the trait
+// defaults answer "not implemented" until then.
+impl parley_core::store::ChannelStore for SqliteStore {}
+impl parley_core::store::MemberStore for SqliteStore {}
+impl parley_core::store::MessageStore for SqliteStore {}
+impl parley_core::store::InviteStore for SqliteStore {}
+impl parley_core::store::EventStore for SqliteStore {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
