@@ -12,7 +12,9 @@ use parley_core::{AccountSid, ApiKeySid};
 use serde::Serialize;
 
 use crate::admin::{self, AccountCredentials, ApiKeyCredentials, Bootstrap};
-use crate::config::{BootstrapAccount, Config, DbConfig, Settings, SECRET_KEY_ENV};
+use crate::config::{
+    BootstrapAccount, Config, DbConfig, Settings, SECRET_KEY_ENV, SECRET_KEY_FILE_ENV,
+};
 use crate::telemetry::LogFormat;
 use crate::Application;
 
@@ -63,20 +65,29 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
-    /// The flag/env layer of the settings (the secret key only comes from the environment).
-    fn settings(&self) -> Settings {
-        Settings {
+    /// The flag/env layer of the settings. The secret key only comes from the environment:
+    /// `PARLEY_SECRET_KEY`, or the file named by `PARLEY_SECRET_KEY_FILE` (container secrets).
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let nonempty = |v: String| (!v.trim().is_empty()).then_some(v);
+        let secret_key = match std::env::var(SECRET_KEY_ENV).ok().and_then(nonempty) {
+            Some(key) => Some(key),
+            None => match std::env::var(SECRET_KEY_FILE_ENV).ok().and_then(nonempty) {
+                Some(path) => Some(std::fs::read_to_string(path.trim()).with_context(|| {
+                    format!("cannot read {SECRET_KEY_FILE_ENV} file {}", path.trim())
+                })?),
+                None => None,
+            },
+        };
+        Ok(Settings {
             database_url: self.database_url.clone(),
-            secret_key: std::env::var(SECRET_KEY_ENV)
-                .ok()
-                .filter(|k| !k.trim().is_empty()),
+            secret_key,
             ..Settings::default()
-        }
+        })
     }
 
     /// Resolve the database settings (flag/env > file > default).
     pub fn db_config(&self) -> anyhow::Result<DbConfig> {
-        DbConfig::from_settings(&self.settings().with_file(self.config.as_deref())?)
+        DbConfig::from_settings(&self.settings()?.with_file(self.config.as_deref())?)
     }
 }
 
@@ -112,7 +123,7 @@ impl ServeArgs {
             rate_limit: self.rate_limit,
             max_bindings_per_user: self.max_bindings_per_user,
             binding_max_age_days: self.binding_max_age_days,
-            ..self.db.settings()
+            ..self.db.settings()?
         };
         let settings = cli.with_file(self.db.config.as_deref())?;
         Config::from_settings(&settings, BootstrapAccount::from_env()?)

@@ -26,6 +26,8 @@ pub const DEFAULT_BINDING_MAX_AGE_DAYS: u32 = 365;
 
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
+/// Environment variable naming a file that holds the server key (when `PARLEY_SECRET_KEY` is unset).
+pub const SECRET_KEY_FILE_ENV: &str = "PARLEY_SECRET_KEY_FILE";
 /// Environment variable: SID of the account created on first start.
 pub const BOOTSTRAP_SID_ENV: &str = "PARLEY_BOOTSTRAP_ACCOUNT_SID";
 /// Environment variable: auth token of the account created on first start.

@@ -397,3 +397,26 @@ fn serve_that_cannot_bind_fails_clearly_and_creates_no_account() {
         "the next start will create and print it"
     );
 }
+
+#[test]
+fn the_secret_key_can_come_from_a_file_named_by_the_environment() {
+    // Arrange
+    let dir = TempDir::new();
+    let key = "5a".repeat(32);
+    let key_path = dir.0.join("secret-key.txt");
+    std::fs::write(&key_path, format!("{key}\n")).unwrap();
+    let key_path = key_path.display().to_string();
+    // Act
+    json_env(
+        &dir,
+        &["account", "create", "--json"],
+        &[("PARLEY_SECRET_KEY_FILE", key_path.as_str())],
+    );
+    let same_key = parley_env(&dir, &["account", "list"], &[("PARLEY_SECRET_KEY", &key)]);
+    // Assert
+    assert!(
+        !dir.0.join("parley.db.key").exists(),
+        "no key file is generated"
+    );
+    assert!(same_key.status.success(), "{}", stderr(&same_key));
+}
