@@ -11,11 +11,10 @@
 //! ```
 //!
 //! The macro expands to one `#[tokio::test]` per case (the calling crate needs `tokio` with the
-//! `macros` and `rt-multi-thread` features as a dev-dependency). Cases only assume that the
-//! store they get is their own: every case makes its own account, so a backend may also share
-//! one database between cases if it keeps them apart.
-
-#![allow(clippy::missing_panics_doc)]
+//! `macros` and `rt-multi-thread` features as a dev-dependency). Every case makes its own
+//! account and services, so the factory should give an empty store, but cases do not break if
+//! other cases' rows are present — except that the stale-binding sweep is global: no other
+//! bindings updated before 2023-12-31T23:51:40Z may exist (the suite makes none elsewhere).
 
 use std::fmt::Debug;
 use std::future::Future;
