@@ -58,6 +58,37 @@ pub const BINDINGS: ListSpec = ListSpec {
     default_page_size: 50,
 };
 
+/// `GET …/Channels`.
+pub const CHANNELS: ListSpec = ListSpec {
+    key: "channels",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET …/Members`.
+pub const MEMBERS: ListSpec = ListSpec {
+    key: "members",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET …/Messages`.
+pub const MESSAGES: ListSpec = ListSpec {
+    key: "messages",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET …/Invites`.
+pub const INVITES: ListSpec = ListSpec {
+    key: "invites",
+    max_page_size: 100,
+    default_page_size: 50,
+};
+/// `GET …/Users/{UserSid}/Channels`.
+pub const USER_CHANNELS: ListSpec = ListSpec {
+    key: "channels",
+    max_page_size: 50,
+    default_page_size: 50,
+};
+
 const TOKEN_PREFIX: &str = "PT";
 const MAC_LEN: usize = 16;
 

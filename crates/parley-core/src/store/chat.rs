@@ -170,7 +170,9 @@ pub trait MemberStore: Send + Sync {
 /// Messages.
 #[async_trait::async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Post `message` (its `index` is ignored): assigns the channel's next index (strictly
+    /// Post `message` into `channel` (resolved within `message.account_sid` and
+    /// `message.service_sid`; `message.index` and `message.channel_sid` are ignored and set from
+    /// the channel): assigns the channel's next index (strictly
     /// increasing, never reused, safe under many concurrent writers), increments
     /// `messages_count`, moves the channel's last message, appends `new_message`.
     async fn create_message(

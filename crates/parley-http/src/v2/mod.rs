@@ -14,10 +14,15 @@ use crate::error::ApiError;
 use crate::AppState;
 
 mod bindings;
+mod channels;
 mod credentials;
+mod invites;
+mod members;
+mod messages;
 mod roles;
 mod services;
 mod user_bindings;
+mod user_channels;
 mod users;
 
 pub(crate) use users::new_user;
@@ -43,6 +48,44 @@ pub(crate) fn routes() -> Router<AppState> {
                 .delete(services::delete),
         )
         .route("/v2/Services/{ServiceSid}/Bindings", get(bindings::list))
+        .route(
+            "/v2/Services/{ServiceSid}/Channels",
+            get(channels::list).post(channels::create),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}",
+            get(channels::fetch)
+                .post(channels::update)
+                .delete(channels::delete),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Invites",
+            get(invites::list).post(invites::create),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Invites/{Sid}",
+            get(invites::fetch).delete(invites::delete),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Members",
+            get(members::list).post(members::create),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Members/{Sid}",
+            get(members::fetch)
+                .post(members::update)
+                .delete(members::delete),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Messages",
+            get(messages::list).post(messages::create),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Messages/{Sid}",
+            get(messages::fetch)
+                .post(messages::update)
+                .delete(messages::delete),
+        )
         .route(
             "/v2/Services/{ServiceSid}/Bindings/{Sid}",
             get(bindings::fetch).delete(bindings::delete),
@@ -70,6 +113,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/v2/Services/{ServiceSid}/Users/{UserSid}/Bindings/{Sid}",
             get(user_bindings::fetch).delete(user_bindings::delete),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Users/{UserSid}/Channels",
+            get(user_channels::list),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Users/{UserSid}/Channels/{ChannelSid}",
+            get(user_channels::fetch)
+                .post(user_channels::update)
+                .delete(user_channels::delete),
         )
 }
 

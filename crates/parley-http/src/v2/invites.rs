@@ -1,0 +1,174 @@
+//! Invites: ListInvite, CreateInvite, FetchInvite, DeleteInvite (contract §10). Inviting an
+//! identity with no user is a 404 (Twilio's observed answer); a second invite is 409/50212.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use parley_core::channel::{ChannelRef, Invite};
+use parley_core::user::UserRef;
+use parley_core::{InviteSid, ServiceSid, Timestamp};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{account, date, members::channel_role, service_of, Segments};
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::paging::{PageQuery, INVITES};
+use crate::params::{Form, Query};
+use crate::urls::UrlBuilder;
+use crate::AppState;
+
+/// Wire form of an invite (`chat.v2.service.channel.invite`). No `links`.
+#[derive(Serialize)]
+pub(crate) struct InviteResource {
+    sid: String,
+    account_sid: String,
+    channel_sid: String,
+    service_sid: String,
+    identity: String,
+    date_created: String,
+    date_updated: String,
+    role_sid: Option<String>,
+    created_by: Option<String>,
+    url: String,
+}
+
+impl InviteResource {
+    fn new(i: &Invite, urls: &UrlBuilder) -> Self {
+        Self {
+            sid: i.sid.to_string(),
+            account_sid: i.account_sid.to_string(),
+            channel_sid: i.channel_sid.to_string(),
+            service_sid: i.service_sid.to_string(),
+            identity: i.identity.clone(),
+            date_created: date(i.date_created),
+            date_updated: date(i.date_updated),
+            role_sid: i.role_sid.as_ref().map(ToString::to_string),
+            created_by: i.created_by.clone(),
+            url: urls.in_service(
+                i.service_sid.as_str(),
+                &format!("Channels/{}/Invites/{}", i.channel_sid, i.sid),
+            ),
+        }
+    }
+}
+
+/// Twilio ListInvite — `GET …/Channels/{ChannelSid}/Invites` (filter `Identity`, repeatable)
+pub(crate) async fn list(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+    Query(q): Query,
+) -> Result<Json<Value>, ApiError> {
+    let service: ServiceSid = seg.sid(0)?;
+    let channel = ChannelRef::parse(seg.get(1)?);
+    let path = format!(
+        "/v2/Services/{service}/Channels/{}/Invites",
+        crate::urls::segment(seg.get(1)?)
+    );
+    let pq = PageQuery::parse(&q, INVITES, &path, &["Identity"], &app.secrets)?;
+    let page = app
+        .store
+        .list_invites(
+            account(&auth),
+            &service,
+            &channel,
+            &q.all("Identity"),
+            &pq.request,
+        )
+        .await?;
+    if page.items.is_empty() && pq.request.cursor.is_none() {
+        app.store
+            .fetch_channel(account(&auth), &service, &channel)
+            .await?;
+    }
+    let body = pq.envelope(
+        page,
+        &app.urls,
+        &app.secrets,
+        |i| (i.date_created.unix_micros(), i.sid.to_string()),
+        |i| InviteResource::new(i, &app.urls),
+    )?;
+    Ok(Json(body))
+}
+
+/// Twilio CreateInvite — `POST …/Channels/{ChannelSid}/Invites`
+pub(crate) async fn create(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+    Form(p): Form,
+) -> Result<(StatusCode, Json<InviteResource>), ApiError> {
+    let service_sid: ServiceSid = seg.sid(0)?;
+    let channel_ref = ChannelRef::parse(seg.get(1)?);
+    let identity = p.required("Identity")?;
+    let service = service_of(&app, &auth, &service_sid).await?;
+    let channel = app
+        .store
+        .fetch_channel(account(&auth), &service_sid, &channel_ref)
+        .await?;
+    let role = channel_role(&app, &auth, &service_sid, &p)
+        .await?
+        .or_else(|| service.default_channel_role_sid.clone());
+    // The invitee must exist (Twilio answers 404 for an unknown identity).
+    let user = app
+        .store
+        .fetch_user(account(&auth), &service_sid, &UserRef::Identity(identity))
+        .await?;
+    let now = Timestamp::now();
+    let invite = Invite {
+        sid: InviteSid::generate(),
+        account_sid: service.account_sid.clone(),
+        service_sid: service.sid.clone(),
+        channel_sid: channel.sid.clone(),
+        identity: user.identity,
+        role_sid: role,
+        created_by: None,
+        date_created: now,
+        date_updated: now,
+    };
+    let invite = app.store.create_invite(&channel_ref, &invite).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InviteResource::new(&invite, &app.urls)),
+    ))
+}
+
+/// Twilio FetchInvite — `GET …/Channels/{ChannelSid}/Invites/{Sid}`
+pub(crate) async fn fetch(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<Json<InviteResource>, ApiError> {
+    let service: ServiceSid = seg.sid(0)?;
+    let sid: InviteSid = seg.sid(2)?;
+    let i = app
+        .store
+        .fetch_invite(
+            account(&auth),
+            &service,
+            &ChannelRef::parse(seg.get(1)?),
+            &sid,
+        )
+        .await?;
+    Ok(Json(InviteResource::new(&i, &app.urls)))
+}
+
+/// Twilio DeleteInvite — `DELETE …/Channels/{ChannelSid}/Invites/{Sid}`
+pub(crate) async fn delete(
+    auth: Authenticated,
+    State(app): State<AppState>,
+    seg: Segments,
+) -> Result<StatusCode, ApiError> {
+    let service: ServiceSid = seg.sid(0)?;
+    let sid: InviteSid = seg.sid(2)?;
+    app.store
+        .delete_invite(
+            account(&auth),
+            &service,
+            &ChannelRef::parse(seg.get(1)?),
+            &sid,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
