@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from twilio.base.exceptions import TwilioRestException
+
 from conftest import ACCOUNT_SID, PARLEY_URL, http, raises_rest
 
 
@@ -106,3 +108,15 @@ def test_roles_list_pages(client, service):
 def test_fetch_unknown_role_is_404(client, service):
     with raises_rest(404, 20404):
         client.chat.v2.services(service.sid).roles("RL" + "f" * 32).fetch()
+
+
+def test_default_role_in_use_cannot_be_deleted(client, service):
+    svc = client.chat.v2.services(service.sid)
+    try:
+        svc.roles(service.default_service_role_sid).delete()
+        deleted = True
+    except TwilioRestException as exc:
+        deleted = False
+        assert 400 <= exc.status < 500, exc
+    assert not deleted, "deleting the service's default role must be refused"
+    assert svc.roles(service.default_service_role_sid).fetch().friendly_name == "service user"

@@ -94,7 +94,7 @@ def test_missing_identity_is_400_20001(client, service):
 
 
 def test_unknown_role_sid_on_create_is_rejected(client, service):
-    with raises_rest(400):
+    with raises_rest(400, 50102):
         client.chat.v2.services(service.sid).users.create(identity="x", role_sid="RL" + "0" * 32)
 
 
@@ -186,3 +186,20 @@ def test_reachability_flags_null_while_reachability_disabled(client, service):
     assert user.is_online is None and user.is_notifiable is None
     fetched = client.chat.v2.services(service.sid).users("quiet").fetch()
     assert fetched.is_online is None and fetched.is_notifiable is None
+
+
+def test_reachability_enabled_flags_on_fetch_but_null_in_lists(client, service):
+    client.chat.v2.services(service.sid).update(reachability_enabled=True)
+    created = client.chat.v2.services(service.sid).users.create(identity="present")
+    fetched = client.chat.v2.services(service.sid).users("present").fetch()
+    for u in (created, fetched):
+        assert isinstance(u.is_online, bool) and isinstance(u.is_notifiable, bool)
+    assert fetched.is_notifiable is False  # no push binding yet
+    listed = client.chat.v2.services(service.sid).users.list()
+    assert [(u.is_online, u.is_notifiable) for u in listed] == [(None, None)]
+
+
+def test_channel_role_cannot_be_a_users_role(client, service):
+    with raises_rest(400, 50102):
+        client.chat.v2.services(service.sid).users.create(
+            identity="x", role_sid=service.default_channel_role_sid)
