@@ -203,3 +203,29 @@ def test_channel_role_cannot_be_a_users_role(client, service):
     with raises_rest(400, 50102):
         client.chat.v2.services(service.sid).users.create(
             identity="x", role_sid=service.default_channel_role_sid)
+
+
+def test_paging_cursor_survives_deleting_a_seen_row(client, service):
+    # Page tokens are cursors: removing a row already seen must not shift the next page.
+    made = _make_users(client, service, 6)
+    users = client.chat.v2.services(service.sid).users
+    first = users.page(page_size=2)
+    assert [u.sid for u in first] == [u.sid for u in made[:2]]
+    users(made[0].sid).delete()
+    second = first.next_page()
+    assert [u.sid for u in second] == [u.sid for u in made[2:4]]
+    client.chat.v2.services(service.sid).users.create(identity="latecomer")
+    third = second.next_page()
+    assert [u.sid for u in third] == [u.sid for u in made[4:6]]
+
+
+def test_unicode_identity_in_path(client, service):
+    user = client.chat.v2.services(service.sid).users.create(identity="zoë 😀")
+    assert user.identity == "zoë 😀"
+    assert client.chat.v2.services(service.sid).users("zoë 😀").fetch().sid == user.sid
+
+
+def test_identity_shaped_like_a_user_sid_is_rejected(client, service):
+    # Paths accept a US SID or an identity, so an identity that looks like a SID is ambiguous.
+    with raises_rest(400, (20001, 50206)):
+        client.chat.v2.services(service.sid).users.create(identity="US" + "ab" * 16)
