@@ -161,6 +161,17 @@ def test_ext_wrong_credential_type_is_400(service, apn_cred):
 
 
 @pytest.mark.ext
+def test_ext_credential_of_other_account_is_400(client, client2, service):
+    foreign = client2.chat.v2.credentials.create(type="fcm", secret="theirs")
+    try:
+        resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=foreign.sid)
+        assert_error_body(resp, 400)
+        assert client.chat.v2.services(service.sid).bindings.list(identity=["dave"]) == []
+    finally:
+        client2.chat.v2.credentials(foreign.sid).delete()
+
+
+@pytest.mark.ext
 def test_ext_requires_auth(service, fcm_cred):
     resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=fcm_cred.sid,
                         auth=(ACCOUNT_SID, "bad"))
@@ -318,6 +329,13 @@ def test_ers_wrong_product_id_is_400(client, service, fcm_cred):
     token = make_token("gina", service.sid, push_credential_sid=fcm_cred.sid)
     resp = requests.post(f"{PARLEY_URL}/v1/registrations", params={"productId": "video"},
                          headers={"X-Twilio-Token": token}, json=ers_body("t"), timeout=30)
+    _assert_ers_rejected(client, service.sid, resp, (400,), "gina")
+
+
+@pytest.mark.ers
+def test_ers_credential_of_wrong_type_is_400(client, service, fcm_cred):
+    token = make_token("gina", service.sid, push_credential_sid=fcm_cred.sid)
+    resp = register_ers(token, ers_body("a" * 64, channel_type="apn"))
     _assert_ers_rejected(client, service.sid, resp, (400,), "gina")
 
 
