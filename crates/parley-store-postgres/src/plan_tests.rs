@@ -33,7 +33,7 @@ async fn connection() -> Option<(PgStore, PgConnection)> {
     let mut conn = PgConnection::connect(&url).await.expect("connect");
     sqlx::raw_sql(&format!(
         r#"set search_path to "{schema}"; set enable_seqscan = off; set enable_bitmapscan = off;
-           set enable_sort = off; analyze;"#
+           set enable_sort = off;"#
     ))
     .execute(&mut conn)
     .await
