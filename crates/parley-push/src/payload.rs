@@ -37,8 +37,9 @@
 //! # Size
 //!
 //! Both providers accept 4096 bytes: APNs the whole JSON body, FCM the data payload. If a payload
-//! would exceed [`MAX_PAYLOAD_BYTES`], the body text is cut (on a char boundary) until it fits;
-//! then `channel_title` and `author`; if it still does not fit, [`PayloadError::TooLarge`].
+//! would exceed [`MAX_PAYLOAD_BYTES`], the longest prefix of the body text that fits is kept (on a
+//! char boundary, no ellipsis); if even an empty text is too large, the same is done to
+//! `channel_title`, then `author`; if it still does not fit, [`PayloadError::TooLarge`].
 //! The output is always serialized by `serde_json`, so it is always valid JSON.
 
 use serde_json::{json, Map, Value};
@@ -173,50 +174,59 @@ pub fn apns_payload(n: &Notification) -> Result<Vec<u8>, PayloadError> {
     })
 }
 
-/// Build with `build`, shrinking text, then title, then author until the size fits.
+/// Build with `build`; if too large, keep the longest prefix of the text that fits, then of
+/// the channel title, then of the author (binary search on the char count, so JSON escaping
+/// is accounted for exactly).
 fn fit<T>(n: &Notification, build: impl Fn(&Parts) -> (T, usize)) -> Result<T, PayloadError> {
     let mut p = Parts::of(n);
     let (out, size) = build(&p);
     if size <= MAX_PAYLOAD_BYTES {
         return Ok(out);
     }
-    // Shrink the text. JSON escaping can make a char cost up to 12 bytes (`\uXXXX\uXXXX` for
-    // astral chars written as surrogate pairs by other encoders; serde_json writes UTF-8, at most
-    // 6 bytes per control char), so loop rather than compute exactly.
-    let mut over = size - MAX_PAYLOAD_BYTES;
-    loop {
-        let (out, size) = build(&p);
-        if size <= MAX_PAYLOAD_BYTES {
-            return Ok(out);
-        }
-        over = over.max(size - MAX_PAYLOAD_BYTES);
-        if !p.text.is_empty() {
-            cut_bytes(&mut p.text, over);
-        } else if p.channel_title.as_deref().is_some_and(|t| !t.is_empty()) {
-            if let Some(t) = p.channel_title.as_mut() {
-                cut_bytes(t, over);
+    type Field = fn(&mut Parts) -> Option<&mut String>;
+    let fields: [Field; 3] = [
+        |p| Some(&mut p.text),
+        |p| p.channel_title.as_mut(),
+        |p| p.author.as_mut(),
+    ];
+    for field in fields {
+        let Some(full) = field(&mut p).cloned() else {
+            continue;
+        };
+        let with = |p: &Parts, keep: usize| {
+            let mut q = p.clone();
+            if let Some(f) = field(&mut q) {
+                *f = prefix_chars(&full, keep).to_owned();
             }
-        } else if p.author.as_deref().is_some_and(|a| !a.is_empty()) {
-            if let Some(a) = p.author.as_mut() {
-                cut_bytes(a, over);
+            build(&q)
+        };
+        if with(&p, 0).1 > MAX_PAYLOAD_BYTES {
+            if let Some(f) = field(&mut p) {
+                f.clear();
             }
-        } else {
-            return Err(PayloadError::TooLarge {
-                size,
-                limit: MAX_PAYLOAD_BYTES,
-            });
+            continue;
         }
-        over = 1;
+        // Largest `keep` whose payload fits: invariant fits(lo), !fits(hi).
+        let (mut lo, mut hi) = (0, full.chars().count());
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if with(&p, mid).1 <= MAX_PAYLOAD_BYTES {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        return Ok(with(&p, lo).0);
     }
+    let size = build(&p).1;
+    Err(PayloadError::TooLarge {
+        size,
+        limit: MAX_PAYLOAD_BYTES,
+    })
 }
 
-/// Remove at least `bytes` bytes from the end of `s`, on a char boundary.
-fn cut_bytes(s: &mut String, bytes: usize) {
-    let mut keep = s.len().saturating_sub(bytes.max(1));
-    while keep > 0 && !s.is_char_boundary(keep) {
-        keep -= 1;
-    }
-    s.truncate(keep);
+fn prefix_chars(s: &str, chars: usize) -> &str {
+    crate::template::truncate_chars(s, chars)
 }
 
 #[cfg(test)]
@@ -371,7 +381,8 @@ mod tests {
         n.text = "ü\"\\\n".repeat(3000); // multi-byte and escaped chars
         let apns = apns_payload(&n).unwrap();
         assert!(apns.len() <= MAX_PAYLOAD_BYTES);
-        assert!(apns.len() > MAX_PAYLOAD_BYTES - 16, "{}", apns.len());
+        // Cut as little as needed: one more char would not fit (a char is at most 8 JSON bytes).
+        assert!(apns.len() > MAX_PAYLOAD_BYTES - 8, "{}", apns.len());
         let v: Value = serde_json::from_slice(&apns).unwrap();
         let body = v["aps"]["alert"]["body"].as_str().unwrap();
         assert!(n.text.starts_with(body));
@@ -389,10 +400,20 @@ mod tests {
         let mut n = sample();
         n.channel_unique_name = Some("u".repeat(3000));
         n.author = Some("a".repeat(3000));
-        let v: Value = serde_json::from_slice(&apns_payload(&n).unwrap()).unwrap();
+        let bytes = apns_payload(&n).unwrap();
+        assert!(bytes.len() <= MAX_PAYLOAD_BYTES);
+        assert!(bytes.len() > MAX_PAYLOAD_BYTES - 4);
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["aps"]["alert"]["body"], "");
+        let title = v["channel_title"].as_str().unwrap();
+        assert!(!title.is_empty() && title.len() < 3000);
+        assert_eq!(v["author"].as_str().unwrap().len(), 3000);
+
+        n.author = Some("a".repeat(5000));
+        let v: Value = serde_json::from_slice(&apns_payload(&n).unwrap()).unwrap();
         assert_eq!(v["channel_title"], "");
-        assert!(v["author"].as_str().unwrap().len() < 3000);
+        let author = v["author"].as_str().unwrap();
+        assert!(!author.is_empty() && author.len() < 5000);
     }
 
     #[test]
@@ -409,13 +430,4 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn cut_bytes_respects_char_boundaries() {
-        let mut s = "a€".to_string(); // 1 + 3 bytes
-        cut_bytes(&mut s, 1);
-        assert_eq!(s, "a");
-        let mut s = "abc".to_string();
-        cut_bytes(&mut s, 0);
-        assert_eq!(s, "ab");
-    }
 }
