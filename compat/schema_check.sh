@@ -70,6 +70,9 @@ run() { # run CONFIG PHASES NAME
         ${SEED_ARGS[@]+"${SEED_ARGS[@]}"}
 }
 
+# schemathesis and hypothesis keep caches (.schemathesis/, .hypothesis/) in the working
+# directory: keep them out of the repository.
+cd "$REPORT_DIR" || exit 2
 rc=0
 run "$FUZZ_CONFIG" examples,coverage,fuzzing fuzz || rc=1
 run "$HERE/schema/schemathesis.toml" stateful stateful || rc=1
