@@ -31,7 +31,12 @@ use sqlx::SqlitePool;
 
 mod account;
 mod binding;
+mod channel;
 mod credential;
+mod event;
+mod invite;
+mod member;
+mod message;
 mod role;
 mod rows;
 mod service;
@@ -226,33 +231,47 @@ pub(crate) async fn require_service(
 /// (or `<`/`desc` for a backwards cursor), pushed onto a `QueryBuilder` whose `where` clause is
 /// already open. Rows come back in travel order; finish with `Page::from_fetched`.
 pub(crate) fn push_keyset(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, page: &PageRequest) {
+    push_keyset_on(qb, page, "date_created", "sid");
+}
+
+/// [`push_keyset`] over other column names (`key_col`, `sid_col`), e.g. the user-channel view
+/// whose tie-breaker is `channel_sid`.
+pub(crate) fn push_keyset_on(
+    qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>,
+    page: &PageRequest,
+    key_col: &str,
+    sid_col: &str,
+) {
     let backwards = page.cursor.as_ref().is_some_and(|c| c.backwards);
     if let Some(Cursor { key, sid, .. }) = &page.cursor {
-        qb.push(if backwards {
-            " and (date_created, sid) < ("
-        } else {
-            " and (date_created, sid) > ("
-        });
+        let op = if backwards { "<" } else { ">" };
+        qb.push(format!(" and ({key_col}, {sid_col}) {op} ("));
         qb.push_bind(*key);
         qb.push(", ");
         qb.push_bind(sid.clone());
         qb.push(")");
     }
-    qb.push(if backwards {
-        " order by date_created desc, sid desc limit "
+    if backwards {
+        qb.push(format!(
+            " order by {key_col} desc, {sid_col} desc limit "
+        ));
     } else {
-        " order by date_created, sid limit "
-    });
+        qb.push(format!(" order by {key_col}, {sid_col} limit "));
+    }
     qb.push_bind(page.fetch_limit());
 }
 
-// Chat core (channels, members, messages, invites, events): being implemented; the trait
-// defaults answer "not implemented" until then.
-impl parley_core::store::ChannelStore for SqliteStore {}
-impl parley_core::store::MemberStore for SqliteStore {}
-impl parley_core::store::MessageStore for SqliteStore {}
-impl parley_core::store::InviteStore for SqliteStore {}
-impl parley_core::store::EventStore for SqliteStore {}
+/// Begin a write transaction on the single writer connection. `BEGIN IMMEDIATE` takes the
+/// write lock up front, so the checks a method makes and the writes it does see one state.
+pub(crate) async fn begin_write(
+    store: &SqliteStore,
+) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+    store
+        .writer
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(db_err)
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,14 +4,19 @@
 use anyhow::anyhow;
 use parley_core::account::{Account, ApiKey};
 use parley_core::binding::Binding;
+use parley_core::channel::{
+    Channel, ChannelType, Invite, Member, Message, NotificationLevel, UserChannel,
+    UserChannelStatus,
+};
 use parley_core::credential::{Credential, PushType};
+use parley_core::event::{Event, EventKind};
 use parley_core::role::{Role, RoleType};
 use parley_core::service::Service;
 use parley_core::store::StoreError;
 use parley_core::user::User;
 use parley_core::{
-    AccountSid, ApiKeySid, BindingSid, CredentialSid, RoleSid, ServiceSid, SidError, Timestamp,
-    UserSid,
+    AccountSid, ApiKeySid, BindingSid, ChannelSid, CredentialSid, InviteSid, MemberSid,
+    MessageSid, RoleSid, ServiceSid, SidError, Timestamp, UserSid,
 };
 
 use crate::from_json;
@@ -245,6 +250,249 @@ impl TryFrom<BindingRow> for Binding {
             message_types: from_json("bindings.message_types", &r.message_types)?,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
+        })
+    }
+}
+
+fn notification_level(s: &str) -> Result<NotificationLevel, StoreError> {
+    NotificationLevel::parse(s).ok_or_else(|| {
+        StoreError::Other(anyhow!("stored row: bad notification level `{s}`"))
+    })
+}
+
+/// `channels`
+#[derive(sqlx::FromRow)]
+pub(crate) struct ChannelRow {
+    pub sid: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub friendly_name: Option<String>,
+    pub unique_name: Option<String>,
+    pub attributes: Option<String>,
+    pub channel_type: String,
+    pub created_by: Option<String>,
+    pub members_count: i64,
+    pub messages_count: i64,
+    pub last_message_sid: Option<String>,
+    pub last_message_index: Option<i64>,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+impl TryFrom<ChannelRow> for Channel {
+    type Error = StoreError;
+    fn try_from(r: ChannelRow) -> Result<Self, StoreError> {
+        Ok(Channel {
+            sid: sid(ChannelSid::parse, &r.sid)?,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            friendly_name: r.friendly_name,
+            unique_name: r.unique_name,
+            attributes: r.attributes,
+            channel_type: ChannelType::parse(&r.channel_type).ok_or_else(|| {
+                StoreError::Other(anyhow!("stored row: bad channel type `{}`", r.channel_type))
+            })?,
+            created_by: r.created_by,
+            members_count: r.members_count,
+            messages_count: r.messages_count,
+            last_message_sid: opt_sid(MessageSid::parse, r.last_message_sid.as_deref())?,
+            last_message_index: r.last_message_index,
+            date_created: ts(r.date_created),
+            date_updated: ts(r.date_updated),
+        })
+    }
+}
+
+/// `members`
+#[derive(sqlx::FromRow)]
+pub(crate) struct MemberRow {
+    pub sid: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub channel_sid: String,
+    pub user_sid: String,
+    pub identity: String,
+    pub role_sid: Option<String>,
+    pub last_consumed_message_index: Option<i64>,
+    pub last_consumption_timestamp: Option<i64>,
+    pub attributes: Option<String>,
+    pub notification_level: String,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = StoreError;
+    fn try_from(r: MemberRow) -> Result<Self, StoreError> {
+        Ok(Member {
+            sid: sid(MemberSid::parse, &r.sid)?,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            user_sid: sid(UserSid::parse, &r.user_sid)?,
+            identity: r.identity,
+            role_sid: opt_sid(RoleSid::parse, r.role_sid.as_deref())?,
+            last_consumed_message_index: r.last_consumed_message_index,
+            last_consumption_timestamp: r.last_consumption_timestamp.map(ts),
+            attributes: r.attributes,
+            notification_level: notification_level(&r.notification_level)?,
+            date_created: ts(r.date_created),
+            date_updated: ts(r.date_updated),
+        })
+    }
+}
+
+/// `messages`
+#[derive(sqlx::FromRow)]
+pub(crate) struct MessageRow {
+    pub sid: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub channel_sid: String,
+    pub msg_index: i64,
+    pub msg_from: String,
+    pub body: Option<String>,
+    pub attributes: Option<String>,
+    pub last_updated_by: Option<String>,
+    pub was_edited: bool,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self, StoreError> {
+        Ok(Message {
+            sid: sid(MessageSid::parse, &r.sid)?,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            index: r.msg_index,
+            from: r.msg_from,
+            body: r.body,
+            attributes: r.attributes,
+            last_updated_by: r.last_updated_by,
+            was_edited: r.was_edited,
+            date_created: ts(r.date_created),
+            date_updated: ts(r.date_updated),
+        })
+    }
+}
+
+/// `invites`
+#[derive(sqlx::FromRow)]
+pub(crate) struct InviteRow {
+    pub sid: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub channel_sid: String,
+    pub identity: String,
+    pub role_sid: Option<String>,
+    pub created_by: Option<String>,
+    pub date_created: i64,
+    pub date_updated: i64,
+}
+
+impl TryFrom<InviteRow> for Invite {
+    type Error = StoreError;
+    fn try_from(r: InviteRow) -> Result<Self, StoreError> {
+        Ok(Invite {
+            sid: sid(InviteSid::parse, &r.sid)?,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            identity: r.identity,
+            role_sid: opt_sid(RoleSid::parse, r.role_sid.as_deref())?,
+            created_by: r.created_by,
+            date_created: ts(r.date_created),
+            date_updated: ts(r.date_updated),
+        })
+    }
+}
+
+/// One row of the user-channel view (a membership or a pending invite; see `member.rs`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserChannelRow {
+    pub account_sid: String,
+    pub service_sid: String,
+    pub channel_sid: String,
+    pub user_sid: String,
+    pub member_sid: Option<String>,
+    pub status: String,
+    pub last_consumed_message_index: Option<i64>,
+    pub unread_messages_count: Option<i64>,
+    pub notification_level: String,
+    pub date_created: i64,
+}
+
+impl TryFrom<UserChannelRow> for UserChannel {
+    type Error = StoreError;
+    fn try_from(r: UserChannelRow) -> Result<Self, StoreError> {
+        let status = match r.status.as_str() {
+            "joined" => UserChannelStatus::Joined,
+            "invited" => UserChannelStatus::Invited,
+            other => {
+                return Err(StoreError::Other(anyhow!(
+                    "stored row: bad user channel status `{other}`"
+                )))
+            }
+        };
+        Ok(UserChannel {
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            user_sid: sid(UserSid::parse, &r.user_sid)?,
+            member_sid: opt_sid(MemberSid::parse, r.member_sid.as_deref())?,
+            status,
+            last_consumed_message_index: r.last_consumed_message_index,
+            unread_messages_count: r.unread_messages_count,
+            notification_level: notification_level(&r.notification_level)?,
+            date_created: ts(r.date_created),
+        })
+    }
+}
+
+/// `events`
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    pub id: i64,
+    pub kind: String,
+    pub account_sid: String,
+    pub service_sid: String,
+    pub channel_sid: String,
+    pub channel_unique_name: Option<String>,
+    pub channel_friendly_name: Option<String>,
+    pub message_sid: Option<String>,
+    pub message_index: Option<i64>,
+    pub body: Option<String>,
+    pub member_sid: Option<String>,
+    pub invite_sid: Option<String>,
+    pub identity: Option<String>,
+    pub actor: Option<String>,
+    pub date_created: i64,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(Event {
+            id: r.id,
+            kind: EventKind::parse(&r.kind).ok_or_else(|| {
+                StoreError::Other(anyhow!("stored row: bad event kind `{}`", r.kind))
+            })?,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            channel_unique_name: r.channel_unique_name,
+            channel_friendly_name: r.channel_friendly_name,
+            message_sid: opt_sid(MessageSid::parse, r.message_sid.as_deref())?,
+            message_index: r.message_index,
+            body: r.body,
+            member_sid: opt_sid(MemberSid::parse, r.member_sid.as_deref())?,
+            invite_sid: opt_sid(InviteSid::parse, r.invite_sid.as_deref())?,
+            identity: r.identity,
+            actor: r.actor,
+            date_created: ts(r.date_created),
         })
     }
 }

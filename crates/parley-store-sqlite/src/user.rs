@@ -10,7 +10,7 @@ use crate::rows::{convert_all, UserRow};
 use crate::{db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
 
 /// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
-fn user_key(user: &UserRef) -> (&'static str, &str) {
+pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
     match user {
         UserRef::Sid(sid) => ("sid", sid.as_str()),
         UserRef::Identity(identity) => ("identity", identity.as_str()),

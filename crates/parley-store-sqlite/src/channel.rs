@@ -1,0 +1,202 @@
+//! `ChannelStore`: channels of a service, addressed by SID or unique name. Counters and the
+//! last message are maintained by `member.rs` (triggers) and `message.rs`.
+
+use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate};
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{ChannelStore, Conflict, StoreResult};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::rows::{convert_all, ChannelRow};
+use crate::{begin_write, db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
+
+/// The column and value that pick a channel: `sid` for a SID, `unique_name` otherwise.
+pub(crate) fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
+    match channel {
+        ChannelRef::Sid(sid) => ("sid", sid.as_str()),
+        ChannelRef::UniqueName(name) => ("unique_name", name.as_str()),
+    }
+}
+
+/// `channel_sid = (the channel named by ?, ?, ?)`: scopes a statement on a channel's children
+/// by account, service and channel SID or unique name (bind those three, in that order).
+pub(crate) fn in_channel(channel: &ChannelRef) -> String {
+    let (column, _) = channel_key(channel);
+    format!(
+        "channel_sid = (select sid from channels
+                        where account_sid = ? and service_sid = ? and {column} = ?)"
+    )
+}
+
+/// The channel row named by `channel` in `account`/`service`, or `NotFound`.
+pub(crate) async fn resolve_channel<'c, E: sqlx::SqliteExecutor<'c>>(
+    executor: E,
+    account: &AccountSid,
+    service: &ServiceSid,
+    channel: &ChannelRef,
+) -> StoreResult<ChannelRow> {
+    let (column, value) = channel_key(channel);
+    let sql = format!(
+        "select * from channels where account_sid = ? and service_sid = ? and {column} = ?"
+    );
+    sqlx::query_as(&sql)
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .bind(value)
+        .fetch_one(executor)
+        .await
+        .map_err(db_err)
+}
+
+/// `<head> from channels where … order by … limit …`. A type filter naming every type is no
+/// filter; one type walks `channels_by_type`.
+pub(crate) fn list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    types: &[ChannelType],
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from channels where service_sid = "));
+    qb.push_bind(service.as_str());
+    let only = |t: ChannelType| types.iter().all(|x| *x == t);
+    let filter = if types.is_empty() {
+        None
+    } else if only(ChannelType::Public) {
+        Some(ChannelType::Public)
+    } else if only(ChannelType::Private) {
+        Some(ChannelType::Private)
+    } else {
+        None
+    };
+    if let Some(t) = filter {
+        qb.push(" and channel_type = ");
+        qb.push_bind(t.as_str());
+    }
+    qb.push(" and account_sid = ");
+    qb.push_bind(account.as_str());
+    push_keyset(&mut qb, page);
+    qb
+}
+
+#[async_trait::async_trait]
+impl ChannelStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %channel.service_sid, channel.sid = %channel.sid))]
+    async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel> {
+        let mut tx = begin_write(self).await?;
+        require_service(&mut tx, &channel.account_sid, &channel.service_sid).await?;
+        // Counters and the last message start empty whatever the value says.
+        let row: ChannelRow = sqlx::query_as(
+            "insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
+                                   attributes, channel_type, created_by, date_created,
+                                   date_updated)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             returning *",
+        )
+        .bind(channel.sid.as_str())
+        .bind(channel.account_sid.as_str())
+        .bind(channel.service_sid.as_str())
+        .bind(channel.friendly_name.as_deref())
+        .bind(channel.unique_name.as_deref())
+        .bind(channel.attributes.as_deref())
+        .bind(channel.channel_type.as_str())
+        .bind(channel.created_by.as_deref())
+        .bind(channel.date_created.unix_micros())
+        .bind(channel.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
+        tx.commit().await.map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn fetch_channel(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+    ) -> StoreResult<Channel> {
+        resolve_channel(&self.reader, account, service, channel)
+            .await?
+            .try_into()
+    }
+
+    async fn list_channels(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        types: &[ChannelType],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Channel>> {
+        let rows: Vec<ChannelRow> = list_query("select *", account, service, types, page)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    // No `channel` field: a unique name may be user data.
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn update_channel(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        update: &ChannelUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Channel> {
+        let (column, value) = channel_key(channel);
+        // `case when ?set then ?value else column end` for the clearable fields.
+        let sql = format!(
+            "update channels set
+                 friendly_name = case when ? then ? else friendly_name end,
+                 unique_name = case when ? then ? else unique_name end,
+                 attributes = coalesce(?, attributes),
+                 created_by = coalesce(?, created_by),
+                 date_created = coalesce(?, date_created),
+                 date_updated = ?
+             where account_sid = ? and service_sid = ? and {column} = ?
+             returning *"
+        );
+        let row: ChannelRow = sqlx::query_as(&sql)
+            .bind(update.friendly_name.is_some())
+            .bind(update.friendly_name.clone().flatten())
+            .bind(update.unique_name.is_some())
+            .bind(update.unique_name.clone().flatten())
+            .bind(update.attributes.as_deref())
+            .bind(update.created_by.as_deref())
+            .bind(update.date_created.map(Timestamp::unix_micros))
+            .bind(update.date_updated.unwrap_or(now).unix_micros())
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn delete_channel(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+    ) -> StoreResult<()> {
+        // Members, messages and invites go with it (`on delete cascade`); joined-channel counts
+        // are counted from `members`, so they drop with the rows.
+        let (column, value) = channel_key(channel);
+        let sql = format!(
+            "delete from channels where account_sid = ? and service_sid = ? and {column} = ?"
+        );
+        let done = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?;
+        one_row(done.rows_affected())
+    }
+}

@@ -1,0 +1,95 @@
+//! `EventStore` and the write side of the change log: [`append`] runs inside the transaction of
+//! the change it records; the `events_to_push_outbox` trigger queues the event for the push
+//! engine in the same statement (migrations/0002_chat.sql).
+
+use parley_core::event::{Event, EventKind};
+use parley_core::store::{EventStore, StoreResult};
+use parley_core::{ServiceSid, Timestamp};
+
+use crate::rows::{convert_all, ChannelRow, EventRow};
+use crate::{db_err, SqliteStore};
+
+/// An event to append: the kind, the channel it concerns, and the fields of its kind.
+pub(crate) struct NewEvent<'a> {
+    pub kind: EventKind,
+    pub channel: &'a ChannelRow,
+    pub message_sid: Option<&'a str>,
+    pub message_index: Option<i64>,
+    pub body: Option<&'a str>,
+    pub member_sid: Option<&'a str>,
+    pub invite_sid: Option<&'a str>,
+    pub identity: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event of `kind` about `channel` with every optional field empty.
+    pub(crate) fn new(kind: EventKind, channel: &'a ChannelRow, now: Timestamp) -> Self {
+        Self {
+            kind,
+            channel,
+            message_sid: None,
+            message_index: None,
+            body: None,
+            member_sid: None,
+            invite_sid: None,
+            identity: None,
+            actor: None,
+            now,
+        }
+    }
+}
+
+/// Append `event` on `conn` (the caller's write transaction).
+pub(crate) async fn append(
+    conn: &mut sqlx::SqliteConnection,
+    event: &NewEvent<'_>,
+) -> StoreResult<()> {
+    let c = event.channel;
+    sqlx::query(
+        "insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
+                             channel_friendly_name, message_sid, message_index, body,
+                             member_sid, invite_sid, identity, actor, date_created)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(event.kind.as_str())
+    .bind(&c.account_sid)
+    .bind(&c.service_sid)
+    .bind(&c.sid)
+    .bind(c.unique_name.as_deref())
+    .bind(c.friendly_name.as_deref())
+    .bind(event.message_sid)
+    .bind(event.message_index)
+    .bind(event.body)
+    .bind(event.member_sid)
+    .bind(event.invite_sid)
+    .bind(event.identity)
+    .bind(event.actor)
+    .bind(event.now.unix_micros())
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    async fn list_events(
+        &self,
+        service: &ServiceSid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "select * from events where service_sid = ? and id > ? order by id limit ?",
+        )
+        .bind(service.as_str())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        convert_all(rows)
+    }
+}

@@ -1,0 +1,406 @@
+//! `MemberStore`: channel members (by SID or identity) and the user-channel view.
+//!
+//! `channels.members_count` is kept by the `members_count_up`/`members_count_down` triggers
+//! (migrations/0002_chat.sql), so it is exact on every path, including the cascade from a
+//! deleted user or channel. A user's joined-channel count is `count(*)` over `members_by_user`.
+
+use parley_core::channel::{
+    ChannelRef, Member, MemberLimits, MemberRef, MemberUpdate, UserChannel,
+};
+use parley_core::event::EventKind;
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{Conflict, Limit, MemberStore, StoreError, StoreResult};
+use parley_core::user::UserRef;
+use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::event::{self, NewEvent};
+use crate::rows::{convert_all, ChannelRow, MemberRow, UserChannelRow};
+use crate::user::user_key;
+use crate::{begin_write, db_err, push_keyset, push_keyset_on, write_err, SqliteStore};
+
+/// The column and value that pick a member: `sid` for a SID, `identity` otherwise.
+fn member_key(member: &MemberRef) -> (&'static str, &str) {
+    match member {
+        MemberRef::Sid(sid) => ("sid", sid.as_str()),
+        MemberRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+/// `<head> from members where channel_sid = ? [and identity in (…)] order by … limit …`.
+pub(crate) fn list_query<'a>(
+    head: &str,
+    channel_sid: &'a str,
+    identities: &'a [String],
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from members where channel_sid = "));
+    qb.push_bind(channel_sid);
+    if !identities.is_empty() {
+        qb.push(" and identity in (");
+        let mut list = qb.separated(", ");
+        for identity in identities {
+            list.push_bind(identity.as_str());
+        }
+        qb.push(")");
+    }
+    push_keyset(&mut qb, page);
+    qb
+}
+
+/// `<head> from (memberships ∪ pending invites of one user) where 1 = 1`; the caller appends
+/// a keyset (list) or a channel condition (fetch). The unread count is exact: the messages
+/// after the horizon, counted along `messages_by_index`; `null` without a horizon.
+pub(crate) fn user_channels_query<'a>(head: &str, user_sid: &'a str) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!(
+        "{head} from (
+             select m.account_sid, m.service_sid, m.channel_sid, m.user_sid,
+                    m.sid as member_sid, 'joined' as status, m.last_consumed_message_index,
+                    case when m.last_consumed_message_index is null then null
+                         else (select count(*) from messages x
+                               where x.channel_sid = m.channel_sid
+                                 and x.msg_index > m.last_consumed_message_index)
+                    end as unread_messages_count,
+                    m.notification_level, m.date_created
+             from members m where m.user_sid = "
+    ));
+    qb.push_bind(user_sid);
+    qb.push(
+        "
+             union all
+             select i.account_sid, i.service_sid, i.channel_sid, i.user_sid,
+                    null, 'invited', null, null, 'default', i.date_created
+             from invites i where i.user_sid = ",
+    );
+    qb.push_bind(user_sid);
+    qb.push(") where 1 = 1");
+    qb
+}
+
+/// The SID of the user named by `user` in `account`/`service`, or `NotFound`.
+async fn resolve_user(
+    store: &SqliteStore,
+    account: &AccountSid,
+    service: &ServiceSid,
+    user: &UserRef,
+) -> StoreResult<String> {
+    let (column, value) = user_key(user);
+    let sql =
+        format!("select sid from users where account_sid = ? and service_sid = ? and {column} = ?");
+    sqlx::query_scalar(&sql)
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .bind(value)
+        .fetch_one(&store.reader)
+        .await
+        .map_err(db_err)
+}
+
+#[async_trait::async_trait]
+impl MemberStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %member.service_sid, channel.sid = %member.channel_sid, member.sid = %member.sid))]
+    async fn create_member(
+        &self,
+        member: &Member,
+        limits: &MemberLimits,
+        actor: Option<&str>,
+    ) -> StoreResult<Member> {
+        let mut tx = begin_write(self).await?;
+        let chan: ChannelRow = sqlx::query_as(
+            "select * from channels where account_sid = ? and service_sid = ? and sid = ?",
+        )
+        .bind(member.account_sid.as_str())
+        .bind(member.service_sid.as_str())
+        .bind(member.channel_sid.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let identity: String = sqlx::query_scalar(
+            "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
+        )
+        .bind(member.account_sid.as_str())
+        .bind(member.service_sid.as_str())
+        .bind(member.user_sid.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if identity != member.identity {
+            return Err(StoreError::InvalidReference(
+                "identity does not match user_sid",
+            ));
+        }
+        // Checks in this order: already a member, then the channel's limit, then the user's.
+        let exists: Option<i64> =
+            sqlx::query_scalar("select 1 from members where channel_sid = ? and identity = ?")
+                .bind(&chan.sid)
+                .bind(&member.identity)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if exists.is_some() {
+            return Err(StoreError::Conflict(Conflict::MemberExists));
+        }
+        if chan.members_count >= limits.channel_members {
+            return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
+        }
+        let joined: i64 = sqlx::query_scalar("select count(*) from members where user_sid = ?")
+            .bind(member.user_sid.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if joined >= limits.user_channels {
+            return Err(StoreError::LimitExceeded(Limit::UserChannels));
+        }
+        let row: MemberRow = sqlx::query_as(
+            "insert into members (sid, account_sid, service_sid, channel_sid, user_sid, identity,
+                                  role_sid, last_consumed_message_index,
+                                  last_consumption_timestamp, attributes, notification_level,
+                                  date_created, date_updated)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             returning *",
+        )
+        .bind(member.sid.as_str())
+        .bind(&chan.account_sid)
+        .bind(&chan.service_sid)
+        .bind(&chan.sid)
+        .bind(member.user_sid.as_str())
+        .bind(&member.identity)
+        .bind(member.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(member.last_consumed_message_index)
+        .bind(member.last_consumption_timestamp.map(Timestamp::unix_micros))
+        .bind(member.attributes.as_deref())
+        .bind(member.notification_level.as_str())
+        .bind(member.date_created.unix_micros())
+        .bind(member.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| write_err(e, Conflict::MemberExists, "role"))?;
+        // Joining uses up the pending invite.
+        sqlx::query("delete from invites where channel_sid = ? and identity = ?")
+            .bind(&chan.sid)
+            .bind(&member.identity)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        event::append(
+            &mut tx,
+            &NewEvent {
+                member_sid: Some(member.sid.as_str()),
+                identity: Some(member.identity.as_str()),
+                actor,
+                ..NewEvent::new(EventKind::AddedToChannel, &chan, Timestamp::now())
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn fetch_member(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+    ) -> StoreResult<Member> {
+        let (_, channel_value) = channel_key(channel);
+        let (column, value) = member_key(member);
+        let sql = format!(
+            "select * from members where {column} = ? and {}",
+            in_channel(channel)
+        );
+        let row: MemberRow = sqlx::query_as(&sql)
+            .bind(value)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(channel_value)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn list_members(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Member>> {
+        let chan = resolve_channel(&self.reader, account, service, channel).await?;
+        let rows: Vec<MemberRow> = list_query("select *", &chan.sid, identities, page)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn update_member(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+        update: &MemberUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        let (_, channel_value) = channel_key(channel);
+        let (column, value) = member_key(member);
+        // Right-hand sides read the old row, so the timestamp rule compares against the old
+        // horizon: a given timestamp wins; else a changed horizon stamps `now`.
+        let sql = format!(
+            "update members set
+                 role_sid = coalesce(?, role_sid),
+                 last_consumption_timestamp = case
+                     when ? is not null then ?
+                     when ? and ? is not last_consumed_message_index then ?
+                     else last_consumption_timestamp end,
+                 last_consumed_message_index = case when ? then ?
+                                                    else last_consumed_message_index end,
+                 attributes = coalesce(?, attributes),
+                 notification_level = coalesce(?, notification_level),
+                 date_created = coalesce(?, date_created),
+                 date_updated = ?
+             where {column} = ? and {}
+             returning *",
+            in_channel(channel)
+        );
+        let set_index = update.last_consumed_message_index.is_some();
+        let index = update.last_consumed_message_index.flatten();
+        let stamp = update.last_consumption_timestamp.map(Timestamp::unix_micros);
+        let row: MemberRow = sqlx::query_as(&sql)
+            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(stamp)
+            .bind(stamp)
+            .bind(set_index)
+            .bind(index)
+            .bind(now.unix_micros())
+            .bind(set_index)
+            .bind(index)
+            .bind(update.attributes.as_deref())
+            .bind(update.notification_level.map(|n| n.as_str()))
+            .bind(update.date_created.map(Timestamp::unix_micros))
+            .bind(update.date_updated.unwrap_or(now).unix_micros())
+            .bind(value)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(channel_value)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(|e| write_err(e, Conflict::MemberExists, "role"))?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn delete_member(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+        actor: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let mut tx = begin_write(self).await?;
+        let chan = resolve_channel(&mut *tx, account, service, channel).await?;
+        let (column, value) = member_key(member);
+        let sql = format!(
+            "delete from members where channel_sid = ? and {column} = ? returning sid, identity"
+        );
+        let (member_sid, identity): (String, String) = sqlx::query_as(&sql)
+            .bind(&chan.sid)
+            .bind(value)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        event::append(
+            &mut tx,
+            &NewEvent {
+                member_sid: Some(&member_sid),
+                identity: Some(&identity),
+                actor,
+                ..NewEvent::new(EventKind::RemovedFromChannel, &chan, now)
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn joined_channel_counts(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        users: &[UserSid],
+    ) -> StoreResult<Vec<(UserSid, i64)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "select user_sid, count(*) from members where user_sid in (",
+        );
+        let mut list = qb.separated(", ");
+        for u in users {
+            list.push_bind(u.as_str());
+        }
+        qb.push(") and account_sid = ");
+        qb.push_bind(account.as_str());
+        qb.push(" and service_sid = ");
+        qb.push_bind(service.as_str());
+        qb.push(" group by user_sid");
+        let rows: Vec<(String, i64)> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(sid, n)| {
+                UserSid::parse(&sid)
+                    .map(|sid| (sid, n))
+                    .map_err(|e| StoreError::Other(anyhow::anyhow!("stored row: {e}")))
+            })
+            .collect()
+    }
+
+    async fn list_user_channels(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserChannel>> {
+        let user_sid = resolve_user(self, account, service, user).await?;
+        let mut qb = user_channels_query("select *", &user_sid);
+        push_keyset_on(&mut qb, page, "date_created", "channel_sid");
+        let rows: Vec<UserChannelRow> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    async fn fetch_user_channel(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        channel: &ChannelRef,
+    ) -> StoreResult<UserChannel> {
+        let user_sid = resolve_user(self, account, service, user).await?;
+        let chan = resolve_channel(&self.reader, account, service, channel).await?;
+        let mut qb = user_channels_query("select *", &user_sid);
+        qb.push(" and channel_sid = ");
+        qb.push_bind(&chan.sid);
+        let row: UserChannelRow = qb
+            .build_query_as()
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.try_into()
+    }
+}

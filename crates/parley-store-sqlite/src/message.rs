@@ -1,0 +1,247 @@
+//! `MessageStore`: messages of a channel, ordered by their per-channel index.
+//!
+//! Posting is one short write transaction: a single `update channels … returning` assigns the
+//! index (`next_message_index` only grows, so indexes are strictly increasing and never
+//! reused), counts the message and moves the last message; then the message row and its
+//! `new_message` event are inserted. The single writer connection serialises concurrent posts.
+//! Lists walk the unique `(channel_sid, msg_index)` index in either direction, so a page from
+//! the newest end costs the same in a channel of a thousand or a million messages.
+
+use parley_core::channel::{ChannelRef, Message, MessageOrder, MessageUpdate};
+use parley_core::event::EventKind;
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{Conflict, MessageStore, StoreError, StoreResult};
+use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::event::{self, NewEvent};
+use crate::rows::{convert_all, ChannelRow, MessageRow};
+use crate::{begin_write, db_err, one_row, write_err, SqliteStore};
+
+/// `<head> from messages where channel_sid = ? … order by msg_index … limit …`. The cursor key
+/// is the index; a forward page of a `desc` list goes to smaller indexes. Rows come back in
+/// travel order (finish with `Page::from_fetched`).
+pub(crate) fn list_query<'a>(
+    head: &str,
+    channel_sid: &'a str,
+    order: MessageOrder,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
+    let mut qb = QueryBuilder::new(format!("{head} from messages where channel_sid = "));
+    qb.push_bind(channel_sid);
+    let backwards = page.cursor.as_ref().is_some_and(|c| c.backwards);
+    let ascending = (order == MessageOrder::Asc) != backwards;
+    if let Some(cursor) = &page.cursor {
+        qb.push(if ascending {
+            " and msg_index > "
+        } else {
+            " and msg_index < "
+        });
+        qb.push_bind(cursor.key);
+    }
+    qb.push(if ascending {
+        " order by msg_index limit "
+    } else {
+        " order by msg_index desc limit "
+    });
+    qb.push_bind(page.fetch_limit());
+    qb
+}
+
+#[async_trait::async_trait]
+impl MessageStore for SqliteStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %message.service_sid, message.sid = %message.sid))]
+    async fn create_message(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+    ) -> StoreResult<Message> {
+        let (column, value) = channel_key(channel);
+        let mut tx = begin_write(self).await?;
+        // Resolve the channel and take the next index in one statement. In SQLite's `update`,
+        // right-hand sides read the old row: `last_message_index` gets the index being assigned.
+        let sql = format!(
+            "update channels set next_message_index = next_message_index + 1,
+                                 messages_count = messages_count + 1,
+                                 last_message_sid = ?,
+                                 last_message_index = next_message_index
+             where account_sid = ? and service_sid = ? and {column} = ?
+             returning *"
+        );
+        let chan: ChannelRow = sqlx::query_as(&sql)
+            .bind(message.sid.as_str())
+            .bind(message.account_sid.as_str())
+            .bind(message.service_sid.as_str())
+            .bind(value)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let index = chan
+            .last_message_index
+            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no index was assigned")))?;
+        let row: MessageRow = sqlx::query_as(
+            "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
+                                   msg_from, body, attributes, last_updated_by, was_edited,
+                                   date_created, date_updated)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+             returning *",
+        )
+        .bind(message.sid.as_str())
+        .bind(&chan.account_sid)
+        .bind(&chan.service_sid)
+        .bind(&chan.sid)
+        .bind(index)
+        .bind(&message.from)
+        .bind(message.body.as_deref())
+        .bind(message.attributes.as_deref())
+        .bind(message.last_updated_by.as_deref())
+        .bind(message.date_created.unix_micros())
+        .bind(message.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| write_err(e, Conflict::SidTaken, "channel"))?;
+        event::append(
+            &mut tx,
+            &NewEvent {
+                message_sid: Some(message.sid.as_str()),
+                message_index: Some(index),
+                body: message.body.as_deref(),
+                actor: Some(message.from.as_str()),
+                ..NewEvent::new(EventKind::NewMessage, &chan, Timestamp::now())
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn fetch_message(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+    ) -> StoreResult<Message> {
+        let (_, value) = channel_key(channel);
+        let sql = format!("select * from messages where sid = ? and {}", in_channel(channel));
+        let row: MessageRow = sqlx::query_as(&sql)
+            .bind(sid.as_str())
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
+        row.try_into()
+    }
+
+    async fn list_messages(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        order: MessageOrder,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let chan = resolve_channel(&self.reader, account, service, channel).await?;
+        let rows: Vec<MessageRow> = list_query("select *", &chan.sid, order, page)
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
+    async fn update_message(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+        update: &MessageUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Message> {
+        let (_, value) = channel_key(channel);
+        let sql = format!(
+            "update messages set
+                 was_edited = case when ? is not null and ? is not body then 1
+                                   else was_edited end,
+                 body = coalesce(?, body),
+                 attributes = coalesce(?, attributes),
+                 msg_from = coalesce(?, msg_from),
+                 last_updated_by = coalesce(?, last_updated_by),
+                 date_created = coalesce(?, date_created),
+                 date_updated = ?
+             where sid = ? and {}
+             returning *",
+            in_channel(channel)
+        );
+        let body = update.body.as_deref();
+        let row: MessageRow = sqlx::query_as(&sql)
+            .bind(body)
+            .bind(body)
+            .bind(body)
+            .bind(update.attributes.as_deref())
+            .bind(update.from.as_deref())
+            .bind(update.last_updated_by.as_deref())
+            .bind(update.date_created.map(Timestamp::unix_micros))
+            .bind(update.date_updated.unwrap_or(now).unix_micros())
+            .bind(sid.as_str())
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db_err)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
+    async fn delete_message(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+    ) -> StoreResult<()> {
+        let mut tx = begin_write(self).await?;
+        let chan = resolve_channel(&mut *tx, account, service, channel).await?;
+        let done = sqlx::query("delete from messages where sid = ? and channel_sid = ?")
+            .bind(sid.as_str())
+            .bind(&chan.sid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        one_row(done.rows_affected())?;
+        // The last message becomes the newest one left (both null when none is left).
+        sqlx::query(
+            "update channels set
+                 messages_count = messages_count - 1,
+                 (last_message_sid, last_message_index) =
+                     (select sid, msg_index from messages where channel_sid = ?1
+                      order by msg_index desc limit 1)
+             where sid = ?1",
+        )
+        .bind(&chan.sid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn count_messages_after(
+        &self,
+        channel: &ChannelSid,
+        after_index: i64,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar("select count(*) from messages where channel_sid = ? and msg_index > ?")
+            .bind(channel.as_str())
+            .bind(after_index)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)
+    }
+}
