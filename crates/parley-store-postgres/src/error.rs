@@ -9,11 +9,16 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::Database(d) if d.is_unique_violation() => match d.constraint() {
             Some("users_identity") => StoreError::Conflict(Conflict::UserIdentityTaken),
+            Some("channels_unique_name") => StoreError::Conflict(Conflict::ChannelUniqueNameTaken),
+            Some("members_identity") => StoreError::Conflict(Conflict::MemberExists),
+            Some("invites_identity") => StoreError::Conflict(Conflict::InviteExists),
             _ => StoreError::Conflict(Conflict::SidTaken),
         },
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => match d.constraint() {
             Some("api_keys_account_fk") => StoreError::InvalidReference("account"),
-            Some("users_role_fk") => StoreError::InvalidReference("role"),
+            Some("users_role_fk" | "members_role_fk" | "invites_role_fk") => {
+                StoreError::InvalidReference("role")
+            }
             Some("bindings_credential_fk") => StoreError::InvalidReference("credential"),
             // A child of a missing service (or a binding of a missing user): the parent named in
             // the path does not exist in this account.
@@ -33,6 +38,24 @@ pub(crate) fn is_retryable(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Whether a store call failed only because of a deadlock or a serialization failure, so the
+/// whole transaction may simply run again (a unique violation is NOT transient here: in the chat
+/// core it is an answer, e.g. `MemberExists`).
+pub(crate) fn is_transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Other(err) => match err.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(d)) => {
+                matches!(d.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Attempts of a transaction that fails transiently (deadlocks between nodes are rare).
+pub(crate) const TRANSIENT_ATTEMPTS: usize = 5;
 
 /// A stored value that does not decode into the domain type.
 pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {

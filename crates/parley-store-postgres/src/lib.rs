@@ -16,8 +16,13 @@ use sqlx::{Connection, Executor, PgConnection};
 
 mod account;
 mod binding;
+mod channel;
 mod credential;
 mod error;
+mod event;
+mod invite;
+mod member;
+mod message;
 mod paging;
 mod role;
 mod rows;
@@ -165,11 +170,3 @@ mod tests {
 
 #[cfg(test)]
 mod plan_tests;
-
-// Chat core (channels, members, messages, invites, events): being implemented; the trait
-// defaults answer "not implemented" until then.
-impl parley_core::store::ChannelStore for PgStore {}
-impl parley_core::store::MemberStore for PgStore {}
-impl parley_core::store::MessageStore for PgStore {}
-impl parley_core::store::InviteStore for PgStore {}
-impl parley_core::store::EventStore for PgStore {}

@@ -4,14 +4,19 @@
 
 use parley_core::account::{Account, ApiKey};
 use parley_core::binding::Binding;
+use parley_core::channel::{
+    Channel, ChannelType, Invite, Member, Message, NotificationLevel, UserChannel,
+    UserChannelStatus,
+};
 use parley_core::credential::{Credential, PushType};
+use parley_core::event::{Event, EventKind};
 use parley_core::role::{Role, RoleType};
 use parley_core::service::{Service, ServiceSettings};
 use parley_core::store::StoreError;
 use parley_core::user::User;
 use parley_core::{
-    AccountSid, ApiKeySid, BindingSid, CredentialSid, RoleSid, ServiceSid, SidError, Timestamp,
-    UserSid,
+    AccountSid, ApiKeySid, BindingSid, ChannelSid, CredentialSid, InviteSid, MemberSid, MessageSid,
+    RoleSid, ServiceSid, SidError, Timestamp, UserSid,
 };
 use sqlx::FromRow;
 
@@ -256,6 +261,242 @@ pub struct RegisteredRow {
     #[sqlx(flatten)]
     pub(crate) binding: BindingRow,
     pub(crate) created: bool,
+}
+
+fn notification_level(s: &str) -> Result<NotificationLevel, StoreError> {
+    NotificationLevel::parse(s).ok_or_else(|| corrupt("notification level", s))
+}
+
+/// `channels`
+#[derive(Debug, FromRow)]
+pub struct ChannelRow {
+    pub(crate) sid: String,
+    pub(crate) account_sid: String,
+    pub(crate) service_sid: String,
+    pub(crate) friendly_name: Option<String>,
+    pub(crate) unique_name: Option<String>,
+    attributes: Option<String>,
+    channel_type: String,
+    created_by: Option<String>,
+    pub(crate) members_count: i64,
+    messages_count: i64,
+    last_message_sid: Option<String>,
+    pub(crate) last_message_index: Option<i64>,
+    date_created: i64,
+    date_updated: i64,
+}
+
+impl TryFrom<ChannelRow> for Channel {
+    type Error = StoreError;
+    fn try_from(r: ChannelRow) -> Result<Self, StoreError> {
+        Ok(Channel {
+            sid: sid(ChannelSid::parse(&r.sid))?,
+            account_sid: sid(AccountSid::parse(&r.account_sid))?,
+            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
+            friendly_name: r.friendly_name,
+            unique_name: r.unique_name,
+            attributes: r.attributes,
+            channel_type: ChannelType::parse(&r.channel_type)
+                .ok_or_else(|| corrupt("channel type", &r.channel_type))?,
+            created_by: r.created_by,
+            members_count: r.members_count,
+            messages_count: r.messages_count,
+            last_message_sid: opt_sid(r.last_message_sid, MessageSid::parse)?,
+            last_message_index: r.last_message_index,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+            date_updated: Timestamp::from_unix_micros(r.date_updated),
+        })
+    }
+}
+
+/// `members`
+#[derive(Debug, FromRow)]
+pub struct MemberRow {
+    pub(crate) sid: String,
+    account_sid: String,
+    service_sid: String,
+    channel_sid: String,
+    user_sid: String,
+    pub(crate) identity: String,
+    role_sid: Option<String>,
+    last_consumed_message_index: Option<i64>,
+    last_consumption_timestamp: Option<i64>,
+    attributes: Option<String>,
+    notification_level: String,
+    date_created: i64,
+    date_updated: i64,
+}
+
+impl TryFrom<MemberRow> for Member {
+    type Error = StoreError;
+    fn try_from(r: MemberRow) -> Result<Self, StoreError> {
+        Ok(Member {
+            sid: sid(MemberSid::parse(&r.sid))?,
+            account_sid: sid(AccountSid::parse(&r.account_sid))?,
+            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
+            channel_sid: sid(ChannelSid::parse(&r.channel_sid))?,
+            user_sid: sid(UserSid::parse(&r.user_sid))?,
+            identity: r.identity,
+            role_sid: opt_sid(r.role_sid, RoleSid::parse)?,
+            last_consumed_message_index: r.last_consumed_message_index,
+            last_consumption_timestamp: r
+                .last_consumption_timestamp
+                .map(Timestamp::from_unix_micros),
+            attributes: r.attributes,
+            notification_level: notification_level(&r.notification_level)?,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+            date_updated: Timestamp::from_unix_micros(r.date_updated),
+        })
+    }
+}
+
+/// `messages`
+#[derive(Debug, FromRow)]
+pub struct MessageRow {
+    sid: String,
+    account_sid: String,
+    service_sid: String,
+    channel_sid: String,
+    msg_index: i64,
+    msg_from: String,
+    body: Option<String>,
+    attributes: Option<String>,
+    last_updated_by: Option<String>,
+    was_edited: bool,
+    date_created: i64,
+    date_updated: i64,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self, StoreError> {
+        Ok(Message {
+            sid: sid(MessageSid::parse(&r.sid))?,
+            account_sid: sid(AccountSid::parse(&r.account_sid))?,
+            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
+            channel_sid: sid(ChannelSid::parse(&r.channel_sid))?,
+            index: r.msg_index,
+            from: r.msg_from,
+            body: r.body,
+            attributes: r.attributes,
+            last_updated_by: r.last_updated_by,
+            was_edited: r.was_edited,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+            date_updated: Timestamp::from_unix_micros(r.date_updated),
+        })
+    }
+}
+
+/// `invites`
+#[derive(Debug, FromRow)]
+pub struct InviteRow {
+    sid: String,
+    account_sid: String,
+    service_sid: String,
+    channel_sid: String,
+    identity: String,
+    role_sid: Option<String>,
+    created_by: Option<String>,
+    date_created: i64,
+    date_updated: i64,
+}
+
+impl TryFrom<InviteRow> for Invite {
+    type Error = StoreError;
+    fn try_from(r: InviteRow) -> Result<Self, StoreError> {
+        Ok(Invite {
+            sid: sid(InviteSid::parse(&r.sid))?,
+            account_sid: sid(AccountSid::parse(&r.account_sid))?,
+            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
+            channel_sid: sid(ChannelSid::parse(&r.channel_sid))?,
+            identity: r.identity,
+            role_sid: opt_sid(r.role_sid, RoleSid::parse)?,
+            created_by: r.created_by,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+            date_updated: Timestamp::from_unix_micros(r.date_updated),
+        })
+    }
+}
+
+/// One row of the user-channel view (a membership or a pending invite).
+#[derive(Debug, FromRow)]
+pub struct UserChannelRow {
+    account_sid: String,
+    service_sid: String,
+    channel_sid: String,
+    user_sid: String,
+    member_sid: Option<String>,
+    status: String,
+    last_consumed_message_index: Option<i64>,
+    unread_messages_count: Option<i64>,
+    notification_level: String,
+    date_created: i64,
+}
+
+impl TryFrom<UserChannelRow> for UserChannel {
+    type Error = StoreError;
+    fn try_from(r: UserChannelRow) -> Result<Self, StoreError> {
+        let status = match r.status.as_str() {
+            "joined" => UserChannelStatus::Joined,
+            "invited" => UserChannelStatus::Invited,
+            other => return Err(corrupt("user channel status", other)),
+        };
+        Ok(UserChannel {
+            account_sid: sid(AccountSid::parse(&r.account_sid))?,
+            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
+            channel_sid: sid(ChannelSid::parse(&r.channel_sid))?,
+            user_sid: sid(UserSid::parse(&r.user_sid))?,
+            member_sid: opt_sid(r.member_sid, MemberSid::parse)?,
+            status,
+            last_consumed_message_index: r.last_consumed_message_index,
+            unread_messages_count: r.unread_messages_count,
+            notification_level: notification_level(&r.notification_level)?,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+        })
+    }
+}
+
+/// `events`
+#[derive(Debug, FromRow)]
+pub struct EventRow {
+    id: i64,
+    kind: String,
+    account_sid: String,
+    service_sid: String,
+    channel_sid: String,
+    channel_unique_name: Option<String>,
+    channel_friendly_name: Option<String>,
+    message_sid: Option<String>,
+    message_index: Option<i64>,
+    body: Option<String>,
+    member_sid: Option<String>,
+    invite_sid: Option<String>,
+    identity: Option<String>,
+    actor: Option<String>,
+    date_created: i64,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(Event {
+            id: r.id,
+            kind: EventKind::parse(&r.kind).ok_or_else(|| corrupt("event kind", &r.kind))?,
+            account_sid: sid(AccountSid::parse(&r.account_sid))?,
+            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
+            channel_sid: sid(ChannelSid::parse(&r.channel_sid))?,
+            channel_unique_name: r.channel_unique_name,
+            channel_friendly_name: r.channel_friendly_name,
+            message_sid: opt_sid(r.message_sid, MessageSid::parse)?,
+            message_index: r.message_index,
+            body: r.body,
+            member_sid: opt_sid(r.member_sid, MemberSid::parse)?,
+            invite_sid: opt_sid(r.invite_sid, InviteSid::parse)?,
+            identity: r.identity,
+            actor: r.actor,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+        })
+    }
 }
 
 /// Convert a list of fetched rows.

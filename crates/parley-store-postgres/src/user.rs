@@ -179,8 +179,27 @@ impl UserStore for PgStore {
         service: &ServiceSid,
         user: &UserRef,
     ) -> StoreResult<()> {
-        // Its bindings go with it (on delete cascade).
+        // Its bindings, memberships and invites go with it (on delete cascade); the members
+        // trigger counts the memberships out of their channels. Lock those channels first, in
+        // SID order, as a join does (channel, then user), so a deletion and a join racing on
+        // other nodes do not deadlock.
         let (column, value) = user_key(user);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let lock = format!(
+            "select c.sid from channels c
+             where c.sid in (select m.channel_sid from members m
+                             join users u on u.sid = m.user_sid
+                             where u.account_sid = $1 and u.service_sid = $2 and u.{column} = $3)
+             order by c.sid
+             for no key update of c"
+        );
+        sqlx::query(&lock)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         let sql = format!(
             "delete from users where account_sid = $1 and service_sid = $2 and {column} = $3"
         );
@@ -188,9 +207,10 @@ impl UserStore for PgStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         one_row(done.rows_affected())
     }
 }

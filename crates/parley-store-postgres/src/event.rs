@@ -1,0 +1,101 @@
+//! The change log (ARCHITECTURE §6): [`append`] is called inside the transaction of the change
+//! itself, so a rolled-back change leaves no event and a committed one always has it. Every
+//! event also gets its `push_outbox` row in the same statement.
+
+use parley_core::event::{Event, EventKind};
+use parley_core::store::{EventStore, StoreResult};
+use parley_core::{ServiceSid, Timestamp};
+use sqlx::PgConnection;
+
+use crate::error::db;
+use crate::rows::{convert_all, ChannelRow, EventRow};
+use crate::PgStore;
+
+/// An event to append; account, service and the channel's names are copied from its row.
+pub(crate) struct NewEvent<'a> {
+    pub kind: EventKind,
+    pub channel: &'a ChannelRow,
+    pub message_sid: Option<&'a str>,
+    pub message_index: Option<i64>,
+    pub body: Option<&'a str>,
+    pub member_sid: Option<&'a str>,
+    pub invite_sid: Option<&'a str>,
+    pub identity: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    /// When the change happened (server clock); also when the push is first due.
+    pub now: Timestamp,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event of `kind` about `channel` with every optional field empty.
+    pub fn new(kind: EventKind, channel: &'a ChannelRow, now: Timestamp) -> Self {
+        Self {
+            kind,
+            channel,
+            message_sid: None,
+            message_index: None,
+            body: None,
+            member_sid: None,
+            invite_sid: None,
+            identity: None,
+            actor: None,
+            now,
+        }
+    }
+}
+
+/// Append `event` and its push-outbox row (due at once) inside the caller's transaction.
+/// Returns the event id.
+pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> StoreResult<i64> {
+    sqlx::query_scalar(
+        "with e as (
+             insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
+                                 channel_friendly_name, message_sid, message_index, body,
+                                 member_sid, invite_sid, identity, actor, date_created)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             returning id
+         )
+         insert into push_outbox (event_id, available_at)
+         select id, $14 from e
+         returning event_id",
+    )
+    .bind(event.kind.as_str())
+    .bind(event.channel.account_sid.as_str())
+    .bind(event.channel.service_sid.as_str())
+    .bind(event.channel.sid.as_str())
+    .bind(event.channel.unique_name.as_deref())
+    .bind(event.channel.friendly_name.as_deref())
+    .bind(event.message_sid)
+    .bind(event.message_index)
+    .bind(event.body)
+    .bind(event.member_sid)
+    .bind(event.invite_sid)
+    .bind(event.identity)
+    .bind(event.actor)
+    .bind(event.now.unix_micros())
+    .fetch_one(conn)
+    .await
+    .map_err(db)
+}
+
+#[async_trait::async_trait]
+impl EventStore for PgStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn list_events(
+        &self,
+        service: &ServiceSid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>> {
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "select * from events where service_sid = $1 and id > $2 order by id limit $3",
+        )
+        .bind(service.as_str())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        convert_all(rows)
+    }
+}

@@ -1,0 +1,516 @@
+//! Members (contract §8) and the user-channel view (contract §6).
+//!
+//! Joining runs in one transaction that locks the channel row, then the user row (always in
+//! this order), so concurrent joins on any number of nodes are serialised per channel and per
+//! user: `Limits.ChannelMembers` and `Limits.UserChannels` are checked against exact numbers and
+//! can never be exceeded, and a second join of the same identity finds the first. The channel's
+//! `members_count` is kept by a trigger on `members` (so a deleted user's memberships are
+//! counted out too).
+
+use parley_core::channel::{
+    ChannelRef, Member, MemberLimits, MemberRef, MemberUpdate, UserChannel,
+};
+use parley_core::event::EventKind;
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{Conflict, Limit, MemberStore, StoreError, StoreResult};
+use parley_core::user::UserRef;
+use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
+use sqlx::{Postgres, QueryBuilder};
+
+use crate::channel::{
+    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
+};
+use crate::error::{db, is_transient, TRANSIENT_ATTEMPTS};
+use crate::event::{append, NewEvent};
+use crate::paging::push_keyset;
+use crate::rows::{convert_all, MemberRow, UserChannelRow};
+use crate::PgStore;
+
+/// The column a [`MemberRef`] matches and its value.
+fn member_key(member: &MemberRef) -> (&'static str, &str) {
+    match member {
+        MemberRef::Sid(sid) => ("sid", sid.as_str()),
+        MemberRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+/// The column a [`UserRef`] matches and its value.
+fn user_key(user: &UserRef) -> (&'static str, &str) {
+    match user {
+        UserRef::Sid(sid) => ("sid", sid.as_str()),
+        UserRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+/// Append the `list_members` query to `qb` (shared with the query-plan test).
+pub(crate) fn push_list_members<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    channel: &'a ChannelRef,
+    identities: &'a [String],
+    page: &PageRequest,
+) {
+    qb.push("select * from members where channel_sid = ");
+    push_channel_sid(qb, account, service, channel);
+    match identities {
+        [] => {}
+        [one] => {
+            qb.push(" and identity = ").push_bind(one.as_str());
+        }
+        many => {
+            qb.push(" and identity = any(").push_bind(many).push(")");
+        }
+    }
+    push_keyset(qb, page);
+}
+
+/// Which rows of the user-channel view to read.
+pub(crate) enum UserChannelScope<'a> {
+    /// One page by `(date_created, channel_sid)`.
+    Page(&'a PageRequest),
+    /// The row of one channel.
+    Channel(&'a ChannelRef),
+}
+
+/// Append the user-channel query: the user's memberships (`joined`) and pending invites
+/// (`invited`), each an ordered index walk, merged. Unread counts are computed for the page's
+/// rows only, from the horizon (`null` without one).
+pub(crate) fn push_user_channels<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    user_sid: &'a str,
+    scope: UserChannelScope<'a>,
+) {
+    let (cursor, descending, limit) = match &scope {
+        UserChannelScope::Page(page) => {
+            let cursor = page.cursor.as_ref();
+            (
+                cursor,
+                cursor.is_some_and(|c| c.backwards),
+                Some(page.fetch_limit()),
+            )
+        }
+        UserChannelScope::Channel(_) => (None, false, None),
+    };
+    let tail = |qb: &mut QueryBuilder<'a, Postgres>| {
+        match &scope {
+            UserChannelScope::Channel(channel) => {
+                qb.push(" and channel_sid = ");
+                push_channel_sid(qb, account, service, channel);
+            }
+            UserChannelScope::Page(_) => {
+                if let Some(c) = cursor {
+                    qb.push(if c.backwards {
+                        " and (date_created, channel_sid) < ("
+                    } else {
+                        " and (date_created, channel_sid) > ("
+                    })
+                    .push_bind(c.key)
+                    .push(", ")
+                    .push_bind(c.sid.clone())
+                    .push(")");
+                }
+            }
+        }
+        qb.push(if descending {
+            " order by date_created desc, channel_sid desc"
+        } else {
+            " order by date_created, channel_sid"
+        });
+        if let Some(limit) = limit {
+            qb.push(" limit ").push_bind(limit);
+        }
+    };
+    qb.push(
+        "select u.account_sid, u.service_sid, u.channel_sid, u.user_sid, u.member_sid, u.status,
+                u.last_consumed_message_index, u.notification_level, u.date_created,
+                case when u.last_consumed_message_index is null then null::bigint
+                     else (select count(*) from messages m
+                           where m.channel_sid = u.channel_sid
+                             and m.msg_index > u.last_consumed_message_index)
+                end as unread_messages_count
+         from ((select account_sid, service_sid, channel_sid, user_sid, sid as member_sid,
+                       'joined'::text as status, last_consumed_message_index,
+                       notification_level, date_created
+                from members where user_sid = ",
+    )
+    .push_bind(user_sid)
+    .push(" and service_sid = ")
+    .push_bind(service.as_str())
+    .push(" and account_sid = ")
+    .push_bind(account.as_str());
+    tail(qb);
+    qb.push(
+        ") union all
+               (select account_sid, service_sid, channel_sid, ",
+    )
+    .push_bind(user_sid)
+    .push(
+        "::text, null::text, 'invited'::text, null::bigint, 'default'::text, date_created
+                from invites where user_sid = ",
+    )
+    .push_bind(user_sid)
+    .push(" and service_sid = ")
+    .push_bind(service.as_str())
+    .push(" and account_sid = ")
+    .push_bind(account.as_str());
+    tail(qb);
+    qb.push(")) u");
+    qb.push(if descending {
+        " order by u.date_created desc, u.channel_sid desc"
+    } else {
+        " order by u.date_created, u.channel_sid"
+    });
+    if let Some(limit) = limit {
+        qb.push(" limit ").push_bind(limit);
+    }
+}
+
+impl PgStore {
+    /// The SID of the referenced user of the account and service.
+    async fn resolve_user(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<String> {
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "select sid from users
+             where account_sid = $1 and service_sid = $2 and {column} = $3"
+        );
+        sqlx::query_scalar(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    /// One attempt of [`MemberStore::create_member`].
+    async fn try_create_member(
+        &self,
+        member: &Member,
+        limits: &MemberLimits,
+        actor: Option<&str>,
+    ) -> StoreResult<Member> {
+        let account = member.account_sid.as_str();
+        let service = member.service_sid.as_str();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // 1. The channel row: serialises joins of this channel; members_count is exact under it.
+        let channel = ChannelRef::Sid(member.channel_sid.clone());
+        let ch = lock_channel(&mut tx, account, service, &channel).await?;
+        let exists: bool = sqlx::query_scalar(
+            "select exists (select 1 from members where channel_sid = $1 and identity = $2)",
+        )
+        .bind(ch.sid.as_str())
+        .bind(&member.identity)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        if exists {
+            return Err(StoreError::Conflict(Conflict::MemberExists));
+        }
+        // Read under the lock: the latest committed count.
+        if ch.members_count >= limits.channel_members {
+            return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
+        }
+        // 2. The user row: serialises this user's joins, so its channel count is exact.
+        let locked: Option<String> = sqlx::query_scalar(
+            "select sid from users where sid = $1 and service_sid = $2 and account_sid = $3
+             for no key update",
+        )
+        .bind(member.user_sid.as_str())
+        .bind(service)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let joined: i64 = sqlx::query_scalar("select count(*) from members where user_sid = $1")
+            .bind(member.user_sid.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if joined >= limits.user_channels {
+            return Err(StoreError::LimitExceeded(Limit::UserChannels));
+        }
+        let row: MemberRow = sqlx::query_as(
+            "insert into members (sid, account_sid, service_sid, channel_sid, user_sid, identity,
+                                  role_sid, last_consumed_message_index,
+                                  last_consumption_timestamp, attributes, notification_level,
+                                  date_created, date_updated)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             returning *",
+        )
+        .bind(member.sid.as_str())
+        .bind(account)
+        .bind(service)
+        .bind(ch.sid.as_str())
+        .bind(member.user_sid.as_str())
+        .bind(&member.identity)
+        .bind(member.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(member.last_consumed_message_index)
+        .bind(
+            member
+                .last_consumption_timestamp
+                .map(Timestamp::unix_micros),
+        )
+        .bind(member.attributes.as_deref())
+        .bind(member.notification_level.as_str())
+        .bind(member.date_created.unix_micros())
+        .bind(member.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        // Joining accepts the pending invite.
+        sqlx::query("delete from invites where channel_sid = $1 and identity = $2")
+            .bind(ch.sid.as_str())
+            .bind(&member.identity)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut event = NewEvent::new(EventKind::AddedToChannel, &ch, Timestamp::now());
+        event.member_sid = Some(member.sid.as_str());
+        event.identity = Some(member.identity.as_str());
+        event.actor = actor;
+        append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db)?;
+        row.try_into()
+    }
+}
+
+#[async_trait::async_trait]
+impl MemberStore for PgStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %member.service_sid, channel.sid = %member.channel_sid))]
+    async fn create_member(
+        &self,
+        member: &Member,
+        limits: &MemberLimits,
+        actor: Option<&str>,
+    ) -> StoreResult<Member> {
+        // Locks are taken channel → user; a user deletion (user → its channels) can still
+        // deadlock with a join on another node: PostgreSQL aborts one side, which runs again.
+        let mut attempt = 1;
+        loop {
+            match self.try_create_member(member, limits, actor).await {
+                Err(e) if attempt < TRANSIENT_ATTEMPTS && is_transient(&e) => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn fetch_member(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+    ) -> StoreResult<Member> {
+        let (column, value) = member_key(member);
+        let sql = format!(
+            "select * from members where {column} = $4 and channel_sid = {}",
+            channel_sid_sql(channel)
+        );
+        let row: MemberRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(channel_key(channel).1)
+            .bind(value)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn list_members(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Member>> {
+        let mut qb = QueryBuilder::new("");
+        push_list_members(&mut qb, account, service, channel, identities, page);
+        let rows: Vec<MemberRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let page = Page::from_fetched(convert_all(rows)?, page);
+        not_found_unless_channel(self, account, service, channel, page).await
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn update_member(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+        update: &MemberUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Member> {
+        let (column, value) = member_key(member);
+        // In `set`, columns are their old values.
+        let sql = format!(
+            "update members
+             set role_sid = coalesce($5, role_sid),
+                 last_consumed_message_index =
+                     case when $6 then $7::bigint else last_consumed_message_index end,
+                 last_consumption_timestamp = coalesce($8::bigint,
+                     case when $6 and $7::bigint is distinct from last_consumed_message_index
+                          then $9::bigint else last_consumption_timestamp end),
+                 attributes = coalesce($10, attributes),
+                 notification_level = coalesce($11, notification_level),
+                 date_created = coalesce($12, date_created),
+                 date_updated = $13
+             where {column} = $4 and channel_sid = {}
+             returning *",
+            channel_sid_sql(channel)
+        );
+        let row: MemberRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(channel_key(channel).1)
+            .bind(value)
+            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(update.last_consumed_message_index.is_some())
+            .bind(update.last_consumed_message_index.flatten())
+            .bind(
+                update
+                    .last_consumption_timestamp
+                    .map(Timestamp::unix_micros),
+            )
+            .bind(now.unix_micros())
+            .bind(update.attributes.as_deref())
+            .bind(update.notification_level.map(|l| l.as_str()))
+            .bind(update.date_created.map(Timestamp::unix_micros))
+            .bind(update.date_updated.unwrap_or(now).unix_micros())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn delete_member(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+        actor: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let (column, value) = member_key(member);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let ch = lock_channel(&mut tx, account.as_str(), service.as_str(), channel).await?;
+        let sql = format!(
+            "delete from members where channel_sid = $1 and {column} = $2
+             returning sid, identity"
+        );
+        let (member_sid, identity): (String, String) = sqlx::query_as(&sql)
+            .bind(ch.sid.as_str())
+            .bind(value)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let mut event = NewEvent::new(EventKind::RemovedFromChannel, &ch, now);
+        event.member_sid = Some(member_sid.as_str());
+        event.identity = Some(identity.as_str());
+        event.actor = actor;
+        append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn joined_channel_counts(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        users: &[UserSid],
+    ) -> StoreResult<Vec<(UserSid, i64)>> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids: Vec<&str> = users.iter().map(UserSid::as_str).collect();
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "select user_sid, count(*) from members
+             where user_sid = any($3) and service_sid = $2 and account_sid = $1
+             group by user_sid",
+        )
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .bind(&sids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        rows.into_iter()
+            .map(|(sid, n)| {
+                UserSid::parse(&sid)
+                    .map(|s| (s, n))
+                    .map_err(|e| crate::error::corrupt("sid", e))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn list_user_channels(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserChannel>> {
+        let user_sid = self.resolve_user(account, service, user).await?;
+        let mut qb = QueryBuilder::new("");
+        push_user_channels(
+            &mut qb,
+            account,
+            service,
+            &user_sid,
+            UserChannelScope::Page(page),
+        );
+        let rows: Vec<UserChannelRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn fetch_user_channel(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        channel: &ChannelRef,
+    ) -> StoreResult<UserChannel> {
+        let user_sid = self.resolve_user(account, service, user).await?;
+        let mut qb = QueryBuilder::new("");
+        push_user_channels(
+            &mut qb,
+            account,
+            service,
+            &user_sid,
+            UserChannelScope::Channel(channel),
+        );
+        let row: UserChannelRow = qb
+            .build_query_as()
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?
+            .ok_or(StoreError::NotFound)?;
+        row.try_into()
+    }
+}

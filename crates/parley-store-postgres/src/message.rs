@@ -1,0 +1,247 @@
+//! Messages (contract §9). A post takes the channel's next index with one
+//! `update channels … returning`: the row lock it holds until commit serialises concurrent
+//! posters of a channel (on any node), so indexes are strictly increasing and never reused.
+//! Lists walk the unique `(channel_sid, msg_index)` index in either direction, so a page from
+//! the newest end costs the same on a channel of any size.
+
+use parley_core::channel::{ChannelRef, Message, MessageOrder, MessageUpdate};
+use parley_core::event::EventKind;
+use parley_core::paging::{Page, PageRequest};
+use parley_core::store::{MessageStore, StoreError, StoreResult};
+use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
+use sqlx::{Postgres, QueryBuilder};
+
+use crate::channel::{
+    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
+};
+use crate::error::{db, one_row};
+use crate::event::{append, NewEvent};
+use crate::rows::{convert_all, ChannelRow, MessageRow};
+use crate::PgStore;
+
+/// Append the `list_messages` query to `qb` (shared with the query-plan test). Cursor key =
+/// index. Forward in `asc` (or backwards in `desc`) walks up the index, otherwise down;
+/// `Page::from_fetched` turns backwards pages into list order.
+pub(crate) fn push_list_messages<'a>(
+    qb: &mut QueryBuilder<'a, Postgres>,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    channel: &'a ChannelRef,
+    order: MessageOrder,
+    page: &PageRequest,
+) {
+    let backwards = page.cursor.as_ref().is_some_and(|c| c.backwards);
+    let ascending = (order == MessageOrder::Asc) != backwards;
+    qb.push("select * from messages where channel_sid = ");
+    push_channel_sid(qb, account, service, channel);
+    if let Some(c) = &page.cursor {
+        qb.push(if ascending {
+            " and msg_index > "
+        } else {
+            " and msg_index < "
+        })
+        .push_bind(c.key);
+    }
+    qb.push(if ascending {
+        " order by msg_index limit "
+    } else {
+        " order by msg_index desc limit "
+    })
+    .push_bind(page.fetch_limit());
+}
+
+#[async_trait::async_trait]
+impl MessageStore for PgStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %message.service_sid, message.sid = %message.sid))]
+    async fn create_message(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+    ) -> StoreResult<Message> {
+        let (column, value) = channel_key(channel);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // In `set`, columns are their old values: last_message_index = the index taken.
+        let sql = format!(
+            "update channels
+             set next_message_index = next_message_index + 1,
+                 messages_count = messages_count + 1,
+                 last_message_sid = $4,
+                 last_message_index = next_message_index
+             where account_sid = $1 and service_sid = $2 and {column} = $3
+             returning *"
+        );
+        let ch: ChannelRow = sqlx::query_as(&sql)
+            .bind(message.account_sid.as_str())
+            .bind(message.service_sid.as_str())
+            .bind(value)
+            .bind(message.sid.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let index = ch
+            .last_message_index
+            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("channel without message index")))?;
+        let row: MessageRow = sqlx::query_as(
+            "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
+                                   body, attributes, last_updated_by, was_edited, date_created,
+                                   date_updated)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $11)
+             returning *",
+        )
+        .bind(message.sid.as_str())
+        .bind(message.account_sid.as_str())
+        .bind(message.service_sid.as_str())
+        .bind(ch.sid.as_str())
+        .bind(index)
+        .bind(&message.from)
+        .bind(message.body.as_deref())
+        .bind(message.attributes.as_deref())
+        .bind(message.last_updated_by.as_deref())
+        .bind(message.date_created.unix_micros())
+        .bind(message.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut event = NewEvent::new(EventKind::NewMessage, &ch, Timestamp::now());
+        event.message_sid = Some(message.sid.as_str());
+        event.message_index = Some(index);
+        event.body = message.body.as_deref();
+        event.actor = Some(message.from.as_str());
+        append(&mut tx, &event).await?;
+        tx.commit().await.map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
+    async fn fetch_message(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+    ) -> StoreResult<Message> {
+        let sql = format!(
+            "select * from messages where sid = $4 and channel_sid = {}",
+            channel_sid_sql(channel)
+        );
+        let row: MessageRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(channel_key(channel).1)
+            .bind(sid.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn list_messages(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        order: MessageOrder,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let mut qb = QueryBuilder::new("");
+        push_list_messages(&mut qb, account, service, channel, order, page);
+        let rows: Vec<MessageRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let page = Page::from_fetched(convert_all(rows)?, page);
+        not_found_unless_channel(self, account, service, channel, page).await
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
+    async fn update_message(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+        update: &MessageUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Message> {
+        // In `set`, `body` is the old body.
+        let sql = format!(
+            "update messages
+             set body = coalesce($5, body),
+                 was_edited = was_edited or ($5::text is not null and $5::text is distinct from body),
+                 attributes = coalesce($6, attributes),
+                 msg_from = coalesce($7, msg_from),
+                 last_updated_by = coalesce($8, last_updated_by),
+                 date_created = coalesce($9, date_created),
+                 date_updated = $10
+             where sid = $4 and channel_sid = {}
+             returning *",
+            channel_sid_sql(channel)
+        );
+        let row: MessageRow = sqlx::query_as(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(channel_key(channel).1)
+            .bind(sid.as_str())
+            .bind(update.body.as_deref())
+            .bind(update.attributes.as_deref())
+            .bind(update.from.as_deref())
+            .bind(update.last_updated_by.as_deref())
+            .bind(update.date_created.map(Timestamp::unix_micros))
+            .bind(update.date_updated.unwrap_or(now).unix_micros())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        row.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
+    async fn delete_message(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let ch = lock_channel(&mut tx, account.as_str(), service.as_str(), channel).await?;
+        let done = sqlx::query("delete from messages where sid = $1 and channel_sid = $2")
+            .bind(sid.as_str())
+            .bind(ch.sid.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        one_row(done.rows_affected())?;
+        // The last message becomes the newest one left (a backward index walk of one row).
+        sqlx::query(
+            "update channels
+             set messages_count = messages_count - 1,
+                 (last_message_sid, last_message_index) = (
+                     select m.sid, m.msg_index from messages m
+                     where m.channel_sid = $1 order by m.msg_index desc limit 1)
+             where sid = $1",
+        )
+        .bind(ch.sid.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    #[tracing::instrument(skip_all, fields(channel.sid = %channel))]
+    async fn count_messages_after(
+        &self,
+        channel: &ChannelSid,
+        after_index: i64,
+    ) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "select count(*) from messages where channel_sid = $1 and msg_index > $2",
+        )
+        .bind(channel.as_str())
+        .bind(after_index)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+}
