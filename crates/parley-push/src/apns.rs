@@ -183,7 +183,9 @@ fn non_blank(s: &Option<String>) -> Option<&str> {
 pub fn apns_auth(secrets: &CredentialSecrets) -> Result<ApnsAuth, String> {
     let extra: TokenAuthSecret = match non_blank(&secrets.secret) {
         Some(s) => serde_json::from_str(s).map_err(|e| {
-            format!("APNs credential Secret must be token-auth JSON {{key_id, team_id, topic}}: {e}")
+            format!(
+                "APNs credential Secret must be token-auth JSON {{key_id, team_id, topic}}: {e}"
+            )
         })?,
         None => TokenAuthSecret::default(),
     };
@@ -532,7 +534,11 @@ impl ApnsSender {
                 credential.credential_type.as_str()
             ));
         }
-        let key = (credential.sid.clone(), credential.updated, credential.sandbox);
+        let key = (
+            credential.sid.clone(),
+            credential.updated,
+            credential.sandbox,
+        );
         if let Some(c) = lock(&self.clients).get(&key) {
             return Ok(c.clone());
         }
@@ -639,7 +645,10 @@ mod tests {
     fn token_auth() {
         let s = CredentialSecrets {
             private_key: Some(P8.into()),
-            secret: Some(r#"{"key_id":"KEY1234567","team_id":"TEAM123456","topic":"com.example.parley"}"#.into()),
+            secret: Some(
+                r#"{"key_id":"KEY1234567","team_id":"TEAM123456","topic":"com.example.parley"}"#
+                    .into(),
+            ),
             ..Default::default()
         };
         match apns_auth(&s).unwrap() {
@@ -670,8 +679,8 @@ mod tests {
 
     #[test]
     fn provider_jwt_is_cached_then_refreshed() {
-        let signer = TokenSigner::new(P8, "KEY1234567", "TEAM123456", Duration::from_secs(2400))
-            .unwrap();
+        let signer =
+            TokenSigner::new(P8, "KEY1234567", "TEAM123456", Duration::from_secs(2400)).unwrap();
         let a = signer.token().unwrap();
         let b = signer.token().unwrap();
         assert_eq!(a, b);
@@ -683,8 +692,7 @@ mod tests {
         signer.token().unwrap();
         assert_eq!(signer.signed_count(), 2);
 
-        let eager =
-            TokenSigner::new(P8, "KEY1234567", "TEAM123456", Duration::ZERO).unwrap();
+        let eager = TokenSigner::new(P8, "KEY1234567", "TEAM123456", Duration::ZERO).unwrap();
         eager.token().unwrap();
         eager.token().unwrap();
         assert_eq!(eager.signed_count(), 2);
@@ -702,14 +710,23 @@ mod tests {
             map_response(s, None, format!(r#"{{"reason":"{reason}"}}"#).as_bytes())
         };
         assert_eq!(map_response(200, None, b""), SendOutcome::Delivered);
-        assert!(matches!(r(410, "Unregistered"), SendOutcome::InvalidToken { .. }));
-        assert!(matches!(r(400, "BadDeviceToken"), SendOutcome::InvalidToken { .. }));
+        assert!(matches!(
+            r(410, "Unregistered"),
+            SendOutcome::InvalidToken { .. }
+        ));
+        assert!(matches!(
+            r(400, "BadDeviceToken"),
+            SendOutcome::InvalidToken { .. }
+        ));
         assert!(matches!(
             r(400, "DeviceTokenNotForTopic"),
             SendOutcome::InvalidToken { .. }
         ));
         assert!(matches!(r(400, "BadTopic"), SendOutcome::Failed { .. }));
-        assert!(matches!(r(413, "PayloadTooLarge"), SendOutcome::Failed { .. }));
+        assert!(matches!(
+            r(413, "PayloadTooLarge"),
+            SendOutcome::Failed { .. }
+        ));
         assert!(matches!(
             r(403, "ExpiredProviderToken"),
             SendOutcome::CredentialFailed { .. }
@@ -722,10 +739,20 @@ mod tests {
             r(400, "TopicDisallowed"),
             SendOutcome::CredentialFailed { .. }
         ));
-        assert!(matches!(r(500, "InternalServerError"), SendOutcome::Retry { .. }));
-        assert!(matches!(r(503, "ServiceUnavailable"), SendOutcome::Retry { .. }));
+        assert!(matches!(
+            r(500, "InternalServerError"),
+            SendOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            r(503, "ServiceUnavailable"),
+            SendOutcome::Retry { .. }
+        ));
         assert_eq!(
-            map_response(429, Some(Duration::from_secs(9)), br#"{"reason":"TooManyRequests"}"#),
+            map_response(
+                429,
+                Some(Duration::from_secs(9)),
+                br#"{"reason":"TooManyRequests"}"#
+            ),
             SendOutcome::Retry {
                 after: Some(Duration::from_secs(9)),
                 reason: "APNs 429 TooManyRequests".into()

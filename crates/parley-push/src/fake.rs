@@ -478,8 +478,10 @@ fn apns_check(inc: &Incoming, token: &str) -> Result<(), (u16, &'static str)> {
         return Err((400, "MissingTopic"));
     }
     match inc.header("apns-push-type") {
-        Some("alert" | "background" | "voip" | "complication" | "fileprovider" | "mdm"
-        | "location" | "liveactivity" | "pushtotalk") => {}
+        Some(
+            "alert" | "background" | "voip" | "complication" | "fileprovider" | "mdm" | "location"
+            | "liveactivity" | "pushtotalk",
+        ) => {}
         _ => return Err((400, "InvalidPushType")),
     }
     if inc.header("apns-id").is_some_and(|id| !is_uuid(id)) {
@@ -512,15 +514,21 @@ fn apns_check(inc: &Incoming, token: &str) -> Result<(), (u16, &'static str)> {
     }
 }
 
-async fn apns_send(State(h): State<FakeHandle>, Path(token): Path<String>, req: Request) -> Response {
+async fn apns_send(
+    State(h): State<FakeHandle>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
     let inc = read(req).await;
     let result = match apns_check(&inc, &token) {
         Err(e) => Err(e),
         Ok(()) => match h.mode_for(&token) {
             FakeMode::Normal => Ok(()),
             FakeMode::Slow => {
-                tokio::time::sleep(Duration::from_millis(h.state.delay_ms.load(Ordering::Relaxed)))
-                    .await;
+                tokio::time::sleep(Duration::from_millis(
+                    h.state.delay_ms.load(Ordering::Relaxed),
+                ))
+                .await;
                 Ok(())
             }
             FakeMode::Dead => Err((410, "Unregistered")),
@@ -604,7 +612,10 @@ fn form_decode(body: &[u8]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn check_assertion(form: &BTreeMap<String, String>, expected_aud_suffix: &str) -> Result<(), String> {
+fn check_assertion(
+    form: &BTreeMap<String, String>,
+    expected_aud_suffix: &str,
+) -> Result<(), String> {
     if form.get("grant_type").map(String::as_str) != Some(JWT_BEARER_GRANT) {
         return Err("unsupported_grant_type".into());
     }
@@ -688,9 +699,10 @@ fn google_error(status: u16, code: &str, message: &str, extra: Option<Value>) ->
 
 /// Validate an FCM send (before the scripted mode applies); returns the device token.
 fn fcm_check(h: &FakeHandle, inc: &Incoming, body: &Value) -> Result<String, (u16, Value)> {
-    let bearer = inc
-        .header("authorization")
-        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")));
+    let bearer = inc.header("authorization").and_then(|a| {
+        a.strip_prefix("Bearer ")
+            .or_else(|| a.strip_prefix("bearer "))
+    });
     if !bearer.is_some_and(|t| lock(&h.state.access_tokens).contains(t)) {
         return Err((
             401,
@@ -717,7 +729,9 @@ fn fcm_check(h: &FakeHandle, inc: &Incoming, body: &Value) -> Result<String, (u1
             .as_object()
             .ok_or_else(|| bad("Invalid value at 'message.data'"))?;
         if data.values().any(|v| !v.is_string()) {
-            return Err(bad("Invalid value at 'message.data[0].value' (TYPE_STRING)"));
+            return Err(bad(
+                "Invalid value at 'message.data[0].value' (TYPE_STRING)",
+            ));
         }
         let size: usize = data
             .iter()
@@ -775,7 +789,9 @@ async fn fcm_send(
                     429,
                     google_error(429, "QUOTA_EXCEEDED", "Quota exceeded.", None),
                 )),
-                FakeMode::Error => Err((500, google_error(500, "INTERNAL", "Internal error.", None))),
+                FakeMode::Error => {
+                    Err((500, google_error(500, "INTERNAL", "Internal error.", None)))
+                }
                 FakeMode::Unavailable => Err((
                     503,
                     google_error(503, "UNAVAILABLE", "The service is unavailable.", None),
@@ -790,7 +806,11 @@ async fn fcm_send(
     let (status, answer, reason) = match result {
         Ok(()) => {
             let n = h.state.sent.fetch_add(1, Ordering::Relaxed) + 1;
-            (200, json!({"name": format!("projects/{project}/messages/{n}")}), None)
+            (
+                200,
+                json!({"name": format!("projects/{project}/messages/{n}")}),
+                None,
+            )
         }
         Err((s, v)) => {
             let code = v["error"]["details"][0]["errorCode"]
@@ -818,7 +838,10 @@ mod tests {
     #[test]
     fn prefixes() {
         assert_eq!(FakeMode::from_token("dead-1"), Some(FakeMode::Dead));
-        assert_eq!(FakeMode::from_token("ratelimit-x"), Some(FakeMode::RateLimit));
+        assert_eq!(
+            FakeMode::from_token("ratelimit-x"),
+            Some(FakeMode::RateLimit)
+        );
         assert_eq!(FakeMode::from_token("abcdef"), None);
     }
 

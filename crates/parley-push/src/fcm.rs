@@ -276,11 +276,10 @@ impl TokenSource {
                 SendOutcome::CredentialFailed { reason: text }
             });
         }
-        let t: TokenResponse =
-            serde_json::from_slice(&bytes).map_err(|e| SendOutcome::Retry {
-                after: None,
-                reason: format!("OAuth2 token response is not JSON: {e}"),
-            })?;
+        let t: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| SendOutcome::Retry {
+            after: None,
+            reason: format!("OAuth2 token response is not JSON: {e}"),
+        })?;
         let expires =
             tokio::time::Instant::now() + Duration::from_secs(t.expires_in.unwrap_or(3600));
         *cached = Some((t.access_token.clone(), expires));
@@ -348,8 +347,11 @@ pub fn map_response(status: u16, retry_after: Option<Duration>, body: &[u8]) -> 
 pub struct FcmSender {
     config: Arc<FcmConfig>,
     http: reqwest::Client,
-    tokens: Arc<Mutex<HashMap<(String, i64), Arc<TokenSource>>>>,
+    tokens: Arc<Mutex<TokenCache>>,
 }
+
+/// Token sources by (credential sid, `date_updated`).
+type TokenCache = HashMap<(String, i64), Arc<TokenSource>>;
 
 impl FcmSender {
     /// A sender with an empty token cache.
@@ -550,7 +552,9 @@ mod tests {
     #[test]
     fn maps_answers() {
         let err = |status: u16, code: &str, msg: &str, extra: Value| {
-            let mut details = vec![json!({"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":code})];
+            let mut details = vec![
+                json!({"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":code}),
+            ];
             if !extra.is_null() {
                 details.push(extra);
             }
@@ -563,28 +567,59 @@ mod tests {
             SendOutcome::Delivered
         );
         assert!(matches!(
-            map_response(404, None, &err(404, "UNREGISTERED", "Requested entity was not found.", Value::Null)),
+            map_response(
+                404,
+                None,
+                &err(
+                    404,
+                    "UNREGISTERED",
+                    "Requested entity was not found.",
+                    Value::Null
+                )
+            ),
             SendOutcome::InvalidToken { .. }
         ));
         let bad_token = json!({"@type":"type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":"message.token","description":"Invalid registration token"}]});
         assert!(matches!(
-            map_response(400, None, &err(400, "INVALID_ARGUMENT", "Invalid value", bad_token)),
+            map_response(
+                400,
+                None,
+                &err(400, "INVALID_ARGUMENT", "Invalid value", bad_token)
+            ),
             SendOutcome::InvalidToken { .. }
         ));
         assert!(matches!(
             map_response(
                 400,
                 None,
-                &err(400, "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token", Value::Null)
+                &err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "The registration token is not a valid FCM registration token",
+                    Value::Null
+                )
             ),
             SendOutcome::InvalidToken { .. }
         ));
         assert!(matches!(
-            map_response(400, None, &err(400, "INVALID_ARGUMENT", "Invalid JSON payload received. Unknown name \"badge\"", Value::Null)),
+            map_response(
+                400,
+                None,
+                &err(
+                    400,
+                    "INVALID_ARGUMENT",
+                    "Invalid JSON payload received. Unknown name \"badge\"",
+                    Value::Null
+                )
+            ),
             SendOutcome::Failed { .. }
         ));
         assert_eq!(
-            map_response(429, Some(Duration::from_secs(5)), &err(429, "QUOTA_EXCEEDED", "quota", Value::Null)),
+            map_response(
+                429,
+                Some(Duration::from_secs(5)),
+                &err(429, "QUOTA_EXCEEDED", "quota", Value::Null)
+            ),
             SendOutcome::Retry {
                 after: Some(Duration::from_secs(5)),
                 reason: "FCM 429 QUOTA_EXCEEDED quota".into()

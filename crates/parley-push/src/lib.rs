@@ -27,7 +27,5 @@ pub use apns::{ApnsConfig, ApnsSender};
 pub use fcm::{FcmConfig, FcmSender};
 pub use notification::{Notification, NotificationKind};
 pub use retry::{send_with_retry, RetryPolicy};
-pub use sender::{
-    Providers, PushCredential, PushSender, RecordingSender, SendOutcome, Target,
-};
+pub use sender::{Providers, PushCredential, PushSender, RecordingSender, SendOutcome, Target};
 pub use template::{render, TemplateVars};

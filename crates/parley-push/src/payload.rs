@@ -124,7 +124,9 @@ fn fcm_data_with(n: &Notification, p: &Parts) -> Map<String, Value> {
 pub fn fcm_message(n: &Notification, token: &str) -> Result<Value, PayloadError> {
     let data = fit(n, |p| {
         let d = fcm_data_with(n, p);
-        let size = serde_json::to_vec(&d).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&d)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         (d, size)
     })?;
     Ok(json!({
@@ -429,5 +431,4 @@ mod tests {
             Err(PayloadError::TooLarge { .. })
         ));
     }
-
 }

@@ -145,7 +145,10 @@ mod tests {
         for attempts in 1..6 {
             let ceiling = p.ceiling(attempts);
             let ds: Vec<Duration> = (0..200)
-                .map(|_| p.next_delay(attempts, Duration::ZERO, None, &mut rng).unwrap())
+                .map(|_| {
+                    p.next_delay(attempts, Duration::ZERO, None, &mut rng)
+                        .unwrap()
+                })
                 .collect();
             assert!(ds.iter().all(|d| *d <= ceiling));
             let min = ds.iter().min().unwrap();
@@ -189,10 +192,20 @@ mod tests {
             .is_none());
         // A Retry-After that would land past max_age gives up now.
         assert!(p
-            .next_delay(1, Duration::from_secs(30), Some(Duration::from_secs(31)), &mut rng)
+            .next_delay(
+                1,
+                Duration::from_secs(30),
+                Some(Duration::from_secs(31)),
+                &mut rng
+            )
             .is_none());
         assert!(p
-            .next_delay(1, Duration::from_secs(30), Some(Duration::from_secs(30)), &mut rng)
+            .next_delay(
+                1,
+                Duration::from_secs(30),
+                Some(Duration::from_secs(30)),
+                &mut rng
+            )
             .is_some());
     }
 
@@ -206,7 +219,10 @@ mod tests {
     #[test]
     fn parses_retry_after() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),

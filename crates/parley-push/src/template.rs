@@ -214,7 +214,10 @@ mod tests {
         let mut v = vars();
         v.user_friendly_name = Some("");
         assert_eq!(substitute("${USER}", &v), "author@example.com");
-        assert_eq!(substitute("${USER_FRIENDLY_NAME}", &v), "author@example.com");
+        assert_eq!(
+            substitute("${USER_FRIENDLY_NAME}", &v),
+            "author@example.com"
+        );
         v.user_identity = None;
         v.user_friendly_name = None;
         assert_eq!(substitute("[${USER}][${USER_IDENTITY}]", &v), "[][]");
@@ -294,7 +297,10 @@ mod tests {
 
         let exact = "x".repeat(MAX_TEXT_CHARS);
         v.message = Some(&exact);
-        assert_eq!(render(NotificationKind::NewMessage, Some("${MESSAGE}"), &v), exact);
+        assert_eq!(
+            render(NotificationKind::NewMessage, Some("${MESSAGE}"), &v),
+            exact
+        );
     }
 
     #[test]

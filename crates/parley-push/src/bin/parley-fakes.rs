@@ -32,7 +32,9 @@ async fn main() -> std::io::Result<()> {
     let (apns, _) = parley_push::fake::spawn_apns(args.apns_listen, !args.quiet).await?;
     let (fcm, _) = parley_push::fake::spawn_fcm(args.fcm_listen, !args.quiet).await?;
     println!("fake APNs: http://{apns}  (PARLEY_APNS_URL / PARLEY_APNS_SANDBOX_URL)");
-    println!("fake FCM:  http://{fcm}  (PARLEY_FCM_URL; service-account token_uri http://{fcm}/token)");
+    println!(
+        "fake FCM:  http://{fcm}  (PARLEY_FCM_URL; service-account token_uri http://{fcm}/token)"
+    );
     println!("admin: GET|DELETE /_fake/requests, GET|POST /_fake/mode on either; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;
     Ok(())
