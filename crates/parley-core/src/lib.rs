@@ -10,6 +10,7 @@ pub mod credential;
 pub mod crypto;
 pub mod event;
 pub mod paging;
+pub mod push;
 pub mod role;
 pub mod service;
 pub mod sid;
