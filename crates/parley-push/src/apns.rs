@@ -67,6 +67,9 @@ pub struct ApnsConfig {
     pub priority: u8,
     /// Re-sign the provider JWT after this long (Apple: 20–60 min).
     pub token_refresh: Duration,
+    /// Extra trust anchors (PEM), besides the public web roots: a TLS-inspecting proxy's CA,
+    /// or a test CA.
+    pub root_certificates: Vec<String>,
 }
 
 impl Default for ApnsConfig {
@@ -79,6 +82,7 @@ impl Default for ApnsConfig {
             expiration: Duration::from_secs(24 * 3600),
             priority: 10,
             token_refresh: Duration::from_secs(40 * 60),
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -353,6 +357,11 @@ impl ApnsClient {
             .pool_idle_timeout(Duration::from_secs(3600))
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout);
+        for pem in &config.root_certificates {
+            let ca = reqwest::Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| format!("APNs root certificate cannot be used: {e}"))?;
+            b = b.add_root_certificate(ca);
+        }
         let mut signer = None;
         match auth {
             ApnsAuth::Certificate { identity_pem, .. } => {

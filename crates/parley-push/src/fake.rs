@@ -126,6 +126,7 @@ struct FakeState {
     access_tokens: Mutex<HashSet<String>>,
     issued: AtomicU64,
     sent: AtomicU64,
+    tls_rejected: AtomicU64,
 }
 
 /// Control and inspect one running fake (cheap to clone).
@@ -148,6 +149,7 @@ impl FakeHandle {
                 access_tokens: Mutex::default(),
                 issued: AtomicU64::new(0),
                 sent: AtomicU64::new(0),
+                tls_rejected: AtomicU64::new(0),
             }),
         }
     }
@@ -196,6 +198,11 @@ impl FakeHandle {
     /// How many OAuth2 access tokens the fake FCM issued.
     pub fn access_tokens_issued(&self) -> u64 {
         self.state.issued.load(Ordering::Relaxed)
+    }
+
+    /// How many TLS handshakes the TLS fake APNs refused (no or untrusted client certificate).
+    pub fn tls_handshakes_refused(&self) -> u64 {
+        self.state.tls_rejected.load(Ordering::Relaxed)
     }
 
     /// Revoke every issued access token (the next FCM send gets a 401).
@@ -288,6 +295,118 @@ pub async fn spawn_fcm(
 ) -> std::io::Result<(SocketAddr, FakeHandle)> {
     let h = FakeHandle::new("fcm", verbose);
     Ok((serve(addr, fcm_router(h.clone())).await?, h))
+}
+
+/// TLS material of [`spawn_apns_tls`] (PEM texts).
+#[derive(Clone, Copy, Debug)]
+pub struct FakeTls<'a> {
+    /// Server certificate chain.
+    pub server_cert_pem: &'a str,
+    /// Server private key.
+    pub server_key_pem: &'a str,
+    /// CA that client certificates must chain to (client certificates are required).
+    pub client_ca_pem: &'a str,
+}
+
+fn io_err(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Start a fake APNs over TLS (HTTP/2 via ALPN) that **requires** a client certificate issued
+/// by `tls.client_ca_pem`, as Apple does for certificate auth. Token-auth requests without a
+/// client certificate are refused at the handshake ([`FakeHandle::tls_handshakes_refused`]).
+pub async fn spawn_apns_tls(
+    addr: SocketAddr,
+    tls: FakeTls<'_>,
+    verbose: bool,
+) -> std::io::Result<(SocketAddr, FakeHandle)> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = CertificateDer::pem_slice_iter(tls.server_cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io_err)?;
+    let key = PrivateKeyDer::from_pem_slice(tls.server_key_pem.as_bytes()).map_err(io_err)?;
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(tls.client_ca_pem.as_bytes()) {
+        roots.add(ca.map_err(io_err)?).map_err(io_err)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(io_err)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io_err)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(io_err)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpListener::bind(addr).await?;
+    let bound = tcp.local_addr()?;
+    let h = FakeHandle::new("apns", verbose);
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        handle: h.clone(),
+    };
+    let router = apns_router(h.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::warn!(error = %e, "fake TLS server stopped");
+        }
+    });
+    Ok((bound, h))
+}
+
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handle: FakeHandle,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (tcp, peer) = match self.tcp.accept().await {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            // Handshakes are sequential: fine for a test fake, bounded by a timeout.
+            match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => return (tls, peer),
+                Ok(Err(e)) => {
+                    self.handle
+                        .state
+                        .tls_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                    if self.handle.state.verbose {
+                        println!("[apns] TLS handshake refused: {e}");
+                    }
+                }
+                Err(_) => {
+                    self.handle
+                        .state
+                        .tls_rejected
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
 }
 
 fn admin_routes(router: Router<FakeHandle>) -> Router<FakeHandle> {

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parley_core::credential::{CredentialSecrets, PushType};
 use parley_push::apns::{ApnsConfig, ApnsSender};
-use parley_push::fake::{spawn_fakes, FakeMode, Fakes};
+use parley_push::fake::{spawn_apns_tls, spawn_fakes, FakeMode, FakeTls, Fakes};
 use parley_push::fcm::{FcmConfig, FcmSender, LEGACY_KEY_REASON};
 use parley_push::notification::stable_uuid;
 use parley_push::payload::{apns_payload, fcm_message};
@@ -23,6 +23,9 @@ use serde_json::{json, Value};
 
 const CERT: &str = include_str!("fixtures/TEST-ONLY-apns-cert.pem");
 const CERT_KEY: &str = include_str!("fixtures/TEST-ONLY-apns-cert-key.pem");
+const CA: &str = include_str!("fixtures/TEST-ONLY-ca.pem");
+const SERVER_CERT: &str = include_str!("fixtures/TEST-ONLY-server.pem");
+const SERVER_KEY: &str = include_str!("fixtures/TEST-ONLY-server-key.pem");
 const P8: &str = include_str!("fixtures/TEST-ONLY-apns-authkey.p8");
 const P8_PUB: &str = include_str!("fixtures/TEST-ONLY-apns-authkey-pub.pem");
 const SA_KEY: &str = include_str!("fixtures/TEST-ONLY-fcm-sa-key.pem");
@@ -70,6 +73,12 @@ fn apns_cert_credential() -> Arc<PushCredential> {
 }
 
 fn apns_token_credential() -> Arc<PushCredential> {
+    let mut c = (*token_credential_inner()).clone();
+    c.sid = "CRapntoken".into();
+    Arc::new(c)
+}
+
+fn token_credential_inner() -> Arc<PushCredential> {
     credential(
         PushType::Apn,
         false,
@@ -330,6 +339,57 @@ async fn apns_slow_answers_time_out_as_retry() {
         SendOutcome::Retry { .. }
     ));
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn apns_certificate_auth_presents_the_client_certificate_over_tls() {
+    let tls = FakeTls {
+        server_cert_pem: SERVER_CERT,
+        server_key_pem: SERVER_KEY,
+        client_ca_pem: CA,
+    };
+    let (addr, fake) = spawn_apns_tls(([127, 0, 0, 1], 0).into(), tls, false)
+        .await
+        .unwrap();
+    let config = ApnsConfig {
+        root_certificates: vec![CA.to_owned()],
+        ..ApnsConfig::with_base_url(&format!("https://127.0.0.1:{}", addr.port()))
+    };
+    let apns = ApnsSender::new(config);
+    let n = notification();
+    assert_eq!(
+        apns.send(&target("a1b2", PushType::Apn, &apns_cert_credential()), &n)
+            .await,
+        SendOutcome::Delivered
+    );
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].version, "HTTP/2.0");
+    assert_eq!(reqs[0].headers["apns-topic"], "com.example.parley");
+    assert_eq!(fake.tls_handshakes_refused(), 0);
+
+    // Without a client certificate (token auth) this server refuses the handshake: a network
+    // error, so Retry, and no request arrives.
+    assert!(matches!(
+        apns.send(&target("a1b2", PushType::Apn, &apns_token_credential()), &n)
+            .await,
+        SendOutcome::Retry { .. }
+    ));
+    assert_eq!(fake.requests().len(), 1);
+    assert!(fake.tls_handshakes_refused() >= 1);
+
+    // The server certificate is checked too: without the test CA as a root, Retry.
+    let untrusting = ApnsSender::new(ApnsConfig::with_base_url(&format!(
+        "https://127.0.0.1:{}",
+        addr.port()
+    )));
+    assert!(matches!(
+        untrusting
+            .send(&target("a1b2", PushType::Apn, &apns_cert_credential()), &n)
+            .await,
+        SendOutcome::Retry { .. }
+    ));
+    assert_eq!(fake.requests().len(), 1);
 }
 
 #[tokio::test]
