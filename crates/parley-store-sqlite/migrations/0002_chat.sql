@@ -139,7 +139,7 @@ create table push_outbox (
     lease_until  integer,
     attempts     integer not null default 0
 );
-create index push_outbox_due on push_outbox (available_at);
+create index push_outbox_due on push_outbox (available_at, event_id);
 
 -- Every event gets its outbox row in the same statement, so no write path can forget it.
 create trigger events_to_push_outbox after insert on events

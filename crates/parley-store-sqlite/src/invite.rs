@@ -102,7 +102,10 @@ impl InviteStore for SqliteStore {
         sid: &InviteSid,
     ) -> StoreResult<Invite> {
         let (_, value) = channel_key(channel);
-        let sql = format!("select * from invites where sid = ? and {}", in_channel(channel));
+        let sql = format!(
+            "select * from invites where sid = ? and {}",
+            in_channel(channel)
+        );
         let row: InviteRow = sqlx::query_as(&sql)
             .bind(sid.as_str())
             .bind(account.as_str())
@@ -140,7 +143,10 @@ impl InviteStore for SqliteStore {
         sid: &InviteSid,
     ) -> StoreResult<()> {
         let (_, value) = channel_key(channel);
-        let sql = format!("delete from invites where sid = ? and {}", in_channel(channel));
+        let sql = format!(
+            "delete from invites where sid = ? and {}",
+            in_channel(channel)
+        );
         let done = sqlx::query(&sql)
             .bind(sid.as_str())
             .bind(account.as_str())

@@ -18,7 +18,10 @@ use crate::channel::{channel_key, in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::rows::{convert_all, ChannelRow, MemberRow, UserChannelRow};
 use crate::user::user_key;
-use crate::{begin_write, db_err, push_keyset, push_keyset_on, write_err, SqliteStore};
+use crate::{
+    begin_write, db_err, push_keyset, push_keyset_condition, push_keyset_order, write_err,
+    SqliteStore,
+};
 
 /// The column and value that pick a member: `sid` for a SID, `identity` otherwise.
 fn member_key(member: &MemberRef) -> (&'static str, &str) {
@@ -49,32 +52,47 @@ pub(crate) fn list_query<'a>(
     qb
 }
 
-/// `<head> from (memberships ∪ pending invites of one user) where 1 = 1`; the caller appends
-/// a keyset (list) or a channel condition (fetch). The unread count is exact: the messages
-/// after the horizon, counted along `messages_by_index`; `null` without a horizon.
-pub(crate) fn user_channels_query<'a>(head: &str, user_sid: &'a str) -> QueryBuilder<'a, Sqlite> {
+/// A user's memberships ∪ pending invites (`explain` is `""` or `"explain query plan "`), one
+/// channel's when `channel` is given, as a keyset page by `(date_created, channel_sid)`: each
+/// arm walks its `…_by_user` index from the cursor and SQLite merges the two ordered arms, so
+/// nothing is sorted. The unread count is exact: the messages after the horizon, counted along
+/// `messages_by_index`; `null` without a horizon.
+pub(crate) fn user_channels_query<'a>(
+    explain: &str,
+    user_sid: &'a str,
+    channel: Option<&'a str>,
+    page: &PageRequest,
+) -> QueryBuilder<'a, Sqlite> {
     let mut qb = QueryBuilder::new(format!(
-        "{head} from (
-             select m.account_sid, m.service_sid, m.channel_sid, m.user_sid,
-                    m.sid as member_sid, 'joined' as status, m.last_consumed_message_index,
-                    case when m.last_consumed_message_index is null then null
-                         else (select count(*) from messages x
-                               where x.channel_sid = m.channel_sid
-                                 and x.msg_index > m.last_consumed_message_index)
-                    end as unread_messages_count,
-                    m.notification_level, m.date_created
-             from members m where m.user_sid = "
+        "{explain}select m.account_sid, m.service_sid, m.channel_sid, m.user_sid,
+                m.sid as member_sid, 'joined' as status, m.last_consumed_message_index,
+                case when m.last_consumed_message_index is null then null
+                     else (select count(*) from messages x
+                           where x.channel_sid = m.channel_sid
+                             and x.msg_index > m.last_consumed_message_index)
+                end as unread_messages_count,
+                m.notification_level, m.date_created
+         from members m where m.user_sid = "
     ));
     qb.push_bind(user_sid);
+    if let Some(channel) = channel {
+        qb.push(" and m.channel_sid = ");
+        qb.push_bind(channel);
+    }
+    push_keyset_condition(&mut qb, page, "m.date_created", "m.channel_sid");
     qb.push(
-        "
-             union all
-             select i.account_sid, i.service_sid, i.channel_sid, i.user_sid,
-                    null, 'invited', null, null, 'default', i.date_created
-             from invites i where i.user_sid = ",
+        " union all
+         select i.account_sid, i.service_sid, i.channel_sid, i.user_sid,
+                null, 'invited', null, null, 'default', i.date_created
+         from invites i where i.user_sid = ",
     );
     qb.push_bind(user_sid);
-    qb.push(") where 1 = 1");
+    if let Some(channel) = channel {
+        qb.push(" and i.channel_sid = ");
+        qb.push_bind(channel);
+    }
+    push_keyset_condition(&mut qb, page, "i.date_created", "i.channel_sid");
+    push_keyset_order(&mut qb, page, "date_created", "channel_sid");
     qb
 }
 
@@ -168,7 +186,11 @@ impl MemberStore for SqliteStore {
         .bind(&member.identity)
         .bind(member.role_sid.as_ref().map(|r| r.as_str()))
         .bind(member.last_consumed_message_index)
-        .bind(member.last_consumption_timestamp.map(Timestamp::unix_micros))
+        .bind(
+            member
+                .last_consumption_timestamp
+                .map(Timestamp::unix_micros),
+        )
         .bind(member.attributes.as_deref())
         .bind(member.notification_level.as_str())
         .bind(member.date_created.unix_micros())
@@ -271,7 +293,9 @@ impl MemberStore for SqliteStore {
         );
         let set_index = update.last_consumed_message_index.is_some();
         let index = update.last_consumed_message_index.flatten();
-        let stamp = update.last_consumption_timestamp.map(Timestamp::unix_micros);
+        let stamp = update
+            .last_consumption_timestamp
+            .map(Timestamp::unix_micros);
         let row: MemberRow = sqlx::query_as(&sql)
             .bind(update.role_sid.as_ref().map(|r| r.as_str()))
             .bind(stamp)
@@ -374,9 +398,7 @@ impl MemberStore for SqliteStore {
         page: &PageRequest,
     ) -> StoreResult<Page<UserChannel>> {
         let user_sid = resolve_user(self, account, service, user).await?;
-        let mut qb = user_channels_query("select *", &user_sid);
-        push_keyset_on(&mut qb, page, "date_created", "channel_sid");
-        let rows: Vec<UserChannelRow> = qb
+        let rows: Vec<UserChannelRow> = user_channels_query("", &user_sid, None, page)
             .build_query_as()
             .fetch_all(&self.reader)
             .await
@@ -393,14 +415,12 @@ impl MemberStore for SqliteStore {
     ) -> StoreResult<UserChannel> {
         let user_sid = resolve_user(self, account, service, user).await?;
         let chan = resolve_channel(&self.reader, account, service, channel).await?;
-        let mut qb = user_channels_query("select *", &user_sid);
-        qb.push(" and channel_sid = ");
-        qb.push_bind(&chan.sid);
-        let row: UserChannelRow = qb
-            .build_query_as()
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row: UserChannelRow =
+            user_channels_query("", &user_sid, Some(&chan.sid), &PageRequest::first(1))
+                .build_query_as()
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
         row.try_into()
     }
 }

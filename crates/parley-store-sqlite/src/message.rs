@@ -124,7 +124,10 @@ impl MessageStore for SqliteStore {
         sid: &MessageSid,
     ) -> StoreResult<Message> {
         let (_, value) = channel_key(channel);
-        let sql = format!("select * from messages where sid = ? and {}", in_channel(channel));
+        let sql = format!(
+            "select * from messages where sid = ? and {}",
+            in_channel(channel)
+        );
         let row: MessageRow = sqlx::query_as(&sql)
             .bind(sid.as_str())
             .bind(account.as_str())

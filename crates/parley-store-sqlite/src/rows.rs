@@ -15,8 +15,8 @@ use parley_core::service::Service;
 use parley_core::store::StoreError;
 use parley_core::user::User;
 use parley_core::{
-    AccountSid, ApiKeySid, BindingSid, ChannelSid, CredentialSid, InviteSid, MemberSid,
-    MessageSid, RoleSid, ServiceSid, SidError, Timestamp, UserSid,
+    AccountSid, ApiKeySid, BindingSid, ChannelSid, CredentialSid, InviteSid, MemberSid, MessageSid,
+    RoleSid, ServiceSid, SidError, Timestamp, UserSid,
 };
 
 use crate::from_json;
@@ -255,9 +255,8 @@ impl TryFrom<BindingRow> for Binding {
 }
 
 fn notification_level(s: &str) -> Result<NotificationLevel, StoreError> {
-    NotificationLevel::parse(s).ok_or_else(|| {
-        StoreError::Other(anyhow!("stored row: bad notification level `{s}`"))
-    })
+    NotificationLevel::parse(s)
+        .ok_or_else(|| StoreError::Other(anyhow!("stored row: bad notification level `{s}`")))
 }
 
 /// `channels`

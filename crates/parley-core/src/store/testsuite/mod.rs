@@ -32,6 +32,7 @@ use crate::{AccountSid, CredentialSid, Timestamp, UserSid};
 
 mod accounts;
 mod bindings;
+mod chat;
 mod credentials;
 mod paging;
 mod roles;
@@ -41,6 +42,7 @@ mod users;
 
 pub use accounts::*;
 pub use bindings::*;
+pub use chat::*;
 pub use credentials::*;
 pub use paging::*;
 pub use roles::*;
@@ -87,6 +89,25 @@ macro_rules! store_conformance_tests {
             registering_for_a_missing_user_is_not_found,
             stale_sweep_deletes_only_old_bindings_and_respects_the_limit,
             count_user_bindings_counts_only_that_users_bindings,
+            channel_round_trips_and_is_fetched_by_sid_or_unique_name,
+            channel_unique_name_is_unique_within_a_service,
+            channel_list_filters_by_type_and_pages,
+            deleting_a_channel_removes_its_members_messages_and_invites,
+            member_limits_are_enforced_with_exact_counts,
+            second_join_is_member_exists_and_changes_nothing,
+            members_are_fetched_by_sid_or_identity_filtered_and_updated,
+            joining_removes_the_pending_invite,
+            horizon_sets_its_timestamp_and_drives_unread_counts,
+            deleting_a_user_removes_its_memberships_and_keeps_counts_exact,
+            concurrent_messages_get_distinct_gapless_indexes,
+            message_list_pages_in_both_orders_and_directions,
+            message_update_marks_edits_and_delete_keeps_counts_exact,
+            invites_conflict_list_and_delete,
+            user_channels_mix_joined_and_invited_with_paging,
+            every_chat_write_appends_its_event_with_all_fields,
+            failed_chat_writes_append_no_event,
+            deleting_a_service_removes_its_channels_and_events,
+            another_accounts_chat_rows_are_not_found,
         );
     };
 }
