@@ -22,6 +22,7 @@ pub mod payload;
 pub mod retry;
 pub mod sender;
 pub mod template;
+pub mod worker;
 
 pub use apns::{ApnsConfig, ApnsSender};
 pub use fcm::{FcmConfig, FcmSender};
@@ -29,3 +30,4 @@ pub use notification::{Notification, NotificationKind};
 pub use retry::{send_with_retry, RetryPolicy};
 pub use sender::{Providers, PushCredential, PushSender, RecordingSender, SendOutcome, Target};
 pub use template::{render, TemplateVars};
+pub use worker::{PushMetrics, RunOutcome, Worker, WorkerConfig};
