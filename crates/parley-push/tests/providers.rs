@@ -481,6 +481,33 @@ async fn fcm_access_token_is_fetched_once_and_cached() {
 }
 
 #[tokio::test]
+async fn fcm_access_token_is_refreshed_before_it_expires() {
+    let fakes = spawn_fakes().await.unwrap();
+    // The fake's tokens live 3600 s: a margin above that makes every cached token "about to
+    // expire", so each send fetches a new one.
+    let fcm = FcmSender::new(FcmConfig {
+        refresh_margin: Duration::from_secs(3601),
+        ..FcmConfig::with_base_url(&fakes.fcm_url)
+    });
+    let cred = fcm_credential(&fakes);
+    for _ in 0..2 {
+        assert_eq!(
+            fcm.send(&target("tok", PushType::Fcm, &cred), &notification())
+                .await,
+            SendOutcome::Delivered
+        );
+    }
+    assert_eq!(fakes.fcm.access_tokens_issued(), 2);
+    let auths: Vec<String> = fakes
+        .fcm
+        .requests_of("fcm")
+        .iter()
+        .map(|r| r.headers["authorization"].clone())
+        .collect();
+    assert_eq!(auths, ["Bearer fake-access-1", "Bearer fake-access-2"]);
+}
+
+#[tokio::test]
 async fn fcm_error_answers() {
     let (fakes, _, fcm) = setup().await;
     let cred = fcm_credential(&fakes);
