@@ -4,8 +4,8 @@ the same objects fetched here through twilio-python must be identical (SIDs, ide
 indexes, bodies, authors, counts, dates).
 
 `node` missing: the module is skipped with a notice, except under CI=true where that is a
-failure. `compat/node/node_modules` missing: `npm ci --prefix compat/node` installs the pinned
-lock file first.
+failure. `compat/node/node_modules` missing (or holding another twilio version than
+package-lock.json): `npm ci --prefix compat/node` installs the pinned lock file first.
 """
 
 from __future__ import annotations
@@ -40,6 +40,19 @@ def _wire(value) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _locked_twilio() -> str:
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    return lock["packages"]["node_modules/twilio"]["version"]
+
+
+def _installed_twilio() -> str:
+    """Version of the installed twilio package ("" when node_modules is absent)."""
+    try:
+        return json.loads((NODE_DIR / "node_modules" / "twilio" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
 @pytest.fixture(scope="module")
 def node_run():
     node = shutil.which("node")
@@ -50,7 +63,7 @@ def node_run():
     assert match and int(match.group(1)) >= MIN_NODE_MAJOR, \
         f"node {version!r} is too old for the pinned twilio package (needs >= {MIN_NODE_MAJOR})"
 
-    if not (NODE_DIR / "node_modules" / "twilio").is_dir():
+    if _installed_twilio() != _locked_twilio():
         npm = shutil.which("npm")
         if npm is None:
             _unavailable("`npm` is not on PATH (needed once to install compat/node/node_modules)")
@@ -91,7 +104,7 @@ def test_node_check_passes(node):
     summary, _ = node
     assert summary["failures"] == []
     assert summary["checks"] > 0
-    assert summary["library"].startswith("twilio-node ")
+    assert summary["library"] == f"twilio-node {_locked_twilio()}"
     assert summary["page_requests"] == {"messages_asc": 3, "messages_desc": 3}
 
 
