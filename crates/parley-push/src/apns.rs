@@ -90,11 +90,16 @@ impl Default for ApnsConfig {
 impl ApnsConfig {
     /// Defaults, with `PARLEY_APNS_URL` and `PARLEY_APNS_SANDBOX_URL` when set.
     pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`ApnsConfig::from_env`], reading variables through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut c = Self::default();
-        if let Some(u) = env_url("PARLEY_APNS_URL") {
+        if let Some(u) = clean_url(var("PARLEY_APNS_URL")) {
             c.production_url = u;
         }
-        if let Some(u) = env_url("PARLEY_APNS_SANDBOX_URL") {
+        if let Some(u) = clean_url(var("PARLEY_APNS_SANDBOX_URL")) {
             c.sandbox_url = u;
         }
         c
@@ -110,9 +115,9 @@ impl ApnsConfig {
     }
 }
 
-pub(crate) fn env_url(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
+/// A configured base URL without surrounding blanks or trailing slashes; blank means unset.
+pub(crate) fn clean_url(value: Option<String>) -> Option<String> {
+    value
         .map(|u| u.trim().trim_end_matches('/').to_owned())
         .filter(|u| !u.is_empty())
 }
@@ -606,6 +611,21 @@ mod tests {
     const CERT: &str = include_str!("../tests/fixtures/TEST-ONLY-apns-cert.pem");
     const CERT_KEY: &str = include_str!("../tests/fixtures/TEST-ONLY-apns-cert-key.pem");
     const P8: &str = include_str!("../tests/fixtures/TEST-ONLY-apns-authkey.p8");
+
+    #[test]
+    fn config_from_variables() {
+        let c = ApnsConfig::from_lookup(|_| None);
+        assert_eq!(c.production_url, "https://api.push.apple.com");
+        assert_eq!(c.sandbox_url, "https://api.sandbox.push.apple.com");
+        let c = ApnsConfig::from_lookup(|name| match name {
+            "PARLEY_APNS_URL" => Some(" http://127.0.0.1:8443/ ".into()),
+            "PARLEY_APNS_SANDBOX_URL" => Some("  ".into()),
+            _ => None,
+        });
+        assert_eq!(c.production_url, "http://127.0.0.1:8443");
+        assert_eq!(c.sandbox_url, DEFAULT_APNS_SANDBOX_URL);
+        assert_eq!(c.token_refresh, Duration::from_secs(2400));
+    }
 
     #[test]
     fn reads_the_topic_from_the_certificate_uid() {

@@ -32,7 +32,7 @@ use parley_core::credential::PushType;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::apns::{env_url, error_chain};
+use crate::apns::{clean_url, error_chain};
 use crate::notification::Notification;
 use crate::payload::fcm_message;
 use crate::retry::parse_retry_after;
@@ -77,8 +77,13 @@ impl Default for FcmConfig {
 impl FcmConfig {
     /// Defaults, with `PARLEY_FCM_URL` when set.
     pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`FcmConfig::from_env`], reading variables through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut c = Self::default();
-        if let Some(u) = env_url("PARLEY_FCM_URL") {
+        if let Some(u) = clean_url(var("PARLEY_FCM_URL")) {
             c.base_url = u;
         }
         c
@@ -460,6 +465,16 @@ mod tests {
             updated: 1,
             secrets,
         }
+    }
+
+    #[test]
+    fn config_from_variables() {
+        assert_eq!(
+            FcmConfig::from_lookup(|_| None).base_url,
+            "https://fcm.googleapis.com"
+        );
+        let c = FcmConfig::from_lookup(|n| (n == "PARLEY_FCM_URL").then(|| "http://x:1/".into()));
+        assert_eq!(c.base_url, "http://x:1");
     }
 
     #[test]
