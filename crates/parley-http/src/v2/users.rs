@@ -41,7 +41,12 @@ pub(crate) struct UserResource {
 impl UserResource {
     /// `reachability`: `None` in lists and when the service's reachability is off (then both
     /// flags are null); else `(is_online, is_notifiable)`.
-    pub(crate) fn new(u: &User, urls: &UrlBuilder, reachability: Option<(bool, bool)>) -> Self {
+    pub(crate) fn new(
+        u: &User,
+        urls: &UrlBuilder,
+        reachability: Option<(bool, bool)>,
+        joined: i64,
+    ) -> Self {
         let base = format!("Users/{}", u.sid);
         let service = u.service_sid.as_str();
         Self {
@@ -57,7 +62,7 @@ impl UserResource {
             is_notifiable: reachability.map(|r| r.1),
             date_created: date(u.date_created),
             date_updated: date(u.date_updated),
-            joined_channels_count: 0,
+            joined_channels_count: joined,
             links: json!({
                 "user_channels": urls.in_service(service, &format!("{base}/Channels")),
                 "user_bindings": urls.in_service(service, &format!("{base}/Bindings")),
@@ -142,12 +147,22 @@ pub(crate) async fn list(
         // An empty first page of a service that does not exist is a 404, not an empty list.
         service_of(&app, &auth, &service).await?;
     }
+    let sids: Vec<UserSid> = page.items.iter().map(|u| u.sid.clone()).collect();
+    let counts: std::collections::HashMap<UserSid, i64> = if sids.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        app.store
+            .joined_channel_counts(account(&auth), &service, &sids)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let body = pq.envelope(
         page,
         &app.urls,
         &app.secrets,
         |u| (u.date_created.unix_micros(), u.sid.to_string()),
-        |u| UserResource::new(u, &app.urls, None),
+        |u| UserResource::new(u, &app.urls, None, counts.get(&u.sid).copied().unwrap_or(0)),
     )?;
     Ok(Json(body))
 }
@@ -175,7 +190,7 @@ pub(crate) async fn create(
     let reach = reachability(&app, &service, &user).await?;
     Ok((
         StatusCode::CREATED,
-        Json(UserResource::new(&user, &app.urls, reach)),
+        Json(UserResource::new(&user, &app.urls, reach, 0)),
     ))
 }
 
@@ -197,6 +212,19 @@ async fn reachability(
     Ok(Some((false, n > 0)))
 }
 
+/// How many channels the user has joined.
+async fn joined_count(app: &AppState, user: &User) -> Result<i64, ApiError> {
+    let counts = app
+        .store
+        .joined_channel_counts(
+            &user.account_sid,
+            &user.service_sid,
+            std::slice::from_ref(&user.sid),
+        )
+        .await?;
+    Ok(counts.first().map_or(0, |(_, n)| *n))
+}
+
 /// Twilio FetchUser — `GET /v2/Services/{ServiceSid}/Users/{Sid}`
 pub(crate) async fn fetch(
     auth: Authenticated,
@@ -211,7 +239,8 @@ pub(crate) async fn fetch(
         .await?;
     let service = service_of(&app, &auth, &service_sid).await?;
     let reach = reachability(&app, &service, &user).await?;
-    Ok(Json(UserResource::new(&user, &app.urls, reach)))
+    let joined = joined_count(&app, &user).await?;
+    Ok(Json(UserResource::new(&user, &app.urls, reach, joined)))
 }
 
 /// Twilio UpdateUser — `POST /v2/Services/{ServiceSid}/Users/{Sid}`
@@ -240,7 +269,8 @@ pub(crate) async fn update(
         .await?;
     let service = service_of(&app, &auth, &service_sid).await?;
     let reach = reachability(&app, &service, &user).await?;
-    Ok(Json(UserResource::new(&user, &app.urls, reach)))
+    let joined = joined_count(&app, &user).await?;
+    Ok(Json(UserResource::new(&user, &app.urls, reach, joined)))
 }
 
 /// Twilio DeleteUser — `DELETE /v2/Services/{ServiceSid}/Users/{Sid}` (its bindings go too)

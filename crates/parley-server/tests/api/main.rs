@@ -7,6 +7,7 @@ mod helpers;
 
 mod auth_errors;
 mod bindings;
+mod chat;
 mod credentials;
 mod ops;
 mod paging;
