@@ -59,3 +59,22 @@ def test_nul_byte_in_role_and_credential_names(client, service):
 def test_overlong_identity_is_400(client, service, identity):
     with raises_rest(400, (20001, 50207)):
         client.chat.v2.services(service.sid).users.create(identity=identity)
+
+
+def test_nul_byte_in_identity_path_is_404(client, service):
+    with raises_rest(404, 20404):
+        client.chat.v2.services(service.sid).users(NUL).fetch()
+
+
+@pytest.mark.ext
+def test_nul_byte_in_binding_address_or_endpoint(client, service):
+    from test_bindings import register_ext
+    cred = client.chat.v2.credentials.create(type="fcm", secret="s")
+    try:
+        for kw in ({"address": NUL}, {"address": "ok", "endpoint": NUL}):
+            address = kw.pop("address")
+            resp = register_ext(service.sid, "nul-user", "fcm", address,
+                                credential_sid=cred.sid, **kw)
+            assert resp.status_code in (200, 201, 400), f"HTTP {resp.status_code}: {resp.text[:200]}"
+    finally:
+        client.chat.v2.credentials(cred.sid).delete()
