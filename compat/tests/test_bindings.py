@@ -530,3 +530,16 @@ def test_service_bindings_paging(client, service, apn_cred):
     for url in follow_ups:
         assert "Identity=u0" in url and "Identity=u2" in url and "BindingType=apn" in url, url
     assert len(client.chat.v2.services(service.sid).bindings.list(limit=100)) == 15
+
+
+@pytest.mark.ext
+def test_identity_filter_matches_literally(client, service, fcm_cred):
+    # "a_c" must not act as a pattern matching "abc" (no LIKE semantics), and case matters.
+    made = {}
+    for identity in ("abc", "a_c", "ABC"):
+        made[identity] = ext_ok(register_ext(service.sid, identity, "fcm", f"t-{identity}",
+                                             credential_sid=fcm_cred.sid))["sid"]
+    bindings = client.chat.v2.services(service.sid).bindings
+    assert [b.sid for b in bindings.list(identity=["a_c"])] == [made["a_c"]]
+    assert [b.sid for b in bindings.list(identity=["abc"])] == [made["abc"]]
+    assert bindings.list(identity=["a%"]) == []

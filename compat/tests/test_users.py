@@ -229,3 +229,16 @@ def test_identity_shaped_like_a_user_sid_is_rejected(client, service):
     # Paths accept a US SID or an identity, so an identity that looks like a SID is ambiguous.
     with raises_rest(400, (20001, 50206)):
         client.chat.v2.services(service.sid).users.create(identity="US" + "ab" * 16)
+
+
+def test_identities_are_case_sensitive_and_literal(client, service):
+    users = client.chat.v2.services(service.sid).users
+    upper = users.create(identity="Alice")
+    lower = users.create(identity="alice")
+    underscore = users.create(identity="a_ice")
+    assert len({upper.sid, lower.sid, underscore.sid}) == 3
+    assert users("Alice").fetch().sid == upper.sid
+    assert users("alice").fetch().sid == lower.sid
+    assert users("a_ice").fetch().sid == underscore.sid
+    with raises_rest(404, 20404):
+        users("ALICE").fetch()
