@@ -91,6 +91,10 @@ pub enum Settle {
 /// One delivery-log row (kept when the service's `Notifications.LogEnabled` is on).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushLogEntry {
+    /// The log's own sequence number (`push_log.seq`): filled by the store when reading, ignored
+    /// by `append_push_log` (pass 0). Lists page by `(date_created, seq)`; the cursor's `sid` is
+    /// `seq` as 20-digit zero-padded text.
+    pub seq: i64,
     /// Delivery id.
     pub id: String,
     /// Owner account.

@@ -699,6 +699,7 @@ impl Worker {
             .map(|n| n.kind)
             .unwrap_or_default();
         let entry = PushLogEntry {
+            seq: 0,
             id: d.new.id.clone(),
             account_sid: d.new.account_sid.clone(),
             service_sid: d.new.service_sid.clone(),
