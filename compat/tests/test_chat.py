@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from twilio.base import values
+from twilio.base.exceptions import TwilioRestException
 
 from conftest import ACCOUNT_SID, PARLEY_URL, http, raises_list_error, raises_rest, unique
 
@@ -687,3 +688,47 @@ def test_channels_are_private_to_the_account(client, client2, service):
     with raises_rest(404, 20404):
         other.channels(ch.sid).messages.create(body="intruder")
     assert svc.channels(ch.sid).fetch().messages_count == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Awkward but legal text: kept as sent (2xx) or a 400, never a 5xx, on every backend
+
+NUL = "nul\x00byte"
+
+
+def _created_or_400(create, read_back, value):
+    try:
+        obj = create()
+    except TwilioRestException as exc:
+        assert exc.status == 400, f"HTTP {exc.status} code {exc.code}: {exc.msg}"
+        return
+    assert read_back(obj) == value
+
+
+def test_nul_byte_in_channel_member_and_message_fields(client, service):
+    svc = client.chat.v2.services(service.sid)
+    _created_or_400(lambda: svc.channels.create(friendly_name=NUL),
+                    lambda c: svc.channels(c.sid).fetch().friendly_name, NUL)
+    _created_or_400(lambda: svc.channels.create(unique_name=NUL),
+                    lambda c: svc.channels(c.sid).fetch().unique_name, NUL)
+    ch = svc.channels.create()
+    _created_or_400(lambda: svc.channels(ch.sid).members.create(identity=NUL),
+                    lambda m: svc.channels(ch.sid).members(m.sid).fetch().identity, NUL)
+    messages = svc.channels(ch.sid).messages
+    _created_or_400(lambda: messages.create(body=NUL),
+                    lambda m: messages(m.sid).fetch().body, NUL)
+    _created_or_400(lambda: messages.create(body="x", from_=NUL),
+                    lambda m: messages(m.sid).fetch()._from, NUL)
+
+
+def test_nul_byte_in_channel_and_member_paths(client, service):
+    """The library puts a unique name / identity into the path as-is (NUL goes out as %00)."""
+    svc = client.chat.v2.services(service.sid)
+    ch = svc.channels.create()
+    for call in (lambda: svc.channels(NUL).fetch(),
+                 lambda: svc.channels(ch.sid).members(NUL).fetch(),
+                 lambda: svc.users(NUL).user_channels(ch.sid).fetch()):
+        try:
+            call()
+        except TwilioRestException as exc:
+            assert exc.status in (400, 404), f"HTTP {exc.status} code {exc.code}: {exc.msg}"
