@@ -6,12 +6,14 @@ to look at status codes and to count the page requests the library's own iterati
 """
 
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 
 from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 
-from conftest import ACCOUNT_SID, PARLEY_URL, http, raises_list_error, raises_rest, unique
+from conftest import (ACCOUNT_SID, AUTH_TOKEN, PARLEY_URL, http, make_client, raises_list_error,
+                      raises_rest, unique)
 
 MISSING_CH = "CH" + "0" * 32
 MISSING_IM = "IM" + "0" * 32
@@ -732,3 +734,77 @@ def test_nul_byte_in_channel_and_member_paths(client, service):
             call()
         except TwilioRestException as exc:
             assert exc.status in (400, 404), f"HTTP {exc.status} code {exc.code}: {exc.msg}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrent library clients: limits, conflicts and message indexes hold
+
+
+def _in_parallel(n, call):
+    """Run call(client, i) for i in range(n) on n threads, each with its own official client;
+    each result is the call's value or (status, code) of its TwilioRestException."""
+    results = [None] * n
+
+    def run(i):
+        try:
+            results[i] = call(make_client(ACCOUNT_SID, AUTH_TOKEN), i)
+        except TwilioRestException as exc:
+            results[i] = (exc.status, exc.code)
+        except Exception as exc:  # noqa: BLE001 - reported through the result
+            results[i] = repr(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
+
+
+def test_concurrent_joins_respect_the_member_limit(client, service):
+    svc = client.chat.v2.services(service.sid)
+    svc.update(limits_channel_members=3)
+    ch = svc.channels.create()
+    results = _in_parallel(8, lambda c, i: c.chat.v2.services(service.sid).channels(ch.sid)
+                           .members.create(identity=f"p{i}").identity)
+    joined = [r for r in results if isinstance(r, str)]
+    assert len(joined) == 3, results
+    assert sorted(r for r in results if not isinstance(r, str)) == [(403, 50403)] * 5, results
+    assert svc.channels(ch.sid).fetch().members_count == 3
+    assert sorted(m.identity for m in svc.channels(ch.sid).members.list()) == sorted(joined)
+
+
+def test_concurrent_joins_of_one_new_identity_make_one_user(client, service):
+    svc = client.chat.v2.services(service.sid)
+    channels = [svc.channels.create().sid for _ in range(6)]
+    results = _in_parallel(6, lambda c, i: c.chat.v2.services(service.sid).channels(channels[i])
+                           .members.create(identity="newcomer").identity)
+    assert results == ["newcomer"] * 6
+    assert [u.identity for u in svc.users.list()] == ["newcomer"]
+    assert svc.users("newcomer").fetch().joined_channels_count == 6
+    assert len(svc.users("newcomer").user_channels.list()) == 6
+
+
+def test_concurrent_same_member_and_unique_name_conflicts(client, service):
+    svc = client.chat.v2.services(service.sid)
+    ch = svc.channels.create()
+    results = _in_parallel(6, lambda c, i: c.chat.v2.services(service.sid).channels(ch.sid)
+                           .members.create(identity="same").sid)
+    assert sorted(map(str, results))[:5] == [str((409, 50404))] * 5, results
+    assert svc.channels(ch.sid).fetch().members_count == 1
+    results = _in_parallel(6, lambda c, i: c.chat.v2.services(service.sid).channels
+                           .create(unique_name="race").sid)
+    assert sum(isinstance(r, str) for r in results) == 1, results
+    assert results.count((409, 50307)) == 5, results
+
+
+def test_concurrent_messages_get_distinct_indexes(client, service):
+    svc = client.chat.v2.services(service.sid)
+    ch = svc.channels.create()
+    results = _in_parallel(10, lambda c, i: c.chat.v2.services(service.sid).channels(ch.sid)
+                           .messages.create(body=f"m{i}").index)
+    assert all(isinstance(r, int) for r in results), results
+    assert len(set(results)) == 10, results
+    listed = svc.channels(ch.sid).messages.list(page_size=3)
+    assert [m.index for m in listed] == sorted(results)
+    assert svc.channels(ch.sid).fetch().messages_count == 10
