@@ -774,6 +774,19 @@ def test_concurrent_joins_respect_the_member_limit(client, service):
     assert sorted(m.identity for m in svc.channels(ch.sid).members.list()) == sorted(joined)
 
 
+def test_concurrent_joins_respect_the_user_channel_limit(client, service):
+    svc = client.chat.v2.services(service.sid)
+    svc.update(limits_user_channels=2)
+    svc.users.create(identity="busy")
+    channels = [svc.channels.create().sid for _ in range(6)]
+    results = _in_parallel(6, lambda c, i: c.chat.v2.services(service.sid).channels(channels[i])
+                           .members.create(identity="busy").identity)
+    assert results.count("busy") == 2, results
+    assert results.count((403, 50208)) == 4, results
+    assert svc.users("busy").fetch().joined_channels_count == 2
+    assert len(svc.users("busy").user_channels.list()) == 2
+
+
 def test_concurrent_joins_of_one_new_identity_make_one_user(client, service):
     svc = client.chat.v2.services(service.sid)
     channels = [svc.channels.create().sid for _ in range(6)]
