@@ -821,3 +821,23 @@ def test_concurrent_messages_get_distinct_indexes(client, service):
     listed = svc.channels(ch.sid).messages.list(page_size=3)
     assert [m.index for m in listed] == sorted(results)
     assert svc.channels(ch.sid).fetch().messages_count == 10
+
+
+def test_x_twilio_webhook_enabled_header_is_accepted(client, service):
+    """The library sends X-Twilio-Webhook-Enabled on channel/member/message writes and on
+    user-channel delete when asked to; Parley accepts it everywhere it is declared."""
+    svc = client.chat.v2.services(service.sid)
+    ch = svc.channels.create(friendly_name="hooks", x_twilio_webhook_enabled="true")
+    svc.channels(ch.sid).update(friendly_name="hooks2", x_twilio_webhook_enabled="false")
+    m = svc.channels(ch.sid).members.create(identity="alice", x_twilio_webhook_enabled="true")
+    svc.channels(ch.sid).members(m.sid).update(attributes="{}", x_twilio_webhook_enabled="true")
+    msg = svc.channels(ch.sid).messages.create(body="x", x_twilio_webhook_enabled="true")
+    assert svc.channels(ch.sid).messages(msg.sid).update(
+        body="y", x_twilio_webhook_enabled="true").body == "y"
+    assert svc.channels(ch.sid).messages(msg.sid).delete(x_twilio_webhook_enabled="true") is True
+    assert svc.users("alice").user_channels(ch.sid).delete(x_twilio_webhook_enabled="false") is True
+    svc.channels(ch.sid).members.create(identity="bob")
+    assert svc.channels(ch.sid).members("bob").delete(x_twilio_webhook_enabled="true") is True
+    assert svc.channels(ch.sid).delete(x_twilio_webhook_enabled="true") is True
+    sent = [r for r in http(client).sent if r[0] in ("POST", "DELETE")]
+    assert sent and all(r[3].status_code in (200, 201, 204) for r in sent)
