@@ -24,6 +24,7 @@ mod invite;
 mod member;
 mod message;
 mod paging;
+mod push;
 mod role;
 mod rows;
 mod service;
