@@ -43,6 +43,7 @@ mod event;
 mod invite;
 mod member;
 mod message;
+mod push;
 mod role;
 mod rows;
 mod service;

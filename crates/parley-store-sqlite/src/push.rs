@@ -1,0 +1,561 @@
+//! `PushStore`: the outbox (`push_outbox`, filled by the `events_to_push_outbox` trigger of
+//! 0002_chat.sql), the deliveries and the delivery log (migrations/0003_push.sql).
+//!
+//! Claims are one `update … where rowid in (select … limit ?) returning …` on the single writer
+//! connection, so two workers (or two processes on one file, serialised by `BEGIN IMMEDIATE` and
+//! the busy timeout) never claim the same row while its lease holds. An expired lease makes the
+//! row claimable again. `attempts` in a claim's answer is the count *before* this claim.
+
+use std::collections::HashMap;
+
+use anyhow::anyhow;
+use parley_core::binding::Binding;
+use parley_core::credential::PushType;
+use parley_core::event::{Event, EventKind};
+use parley_core::paging::{Page, PageRequest};
+use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipient, Settle};
+use parley_core::store::{PushStore, StoreError, StoreResult};
+use parley_core::{AccountSid, BindingSid, CredentialSid, ServiceSid, SidError, Timestamp};
+
+use crate::rows::{convert_all, BindingRow, EventRow};
+use crate::{begin_write, db_err, to_json, SqliteStore};
+
+// ---- rows ---------------------------------------------------------------------------------------
+
+fn sid<T>(parse: fn(&str) -> Result<T, SidError>, s: &str) -> StoreResult<T> {
+    parse(s).map_err(|e| StoreError::Other(anyhow!("stored row: {e}")))
+}
+
+fn push_type(s: &str) -> StoreResult<PushType> {
+    PushType::parse(s).ok_or_else(|| StoreError::Other(anyhow!("stored row: bad push type `{s}`")))
+}
+
+/// `push_deliveries` as claimed (`attempts` already reduced to the count before the claim).
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    id: String,
+    event_id: i64,
+    account_sid: String,
+    service_sid: String,
+    binding_sid: String,
+    credential_sid: Option<String>,
+    binding_type: String,
+    address: String,
+    identity: String,
+    payload: String,
+    event_at: i64,
+    available_at: i64,
+    attempts: i32,
+}
+
+impl TryFrom<DeliveryRow> for Delivery {
+    type Error = StoreError;
+    fn try_from(r: DeliveryRow) -> StoreResult<Self> {
+        Ok(Delivery {
+            new: NewDelivery {
+                id: r.id,
+                event_id: r.event_id,
+                account_sid: sid(AccountSid::parse, &r.account_sid)?,
+                service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+                binding_sid: sid(BindingSid::parse, &r.binding_sid)?,
+                credential_sid: r
+                    .credential_sid
+                    .as_deref()
+                    .map(|s| sid(CredentialSid::parse, s))
+                    .transpose()?,
+                binding_type: push_type(&r.binding_type)?,
+                address: r.address,
+                identity: r.identity,
+                payload: r.payload,
+                event_at: Timestamp::from_unix_micros(r.event_at),
+                available_at: Timestamp::from_unix_micros(r.available_at),
+            },
+            attempts: r.attempts,
+        })
+    }
+}
+
+/// `push_log`
+#[derive(sqlx::FromRow)]
+struct PushLogRow {
+    seq: i64,
+    id: String,
+    account_sid: String,
+    service_sid: String,
+    event_id: i64,
+    kind: String,
+    binding_sid: String,
+    identity: String,
+    binding_type: String,
+    outcome: String,
+    reason: Option<String>,
+    attempt: i32,
+    date_created: i64,
+}
+
+impl TryFrom<PushLogRow> for PushLogEntry {
+    type Error = StoreError;
+    fn try_from(r: PushLogRow) -> StoreResult<Self> {
+        Ok(PushLogEntry {
+            seq: r.seq,
+            id: r.id,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            event_id: r.event_id,
+            kind: r.kind,
+            binding_sid: sid(BindingSid::parse, &r.binding_sid)?,
+            identity: r.identity,
+            binding_type: push_type(&r.binding_type)?,
+            outcome: r.outcome,
+            reason: r.reason,
+            attempt: r.attempt,
+            date_created: Timestamp::from_unix_micros(r.date_created),
+        })
+    }
+}
+
+const DELIVERY_COLUMNS: &str = "id, event_id, account_sid, service_sid, binding_sid, \
+     credential_sid, binding_type, address, identity, payload, event_at, available_at, \
+     attempts - 1 as attempts";
+
+const LOG_COLUMNS: &str =
+    "seq, id, account_sid, service_sid, event_id, kind, binding_sid, identity, \
+     binding_type, outcome, reason, attempt, date_created";
+
+// ---- log paging ---------------------------------------------------------------------------------
+
+// The log's list order is `(date_created, seq)`: `seq` is the only unique tie-breaker (a
+// delivery id repeats across attempts). A cursor's `sid` is `seq` as 20-digit zero-padded text
+// (`PushLogEntry::seq`); it is compared as a number. A `sid` that is not a number is compared as
+// text, which SQLite orders after every integer: such a cursor skips (forward) or keeps
+// (backwards) the rest of its microsecond, and never fails.
+
+/// The `list_push_log` query (also used by the query-plan test).
+fn log_list_query<'a>(
+    head: &str,
+    account: &'a AccountSid,
+    service: &'a ServiceSid,
+    page: &'a PageRequest,
+) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let mut qb = sqlx::QueryBuilder::new(format!("{head} from push_log where service_sid = "));
+    qb.push_bind(service.as_str());
+    qb.push(" and account_sid = ");
+    qb.push_bind(account.as_str());
+    let backwards = page.cursor.as_ref().is_some_and(|c| c.backwards);
+    if let Some(c) = &page.cursor {
+        let op = if backwards { "<" } else { ">" };
+        qb.push(format!(" and (date_created, seq) {op} ("));
+        qb.push_bind(c.key);
+        qb.push(", ");
+        match c.sid.parse::<i64>() {
+            Ok(seq) => qb.push_bind(seq),
+            Err(_) => qb.push_bind(c.sid.as_str()),
+        };
+        qb.push(")");
+    }
+    if backwards {
+        qb.push(" order by date_created desc, seq desc limit ");
+    } else {
+        qb.push(" order by date_created, seq limit ");
+    }
+    qb.push_bind(page.fetch_limit());
+    qb
+}
+
+// ---- recipients ---------------------------------------------------------------------------------
+
+/// Bindings of the channel's members except the author and muted members.
+const NEW_MESSAGE_RECIPIENTS: &str = "select b.* from members m
+     join bindings b on b.user_sid = m.user_sid and b.service_sid = m.service_sid
+     where m.channel_sid = ? and m.service_sid = ? and m.notification_level <> 'muted'
+       and m.identity is not ?";
+
+/// Bindings of one identity, unless it is a muted member of the channel (`?4` = 1 to check).
+const IDENTITY_RECIPIENTS: &str = "select b.* from bindings b
+     where b.service_sid = ?1 and b.identity = ?2
+       and not (?4 and exists (select 1 from members m
+                                where m.channel_sid = ?3 and m.identity = ?2
+                                  and m.notification_level = 'muted'))";
+
+#[async_trait::async_trait]
+impl PushStore for SqliteStore {
+    async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let mut tx = begin_write(self).await?;
+        let claimed: Vec<(i64, i32)> = sqlx::query_as(
+            "update push_outbox set lease_until = ?1, attempts = attempts + 1
+             where event_id in (
+                 select event_id from push_outbox
+                 where available_at <= ?2 and (lease_until is null or lease_until < ?2)
+                 order by available_at, event_id limit ?3)
+             returning event_id, attempts - 1",
+        )
+        .bind(lease_until.unix_micros())
+        .bind(now.unix_micros())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if claimed.is_empty() {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
+        let rows: Vec<EventRow> = sqlx::query_as(
+            "select * from events where id in (select value from json_each(?)) order by id",
+        )
+        .bind(to_json(&ids)?)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        let attempts: HashMap<i64, i32> = claimed.into_iter().collect();
+        let events: Vec<Event> = convert_all(rows)?;
+        Ok(events
+            .into_iter()
+            .map(|event| OutboxItem {
+                attempts: attempts.get(&event.id).copied().unwrap_or_default(),
+                event,
+            })
+            .collect())
+    }
+
+    async fn recipients(&self, event: &Event) -> StoreResult<Vec<Recipient>> {
+        let rows: Vec<BindingRow> = match event.kind {
+            EventKind::NewMessage => sqlx::query_as(NEW_MESSAGE_RECIPIENTS)
+                .bind(event.channel_sid.as_str())
+                .bind(event.service_sid.as_str())
+                .bind(event.actor.as_deref())
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?,
+            EventKind::AddedToChannel
+            | EventKind::RemovedFromChannel
+            | EventKind::InvitedToChannel => {
+                let Some(identity) = event.identity.as_deref() else {
+                    return Ok(Vec::new());
+                };
+                // An invitee is not a member yet, so never a muted one.
+                let check_muted = event.kind != EventKind::InvitedToChannel;
+                sqlx::query_as(IDENTITY_RECIPIENTS)
+                    .bind(event.service_sid.as_str())
+                    .bind(identity)
+                    .bind(event.channel_sid.as_str())
+                    .bind(check_muted)
+                    .fetch_all(&self.reader)
+                    .await
+                    .map_err(db_err)?
+            }
+        };
+        let kind = event.kind.as_str();
+        let bindings: Vec<Binding> = convert_all(rows)?;
+        Ok(bindings
+            .into_iter()
+            .filter(|b| b.message_types.iter().any(|t| t == kind))
+            .map(|binding| Recipient { binding })
+            .collect())
+    }
+
+    async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        let mut tx = begin_write(self).await?;
+        // A binding deleted since `recipients` gets no delivery (and does not fail the batch:
+        // conflict clauses do not cover foreign keys, hence the `exists`).
+        let insert = "insert or ignore into push_deliveries
+                 (id, event_id, account_sid, service_sid, binding_sid, credential_sid,
+                  binding_type, address, identity, payload, event_at, available_at)
+             select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+             where exists (select 1 from bindings where sid = ?5)";
+        for d in deliveries {
+            sqlx::query(insert)
+                .bind(d.id.as_str())
+                .bind(d.event_id)
+                .bind(d.account_sid.as_str())
+                .bind(d.service_sid.as_str())
+                .bind(d.binding_sid.as_str())
+                .bind(d.credential_sid.as_ref().map(|c| c.as_str()))
+                .bind(d.binding_type.as_str())
+                .bind(d.address.as_str())
+                .bind(d.identity.as_str())
+                .bind(d.payload.as_str())
+                .bind(d.event_at.unix_micros())
+                .bind(d.available_at.unix_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        sqlx::query("delete from push_outbox where event_id = ?")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// An entry that is gone (its event was deleted with its service) is not an error.
+    async fn retry_outbox(&self, event_id: i64, at: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "update push_outbox set available_at = ?, lease_until = null where event_id = ?",
+        )
+        .bind(at.unix_micros())
+        .bind(event_id)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
+        let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+            "update push_deliveries set lease_until = ?1, attempts = attempts + 1
+             where rowid in (
+                 select rowid from push_deliveries
+                 where available_at <= ?2 and (lease_until is null or lease_until < ?2)
+                 order by available_at, rowid limit ?3)
+             returning {DELIVERY_COLUMNS}"
+        ))
+        .bind(lease_until.unix_micros())
+        .bind(now.unix_micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err)?;
+        let mut deliveries: Vec<Delivery> = convert_all(rows)?;
+        // `returning` does not promise the subquery's order.
+        deliveries.sort_by(|a, b| {
+            (a.new.available_at, a.new.event_id, &a.new.id).cmp(&(
+                b.new.available_at,
+                b.new.event_id,
+                &b.new.id,
+            ))
+        });
+        Ok(deliveries)
+    }
+
+    /// A delivery that is gone (its binding was deleted meanwhile) is not an error. A dead token
+    /// deletes the binding only while it still has the address the delivery was for (a device
+    /// that re-registered with a new token keeps its binding).
+    async fn settle_delivery(&self, id: &str, settle: &Settle) -> StoreResult<()> {
+        match settle {
+            Settle::Delivered | Settle::Failed { .. } => {
+                sqlx::query("delete from push_deliveries where id = ?")
+                    .bind(id)
+                    .execute(&self.writer)
+                    .await
+                    .map_err(db_err)?;
+            }
+            Settle::Retry { at, error } => {
+                sqlx::query(
+                    "update push_deliveries set available_at = ?, lease_until = null,
+                         last_error = ? where id = ?",
+                )
+                .bind(at.unix_micros())
+                .bind(error.as_str())
+                .bind(id)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?;
+            }
+            Settle::DeadToken { .. } => {
+                let mut tx = begin_write(self).await?;
+                // The binding's other pending deliveries go with it (`on delete cascade`).
+                sqlx::query(
+                    "delete from bindings where (sid, address) in
+                         (select binding_sid, address from push_deliveries where id = ?)",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                sqlx::query("delete from push_deliveries where id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                tx.commit().await.map_err(db_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn push_queue_depth(&self) -> StoreResult<(i64, i64)> {
+        sqlx::query_as(
+            "select (select count(*) from push_outbox), (select count(*) from push_deliveries)",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)
+    }
+
+    /// Channels of exactly two members where the identity's horizon is below the last message
+    /// (or unset while the channel has a message).
+    async fn badge_count(&self, service: &ServiceSid, identity: &str) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "select count(*) from users u
+             join members m on m.user_sid = u.sid
+             join channels c on c.sid = m.channel_sid
+             where u.service_sid = ? and u.identity = ?
+               and c.members_count = 2
+               and c.last_message_index is not null
+               and (m.last_consumed_message_index is null
+                    or m.last_consumed_message_index < c.last_message_index)",
+        )
+        .bind(service.as_str())
+        .bind(identity)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)
+    }
+
+    /// `entry.seq` is ignored (the log numbers its rows). `InvalidReference("service")` when
+    /// the service does not exist in the account.
+    async fn append_push_log(&self, entry: &PushLogEntry) -> StoreResult<()> {
+        sqlx::query(
+            "insert into push_log (id, account_sid, service_sid, event_id, kind, binding_sid,
+                                   identity, binding_type, outcome, reason, attempt, date_created)
+             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.id.as_str())
+        .bind(entry.account_sid.as_str())
+        .bind(entry.service_sid.as_str())
+        .bind(entry.event_id)
+        .bind(entry.kind.as_str())
+        .bind(entry.binding_sid.as_str())
+        .bind(entry.identity.as_str())
+        .bind(entry.binding_type.as_str())
+        .bind(entry.outcome.as_str())
+        .bind(entry.reason.as_deref())
+        .bind(entry.attempt)
+        .bind(entry.date_created.unix_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::InvalidReference("service")
+            }
+            _ => db_err(e),
+        })?;
+        Ok(())
+    }
+
+    /// Keyset pages by `(date_created, seq)`; the cursor's `sid` is `seq` as 20-digit
+    /// zero-padded text.
+    async fn list_push_log(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<PushLogEntry>> {
+        let rows: Vec<PushLogRow> =
+            log_list_query(&format!("select {LOG_COLUMNS}"), account, service, page)
+                .build_query_as()
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db_err)?;
+        Ok(Page::from_fetched(convert_all(rows)?, page))
+    }
+
+    async fn prune_push_log(&self, cutoff: Timestamp, limit: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "delete from push_log where seq in
+                 (select seq from push_log where date_created < ? limit ?)",
+        )
+        .bind(cutoff.unix_micros())
+        .bind(i64::from(limit))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_core::paging::Cursor;
+
+    fn log_cursor_sid(seq: i64) -> String {
+        format!("{seq:020}")
+    }
+
+    async fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("explain query plan {sql}"))
+                .fetch_all(&store.reader)
+                .await
+                .expect("explain");
+        rows.into_iter().map(|r| r.3).collect()
+    }
+
+    fn uses_indexes_only(details: &[String]) -> bool {
+        details
+            .iter()
+            .filter(|d| d.starts_with("SCAN ") || d.starts_with("SEARCH "))
+            .all(|d| {
+                d.starts_with("SEARCH ")
+                    && (d.contains("USING INDEX")
+                        || d.contains("USING COVERING INDEX")
+                        || d.contains("USING INTEGER PRIMARY KEY")
+                        || d.contains("USING PRIMARY KEY"))
+            })
+    }
+
+    /// Claims, the log list (every cursor shape) and pruning walk indexes, without sorting.
+    #[tokio::test]
+    async fn push_queries_use_indexes() {
+        let store = SqliteStore::connect("sqlite::memory:")
+            .await
+            .expect("connect");
+        for sql in [
+            "select event_id from push_outbox where available_at <= 1 \
+             and (lease_until is null or lease_until < 1) order by available_at, event_id limit 5",
+            "select rowid from push_deliveries where available_at <= 1 \
+             and (lease_until is null or lease_until < 1) order by available_at, rowid limit 5",
+            "select seq from push_log where date_created < 1 limit 5",
+        ] {
+            let details = plan(&store, sql).await;
+            assert!(uses_indexes_only(&details), "{sql}: {details:?}");
+            assert!(
+                !details.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{sql}: {details:?}"
+            );
+        }
+        let (account, service) = (AccountSid::generate(), ServiceSid::generate());
+        let mut pages = vec![PageRequest::first(10)];
+        for sid in [log_cursor_sid(7), "not-a-number".to_owned()] {
+            for backwards in [false, true] {
+                pages.push(PageRequest {
+                    size: 10,
+                    cursor: Some(Cursor {
+                        key: 5,
+                        sid: sid.clone(),
+                        backwards,
+                    }),
+                });
+            }
+        }
+        for page in &pages {
+            let mut qb = log_list_query("explain query plan select *", &account, &service, page);
+            let rows: Vec<(i64, i64, i64, String)> = qb
+                .build_query_as()
+                .fetch_all(&store.reader)
+                .await
+                .expect("explain");
+            let details: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+            assert!(uses_indexes_only(&details), "{page:?}: {details:?}");
+            assert!(
+                !details.iter().any(|d| d.contains("TEMP B-TREE")),
+                "{page:?}: {details:?}"
+            );
+        }
+        store.close().await;
+    }
+}
