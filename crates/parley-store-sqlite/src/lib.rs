@@ -96,6 +96,8 @@ impl SqliteStore {
             // An in-memory database lives as long as its last connection.
             .idle_timeout(None)
             .max_lifetime(None)
+            // A local file: no ping before every acquire (one round trip saved per write).
+            .test_before_acquire(false)
             .connect_with(writer_opts)
             .await
             .with_context(|| "cannot open the SQLite database")?;
@@ -110,6 +112,7 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(READERS)
+                .test_before_acquire(false)
                 .connect_with(base.pragma("query_only", "ON"))
                 .await
                 .with_context(|| "cannot open SQLite reader connections")?
@@ -467,6 +470,175 @@ mod tests {
             }
         }
         store.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Every event gets its `push_outbox` row (by trigger, in the same statement), due at the
+    /// event's time and unclaimed; a failed write leaves neither.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_event_has_its_push_outbox_row() {
+        use parley_core::channel::{ChannelRef, MemberLimits, MemberRef};
+        use parley_core::store::testsuite::{
+            account, channel, invite, member_value, post, service, user, DynStore, NO_LIMITS,
+        };
+        use parley_core::Timestamp;
+
+        let (sqlite, path) = temp_store().await;
+        let store: DynStore = std::sync::Arc::new(sqlite.clone());
+        let acct = account(&store).await;
+        let svc = service(&store, &acct).await;
+        let ch = channel(&store, &svc, "general").await;
+        let alice = user(&store, &svc, "alice").await;
+        let bob = user(&store, &svc, "bob").await;
+        store
+            .create_member(
+                &member_value(&ch, &alice, Timestamp::now()),
+                &NO_LIMITS,
+                None,
+            )
+            .await
+            .expect("join");
+        for i in 0..3 {
+            post(&store, &ch, &format!("m{i}")).await;
+        }
+        invite(&store, &ch, "bob").await;
+        let full = MemberLimits {
+            channel_members: 1,
+            user_channels: 10,
+        };
+        let failed = store
+            .create_member(&member_value(&ch, &bob, Timestamp::now()), &full, None)
+            .await;
+        assert!(failed.is_err());
+        store
+            .delete_member(
+                &acct,
+                &svc.sid,
+                &ChannelRef::Sid(ch.sid.clone()),
+                &MemberRef::Identity("alice".to_owned()),
+                None,
+                Timestamp::now(),
+            )
+            .await
+            .expect("leave");
+
+        /// (event id, event date, available_at, lease_until, attempts)
+        type Queued = (i64, i64, Option<i64>, Option<i64>, Option<i64>);
+        let rows: Vec<Queued> = sqlx::query_as(
+            "select e.id, e.date_created, o.available_at, o.lease_until, o.attempts
+             from events e left join push_outbox o on o.event_id = e.id order by e.id",
+        )
+        .fetch_all(&sqlite.reader)
+        .await
+        .expect("events with outbox rows");
+        assert_eq!(rows.len(), 6, "join, 3 posts, invite, leave: {rows:?}");
+        for (id, date, available_at, lease_until, attempts) in rows {
+            assert_eq!(
+                available_at,
+                Some(date),
+                "event {id} is queued, due at once"
+            );
+            assert_eq!(
+                (lease_until, attempts),
+                (None, Some(0)),
+                "event {id} unclaimed"
+            );
+        }
+        let outbox: i64 = sqlx::query_scalar("select count(*) from push_outbox")
+            .fetch_one(&sqlite.reader)
+            .await
+            .expect("count");
+        assert_eq!(outbox, 6, "the failed join queued nothing");
+        sqlite.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Benchmark-shaped check (run with `--ignored --nocapture`): messages per second into one
+    /// channel from 64 concurrent writers, and the newest-first page of a 1,000,000-message
+    /// channel against a 1,000-message one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "slow: seeds a million messages"]
+    async fn posting_rate_and_newest_page_at_a_million_messages() {
+        use parley_core::channel::{ChannelRef, MessageOrder};
+        use parley_core::store::testsuite::{account, channel, message_value, service, DynStore};
+        use std::time::Instant;
+
+        let (sqlite, path) = temp_store().await;
+        let store: DynStore = std::sync::Arc::new(sqlite.clone());
+        let acct = account(&store).await;
+        let svc = service(&store, &acct).await;
+        let busy = channel(&store, &svc, "busy").await;
+
+        // posting rate
+        const POSTS: usize = 4_000;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..64 {
+            let store = store.clone();
+            let busy = busy.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..POSTS / 64 {
+                    let m = message_value(&busy, &format!("w{w}"), &format!("hello {i}"));
+                    store
+                        .create_message(&ChannelRef::Sid(busy.sid.clone()), &m)
+                        .await
+                        .expect("post");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("writer");
+        }
+        let rate = POSTS as f64 / started.elapsed().as_secs_f64();
+        println!("posting: {rate:.0} messages/s (64 writers, one channel)");
+
+        // newest page, 1k vs 1M messages (seeded directly, SIDs `IM<channel no><index>`)
+        let small = channel(&store, &svc, "small").await;
+        let big = channel(&store, &svc, "big").await;
+        let mut per_page = Vec::new();
+        for (k, ch, n) in [(1_i64, &small, 1_000_i64), (2, &big, 1_000_000)] {
+            let seeding = Instant::now();
+            sqlx::query(
+                "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
+                                       msg_from, body, date_created, date_updated)
+                 with recursive n(i) as (select 0 union all select i + 1 from n where i + 1 < ?)
+                 select printf('IM%02x%030x', ?, i), ?, ?, ?, i, 'seed', 'body', i, i from n",
+            )
+            .bind(n)
+            .bind(k)
+            .bind(acct.as_str())
+            .bind(svc.sid.as_str())
+            .bind(ch.sid.as_str())
+            .execute(&sqlite.writer)
+            .await
+            .expect("seed");
+            println!("seeded {n} messages in {:?}", seeding.elapsed());
+            let page = PageRequest::first(50);
+            let r = ChannelRef::Sid(ch.sid.clone());
+            let started = Instant::now();
+            for _ in 0..200 {
+                let p = store
+                    .list_messages(&acct, &svc.sid, &r, MessageOrder::Desc, &page)
+                    .await
+                    .expect("page");
+                assert_eq!(p.items.first().map(|m| m.index), Some(n - 1));
+            }
+            per_page.push(started.elapsed() / 200);
+        }
+        println!(
+            "newest page of 50: {:?} at 1k messages, {:?} at 1M messages",
+            per_page[0], per_page[1]
+        );
+        // The target is for optimised builds (`cargo test --release -- --ignored`); a debug
+        // build of SQLite and sqlx is several times slower.
+        if !cfg!(debug_assertions) {
+            assert!(rate >= 2_000.0, "posting rate {rate:.0}/s");
+        }
+        assert!(
+            per_page[1] < per_page[0] * 3,
+            "page cost grows with the channel: {per_page:?}"
+        );
+        sqlite.close().await;
         let _ = std::fs::remove_file(&path);
     }
 }
