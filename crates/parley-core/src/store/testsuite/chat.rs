@@ -1922,6 +1922,8 @@ pub async fn failed_chat_writes_append_no_event(store: DynStore) {
         channel_members: 1,
         user_channels: 10,
     };
+    let mut with_missing_role = member_value(&ch, &bob, Timestamp::now());
+    with_missing_role.role_sid = Some(crate::RoleSid::generate());
 
     // Act
     let results: Vec<(&str, bool)> = vec![
@@ -1929,6 +1931,13 @@ pub async fn failed_chat_writes_append_no_event(store: DynStore) {
             "channel full",
             store
                 .create_member(&member_value(&ch, &bob, Timestamp::now()), &one, None)
+                .await
+                .is_err(),
+        ),
+        (
+            "join with a missing role",
+            store
+                .create_member(&with_missing_role, &NO_LIMITS, None)
                 .await
                 .is_err(),
         ),
