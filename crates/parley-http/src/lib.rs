@@ -39,6 +39,26 @@ impl Default for HttpConfig {
     }
 }
 
+/// The provider's verdict on a test notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestVerdict {
+    /// `delivered`, `invalid_token`, `retry`, `credential_failed` or `failed`.
+    pub outcome: &'static str,
+    /// The provider's reason, when not delivered.
+    pub reason: Option<String>,
+}
+
+/// Sends a test notification to one binding (implemented by the push engine in `parley-server`).
+#[async_trait::async_trait]
+pub trait PushTester: Send + Sync {
+    /// Send `text` to `binding` now, bypassing the queue.
+    async fn send_test(
+        &self,
+        binding: &parley_core::binding::Binding,
+        text: &str,
+    ) -> Result<TestVerdict, String>;
+}
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -52,6 +72,8 @@ pub struct AppState {
     pub urls: urls::UrlBuilder,
     /// Prometheus metrics.
     pub metrics: Arc<ops::Metrics>,
+    /// Test-notification sender, when push delivery runs on this server.
+    pub push_tester: Option<Arc<dyn PushTester>>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
 }
@@ -70,7 +92,14 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             auth_cache: Arc::new(auth::AuthCache::default()),
+            push_tester: None,
         }
+    }
+
+    /// With a test-notification sender.
+    pub fn with_push_tester(mut self, tester: Arc<dyn PushTester>) -> Self {
+        self.push_tester = Some(tester);
+        self
     }
 }
 

@@ -89,6 +89,13 @@ pub const USER_CHANNELS: ListSpec = ListSpec {
     default_page_size: 50,
 };
 
+/// `GET …/PushLog` (Parley extension).
+pub const PUSH_LOG: ListSpec = ListSpec {
+    key: "push_log",
+    max_page_size: 1000,
+    default_page_size: 50,
+};
+
 const TOKEN_PREFIX: &str = "PT";
 const MAC_LEN: usize = 16;
 

@@ -239,7 +239,7 @@ struct Cached<T> {
     at: Instant,
 }
 
-const CACHE_TTL: Duration = Duration::from_secs(10);
+const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// The push worker of one node.
 pub struct Worker {
@@ -292,31 +292,49 @@ impl Worker {
         })
     }
 
+    /// The service's current settings, read per event so a settings change applies to the next
+    /// event on every node.
     async fn service(&self, event: &Event) -> Result<Option<Arc<Service>>, StoreError> {
-        let key = event.service_sid.to_string();
-        if let Some(c) = lock(&self.services)
-            .get(&key)
-            .filter(|c| c.at.elapsed() < CACHE_TTL)
-        {
-            return Ok(c.value.clone());
-        }
-        let value = match self
+        match self
             .store
             .fetch_service(&event.account_sid, &event.service_sid)
             .await
         {
-            Ok(s) => Some(Arc::new(s)),
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e),
-        };
+            Ok(s) => Ok(Some(Arc::new(s))),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the service keeps a delivery log (cached briefly: this is asked per delivery).
+    async fn log_enabled(&self, d: &Delivery) -> bool {
+        let key = d.new.service_sid.to_string();
+        if let Some(c) = lock(&self.services)
+            .get(&key)
+            .filter(|c| c.at.elapsed() < CACHE_TTL)
+        {
+            return c
+                .value
+                .as_ref()
+                .is_some_and(|s| s.settings.notifications.log_enabled);
+        }
+        let value = self
+            .store
+            .fetch_service(&d.new.account_sid, &d.new.service_sid)
+            .await
+            .ok()
+            .map(Arc::new);
+        let on = value
+            .as_ref()
+            .is_some_and(|s| s.settings.notifications.log_enabled);
         lock(&self.services).insert(
             key,
             Cached {
-                value: value.clone(),
+                value,
                 at: Instant::now(),
             },
         );
-        Ok(value)
+        on
     }
 
     async fn credential(&self, d: &Delivery) -> Result<Option<Arc<PushCredential>>, StoreError> {
@@ -684,15 +702,7 @@ impl Worker {
     }
 
     async fn log(&self, d: &Delivery, outcome: &str, reason: Option<String>) {
-        let service = match self
-            .store
-            .fetch_service(&d.new.account_sid, &d.new.service_sid)
-            .await
-        {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        if !service.settings.notifications.log_enabled || outcome == "deferred" {
+        if outcome == "deferred" || !self.log_enabled(d).await {
             return;
         }
         let kind = serde_json::from_str::<StoredNotification>(&d.new.payload)

@@ -59,7 +59,7 @@ pub struct DbArgs {
     )]
     pub database_url: Option<String>,
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
-    /// rate_limit, max_bindings_per_user, binding_max_age_days).
+    /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -112,6 +112,13 @@ pub struct ServeArgs {
     /// Delete push bindings not refreshed for this many days; 0 = never [default: 365].
     #[arg(long, env = "PARLEY_BINDING_MAX_AGE_DAYS", value_name = "DAYS")]
     pub binding_max_age_days: Option<u32>,
+    /// Run the push delivery worker on this node [default: true]. Provider URLs come from
+    /// PARLEY_APNS_URL, PARLEY_APNS_SANDBOX_URL and PARLEY_FCM_URL.
+    #[arg(long, env = "PARLEY_PUSH", value_name = "BOOL")]
+    pub push: Option<bool>,
+    /// Days the push delivery log is kept [default: 7].
+    #[arg(long, env = "PARLEY_PUSH_LOG_RETENTION_DAYS", value_name = "DAYS")]
+    pub push_log_retention_days: Option<u32>,
 }
 
 impl ServeArgs {
@@ -123,6 +130,8 @@ impl ServeArgs {
             rate_limit: self.rate_limit,
             max_bindings_per_user: self.max_bindings_per_user,
             binding_max_age_days: self.binding_max_age_days,
+            push: self.push,
+            push_log_retention_days: self.push_log_retention_days,
             ..self.db.settings()?
         };
         let settings = cli.with_file(self.db.config.as_deref())?;

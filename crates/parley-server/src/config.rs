@@ -52,6 +52,10 @@ pub struct Settings {
     pub max_bindings_per_user: Option<u32>,
     /// Bindings not refreshed for this many days are deleted (0 = never).
     pub binding_max_age_days: Option<u32>,
+    /// Run the push delivery worker on this node (default true).
+    pub push: Option<bool>,
+    /// Days the push delivery log is kept.
+    pub push_log_retention_days: Option<u32>,
 }
 
 impl fmt::Debug for Settings {
@@ -67,6 +71,8 @@ impl fmt::Debug for Settings {
             .field("rate_limit", &self.rate_limit)
             .field("max_bindings_per_user", &self.max_bindings_per_user)
             .field("binding_max_age_days", &self.binding_max_age_days)
+            .field("push", &self.push)
+            .field("push_log_retention_days", &self.push_log_retention_days)
             .finish()
     }
 }
@@ -82,6 +88,10 @@ impl Settings {
             rate_limit: self.rate_limit.or(lower.rate_limit),
             max_bindings_per_user: self.max_bindings_per_user.or(lower.max_bindings_per_user),
             binding_max_age_days: self.binding_max_age_days.or(lower.binding_max_age_days),
+            push: self.push.or(lower.push),
+            push_log_retention_days: self
+                .push_log_retention_days
+                .or(lower.push_log_retention_days),
         }
     }
 
@@ -333,6 +343,10 @@ pub struct Config {
     pub max_bindings_per_user: u32,
     /// Delete bindings not refreshed for this many days; 0 = never.
     pub binding_max_age_days: u32,
+    /// Run the push delivery worker on this node.
+    pub push: bool,
+    /// Days the push delivery log is kept.
+    pub push_log_retention_days: u32,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
 }
@@ -367,6 +381,8 @@ impl Config {
             binding_max_age_days: settings
                 .binding_max_age_days
                 .unwrap_or(DEFAULT_BINDING_MAX_AGE_DAYS),
+            push: settings.push.unwrap_or(true),
+            push_log_retention_days: settings.push_log_retention_days.unwrap_or(7),
             bootstrap,
         })
     }

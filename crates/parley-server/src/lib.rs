@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod push;
 pub mod telemetry;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub struct Application {
     store: Arc<dyn Store>,
     binding_max_age_days: u32,
     bootstrap: Bootstrap,
+    worker: Option<Arc<parley_push::Worker>>,
 }
 
 impl Application {
@@ -71,7 +73,37 @@ impl Application {
             rate_limit_per_sec: config.rate_limit,
             max_bindings_per_user: config.max_bindings_per_user,
         };
-        let router = parley_http::router(AppState::new(store.clone(), secrets, http));
+        let mut state = AppState::new(store.clone(), secrets.clone(), http);
+        let worker = if config.push {
+            let metrics = match parley_push::PushMetrics::register(state.metrics.registry()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "push metrics unavailable");
+                    None
+                }
+            };
+            let worker_config = parley_push::WorkerConfig {
+                log_retention: Duration::from_secs(
+                    u64::from(config.push_log_retention_days) * 86_400,
+                ),
+                ..parley_push::WorkerConfig::default()
+            };
+            let sender: Arc<dyn parley_push::PushSender> =
+                Arc::new(parley_push::Providers::from_env());
+            let worker = parley_push::Worker::new(
+                store.clone(),
+                store.clone(),
+                secrets,
+                sender,
+                worker_config,
+                metrics,
+            );
+            state = state.with_push_tester(Arc::new(push::WorkerTester(worker.clone())));
+            Some(worker)
+        } else {
+            None
+        };
+        let router = parley_http::router(state);
         Ok(Application {
             listener,
             local_addr,
@@ -79,6 +111,7 @@ impl Application {
             store,
             binding_max_age_days: config.binding_max_age_days,
             bootstrap,
+            worker,
         })
     }
 
@@ -110,13 +143,34 @@ impl Application {
     {
         let sweeper = (self.binding_max_age_days > 0)
             .then(|| tokio::spawn(sweep_forever(self.store.clone(), self.binding_max_age_days)));
+        // One shutdown signal for both the HTTP server and the push worker.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let signal = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = signal.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let pusher = self
+            .worker
+            .clone()
+            .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
         tracing::info!("listening on http://{}", self.local_addr);
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(stopped(stop_rx))
             .await
             .context("the HTTP server failed");
         if let Some(task) = sweeper {
             task.abort();
+        }
+        // The worker stops claiming and finishes the sends it started (also when the HTTP
+        // server ended on its own).
+        let _ = stop_tx.send(true);
+        if let Some(task) = pusher {
+            let _ = task.await;
         }
         tracing::info!("stopped");
         served

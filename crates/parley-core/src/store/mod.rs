@@ -87,6 +87,7 @@ pub trait Store:
     + MessageStore
     + InviteStore
     + EventStore
+    + PushStore
     + Send
     + Sync
 {

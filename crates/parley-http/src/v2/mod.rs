@@ -19,6 +19,7 @@ mod credentials;
 mod invites;
 mod members;
 mod messages;
+mod push;
 mod roles;
 mod services;
 mod user_bindings;
@@ -90,6 +91,12 @@ pub(crate) fn routes() -> Router<AppState> {
             "/v2/Services/{ServiceSid}/Bindings/{Sid}",
             get(bindings::fetch).delete(bindings::delete),
         )
+        // Parley extensions (docs/PUSH.md).
+        .route(
+            "/v2/Services/{ServiceSid}/Bindings/{Sid}/Test",
+            axum::routing::post(push::test),
+        )
+        .route("/v2/Services/{ServiceSid}/PushLog", get(push::log))
         .route(
             "/v2/Services/{ServiceSid}/Roles",
             get(roles::list).post(roles::create),

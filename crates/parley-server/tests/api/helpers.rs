@@ -14,6 +14,8 @@ use http_body_util::BodyExt;
 use parley_core::crypto::SecretBox;
 use parley_core::store::Store;
 use parley_http::{AppState, HttpConfig};
+use parley_push::fake::{spawn_fakes, Fakes};
+use parley_push::{ApnsConfig, FcmConfig, Providers, PushSender, Worker, WorkerConfig};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -118,7 +120,27 @@ impl TestApp {
         Self::spawn_with(backend, HttpConfig::default()).await
     }
 
-    pub async fn spawn_with(backend: Backend, mut config: HttpConfig) -> Self {
+    pub async fn spawn_with(backend: Backend, config: HttpConfig) -> Self {
+        Self::build(backend, config, None).await.0
+    }
+
+    /// With a push worker whose providers are in-process fake APNs/FCM servers.
+    pub async fn spawn_push(backend: Backend, worker: WorkerConfig) -> (Self, Arc<Worker>, Fakes) {
+        let (app, w) = Self::build(backend, HttpConfig::default(), Some(worker)).await;
+        let (w, fakes) = w.unwrap();
+        (app, w, fakes)
+    }
+
+    /// Another worker ("node") over the same store and fakes.
+    pub fn second_worker(&self, fakes: &Fakes, config: WorkerConfig) -> Arc<Worker> {
+        make_worker(self.store.clone(), self.secrets.clone(), fakes, config)
+    }
+
+    async fn build(
+        backend: Backend,
+        mut config: HttpConfig,
+        push: Option<WorkerConfig>,
+    ) -> (Self, Option<(Arc<Worker>, Fakes)>) {
         let (store, dir) = store_for(backend).await;
         let secrets = SecretBox::from_hex(&SecretBox::generate_hex()).unwrap();
         let base = "http://parley.test:8080".to_owned();
@@ -135,8 +157,17 @@ impl TestApp {
         let kb = parley_server::admin::create_api_key(store.as_ref(), &secrets, &b.sid, None)
             .await
             .unwrap();
-        let router = parley_http::router(AppState::new(store.clone(), secrets.clone(), config));
-        Self {
+        let mut state = AppState::new(store.clone(), secrets.clone(), config);
+        let mut pushing = None;
+        if let Some(wc) = push {
+            let fakes = spawn_fakes().await.unwrap();
+            let worker = make_worker(store.clone(), secrets.clone(), &fakes, wc);
+            state =
+                state.with_push_tester(Arc::new(parley_server::push::WorkerTester(worker.clone())));
+            pushing = Some((worker, fakes));
+        }
+        let router = parley_http::router(state);
+        let app = Self {
             router,
             store,
             secrets,
@@ -158,7 +189,8 @@ impl TestApp {
                 token: kb.secret,
             },
             _dir: dir,
-        }
+        };
+        (app, pushing)
     }
 
     /// Any request; `auth` = Basic credentials; `form` = form body. Returns status, headers, JSON
@@ -306,6 +338,19 @@ impl TestApp {
         }
         (items, pages)
     }
+}
+
+fn make_worker(
+    store: Arc<dyn Store>,
+    secrets: SecretBox,
+    fakes: &Fakes,
+    config: WorkerConfig,
+) -> Arc<Worker> {
+    let sender: Arc<dyn PushSender> = Arc::new(Providers::new(
+        ApnsConfig::with_base_url(&fakes.apns_url),
+        FcmConfig::with_base_url(&fakes.fcm_url),
+    ));
+    Worker::new(store.clone(), store, secrets, sender, config, None)
 }
 
 /// Percent-encode a path segment.

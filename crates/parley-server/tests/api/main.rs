@@ -11,6 +11,7 @@ mod chat;
 mod credentials;
 mod ops;
 mod paging;
+mod push;
 mod registrations;
 mod roles;
 mod services;

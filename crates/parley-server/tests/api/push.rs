@@ -1,0 +1,452 @@
+//! Push delivery end to end: REST writes → events → worker → fake APNs/FCM (real protocols).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use parley_push::fake::{FakeMode, Fakes};
+use parley_push::WorkerConfig;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::helpers::{Backend, TestApp};
+
+const P8: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-authkey.p8");
+const SA_KEY: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
+
+/// An APNs token-auth credential and an FCM service-account credential, through REST.
+async fn credentials(app: &TestApp, fakes: &Fakes) -> (String, String) {
+    let apns_secret =
+        json!({"key_id": "KEY1234567", "team_id": "TEAM123456", "topic": "com.example.chat"})
+            .to_string();
+    let (s, apn) = app
+        .post(
+            "/v2/Credentials",
+            &[
+                ("Type", "apn"),
+                ("PrivateKey", P8),
+                ("Secret", &apns_secret),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{apn}");
+    let sa = json!({
+        "type": "service_account", "project_id": "demo-project", "private_key_id": "kid",
+        "private_key": SA_KEY, "client_email": "push@demo-project.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": fakes.token_uri,
+    })
+    .to_string();
+    let (s, fcm) = app
+        .post("/v2/Credentials", &[("Type", "fcm"), ("Secret", &sa)])
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{fcm}");
+    (
+        apn["sid"].as_str().unwrap().to_owned(),
+        fcm["sid"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn enable(app: &TestApp, service: &str, extra: &[(&str, &str)]) {
+    let mut form = vec![
+        ("Notifications.NewMessage.Enabled", "true"),
+        ("Notifications.LogEnabled", "true"),
+    ];
+    form.extend_from_slice(extra);
+    let (s, v) = app.post(&format!("/v2/Services/{service}"), &form).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn bind(app: &TestApp, service: &str, identity: &str, kind: &str, token: &str) -> String {
+    let (s, v) = app
+        .register(
+            service,
+            identity,
+            &[("BindingType", kind), ("Address", token)],
+        )
+        .await;
+    assert!(s == StatusCode::CREATED || s == StatusCode::OK, "{v}");
+    v["sid"].as_str().unwrap().to_owned()
+}
+
+async fn join(app: &TestApp, service: &str, channel: &str, identity: &str) {
+    let (s, v) = app
+        .post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+            &[("Identity", identity)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+async fn post(app: &TestApp, service: &str, channel: &str, from: &str, body: &str) -> Value {
+    let (s, v) = app
+        .post(
+            &format!("/v2/Services/{service}/Channels/{channel}/Messages"),
+            &[("From", from), ("Body", body)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v
+}
+
+fn tokens(fakes: &Fakes) -> Vec<String> {
+    let mut t: Vec<String> = fakes
+        .apns
+        .requests()
+        .into_iter()
+        .chain(fakes.fcm.requests())
+        .filter_map(|r| r.device_token)
+        .collect();
+    t.sort();
+    t
+}
+
+async fn a_message_reaches_every_other_members_devices_with_twilios_payloads(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(
+        &app,
+        &service,
+        &[
+            ("Notifications.NewMessage.Sound", "ding.caf"),
+            ("Notifications.NewMessage.BadgeCountEnabled", "true"),
+        ],
+    )
+    .await;
+    let (s, ch) = app
+        .post(
+            &format!("/v2/Services/{service}/Channels"),
+            &[("UniqueName", "general"), ("FriendlyName", "General")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    for who in ["alice", "bob", "carol", "dave"] {
+        join(&app, &service, "general", who).await;
+    }
+    bind(&app, &service, "alice", "apn", "aaaa1111").await;
+    bind(&app, &service, "alice", "fcm", "fcm-alice").await;
+    bind(&app, &service, "bob", "apn", "bbbb2222").await;
+    bind(&app, &service, "carol", "fcm", "fcm-carol").await;
+    bind(&app, &service, "dave", "apn", "dddd4444").await;
+    // carol mutes the channel; dave is the author.
+    let (s, _) = app
+        .post(
+            &format!("/v2/Services/{service}/Users/carol/Channels/general"),
+            &[("NotificationLevel", "muted")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let msg = post(&app, &service, "general", "dave", "hello").await;
+    worker.drain().await.unwrap();
+
+    assert_eq!(
+        tokens(&fakes),
+        vec!["aaaa1111", "bbbb2222", "fcm-alice"],
+        "author and muted member get nothing"
+    );
+    let apns = fakes.apns.requests();
+    let a = apns
+        .iter()
+        .find(|r| r.device_token.as_deref() == Some("aaaa1111"))
+        .unwrap();
+    assert_eq!(a.path, "/3/device/aaaa1111");
+    assert_eq!(a.headers["apns-topic"], "com.example.chat");
+    assert_eq!(a.headers["apns-push-type"], "alert");
+    assert!(a.headers["authorization"].starts_with("bearer "));
+    let body = &a.body;
+    assert_eq!(body["aps"]["alert"]["body"], "general;dave: hello");
+    assert_eq!(body["aps"]["sound"], "ding.caf");
+    assert_eq!(body["aps"]["badge"], 0, "no unread two-member channels");
+    assert_eq!(body["twi_message_type"], "twilio.channel.new_message");
+    assert_eq!(body["channel_sid"], ch["sid"]);
+    assert_eq!(body["message_sid"], msg["sid"]);
+    assert_eq!(body["author"], "dave");
+    let fcm = fakes.fcm.requests();
+    let f = fcm
+        .iter()
+        .find(|r| r.device_token.as_deref() == Some("fcm-alice"))
+        .unwrap();
+    assert_eq!(f.path, "/v1/projects/demo-project/messages:send");
+    assert!(f.headers["authorization"].starts_with("Bearer "));
+    let data = &f.body["message"]["data"];
+    assert_eq!(data["twi_body"], "general;dave: hello");
+    assert_eq!(data["twi_message_type"], "twilio.channel.new_message");
+    assert_eq!(data["message_index"], "0", "FCM data values are strings");
+    assert_eq!(data["channel_sid"], ch["sid"]);
+    assert_eq!(data["twi_sound"], "ding.caf");
+    assert_eq!(f.body["message"]["android"]["ttl"], "86400s");
+    // Sends carry stable ids: a repeat would be recognisable.
+    assert!(!a.headers["apns-id"].is_empty());
+    // The delivery log (LogEnabled) shows the three deliveries.
+    let (s, log) = app.get(&format!("/v2/Services/{service}/PushLog")).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let rows = log["push_log"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{log}");
+    assert!(rows
+        .iter()
+        .all(|r| r["outcome"] == "delivered" && r["type"] == "new_message"));
+}
+
+async fn disabled_types_and_unsubscribed_bindings_get_nothing(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    bind(&app, &service, "erin", "apn", "eeee5555").await;
+    join(&app, &service, &ch, "erin").await; // added_to_channel: disabled by default
+    post(&app, &service, &ch, "system", "nobody is told").await; // new_message: disabled
+    worker.drain().await.unwrap();
+    assert!(tokens(&fakes).is_empty());
+    // Enable added_to_channel; frank's binding only wants new_message.
+    app.post(
+        &format!("/v2/Services/{service}"),
+        &[("Notifications.AddedToChannel.Enabled", "true")],
+    )
+    .await;
+    app.register(
+        &service,
+        "frank",
+        &[
+            ("BindingType", "apn"),
+            ("Address", "ffff6666"),
+            ("MessageTypes", "new_message"),
+        ],
+    )
+    .await;
+    bind(&app, &service, "gina", "fcm", "fcm-gina").await;
+    join(&app, &service, &ch, "frank").await;
+    join(&app, &service, &ch, "gina").await;
+    worker.drain().await.unwrap();
+    assert_eq!(
+        tokens(&fakes),
+        vec!["fcm-gina"],
+        "{:?}",
+        fakes.apns.requests()
+    );
+    let r = fakes
+        .fcm
+        .requests()
+        .into_iter()
+        .find(|r| r.device_token.is_some())
+        .unwrap();
+    assert_eq!(
+        r.body["message"]["data"]["twi_message_type"],
+        "twilio.channel.added_to_channel"
+    );
+}
+
+async fn dead_token_answers_prune_their_bindings(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    let cases = [
+        ("u1", "apn", "dead-1"),
+        ("u2", "apn", "badtoken-2"),
+        ("u3", "apn", "wrongtopic-3"),
+        ("u4", "fcm", "dead-4"),
+        ("u5", "fcm", "badtoken-5"),
+        ("u6", "apn", "healthy-6"),
+    ];
+    let mut sids = HashMap::new();
+    for (who, kind, token) in cases {
+        join(&app, &service, &ch, who).await;
+        sids.insert(token, bind(&app, &service, who, kind, token).await);
+    }
+    post(&app, &service, &ch, "system", "ping").await;
+    worker.drain().await.unwrap();
+    assert_eq!(tokens(&fakes).len(), 6, "each device was tried once");
+    for (_, _, token) in cases {
+        let (s, _) = app
+            .get(&format!("/v2/Services/{service}/Bindings/{}", sids[token]))
+            .await;
+        let expected = if token.starts_with("healthy") {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(s, expected, "{token}");
+    }
+    let (_, log) = app
+        .get(&format!("/v2/Services/{service}/PushLog?PageSize=2"))
+        .await;
+    assert_eq!(log["push_log"].as_array().unwrap().len(), 2);
+    let (all, _) = app
+        .collect_all(&format!("/v2/Services/{service}/PushLog?PageSize=2"))
+        .await;
+    assert_eq!(
+        all.iter().filter(|r| r["outcome"] == "dead_token").count(),
+        5
+    );
+}
+
+async fn rate_limited_sends_wait_for_retry_after(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    join(&app, &service, &ch, "rita").await;
+    bind(&app, &service, "rita", "apn", "ratelimit-7").await;
+    fakes.apns.set_retry_after(2);
+    post(&app, &service, &ch, "system", "later").await;
+    worker.drain().await.unwrap();
+    assert_eq!(fakes.apns.requests().len(), 1);
+    assert_eq!(fakes.apns.requests()[0].status, 429);
+    worker.drain().await.unwrap();
+    assert_eq!(
+        fakes.apns.requests().len(),
+        1,
+        "not retried before Retry-After"
+    );
+    fakes.apns.set_token_mode("ratelimit-7", FakeMode::Normal);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    worker.drain().await.unwrap();
+    let reqs = fakes.apns.requests();
+    assert_eq!(reqs.len(), 2, "retried once Retry-After passed");
+    assert_eq!(reqs[1].status, 200);
+    assert_eq!(
+        reqs[0].headers["apns-id"], reqs[1].headers["apns-id"],
+        "a repeat keeps its apns-id"
+    );
+}
+
+async fn a_crashed_worker_loses_nothing_and_two_workers_send_once(b: Backend) {
+    let config = WorkerConfig {
+        lease: Duration::from_secs(1),
+        ..WorkerConfig::default()
+    };
+    let (app, worker, fakes) = TestApp::spawn_push(b, config.clone()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    let n = 60;
+    for i in 0..n {
+        let who = format!("m{i:03}");
+        join(&app, &service, &ch, &who).await;
+        bind(
+            &app,
+            &service,
+            &who,
+            if i % 2 == 0 { "apn" } else { "fcm" },
+            &format!("tok-{i:03}"),
+        )
+        .await;
+    }
+    // Node A fans out, claims every delivery and dies before sending.
+    post(&app, &service, &ch, "system", "first").await;
+    while worker.fanout_once().await.unwrap() > 0 {}
+    let now = parley_core::Timestamp::now();
+    let claimed = app
+        .store
+        .claim_deliveries(now, now.plus_secs(1), 1000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), n);
+    // Node B sees nothing while the lease holds, everything after.
+    let node_b = app.second_worker(&fakes, config.clone());
+    node_b.drain().await.unwrap();
+    assert!(tokens(&fakes).is_empty());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    node_b.drain().await.unwrap();
+    let expected: Vec<String> = (0..n).map(|i| format!("tok-{i:03}")).collect();
+    assert_eq!(tokens(&fakes), expected, "every device exactly once");
+    // Two nodes draining the same queue at once send each notification once.
+    fakes.apns.clear();
+    fakes.fcm.clear();
+    post(&app, &service, &ch, "system", "second").await;
+    let node_c = app.second_worker(&fakes, config);
+    let (r1, r2) = tokio::join!(node_b.drain(), node_c.drain());
+    r1.unwrap();
+    r2.unwrap();
+    worker.drain().await.unwrap();
+    assert_eq!(tokens(&fakes), expected, "no duplicates across nodes");
+}
+
+async fn test_notification_answers_the_providers_verdict(b: Backend) {
+    let (app, _worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    let good = bind(&app, &service, "tess", "fcm", "fcm-tess").await;
+    let dead = bind(&app, &service, "tess", "apn", "dead-99").await;
+    let (s, v) = app
+        .post(
+            &format!("/v2/Services/{service}/Bindings/{good}/Test"),
+            &[("Body", "hi")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "delivered");
+    let sent = fakes
+        .fcm
+        .requests()
+        .into_iter()
+        .find(|r| r.device_token.is_some())
+        .unwrap();
+    assert_eq!(sent.body["message"]["data"]["twi_body"], "hi");
+    let (_, v) = app
+        .post(&format!("/v2/Services/{service}/Bindings/{dead}/Test"), &[])
+        .await;
+    assert_eq!(
+        v["outcome"],
+        "invalid_token",
+        "{v} {:?}",
+        fakes.apns.requests()
+    );
+    let (s, _) = app
+        .post(
+            &format!("/v2/Services/{service}/Bindings/BS00000000000000000000000000000000/Test"),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn a_large_fan_out_never_blocks_the_request(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let app = Arc::new(app);
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    for i in 0..40 {
+        let who = format!("w{i}");
+        join(&app, &service, &ch, &who).await;
+        bind(&app, &service, &who, "fcm", &format!("fcm-w{i}")).await;
+    }
+    // The message is stored and answered before any push is sent.
+    post(&app, &service, &ch, "system", "big").await;
+    assert!(tokens(&fakes).is_empty());
+    worker.drain().await.unwrap();
+    assert_eq!(tokens(&fakes).len(), 40);
+    assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
+}
+
+both_backends!(
+    a_message_reaches_every_other_members_devices_with_twilios_payloads,
+    disabled_types_and_unsubscribed_bindings_get_nothing,
+    dead_token_answers_prune_their_bindings,
+    rate_limited_sends_wait_for_retry_after,
+    a_crashed_worker_loses_nothing_and_two_workers_send_once,
+    test_notification_answers_the_providers_verdict,
+    a_large_fan_out_never_blocks_the_request,
+);
