@@ -27,6 +27,23 @@ impl Params {
         )
     }
 
+    /// Reject NUL characters anywhere: no database stores them the same way (PostgreSQL text
+    /// refuses them), so they are a 400 on every backend.
+    pub fn reject_nul(self) -> Result<Self, ApiError> {
+        if let Some((k, _)) = self
+            .0
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let name = clip(&k.replace('\0', ""));
+            return Err(ApiError::invalid_param(
+                &name,
+                format!("Parameter {name} must not contain NUL characters"),
+            ));
+        }
+        Ok(self)
+    }
+
     /// The pairs.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
@@ -162,7 +179,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        Ok(Self(Params::parse(parts.uri.query().unwrap_or(""))))
+        Ok(Self(
+            Params::parse(parts.uri.query().unwrap_or("")).reject_nul()?,
+        ))
     }
 }
 
@@ -209,7 +228,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
                 "Request body is not valid UTF-8",
             )
         })?;
-        Ok(Self(Params::parse(text)))
+        Ok(Self(Params::parse(text).reject_nul()?))
     }
 }
 
@@ -229,6 +248,13 @@ mod tests {
         );
         assert_eq!(p.get("X"), Some(" y z"));
         assert!(p.has("X") && !p.has("Y"));
+    }
+
+    #[test]
+    fn nul_characters_are_rejected() {
+        let e = Params::parse("Body=a%00b").reject_nul().expect_err("nul");
+        assert_eq!(e.details.as_ref().expect("details")["param"], "Body");
+        assert!(Params::parse("Body=ab").reject_nul().is_ok());
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub(crate) async fn register(
     reg: Registration,
     token_endpoint: Option<&str>,
 ) -> Result<Registered, ApiError> {
+    crate::v2::check_identity(identity, "identity")?;
     let now = Timestamp::now();
     let credential_sid = resolve_credential(
         app,
@@ -175,6 +176,12 @@ pub(crate) fn check_address(address: &str, param: &str) -> Result<(), ApiError> 
     if address.trim().is_empty() {
         return Err(ApiError::missing_param(param));
     }
+    if address.contains('\0') {
+        return Err(ApiError::invalid_param(
+            param,
+            format!("{param} must not contain NUL characters"),
+        ));
+    }
     if address.len() > MAX_ADDRESS {
         return Err(ApiError::invalid_param(
             param,
@@ -186,7 +193,7 @@ pub(crate) fn check_address(address: &str, param: &str) -> Result<(), ApiError> 
 
 /// Check an endpoint id's size.
 pub(crate) fn check_endpoint(endpoint: &str, param: &str) -> Result<(), ApiError> {
-    if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT {
+    if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT || endpoint.contains('\0') {
         return Err(ApiError::invalid_param(
             param,
             format!("{param} must be 1 to {MAX_ENDPOINT} bytes"),

@@ -68,23 +68,30 @@ impl ChannelResource {
     }
 }
 
-/// A channel name parameter: at most [`MAX_CHANNEL_NAME`] characters (Chat 50003/50004);
-/// empty clears it.
-fn name_param(p: &Params, name: &str, code: u32) -> Result<Option<Option<String>>, ApiError> {
+/// Longest names on create (contract §7: 64 on create, 256 on update).
+const MAX_NAME_ON_CREATE: usize = 64;
+
+/// A channel name parameter: at most `max` characters (Chat 50003/50004); empty clears it.
+fn name_param(
+    p: &Params,
+    name: &str,
+    code: u32,
+    max: usize,
+) -> Result<Option<Option<String>>, ApiError> {
     match p.get(name) {
         None => Ok(None),
         Some("") => Ok(Some(None)),
-        Some(v) if v.chars().count() > MAX_CHANNEL_NAME => Err(ApiError::chat_param(
+        Some(v) if v.chars().count() > max => Err(ApiError::chat_param(
             code,
             name,
-            format!("{name} is too long ({MAX_CHANNEL_NAME} characters at most)"),
+            format!("{name} is too long ({max} characters at most)"),
         )),
         Some(v) => Ok(Some(Some(v.to_owned()))),
     }
 }
 
-fn unique_name_param(p: &Params) -> Result<Option<Option<String>>, ApiError> {
-    let v = name_param(p, "UniqueName", 50004)?;
+fn unique_name_param(p: &Params, max: usize) -> Result<Option<Option<String>>, ApiError> {
+    let v = name_param(p, "UniqueName", 50004, max)?;
     if let Some(Some(name)) = &v {
         if is_sid(ChannelSid::PREFIX, name) {
             return Err(ApiError::chat_param(
@@ -172,8 +179,8 @@ pub(crate) async fn create(
     Form(p): Form,
 ) -> Result<(StatusCode, Json<ChannelResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
-    let friendly_name = name_param(&p, "FriendlyName", 50003)?.flatten();
-    let unique_name = unique_name_param(&p)?.flatten();
+    let friendly_name = name_param(&p, "FriendlyName", 50003, MAX_NAME_ON_CREATE)?.flatten();
+    let unique_name = unique_name_param(&p, MAX_NAME_ON_CREATE)?.flatten();
     let attrs = attributes(&p)?;
     let channel_type = match p.get("Type") {
         None => ChannelType::Public,
@@ -230,8 +237,8 @@ pub(crate) async fn update(
     let service: ServiceSid = seg.sid(0)?;
     let (date_created, date_updated) = dates(&p)?;
     let update = ChannelUpdate {
-        friendly_name: name_param(&p, "FriendlyName", 50003)?,
-        unique_name: unique_name_param(&p)?,
+        friendly_name: name_param(&p, "FriendlyName", 50003, MAX_CHANNEL_NAME)?,
+        unique_name: unique_name_param(&p, MAX_CHANNEL_NAME)?,
         attributes: attributes(&p)?,
         created_by: p.string("CreatedBy"),
         date_created,

@@ -26,7 +26,7 @@ mod user_bindings;
 mod user_channels;
 mod users;
 
-pub(crate) use users::new_user;
+pub(crate) use users::{check_identity, new_user};
 
 /// Every Chat v2 route Parley serves.
 pub(crate) fn routes() -> Router<AppState> {
@@ -143,6 +143,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Segments {
         let Path(map) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::not_found())?;
+        // NUL cannot be stored (PostgreSQL text refuses it), so no resource is named with it.
+        if map.iter().any(|(_, v)| v.contains('\0')) {
+            return Err(ApiError::not_found());
+        }
         Ok(Self(map.into_iter().map(|(_, v)| v).collect()))
     }
 }

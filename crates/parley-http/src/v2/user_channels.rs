@@ -163,7 +163,7 @@ pub(crate) async fn update(
 }
 
 /// Twilio DeleteUserChannel — `DELETE …/Users/{UserSid}/Channels/{ChannelSid}`: the user leaves
-/// the channel (a `removed_from_channel` event).
+/// the channel (a `removed_from_channel` event); for a pending invite, the invite is declined.
 pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
@@ -174,16 +174,40 @@ pub(crate) async fn delete(
         .store
         .fetch_user(account(&auth), &service, &UserRef::parse(seg.get(1)?))
         .await?;
+    let channel = ChannelRef::parse(seg.get(2)?);
     let identity = user.identity.clone();
-    app.store
+    let left = app
+        .store
         .delete_member(
             account(&auth),
             &service,
-            &ChannelRef::parse(seg.get(2)?),
+            &channel,
             &MemberRef::Identity(identity.clone()),
             Some(&identity),
             Timestamp::now(),
         )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await;
+    match left {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(parley_core::store::StoreError::NotFound) => {
+            let invites = app
+                .store
+                .list_invites(
+                    account(&auth),
+                    &service,
+                    &channel,
+                    &[identity],
+                    &parley_core::paging::PageRequest::first(1),
+                )
+                .await?;
+            let Some(invite) = invites.items.first() else {
+                return Err(ApiError::not_found());
+            };
+            app.store
+                .delete_invite(account(&auth), &service, &channel, &invite.sid)
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -74,6 +74,12 @@ impl UserResource {
 
 /// Check an identity: not empty, not too long, not shaped like a user SID.
 pub(crate) fn check_identity(identity: &str, param: &str) -> Result<(), ApiError> {
+    if identity.contains('\0') {
+        return Err(ApiError::invalid_param(
+            param,
+            "Identity must not contain NUL characters",
+        ));
+    }
     if identity.chars().count() > MAX_IDENTITY_LEN {
         return Err(ApiError::chat_param(
             50207,

@@ -532,7 +532,91 @@ async fn chat_resources_of_another_account_are_404(b: Backend) {
     }
 }
 
+async fn nul_characters_and_over_long_names_are_rejected_alike_on_both_backends(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let service = app.create_service("s").await;
+    let ch = s(&channel(&app, &service, &[]).await, "sid");
+    for (path, form) in [
+        (
+            format!("/v2/Services/{service}/Channels"),
+            vec![("FriendlyName", "a\0b")],
+        ),
+        (
+            format!("/v2/Services/{service}/Channels/{ch}/Members"),
+            vec![("Identity", "a\0b")],
+        ),
+        (
+            format!("/v2/Services/{service}/Channels/{ch}/Messages"),
+            vec![("Body", "a\0b")],
+        ),
+        (
+            format!("/v2/Services/{service}/Users"),
+            vec![("Identity", "x\0")],
+        ),
+    ] {
+        let (st, v) = app.post(&path, &form).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_twilio_error(&v, 400, 20001);
+    }
+    let (st, _) = app
+        .get(&format!("/v2/Services/{service}/Channels/a%00b"))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let long = "n".repeat(65);
+    let (st, v) = app
+        .post(
+            &format!("/v2/Services/{service}/Channels"),
+            &[("UniqueName", long.as_str())],
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "64 characters at most on create: {v}"
+    );
+    assert_twilio_error(&v, 400, 50004);
+    let (st, _) = app
+        .post(
+            &format!("/v2/Services/{service}/Channels/{ch}"),
+            &[("UniqueName", long.as_str())],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "256 on update");
+}
+
+async fn deleting_an_invited_user_channel_declines_the_invite(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let service = app.create_service("s").await;
+    let ch = s(&channel(&app, &service, &[]).await, "sid");
+    app.create_user(&service, "ivy").await;
+    let (st, _) = app
+        .post(
+            &format!("/v2/Services/{service}/Channels/{ch}/Invites"),
+            &[("Identity", "ivy")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _) = app
+        .delete(&format!("/v2/Services/{service}/Users/ivy/Channels/{ch}"))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, inv) = app
+        .get(&format!("/v2/Services/{service}/Channels/{ch}/Invites"))
+        .await;
+    assert_eq!(inv["invites"], json!([]));
+    let (st, _) = app
+        .delete(&format!("/v2/Services/{service}/Users/ivy/Channels/{ch}"))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "nothing left to leave or decline"
+    );
+}
+
 both_backends!(
+    nul_characters_and_over_long_names_are_rejected_alike_on_both_backends,
+    deleting_an_invited_user_channel_declines_the_invite,
     channel_crud_defaults_unique_names_and_links,
     members_join_count_limits_and_leave,
     messages_get_increasing_indexes_and_page_both_ways,
