@@ -44,6 +44,34 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Push operations.
+    #[command(subcommand)]
+    Push(PushCommand),
+}
+
+/// `parley push …`.
+#[derive(Subcommand)]
+pub enum PushCommand {
+    /// Send a test notification to one binding now and print the provider's verdict (exit 0
+    /// when delivered). Provider URLs come from PARLEY_APNS_URL / PARLEY_APNS_SANDBOX_URL /
+    /// PARLEY_FCM_URL.
+    Test {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// Owner account.
+        #[arg(long, value_name = "AC…")]
+        account: AccountSid,
+        /// Service of the binding.
+        #[arg(long, value_name = "IS…")]
+        service: parley_core::ServiceSid,
+        /// The binding.
+        #[arg(long, value_name = "BS…")]
+        binding: parley_core::BindingSid,
+        /// Notification text.
+        #[arg(long, default_value = "Parley test notification")]
+        body: String,
+    },
 }
 
 /// Where the data is: shared by every command.
@@ -231,6 +259,7 @@ impl Cli {
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
             Command::Serve(_) => "info",
+            Command::Push(_) => "warn",
             _ => "warn",
         }
     }
@@ -245,6 +274,7 @@ impl Cli {
             }
             Command::Account(cmd) => account(cmd).await,
             Command::ApiKey(cmd) => api_key(cmd).await,
+            Command::Push(cmd) => push(cmd).await,
         }
     }
 }
@@ -371,6 +401,48 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             let (store, _) = crate::db::open(&db.db_config()?).await?;
             admin::delete_api_key(store.as_ref(), &sid).await?;
             println!("Deleted API key {sid}");
+            Ok(())
+        }
+    }
+}
+
+async fn push(cmd: PushCommand) -> anyhow::Result<()> {
+    match cmd {
+        PushCommand::Test {
+            db,
+            account,
+            service,
+            binding,
+            body,
+        } => {
+            let (store, secrets) = crate::db::open(&db.db_config()?).await?;
+            let binding = store
+                .fetch_binding(&account, &service, &binding)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot find binding {binding} in {service} of {account}: {e}")
+                })?;
+            let sender: std::sync::Arc<dyn parley_push::PushSender> =
+                std::sync::Arc::new(parley_push::Providers::from_env());
+            let worker = parley_push::Worker::new(
+                store.clone(),
+                store,
+                secrets,
+                sender,
+                parley_push::WorkerConfig::default(),
+                None,
+            );
+            let outcome = worker.send_test(&binding, &body).await?;
+            let verdict = crate::push::verdict(outcome);
+            print_json(&serde_json::json!({
+                "binding_sid": binding.sid.as_str(),
+                "binding_type": binding.binding_type.as_str(),
+                "outcome": verdict.outcome,
+                "reason": verdict.reason,
+            }))?;
+            if verdict.outcome != "delivered" {
+                anyhow::bail!("not delivered: {}", verdict.outcome);
+            }
             Ok(())
         }
     }
