@@ -3,9 +3,6 @@
 //! back change leaves no event; a committed one always has it), and every counter
 //! (`members_count`, `messages_count`, a user's joined channels) changes in the same transaction
 //! as the rows it counts.
-//!
-//! TEMPORARY: methods have default bodies answering "not implemented" so the workspace builds
-//! while the backends are written; they are removed once both backends implement everything.
 
 use crate::channel::{
     Channel, ChannelRef, ChannelType, ChannelUpdate, Invite, Member, MemberLimits, MemberRef,
@@ -13,64 +10,48 @@ use crate::channel::{
 };
 use crate::event::Event;
 use crate::paging::{Page, PageRequest};
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 use crate::user::UserRef;
 use crate::{AccountSid, InviteSid, MessageSid, ServiceSid, Timestamp, UserSid};
-
-fn todo_backend<T>() -> StoreResult<T> {
-    Err(StoreError::Other(anyhow::anyhow!(
-        "not implemented by this backend yet"
-    )))
-}
 
 /// Channels.
 #[async_trait::async_trait]
 pub trait ChannelStore: Send + Sync {
     /// Insert (`Conflict::ChannelUniqueNameTaken` when the unique name exists in the service;
     /// `NotFound` when the service does not exist in the account).
-    async fn create_channel(&self, _channel: &Channel) -> StoreResult<Channel> {
-        todo_backend()
-    }
+    async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel>;
     /// Fetch by SID or unique name.
     async fn fetch_channel(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-    ) -> StoreResult<Channel> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+    ) -> StoreResult<Channel>;
     /// List by `(date_created, sid)`; `types` empty = all.
     async fn list_channels(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _types: &[ChannelType],
-        _page: &PageRequest,
-    ) -> StoreResult<Page<Channel>> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        types: &[ChannelType],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Channel>>;
     /// Apply `update`; `date_updated` = `update.date_updated` or `now`.
     async fn update_channel(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _update: &ChannelUpdate,
-        _now: Timestamp,
-    ) -> StoreResult<Channel> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        update: &ChannelUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Channel>;
     /// Delete the channel with its members, messages and invites (no events: the channel is
     /// gone; members' joined-channel counts go down).
     async fn delete_channel(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-    ) -> StoreResult<()> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+    ) -> StoreResult<()>;
 }
 
 /// Members and the user-channel view.
@@ -83,88 +64,72 @@ pub trait MemberStore: Send + Sync {
     /// deletes the identity's pending invite to the channel, appends `added_to_channel`.
     async fn create_member(
         &self,
-        _member: &Member,
-        _limits: &MemberLimits,
-        _actor: Option<&str>,
-    ) -> StoreResult<Member> {
-        todo_backend()
-    }
+        member: &Member,
+        limits: &MemberLimits,
+        actor: Option<&str>,
+    ) -> StoreResult<Member>;
     /// Fetch by SID or identity within the channel.
     async fn fetch_member(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _member: &MemberRef,
-    ) -> StoreResult<Member> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+    ) -> StoreResult<Member>;
     /// List by `(date_created, sid)`; `identities` empty = all.
     async fn list_members(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _identities: &[String],
-        _page: &PageRequest,
-    ) -> StoreResult<Page<Member>> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Member>>;
     /// Apply `update`; when the horizon index changes and no timestamp is given, the timestamp
     /// becomes `now`.
     async fn update_member(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _member: &MemberRef,
-        _update: &MemberUpdate,
-        _now: Timestamp,
-    ) -> StoreResult<Member> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+        update: &MemberUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Member>;
     /// Remove a member: decrements `members_count`, appends `removed_from_channel`.
     async fn delete_member(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _member: &MemberRef,
-        _actor: Option<&str>,
-        _now: Timestamp,
-    ) -> StoreResult<()> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        member: &MemberRef,
+        actor: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     /// Joined-channel counts of these users (users with none are absent from the answer).
     async fn joined_channel_counts(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _users: &[UserSid],
-    ) -> StoreResult<Vec<(UserSid, i64)>> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        users: &[UserSid],
+    ) -> StoreResult<Vec<(UserSid, i64)>>;
     /// A user's channels: memberships (joined) and pending invites (invited), by
     /// `(date_created, channel_sid)` of the membership or invite.
     async fn list_user_channels(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _user: &UserRef,
-        _page: &PageRequest,
-    ) -> StoreResult<Page<UserChannel>> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        page: &PageRequest,
+    ) -> StoreResult<Page<UserChannel>>;
     /// One of a user's channels.
     async fn fetch_user_channel(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _user: &UserRef,
-        _channel: &ChannelRef,
-    ) -> StoreResult<UserChannel> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+        channel: &ChannelRef,
+    ) -> StoreResult<UserChannel>;
 }
 
 /// Messages.
@@ -175,64 +140,49 @@ pub trait MessageStore: Send + Sync {
     /// the channel): assigns the channel's next index (strictly
     /// increasing, never reused, safe under many concurrent writers), increments
     /// `messages_count`, moves the channel's last message, appends `new_message`.
-    async fn create_message(
-        &self,
-        _channel: &ChannelRef,
-        _message: &Message,
-    ) -> StoreResult<Message> {
-        todo_backend()
-    }
+    async fn create_message(&self, channel: &ChannelRef, message: &Message)
+        -> StoreResult<Message>;
     /// Fetch one message of the channel.
     async fn fetch_message(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _sid: &MessageSid,
-    ) -> StoreResult<Message> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+    ) -> StoreResult<Message>;
     /// List by `index` (cursor key = index) in `order`.
     async fn list_messages(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _order: MessageOrder,
-        _page: &PageRequest,
-    ) -> StoreResult<Page<Message>> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        order: MessageOrder,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Message>>;
     /// Apply `update` (`was_edited` becomes true when the body changes).
     async fn update_message(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _sid: &MessageSid,
-        _update: &MessageUpdate,
-        _now: Timestamp,
-    ) -> StoreResult<Message> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+        update: &MessageUpdate,
+        now: Timestamp,
+    ) -> StoreResult<Message>;
     /// Delete: decrements `messages_count`; the channel's last message becomes the newest left.
     async fn delete_message(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _sid: &MessageSid,
-    ) -> StoreResult<()> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &MessageSid,
+    ) -> StoreResult<()>;
     /// Messages of the channel with `index > after_index` (unread count).
     async fn count_messages_after(
         &self,
-        _channel: &crate::ChannelSid,
-        _after_index: i64,
-    ) -> StoreResult<i64> {
-        todo_backend()
-    }
+        channel: &crate::ChannelSid,
+        after_index: i64,
+    ) -> StoreResult<i64>;
 }
 
 /// Invites.
@@ -240,40 +190,32 @@ pub trait MessageStore: Send + Sync {
 pub trait InviteStore: Send + Sync {
     /// Insert: `Conflict::InviteExists` when the identity is already invited,
     /// `Conflict::MemberExists` when it is already a member; appends `invited_to_channel`.
-    async fn create_invite(&self, _channel: &ChannelRef, _invite: &Invite) -> StoreResult<Invite> {
-        todo_backend()
-    }
+    async fn create_invite(&self, channel: &ChannelRef, invite: &Invite) -> StoreResult<Invite>;
     /// Fetch one invite of the channel.
     async fn fetch_invite(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _sid: &InviteSid,
-    ) -> StoreResult<Invite> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &InviteSid,
+    ) -> StoreResult<Invite>;
     /// List by `(date_created, sid)`; `identities` empty = all.
     async fn list_invites(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _identities: &[String],
-        _page: &PageRequest,
-    ) -> StoreResult<Page<Invite>> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        identities: &[String],
+        page: &PageRequest,
+    ) -> StoreResult<Page<Invite>>;
     /// Delete one invite (no event).
     async fn delete_invite(
         &self,
-        _account: &AccountSid,
-        _service: &ServiceSid,
-        _channel: &ChannelRef,
-        _sid: &InviteSid,
-    ) -> StoreResult<()> {
-        todo_backend()
-    }
+        account: &AccountSid,
+        service: &ServiceSid,
+        channel: &ChannelRef,
+        sid: &InviteSid,
+    ) -> StoreResult<()>;
 }
 
 /// The change log, read side.
@@ -282,10 +224,8 @@ pub trait EventStore: Send + Sync {
     /// Events with `id > after`, oldest first, at most `limit`, of one service.
     async fn list_events(
         &self,
-        _service: &ServiceSid,
-        _after: i64,
-        _limit: u32,
-    ) -> StoreResult<Vec<Event>> {
-        todo_backend()
-    }
+        service: &ServiceSid,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>>;
 }
