@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router {
         .merge(v2::routes())
         .merge(registrations::routes())
         .fallback(error::no_route)
+        .layer(axum::middleware::from_fn(ops::webhook_header))
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -139,6 +139,24 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     res
 }
 
+/// Middleware: `X-Twilio-Webhook-Enabled`, when sent, must be `true` or `false` (the spec's enum).
+/// Parley has no service webhooks yet, so the value is otherwise ignored.
+pub async fn webhook_header(req: Request, next: Next) -> Response {
+    if let Some(v) = req.headers().get("x-twilio-webhook-enabled") {
+        let ok = v
+            .to_str()
+            .is_ok_and(|s| s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false"));
+        if !ok {
+            return ApiError::invalid_param(
+                "X-Twilio-Webhook-Enabled",
+                "X-Twilio-Webhook-Enabled must be true or false",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
 const ALLOW_HEADERS: &str =
     "Accept, Authorization, Content-Type, If-Match, If-Modified-Since, If-None-Match, If-Unmodified-Since, X-Twilio-Token, X-Twilio-Webhook-Enabled";
 

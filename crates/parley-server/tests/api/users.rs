@@ -223,7 +223,35 @@ async fn users_of_another_accounts_service_are_404(b: Backend) {
     assert_eq!(s, StatusCode::OK, "still there for its owner");
 }
 
+async fn webhook_enabled_header_must_be_a_boolean(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let service = app.create_service("s").await;
+    let path = format!("/v2/Services/{service}/Users");
+    let (s, _, v) = app
+        .call(
+            axum::http::Method::POST,
+            &path,
+            Some(&app.account),
+            &[("Identity", "w")],
+            &[("X-Twilio-Webhook-Enabled", "maybe")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["details"]["param"], "X-Twilio-Webhook-Enabled");
+    let (s, _, _) = app
+        .call(
+            axum::http::Method::POST,
+            &path,
+            Some(&app.account),
+            &[("Identity", "w")],
+            &[("X-Twilio-Webhook-Enabled", "false")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+}
+
 both_backends!(
+    webhook_enabled_header_must_be_a_boolean,
     create_user_has_defaults_links_and_default_role,
     duplicate_identity_is_409_50201_and_missing_identity_is_400,
     users_are_reachable_by_sid_and_by_url_encoded_identity,
