@@ -30,12 +30,14 @@ impl Params {
     /// Reject NUL characters anywhere: no database stores them the same way (PostgreSQL text
     /// refuses them), so they are a 400 on every backend.
     pub fn reject_nul(self) -> Result<Self, ApiError> {
-        if let Some((k, _)) = self
-            .0
-            .iter()
-            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
-            let name = clip(&k.replace('\0', ""));
+        // Only names that can be parameters matter: other pairs are ignored anyway.
+        let is_name = |k: &str| {
+            !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
+        };
+        if let Some((k, _)) = self.0.iter().find(|(k, v)| is_name(k) && v.contains('\0')) {
+            let name = clip(k);
             return Err(ApiError::invalid_param(
                 &name,
                 format!("Parameter {name} must not contain NUL characters"),
@@ -255,6 +257,12 @@ mod tests {
         let e = Params::parse("Body=a%00b").reject_nul().expect_err("nul");
         assert_eq!(e.details.as_ref().expect("details")["param"], "Body");
         assert!(Params::parse("Body=ab").reject_nul().is_ok());
+        assert!(
+            Params::parse("%F0%9F%92%A9=a%00b&Body=ok")
+                .reject_nul()
+                .is_ok(),
+            "not a parameter name: ignored"
+        );
     }
 
     #[test]
