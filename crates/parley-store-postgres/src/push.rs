@@ -21,8 +21,7 @@ use crate::PgStore;
 /// Deliveries inserted per statement by [`PushStore::complete_fanout`] (one `unnest` each).
 const FANOUT_CHUNK: usize = 2000;
 
-/// Whole-transaction attempts of one fan-out completion: a binding deleted between the
-/// existence filter and the foreign-key check fails the statement; the next attempt skips it.
+/// Whole-transaction attempts of one fan-out completion (see [`fanout_may_succeed_again`]).
 const FANOUT_ATTEMPTS: u32 = 3;
 
 fn sid<T>(parsed: Result<T, SidError>) -> Result<T, StoreError> {
@@ -235,8 +234,16 @@ impl PgStore {
     }
 }
 
-fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+/// Whether running the fan-out completion again may succeed: a binding vanished between the
+/// existence filter and the foreign-key check, or two nodes completing the same event (a lease
+/// ran out mid-fan-out) deadlocked or failed to serialize.
+fn fanout_may_succeed_again(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            d.is_foreign_key_violation() || matches!(d.code().as_deref(), Some("40001" | "40P01"))
+        }
+        _ => false,
+    }
 }
 
 #[async_trait::async_trait]
@@ -337,8 +344,8 @@ impl PushStore for PgStore {
         loop {
             match self.try_complete_fanout(event_id, deliveries).await {
                 Ok(()) => return Ok(()),
-                Err(e) if attempt < FANOUT_ATTEMPTS && is_foreign_key_violation(&e) => {
-                    tracing::debug!(attempt, error = %e, "binding vanished during fan-out; retrying");
+                Err(e) if attempt < FANOUT_ATTEMPTS && fanout_may_succeed_again(&e) => {
+                    tracing::debug!(attempt, error = %e, "retrying fan-out completion");
                     attempt += 1;
                 }
                 Err(e) => return Err(db(e)),
