@@ -552,7 +552,8 @@ impl Worker {
         let age = Duration::from_micros(
             u64::try_from(now.unix_micros() - d.new.event_at.unix_micros()).unwrap_or(0),
         );
-        let attempts = u32::try_from(d.attempts.max(1)).unwrap_or(1);
+        // Claims report earlier attempts; this send is one more.
+        let attempts = u32::try_from(d.attempts.max(0) + 1).unwrap_or(1);
         let next = self
             .config
             .retry
@@ -720,7 +721,7 @@ impl Worker {
             binding_type: d.new.binding_type,
             outcome: outcome.to_owned(),
             reason,
-            attempt: d.attempts,
+            attempt: d.attempts + 1,
             date_created: Timestamp::now(),
         };
         if let Err(e) = self.push.append_push_log(&entry).await {

@@ -186,7 +186,7 @@ async fn a_message_reaches_every_other_members_devices_with_twilios_payloads(b: 
     assert_eq!(rows.len(), 3, "{log}");
     assert!(rows
         .iter()
-        .all(|r| r["outcome"] == "delivered" && r["type"] == "new_message"));
+        .all(|r| r["outcome"] == "delivered" && r["type"] == "new_message" && r["attempt"] == 1));
 }
 
 async fn disabled_types_and_unsubscribed_bindings_get_nothing(b: Backend) {
