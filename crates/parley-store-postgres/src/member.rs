@@ -1,7 +1,7 @@
 //! Members (contract §8) and the user-channel view (contract §6).
 //!
-//! Joining runs in one transaction that locks the channel row, then the user row (always in
-//! this order), so concurrent joins on any number of nodes are serialised per channel and per
+//! Joining runs in one transaction that locks the user row, then the channel row (always in
+//! this order, also when a user is deleted), so concurrent joins on any number of nodes are serialised per channel and per
 //! user: `Limits.ChannelMembers` and `Limits.UserChannels` are checked against exact numbers and
 //! can never be exceeded, and a second join of the same identity finds the first. The channel's
 //! `members_count` is kept by a trigger on `members` (so a deleted user's memberships are
@@ -200,7 +200,22 @@ impl PgStore {
         let account = member.account_sid.as_str();
         let service = member.service_sid.as_str();
         let mut tx = self.pool.begin().await.map_err(db)?;
-        // 1. The channel row: serialises joins of this channel; members_count is exact under it.
+        // 1. The user row: serialises this user's joins, so its channel count is exact.
+        let locked: Option<String> = sqlx::query_scalar(
+            "select sid from users where sid = $1 and service_sid = $2 and account_sid = $3
+             for no key update",
+        )
+        .bind(member.user_sid.as_str())
+        .bind(service)
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        if locked.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        // 2. The channel row: serialises joins of this channel; read under the lock, its
+        // members_count is the latest committed one.
         let channel = ChannelRef::Sid(member.channel_sid.clone());
         let ch = lock_channel(&mut tx, account, service, &channel).await?;
         let exists: bool = sqlx::query_scalar(
@@ -214,23 +229,8 @@ impl PgStore {
         if exists {
             return Err(StoreError::Conflict(Conflict::MemberExists));
         }
-        // Read under the lock: the latest committed count.
         if ch.members_count >= limits.channel_members {
             return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
-        }
-        // 2. The user row: serialises this user's joins, so its channel count is exact.
-        let locked: Option<String> = sqlx::query_scalar(
-            "select sid from users where sid = $1 and service_sid = $2 and account_sid = $3
-             for no key update",
-        )
-        .bind(member.user_sid.as_str())
-        .bind(service)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-        if locked.is_none() {
-            return Err(StoreError::NotFound);
         }
         let joined: i64 = sqlx::query_scalar("select count(*) from members where user_sid = $1")
             .bind(member.user_sid.as_str())
@@ -294,8 +294,9 @@ impl MemberStore for PgStore {
         limits: &MemberLimits,
         actor: Option<&str>,
     ) -> StoreResult<Member> {
-        // Locks are taken channel → user; a user deletion (user → its channels) can still
-        // deadlock with a join on another node: PostgreSQL aborts one side, which runs again.
+        // Locks are taken user → channel, as a user deletion takes them (user.rs), so these
+        // two do not deadlock; should PostgreSQL still abort one side of a deadlock (or a
+        // serialization failure), the whole transaction runs again.
         let mut attempt = 1;
         loop {
             match self.try_create_member(member, limits, actor).await {

@@ -180,33 +180,38 @@ impl UserStore for PgStore {
         user: &UserRef,
     ) -> StoreResult<()> {
         // Its bindings, memberships and invites go with it (on delete cascade); the members
-        // trigger counts the memberships out of their channels. Lock those channels first, in
-        // SID order, as a join does (channel, then user), so a deletion and a join racing on
-        // other nodes do not deadlock.
+        // trigger counts the memberships out of their channels. Locks follow the order of a
+        // join (member.rs): the user row first — no join of this user can commit after it —
+        // then the channels it is a member of, in SID order, so deletions and joins racing
+        // on several nodes do not deadlock.
         let (column, value) = user_key(user);
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let lock = format!(
-            "select c.sid from channels c
-             where c.sid in (select m.channel_sid from members m
-                             join users u on u.sid = m.user_sid
-                             where u.account_sid = $1 and u.service_sid = $2 and u.{column} = $3)
-             order by c.sid
-             for no key update of c"
+        let lock_user = format!(
+            "select sid from users where account_sid = $1 and service_sid = $2 and {column} = $3
+             for update"
         );
-        sqlx::query(&lock)
+        let Some(sid): Option<String> = sqlx::query_scalar(&lock_user)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(db)?;
-        let sql = format!(
-            "delete from users where account_sid = $1 and service_sid = $2 and {column} = $3"
-        );
-        let done = sqlx::query(&sql)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
+            .map_err(db)?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        sqlx::query(
+            "select sid from channels
+             where sid in (select channel_sid from members where user_sid = $1)
+             order by sid
+             for no key update",
+        )
+        .bind(&sid)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        let done = sqlx::query("delete from users where sid = $1")
+            .bind(&sid)
             .execute(&mut *tx)
             .await
             .map_err(db)?;
