@@ -325,7 +325,7 @@ async fn concurrent_joins_of_one_user_never_exceed_user_channels() {
     }
     assert_eq!((ok, full), (3, 13));
     let counts = store
-        .joined_channel_counts(&account, &svc.sid, &[u.sid.clone()])
+        .joined_channel_counts(&account, &svc.sid, std::slice::from_ref(&u.sid))
         .await
         .expect("counts");
     assert_eq!(counts, vec![(u.sid.clone(), 3)]);
