@@ -152,3 +152,50 @@ async fn every_list_walks_an_index_in_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn chat_lists_walk_an_index_in_order() {
+    use parley_core::channel::{ChannelRef, ChannelType, MessageOrder};
+    let Some((_store, mut conn)) = connection().await else {
+        return;
+    };
+    let account = AccountSid::generate();
+    let service = ServiceSid::generate();
+    let channel = ChannelRef::UniqueName("general".to_owned());
+    let one = vec!["alice".to_owned()];
+    let none: Vec<String> = Vec::new();
+    for page in &pages() {
+        for types in [vec![], vec![ChannelType::Private]] {
+            let p = plan(&mut conn, |qb| {
+                crate::channel::push_list_channels(qb, &account, &service, &types, page)
+            })
+            .await;
+            assert_index_walk(&p, "channels");
+        }
+        for ids in [&none, &one] {
+            let p = plan(&mut conn, |qb| {
+                crate::member::push_list_members(qb, &account, &service, &channel, ids, page)
+            })
+            .await;
+            assert_index_walk(&p, "members");
+            let p = plan(&mut conn, |qb| {
+                crate::invite::push_list_invites(qb, &account, &service, &channel, ids, page)
+            })
+            .await;
+            assert_index_walk(&p, "invites");
+        }
+        // Message cursors are indexes: the newest page of a huge channel is a short backward
+        // walk of (channel_sid, msg_index).
+        let page = PageRequest {
+            size: page.size,
+            cursor: page.cursor.clone().map(|c| Cursor { key: 500, ..c }),
+        };
+        for order in [MessageOrder::Asc, MessageOrder::Desc] {
+            let p = plan(&mut conn, |qb| {
+                crate::message::push_list_messages(qb, &account, &service, &channel, order, &page)
+            })
+            .await;
+            assert_index_walk(&p, "messages");
+        }
+    }
+}
