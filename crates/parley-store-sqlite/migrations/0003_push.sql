@@ -27,8 +27,8 @@ create table push_deliveries (
     attempts       integer not null default 0,
     last_error     text
 );
--- claims walk this in (available_at, rowid) order
-create index push_deliveries_due on push_deliveries (available_at);
+-- claims walk this in (available_at, id) order
+create index push_deliveries_due on push_deliveries (available_at, id);
 -- the cascade from bindings
 create index push_deliveries_by_binding on push_deliveries (binding_sid);
 

@@ -126,9 +126,8 @@ const LOG_COLUMNS: &str =
 
 // The log's list order is `(date_created, seq)`: `seq` is the only unique tie-breaker (a
 // delivery id repeats across attempts). A cursor's `sid` is `seq` as 20-digit zero-padded text
-// (`PushLogEntry::seq`); it is compared as a number. A `sid` that is not a number is compared as
-// text, which SQLite orders after every integer: such a cursor skips (forward) or keeps
-// (backwards) the rest of its microsecond, and never fails.
+// (`PushLogEntry::seq`); one that is not a number is `InvalidReference("push log cursor")` (as on
+// PostgreSQL).
 
 /// The `list_push_log` query (also used by the query-plan test).
 fn log_list_query<'a>(
@@ -136,7 +135,7 @@ fn log_list_query<'a>(
     account: &'a AccountSid,
     service: &'a ServiceSid,
     page: &'a PageRequest,
-) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+) -> StoreResult<sqlx::QueryBuilder<'a, sqlx::Sqlite>> {
     let mut qb = sqlx::QueryBuilder::new(format!("{head} from push_log where service_sid = "));
     qb.push_bind(service.as_str());
     qb.push(" and account_sid = ");
@@ -147,10 +146,11 @@ fn log_list_query<'a>(
         qb.push(format!(" and (date_created, seq) {op} ("));
         qb.push_bind(c.key);
         qb.push(", ");
-        match c.sid.parse::<i64>() {
-            Ok(seq) => qb.push_bind(seq),
-            Err(_) => qb.push_bind(c.sid.as_str()),
-        };
+        let seq: i64 = c
+            .sid
+            .parse()
+            .map_err(|_| StoreError::InvalidReference("push log cursor"))?;
+        qb.push_bind(seq);
         qb.push(")");
     }
     if backwards {
@@ -159,7 +159,7 @@ fn log_list_query<'a>(
         qb.push(" order by date_created, seq limit ");
     }
     qb.push_bind(page.fetch_limit());
-    qb
+    Ok(qb)
 }
 
 // ---- recipients ---------------------------------------------------------------------------------
@@ -167,15 +167,17 @@ fn log_list_query<'a>(
 /// Bindings of the channel's members except the author and muted members.
 const NEW_MESSAGE_RECIPIENTS: &str = "select b.* from members m
      join bindings b on b.user_sid = m.user_sid and b.service_sid = m.service_sid
-     where m.channel_sid = ? and m.service_sid = ? and m.notification_level <> 'muted'
-       and m.identity is not ?";
+     where m.channel_sid = ? and m.account_sid = ? and m.service_sid = ?
+       and m.notification_level <> 'muted' and m.identity is not ?
+     order by b.sid";
 
 /// Bindings of one identity, unless it is a muted member of the channel (`?4` = 1 to check).
 const IDENTITY_RECIPIENTS: &str = "select b.* from bindings b
-     where b.service_sid = ?1 and b.identity = ?2
+     where b.account_sid = ?5 and b.service_sid = ?1 and b.identity = ?2
        and not (?4 and exists (select 1 from members m
                                 where m.channel_sid = ?3 and m.identity = ?2
-                                  and m.notification_level = 'muted'))";
+                                  and m.notification_level = 'muted'))
+     order by b.sid";
 
 #[async_trait::async_trait]
 impl PushStore for SqliteStore {
@@ -228,6 +230,7 @@ impl PushStore for SqliteStore {
         let rows: Vec<BindingRow> = match event.kind {
             EventKind::NewMessage => sqlx::query_as(NEW_MESSAGE_RECIPIENTS)
                 .bind(event.channel_sid.as_str())
+                .bind(event.account_sid.as_str())
                 .bind(event.service_sid.as_str())
                 .bind(event.actor.as_deref())
                 .fetch_all(&self.reader)
@@ -246,6 +249,7 @@ impl PushStore for SqliteStore {
                     .bind(identity)
                     .bind(event.channel_sid.as_str())
                     .bind(check_muted)
+                    .bind(event.account_sid.as_str())
                     .fetch_all(&self.reader)
                     .await
                     .map_err(db_err)?
@@ -319,7 +323,7 @@ impl PushStore for SqliteStore {
              where rowid in (
                  select rowid from push_deliveries
                  where available_at <= ?2 and (lease_until is null or lease_until < ?2)
-                 order by available_at, rowid limit ?3)
+                 order by available_at, id limit ?3)
              returning {DELIVERY_COLUMNS}"
         ))
         .bind(lease_until.unix_micros())
@@ -330,13 +334,8 @@ impl PushStore for SqliteStore {
         .map_err(db_err)?;
         let mut deliveries: Vec<Delivery> = convert_all(rows)?;
         // `returning` does not promise the subquery's order.
-        deliveries.sort_by(|a, b| {
-            (a.new.available_at, a.new.event_id, &a.new.id).cmp(&(
-                b.new.available_at,
-                b.new.event_id,
-                &b.new.id,
-            ))
-        });
+        deliveries
+            .sort_by(|a, b| (a.new.available_at, &a.new.id).cmp(&(b.new.available_at, &b.new.id)));
         Ok(deliveries)
     }
 
@@ -415,8 +414,8 @@ impl PushStore for SqliteStore {
         .map_err(db_err)
     }
 
-    /// `entry.seq` is ignored (the log numbers its rows). `InvalidReference("service")` when
-    /// the service does not exist in the account.
+    /// `entry.seq` is ignored (the log numbers its rows). `NotFound` when the service does not
+    /// exist in the account.
     async fn append_push_log(&self, entry: &PushLogEntry) -> StoreResult<()> {
         sqlx::query(
             "insert into push_log (id, account_sid, service_sid, event_id, kind, binding_sid,
@@ -438,9 +437,7 @@ impl PushStore for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                StoreError::InvalidReference("service")
-            }
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
             _ => db_err(e),
         })?;
         Ok(())
@@ -455,7 +452,7 @@ impl PushStore for SqliteStore {
         page: &PageRequest,
     ) -> StoreResult<Page<PushLogEntry>> {
         let rows: Vec<PushLogRow> =
-            log_list_query(&format!("select {LOG_COLUMNS}"), account, service, page)
+            log_list_query(&format!("select {LOG_COLUMNS}"), account, service, page)?
                 .build_query_as()
                 .fetch_all(&self.reader)
                 .await
@@ -518,7 +515,7 @@ mod tests {
             "select event_id from push_outbox where available_at <= 1 \
              and (lease_until is null or lease_until < 1) order by available_at, event_id limit 5",
             "select rowid from push_deliveries where available_at <= 1 \
-             and (lease_until is null or lease_until < 1) order by available_at, rowid limit 5",
+             and (lease_until is null or lease_until < 1) order by available_at, id limit 5",
             "select seq from push_log where date_created < 1 limit 5",
         ] {
             let details = plan(&store, sql).await;
@@ -530,20 +527,19 @@ mod tests {
         }
         let (account, service) = (AccountSid::generate(), ServiceSid::generate());
         let mut pages = vec![PageRequest::first(10)];
-        for sid in [log_cursor_sid(7), "not-a-number".to_owned()] {
-            for backwards in [false, true] {
-                pages.push(PageRequest {
-                    size: 10,
-                    cursor: Some(Cursor {
-                        key: 5,
-                        sid: sid.clone(),
-                        backwards,
-                    }),
-                });
-            }
+        for backwards in [false, true] {
+            pages.push(PageRequest {
+                size: 10,
+                cursor: Some(Cursor {
+                    key: 5,
+                    sid: log_cursor_sid(7),
+                    backwards,
+                }),
+            });
         }
         for page in &pages {
-            let mut qb = log_list_query("explain query plan select *", &account, &service, page);
+            let mut qb = log_list_query("explain query plan select *", &account, &service, page)
+                .expect("query");
             let rows: Vec<(i64, i64, i64, String)> = qb
                 .build_query_as()
                 .fetch_all(&store.reader)
