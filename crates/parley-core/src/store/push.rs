@@ -47,7 +47,7 @@ pub trait PushStore: Send + Sync {
     async fn badge_count(&self, service: &ServiceSid, identity: &str) -> StoreResult<i64>;
     /// Append to the delivery log.
     async fn append_push_log(&self, entry: &PushLogEntry) -> StoreResult<()>;
-    /// Read a service's delivery log by `(date_created, id)`.
+    /// Read a service's delivery log by `(date_created, seq)` (cursor `sid` = `seq` as 20-digit text).
     async fn list_push_log(
         &self,
         account: &AccountSid,
