@@ -140,7 +140,6 @@ for BACKEND in "${BACKENDS[@]}"; do
                (select max(msg_index) from messages where channel_sid = '$ONE'),
                messages_count, next_message_index, last_message_index
           from channels where sid = '$ONE'")
-    wrk_posts=$(( $(grep -o '[0-9]* requests in' "$WORK/$P.post_one.wrk.txt" | awk '{ print $1 }') ))
     posted_ok=$(jq -r '.requests - .err_status' "$WORK/$P.post_one.json")
     integrity=yes
     [[ "$rows" == "$distinct" && "$rows" == "$count" && "$rows" == "$next" && "$min_i" == 0 \
