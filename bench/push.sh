@@ -207,7 +207,7 @@ r2_rss_end=$(proc_kb VmRSS)
 r2_hwm=$(proc_kb VmHWM)
 r2_fcm=$(fake "$FCM" GET /_fake/requests | jq '[.[] | select(.path | contains("messages:send")) | select(.status == 200)] | length')
 r2_apns_tries=$(fake "$APNS" GET /_fake/requests | jq '[.[] | select(.path | startswith("/3/device/"))] | length')
-r2_retry=$(metric_sum parley_push_sends_total 'provider="apns".*outcome="retry"')
+r2_retry=$(metric_sum parley_push_sends_total 'outcome="retry",provider="apns"')
 queue=$(curl -fsS "$BASE/metrics" | awk '/^parley_push_queue_depth/ { printf "%s %s; ", $1, $2 }')
 log "run 2: fcm delivered $r2_done (fake saw $r2_fcm) all by ${r2_t100}s; APNs attempts $r2_apns_tries; RSS max $(mb "$rss_max") MB, end $(mb "$r2_rss_end") MB; $queue"
 stop_server
