@@ -17,6 +17,7 @@ use parley_core::credential::PushType;
 use parley_core::paging::PageRequest;
 use parley_core::service::Service;
 use parley_core::store::StoreError;
+use parley_core::user::UserRef;
 use parley_core::{AccountSid, BindingSid, CredentialSid, Timestamp};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -143,10 +144,25 @@ pub(crate) async fn register(
         .endpoint
         .or_else(|| token_endpoint.map(str::to_owned))
         .unwrap_or_else(|| derived_endpoint(identity, reg.binding_type, &reg.address));
-    let (user, _) = app
+    // Most registrations refresh a known user: read first (reader pool), create only if new.
+    let user = match app
         .store
-        .get_or_create_user(&crate::v2::new_user(service, identity, now))
-        .await?;
+        .fetch_user(
+            &service.account_sid,
+            &service.sid,
+            &UserRef::Identity(identity.to_owned()),
+        )
+        .await
+    {
+        Ok(u) => u,
+        Err(StoreError::NotFound) => {
+            app.store
+                .get_or_create_user(&crate::v2::new_user(service, identity, now))
+                .await?
+                .0
+        }
+        Err(e) => return Err(e.into()),
+    };
     let new = NewBinding {
         sid: BindingSid::generate(),
         account_sid: service.account_sid.clone(),
@@ -162,7 +178,7 @@ pub(crate) async fn register(
         max_per_user: app.config.max_bindings_per_user,
     };
     let registered = app.store.register_binding(&new).await?;
-    tracing::info!(
+    tracing::debug!(
         binding.sid = %registered.binding.sid,
         service.sid = %service.sid,
         created = registered.created,

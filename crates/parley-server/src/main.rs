@@ -6,6 +6,10 @@ use clap::Parser as _;
 use parley_server::cli::Cli;
 use parley_server::telemetry;
 
+/// mimalloc: list rendering is allocation-bound (bench/RESULTS.md profile: ~28 % in glibc malloc).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -61,7 +61,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let filter = BindingFilter {
         user_sid: None,
@@ -90,7 +90,7 @@ pub(crate) async fn list(
         |b| (b.date_created.unix_micros(), b.sid.to_string()),
         |b| BindingResource::new(b, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio FetchBinding — `GET /v2/Services/{ServiceSid}/Bindings/{Sid}`

@@ -142,7 +142,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let mut types = q
         .all("Type")
@@ -168,7 +168,7 @@ pub(crate) async fn list(
         |c| (c.date_created.unix_micros(), c.sid.to_string()),
         |c| ChannelResource::new(c, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateChannel — `POST /v2/Services/{ServiceSid}/Channels`

@@ -8,7 +8,6 @@ use axum::Json;
 use parley_core::credential::{Credential, CredentialSecrets, PushType};
 use parley_core::{CredentialSid, Timestamp};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{account, date, Segments};
 use crate::auth::Authenticated;
@@ -84,7 +83,7 @@ pub(crate) async fn list(
     auth: Authenticated,
     State(app): State<AppState>,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let pq = PageQuery::parse(&q, CREDENTIALS, "/v2/Credentials", &[], &app.secrets)?;
     let page = app
         .store
@@ -97,7 +96,7 @@ pub(crate) async fn list(
         |c| (c.date_created.unix_micros(), c.sid.to_string()),
         |c| CredentialResource::new(c, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateCredential — `POST /v2/Credentials`

@@ -8,7 +8,6 @@ use parley_core::channel::{ChannelRef, Invite};
 use parley_core::user::UserRef;
 use parley_core::{InviteSid, ServiceSid, Timestamp};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{account, date, members::channel_role, service_of, Segments};
 use crate::auth::Authenticated;
@@ -59,7 +58,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel = ChannelRef::parse(seg.get(1)?);
     let path = format!(
@@ -89,7 +88,7 @@ pub(crate) async fn list(
         |i| (i.date_created.unix_micros(), i.sid.to_string()),
         |i| InviteResource::new(i, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateInvite — `POST …/Channels/{ChannelSid}/Invites`

@@ -13,7 +13,6 @@ use parley_core::role::RoleType;
 use parley_core::store::StoreError;
 use parley_core::{MemberSid, RoleSid, ServiceSid, Timestamp};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{account, attributes, date, new_user, service_of, users::check_identity, Segments};
 use crate::auth::Authenticated;
@@ -124,7 +123,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel = ChannelRef::parse(seg.get(1)?);
     let path = format!(
@@ -154,7 +153,7 @@ pub(crate) async fn list(
         |m| (m.date_created.unix_micros(), m.sid.to_string()),
         |m| MemberResource::new(m, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateMember — `POST …/Channels/{ChannelSid}/Members`

@@ -106,7 +106,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel = ChannelRef::parse(seg.get(1)?);
     let order = match q.get("Order") {
@@ -140,7 +140,7 @@ pub(crate) async fn list(
         |m| (m.index, m.sid.to_string()),
         |m| MessageResource::new(m, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateMessage — `POST …/Channels/{ChannelSid}/Messages` (`From` defaults to `system`)

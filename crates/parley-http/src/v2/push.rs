@@ -61,7 +61,7 @@ pub(crate) async fn log(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     service_of(&app, &auth, &service).await?;
     let path = format!("/v2/Services/{service}/PushLog");
@@ -77,7 +77,7 @@ pub(crate) async fn log(
         |e| (e.date_created.unix_micros(), format!("{:020}", e.seq)),
         PushLogResource::new,
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Parley extension — `POST /v2/Services/{ServiceSid}/Bindings/{Sid}/Test` (optional `Body`)

@@ -7,7 +7,6 @@ use axum::Json;
 use parley_core::role::{permission_allowed, Role, RoleType};
 use parley_core::{RoleSid, ServiceSid, Timestamp};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{account, date, service_of, Segments};
 use crate::auth::Authenticated;
@@ -87,7 +86,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let path = format!("/v2/Services/{service}/Roles");
     let pq = PageQuery::parse(&q, ROLES, &path, &[], &app.secrets)?;
@@ -105,7 +104,7 @@ pub(crate) async fn list(
         |r| (r.date_created.unix_micros(), r.sid.to_string()),
         |r| RoleResource::new(r, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateRole — `POST /v2/Services/{ServiceSid}/Roles`

@@ -136,7 +136,7 @@ pub(crate) async fn list(
     auth: Authenticated,
     State(app): State<AppState>,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let pq = PageQuery::parse(&q, SERVICES, "/v2/Services", &[], &app.secrets)?;
     let page = app.store.list_services(account(&auth), &pq.request).await?;
     let body = pq.envelope(
@@ -146,7 +146,7 @@ pub(crate) async fn list(
         |s| (s.date_created.unix_micros(), s.sid.to_string()),
         |s| ServiceResource::new(s, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateService — `POST /v2/Services`

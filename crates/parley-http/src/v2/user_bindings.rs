@@ -9,7 +9,6 @@ use parley_core::binding::{Binding, BindingFilter};
 use parley_core::user::UserRef;
 use parley_core::{BindingSid, CredentialSid, ServiceSid};
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{account, date, service_of, users::check_identity, Segments};
 use crate::auth::Authenticated;
@@ -73,7 +72,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let user_ref: UserRef = seg.user(1)?;
     let types = type_filter(&q)?;
@@ -102,7 +101,7 @@ pub(crate) async fn list(
         |b| (b.date_created.unix_micros(), b.sid.to_string()),
         |b| UserBindingResource::new(b, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// The binding `sid` if it belongs to the user named in the path (else 404).

@@ -65,7 +65,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let user = UserRef::parse(seg.get(1)?);
     let path = format!(
@@ -89,7 +89,7 @@ pub(crate) async fn list(
         |uc| (uc.date_created.unix_micros(), uc.channel_sid.to_string()),
         |uc| UserChannelResource::new(uc, &app.urls),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio FetchUserChannel — `GET …/Users/{UserSid}/Channels/{ChannelSid}`

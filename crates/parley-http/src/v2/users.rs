@@ -141,7 +141,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let path = format!("/v2/Services/{service}/Users");
     let pq = PageQuery::parse(&q, USERS, &path, &[], &app.secrets)?;
@@ -170,7 +170,7 @@ pub(crate) async fn list(
         |u| (u.date_created.unix_micros(), u.sid.to_string()),
         |u| UserResource::new(u, &app.urls, None, counts.get(&u.sid).copied().unwrap_or(0)),
     )?;
-    Ok(Json(body))
+    Ok(body)
 }
 
 /// Twilio CreateUser — `POST /v2/Services/{ServiceSid}/Users`
