@@ -32,6 +32,14 @@ impl PgStore {
     ) -> Result<Option<RegisteredRow>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
 
+        // Registrations of one user take turns (until commit), so the per-user cap in step 3
+        // sees every concurrent registration of that user. Always user first, then the address
+        // lock below: one order, no deadlock. `no key update` does not block FK checks.
+        sqlx::query("select 1 from users where sid = $1 for no key update")
+            .bind(new.user_sid.as_str())
+            .execute(&mut *tx)
+            .await?;
+
         // Registrations of one device token take turns (until commit): otherwise two of them
         // under different endpoints both miss each other's uncommitted row in step 1 and one
         // fails on the (service, type, address) unique index. Hash collisions only serialize.
