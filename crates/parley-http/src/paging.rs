@@ -159,7 +159,7 @@ impl PageQuery {
         filter_names: &[&str],
         secrets: &SecretBox,
     ) -> Result<Self, ApiError> {
-        let size = match big_int(params, "PageSize")? {
+        let size = match params.int("PageSize")? {
             None => spec.default_page_size,
             Some(n) if n < 1 => {
                 return Err(ApiError::invalid_param(
@@ -279,8 +279,9 @@ impl PageQuery {
     }
 }
 
-/// An integer paging parameter; digits beyond the 64-bit range saturate (an oversized
-/// `PageSize` is clamped, and `Page` is informational), anything else is a 400.
+/// `Page`: an unbounded integer in the spec and only informational here, so digits beyond the
+/// 64-bit range saturate; anything else is a 400. (`PageSize` is an int64 in the spec: beyond
+/// that range it is a 400, within it an oversized value is clamped.)
 fn big_int(params: &Params, name: &str) -> Result<Option<i64>, ApiError> {
     match params.get(name).map(str::trim) {
         Some(v) if !v.is_empty() && v.len() > 18 && v.bytes().all(|b| b.is_ascii_digit()) => {
@@ -382,7 +383,7 @@ mod tests {
         assert_eq!(env["bindings"], serde_json::json!(["a"]));
         assert!(PageQuery::parse(&Params::parse("PageSize=0"), USERS, "/x", &[], &s).is_err());
         let huge = PageQuery::parse(
-            &Params::parse("PageSize=99999999999999999999999&Page=99999999999999999999999"),
+            &Params::parse("PageSize=9223372036854775806&Page=99999999999999999999999"),
             USERS,
             "/x",
             &[],
@@ -390,6 +391,17 @@ mod tests {
         )
         .expect("huge numbers saturate");
         assert_eq!(huge.request.size, 100);
+        assert!(
+            PageQuery::parse(
+                &Params::parse("PageSize=9223372036854775808"),
+                USERS,
+                "/x",
+                &[],
+                &s
+            )
+            .is_err(),
+            "beyond int64 is not an int64"
+        );
         assert!(PageQuery::parse(&Params::parse("PageToken=PTxyz"), USERS, "/x", &[], &s).is_err());
     }
 }
