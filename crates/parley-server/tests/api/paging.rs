@@ -124,12 +124,15 @@ async fn forged_or_foreign_page_tokens_are_400(b: Backend) {
         .await;
     let next = app.local(p1["meta"]["next_page_url"].as_str().unwrap());
     let token = next.split("PageToken=").nth(1).unwrap().to_owned();
+    // Forge: change one character inside the MAC (never the same character).
+    let mut forged: Vec<char> = token.chars().collect();
+    let at = forged.len() - 6;
+    forged[at] = if forged[at] == 'A' { 'B' } else { 'A' };
+    let forged: String = forged.into_iter().collect();
+    assert_ne!(forged, token);
     for bad in [
         format!("/v2/Services/{s2}/Users?PageToken={token}"),
-        format!(
-            "/v2/Services/{s1}/Users?PageToken={}A",
-            &token[..token.len() - 1]
-        ),
+        format!("/v2/Services/{s1}/Users?PageToken={forged}"),
         format!("/v2/Services/{s1}/Users?PageToken=PTgarbage"),
         format!("/v2/Services/{s1}/Users?PageSize=0"),
         format!("/v2/Services/{s1}/Users?PageSize=lots"),
