@@ -4,6 +4,7 @@ use parley_core::account::{Account, ApiKey};
 use parley_core::store::{AccountStore, Conflict, StoreResult};
 use parley_core::{AccountSid, ApiKeySid, Timestamp};
 
+use crate::lite::{lite_err, q};
 use crate::rows::{convert_all, AccountRow, ApiKeyRow};
 use crate::{db_err, one_row, write_err, SqliteStore};
 
@@ -28,11 +29,12 @@ impl AccountStore for SqliteStore {
     }
 
     async fn fetch_account(&self, sid: &AccountSid) -> StoreResult<Account> {
-        let row: AccountRow = sqlx::query_as("select * from accounts where sid = ?")
-            .bind(sid.as_str())
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row: AccountRow = self.read(|c| {
+            q("select * from accounts where sid = ?")
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -83,11 +85,12 @@ impl AccountStore for SqliteStore {
     }
 
     async fn fetch_api_key(&self, sid: &ApiKeySid) -> StoreResult<ApiKey> {
-        let row: ApiKeyRow = sqlx::query_as("select * from api_keys where sid = ?")
-            .bind(sid.as_str())
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row: ApiKeyRow = self.read(|c| {
+            q("select * from api_keys where sid = ?")
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 

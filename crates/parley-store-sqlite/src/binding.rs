@@ -1,23 +1,22 @@
 //! `BindingStore`: push bindings, registered by SDK clients and read/deleted over REST.
 
+use crate::lite::{lite_err, lite_write_err, q, Q};
+use crate::rows::{convert_all, BindingRow};
+use crate::{db_err, one_row, push_keyset_lite, to_json, SqliteStore};
 use parley_core::binding::{Binding, BindingFilter, NewBinding, Registered};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{BindingStore, Conflict, StoreError, StoreResult};
 use parley_core::{AccountSid, BindingSid, ServiceSid, Timestamp, UserSid};
-use sqlx::{QueryBuilder, Sqlite};
-
-use crate::rows::{convert_all, BindingRow};
-use crate::{db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
 
 /// `<head> from bindings where … order by … limit …`: only the filters given become SQL.
-pub(crate) fn list_query<'a>(
+pub(crate) fn list_query(
     head: &str,
-    account: &'a AccountSid,
-    service: &'a ServiceSid,
-    filter: &'a BindingFilter,
+    account: &AccountSid,
+    service: &ServiceSid,
+    filter: &BindingFilter,
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from bindings where service_sid = "));
+) -> Q {
+    let mut qb = q(format!("{head} from bindings where service_sid = "));
     qb.push_bind(service.as_str());
     qb.push(" and account_sid = ");
     qb.push_bind(account.as_str());
@@ -27,21 +26,15 @@ pub(crate) fn list_query<'a>(
     }
     if !filter.identities.is_empty() {
         qb.push(" and identity in (");
-        let mut list = qb.separated(", ");
-        for identity in &filter.identities {
-            list.push_bind(identity.as_str());
-        }
+        qb.push_list(filter.identities.iter().map(String::as_str));
         qb.push(")");
     }
     if !filter.types.is_empty() {
         qb.push(" and binding_type in (");
-        let mut list = qb.separated(", ");
-        for t in &filter.types {
-            list.push_bind(t.as_str());
-        }
+        qb.push_list(filter.types.iter().map(|t| t.as_str()));
         qb.push(")");
     }
-    push_keyset(&mut qb, page);
+    push_keyset_lite(&mut qb, page);
     qb
 }
 
@@ -50,94 +43,83 @@ impl BindingStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %new.service_sid, user.sid = %new.user_sid))]
     async fn register_binding(&self, new: &NewBinding) -> StoreResult<Registered> {
         let message_types = to_json(&new.message_types)?;
-        // The single writer connection serialises registrations; `BEGIN IMMEDIATE` takes the
-        // write lock up front so the checks below and the writes see one state.
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        // One inline write transaction (`BEGIN IMMEDIATE` under the write lock): the checks
+        // below and the writes see one state.
+        let row: BindingRow = self
+            .write(|c| {
+                let identity: String = q(
+                    "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
+                )
+                .bind(new.account_sid.as_str())
+                .bind(new.service_sid.as_str())
+                .bind(new.user_sid.as_str())
+                .one(c)
+                .map_err(lite_err)?;
+                if identity != new.identity {
+                    return Err(StoreError::InvalidReference(
+                        "identity does not match user_sid",
+                    ));
+                }
 
-        let identity: String = sqlx::query_scalar(
-            "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
-        )
-        .bind(new.account_sid.as_str())
-        .bind(new.service_sid.as_str())
-        .bind(new.user_sid.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if identity != new.identity {
-            return Err(StoreError::InvalidReference(
-                "identity does not match user_sid",
-            ));
-        }
+                // 1. A device token belongs to one (identity, endpoint) per service.
+                q("delete from bindings
+                   where service_sid = ? and binding_type = ? and address = ?
+                     and not (identity = ? and endpoint = ?)")
+                .bind(new.service_sid.as_str())
+                .bind(new.binding_type.as_str())
+                .bind(&new.address)
+                .bind(&new.identity)
+                .bind(&new.endpoint)
+                .execute(c)
+                .map_err(lite_err)?;
 
-        // 1. A device token belongs to one (identity, endpoint) per service.
-        sqlx::query(
-            "delete from bindings
-             where service_sid = ? and binding_type = ? and address = ?
-               and not (identity = ? and endpoint = ?)",
-        )
-        .bind(new.service_sid.as_str())
-        .bind(new.binding_type.as_str())
-        .bind(&new.address)
-        .bind(&new.identity)
-        .bind(&new.endpoint)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+                // 2. Insert, or refresh the binding of this (identity, endpoint, type), keeping
+                //    its SID and date_created.
+                let row: BindingRow = q(
+                    "insert into bindings (sid, account_sid, service_sid, user_sid, identity,
+                                           credential_sid, binding_type, endpoint, address,
+                                           message_types, date_created, date_updated)
+                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     on conflict (service_sid, identity, endpoint, binding_type) do update set
+                         user_sid = excluded.user_sid,
+                         credential_sid = excluded.credential_sid,
+                         address = excluded.address,
+                         message_types = excluded.message_types,
+                         date_updated = excluded.date_updated
+                     returning *",
+                )
+                .bind(new.sid.as_str())
+                .bind(new.account_sid.as_str())
+                .bind(new.service_sid.as_str())
+                .bind(new.user_sid.as_str())
+                .bind(&new.identity)
+                .bind(new.credential_sid.as_ref().map(|c| c.as_str()))
+                .bind(new.binding_type.as_str())
+                .bind(&new.endpoint)
+                .bind(&new.address)
+                .bind(message_types.as_str())
+                .bind(new.now.unix_micros())
+                .bind(new.now.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "credential"))?;
 
-        // 2. Insert, or refresh the binding of this (identity, endpoint, type), keeping its SID
-        //    and date_created.
-        let row: BindingRow = sqlx::query_as(
-            "insert into bindings (sid, account_sid, service_sid, user_sid, identity,
-                                   credential_sid, binding_type, endpoint, address,
-                                   message_types, date_created, date_updated)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             on conflict (service_sid, identity, endpoint, binding_type) do update set
-                 user_sid = excluded.user_sid,
-                 credential_sid = excluded.credential_sid,
-                 address = excluded.address,
-                 message_types = excluded.message_types,
-                 date_updated = excluded.date_updated
-             returning *",
-        )
-        .bind(new.sid.as_str())
-        .bind(new.account_sid.as_str())
-        .bind(new.service_sid.as_str())
-        .bind(new.user_sid.as_str())
-        .bind(&new.identity)
-        .bind(new.credential_sid.as_ref().map(|c| c.as_str()))
-        .bind(new.binding_type.as_str())
-        .bind(&new.endpoint)
-        .bind(&new.address)
-        .bind(message_types)
-        .bind(new.now.unix_micros())
-        .bind(new.now.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| write_err(e, Conflict::SidTaken, "credential"))?;
+                // 3. Keep at most `max_per_user` bindings: the one just registered, then the
+                //    most recently updated.
+                q("delete from bindings where sid in (
+                       select sid from bindings
+                       where service_sid = ? and user_sid = ?
+                       order by sid = ? desc, date_updated desc, sid desc
+                       limit -1 offset ?)")
+                .bind(new.service_sid.as_str())
+                .bind(new.user_sid.as_str())
+                .bind(row.sid.as_str())
+                .bind(i64::from(new.max_per_user.max(1)))
+                .execute(c)
+                .map_err(lite_err)?;
+                Ok(row)
+            })
+            .await?;
         let created = row.sid == new.sid.as_str();
-
-        // 3. Keep at most `max_per_user` bindings: the one just registered, then the most
-        //    recently updated.
-        sqlx::query(
-            "delete from bindings where sid in (
-                 select sid from bindings
-                 where service_sid = ? and user_sid = ?
-                 order by sid = ? desc, date_updated desc, sid desc
-                 limit -1 offset ?)",
-        )
-        .bind(new.service_sid.as_str())
-        .bind(new.user_sid.as_str())
-        .bind(&row.sid)
-        .bind(i64::from(new.max_per_user.max(1)))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-
-        tx.commit().await.map_err(db_err)?;
         Ok(Registered {
             binding: row.try_into()?,
             created,
@@ -150,15 +132,14 @@ impl BindingStore for SqliteStore {
         service: &ServiceSid,
         sid: &BindingSid,
     ) -> StoreResult<Binding> {
-        let row: BindingRow = sqlx::query_as(
-            "select * from bindings where account_sid = ? and service_sid = ? and sid = ?",
-        )
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(sid.as_str())
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let row: BindingRow = self.read(|c| {
+            q("select * from bindings where account_sid = ? and service_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -169,11 +150,11 @@ impl BindingStore for SqliteStore {
         filter: &BindingFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Binding>> {
-        let rows: Vec<BindingRow> = list_query("select *", account, service, filter, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<BindingRow> = self.read(|c| {
+            list_query("select *", account, service, filter, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 

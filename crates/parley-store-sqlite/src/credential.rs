@@ -1,23 +1,18 @@
 //! `CredentialStore`: account-level push credentials; secrets stay sealed.
 
+use crate::lite::{lite_err, q, Q};
+use crate::rows::{convert_all, CredentialRow};
+use crate::{db_err, one_row, push_keyset_lite, write_err, SqliteStore};
 use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, CredentialStore, StoreResult};
 use parley_core::{AccountSid, CredentialSid};
-use sqlx::{QueryBuilder, Sqlite};
-
-use crate::rows::{convert_all, CredentialRow};
-use crate::{db_err, one_row, push_keyset, write_err, SqliteStore};
 
 /// `<head> from credentials where … order by … limit …`.
-pub(crate) fn list_query<'a>(
-    head: &str,
-    account: &'a AccountSid,
-    page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from credentials where account_sid = "));
+pub(crate) fn list_query(head: &str, account: &AccountSid, page: &PageRequest) -> Q {
+    let mut qb = q(format!("{head} from credentials where account_sid = "));
     qb.push_bind(account.as_str());
-    push_keyset(&mut qb, page);
+    push_keyset_lite(&mut qb, page);
     qb
 }
 
@@ -50,13 +45,13 @@ impl CredentialStore for SqliteStore {
         account: &AccountSid,
         sid: &CredentialSid,
     ) -> StoreResult<Credential> {
-        let row: CredentialRow =
-            sqlx::query_as("select * from credentials where account_sid = ? and sid = ?")
+        let row: CredentialRow = self.read(|c| {
+            q("select * from credentials where account_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(sid.as_str())
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -65,11 +60,11 @@ impl CredentialStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Credential>> {
-        let rows: Vec<CredentialRow> = list_query("select *", account, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<CredentialRow> = self.read(|c| {
+            list_query("select *", account, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 

@@ -26,7 +26,9 @@
 //! * deleting a channel removes its members, messages and invites; deleting a user removes its
 //!   memberships and invites (channel `members_count` follows, by trigger).
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -41,6 +43,7 @@ mod channel;
 mod credential;
 mod event;
 mod invite;
+mod lite;
 mod member;
 mod message;
 mod push;
@@ -60,40 +63,63 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A Parley store on one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// One connection: all writes, serialised.
+    /// One connection: writes made through `sqlx`, serialised; holding it is also the write
+    /// lock of the inline writer (`lite.rs`).
     writer: SqlitePool,
-    /// Read-only (`query_only`) connections; the writer itself for an in-memory database.
+    /// Read-only (`query_only`) `sqlx` connections.
     reader: SqlitePool,
-    /// `reader` is `writer` (in-memory database).
-    shared: bool,
+    /// Inline (`rusqlite`) readers and writer for the hot paths.
+    lite: Arc<lite::Lite>,
+    /// The temporary file behind a `sqlite::memory:` store, removed with the last clone.
+    _temp: Option<Arc<TempDb>>,
+}
+
+/// A database file that exists only as long as its store (`sqlite::memory:`).
+#[derive(Debug)]
+struct TempDb(PathBuf);
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl SqliteStore {
     /// Open (creating if missing) the database at `url` — `sqlite://parley.db`,
     /// `sqlite:///abs/path.db`, optionally with `?mode=rwc` — and apply pending migrations.
     ///
-    /// `sqlite::memory:` works too (one shared connection, for quick experiments), but
-    /// without WAL or concurrent readers.
+    /// `sqlite::memory:` (or `mode=memory`) gives a throw-away database for quick experiments
+    /// and tests: a fresh file in the temporary directory, removed when the store is dropped.
+    /// (The inline connections need a file that several connections can open.)
     pub async fn connect(url: &str) -> anyhow::Result<SqliteStore> {
-        let base = SqliteConnectOptions::from_str(url)
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let (url, temp) = if in_memory {
+            let path = std::env::temp_dir().join(format!(
+                "parley-memory-{}.db",
+                parley_core::sid::random_hex32()
+            ));
+            let url = format!("sqlite://{}?mode=rwc", path.display());
+            (url, Some(Arc::new(TempDb(path))))
+        } else {
+            (url.to_owned(), None)
+        };
+        let base = SqliteConnectOptions::from_str(&url)
             .with_context(|| "invalid SQLite database URL")?
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
 
         let writer_opts = base
             .clone()
             .create_if_missing(true)
-            .journal_mode(if in_memory {
-                SqliteJournalMode::Memory
-            } else {
-                SqliteJournalMode::Wal
-            })
+            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            // An in-memory database lives as long as its last connection.
             .idle_timeout(None)
             .max_lifetime(None)
             // A local file: no ping before every acquire (one round trip saved per write).
@@ -107,30 +133,45 @@ impl SqliteStore {
             .await
             .with_context(|| "cannot apply SQLite migrations")?;
 
-        let reader = if in_memory {
-            writer.clone()
-        } else {
-            SqlitePoolOptions::new()
-                .max_connections(READERS)
-                .test_before_acquire(false)
-                .connect_with(base.pragma("query_only", "ON"))
-                .await
-                .with_context(|| "cannot open SQLite reader connections")?
-        };
-        tracing::debug!(url = %redact(url), "sqlite store ready");
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .test_before_acquire(false)
+            .connect_with(base.clone().pragma("query_only", "ON"))
+            .await
+            .with_context(|| "cannot open SQLite reader connections")?;
+        let lite = lite::Lite::open(base.get_filename(), BUSY_TIMEOUT)
+            .with_context(|| "cannot open the SQLite database (inline connections)")?;
+        tracing::debug!(url = %redact(&url), "sqlite store ready");
         Ok(SqliteStore {
             writer,
             reader,
-            shared: in_memory,
+            lite: Arc::new(lite),
+            _temp: temp,
         })
     }
 
     /// Close both pools, waiting for connections to finish (checkpoints the WAL).
     pub async fn close(&self) {
-        if !self.shared {
-            self.reader.close().await;
-        }
+        self.reader.close().await;
         self.writer.close().await;
+    }
+
+    /// Run `f` on an inline read connection (`lite.rs`), on this thread.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        self.lite.read(f)
+    }
+
+    /// Run `f` as one write transaction on the inline writer, queued behind (and ahead of)
+    /// the writes made through the `sqlx` writer pool, whose single connection is the lock.
+    pub(crate) async fn write<T: Send>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send,
+    ) -> StoreResult<T> {
+        let _lock = self.writer.acquire().await.map_err(db_err)?;
+        self.lite.write_locked(f)
     }
 }
 
@@ -153,9 +194,6 @@ impl Store for SqliteStore {
         let idle = |p: &SqlitePool| u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
         if self.reader.is_closed() || self.writer.is_closed() {
             return (0, 0);
-        }
-        if self.shared {
-            return (self.writer.size(), idle(&self.writer));
         }
         (
             self.writer.size() + self.reader.size(),
@@ -283,6 +321,49 @@ pub(crate) fn push_keyset_order(
     qb.push_bind(page.fetch_limit());
 }
 
+/// [`push_keyset`] for an inline query ([`lite::Q`]).
+pub(crate) fn push_keyset_lite(q: &mut lite::Q, page: &PageRequest) {
+    push_keyset_condition_lite(q, page, "date_created", "sid");
+    push_keyset_order_lite(q, page, "date_created", "sid");
+}
+
+/// [`push_keyset_condition`] for an inline query.
+pub(crate) fn push_keyset_condition_lite(
+    q: &mut lite::Q,
+    page: &PageRequest,
+    key_col: &str,
+    sid_col: &str,
+) {
+    if let Some(Cursor {
+        key,
+        sid,
+        backwards,
+    }) = &page.cursor
+    {
+        let op = if *backwards { "<" } else { ">" };
+        q.push(&format!(" and ({key_col}, {sid_col}) {op} ("));
+        q.push_bind(*key);
+        q.push(", ");
+        q.push_bind(sid.as_str());
+        q.push(")");
+    }
+}
+
+/// [`push_keyset_order`] for an inline query.
+pub(crate) fn push_keyset_order_lite(
+    q: &mut lite::Q,
+    page: &PageRequest,
+    key_col: &str,
+    sid_col: &str,
+) {
+    if page.cursor.as_ref().is_some_and(|c| c.backwards) {
+        q.push(&format!(" order by {key_col} desc, {sid_col} desc limit "));
+    } else {
+        q.push(&format!(" order by {key_col}, {sid_col} limit "));
+    }
+    q.push_bind(page.fetch_limit());
+}
+
 /// Begin a write transaction on the single writer connection. `BEGIN IMMEDIATE` takes the
 /// write lock up front, so the checks a method makes and the writes it does see one state.
 pub(crate) async fn begin_write(
@@ -406,12 +487,15 @@ mod tests {
         for page in [PageRequest::first(10), after, before] {
             let mut queries = vec![
                 ("services", service::list_query(HEAD, &account, &page)),
-                ("credentials", credential::list_query(HEAD, &account, &page)),
                 ("roles", role::list_query(HEAD, &account, &service, &page)),
+            ];
+            // The inline (rusqlite) queries.
+            let mut inline = vec![
+                ("credentials", credential::list_query(HEAD, &account, &page)),
                 ("users", user::list_query(HEAD, &account, &service, &page)),
             ];
             for f in &filters {
-                queries.push((
+                inline.push((
                     "bindings",
                     binding::list_query(HEAD, &account, &service, f, &page),
                 ));
@@ -443,13 +527,23 @@ mod tests {
                 "user channels",
                 member::user_channels_query("explain query plan ", US, None, &page),
             ));
+            let mut plans: Vec<(&str, Vec<String>)> = Vec::new();
             for (what, mut qb) in queries {
                 let plan: Vec<(i64, i64, i64, String)> = qb
                     .build_query_as()
                     .fetch_all(&store.reader)
                     .await
                     .expect("explain");
-                let details: Vec<&str> = plan.iter().map(|r| r.3.as_str()).collect();
+                plans.push((what, plan.into_iter().map(|r| r.3).collect()));
+            }
+            for (what, q) in inline {
+                let plan: Vec<lite::PlanRow> = store
+                    .read(|c| q.all(c).map_err(lite::lite_err))
+                    .expect("explain");
+                plans.push((what, plan.into_iter().map(|r| r.detail).collect()));
+            }
+            for (what, plan) in plans {
+                let details: Vec<&str> = plan.iter().map(String::as_str).collect();
                 let scans: Vec<&&str> = details
                     .iter()
                     .filter(|d| d.starts_with("SCAN ") || d.starts_with("SEARCH "))

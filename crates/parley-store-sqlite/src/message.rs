@@ -16,8 +16,9 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::channel::{channel_key, in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
+use crate::lite::{lite_err, lite_write_err, q};
 use crate::rows::{convert_all, ChannelRow, MessageRow};
-use crate::{begin_write, db_err, one_row, write_err, SqliteStore};
+use crate::{begin_write, db_err, one_row, SqliteStore};
 
 /// `<head> from messages where channel_sid = ? … order by msg_index … limit …`. The cursor key
 /// is the index; a forward page of a `desc` list goes to smaller indexes. Rows come back in
@@ -58,7 +59,6 @@ impl MessageStore for SqliteStore {
         message: &Message,
     ) -> StoreResult<Message> {
         let (column, value) = channel_key(channel);
-        let mut tx = begin_write(self).await?;
         // Resolve the channel and take the next index in one statement. In SQLite's `update`,
         // right-hand sides read the old row: `last_message_index` gets the index being assigned.
         let sql = format!(
@@ -69,50 +69,51 @@ impl MessageStore for SqliteStore {
              where account_sid = ? and service_sid = ? and {column} = ?
              returning *"
         );
-        let chan: ChannelRow = sqlx::query_as(&sql)
-            .bind(message.sid.as_str())
-            .bind(message.account_sid.as_str())
-            .bind(message.service_sid.as_str())
-            .bind(value)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let index = chan
-            .last_message_index
-            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no index was assigned")))?;
-        let row: MessageRow = sqlx::query_as(
-            "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
-                                   msg_from, body, attributes, last_updated_by, was_edited,
-                                   date_created, date_updated)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-             returning *",
-        )
-        .bind(message.sid.as_str())
-        .bind(&chan.account_sid)
-        .bind(&chan.service_sid)
-        .bind(&chan.sid)
-        .bind(index)
-        .bind(&message.from)
-        .bind(message.body.as_deref())
-        .bind(message.attributes.as_deref())
-        .bind(message.last_updated_by.as_deref())
-        .bind(message.date_created.unix_micros())
-        .bind(message.date_updated.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| write_err(e, Conflict::SidTaken, "channel"))?;
-        event::append(
-            &mut tx,
-            &NewEvent {
-                message_sid: Some(message.sid.as_str()),
-                message_index: Some(index),
-                body: message.body.as_deref(),
-                actor: Some(message.from.as_str()),
-                ..NewEvent::new(EventKind::NewMessage, &chan, Timestamp::now())
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
+        let row: MessageRow = self
+            .write(|c| {
+                let chan: ChannelRow = q(sql)
+                    .bind(message.sid.as_str())
+                    .bind(message.account_sid.as_str())
+                    .bind(message.service_sid.as_str())
+                    .bind(value)
+                    .one(c)
+                    .map_err(lite_err)?;
+                let index = chan
+                    .last_message_index
+                    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no index was assigned")))?;
+                let row: MessageRow = q(
+                    "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
+                                           msg_from, body, attributes, last_updated_by, was_edited,
+                                           date_created, date_updated)
+                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+                     returning *",
+                )
+                .bind(message.sid.as_str())
+                .bind(&chan.account_sid)
+                .bind(&chan.service_sid)
+                .bind(&chan.sid)
+                .bind(index)
+                .bind(&message.from)
+                .bind(message.body.as_deref())
+                .bind(message.attributes.as_deref())
+                .bind(message.last_updated_by.as_deref())
+                .bind(message.date_created.unix_micros())
+                .bind(message.date_updated.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
+                event::append_lite(
+                    c,
+                    &NewEvent {
+                        message_sid: Some(message.sid.as_str()),
+                        message_index: Some(index),
+                        body: message.body.as_deref(),
+                        actor: Some(message.from.as_str()),
+                        ..NewEvent::new(EventKind::NewMessage, &chan, Timestamp::now())
+                    },
+                )?;
+                Ok(row)
+            })
+            .await?;
         row.try_into()
     }
 

@@ -17,8 +17,9 @@ use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipie
 use parley_core::store::{PushStore, StoreError, StoreResult};
 use parley_core::{AccountSid, BindingSid, CredentialSid, ServiceSid, SidError, Timestamp};
 
+use crate::lite::{lite_err, lite_row, q};
 use crate::rows::{convert_all, BindingRow, EventRow};
-use crate::{begin_write, db_err, to_json, SqliteStore};
+use crate::{db_err, to_json, SqliteStore};
 
 // ---- rows ---------------------------------------------------------------------------------------
 
@@ -47,6 +48,21 @@ struct DeliveryRow {
     available_at: i64,
     attempts: i32,
 }
+lite_row!(DeliveryRow {
+    id,
+    event_id,
+    account_sid,
+    service_sid,
+    binding_sid,
+    credential_sid,
+    binding_type,
+    address,
+    identity,
+    payload,
+    event_at,
+    available_at,
+    attempts
+});
 
 impl TryFrom<DeliveryRow> for Delivery {
     type Error = StoreError;
@@ -179,6 +195,44 @@ const IDENTITY_RECIPIENTS: &str = "select b.* from bindings b
                                   and m.notification_level = 'muted'))
      order by b.sid";
 
+/// Settle one delivery inside the caller's write transaction. A delivery that is gone (its
+/// binding was deleted meanwhile) is not an error. A dead token deletes the binding only while
+/// it still has the address the delivery was for (a device that re-registered with a new token
+/// keeps its binding); the binding's other pending deliveries go with it (`on delete cascade`).
+fn settle_one(c: &rusqlite::Connection, id: &str, settle: &Settle) -> StoreResult<()> {
+    match settle {
+        Settle::Delivered | Settle::Failed { .. } => {
+            q("delete from push_deliveries where id = ?")
+                .bind(id)
+                .execute(c)
+                .map_err(lite_err)?;
+        }
+        Settle::Retry { at, error } => {
+            q(
+                "update push_deliveries set available_at = ?, lease_until = null,
+                   last_error = ? where id = ?",
+            )
+            .bind(at.unix_micros())
+            .bind(error.as_str())
+            .bind(id)
+            .execute(c)
+            .map_err(lite_err)?;
+        }
+        Settle::DeadToken { .. } => {
+            q("delete from bindings where (sid, address) in
+                   (select binding_sid, address from push_deliveries where id = ?)")
+            .bind(id)
+            .execute(c)
+            .map_err(lite_err)?;
+            q("delete from push_deliveries where id = ?")
+                .bind(id)
+                .execute(c)
+                .map_err(lite_err)?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl PushStore for SqliteStore {
     async fn claim_outbox(
@@ -187,40 +241,43 @@ impl PushStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<OutboxItem>> {
-        let mut tx = begin_write(self).await?;
-        let claimed: Vec<(i64, i32)> = sqlx::query_as(
-            "update push_outbox set lease_until = ?1, attempts = attempts + 1
-             where event_id in (
-                 select event_id from push_outbox
-                 where available_at <= ?2 and (lease_until is null or lease_until < ?2)
-                 order by available_at, event_id limit ?3)
-             returning event_id, attempts - 1",
-        )
-        .bind(lease_until.unix_micros())
-        .bind(now.unix_micros())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if claimed.is_empty() {
-            tx.commit().await.map_err(db_err)?;
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "select * from events where id in (select value from json_each(?)) order by id",
-        )
-        .bind(to_json(&ids)?)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        let attempts: HashMap<i64, i32> = claimed.into_iter().collect();
+        let (claimed, rows) = self
+            .write(|c| {
+                let claimed: Vec<(i64, i64)> = q(
+                    "update push_outbox set lease_until = ?1, attempts = attempts + 1
+                     where event_id in (
+                         select event_id from push_outbox
+                         where available_at <= ?2 and (lease_until is null or lease_until < ?2)
+                         order by available_at, event_id limit ?3)
+                     returning event_id, attempts - 1",
+                )
+                .bind(lease_until.unix_micros())
+                .bind(now.unix_micros())
+                .bind(i64::from(limit))
+                .all(c)
+                .map_err(lite_err)?;
+                if claimed.is_empty() {
+                    return Ok((claimed, Vec::new()));
+                }
+                let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
+                let rows: Vec<EventRow> = q(
+                    "select * from events where id in (select value from json_each(?)) order by id",
+                )
+                .bind(to_json(&ids)?)
+                .all(c)
+                .map_err(lite_err)?;
+                Ok((claimed, rows))
+            })
+            .await?;
+        let attempts: HashMap<i64, i64> = claimed.into_iter().collect();
         let events: Vec<Event> = convert_all(rows)?;
         Ok(events
             .into_iter()
             .map(|event| OutboxItem {
-                attempts: attempts.get(&event.id).copied().unwrap_or_default(),
+                attempts: attempts
+                    .get(&event.id)
+                    .and_then(|a| i32::try_from(*a).ok())
+                    .unwrap_or_default(),
                 event,
             })
             .collect())
@@ -228,14 +285,15 @@ impl PushStore for SqliteStore {
 
     async fn recipients(&self, event: &Event) -> StoreResult<Vec<Recipient>> {
         let rows: Vec<BindingRow> = match event.kind {
-            EventKind::NewMessage => sqlx::query_as(NEW_MESSAGE_RECIPIENTS)
-                .bind(event.channel_sid.as_str())
-                .bind(event.account_sid.as_str())
-                .bind(event.service_sid.as_str())
-                .bind(event.actor.as_deref())
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?,
+            EventKind::NewMessage => self.read(|c| {
+                q(NEW_MESSAGE_RECIPIENTS)
+                    .bind(event.channel_sid.as_str())
+                    .bind(event.account_sid.as_str())
+                    .bind(event.service_sid.as_str())
+                    .bind(event.actor.as_deref())
+                    .all(c)
+                    .map_err(lite_err)
+            })?,
             EventKind::AddedToChannel
             | EventKind::RemovedFromChannel
             | EventKind::InvitedToChannel => {
@@ -244,15 +302,16 @@ impl PushStore for SqliteStore {
                 };
                 // An invitee is not a member yet, so never a muted one.
                 let check_muted = event.kind != EventKind::InvitedToChannel;
-                sqlx::query_as(IDENTITY_RECIPIENTS)
-                    .bind(event.service_sid.as_str())
-                    .bind(identity)
-                    .bind(event.channel_sid.as_str())
-                    .bind(check_muted)
-                    .bind(event.account_sid.as_str())
-                    .fetch_all(&self.reader)
-                    .await
-                    .map_err(db_err)?
+                self.read(|c| {
+                    q(IDENTITY_RECIPIENTS)
+                        .bind(event.service_sid.as_str())
+                        .bind(identity)
+                        .bind(event.channel_sid.as_str())
+                        .bind(check_muted)
+                        .bind(event.account_sid.as_str())
+                        .all(c)
+                        .map_err(lite_err)
+                })?
             }
         };
         let kind = event.kind.as_str();
@@ -265,51 +324,52 @@ impl PushStore for SqliteStore {
     }
 
     async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()> {
-        let mut tx = begin_write(self).await?;
-        // A binding deleted since `recipients` gets no delivery (and does not fail the batch:
-        // conflict clauses do not cover foreign keys, hence the `exists`).
-        let insert = "insert or ignore into push_deliveries
-                 (id, event_id, account_sid, service_sid, binding_sid, credential_sid,
-                  binding_type, address, identity, payload, event_at, available_at)
-             select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
-             where exists (select 1 from bindings where sid = ?5)";
-        for d in deliveries {
-            sqlx::query(insert)
-                .bind(d.id.as_str())
-                .bind(d.event_id)
-                .bind(d.account_sid.as_str())
-                .bind(d.service_sid.as_str())
-                .bind(d.binding_sid.as_str())
-                .bind(d.credential_sid.as_ref().map(|c| c.as_str()))
-                .bind(d.binding_type.as_str())
-                .bind(d.address.as_str())
-                .bind(d.identity.as_str())
-                .bind(d.payload.as_str())
-                .bind(d.event_at.unix_micros())
-                .bind(d.available_at.unix_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        sqlx::query("delete from push_outbox where event_id = ?")
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        self.write(|c| {
+            // A binding deleted since `recipients` gets no delivery (and does not fail the
+            // batch: conflict clauses do not cover foreign keys, hence the `exists`).
+            let insert = "insert or ignore into push_deliveries
+                     (id, event_id, account_sid, service_sid, binding_sid, credential_sid,
+                      binding_type, address, identity, payload, event_at, available_at)
+                 select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+                 where exists (select 1 from bindings where sid = ?5)";
+            let mut st = c.prepare_cached(insert).map_err(lite_err)?;
+            for d in deliveries {
+                st.execute(rusqlite::params![
+                    d.id.as_str(),
+                    d.event_id,
+                    d.account_sid.as_str(),
+                    d.service_sid.as_str(),
+                    d.binding_sid.as_str(),
+                    d.credential_sid.as_ref().map(|c| c.as_str()),
+                    d.binding_type.as_str(),
+                    d.address.as_str(),
+                    d.identity.as_str(),
+                    d.payload.as_str(),
+                    d.event_at.unix_micros(),
+                    d.available_at.unix_micros(),
+                ])
+                .map_err(lite_err)?;
+            }
+            q("delete from push_outbox where event_id = ?")
+                .bind(event_id)
+                .execute(c)
+                .map_err(lite_err)?;
+            Ok(())
+        })
+        .await
     }
 
     /// An entry that is gone (its event was deleted with its service) is not an error.
     async fn retry_outbox(&self, event_id: i64, at: Timestamp) -> StoreResult<()> {
-        sqlx::query(
-            "update push_outbox set available_at = ?, lease_until = null where event_id = ?",
-        )
-        .bind(at.unix_micros())
-        .bind(event_id)
-        .execute(&self.writer)
+        self.write(|c| {
+            q("update push_outbox set available_at = ?, lease_until = null where event_id = ?")
+                .bind(at.unix_micros())
+                .bind(event_id)
+                .execute(c)
+                .map_err(lite_err)?;
+            Ok(())
+        })
         .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn claim_deliveries(
@@ -318,20 +378,24 @@ impl PushStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<Delivery>> {
-        let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
+        let sql = format!(
             "update push_deliveries set lease_until = ?1, attempts = attempts + 1
              where rowid in (
                  select rowid from push_deliveries
                  where available_at <= ?2 and (lease_until is null or lease_until < ?2)
                  order by available_at, id limit ?3)
              returning {DELIVERY_COLUMNS}"
-        ))
-        .bind(lease_until.unix_micros())
-        .bind(now.unix_micros())
-        .bind(i64::from(limit))
-        .fetch_all(&self.writer)
-        .await
-        .map_err(db_err)?;
+        );
+        let rows: Vec<DeliveryRow> = self
+            .write(|c| {
+                q(sql)
+                    .bind(lease_until.unix_micros())
+                    .bind(now.unix_micros())
+                    .bind(i64::from(limit))
+                    .all(c)
+                    .map_err(lite_err)
+            })
+            .await?;
         let mut deliveries: Vec<Delivery> = convert_all(rows)?;
         // `returning` does not promise the subquery's order.
         deliveries
@@ -339,79 +403,46 @@ impl PushStore for SqliteStore {
         Ok(deliveries)
     }
 
-    /// A delivery that is gone (its binding was deleted meanwhile) is not an error. A dead token
-    /// deletes the binding only while it still has the address the delivery was for (a device
-    /// that re-registered with a new token keeps its binding).
     async fn settle_delivery(&self, id: &str, settle: &Settle) -> StoreResult<()> {
-        match settle {
-            Settle::Delivered | Settle::Failed { .. } => {
-                sqlx::query("delete from push_deliveries where id = ?")
-                    .bind(id)
-                    .execute(&self.writer)
-                    .await
-                    .map_err(db_err)?;
+        self.write(|c| settle_one(c, id, settle)).await
+    }
+
+    /// One transaction for the whole batch.
+    async fn settle_deliveries(&self, batch: &[(String, Settle)]) -> StoreResult<()> {
+        self.write(|c| {
+            for (id, settle) in batch {
+                settle_one(c, id, settle)?;
             }
-            Settle::Retry { at, error } => {
-                sqlx::query(
-                    "update push_deliveries set available_at = ?, lease_until = null,
-                         last_error = ? where id = ?",
-                )
-                .bind(at.unix_micros())
-                .bind(error.as_str())
-                .bind(id)
-                .execute(&self.writer)
-                .await
-                .map_err(db_err)?;
-            }
-            Settle::DeadToken { .. } => {
-                let mut tx = begin_write(self).await?;
-                // The binding's other pending deliveries go with it (`on delete cascade`).
-                sqlx::query(
-                    "delete from bindings where (sid, address) in
-                         (select binding_sid, address from push_deliveries where id = ?)",
-                )
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                sqlx::query("delete from push_deliveries where id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                tx.commit().await.map_err(db_err)?;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn push_queue_depth(&self) -> StoreResult<(i64, i64)> {
-        sqlx::query_as(
-            "select (select count(*) from push_outbox), (select count(*) from push_deliveries)",
-        )
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db_err)
+        self.read(|c| {
+            q("select (select count(*) from push_outbox), (select count(*) from push_deliveries)")
+                .one(c)
+                .map_err(lite_err)
+        })
     }
 
     /// Channels of exactly two members where the identity's horizon is below the last message
     /// (or unset while the channel has a message).
     async fn badge_count(&self, service: &ServiceSid, identity: &str) -> StoreResult<i64> {
-        sqlx::query_scalar(
-            "select count(*) from users u
+        self.read(|c| {
+            q("select count(*) from users u
              join members m on m.user_sid = u.sid
              join channels c on c.sid = m.channel_sid
              where u.service_sid = ? and u.identity = ?
                and c.members_count = 2
                and c.last_message_index is not null
                and (m.last_consumed_message_index is null
-                    or m.last_consumed_message_index < c.last_message_index)",
-        )
-        .bind(service.as_str())
-        .bind(identity)
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db_err)
+                    or m.last_consumed_message_index < c.last_message_index)")
+            .bind(service.as_str())
+            .bind(identity)
+            .one(c)
+            .map_err(lite_err)
+        })
     }
 
     /// `entry.seq` is ignored (the log numbers its rows). `NotFound` when the service does not

@@ -20,6 +20,7 @@ use parley_core::{
 };
 
 use crate::from_json;
+use crate::lite::lite_row;
 
 fn sid<T>(parse: fn(&str) -> Result<T, SidError>, s: &str) -> Result<T, StoreError> {
     parse(s).map_err(|e| StoreError::Other(anyhow!("stored row: {e}")))
@@ -49,6 +50,13 @@ pub(crate) struct AccountRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(AccountRow {
+    sid,
+    friendly_name,
+    auth_token_sealed,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
@@ -72,6 +80,13 @@ pub(crate) struct ApiKeyRow {
     pub secret_sealed: Vec<u8>,
     pub date_created: i64,
 }
+lite_row!(ApiKeyRow {
+    sid,
+    account_sid,
+    friendly_name,
+    secret_sealed,
+    date_created
+});
 
 impl TryFrom<ApiKeyRow> for ApiKey {
     type Error = StoreError;
@@ -99,6 +114,17 @@ pub(crate) struct ServiceRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(ServiceRow {
+    sid,
+    account_sid,
+    friendly_name,
+    default_service_role_sid,
+    default_channel_role_sid,
+    default_channel_creator_role_sid,
+    settings,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<ServiceRow> for Service {
     type Error = StoreError;
@@ -138,6 +164,16 @@ pub(crate) struct RoleRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(RoleRow {
+    sid,
+    account_sid,
+    service_sid,
+    friendly_name,
+    role_type,
+    permissions,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<RoleRow> for Role {
     type Error = StoreError;
@@ -170,6 +206,17 @@ pub(crate) struct UserRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(UserRow {
+    sid,
+    account_sid,
+    service_sid,
+    identity,
+    friendly_name,
+    attributes,
+    role_sid,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<UserRow> for User {
     type Error = StoreError;
@@ -200,6 +247,16 @@ pub(crate) struct CredentialRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(CredentialRow {
+    sid,
+    account_sid,
+    friendly_name,
+    credential_type,
+    sandbox,
+    secrets_sealed,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<CredentialRow> for Credential {
     type Error = StoreError;
@@ -233,6 +290,20 @@ pub(crate) struct BindingRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(BindingRow {
+    sid,
+    account_sid,
+    service_sid,
+    user_sid,
+    identity,
+    credential_sid,
+    binding_type,
+    endpoint,
+    address,
+    message_types,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<BindingRow> for Binding {
     type Error = StoreError;
@@ -277,6 +348,22 @@ pub(crate) struct ChannelRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(ChannelRow {
+    sid,
+    account_sid,
+    service_sid,
+    friendly_name,
+    unique_name,
+    attributes,
+    channel_type,
+    created_by,
+    members_count,
+    messages_count,
+    last_message_sid,
+    last_message_index,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<ChannelRow> for Channel {
     type Error = StoreError;
@@ -319,6 +406,21 @@ pub(crate) struct MemberRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(MemberRow {
+    sid,
+    account_sid,
+    service_sid,
+    channel_sid,
+    user_sid,
+    identity,
+    role_sid,
+    last_consumed_message_index,
+    last_consumption_timestamp,
+    attributes,
+    notification_level,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<MemberRow> for Member {
     type Error = StoreError;
@@ -357,6 +459,20 @@ pub(crate) struct MessageRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(MessageRow {
+    sid,
+    account_sid,
+    service_sid,
+    channel_sid,
+    msg_index,
+    msg_from,
+    body,
+    attributes,
+    last_updated_by,
+    was_edited,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
@@ -391,6 +507,17 @@ pub(crate) struct InviteRow {
     pub date_created: i64,
     pub date_updated: i64,
 }
+lite_row!(InviteRow {
+    sid,
+    account_sid,
+    service_sid,
+    channel_sid,
+    identity,
+    role_sid,
+    created_by,
+    date_created,
+    date_updated
+});
 
 impl TryFrom<InviteRow> for Invite {
     type Error = StoreError;
@@ -423,6 +550,18 @@ pub(crate) struct UserChannelRow {
     pub notification_level: String,
     pub date_created: i64,
 }
+lite_row!(UserChannelRow {
+    account_sid,
+    service_sid,
+    channel_sid,
+    user_sid,
+    member_sid,
+    status,
+    last_consumed_message_index,
+    unread_messages_count,
+    notification_level,
+    date_created
+});
 
 impl TryFrom<UserChannelRow> for UserChannel {
     type Error = StoreError;
@@ -470,6 +609,23 @@ pub(crate) struct EventRow {
     pub actor: Option<String>,
     pub date_created: i64,
 }
+lite_row!(EventRow {
+    id,
+    kind,
+    account_sid,
+    service_sid,
+    channel_sid,
+    channel_unique_name,
+    channel_friendly_name,
+    message_sid,
+    message_index,
+    body,
+    member_sid,
+    invite_sid,
+    identity,
+    actor,
+    date_created
+});
 
 impl TryFrom<EventRow> for Event {
     type Error = StoreError;

@@ -6,6 +6,7 @@ use parley_core::store::{Conflict, ServiceStore, StoreResult};
 use parley_core::{AccountSid, ServiceSid};
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::lite::{lite_err, q};
 use crate::role::insert_role;
 use crate::rows::{convert_all, ServiceRow};
 use crate::{db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
@@ -65,13 +66,13 @@ impl ServiceStore for SqliteStore {
     }
 
     async fn fetch_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<Service> {
-        let row: ServiceRow =
-            sqlx::query_as("select * from services where account_sid = ? and sid = ?")
+        let row: ServiceRow = self.read(|c| {
+            q("select * from services where account_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(sid.as_str())
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 

@@ -4,10 +4,11 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Sqlite;
 
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, UserRow};
-use crate::{db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
+use crate::{db_err, one_row, push_keyset_lite, require_service, write_err, SqliteStore};
 
 /// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
 pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
@@ -39,18 +40,32 @@ const INSERT_USER: &str =
                                               attributes, role_sid, date_created, date_updated)
                            values (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+/// The same insert, inline: every column of `user` bound.
+fn insert_user_lite(sql: &str, user: &User) -> Q {
+    q(sql)
+        .bind(user.sid.as_str())
+        .bind(user.account_sid.as_str())
+        .bind(user.service_sid.as_str())
+        .bind(&user.identity)
+        .bind(user.friendly_name.as_deref())
+        .bind(user.attributes.as_deref())
+        .bind(user.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(user.date_created.unix_micros())
+        .bind(user.date_updated.unix_micros())
+}
+
 /// `<head> from users where … order by … limit …`.
-pub(crate) fn list_query<'a>(
+pub(crate) fn list_query(
     head: &str,
-    account: &'a AccountSid,
-    service: &'a ServiceSid,
+    account: &AccountSid,
+    service: &ServiceSid,
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from users where service_sid = "));
+) -> Q {
+    let mut qb = q(format!("{head} from users where service_sid = "));
     qb.push_bind(service.as_str());
     qb.push(" and account_sid = ");
     qb.push_bind(account.as_str());
-    push_keyset(&mut qb, page);
+    push_keyset_lite(&mut qb, page);
     qb
 }
 
@@ -75,37 +90,36 @@ impl UserStore for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid))]
     async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        require_service(&mut tx, &user.account_sid, &user.service_sid).await?;
-        // Under the single writer the conflict arm only sees committed rows; `do nothing`
-        // keeps the existing user, and the select below returns whichever row is there.
-        let sql =
-            format!("{INSERT_USER} on conflict (service_sid, identity) do nothing returning *");
-        let inserted = insert_user(&sql, user)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(|e| write_err(e, Conflict::SidTaken, "role"))?;
-        let (row, created) = match inserted {
-            Some(row) => (row, true),
-            None => {
-                let row: UserRow = sqlx::query_as(
-                    "select * from users
-                     where account_sid = ? and service_sid = ? and identity = ?",
-                )
-                .bind(user.account_sid.as_str())
-                .bind(user.service_sid.as_str())
-                .bind(&user.identity)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                (row, false)
-            }
-        };
-        tx.commit().await.map_err(db_err)?;
+        let (row, created) = self
+            .write(|c| {
+                q("select 1 from services where account_sid = ? and sid = ?")
+                    .bind(user.account_sid.as_str())
+                    .bind(user.service_sid.as_str())
+                    .one::<i64>(c)
+                    .map_err(lite_err)?;
+                // Under the write lock the conflict arm only sees committed rows; `do nothing`
+                // keeps the existing user, and the select below returns whichever row is there.
+                let sql = format!(
+                    "{INSERT_USER} on conflict (service_sid, identity) do nothing returning *"
+                );
+                let inserted = insert_user_lite(&sql, user)
+                    .optional::<UserRow>(c)
+                    .map_err(|e| lite_write_err(e, Conflict::SidTaken, "role"))?;
+                match inserted {
+                    Some(row) => Ok((row, true)),
+                    None => {
+                        let row: UserRow = q("select * from users
+                             where account_sid = ? and service_sid = ? and identity = ?")
+                        .bind(user.account_sid.as_str())
+                        .bind(user.service_sid.as_str())
+                        .bind(&user.identity)
+                        .one(c)
+                        .map_err(lite_err)?;
+                        Ok((row, false))
+                    }
+                }
+            })
+            .await?;
         Ok((row.try_into()?, created))
     }
 
@@ -119,13 +133,14 @@ impl UserStore for SqliteStore {
         let sql = format!(
             "select * from users where account_sid = ? and service_sid = ? and {column} = ?"
         );
-        let row: UserRow = sqlx::query_as(&sql)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row: UserRow = self.read(|c| {
+            q(sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -135,11 +150,11 @@ impl UserStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<User>> {
-        let rows: Vec<UserRow> = list_query("select *", account, service, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<UserRow> = self.read(|c| {
+            list_query("select *", account, service, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 

@@ -39,6 +39,15 @@ pub trait PushStore: Send + Sync {
     ) -> StoreResult<Vec<Delivery>>;
     /// Settle one claimed delivery (see [`Settle`]).
     async fn settle_delivery(&self, id: &str, settle: &Settle) -> StoreResult<()>;
+    /// Settle several claimed deliveries, as [`PushStore::settle_delivery`] would one by one;
+    /// backends do it in one transaction. An error may leave none of them settled (their
+    /// leases then expire and they are sent again).
+    async fn settle_deliveries(&self, batch: &[(String, Settle)]) -> StoreResult<()> {
+        for (id, settle) in batch {
+            self.settle_delivery(id, settle).await?;
+        }
+        Ok(())
+    }
     /// (outbox entries, deliveries) waiting, for `/metrics`.
     async fn push_queue_depth(&self) -> StoreResult<(i64, i64)>;
     /// Number of channels with exactly two members in which `identity` has unread messages

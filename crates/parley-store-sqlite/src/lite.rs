@@ -1,0 +1,431 @@
+//! Inline SQLite access for the hot paths, with `rusqlite`.
+//!
+//! `sqlx`'s SQLite driver runs every connection on a thread of its own and hands each statement
+//! and each row across a channel: measured under load (`bench/`), over half of the server's CPU
+//! went to those hand-offs (futex waits and wake-ups), against ~1 % in SQLite itself. SQLite is
+//! a library, not a server: a statement on an indexed table in the page cache takes
+//! microseconds, less than one such hand-off. So the busy statements run right here, on the
+//! calling task's thread:
+//!
+//! * **reads** take an idle read-only connection from a small stack (or open one), run, and put
+//!   it back — no thread switch, no `await`;
+//! * **writes** first take the `sqlx` writer pool's single connection as the write lock (so they
+//!   queue, in order, with the writes still made through `sqlx`), then run their whole
+//!   transaction (`BEGIN IMMEDIATE` … `COMMIT`) at once on the dedicated `rusqlite` writer
+//!   connection. Nothing inside a transaction awaits, so the lock is held for the transaction's
+//!   CPU time only.
+//!
+//! Both drivers open the same WAL-mode file and link the same SQLite library
+//! (`libsqlite3-sys`). Statements are prepared once per connection and cached.
+//!
+//! [`Q`] keeps the shape of the `sqlx` queries it replaces (`q(sql).bind(a).bind(b).one(conn)`),
+//! so SQL moves between the two without rewriting.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use parley_core::store::{Conflict, StoreError, StoreResult};
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
+
+/// Idle read connections kept open (more are opened under load and closed again).
+const MAX_IDLE_READERS: usize = 8;
+/// Prepared statements cached per connection.
+const STATEMENT_CACHE: usize = 128;
+
+/// The `rusqlite` side of a [`crate::SqliteStore`]: read connections and the writer.
+pub(crate) struct Lite {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    writer: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Lite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lite").field("path", &self.path).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Lite {
+    /// Open the writer connection on an existing database file (created and migrated by
+    /// `sqlx` beforehand).
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Lite> {
+        let writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        writer.busy_timeout(busy_timeout)?;
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        writer.pragma_update(None, "foreign_keys", "ON")?;
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        let lite = Lite {
+            path: path.to_owned(),
+            busy_timeout,
+            idle: Mutex::new(Vec::new()),
+            writer: Mutex::new(writer),
+        };
+        let first = lite.open_reader()?;
+        lock(&lite.idle).push(first);
+        Ok(lite)
+    }
+
+    fn open_reader(&self) -> rusqlite::Result<Connection> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(self.busy_timeout)?;
+        c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        c.pragma_update(None, "query_only", "ON")?;
+        Ok(c)
+    }
+
+    /// Run `f` on a read connection, on this thread.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let popped = lock(&self.idle).pop();
+        let conn = match popped {
+            Some(c) => c,
+            None => self.open_reader().map_err(lite_err)?,
+        };
+        let out = f(&conn);
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer connection, committing when
+    /// it returns `Ok` and rolling back otherwise. The caller holds the write lock
+    /// ([`crate::SqliteStore::write`]).
+    pub(crate) fn write_locked<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(lite_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(lite_err)?;
+        Ok(out)
+    }
+}
+
+// ---- errors -------------------------------------------------------------------------------------
+
+/// No row → `NotFound`; everything else → `Other`.
+pub(crate) fn lite_err(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+        other => StoreError::Other(anyhow::Error::new(other)),
+    }
+}
+
+/// Like [`lite_err`], but a unique violation becomes `Conflict(conflict)` and a foreign-key
+/// violation `InvalidReference(reference)`.
+pub(crate) fn lite_write_err(
+    e: rusqlite::Error,
+    conflict: Conflict,
+    reference: &'static str,
+) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if f.code == ErrorCode::ConstraintViolation {
+            // Extended codes: SQLITE_CONSTRAINT_UNIQUE (2067), _PRIMARYKEY (1555),
+            // _FOREIGNKEY (787).
+            match f.extended_code {
+                2067 | 1555 => return StoreError::Conflict(conflict),
+                787 => return StoreError::InvalidReference(reference),
+                _ => {}
+            }
+        }
+    }
+    lite_err(e)
+}
+
+// ---- rows ---------------------------------------------------------------------------------------
+
+/// A row type decoded from a `rusqlite` row (by column name).
+pub(crate) trait FromLite: Sized {
+    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// `impl FromLite for Row { field: row.get("field")?, … }` for a row struct whose fields are
+/// named like its columns.
+macro_rules! lite_row {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl $crate::lite::FromLite for $ty {
+            fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self { $($field: row.get(stringify!($field))?),* })
+            }
+        }
+    };
+}
+pub(crate) use lite_row;
+
+impl FromLite for i64 {
+    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+        row.get(0)
+    }
+}
+
+impl FromLite for String {
+    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+        row.get(0)
+    }
+}
+
+impl FromLite for (i64, i64) {
+    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
+/// A row of `explain query plan` (plan tests).
+#[cfg(test)]
+pub(crate) struct PlanRow {
+    pub detail: String,
+}
+
+#[cfg(test)]
+impl FromLite for PlanRow {
+    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            detail: row.get("detail")?,
+        })
+    }
+}
+
+// ---- queries ------------------------------------------------------------------------------------
+
+/// A value bound to a `?` placeholder.
+pub(crate) trait Arg {
+    fn value(self) -> Value;
+}
+
+impl Arg for &str {
+    fn value(self) -> Value {
+        Value::Text(self.to_owned())
+    }
+}
+impl Arg for &String {
+    fn value(self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl Arg for String {
+    fn value(self) -> Value {
+        Value::Text(self)
+    }
+}
+impl Arg for i64 {
+    fn value(self) -> Value {
+        Value::Integer(self)
+    }
+}
+impl Arg for bool {
+    fn value(self) -> Value {
+        Value::Integer(i64::from(self))
+    }
+}
+impl Arg for &[u8] {
+    fn value(self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+impl<T: Arg> Arg for Option<T> {
+    fn value(self) -> Value {
+        self.map_or(Value::Null, Arg::value)
+    }
+}
+
+/// A statement and its bound values; also a builder for statements made of parts.
+#[derive(Debug, Default)]
+pub(crate) struct Q {
+    sql: String,
+    args: Vec<Value>,
+}
+
+/// Start a query.
+pub(crate) fn q(sql: impl Into<String>) -> Q {
+    Q {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+impl Q {
+    /// Bind the next `?`.
+    pub(crate) fn bind(mut self, v: impl Arg) -> Self {
+        self.args.push(v.value());
+        self
+    }
+
+    /// Append SQL text.
+    pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Append a `?` and bind it.
+    pub(crate) fn push_bind(&mut self, v: impl Arg) -> &mut Self {
+        self.sql.push('?');
+        self.args.push(v.value());
+        self
+    }
+
+    /// Append `?, ?, …` binding each value.
+    pub(crate) fn push_list<A: Arg>(&mut self, values: impl IntoIterator<Item = A>) -> &mut Self {
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            self.push_bind(v);
+        }
+        self
+    }
+
+    /// The SQL text (plan tests).
+    #[cfg(test)]
+    pub(crate) fn sql(&self) -> &str {
+        &self.sql
+    }
+
+    fn params(&self) -> rusqlite::ParamsFromIter<std::slice::Iter<'_, Value>> {
+        rusqlite::params_from_iter(self.args.iter())
+    }
+
+    /// Exactly one row (`NotFound` when there is none).
+    pub(crate) fn one<R: FromLite>(&self, c: &Connection) -> rusqlite::Result<R> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        let mut rows = st.query(self.params())?;
+        match rows.next()? {
+            Some(row) => R::from_lite(row),
+            None => Err(rusqlite::Error::QueryReturnedNoRows),
+        }
+    }
+
+    /// The first row, if any.
+    pub(crate) fn optional<R: FromLite>(&self, c: &Connection) -> rusqlite::Result<Option<R>> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        let mut rows = st.query(self.params())?;
+        rows.next()?.map(R::from_lite).transpose()
+    }
+
+    /// Every row.
+    pub(crate) fn all<R: FromLite>(&self, c: &Connection) -> rusqlite::Result<Vec<R>> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        let mut rows = st.query(self.params())?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(R::from_lite(row)?);
+        }
+        Ok(out)
+    }
+
+    /// Run a statement; returns the number of rows changed.
+    pub(crate) fn execute(&self, c: &Connection) -> rusqlite::Result<usize> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        st.execute(self.params())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> Connection {
+        let c = Connection::open_in_memory().expect("open");
+        c.execute_batch(
+            "create table t (id integer primary key, name text not null unique, note text);
+             create table u (t_id integer not null references t (id));
+             pragma foreign_keys = on;",
+        )
+        .expect("schema");
+        c
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct TRow {
+        id: i64,
+        name: String,
+        note: Option<String>,
+    }
+    lite_row!(TRow { id, name, note });
+
+    #[test]
+    fn binds_in_order_and_decodes_by_column_name() {
+        let c = memory();
+        q("insert into t (name, note) values (?, ?)")
+            .bind("a")
+            .bind(None::<&str>)
+            .execute(&c)
+            .expect("insert");
+        q("insert into t (name, note) values (?, ?)")
+            .bind("b")
+            .bind(Some("x"))
+            .execute(&c)
+            .expect("insert");
+        let rows: Vec<TRow> = q("select note, name, id from t order by id")
+            .all(&c)
+            .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                TRow {
+                    id: 1,
+                    name: "a".into(),
+                    note: None
+                },
+                TRow {
+                    id: 2,
+                    name: "b".into(),
+                    note: Some("x".into())
+                },
+            ]
+        );
+        let mut built = q("select * from t where name in (");
+        built
+            .push_list(["b", "zz"])
+            .push(") and id > ")
+            .push_bind(0_i64);
+        assert_eq!(
+            built.sql(),
+            "select * from t where name in (?, ?) and id > ?"
+        );
+        let one: TRow = built.one(&c).expect("one");
+        assert_eq!(one.name, "b");
+    }
+
+    #[test]
+    fn missing_rows_and_constraint_violations_map_to_store_errors() {
+        let c = memory();
+        let none = q("select * from t where id = ?")
+            .bind(9_i64)
+            .one::<TRow>(&c)
+            .map_err(lite_err);
+        assert!(matches!(none, Err(StoreError::NotFound)));
+        assert!(q("select * from t where id = ?")
+            .bind(9_i64)
+            .optional::<TRow>(&c)
+            .expect("ok")
+            .is_none());
+        q("insert into t (name) values ('a')")
+            .execute(&c)
+            .expect("insert");
+        let dup = q("insert into t (name) values ('a')")
+            .execute(&c)
+            .map_err(|e| lite_write_err(e, Conflict::SidTaken, "t"));
+        assert!(matches!(dup, Err(StoreError::Conflict(Conflict::SidTaken))));
+        let fk = q("insert into u (t_id) values (42)")
+            .execute(&c)
+            .map_err(|e| lite_write_err(e, Conflict::SidTaken, "t"));
+        assert!(matches!(fk, Err(StoreError::InvalidReference("t"))));
+    }
+}
