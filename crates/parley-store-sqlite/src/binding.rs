@@ -183,16 +183,15 @@ impl BindingStore for SqliteStore {
         service: &ServiceSid,
         user: &UserSid,
     ) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "select count(*) from bindings
-             where account_sid = ? and service_sid = ? and user_sid = ?",
-        )
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(user.as_str())
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let n: i64 = self.read(|c| {
+            q("select count(*) from bindings
+               where account_sid = ? and service_sid = ? and user_sid = ?")
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(user.as_str())
+            .one(c)
+            .map_err(lite_err)
+        })?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 

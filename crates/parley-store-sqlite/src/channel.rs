@@ -7,6 +7,7 @@ use parley_core::store::{ChannelStore, Conflict, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::lite::{lite_err, q};
 use crate::rows::{convert_all, ChannelRow};
 use crate::{begin_write, db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
 
@@ -46,6 +47,24 @@ pub(crate) async fn resolve_channel<'c, E: sqlx::SqliteExecutor<'c>>(
         .fetch_one(executor)
         .await
         .map_err(db_err)
+}
+
+/// [`resolve_channel`] on an inline connection.
+pub(crate) fn resolve_channel_lite(
+    c: &rusqlite::Connection,
+    account: &AccountSid,
+    service: &ServiceSid,
+    channel: &ChannelRef,
+) -> StoreResult<ChannelRow> {
+    let (column, value) = channel_key(channel);
+    q(format!(
+        "select * from channels where account_sid = ? and service_sid = ? and {column} = ?"
+    ))
+    .bind(account.as_str())
+    .bind(service.as_str())
+    .bind(value)
+    .one(c)
+    .map_err(lite_err)
 }
 
 /// `<head> from channels where … order by … limit …`. A type filter naming every type is no
@@ -116,8 +135,7 @@ impl ChannelStore for SqliteStore {
         service: &ServiceSid,
         channel: &ChannelRef,
     ) -> StoreResult<Channel> {
-        resolve_channel(&self.reader, account, service, channel)
-            .await?
+        self.read(|c| resolve_channel_lite(c, account, service, channel))?
             .try_into()
     }
 

@@ -521,7 +521,7 @@ mod tests {
                 queries.push((invites, invite::list_query(HEAD, CH, ids, &page)));
             }
             for order in [MessageOrder::Asc, MessageOrder::Desc] {
-                queries.push(("messages", message::list_query(HEAD, CH, order, &page)));
+                inline.push(("messages", message::list_query(HEAD, CH, order, &page)));
             }
             queries.push((
                 "user channels",

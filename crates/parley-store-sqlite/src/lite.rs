@@ -181,6 +181,12 @@ impl FromLite for String {
     }
 }
 
+impl FromLite for (String, i64) {
+    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
 impl FromLite for (i64, i64) {
     fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
         Ok((row.get(0)?, row.get(1)?))

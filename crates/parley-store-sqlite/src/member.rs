@@ -16,6 +16,7 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use crate::channel::{channel_key, in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
+use crate::lite::{lite_err, q};
 use crate::rows::{convert_all, ChannelRow, MemberRow, UserChannelRow};
 use crate::user::user_key;
 use crate::{
@@ -364,23 +365,14 @@ impl MemberStore for SqliteStore {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "select user_sid, count(*) from members where user_sid in (",
-        );
-        let mut list = qb.separated(", ");
-        for u in users {
-            list.push_bind(u.as_str());
-        }
+        let mut qb = q("select user_sid, count(*) from members where user_sid in (");
+        qb.push_list(users.iter().map(UserSid::as_str));
         qb.push(") and account_sid = ");
         qb.push_bind(account.as_str());
         qb.push(" and service_sid = ");
         qb.push_bind(service.as_str());
         qb.push(" group by user_sid");
-        let rows: Vec<(String, i64)> = qb
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<(String, i64)> = self.read(|c| qb.all(c).map_err(lite_err))?;
         rows.into_iter()
             .map(|(sid, n)| {
                 UserSid::parse(&sid)

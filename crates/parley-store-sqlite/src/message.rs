@@ -12,24 +12,23 @@ use parley_core::event::EventKind;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
-use sqlx::{QueryBuilder, Sqlite};
 
-use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::channel::{channel_key, in_channel, resolve_channel, resolve_channel_lite};
 use crate::event::{self, NewEvent};
-use crate::lite::{lite_err, lite_write_err, q};
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow, MessageRow};
 use crate::{begin_write, db_err, one_row, SqliteStore};
 
 /// `<head> from messages where channel_sid = ? … order by msg_index … limit …`. The cursor key
 /// is the index; a forward page of a `desc` list goes to smaller indexes. Rows come back in
 /// travel order (finish with `Page::from_fetched`).
-pub(crate) fn list_query<'a>(
+pub(crate) fn list_query(
     head: &str,
-    channel_sid: &'a str,
+    channel_sid: &str,
     order: MessageOrder,
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from messages where channel_sid = "));
+) -> Q {
+    let mut qb = q(format!("{head} from messages where channel_sid = "));
     qb.push_bind(channel_sid);
     let backwards = page.cursor.as_ref().is_some_and(|c| c.backwards);
     let ascending = (order == MessageOrder::Asc) != backwards;
@@ -148,12 +147,12 @@ impl MessageStore for SqliteStore {
         order: MessageOrder,
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
-        let chan = resolve_channel(&self.reader, account, service, channel).await?;
-        let rows: Vec<MessageRow> = list_query("select *", &chan.sid, order, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<MessageRow> = self.read(|c| {
+            let chan = resolve_channel_lite(c, account, service, channel)?;
+            list_query("select *", &chan.sid, order, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
