@@ -20,7 +20,7 @@
 //!    old), reported in logs and `/metrics`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use parley_core::crypto::SecretBox;
@@ -33,7 +33,7 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::notification::{Notification, NotificationKind};
 use crate::retry::RetryPolicy;
@@ -59,6 +59,8 @@ pub struct WorkerConfig {
     pub unhealthy_for: Duration,
     /// Sleep between polls when there is nothing to do.
     pub idle_poll: Duration,
+    /// Most settlements written in one transaction.
+    pub settle_batch: usize,
     /// Delivery-log retention.
     pub log_retention: Duration,
 }
@@ -79,6 +81,7 @@ impl Default for WorkerConfig {
             },
             unhealthy_for: Duration::from_secs(60),
             idle_poll: Duration::from_millis(200),
+            settle_batch: 512,
             log_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -254,6 +257,45 @@ pub struct Worker {
     credentials: Mutex<HashMap<String, Cached<Option<Arc<PushCredential>>>>>,
     services: Mutex<HashMap<String, Cached<Option<Arc<Service>>>>>,
     unhealthy: Mutex<HashMap<String, Instant>>,
+    /// The settler task's queue (started on first use, inside the runtime).
+    settler: OnceLock<mpsc::UnboundedSender<Settlement>>,
+}
+
+/// A settlement for the settler task, acknowledged once it is stored (or failed to be).
+struct Settlement {
+    id: String,
+    settle: Settle,
+    done: oneshot::Sender<()>,
+}
+
+/// Write settlements as they come, many per transaction: every send's outcome is one write,
+/// and on SQLite's single writer (or a PostgreSQL round trip each) writing them one by one
+/// costs more than the sends themselves. A batch that fails is retried one by one, so one bad
+/// row cannot keep the others unsettled.
+async fn settle_loop(
+    push: Arc<dyn PushStore>,
+    mut rx: mpsc::UnboundedReceiver<Settlement>,
+    max: usize,
+) {
+    let mut buf = Vec::with_capacity(max);
+    while rx.recv_many(&mut buf, max).await > 0 {
+        let batch: Vec<(String, Settle)> = buf
+            .iter()
+            .map(|s| (s.id.clone(), s.settle.clone()))
+            .collect();
+        if let Err(e) = push.settle_deliveries(&batch).await {
+            tracing::warn!(error = %e, n = batch.len(), "batch settle failed; settling one by one");
+            for (id, settle) in &batch {
+                if let Err(e) = push.settle_delivery(id, settle).await {
+                    // The lease expires and another round retries; a repeat keeps its apns-id.
+                    tracing::warn!(delivery = %id, error = %e, "cannot settle delivery");
+                }
+            }
+        }
+        for s in buf.drain(..) {
+            let _ = s.done.send(());
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -289,7 +331,37 @@ impl Worker {
             credentials: Mutex::new(HashMap::new()),
             services: Mutex::new(HashMap::new()),
             unhealthy: Mutex::new(HashMap::new()),
+            settler: OnceLock::new(),
         })
+    }
+
+    /// Store `settle` for delivery `id` through the settler task; returns once it is written.
+    async fn settle(&self, id: &str, settle: Settle) {
+        let tx = self.settler.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(settle_loop(
+                self.push.clone(),
+                rx,
+                self.config.settle_batch.max(1),
+            ));
+            tx
+        });
+        let (done, wait) = oneshot::channel();
+        let item = Settlement {
+            id: id.to_owned(),
+            settle,
+            done,
+        };
+        match tx.send(item) {
+            Ok(()) => {
+                let _ = wait.await;
+            }
+            Err(mpsc::error::SendError(item)) => {
+                if let Err(e) = self.push.settle_delivery(&item.id, &item.settle).await {
+                    tracing::warn!(delivery = %item.id, error = %e, "cannot settle delivery");
+                }
+            }
+        }
     }
 
     /// The service's current settings, read per event so a settings change applies to the next
@@ -483,6 +555,14 @@ impl Worker {
     /// One delivery round: claim as many deliveries as there are free send slots and start a
     /// task for each. Returns how many were claimed.
     pub async fn deliver_once(self: &Arc<Self>) -> Result<usize, StoreError> {
+        // Every slot busy: wait for a few to come back (sends finishing) instead of reporting
+        // "nothing to do", which would make the loop sleep while work is queued.
+        if self.in_flight.available_permits() == 0 {
+            let want = u32::try_from((self.config.max_in_flight / 8).max(1)).unwrap_or(1);
+            if let Ok(p) = self.in_flight.acquire_many(want).await {
+                drop(p);
+            }
+        }
         let free = self.in_flight.available_permits();
         if free == 0 {
             return Ok(0);
@@ -581,10 +661,7 @@ impl Worker {
                 m.pruned.with_label_values(&[provider]).inc();
             }
         }
-        if let Err(e) = self.push.settle_delivery(&d.new.id, &settle).await {
-            // The lease expires and another round retries; a repeat keeps its apns-id.
-            tracing::warn!(delivery = %d.new.id, error = %e, "cannot settle delivery");
-        }
+        self.settle(&d.new.id, settle).await;
         self.log(&d, outcome_label, reason).await;
     }
 

@@ -147,6 +147,11 @@ pub struct ServeArgs {
     /// Days the push delivery log is kept [default: 7].
     #[arg(long, env = "PARLEY_PUSH_LOG_RETENTION_DAYS", value_name = "DAYS")]
     pub push_log_retention_days: Option<u32>,
+    /// Seconds a node holds claimed push work (fan-outs, sends) before another node may take it
+    /// over; after a crash, unfinished work resumes this long after it was claimed
+    /// [default: 60, minimum 25].
+    #[arg(long, env = "PARLEY_PUSH_LEASE_SECS", value_name = "SECS")]
+    pub push_lease_secs: Option<u32>,
 }
 
 impl ServeArgs {
@@ -160,6 +165,7 @@ impl ServeArgs {
             binding_max_age_days: self.binding_max_age_days,
             push: self.push,
             push_log_retention_days: self.push_log_retention_days,
+            push_lease_secs: self.push_lease_secs,
             ..self.db.settings()?
         };
         let settings = cli.with_file(self.db.config.as_deref())?;

@@ -24,6 +24,11 @@ pub const DEFAULT_MAX_BINDINGS_PER_USER: u32 = parley_core::binding::DEFAULT_MAX
 /// Default `--binding-max-age-days`.
 pub const DEFAULT_BINDING_MAX_AGE_DAYS: u32 = 365;
 
+/// Default `--push-lease-secs`.
+pub const DEFAULT_PUSH_LEASE_SECS: u32 = 60;
+/// Smallest `--push-lease-secs`: longer than the per-send timeout (20 s) plus settling.
+pub const MIN_PUSH_LEASE_SECS: u32 = 25;
+
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
 /// Environment variable naming a file that holds the server key (when `PARLEY_SECRET_KEY` is unset).
@@ -56,6 +61,8 @@ pub struct Settings {
     pub push: Option<bool>,
     /// Days the push delivery log is kept.
     pub push_log_retention_days: Option<u32>,
+    /// Seconds a node holds claimed push work before another node may take it over.
+    pub push_lease_secs: Option<u32>,
 }
 
 impl fmt::Debug for Settings {
@@ -73,6 +80,7 @@ impl fmt::Debug for Settings {
             .field("binding_max_age_days", &self.binding_max_age_days)
             .field("push", &self.push)
             .field("push_log_retention_days", &self.push_log_retention_days)
+            .field("push_lease_secs", &self.push_lease_secs)
             .finish()
     }
 }
@@ -92,6 +100,7 @@ impl Settings {
             push_log_retention_days: self
                 .push_log_retention_days
                 .or(lower.push_log_retention_days),
+            push_lease_secs: self.push_lease_secs.or(lower.push_lease_secs),
         }
     }
 
@@ -347,6 +356,8 @@ pub struct Config {
     pub push: bool,
     /// Days the push delivery log is kept.
     pub push_log_retention_days: u32,
+    /// Lease on claimed push work, in seconds.
+    pub push_lease_secs: u32,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
 }
@@ -383,6 +394,13 @@ impl Config {
                 .unwrap_or(DEFAULT_BINDING_MAX_AGE_DAYS),
             push: settings.push.unwrap_or(true),
             push_log_retention_days: settings.push_log_retention_days.unwrap_or(7),
+            push_lease_secs: match settings.push_lease_secs.unwrap_or(DEFAULT_PUSH_LEASE_SECS) {
+                // Sends time out after 20 s; the lease must outlast a send.
+                n if n < MIN_PUSH_LEASE_SECS => {
+                    bail!("push_lease_secs must be at least {MIN_PUSH_LEASE_SECS}")
+                }
+                n => n,
+            },
             bootstrap,
         })
     }

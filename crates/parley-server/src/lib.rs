@@ -86,6 +86,7 @@ impl Application {
                 log_retention: Duration::from_secs(
                     u64::from(config.push_log_retention_days) * 86_400,
                 ),
+                lease: Duration::from_secs(u64::from(config.push_lease_secs)),
                 ..parley_push::WorkerConfig::default()
             };
             let sender: Arc<dyn parley_push::PushSender> =

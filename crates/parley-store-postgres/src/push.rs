@@ -431,6 +431,65 @@ impl PushStore for PgStore {
         Ok(())
     }
 
+    /// Three set statements at most (delete the finished, reschedule the retries, delete the
+    /// dead tokens' deliveries and bindings), each atomic, rows in id order so concurrent
+    /// nodes lock in one order.
+    #[tracing::instrument(skip_all, fields(n = batch.len()))]
+    async fn settle_deliveries(&self, batch: &[(String, Settle)]) -> StoreResult<()> {
+        let mut done: Vec<&str> = Vec::new();
+        let mut retry: Vec<(&str, i64, &str)> = Vec::new();
+        let mut dead: Vec<&str> = Vec::new();
+        for (id, settle) in batch {
+            match settle {
+                Settle::Delivered | Settle::Failed { .. } => done.push(id),
+                Settle::Retry { at, error } => retry.push((id, at.unix_micros(), error)),
+                Settle::DeadToken { .. } => dead.push(id),
+            }
+        }
+        done.sort_unstable();
+        retry.sort_unstable();
+        dead.sort_unstable();
+        if !done.is_empty() {
+            sqlx::query("delete from push_deliveries where id = any($1)")
+                .bind(&done)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        }
+        if !retry.is_empty() {
+            let ids: Vec<&str> = retry.iter().map(|r| r.0).collect();
+            let ats: Vec<i64> = retry.iter().map(|r| r.1).collect();
+            let errors: Vec<&str> = retry.iter().map(|r| r.2).collect();
+            sqlx::query(
+                "update push_deliveries d
+                 set available_at = r.at, lease_until = null, last_error = r.error
+                 from unnest($1::text[], $2::bigint[], $3::text[]) as r(id, at, error)
+                 where d.id = r.id",
+            )
+            .bind(&ids)
+            .bind(&ats)
+            .bind(&errors)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
+        if !dead.is_empty() {
+            sqlx::query(
+                "with d as (
+                     delete from push_deliveries where id = any($1)
+                     returning binding_sid, address
+                 )
+                 delete from bindings b using d
+                 where b.sid = d.binding_sid and b.address = d.address",
+            )
+            .bind(&dead)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn push_queue_depth(&self) -> StoreResult<(i64, i64)> {
         sqlx::query_as(

@@ -1074,3 +1074,95 @@ async fn push_log_pages_by_date_and_seq_and_prunes() {
         .expect("delete service");
     assert_eq!(count(&store, "select count(*) from push_log").await, 0);
 }
+
+/// `settle_deliveries` does to a batch what `settle_delivery` does to each: finished rows go,
+/// retries are postponed with their error, a dead token takes its binding (only while the
+/// binding still holds that token) and the binding's other deliveries; ids that are gone are
+/// no-ops.
+#[tokio::test]
+async fn a_settle_batch_does_what_settling_one_by_one_does() {
+    let w = world().await;
+    let store = &w.store;
+    let b1 = register(store, &w.alice, "batch-1", &ALL_TYPES).await;
+    let b2 = register(store, &w.alice, "batch-2", &ALL_TYPES).await;
+    let b3 = register(store, &w.alice, "batch-3", &ALL_TYPES).await;
+    let mut evs = Vec::new();
+    for i in 0..2 {
+        post(store, &w.ch, "bob", &format!("m{i}")).await;
+        evs.push(last_event(store, &w.svc).await);
+    }
+    let now = soon();
+    for e in &evs {
+        store
+            .complete_fanout(
+                e.id,
+                &[
+                    delivery(e, &b1, now),
+                    delivery(e, &b2, now),
+                    delivery(e, &b3, now),
+                ],
+            )
+            .await
+            .expect("fan-out");
+    }
+    let claimed = store
+        .claim_deliveries(now, now.plus_secs(1000), 100)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 6);
+    let id = |e: &Event, b: &Binding| format!("{}:{}", e.id, b.sid);
+
+    store
+        .settle_deliveries(&[
+            (id(&evs[0], &b1), Settle::Delivered),
+            (
+                id(&evs[1], &b1),
+                Settle::Failed {
+                    error: "400".to_owned(),
+                },
+            ),
+            (
+                id(&evs[0], &b2),
+                Settle::Retry {
+                    at: now.plus_secs(60),
+                    error: "503 unavailable".to_owned(),
+                },
+            ),
+            (
+                id(&evs[0], &b3),
+                Settle::DeadToken {
+                    reason: "Unregistered".to_owned(),
+                },
+            ),
+            (
+                "999999:BS00000000000000000000000000000000".to_owned(),
+                Settle::Delivered,
+            ),
+        ])
+        .await
+        .expect("batch");
+
+    assert!(delivery_row(store, &id(&evs[0], &b1)).await.is_none());
+    assert!(delivery_row(store, &id(&evs[1], &b1)).await.is_none());
+    assert_eq!(
+        delivery_row(store, &id(&evs[0], &b2)).await,
+        Some((
+            now.plus_secs(60).unix_micros(),
+            None,
+            Some("503 unavailable".to_owned())
+        ))
+    );
+    assert!(!binding_exists(store, &b3.sid).await, "dead token pruned");
+    assert!(binding_exists(store, &b1.sid).await);
+    let left: BTreeSet<String> = sqlx::query_scalar("select id from push_deliveries")
+        .fetch_all(store.pool())
+        .await
+        .expect("ids")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        left,
+        BTreeSet::from([id(&evs[0], &b2), id(&evs[1], &b2)]),
+        "b3's other delivery went with it; b2's second is still leased"
+    );
+}

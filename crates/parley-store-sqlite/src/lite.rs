@@ -33,6 +33,12 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
 const MAX_IDLE_READERS: usize = 8;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 128;
+/// Bytes of the database file each connection maps into memory: pages are read from the
+/// mapping instead of being copied in by `pread` — which matters because WAL mode empties a
+/// connection's page cache whenever another connection has written since its last read.
+const MMAP_SIZE: &str = "268435456";
+/// How often the background checkpointer copies the WAL back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// The `rusqlite` side of a [`crate::SqliteStore`]: read connections and the writer.
 pub(crate) struct Lite {
@@ -40,6 +46,8 @@ pub(crate) struct Lite {
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     writer: Mutex<Connection>,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Lite {
@@ -55,7 +63,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Lite {
     /// Open the writer connection on an existing database file (created and migrated by
     /// `sqlx` beforehand).
-    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Lite> {
+    pub(crate) fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Lite> {
         let writer = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -64,11 +72,15 @@ impl Lite {
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         writer.pragma_update(None, "foreign_keys", "ON")?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+        // Checkpoints (which fsync) run on the checkpointer thread, never inside a request.
+        writer.pragma_update(None, "wal_autocheckpoint", "0")?;
         let lite = Lite {
             path: path.to_owned(),
             busy_timeout,
             idle: Mutex::new(Vec::new()),
             writer: Mutex::new(writer),
+            _checkpointer: spawn_checkpointer(path, busy_timeout)?,
         };
         let first = lite.open_reader()?;
         lock(&lite.idle).push(first);
@@ -83,6 +95,7 @@ impl Lite {
         c.busy_timeout(self.busy_timeout)?;
         c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         c.pragma_update(None, "query_only", "ON")?;
+        c.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         Ok(c)
     }
 
@@ -116,6 +129,41 @@ impl Lite {
         tx.commit().map_err(lite_err)?;
         Ok(out)
     }
+}
+
+/// A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` every
+/// [`CHECKPOINT_EVERY`] (a passive checkpoint waits for nobody and blocks nobody) until the
+/// returned sender is dropped. Writers have automatic checkpoints off, so the fsyncs a
+/// checkpoint makes never stall a request.
+fn spawn_checkpointer(
+    path: &Path,
+    busy_timeout: Duration,
+) -> anyhow::Result<std::sync::mpsc::Sender<()>> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy_timeout)?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("parley-sqlite-checkpoint".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(CHECKPOINT_EVERY) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "sqlite checkpoint failed");
+                    }
+                }
+                // The store is gone: a last checkpoint, then stop.
+                _ => {
+                    let _ = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()));
+                    return;
+                }
+            }
+        });
+    spawned?;
+    Ok(tx)
 }
 
 // ---- errors -------------------------------------------------------------------------------------

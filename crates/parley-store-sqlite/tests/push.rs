@@ -1057,3 +1057,82 @@ async fn deleting_a_service_removes_its_log_and_pending_deliveries() {
         .expect("list");
     assert!(left.items.is_empty());
 }
+
+/// `settle_deliveries` does to a batch what `settle_delivery` does to each, in one transaction:
+/// finished rows go, retries are postponed, a dead token takes its binding (and the binding's
+/// other deliveries); ids that are gone are no-ops.
+#[tokio::test]
+async fn a_settle_batch_does_what_settling_one_by_one_does() {
+    // Arrange
+    let e = env().await;
+    let (ch, alice, bob) = chat_with_a_message(&e).await;
+    let a = e.bind(&alice, PushType::Apn, "a1", &all_types()).await;
+    let b = e.bind(&bob, PushType::Fcm, "b1", &all_types()).await;
+    let c = e.bind(&bob, PushType::Gcm, "b2", &all_types()).await;
+    let first = e.last_event(EventKind::NewMessage).await;
+    let now = Timestamp::now();
+    e.fan_out(&first, &[&a, &b, &c], now).await;
+    e.post(&ch, "alice", "second").await;
+    let second = e.last_event(EventKind::NewMessage).await;
+    e.fan_out(&second, &[&c], now).await;
+    let id = |ev: &Event, x: &Binding| format!("{}:{}", ev.id, x.sid.as_str());
+    assert_eq!(
+        e.push
+            .claim_deliveries(now, now.plus_secs(30), 100)
+            .await
+            .expect("claim")
+            .len(),
+        4
+    );
+
+    // Act
+    e.push
+        .settle_deliveries(&[
+            (id(&first, &a), Settle::Delivered),
+            (
+                id(&first, &b),
+                Settle::Retry {
+                    at: now.plus_secs(100),
+                    error: "503".to_owned(),
+                },
+            ),
+            (
+                id(&first, &c),
+                Settle::DeadToken {
+                    reason: "UNREGISTERED".to_owned(),
+                },
+            ),
+            (
+                "1:BS00000000000000000000000000000000".to_owned(),
+                Settle::Delivered,
+            ),
+        ])
+        .await
+        .expect("batch");
+
+    // Assert: only b's retry is left (c's second delivery went with its binding)
+    assert_eq!(e.depth().await.1, 1);
+    let again = e
+        .push
+        .claim_deliveries(now.plus_secs(100), now.plus_secs(130), 100)
+        .await
+        .expect("claim when due");
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].new.id, id(&first, &b));
+    let bindings = e
+        .store
+        .list_bindings(
+            &e.svc.account_sid,
+            &e.svc.sid,
+            &parley_core::binding::BindingFilter::default(),
+            &PageRequest::first(50),
+        )
+        .await
+        .expect("bindings");
+    let left: BTreeSet<String> = bindings.items.iter().map(|x| x.sid.to_string()).collect();
+    assert_eq!(
+        left,
+        BTreeSet::from([a.sid.to_string(), b.sid.to_string()]),
+        "the dead token's binding is gone"
+    );
+}

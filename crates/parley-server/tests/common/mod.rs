@@ -217,6 +217,64 @@ impl Server {
         response
     }
 
+    /// An HTTP/1.1 request with HTTP Basic auth and a form body (for `POST`); returns the
+    /// status and the body.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        auth: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
+        use base64::Engine as _;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.0, auth.1));
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+             Authorization: Basic {basic}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// [`Server::call`], expecting a 2xx JSON answer.
+    pub fn ok(&self, method: &str, path: &str, auth: (&str, &str), form: &[(&str, &str)]) -> Value {
+        let (status, body) = self.call(method, path, auth, form);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {body}"
+        );
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+    }
+
+    /// SIGKILL (a crash: nothing is finished or released), then wait.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, then wait; returns (exited successfully, stdout). Prints the server log when
     /// the exit was not clean.
     pub fn terminate(mut self) -> (bool, String) {
