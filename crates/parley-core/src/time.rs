@@ -38,6 +38,36 @@ impl Timestamp {
     }
     /// `YYYY-MM-DDTHH:MM:SSZ`, the wire format of every Chat v2 date (contract §0.1).
     pub fn to_rfc3339_seconds(self) -> String {
+        // Hot (several dates per resource, 50 resources per page): written out by hand for
+        // years 0000–9999; anything else goes through `time` as before.
+        let secs = self.unix_secs();
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        if (0..=9999).contains(&y) {
+            let digits = |n: i64, width: u32| {
+                (0..width)
+                    .rev()
+                    .map(move |i| char::from(b'0' + ((n / 10_i64.pow(i)) % 10) as u8))
+            };
+            let mut out = String::with_capacity(20);
+            out.extend(digits(y, 4));
+            out.push('-');
+            out.extend(digits(m, 2));
+            out.push('-');
+            out.extend(digits(d, 2));
+            out.push('T');
+            out.extend(digits(rem / 3600, 2));
+            out.push(':');
+            out.extend(digits(rem / 60 % 60, 2));
+            out.push(':');
+            out.extend(digits(rem % 60, 2));
+            out.push('Z');
+            return out;
+        }
+        self.to_rfc3339_seconds_slow()
+    }
+
+    fn to_rfc3339_seconds_slow(self) -> String {
         let odt = time::OffsetDateTime::from_unix_timestamp(self.unix_secs())
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         let fmt =
@@ -53,9 +83,61 @@ impl Timestamp {
     }
 }
 
+/// (year, month, day) of a day count since 1970-01-01, proleptic Gregorian (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hand_written_format_agrees_with_the_time_crate() {
+        // Every day boundary from 0000 to 9999 in big strides, plus odd seconds and leap days.
+        let min = -62_167_219_200_i64; // 0000-01-01T00:00:00Z
+        let max = 253_402_300_799_i64; // 9999-12-31T23:59:59Z
+        let mut s = min;
+        while s <= max {
+            let t = Timestamp::from_unix_micros(s * 1_000_000);
+            assert_eq!(
+                t.to_rfc3339_seconds(),
+                t.to_rfc3339_seconds_slow(),
+                "at {s}"
+            );
+            s += 86_400 * 97 + 3_607;
+        }
+        for s in [
+            min,
+            max,
+            0,
+            -1,
+            951_782_400,
+            951_868_799,
+            4_107_542_400,
+            1_709_164_800,
+        ] {
+            let t = Timestamp::from_unix_micros(s * 1_000_000);
+            assert_eq!(
+                t.to_rfc3339_seconds(),
+                t.to_rfc3339_seconds_slow(),
+                "at {s}"
+            );
+        }
+        // Outside 0000–9999: the old path (time's range or the epoch).
+        let far = Timestamp::from_unix_micros((max + 1) * 1_000_000);
+        assert_eq!(far.to_rfc3339_seconds(), far.to_rfc3339_seconds_slow());
+    }
 
     #[test]
     fn formats_without_fraction_or_offset() {

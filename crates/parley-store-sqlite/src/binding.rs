@@ -38,6 +38,23 @@ pub(crate) fn list_query(
     qb
 }
 
+/// Keep at most `new.max_per_user` bindings of the user: `kept` (the one just registered),
+/// then the most recently updated.
+fn cap_user_bindings(c: &rusqlite::Connection, new: &NewBinding, kept: &str) -> StoreResult<()> {
+    q("delete from bindings where sid in (
+           select sid from bindings
+           where service_sid = ? and user_sid = ?
+           order by sid = ? desc, date_updated desc, sid desc
+           limit -1 offset ?)")
+    .bind(new.service_sid.as_str())
+    .bind(new.user_sid.as_str())
+    .bind(kept)
+    .bind(i64::from(new.max_per_user.max(1)))
+    .execute(c)
+    .map_err(lite_err)?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl BindingStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %new.service_sid, user.sid = %new.user_sid))]
@@ -59,6 +76,41 @@ impl BindingStore for SqliteStore {
                     return Err(StoreError::InvalidReference(
                         "identity does not match user_sid",
                     ));
+                }
+
+                // 0. The common case, a device refreshing its registration with nothing new
+                //    but its message types: update just those and `date_updated`, so only the
+                //    row and one index change (the upsert below rewrites every index that
+                //    covers a column it sets — five of them — whatever the values).
+                let same: Option<BindingRow> = q(
+                    "select * from bindings
+                     where service_sid = ? and identity = ? and endpoint = ? and binding_type = ?",
+                )
+                .bind(new.service_sid.as_str())
+                .bind(&new.identity)
+                .bind(&new.endpoint)
+                .bind(new.binding_type.as_str())
+                .optional(c)
+                .map_err(lite_err)?
+                .filter(|b: &BindingRow| {
+                    b.account_sid == new.account_sid.as_str()
+                        && b.user_sid == new.user_sid.as_str()
+                        && b.address == new.address
+                        && b.credential_sid.as_deref()
+                            == new.credential_sid.as_ref().map(|c| c.as_str())
+                });
+                if let Some(found) = same {
+                    let row: BindingRow = q(
+                        "update bindings set message_types = ?, date_updated = ? where sid = ?
+                         returning *",
+                    )
+                    .bind(message_types.as_str())
+                    .bind(new.now.unix_micros())
+                    .bind(found.sid.as_str())
+                    .one(c)
+                    .map_err(lite_err)?;
+                    cap_user_bindings(c, new, &row.sid)?;
+                    return Ok(row);
                 }
 
                 // 1. A device token belongs to one (identity, endpoint) per service.
@@ -103,19 +155,8 @@ impl BindingStore for SqliteStore {
                 .one(c)
                 .map_err(|e| lite_write_err(e, Conflict::SidTaken, "credential"))?;
 
-                // 3. Keep at most `max_per_user` bindings: the one just registered, then the
-                //    most recently updated.
-                q("delete from bindings where sid in (
-                       select sid from bindings
-                       where service_sid = ? and user_sid = ?
-                       order by sid = ? desc, date_updated desc, sid desc
-                       limit -1 offset ?)")
-                .bind(new.service_sid.as_str())
-                .bind(new.user_sid.as_str())
-                .bind(row.sid.as_str())
-                .bind(i64::from(new.max_per_user.max(1)))
-                .execute(c)
-                .map_err(lite_err)?;
+                // 3. Keep at most `max_per_user` bindings.
+                cap_user_bindings(c, new, &row.sid)?;
                 Ok(row)
             })
             .await?;

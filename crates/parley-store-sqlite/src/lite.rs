@@ -33,10 +33,6 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
 const MAX_IDLE_READERS: usize = 8;
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 128;
-/// Bytes of the database file each connection maps into memory: pages are read from the
-/// mapping instead of being copied in by `pread` — which matters because WAL mode empties a
-/// connection's page cache whenever another connection has written since its last read.
-const MMAP_SIZE: &str = "268435456";
 /// How often the background checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
@@ -72,7 +68,6 @@ impl Lite {
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         writer.pragma_update(None, "foreign_keys", "ON")?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
-        writer.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         // Checkpoints (which fsync) run on the checkpointer thread, never inside a request.
         writer.pragma_update(None, "wal_autocheckpoint", "0")?;
         let lite = Lite {
@@ -95,7 +90,6 @@ impl Lite {
         c.busy_timeout(self.busy_timeout)?;
         c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         c.pragma_update(None, "query_only", "ON")?;
-        c.pragma_update(None, "mmap_size", MMAP_SIZE)?;
         Ok(c)
     }
 
@@ -199,18 +193,36 @@ pub(crate) fn lite_write_err(
 
 // ---- rows ---------------------------------------------------------------------------------------
 
-/// A row type decoded from a `rusqlite` row (by column name).
+/// A row type decoded from a `rusqlite` row.
 pub(crate) trait FromLite: Sized {
-    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self>;
+    /// The columns read, by name, in the order `from_lite` takes them; empty = by position.
+    const COLUMNS: &'static [&'static str] = &[];
+    /// Decode `row`; `idx[i]` is the position of `COLUMNS[i]` in the statement (looked up once
+    /// per statement, not per row).
+    fn from_lite(row: &Row<'_>, idx: &[usize]) -> rusqlite::Result<Self>;
 }
 
-/// `impl FromLite for Row { field: row.get("field")?, … }` for a row struct whose fields are
+/// Positions of `R::COLUMNS` in `st`.
+fn column_positions<R: FromLite>(st: &rusqlite::Statement<'_>) -> rusqlite::Result<Vec<usize>> {
+    R::COLUMNS.iter().map(|c| st.column_index(c)).collect()
+}
+
+/// The next position of a [`lite_row!`] decoder.
+pub(crate) fn next_position(it: &mut std::slice::Iter<'_, usize>) -> rusqlite::Result<usize> {
+    it.next()
+        .copied()
+        .ok_or(rusqlite::Error::InvalidColumnIndex(usize::MAX))
+}
+
+/// `impl FromLite for Row { field: <column "field">, … }` for a row struct whose fields are
 /// named like its columns.
 macro_rules! lite_row {
     ($ty:ident { $($field:ident),* $(,)? }) => {
         impl $crate::lite::FromLite for $ty {
-            fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-                Ok(Self { $($field: row.get(stringify!($field))?),* })
+            const COLUMNS: &'static [&'static str] = &[$(stringify!($field)),*];
+            fn from_lite(row: &rusqlite::Row<'_>, idx: &[usize]) -> rusqlite::Result<Self> {
+                let mut it = idx.iter();
+                Ok(Self { $($field: row.get($crate::lite::next_position(&mut it)?)?),* })
             }
         }
     };
@@ -218,25 +230,25 @@ macro_rules! lite_row {
 pub(crate) use lite_row;
 
 impl FromLite for i64 {
-    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         row.get(0)
     }
 }
 
 impl FromLite for String {
-    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         row.get(0)
     }
 }
 
 impl FromLite for (String, i64) {
-    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?, row.get(1)?))
     }
 }
 
 impl FromLite for (i64, i64) {
-    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
+    fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?, row.get(1)?))
     }
 }
@@ -248,13 +260,7 @@ pub(crate) struct PlanRow {
 }
 
 #[cfg(test)]
-impl FromLite for PlanRow {
-    fn from_lite(row: &Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Self {
-            detail: row.get("detail")?,
-        })
-    }
-}
+lite_row!(PlanRow { detail });
 
 // ---- queries ------------------------------------------------------------------------------------
 
@@ -357,28 +363,26 @@ impl Q {
 
     /// Exactly one row (`NotFound` when there is none).
     pub(crate) fn one<R: FromLite>(&self, c: &Connection) -> rusqlite::Result<R> {
-        let mut st = c.prepare_cached(&self.sql)?;
-        let mut rows = st.query(self.params())?;
-        match rows.next()? {
-            Some(row) => R::from_lite(row),
-            None => Err(rusqlite::Error::QueryReturnedNoRows),
-        }
+        self.optional(c)?
+            .ok_or(rusqlite::Error::QueryReturnedNoRows)
     }
 
     /// The first row, if any.
     pub(crate) fn optional<R: FromLite>(&self, c: &Connection) -> rusqlite::Result<Option<R>> {
         let mut st = c.prepare_cached(&self.sql)?;
+        let idx = column_positions::<R>(&st)?;
         let mut rows = st.query(self.params())?;
-        rows.next()?.map(R::from_lite).transpose()
+        rows.next()?.map(|r| R::from_lite(r, &idx)).transpose()
     }
 
     /// Every row.
     pub(crate) fn all<R: FromLite>(&self, c: &Connection) -> rusqlite::Result<Vec<R>> {
         let mut st = c.prepare_cached(&self.sql)?;
+        let idx = column_positions::<R>(&st)?;
         let mut rows = st.query(self.params())?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
-            out.push(R::from_lite(row)?);
+            out.push(R::from_lite(row, &idx)?);
         }
         Ok(out)
     }
