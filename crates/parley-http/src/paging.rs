@@ -223,6 +223,21 @@ impl PageQuery {
         sort_key: impl Fn(&D) -> (i64, String),
         render: impl Fn(&D) -> R,
     ) -> Result<ListBody, ApiError> {
+        self.envelope_with(page, urls, secrets, sort_key, |d, out| {
+            serde_json::to_writer(out, &render(d))
+        })
+    }
+
+    /// [`PageQuery::envelope`] where `write` serializes an item itself (so its wire form may
+    /// borrow from the item instead of copying every field).
+    pub fn envelope_with<D>(
+        &self,
+        page: Page<D>,
+        urls: &UrlBuilder,
+        secrets: &SecretBox,
+        sort_key: impl Fn(&D) -> (i64, String),
+        write: impl Fn(&D, &mut Vec<u8>) -> serde_json::Result<()>,
+    ) -> Result<ListBody, ApiError> {
         let backwards = self.request.cursor.as_ref().is_some_and(|c| c.backwards);
         let (has_next, has_prev) = if backwards {
             (true, page.more)
@@ -270,7 +285,7 @@ impl PageQuery {
             if i > 0 {
                 out.push(b',');
             }
-            serde_json::to_writer(&mut out, &render(d)).map_err(ApiError::internal)?;
+            write(d, &mut out).map_err(ApiError::internal)?;
         }
         out.extend_from_slice(b"],\"meta\":");
         serde_json::to_writer(&mut out, &meta).map_err(ApiError::internal)?;

@@ -3,13 +3,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use parley_core::binding::{Binding, BindingFilter};
 use parley_core::{BindingSid, ServiceSid};
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use super::{account, date, service_of, user_bindings::type_filter, Segments};
+use super::{account, service_of, user_bindings::type_filter, Segments, WireDate};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::paging::{PageQuery, BINDINGS};
@@ -18,38 +18,47 @@ use crate::urls::{segment, UrlBuilder};
 use crate::AppState;
 
 /// Wire form of a service binding (`chat.v2.service.binding`): no `user_sid`, has `links`.
+/// Borrows from the binding: rendering a page copies no field.
 #[derive(Serialize)]
-pub(crate) struct BindingResource {
-    sid: String,
-    account_sid: String,
-    service_sid: String,
-    date_created: String,
-    date_updated: String,
-    endpoint: String,
-    identity: String,
-    credential_sid: Option<String>,
+pub(crate) struct BindingResource<'a> {
+    sid: &'a str,
+    account_sid: &'a str,
+    service_sid: &'a str,
+    date_created: WireDate,
+    date_updated: WireDate,
+    endpoint: &'a str,
+    identity: &'a str,
+    credential_sid: Option<&'a str>,
     binding_type: &'static str,
-    message_types: Vec<String>,
+    message_types: &'a [String],
     url: String,
-    links: Value,
+    links: BindingLinks,
 }
 
-impl BindingResource {
-    pub(crate) fn new(b: &Binding, urls: &UrlBuilder) -> Self {
+/// `links` of a service binding.
+#[derive(Serialize)]
+pub(crate) struct BindingLinks {
+    user: String,
+}
+
+impl<'a> BindingResource<'a> {
+    pub(crate) fn new(b: &'a Binding, urls: &UrlBuilder) -> Self {
         let service = b.service_sid.as_str();
         Self {
-            sid: b.sid.to_string(),
-            account_sid: b.account_sid.to_string(),
-            service_sid: service.to_owned(),
-            date_created: date(b.date_created),
-            date_updated: date(b.date_updated),
-            endpoint: b.endpoint.clone(),
-            identity: b.identity.clone(),
-            credential_sid: b.credential_sid.as_ref().map(ToString::to_string),
+            sid: b.sid.as_str(),
+            account_sid: b.account_sid.as_str(),
+            service_sid: service,
+            date_created: WireDate(b.date_created),
+            date_updated: WireDate(b.date_updated),
+            endpoint: &b.endpoint,
+            identity: &b.identity,
+            credential_sid: b.credential_sid.as_ref().map(|c| c.as_str()),
             binding_type: b.binding_type.as_str(),
-            message_types: b.message_types.clone(),
+            message_types: &b.message_types,
             url: urls.in_service(service, &format!("Bindings/{}", b.sid)),
-            links: json!({ "user": urls.in_service(service, &format!("Users/{}", segment(&b.identity))) }),
+            links: BindingLinks {
+                user: urls.in_service(service, &format!("Users/{}", segment(&b.identity))),
+            },
         }
     }
 }
@@ -83,12 +92,12 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope(
+    let body = pq.envelope_with(
         page,
         &app.urls,
         &app.secrets,
         |b| (b.date_created.unix_micros(), b.sid.to_string()),
-        |b| BindingResource::new(b, &app.urls),
+        |b, out| serde_json::to_writer(out, &BindingResource::new(b, &app.urls)),
     )?;
     Ok(body)
 }
@@ -98,14 +107,14 @@ pub(crate) async fn fetch(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
-) -> Result<Json<BindingResource>, ApiError> {
+) -> Result<Response, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let sid: BindingSid = seg.sid(1)?;
     let b = app
         .store
         .fetch_binding(account(&auth), &service, &sid)
         .await?;
-    Ok(Json(BindingResource::new(&b, &app.urls)))
+    Ok(Json(BindingResource::new(&b, &app.urls)).into_response())
 }
 
 /// Twilio DeleteBinding — `DELETE /v2/Services/{ServiceSid}/Bindings/{Sid}`

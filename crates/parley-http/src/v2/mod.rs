@@ -190,6 +190,19 @@ pub(crate) fn date(t: Timestamp) -> String {
     t.to_rfc3339_seconds()
 }
 
+/// A date in the wire format (`YYYY-MM-DDTHH:MM:SSZ`), serialized without an allocation.
+#[derive(Clone, Copy)]
+pub(crate) struct WireDate(pub Timestamp);
+
+impl serde::Serialize for WireDate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.rfc3339_seconds_bytes() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
+            None => s.serialize_str(&self.0.to_rfc3339_seconds()),
+        }
+    }
+}
+
 /// Validate a JSON `Attributes` parameter (must parse as JSON); returns it unchanged.
 pub(crate) fn attributes(params: &crate::params::Params) -> Result<Option<String>, ApiError> {
     match params.get("Attributes") {

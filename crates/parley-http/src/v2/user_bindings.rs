@@ -4,13 +4,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use parley_core::binding::{Binding, BindingFilter};
 use parley_core::user::UserRef;
 use parley_core::{BindingSid, CredentialSid, ServiceSid};
 use serde::Serialize;
 
-use super::{account, date, service_of, users::check_identity, Segments};
+use super::{account, service_of, users::check_identity, Segments, WireDate};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::paging::{PageQuery, BINDINGS};
@@ -20,36 +21,37 @@ use crate::urls::UrlBuilder;
 use crate::AppState;
 
 /// Wire form of a user binding (`chat.v2.service.user.user_binding`).
+/// Borrows from the binding: rendering a page copies no field.
 #[derive(Serialize)]
-pub(crate) struct UserBindingResource {
-    sid: String,
-    account_sid: String,
-    service_sid: String,
-    date_created: String,
-    date_updated: String,
-    endpoint: String,
-    identity: String,
-    user_sid: String,
-    credential_sid: Option<String>,
+pub(crate) struct UserBindingResource<'a> {
+    sid: &'a str,
+    account_sid: &'a str,
+    service_sid: &'a str,
+    date_created: WireDate,
+    date_updated: WireDate,
+    endpoint: &'a str,
+    identity: &'a str,
+    user_sid: &'a str,
+    credential_sid: Option<&'a str>,
     binding_type: &'static str,
-    message_types: Vec<String>,
+    message_types: &'a [String],
     url: String,
 }
 
-impl UserBindingResource {
-    pub(crate) fn new(b: &Binding, urls: &UrlBuilder) -> Self {
+impl<'a> UserBindingResource<'a> {
+    pub(crate) fn new(b: &'a Binding, urls: &UrlBuilder) -> Self {
         Self {
-            sid: b.sid.to_string(),
-            account_sid: b.account_sid.to_string(),
-            service_sid: b.service_sid.to_string(),
-            date_created: date(b.date_created),
-            date_updated: date(b.date_updated),
-            endpoint: b.endpoint.clone(),
-            identity: b.identity.clone(),
-            user_sid: b.user_sid.to_string(),
-            credential_sid: b.credential_sid.as_ref().map(ToString::to_string),
+            sid: b.sid.as_str(),
+            account_sid: b.account_sid.as_str(),
+            service_sid: b.service_sid.as_str(),
+            date_created: WireDate(b.date_created),
+            date_updated: WireDate(b.date_updated),
+            endpoint: &b.endpoint,
+            identity: &b.identity,
+            user_sid: b.user_sid.as_str(),
+            credential_sid: b.credential_sid.as_ref().map(|c| c.as_str()),
             binding_type: b.binding_type.as_str(),
-            message_types: b.message_types.clone(),
+            message_types: &b.message_types,
             url: urls.in_service(
                 b.service_sid.as_str(),
                 &format!("Users/{}/Bindings/{}", b.user_sid, b.sid),
@@ -94,12 +96,12 @@ pub(crate) async fn list(
         .store
         .list_bindings(account(&auth), &service, &filter, &pq.request)
         .await?;
-    let body = pq.envelope(
+    let body = pq.envelope_with(
         page,
         &app.urls,
         &app.secrets,
         |b| (b.date_created.unix_micros(), b.sid.to_string()),
-        |b| UserBindingResource::new(b, &app.urls),
+        |b, out| serde_json::to_writer(out, &UserBindingResource::new(b, &app.urls)),
     )?;
     Ok(body)
 }
@@ -132,9 +134,9 @@ pub(crate) async fn fetch(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
-) -> Result<Json<UserBindingResource>, ApiError> {
+) -> Result<Response, ApiError> {
     let binding = user_binding(&app, &auth, &seg).await?;
-    Ok(Json(UserBindingResource::new(&binding, &app.urls)))
+    Ok(Json(UserBindingResource::new(&binding, &app.urls)).into_response())
 }
 
 /// Twilio DeleteUserBinding — `DELETE /v2/Services/{ServiceSid}/Users/{UserSid}/Bindings/{Sid}`
@@ -159,7 +161,7 @@ pub(crate) async fn register(
     State(app): State<AppState>,
     seg: Segments,
     Form(p): Form,
-) -> Result<(StatusCode, Json<UserBindingResource>), ApiError> {
+) -> Result<Response, ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
     let binding_type = registrations::binding_type(&p.required("BindingType")?, "BindingType")?;
     let address = p.get("Address").unwrap_or_default().to_owned();
@@ -220,5 +222,6 @@ pub(crate) async fn register(
     Ok((
         status,
         Json(UserBindingResource::new(&registered.binding, &app.urls)),
-    ))
+    )
+        .into_response())
 }

@@ -9,7 +9,6 @@ use parley_core::service::Service;
 use parley_core::user::{User, UserRef, UserUpdate, MAX_IDENTITY_LEN};
 use parley_core::{sid::is_sid, RoleSid, ServiceSid, Timestamp, UserSid};
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
@@ -34,8 +33,15 @@ pub(crate) struct UserResource {
     date_created: String,
     date_updated: String,
     joined_channels_count: i64,
-    links: Value,
+    links: UserLinks,
     url: String,
+}
+
+/// `links` of a user.
+#[derive(Serialize)]
+pub(crate) struct UserLinks {
+    user_bindings: String,
+    user_channels: String,
 }
 
 impl UserResource {
@@ -63,10 +69,10 @@ impl UserResource {
             date_created: date(u.date_created),
             date_updated: date(u.date_updated),
             joined_channels_count: joined,
-            links: json!({
-                "user_channels": urls.in_service(service, &format!("{base}/Channels")),
-                "user_bindings": urls.in_service(service, &format!("{base}/Bindings")),
-            }),
+            links: UserLinks {
+                user_bindings: urls.in_service(service, &format!("{base}/Bindings")),
+                user_channels: urls.in_service(service, &format!("{base}/Channels")),
+            },
             url: urls.in_service(service, &base),
         }
     }
