@@ -16,6 +16,10 @@ pub struct OutboxItem {
     pub event: Event,
     /// Previous fan-out attempts.
     pub attempts: i32,
+    /// The binding SID (byte order) up to which this event's deliveries were already written
+    /// by an earlier, interrupted fan-out ([`crate::store::PushStore::fanout_progress`]);
+    /// resume after it. `None`: start from the beginning.
+    pub fanout_after: Option<String>,
 }
 
 /// One device to notify about an event, as found by the fan-out query.

@@ -45,6 +45,9 @@ use crate::template::{render, TemplateVars};
 pub struct WorkerConfig {
     /// Outbox entries claimed per fan-out round.
     pub fanout_batch: u32,
+    /// Deliveries written per fan-out transaction: a large fan-out commits in chunks, so the
+    /// first sends start while the rest is still being written.
+    pub fanout_chunk: usize,
     /// Most sends in flight on this node.
     pub max_in_flight: usize,
     /// Most sends in flight per credential on this node.
@@ -69,6 +72,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             fanout_batch: 16,
+            fanout_chunk: 500,
             max_in_flight: 512,
             per_credential: 256,
             lease: Duration::from_secs(60),
@@ -80,7 +84,7 @@ impl Default for WorkerConfig {
                 max_age: Duration::from_secs(10 * 60),
             },
             unhealthy_for: Duration::from_secs(60),
-            idle_poll: Duration::from_millis(200),
+            idle_poll: Duration::from_millis(50),
             settle_batch: 512,
             log_retention: Duration::from_secs(7 * 24 * 3600),
         }
@@ -234,6 +238,20 @@ fn kind_of(kind: EventKind) -> NotificationKind {
         EventKind::InvitedToChannel => NotificationKind::InvitedToChannel,
         EventKind::RemovedFromChannel => NotificationKind::RemovedFromChannel,
     }
+}
+
+/// The recipients a fan-out still has to write: in binding-SID byte order (the order its
+/// chunks are written in, whatever the database's collation), after `after` (the progress an
+/// interrupted fan-out recorded).
+fn still_to_write(
+    mut recipients: Vec<parley_core::push::Recipient>,
+    after: Option<&str>,
+) -> Vec<parley_core::push::Recipient> {
+    recipients.sort_by(|a, b| a.binding.sid.as_str().cmp(b.binding.sid.as_str()));
+    if let Some(after) = after {
+        recipients.retain(|r| r.binding.sid.as_str() > after);
+    }
+    recipients
 }
 
 /// Short-lived caches so a fan-out of thousands costs one lookup per service / credential.
@@ -455,7 +473,10 @@ impl Worker {
         let n = items.len();
         for item in items {
             let event_id = item.event.id;
-            if let Err(e) = self.fanout_event(&item.event).await {
+            if let Err(e) = self
+                .fanout_event(&item.event, item.fanout_after.as_deref())
+                .await
+            {
                 tracing::warn!(event.id = event_id, error = %e, "fan-out failed; will retry");
                 let delay = self
                     .config
@@ -469,7 +490,11 @@ impl Worker {
         Ok(n)
     }
 
-    async fn fanout_event(&self, event: &Event) -> Result<(), StoreError> {
+    /// Fan `event` out: its recipients in binding-SID order (byte order, whatever the
+    /// database's collation), skipping those up to `after` (written by an interrupted earlier
+    /// fan-out), in chunks of `fanout_chunk`, each chunk one transaction that also records the
+    /// progress; the last chunk removes the outbox entry.
+    async fn fanout_event(&self, event: &Event, after: Option<&str>) -> Result<(), StoreError> {
         let kind = kind_of(event.kind);
         let Some(service) = self.service(event).await? else {
             return self.push.complete_fanout(event.id, &[]).await;
@@ -478,7 +503,7 @@ impl Worker {
         if !setting.enabled {
             return self.push.complete_fanout(event.id, &[]).await;
         }
-        let recipients = self.push.recipients(event).await?;
+        let recipients = still_to_write(self.push.recipients(event).await?, after);
         let vars = TemplateVars {
             channel_sid: event.channel_sid.as_str(),
             channel_unique_name: event.channel_unique_name.as_deref(),
@@ -491,65 +516,77 @@ impl Worker {
         let badge_on =
             kind == NotificationKind::NewMessage && setting.badge_count_enabled == Some(true);
         let mut per_identity: HashMap<String, String> = HashMap::new();
-        let mut deliveries = Vec::with_capacity(recipients.len());
-        let now = Timestamp::now();
-        for r in recipients {
-            let b = r.binding;
-            let payload = match per_identity.get(&b.identity) {
-                Some(p) => p.clone(),
-                None => {
-                    let badge = if badge_on {
-                        let n = self
-                            .push
-                            .badge_count(&event.service_sid, &b.identity)
-                            .await?;
-                        Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
-                    } else {
-                        None
-                    };
-                    let n = Notification {
-                        id: format!("{}:{}", event.service_sid, event.id),
-                        kind,
-                        service_sid: event.service_sid.to_string(),
-                        channel_sid: event.channel_sid.to_string(),
-                        channel_unique_name: event.channel_unique_name.clone(),
-                        channel_friendly_name: event.channel_friendly_name.clone(),
-                        message_sid: event.message_sid.as_ref().map(ToString::to_string),
-                        message_index: event.message_index.and_then(|i| u64::try_from(i).ok()),
-                        author: event.actor.clone(),
-                        body: event.body.clone(),
-                        recipient: b.identity.clone(),
-                        badge,
-                        sound: setting.sound.clone(),
-                        text: text.clone(),
-                    };
-                    let p = serde_json::to_string(&StoredNotification::from_notification(&n))
-                        .map_err(|e| StoreError::Other(e.into()))?;
-                    per_identity.insert(b.identity.clone(), p.clone());
-                    p
-                }
-            };
-            deliveries.push(NewDelivery {
-                id: format!("{}:{}", event.id, b.sid),
-                event_id: event.id,
-                account_sid: b.account_sid.clone(),
-                service_sid: b.service_sid.clone(),
-                binding_sid: b.sid.clone(),
-                credential_sid: b.credential_sid.clone(),
-                binding_type: b.binding_type,
-                address: b.address.clone(),
-                identity: b.identity.clone(),
-                payload,
-                event_at: event.date_created,
-                available_at: now,
-            });
+        let chunk_size = self.config.fanout_chunk.max(1);
+        let total = recipients.len();
+        let mut chunks = recipients.chunks(chunk_size).peekable();
+        if chunks.peek().is_none() {
+            return self.push.complete_fanout(event.id, &[]).await;
         }
-        tracing::debug!(
-            event.id = event.id,
-            deliveries = deliveries.len(),
-            "fan-out"
-        );
-        self.push.complete_fanout(event.id, &deliveries).await
+        while let Some(chunk) = chunks.next() {
+            let now = Timestamp::now();
+            let mut deliveries = Vec::with_capacity(chunk.len());
+            for r in chunk {
+                let b = &r.binding;
+                let payload = match per_identity.get(&b.identity) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let badge = if badge_on {
+                            let n = self
+                                .push
+                                .badge_count(&event.service_sid, &b.identity)
+                                .await?;
+                            Some(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+                        } else {
+                            None
+                        };
+                        let n = Notification {
+                            id: format!("{}:{}", event.service_sid, event.id),
+                            kind,
+                            service_sid: event.service_sid.to_string(),
+                            channel_sid: event.channel_sid.to_string(),
+                            channel_unique_name: event.channel_unique_name.clone(),
+                            channel_friendly_name: event.channel_friendly_name.clone(),
+                            message_sid: event.message_sid.as_ref().map(ToString::to_string),
+                            message_index: event.message_index.and_then(|i| u64::try_from(i).ok()),
+                            author: event.actor.clone(),
+                            body: event.body.clone(),
+                            recipient: b.identity.clone(),
+                            badge,
+                            sound: setting.sound.clone(),
+                            text: text.clone(),
+                        };
+                        let p = serde_json::to_string(&StoredNotification::from_notification(&n))
+                            .map_err(|e| StoreError::Other(e.into()))?;
+                        per_identity.insert(b.identity.clone(), p.clone());
+                        p
+                    }
+                };
+                deliveries.push(NewDelivery {
+                    id: format!("{}:{}", event.id, b.sid),
+                    event_id: event.id,
+                    account_sid: b.account_sid.clone(),
+                    service_sid: b.service_sid.clone(),
+                    binding_sid: b.sid.clone(),
+                    credential_sid: b.credential_sid.clone(),
+                    binding_type: b.binding_type,
+                    address: b.address.clone(),
+                    identity: b.identity.clone(),
+                    payload,
+                    event_at: event.date_created,
+                    available_at: now,
+                });
+            }
+            match (chunks.peek(), chunk.last()) {
+                (Some(_), Some(last)) => {
+                    self.push
+                        .fanout_progress(event.id, &deliveries, last.binding.sid.as_str())
+                        .await?;
+                }
+                _ => self.push.complete_fanout(event.id, &deliveries).await?,
+            }
+        }
+        tracing::debug!(event.id = event.id, deliveries = total, "fan-out");
+        Ok(())
     }
 
     /// One delivery round: claim as many deliveries as there are free send slots and start a
@@ -848,14 +885,67 @@ impl Worker {
 
     /// Run until `shutdown` resolves, then stop claiming and let started sends finish (bounded
     /// by the send timeout; anything unfinished is re-claimed after its lease).
+    ///
+    /// The two stages run side by side, so a large fan-out (written in chunks) is being sent
+    /// while it is still being written.
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()> + Send) {
-        tokio::pin!(shutdown);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let fanout = tokio::spawn(self.clone().fanout_loop(stop.clone()));
+        let deliver = tokio::spawn(self.clone().deliver_loop(stop));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let _ = fanout.await;
+        let _ = deliver.await;
+        let _ = tokio::time::timeout(
+            self.config.send_timeout + Duration::from_secs(1),
+            self.wait_idle(),
+        )
+        .await;
+        tracing::info!("push worker stopped");
+    }
+
+    /// Sleep `d` unless stopped first; `true` when stopped.
+    async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, d: Duration) -> bool {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
+
+    /// The pause after a round: none after work, the idle poll after none, a second after an
+    /// error.
+    fn pause_after(&self, outcome: Result<usize, StoreError>, stage: &str) -> Option<Duration> {
+        match outcome {
+            Ok(0) => Some(self.config.idle_poll),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(stage, error = %e, "push worker round failed");
+                Some(Duration::from_secs(1))
+            }
+        }
+    }
+
+    async fn fanout_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let outcome = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                r = self.fanout_once() => r,
+            };
+            if let Some(p) = self.pause_after(outcome, "fan-out") {
+                if Self::pause(&mut stop, p).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn deliver_loop(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut last_prune = Instant::now();
         let mut last_gauge = Instant::now();
         loop {
             let outcome = tokio::select! {
-                _ = &mut shutdown => break,
-                r = self.run_once() => r,
+                _ = stop.wait_for(|s| *s) => return,
+                r = self.deliver_once() => r,
             };
             if last_gauge.elapsed() > Duration::from_secs(5) {
                 self.observe_queue().await;
@@ -869,27 +959,12 @@ impl Worker {
                 }
                 last_prune = Instant::now();
             }
-            let pause = match outcome {
-                Ok(RunOutcome::Worked) => None,
-                Ok(RunOutcome::Idle) => Some(self.config.idle_poll),
-                Err(e) => {
-                    tracing::warn!(error = %e, "push worker round failed");
-                    Some(Duration::from_secs(1))
-                }
-            };
-            if let Some(p) = pause {
-                tokio::select! {
-                    _ = &mut shutdown => break,
-                    _ = tokio::time::sleep(p) => {}
+            if let Some(p) = self.pause_after(outcome, "delivery") {
+                if Self::pause(&mut stop, p).await {
+                    return;
                 }
             }
         }
-        let _ = tokio::time::timeout(
-            self.config.send_timeout + Duration::from_secs(1),
-            self.wait_idle(),
-        )
-        .await;
-        tracing::info!("push worker stopped");
     }
 
     /// Send a test notification to one binding now, bypassing the queue; answers the provider's
@@ -949,5 +1024,52 @@ impl Worker {
             credential,
         };
         Ok(self.sender.send(&target, &n).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_core::binding::Binding;
+    use parley_core::credential::PushType;
+    use parley_core::push::Recipient;
+    use parley_core::{AccountSid, BindingSid, ServiceSid, UserSid};
+
+    fn recipient(sid: &str) -> Recipient {
+        Recipient {
+            binding: Binding {
+                sid: BindingSid::parse(sid).expect("sid"),
+                account_sid: AccountSid::generate(),
+                service_sid: ServiceSid::generate(),
+                user_sid: UserSid::generate(),
+                identity: "x".into(),
+                credential_sid: None,
+                binding_type: PushType::Fcm,
+                endpoint: "e".into(),
+                address: "a".into(),
+                message_types: vec![],
+                date_created: Timestamp::now(),
+                date_updated: Timestamp::now(),
+            },
+        }
+    }
+
+    fn sids(r: &[Recipient]) -> Vec<&str> {
+        r.iter().map(|r| r.binding.sid.as_str()).collect()
+    }
+
+    #[test]
+    fn a_resumed_fan_out_writes_only_what_comes_after_its_progress_in_byte_order() {
+        let a = "BS0000000000000000000000000000000a";
+        let b = "BS0000000000000000000000000000000b";
+        let c = "BS000000000000000000000000000000c0";
+        let d = "BSf0000000000000000000000000000000";
+        let all = || vec![recipient(d), recipient(b), recipient(c), recipient(a)];
+        assert_eq!(sids(&still_to_write(all(), None)), vec![a, b, c, d]);
+        assert_eq!(sids(&still_to_write(all(), Some(b))), vec![c, d]);
+        assert_eq!(sids(&still_to_write(all(), Some(d))), Vec::<&str>::new());
+        // A progress that is not one of the recipients (that binding was deleted since).
+        let between = "BS0000000000000000000000000000000c";
+        assert_eq!(sids(&still_to_write(all(), Some(between))), vec![c, d]);
     }
 }

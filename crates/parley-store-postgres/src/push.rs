@@ -42,6 +42,7 @@ struct OutboxRow {
     #[sqlx(flatten)]
     event: EventRow,
     outbox_attempts: i32,
+    fanout_after: Option<String>,
 }
 
 impl TryFrom<OutboxRow> for OutboxItem {
@@ -50,6 +51,7 @@ impl TryFrom<OutboxRow> for OutboxItem {
         Ok(OutboxItem {
             event: r.event.try_into()?,
             attempts: r.outbox_attempts,
+            fanout_after: r.fanout_after,
         })
     }
 }
@@ -186,10 +188,13 @@ impl<'a> DeliveryColumns<'a> {
 
 impl PgStore {
     /// One attempt at the fan-out completion transaction.
+    /// Insert `deliveries`, then either record `after` as the progress (a chunk) or, with
+    /// `None`, delete the outbox entry (the last chunk), in one transaction.
     async fn try_complete_fanout(
         &self,
         event_id: i64,
         deliveries: &[NewDelivery],
+        after: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for chunk in deliveries.chunks(FANOUT_CHUNK) {
@@ -226,11 +231,48 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("delete from push_outbox where event_id = $1")
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
+        match after {
+            // Byte order (`collate "C"`), as the worker orders recipients.
+            Some(after) => {
+                sqlx::query(
+                    r#"update push_outbox
+                       set fanout_after = greatest(coalesce(fanout_after, '') collate "C",
+                                                   $2::text collate "C")
+                       where event_id = $1"#,
+                )
+                .bind(event_id)
+                .bind(after)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("delete from push_outbox where event_id = $1")
+                    .bind(event_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await
+    }
+
+    /// [`PgStore::try_complete_fanout`], retried when another try may succeed.
+    async fn write_fanout(
+        &self,
+        event_id: i64,
+        deliveries: &[NewDelivery],
+        after: Option<&str>,
+    ) -> StoreResult<()> {
+        let mut attempt = 1;
+        loop {
+            match self.try_complete_fanout(event_id, deliveries, after).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < FANOUT_ATTEMPTS && fanout_may_succeed_again(&e) => {
+                    tracing::debug!(attempt, error = %e, "retrying fan-out write");
+                    attempt += 1;
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
     }
 }
 
@@ -265,9 +307,9 @@ impl PushStore for PgStore {
                      order by available_at, event_id
                      limit $3
                      for update skip locked)
-                 returning event_id, attempts - 1 as outbox_attempts
+                 returning event_id, attempts - 1 as outbox_attempts, fanout_after
              )
-             select e.*, c.outbox_attempts
+             select e.*, c.outbox_attempts, c.fanout_after
              from claimed c join events e on e.id = c.event_id
              order by e.id",
         )
@@ -340,17 +382,17 @@ impl PushStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(event.id = event_id, deliveries = deliveries.len()))]
     async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()> {
-        let mut attempt = 1;
-        loop {
-            match self.try_complete_fanout(event_id, deliveries).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < FANOUT_ATTEMPTS && fanout_may_succeed_again(&e) => {
-                    tracing::debug!(attempt, error = %e, "retrying fan-out completion");
-                    attempt += 1;
-                }
-                Err(e) => return Err(db(e)),
-            }
-        }
+        self.write_fanout(event_id, deliveries, None).await
+    }
+
+    #[tracing::instrument(skip_all, fields(event.id = event_id, n = deliveries.len()))]
+    async fn fanout_progress(
+        &self,
+        event_id: i64,
+        deliveries: &[NewDelivery],
+        after: &str,
+    ) -> StoreResult<()> {
+        self.write_fanout(event_id, deliveries, Some(after)).await
     }
 
     #[tracing::instrument(skip_all, fields(event.id = event_id))]

@@ -1166,3 +1166,64 @@ async fn a_settle_batch_does_what_settling_one_by_one_does() {
         "b3's other delivery went with it; b2's second is still leased"
     );
 }
+
+/// A chunked fan-out records its progress with each chunk; a claim after the lease ran out
+/// (the fanning node died) hands the progress over, which never moves back; the last chunk
+/// removes the entry.
+#[tokio::test]
+async fn fan_out_progress_survives_a_lost_lease_and_never_moves_back() {
+    let w = world().await;
+    let store = &w.store;
+    let mut bs = Vec::new();
+    for i in 0..3 {
+        bs.push(register(store, &w.alice, &format!("chunk-{i}"), &ALL_TYPES).await);
+    }
+    bs.sort_by(|a, b| a.sid.as_str().cmp(b.sid.as_str()));
+    post(store, &w.ch, "bob", "hello").await;
+    let ev = last_event(store, &w.svc).await;
+    let now = soon();
+    let first = store
+        .claim_outbox(now, now.plus_secs(30), 100)
+        .await
+        .expect("claim");
+    let item = first.iter().find(|i| i.event.id == ev.id).expect("claimed");
+    assert_eq!(item.fanout_after, None);
+
+    store
+        .fanout_progress(ev.id, &[delivery(&ev, &bs[0], now)], bs[0].sid.as_str())
+        .await
+        .expect("chunk 1");
+    store
+        .fanout_progress(ev.id, &[], "BS0")
+        .await
+        .expect("a stale node's older progress");
+    let again = store
+        .claim_outbox(now.plus_secs(31), now.plus_secs(60), 100)
+        .await
+        .expect("claim after the lease");
+    let item = again
+        .iter()
+        .find(|i| i.event.id == ev.id)
+        .expect("reclaimed");
+    assert_eq!(item.fanout_after.as_deref(), Some(bs[0].sid.as_str()));
+    assert_eq!(item.attempts, 1);
+
+    store
+        .complete_fanout(
+            ev.id,
+            &[delivery(&ev, &bs[1], now), delivery(&ev, &bs[2], now)],
+        )
+        .await
+        .expect("last chunk");
+    let (outbox, deliveries) = store.push_queue_depth().await.expect("depth");
+    assert_eq!(deliveries, 3);
+    assert!(
+        store
+            .claim_outbox(now.plus_secs(61), now.plus_secs(90), 100)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|i| i.event.id != ev.id),
+        "the entry is gone ({outbox} others left)"
+    );
+}

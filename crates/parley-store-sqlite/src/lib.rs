@@ -117,8 +117,9 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            // Checkpoints run on the checkpointer thread (`lite.rs`).
-            .pragma("wal_autocheckpoint", "0");
+            // Checkpoints run on the checkpointer task (`lite.rs`).
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", "67108864");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -144,10 +145,12 @@ impl SqliteStore {
         let lite = lite::Lite::open(base.get_filename(), BUSY_TIMEOUT)
             .with_context(|| "cannot open the SQLite database (inline connections)")?;
         tracing::debug!(url = %redact(&url), "sqlite store ready");
+        let lite = Arc::new(lite);
+        lite::spawn_checkpointer(Arc::downgrade(&lite), writer.clone());
         Ok(SqliteStore {
             writer,
             reader,
-            lite: Arc::new(lite),
+            lite,
             _temp: temp,
         })
     }

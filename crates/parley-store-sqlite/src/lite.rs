@@ -35,6 +35,9 @@ const MAX_IDLE_READERS: usize = 8;
 const STATEMENT_CACHE: usize = 128;
 /// How often the background checkpointer copies the WAL back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// The WAL file is cut back to this size when it restarts (it is reused from the start after
+/// each complete checkpoint, so it only grows past this in a burst).
+const WAL_SIZE_LIMIT: &str = "67108864";
 
 /// The `rusqlite` side of a [`crate::SqliteStore`]: read connections and the writer.
 pub(crate) struct Lite {
@@ -42,8 +45,8 @@ pub(crate) struct Lite {
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     writer: Mutex<Connection>,
-    /// Dropping it stops the checkpointer thread.
-    _checkpointer: std::sync::mpsc::Sender<()>,
+    /// The checkpointer's own connection (used on a blocking thread, under the write lock).
+    checkpoint: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for Lite {
@@ -68,14 +71,21 @@ impl Lite {
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         writer.pragma_update(None, "foreign_keys", "ON")?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
-        // Checkpoints (which fsync) run on the checkpointer thread, never inside a request.
+        // Checkpoints (which fsync) run on a blocking thread, never inside a request.
         writer.pragma_update(None, "wal_autocheckpoint", "0")?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        let checkpoint = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        checkpoint.busy_timeout(busy_timeout)?;
+        checkpoint.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let lite = Lite {
             path: path.to_owned(),
             busy_timeout,
             idle: Mutex::new(Vec::new()),
             writer: Mutex::new(writer),
-            _checkpointer: spawn_checkpointer(path, busy_timeout)?,
+            checkpoint: Mutex::new(checkpoint),
         };
         let first = lite.open_reader()?;
         lock(&lite.idle).push(first);
@@ -125,39 +135,38 @@ impl Lite {
     }
 }
 
-/// A thread with its own connection that runs `PRAGMA wal_checkpoint(PASSIVE)` every
-/// [`CHECKPOINT_EVERY`] (a passive checkpoint waits for nobody and blocks nobody) until the
-/// returned sender is dropped. Writers have automatic checkpoints off, so the fsyncs a
-/// checkpoint makes never stall a request.
-fn spawn_checkpointer(
-    path: &Path,
-    busy_timeout: Duration,
-) -> anyhow::Result<std::sync::mpsc::Sender<()>> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(busy_timeout)?;
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let spawned = std::thread::Builder::new()
-        .name("parley-sqlite-checkpoint".into())
-        .spawn(move || loop {
-            match rx.recv_timeout(CHECKPOINT_EVERY) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    if let Err(e) = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "sqlite checkpoint failed");
-                    }
-                }
-                // The store is gone: a last checkpoint, then stop.
-                _ => {
-                    let _ = conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()));
-                    return;
-                }
+/// Checkpoint the WAL every [`CHECKPOINT_EVERY`] until the store is gone (`lite` no longer
+/// upgrades). Writers have automatic checkpoints off; instead this task takes the write lock
+/// (the `sqlx` writer pool's connection) and runs a passive checkpoint on a blocking thread.
+/// Holding the lock matters: with no frames appended meanwhile the checkpoint completes, so the
+/// next write restarts the WAL from its beginning and the file stays small under a constant
+/// write load. (Without the lock, writers keep appending while the checkpoint copies, the log
+/// never restarts and the file grows without bound.) The fsyncs happen off the async threads.
+pub(crate) fn spawn_checkpointer(lite: std::sync::Weak<Lite>, writer: sqlx::SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Ok(write_lock) = writer.acquire().await else {
+                return; // the pool was closed
+            };
+            let Some(lite) = lite.upgrade() else {
+                return;
+            };
+            let done = tokio::task::spawn_blocking(move || {
+                let conn = lock(&lite.checkpoint);
+                conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
+            })
+            .await;
+            drop(write_lock);
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "sqlite checkpoint failed"),
+                Err(e) => tracing::warn!(error = %e, "sqlite checkpoint task failed"),
             }
-        });
-    spawned?;
-    Ok(tx)
+        }
+    });
 }
 
 // ---- errors -------------------------------------------------------------------------------------

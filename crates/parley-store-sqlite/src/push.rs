@@ -195,6 +195,48 @@ const IDENTITY_RECIPIENTS: &str = "select b.* from bindings b
                                   and m.notification_level = 'muted'))
      order by b.sid";
 
+/// What a claim of an outbox entry returns.
+struct OutboxClaim {
+    event_id: i64,
+    attempts: i64,
+    fanout_after: Option<String>,
+}
+lite_row!(OutboxClaim {
+    event_id,
+    attempts,
+    fanout_after
+});
+
+/// Insert deliveries inside the caller's write transaction. A binding deleted since
+/// `recipients` gets no delivery (and does not fail the batch: conflict clauses do not cover
+/// foreign keys, hence the `exists`); an id that exists is left alone.
+fn insert_deliveries(c: &rusqlite::Connection, deliveries: &[NewDelivery]) -> StoreResult<()> {
+    let insert = "insert or ignore into push_deliveries
+             (id, event_id, account_sid, service_sid, binding_sid, credential_sid,
+              binding_type, address, identity, payload, event_at, available_at)
+         select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
+         where exists (select 1 from bindings where sid = ?5)";
+    let mut st = c.prepare_cached(insert).map_err(lite_err)?;
+    for d in deliveries {
+        st.execute(rusqlite::params![
+            d.id.as_str(),
+            d.event_id,
+            d.account_sid.as_str(),
+            d.service_sid.as_str(),
+            d.binding_sid.as_str(),
+            d.credential_sid.as_ref().map(|c| c.as_str()),
+            d.binding_type.as_str(),
+            d.address.as_str(),
+            d.identity.as_str(),
+            d.payload.as_str(),
+            d.event_at.unix_micros(),
+            d.available_at.unix_micros(),
+        ])
+        .map_err(lite_err)?;
+    }
+    Ok(())
+}
+
 /// Settle one delivery inside the caller's write transaction. A delivery that is gone (its
 /// binding was deleted meanwhile) is not an error. A dead token deletes the binding only while
 /// it still has the address the delivery was for (a device that re-registered with a new token
@@ -243,13 +285,13 @@ impl PushStore for SqliteStore {
     ) -> StoreResult<Vec<OutboxItem>> {
         let (claimed, rows) = self
             .write(|c| {
-                let claimed: Vec<(i64, i64)> = q(
+                let claimed: Vec<OutboxClaim> = q(
                     "update push_outbox set lease_until = ?1, attempts = attempts + 1
                      where event_id in (
                          select event_id from push_outbox
                          where available_at <= ?2 and (lease_until is null or lease_until < ?2)
                          order by available_at, event_id limit ?3)
-                     returning event_id, attempts - 1",
+                     returning event_id, attempts - 1 as attempts, fanout_after",
                 )
                 .bind(lease_until.unix_micros())
                 .bind(now.unix_micros())
@@ -259,7 +301,7 @@ impl PushStore for SqliteStore {
                 if claimed.is_empty() {
                     return Ok((claimed, Vec::new()));
                 }
-                let ids: Vec<i64> = claimed.iter().map(|(id, _)| *id).collect();
+                let ids: Vec<i64> = claimed.iter().map(|o| o.event_id).collect();
                 let rows: Vec<EventRow> = q(
                     "select * from events where id in (select value from json_each(?)) order by id",
                 )
@@ -269,16 +311,21 @@ impl PushStore for SqliteStore {
                 Ok((claimed, rows))
             })
             .await?;
-        let attempts: HashMap<i64, i64> = claimed.into_iter().collect();
+        let mut claims: HashMap<i64, OutboxClaim> =
+            claimed.into_iter().map(|o| (o.event_id, o)).collect();
         let events: Vec<Event> = convert_all(rows)?;
         Ok(events
             .into_iter()
-            .map(|event| OutboxItem {
-                attempts: attempts
-                    .get(&event.id)
-                    .and_then(|a| i32::try_from(*a).ok())
-                    .unwrap_or_default(),
-                event,
+            .map(|event| {
+                let claim = claims.remove(&event.id);
+                OutboxItem {
+                    attempts: claim
+                        .as_ref()
+                        .and_then(|o| i32::try_from(o.attempts).ok())
+                        .unwrap_or_default(),
+                    fanout_after: claim.and_then(|o| o.fanout_after),
+                    event,
+                }
             })
             .collect())
     }
@@ -325,35 +372,32 @@ impl PushStore for SqliteStore {
 
     async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()> {
         self.write(|c| {
-            // A binding deleted since `recipients` gets no delivery (and does not fail the
-            // batch: conflict clauses do not cover foreign keys, hence the `exists`).
-            let insert = "insert or ignore into push_deliveries
-                     (id, event_id, account_sid, service_sid, binding_sid, credential_sid,
-                      binding_type, address, identity, payload, event_at, available_at)
-                 select ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12
-                 where exists (select 1 from bindings where sid = ?5)";
-            let mut st = c.prepare_cached(insert).map_err(lite_err)?;
-            for d in deliveries {
-                st.execute(rusqlite::params![
-                    d.id.as_str(),
-                    d.event_id,
-                    d.account_sid.as_str(),
-                    d.service_sid.as_str(),
-                    d.binding_sid.as_str(),
-                    d.credential_sid.as_ref().map(|c| c.as_str()),
-                    d.binding_type.as_str(),
-                    d.address.as_str(),
-                    d.identity.as_str(),
-                    d.payload.as_str(),
-                    d.event_at.unix_micros(),
-                    d.available_at.unix_micros(),
-                ])
-                .map_err(lite_err)?;
-            }
+            insert_deliveries(c, deliveries)?;
             q("delete from push_outbox where event_id = ?")
                 .bind(event_id)
                 .execute(c)
                 .map_err(lite_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn fanout_progress(
+        &self,
+        event_id: i64,
+        deliveries: &[NewDelivery],
+        after: &str,
+    ) -> StoreResult<()> {
+        self.write(|c| {
+            insert_deliveries(c, deliveries)?;
+            q(
+                "update push_outbox set fanout_after = max(coalesce(fanout_after, ''), ?)
+               where event_id = ?",
+            )
+            .bind(after)
+            .bind(event_id)
+            .execute(c)
+            .map_err(lite_err)?;
             Ok(())
         })
         .await

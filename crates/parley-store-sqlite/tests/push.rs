@@ -1136,3 +1136,66 @@ async fn a_settle_batch_does_what_settling_one_by_one_does() {
         "the dead token's binding is gone"
     );
 }
+
+/// A chunked fan-out records its progress with each chunk; a claim after the lease ran out
+/// (the fanning worker died) hands the progress over, which never moves back; the last chunk
+/// removes the entry.
+#[tokio::test]
+async fn fan_out_progress_survives_a_lost_lease_and_never_moves_back() {
+    // Arrange
+    let e = env().await;
+    let (_, alice, bob) = chat_with_a_message(&e).await;
+    let mut bs = vec![
+        e.bind(&alice, PushType::Apn, "a1", &all_types()).await,
+        e.bind(&bob, PushType::Fcm, "b1", &all_types()).await,
+        e.bind(&bob, PushType::Gcm, "b2", &all_types()).await,
+    ];
+    bs.sort_by(|a, b| a.sid.as_str().cmp(b.sid.as_str()));
+    let ev = e.last_event(EventKind::NewMessage).await;
+    let now = Timestamp::now().plus_secs(1);
+    let first = e
+        .push
+        .claim_outbox(now, now.plus_secs(30), 100)
+        .await
+        .expect("claim");
+    let item = first.iter().find(|i| i.event.id == ev.id).expect("claimed");
+    assert_eq!(item.fanout_after, None);
+
+    // Act: one chunk, then an older progress from a stale worker
+    e.push
+        .fanout_progress(ev.id, &[delivery(&ev, &bs[0], now)], bs[0].sid.as_str())
+        .await
+        .expect("chunk 1");
+    e.push
+        .fanout_progress(ev.id, &[], "BS0")
+        .await
+        .expect("older progress");
+
+    // Assert
+    let again = e
+        .push
+        .claim_outbox(now.plus_secs(31), now.plus_secs(60), 100)
+        .await
+        .expect("claim after the lease");
+    let item = again
+        .iter()
+        .find(|i| i.event.id == ev.id)
+        .expect("reclaimed");
+    assert_eq!(item.fanout_after.as_deref(), Some(bs[0].sid.as_str()));
+    assert_eq!(item.attempts, 1);
+    e.push
+        .complete_fanout(
+            ev.id,
+            &[delivery(&ev, &bs[1], now), delivery(&ev, &bs[2], now)],
+        )
+        .await
+        .expect("last chunk");
+    assert_eq!(e.depth().await.1, 3);
+    assert!(e
+        .push
+        .claim_outbox(now.plus_secs(61), now.plus_secs(90), 100)
+        .await
+        .expect("claim")
+        .iter()
+        .all(|i| i.event.id != ev.id));
+}

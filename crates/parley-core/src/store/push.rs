@@ -27,6 +27,16 @@ pub trait PushStore: Send + Sync {
     /// In one transaction: insert `deliveries` (ignoring ids that exist) and delete the outbox
     /// entry of `event_id`.
     async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()>;
+    /// One chunk of a large fan-out, in one transaction: insert `deliveries` (ignoring ids
+    /// that exist) and record `after` — the greatest binding SID (byte order) written so far —
+    /// as the entry's `fanout_after` (it never moves back). The outbox entry and its lease stay;
+    /// the last chunk goes through [`PushStore::complete_fanout`].
+    async fn fanout_progress(
+        &self,
+        event_id: i64,
+        deliveries: &[NewDelivery],
+        after: &str,
+    ) -> StoreResult<()>;
     /// Put an outbox entry back for a later try (fan-out failed), releasing its lease.
     async fn retry_outbox(&self, event_id: i64, at: Timestamp) -> StoreResult<()>;
     /// Claim up to `limit` deliveries (`available_at <= now`, lease free), oldest first, setting

@@ -441,7 +441,53 @@ async fn a_large_fan_out_never_blocks_the_request(b: Backend) {
     assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
 }
 
+/// The running worker (both stages side by side) writes a large fan-out in chunks and sends it
+/// while it is being written: every device gets the message exactly once, nothing is left.
+async fn a_chunked_fan_out_reaches_each_device_once_with_the_worker_running(b: Backend) {
+    let config = WorkerConfig {
+        fanout_chunk: 7,
+        ..WorkerConfig::default()
+    };
+    let (app, worker, fakes) = TestApp::spawn_push(b, config).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    let n = 30;
+    for i in 0..n {
+        let who = format!("c{i:03}");
+        join(&app, &service, &ch, &who).await;
+        let kind = if i % 2 == 0 { "apn" } else { "fcm" };
+        bind(&app, &service, &who, kind, &format!("tok-{i:03}")).await;
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.clone().run(async move {
+        let _ = stopped.await;
+    }));
+
+    post(&app, &service, &ch, "system", "chunked").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokens(&fakes).len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sent: {}",
+            tokens(&fakes).len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap();
+
+    let expected: Vec<String> = (0..n).map(|i| format!("tok-{i:03}")).collect();
+    assert_eq!(tokens(&fakes), expected, "every device exactly once");
+    assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
+}
+
 both_backends!(
+    a_chunked_fan_out_reaches_each_device_once_with_the_worker_running,
     a_message_reaches_every_other_members_devices_with_twilios_payloads,
     disabled_types_and_unsubscribed_bindings_get_nothing,
     dead_token_answers_prune_their_bindings,
