@@ -1145,7 +1145,7 @@ async fn fan_out_progress_survives_a_lost_lease_and_never_moves_back() {
     // Arrange
     let e = env().await;
     let (_, alice, bob) = chat_with_a_message(&e).await;
-    let mut bs = vec![
+    let mut bs = [
         e.bind(&alice, PushType::Apn, "a1", &all_types()).await,
         e.bind(&bob, PushType::Fcm, "b1", &all_types()).await,
         e.bind(&bob, PushType::Gcm, "b2", &all_types()).await,
