@@ -42,63 +42,59 @@ impl<'a> NewEvent<'a> {
     }
 }
 
+const INSERT_EVENT: &str =
+    "insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
+                         channel_friendly_name, message_sid, message_index, body,
+                         member_sid, invite_sid, identity, actor, date_created)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
 /// Append `event` on `conn` (the caller's write transaction).
 pub(crate) async fn append(
     conn: &mut sqlx::SqliteConnection,
     event: &NewEvent<'_>,
 ) -> StoreResult<()> {
     let c = event.channel;
-    sqlx::query(
-        "insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
-                             channel_friendly_name, message_sid, message_index, body,
-                             member_sid, invite_sid, identity, actor, date_created)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.kind.as_str())
-    .bind(&c.account_sid)
-    .bind(&c.service_sid)
-    .bind(&c.sid)
-    .bind(c.unique_name.as_deref())
-    .bind(c.friendly_name.as_deref())
-    .bind(event.message_sid)
-    .bind(event.message_index)
-    .bind(event.body)
-    .bind(event.member_sid)
-    .bind(event.invite_sid)
-    .bind(event.identity)
-    .bind(event.actor)
-    .bind(event.now.unix_micros())
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
+    sqlx::query(INSERT_EVENT)
+        .bind(event.kind.as_str())
+        .bind(&c.account_sid)
+        .bind(&c.service_sid)
+        .bind(&c.sid)
+        .bind(c.unique_name.as_deref())
+        .bind(c.friendly_name.as_deref())
+        .bind(event.message_sid)
+        .bind(event.message_index)
+        .bind(event.body)
+        .bind(event.member_sid)
+        .bind(event.invite_sid)
+        .bind(event.identity)
+        .bind(event.actor)
+        .bind(event.now.unix_micros())
+        .execute(conn)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
 /// [`append`] on the inline writer (`lite.rs`), inside the caller's transaction.
 pub(crate) fn append_lite(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreResult<()> {
     let e = event.channel;
-    q(
-        "insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
-                             channel_friendly_name, message_sid, message_index, body,
-                             member_sid, invite_sid, identity, actor, date_created)
-         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(event.kind.as_str())
-    .bind(&e.account_sid)
-    .bind(&e.service_sid)
-    .bind(&e.sid)
-    .bind(e.unique_name.as_deref())
-    .bind(e.friendly_name.as_deref())
-    .bind(event.message_sid)
-    .bind(event.message_index)
-    .bind(event.body)
-    .bind(event.member_sid)
-    .bind(event.invite_sid)
-    .bind(event.identity)
-    .bind(event.actor)
-    .bind(event.now.unix_micros())
-    .execute(c)
-    .map_err(lite_err)?;
+    q(INSERT_EVENT)
+        .bind(event.kind.as_str())
+        .bind(&e.account_sid)
+        .bind(&e.service_sid)
+        .bind(&e.sid)
+        .bind(e.unique_name.as_deref())
+        .bind(e.friendly_name.as_deref())
+        .bind(event.message_sid)
+        .bind(event.message_index)
+        .bind(event.body)
+        .bind(event.member_sid)
+        .bind(event.invite_sid)
+        .bind(event.identity)
+        .bind(event.actor)
+        .bind(event.now.unix_micros())
+        .execute(c)
+        .map_err(lite_err)?;
     Ok(())
 }
 

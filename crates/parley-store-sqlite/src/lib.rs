@@ -1,14 +1,21 @@
 //! Parley storage on SQLite, the embedded default backend.
 //!
-//! One database file in WAL mode, opened by two pools:
-//! * a **writer** pool of exactly one connection: every write (and every read-then-write
-//!   transaction, started with `BEGIN IMMEDIATE`) goes through it, so concurrent writers queue
-//!   in the pool instead of failing with `SQLITE_BUSY`;
-//! * a **reader** pool of a few `query_only` connections for plain reads, which WAL lets run
-//!   alongside the writer.
+//! One database file in WAL mode, opened by two drivers:
+//! * `sqlx`: a **writer** pool of exactly one connection — every `sqlx` write (and read-then-
+//!   write transaction, started with `BEGIN IMMEDIATE`) goes through it, and holding it is *the*
+//!   write lock — plus a **reader** pool of a few `query_only` connections; migrations and the
+//!   colder statements use these;
+//! * `rusqlite` (`lite.rs`): the hot statements run **inline**, on the calling task's thread —
+//!   reads on a small stack of `query_only` connections, writes as one transaction on a
+//!   dedicated writer connection while holding the `sqlx` writer (so all writes stay
+//!   serialised). `sqlx`'s driver hands every statement and row to a per-connection thread and
+//!   back, which cost more than the statements themselves (bench/RESULTS.md).
 //!
-//! SQL is written per resource (`account.rs`, `service.rs`, …) as runtime-checked `sqlx`
-//! queries; rows decode into `rows.rs` structs and convert into `parley_core` types.
+//! Automatic checkpoints are off; a checkpointer task checkpoints under the write lock on a
+//! blocking thread (`lite::spawn_checkpointer`), which keeps the WAL bounded.
+//!
+//! SQL is written per resource (`account.rs`, `service.rs`, …) as runtime-checked queries; rows
+//! decode into `rows.rs` structs (for both drivers) and convert into `parley_core` types.
 //!
 //! Behaviour shared with the Postgres backend (checked by the conformance suite):
 //! * every child row is matched by account *and* service; another tenant's row is `NotFound`;
@@ -276,6 +283,20 @@ pub(crate) async fn require_service(
         .map_err(db_err)?
         .map(|_| ())
         .ok_or(StoreError::NotFound)
+}
+
+/// [`require_service`] inside an inline write transaction.
+pub(crate) fn require_service_lite(
+    c: &rusqlite::Connection,
+    account: &parley_core::AccountSid,
+    service: &parley_core::ServiceSid,
+) -> StoreResult<()> {
+    lite::q("select 1 from services where account_sid = ? and sid = ?")
+        .bind(account.as_str())
+        .bind(service.as_str())
+        .one::<i64>(c)
+        .map_err(lite::lite_err)
+        .map(|_| ())
 }
 
 // ---- keyset paging ------------------------------------------------------------------------------

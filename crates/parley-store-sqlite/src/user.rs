@@ -4,11 +4,10 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
-use sqlx::Sqlite;
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, UserRow};
-use crate::{db_err, one_row, push_keyset_lite, require_service, write_err, SqliteStore};
+use crate::{db_err, one_row, push_keyset_lite, require_service_lite, write_err, SqliteStore};
 
 /// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
 pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
@@ -18,29 +17,12 @@ pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
     }
 }
 
-/// `insert into users … <tail>` with every column of `user` bound, decoding the returned row.
-fn insert_user<'q>(
-    sql: &'q str,
-    user: &'q User,
-) -> sqlx::query::QueryAs<'q, Sqlite, UserRow, sqlx::sqlite::SqliteArguments<'q>> {
-    sqlx::query_as(sql)
-        .bind(user.sid.as_str())
-        .bind(user.account_sid.as_str())
-        .bind(user.service_sid.as_str())
-        .bind(&user.identity)
-        .bind(user.friendly_name.as_deref())
-        .bind(user.attributes.as_deref())
-        .bind(user.role_sid.as_ref().map(|r| r.as_str()))
-        .bind(user.date_created.unix_micros())
-        .bind(user.date_updated.unix_micros())
-}
-
 const INSERT_USER: &str =
     "insert into users (sid, account_sid, service_sid, identity, friendly_name,
                                               attributes, role_sid, date_created, date_updated)
                            values (?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// The same insert, inline: every column of `user` bound.
+/// `insert into users … <tail>` with every column of `user` bound.
 fn insert_user_lite(sql: &str, user: &User) -> Q {
     q(sql)
         .bind(user.sid.as_str())
@@ -73,18 +55,14 @@ pub(crate) fn list_query(
 impl UserStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid, user.sid = %user.sid))]
     async fn create_user(&self, user: &User) -> StoreResult<User> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
-        require_service(&mut tx, &user.account_sid, &user.service_sid).await?;
-        let sql = format!("{INSERT_USER} returning *");
-        let row = insert_user(&sql, user)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| write_err(e, Conflict::UserIdentityTaken, "role"))?;
-        tx.commit().await.map_err(db_err)?;
+        let row: UserRow = self
+            .write(|c| {
+                require_service_lite(c, &user.account_sid, &user.service_sid)?;
+                insert_user_lite(&format!("{INSERT_USER} returning *"), user)
+                    .one(c)
+                    .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -92,11 +70,7 @@ impl UserStore for SqliteStore {
     async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
         let (row, created) = self
             .write(|c| {
-                q("select 1 from services where account_sid = ? and sid = ?")
-                    .bind(user.account_sid.as_str())
-                    .bind(user.service_sid.as_str())
-                    .one::<i64>(c)
-                    .map_err(lite_err)?;
+                require_service_lite(c, &user.account_sid, &user.service_sid)?;
                 // Under the write lock the conflict arm only sees committed rows; `do nothing`
                 // keeps the existing user, and the select below returns whichever row is there.
                 let sql = format!(
