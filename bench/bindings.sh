@@ -91,6 +91,8 @@ for BACKEND in "${BACKENDS[@]}"; do
         register "/v2/Services/$IS/Users/" "$USERS" "$PER_USER" "$INSERT_RATIO"
     bench "$G" healthz_after "GET /healthz (again)" - "$WRK_CONNS" static /healthz
     loaded_rss=$(proc_kb VmRSS)
+    anon_rss=$(proc_kb RssAnon)
+    file_rss=$(proc_kb RssFile)
     peak_rss=$(proc_kb VmHWM)
     stop_server
     if [[ "$BACKEND" == postgres ]]; then
@@ -132,6 +134,7 @@ for BACKEND in "${BACKENDS[@]}"; do
         echo "| --- | ---: |"
         echo "| idle RSS (VmRSS, 2 s after start) | $(mb "$idle_rss") MB |"
         echo "| RSS after the runs (VmRSS) | $(mb "$loaded_rss") MB |"
+        echo "| … of which private memory (RssAnon) / mapped files (RssFile: binary, SQLite pages read through mmap) | $(mb "$anon_rss") / $(mb "$file_rss") MB |"
         echo "| peak RSS (VmHWM) | $(mb "$peak_rss") MB |"
         echo
         echo "#### 10,000 bindings ($SMALL_USERS users × $PER_USER, loaded via **$(jq -r .bindings_via "$small_seed")** at $(jq -r '.bindings_per_sec | floor' "$small_seed") bindings/s)"

@@ -48,6 +48,8 @@ bench $G list_users "GET …/Users?PageSize=50 (first page)" 10 "$WRK_CONNS" \
     static "/v2/Services/$IS/Users?PageSize=50"
 bench $G healthz_after "GET /healthz (again)" - "$WRK_CONNS" static /healthz
 loaded_rss=$(proc_kb VmRSS)
+anon_rss=$(proc_kb RssAnon)
+file_rss=$(proc_kb RssFile)
 peak_rss=$(proc_kb VmHWM)
 stop_server
 [[ "$BACKEND" == postgres ]] && drop_pg_db "$DB_URL"
@@ -68,6 +70,7 @@ out=$BENCH_DIR/results/platform-$BACKEND.md
     echo "| --- | ---: | --- | --- |"
     echo "| idle RSS (VmRSS, 2 s after start) | $(mb "$idle_rss") MB | ≤ 30 MB | $idle_ok |"
     echo "| RSS after the runs (VmRSS) | $(mb "$loaded_rss") MB | | |"
+    echo "| … of which private memory (RssAnon) / mapped files (RssFile: binary, SQLite pages read through mmap) | $(mb "$anon_rss") / $(mb "$file_rss") MB | | |"
     echo "| peak RSS (VmHWM) | $(mb "$peak_rss") MB | | |"
     echo
     echo "Total script time: $((SECONDS - t0)) s."

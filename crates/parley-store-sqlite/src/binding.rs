@@ -109,7 +109,8 @@ impl BindingStore for SqliteStore {
                     .bind(found.sid.as_str())
                     .one(c)
                     .map_err(lite_err)?;
-                    cap_user_bindings(c, new, &row.sid)?;
+                    // A refresh adds no binding, so it has nothing to evict (a lowered cap
+                    // applies at the user's next new registration).
                     return Ok(row);
                 }
 
