@@ -22,7 +22,7 @@ impl AccountStore for SqliteStore {
         .bind(&account.auth_token_sealed)
         .bind(account.date_created.unix_micros())
         .bind(account.date_updated.unix_micros())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
         row.try_into()
@@ -60,7 +60,7 @@ impl AccountStore for SqliteStore {
         .bind(sealed)
         .bind(now.unix_micros())
         .bind(sid.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         row.try_into()
@@ -78,7 +78,7 @@ impl AccountStore for SqliteStore {
         .bind(key.friendly_name.as_deref())
         .bind(&key.secret_sealed)
         .bind(key.date_created.unix_micros())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
         row.try_into()
@@ -108,7 +108,7 @@ impl AccountStore for SqliteStore {
     async fn delete_api_key(&self, sid: &ApiKeySid) -> StoreResult<()> {
         let done = sqlx::query("delete from api_keys where sid = ?")
             .bind(sid.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         one_row(done.rows_affected())

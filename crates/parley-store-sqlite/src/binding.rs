@@ -213,7 +213,7 @@ impl BindingStore for SqliteStore {
         .bind(account.as_str())
         .bind(service.as_str())
         .bind(sid.as_str())
-        .execute(&self.writer)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         one_row(done.rows_affected())
@@ -245,7 +245,7 @@ impl BindingStore for SqliteStore {
         )
         .bind(cutoff.unix_micros())
         .bind(i64::from(limit))
-        .execute(&self.writer)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected())

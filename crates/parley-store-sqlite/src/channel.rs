@@ -102,7 +102,8 @@ pub(crate) fn list_query<'a>(
 impl ChannelStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %channel.service_sid, channel.sid = %channel.sid))]
     async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel> {
-        let mut tx = begin_write(self).await?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         require_service(&mut tx, &channel.account_sid, &channel.service_sid).await?;
         // Counters and the last message start empty whatever the value says.
         let row: ChannelRow = sqlx::query_as(
@@ -189,7 +190,7 @@ impl ChannelStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.w().await?)
             .await
             .map_err(|e| write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
         row.try_into()
@@ -212,7 +213,7 @@ impl ChannelStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&self.writer)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         one_row(done.rows_affected())

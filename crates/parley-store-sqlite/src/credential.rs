@@ -34,7 +34,7 @@ impl CredentialStore for SqliteStore {
         .bind(&credential.secrets_sealed)
         .bind(credential.date_created.unix_micros())
         .bind(credential.date_updated.unix_micros())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
         row.try_into()
@@ -82,7 +82,7 @@ impl CredentialStore for SqliteStore {
         .bind(credential.date_updated.unix_micros())
         .bind(credential.account_sid.as_str())
         .bind(credential.sid.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         row.try_into()
@@ -99,7 +99,7 @@ impl CredentialStore for SqliteStore {
         let done = sqlx::query("delete from credentials where account_sid = ? and sid = ?")
             .bind(account.as_str())
             .bind(sid.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         one_row(done.rows_affected())

@@ -39,7 +39,8 @@ pub(crate) fn list_query<'a>(
 impl InviteStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %invite.service_sid, invite.sid = %invite.sid))]
     async fn create_invite(&self, channel: &ChannelRef, invite: &Invite) -> StoreResult<Invite> {
-        let mut tx = begin_write(self).await?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         let chan =
             resolve_channel(&mut *tx, &invite.account_sid, &invite.service_sid, channel).await?;
         let user_sid: String = sqlx::query_scalar(
@@ -152,7 +153,7 @@ impl InviteStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&self.writer)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         one_row(done.rows_affected())

@@ -42,7 +42,7 @@ use anyhow::Context as _;
 use parley_core::paging::{Cursor, PageRequest};
 use parley_core::store::{Conflict, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Connection as _, SqlitePool};
 
 mod account;
 mod binding;
@@ -70,15 +70,40 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A Parley store on one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// One connection: writes made through `sqlx`, serialised; holding it is also the write
-    /// lock of the inline writer (`lite.rs`).
-    writer: SqlitePool,
+    /// The `sqlx` writer connection behind an async mutex, which is *the* write lock: writes
+    /// through `sqlx` use the connection, inline writes (`lite.rs`) and the checkpointer only
+    /// hold the lock. (`None` once closed.)
+    writer: Arc<WriteLock>,
     /// Read-only (`query_only`) `sqlx` connections.
     reader: SqlitePool,
     /// Inline (`rusqlite`) readers and writer for the hot paths.
     lite: Arc<lite::Lite>,
     /// The temporary file behind a `sqlite::memory:` store, removed with the last clone.
     _temp: Option<Arc<TempDb>>,
+}
+
+/// The write lock and the `sqlx` writer connection it guards.
+pub(crate) type WriteLock = tokio::sync::Mutex<Option<sqlx::SqliteConnection>>;
+
+/// A held write lock; derefs to the `sqlx` writer connection.
+pub(crate) struct Writer<'a>(tokio::sync::MutexGuard<'a, Option<sqlx::SqliteConnection>>);
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        // `w()` hands out a `Writer` only while the connection is there.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("writer checked in w()"))
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("writer checked in w()"))
+    }
 }
 
 /// A database file that exists only as long as its store (`sqlite::memory:`).
@@ -127,21 +152,15 @@ impl SqliteStore {
             // Checkpoints run on the checkpointer task (`lite.rs`).
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", "67108864");
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            // A local file: no ping before every acquire (one round trip saved per write).
-            .test_before_acquire(false)
-            .connect_with(writer_opts)
+        let mut writer = sqlx::SqliteConnection::connect_with(&writer_opts)
             .await
             .with_context(|| "cannot open the SQLite database")?;
 
         MIGRATOR
-            .run(&writer)
+            .run(&mut writer)
             .await
             .with_context(|| "cannot apply SQLite migrations")?;
+        let writer = Arc::new(tokio::sync::Mutex::new(Some(writer)));
 
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
@@ -153,7 +172,7 @@ impl SqliteStore {
             .with_context(|| "cannot open the SQLite database (inline connections)")?;
         tracing::debug!(url = %redact(&url), "sqlite store ready");
         let lite = Arc::new(lite);
-        lite::spawn_checkpointer(Arc::downgrade(&lite), writer.clone());
+        lite::spawn_checkpointer(Arc::downgrade(&lite), Arc::downgrade(&writer));
         Ok(SqliteStore {
             writer,
             reader,
@@ -162,10 +181,24 @@ impl SqliteStore {
         })
     }
 
-    /// Close both pools, waiting for connections to finish (checkpoints the WAL).
+    /// Close the `sqlx` connections (the last one to close checkpoints the WAL); writes fail
+    /// afterwards.
     pub async fn close(&self) {
         self.reader.close().await;
-        self.writer.close().await;
+        if let Some(conn) = self.writer.lock().await.take() {
+            let _ = conn.close().await;
+        }
+    }
+
+    /// Take the write lock, for a write through `sqlx` on the writer connection.
+    pub(crate) async fn w(&self) -> StoreResult<Writer<'_>> {
+        let guard = self.writer.lock().await;
+        if guard.is_none() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "the SQLite store is closed"
+            )));
+        }
+        Ok(Writer(guard))
     }
 
     /// Run `f` on an inline read connection (`lite.rs`), on this thread.
@@ -176,13 +209,13 @@ impl SqliteStore {
         self.lite.read(f)
     }
 
-    /// Run `f` as one write transaction on the inline writer, queued behind (and ahead of)
-    /// the writes made through the `sqlx` writer pool, whose single connection is the lock.
+    /// Run `f` as one write transaction on the inline writer, under the write lock (so in
+    /// order with the writes made through `sqlx`).
     pub(crate) async fn write<T: Send>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send,
     ) -> StoreResult<T> {
-        let _lock = self.writer.acquire().await.map_err(db_err)?;
+        let _lock = self.w().await?;
         self.lite.write_locked(f)
     }
 }
@@ -204,12 +237,14 @@ impl Store for SqliteStore {
 
     fn pool_stats(&self) -> (u32, u32) {
         let idle = |p: &SqlitePool| u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
-        if self.reader.is_closed() || self.writer.is_closed() {
+        if self.reader.is_closed() {
             return (0, 0);
         }
+        // The writer connection counts as one, idle unless the write lock is held.
+        let writer_idle = u32::from(self.writer.try_lock().is_ok());
         (
-            self.writer.size() + self.reader.size(),
-            idle(&self.writer).saturating_add(idle(&self.reader)),
+            self.reader.size() + 1,
+            idle(&self.reader).saturating_add(writer_idle),
         )
     }
 
@@ -392,12 +427,11 @@ pub(crate) fn push_keyset_order_lite(
 
 /// Begin a write transaction on the single writer connection. `BEGIN IMMEDIATE` takes the
 /// write lock up front, so the checks a method makes and the writes it does see one state.
-pub(crate) async fn begin_write(
-    store: &SqliteStore,
-) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-    store
-        .writer
-        .begin_with("BEGIN IMMEDIATE")
+/// Call it on the held write lock (`let mut w = self.w().await?`).
+pub(crate) async fn begin_write<'c>(
+    w: &'c mut Writer<'_>,
+) -> StoreResult<sqlx::Transaction<'c, sqlx::Sqlite>> {
+    sqlx::Connection::begin_with(&mut **w, "BEGIN IMMEDIATE")
         .await
         .map_err(db_err)
 }
@@ -427,10 +461,10 @@ mod tests {
         (store, path)
     }
 
-    async fn pragma(pool: &SqlitePool, name: &str) -> String {
+    async fn pragma<'e, E: sqlx::SqliteExecutor<'e>>(executor: E, name: &str) -> String {
         use sqlx::Row as _;
         let row = sqlx::query(&format!("pragma {name}"))
-            .fetch_one(pool)
+            .fetch_one(executor)
             .await
             .expect("pragma");
         row.try_get::<String, _>(0)
@@ -442,13 +476,22 @@ mod tests {
     #[tokio::test]
     async fn connections_use_wal_normal_sync_foreign_keys_and_a_busy_timeout() {
         let (store, path) = temp_store().await;
-        for pool in [&store.writer, &store.reader] {
-            assert_eq!(pragma(pool, "journal_mode").await, "wal");
-            assert_eq!(pragma(pool, "foreign_keys").await, "1");
-            assert_eq!(pragma(pool, "busy_timeout").await, "5000");
+        for name in ["journal_mode", "foreign_keys", "busy_timeout"] {
+            let want = match name {
+                "journal_mode" => "wal",
+                "foreign_keys" => "1",
+                _ => "5000",
+            };
+            assert_eq!(
+                pragma(&mut *store.w().await.expect("writer"), name).await,
+                want
+            );
+            assert_eq!(pragma(&store.reader, name).await, want);
         }
-        assert_eq!(pragma(&store.writer, "synchronous").await, "1", "NORMAL");
-        assert_eq!(store.writer.size(), 1);
+        let mut w = store.w().await.expect("writer");
+        assert_eq!(pragma(&mut *w, "synchronous").await, "1", "NORMAL");
+        assert_eq!(pragma(&mut *w, "wal_autocheckpoint").await, "0");
+        drop(w);
         let write = sqlx::query("delete from accounts")
             .execute(&store.reader)
             .await;
@@ -764,7 +807,7 @@ mod tests {
             .bind(acct.as_str())
             .bind(svc.sid.as_str())
             .bind(ch.sid.as_str())
-            .execute(&sqlite.writer)
+            .execute(&mut *sqlite.w().await.expect("writer"))
             .await
             .expect("seed");
             println!("seeded {n} messages in {:?}", seeding.elapsed());

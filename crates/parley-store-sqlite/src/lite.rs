@@ -150,7 +150,10 @@ impl Lite {
 /// constant write load (without it, writers keep appending while the checkpoint copies, the
 /// log never restarts and the file grows without bound); the unlocked pass keeps the time
 /// writers wait short. The fsyncs happen off the async threads.
-pub(crate) fn spawn_checkpointer(lite: std::sync::Weak<Lite>, writer: sqlx::SqlitePool) {
+pub(crate) fn spawn_checkpointer(
+    lite: std::sync::Weak<Lite>,
+    write_lock: std::sync::Weak<crate::WriteLock>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -167,18 +170,19 @@ pub(crate) fn spawn_checkpointer(lite: std::sync::Weak<Lite>, writer: sqlx::Sqli
             .await;
             // Pass 2, under the lock: only the frames appended meanwhile, so it is short and
             // complete, and the next write restarts the WAL.
-            let Ok(write_lock) = writer.acquire().await else {
-                return; // the pool was closed
-            };
-            let Some(lite) = lite.upgrade() else {
+            let (Some(lite), Some(write_lock)) = (lite.upgrade(), write_lock.upgrade()) else {
                 return;
             };
+            let held = write_lock.lock().await;
+            if held.is_none() {
+                return; // closed
+            }
             let done = tokio::task::spawn_blocking(move || {
                 let conn = lock(&lite.checkpoint);
                 conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
             })
             .await;
-            drop(write_lock);
+            drop(held);
             match done {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "sqlite checkpoint failed"),

@@ -125,7 +125,8 @@ impl MemberStore for SqliteStore {
         limits: &MemberLimits,
         actor: Option<&str>,
     ) -> StoreResult<Member> {
-        let mut tx = begin_write(self).await?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         let chan: ChannelRow = sqlx::query_as(
             "select * from channels where account_sid = ? and service_sid = ? and sid = ?",
         )
@@ -314,7 +315,7 @@ impl MemberStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_value)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.w().await?)
             .await
             .map_err(|e| write_err(e, Conflict::MemberExists, "role"))?;
         row.try_into()
@@ -330,7 +331,8 @@ impl MemberStore for SqliteStore {
         actor: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let mut tx = begin_write(self).await?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         let chan = resolve_channel(&mut *tx, account, service, channel).await?;
         let (column, value) = member_key(member);
         let sql = format!(

@@ -195,7 +195,7 @@ impl MessageStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         row.try_into()
@@ -209,7 +209,8 @@ impl MessageStore for SqliteStore {
         channel: &ChannelRef,
         sid: &MessageSid,
     ) -> StoreResult<()> {
-        let mut tx = begin_write(self).await?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         let chan = resolve_channel(&mut *tx, account, service, channel).await?;
         let done = sqlx::query("delete from messages where sid = ? and channel_sid = ?")
             .bind(sid.as_str())

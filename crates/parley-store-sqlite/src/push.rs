@@ -509,7 +509,7 @@ impl PushStore for SqliteStore {
         .bind(entry.reason.as_deref())
         .bind(entry.attempt)
         .bind(entry.date_created.unix_micros())
-        .execute(&self.writer)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(|e| match &e {
             sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
@@ -542,7 +542,7 @@ impl PushStore for SqliteStore {
         )
         .bind(cutoff.unix_micros())
         .bind(i64::from(limit))
-        .execute(&self.writer)
+        .execute(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         Ok(done.rows_affected())

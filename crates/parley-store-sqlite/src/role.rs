@@ -7,7 +7,9 @@ use parley_core::{AccountSid, RoleSid, ServiceSid, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::rows::{convert_all, RoleRow};
-use crate::{db_err, one_row, push_keyset, require_service, to_json, write_err, SqliteStore};
+use crate::{
+    begin_write, db_err, one_row, push_keyset, require_service, to_json, write_err, SqliteStore,
+};
 
 /// Insert one role on `conn` (shared with `create_service`, which adds the default roles in its
 /// own transaction).
@@ -54,11 +56,8 @@ pub(crate) fn list_query<'a>(
 impl RoleStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %role.service_sid, role.sid = %role.sid))]
     async fn create_role(&self, role: &NewRole) -> StoreResult<Role> {
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         require_service(&mut tx, &role.account_sid, &role.service_sid).await?;
         let created = insert_role(&mut tx, role).await?;
         tx.commit().await.map_err(db_err)?;
@@ -116,7 +115,7 @@ impl RoleStore for SqliteStore {
         .bind(account.as_str())
         .bind(service.as_str())
         .bind(sid.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         row.try_into()
@@ -135,7 +134,7 @@ impl RoleStore for SqliteStore {
                 .bind(account.as_str())
                 .bind(service.as_str())
                 .bind(sid.as_str())
-                .execute(&self.writer)
+                .execute(&mut *self.w().await?)
                 .await
                 .map_err(db_err)?;
         one_row(done.rows_affected())

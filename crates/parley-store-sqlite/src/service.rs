@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::lite::{lite_err, q};
 use crate::role::insert_role;
 use crate::rows::{convert_all, ServiceRow};
-use crate::{db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
+use crate::{begin_write, db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
 
 /// `<head> from services where … order by … limit …` (`head` is `select *`, or
 /// `explain query plan select *` in the plan tests).
@@ -30,11 +30,8 @@ impl ServiceStore for SqliteStore {
     async fn create_service(&self, new: &NewService) -> StoreResult<Service> {
         let s = &new.service;
         let settings = to_json(&s.settings)?;
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)?;
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
         let row: ServiceRow = sqlx::query_as(
             "insert into services (sid, account_sid, friendly_name, default_service_role_sid,
                                    default_channel_role_sid, default_channel_creator_role_sid,
@@ -121,7 +118,7 @@ impl ServiceStore for SqliteStore {
         .bind(service.date_updated.unix_micros())
         .bind(service.account_sid.as_str())
         .bind(service.sid.as_str())
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.w().await?)
         .await
         .map_err(db_err)?;
         row.try_into()
@@ -133,7 +130,7 @@ impl ServiceStore for SqliteStore {
         let done = sqlx::query("delete from services where account_sid = ? and sid = ?")
             .bind(account.as_str())
             .bind(sid.as_str())
-            .execute(&self.writer)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         one_row(done.rows_affected())

@@ -159,7 +159,7 @@ impl UserStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .fetch_one(&self.writer)
+            .fetch_one(&mut *self.w().await?)
             .await
             .map_err(|e| write_err(e, Conflict::UserIdentityTaken, "role"))?;
         row.try_into()
@@ -181,7 +181,7 @@ impl UserStore for SqliteStore {
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&self.writer)
+            .execute(&mut *self.w().await?)
             .await
             .map_err(db_err)?;
         one_row(done.rows_affected())
