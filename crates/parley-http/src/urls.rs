@@ -15,6 +15,11 @@ pub fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
+/// [`segment`], borrowing `s` when nothing in it needs encoding.
+pub fn segment_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    utf8_percent_encode(s, SEGMENT).into()
+}
+
 /// Builds absolute URLs.
 #[derive(Clone, Debug)]
 pub struct UrlBuilder {
@@ -41,7 +46,27 @@ impl UrlBuilder {
 
     /// `/v2/Services/{service}/{rest}`.
     pub fn in_service(&self, service: &str, rest: &str) -> String {
-        self.abs(&format!("/v2/Services/{service}/{rest}"))
+        self.in_service_parts(service, &[rest])
+    }
+
+    /// `/v2/Services/{service}/` followed by `parts` (each already encoded), built in one
+    /// allocation: list pages build two URLs per item.
+    pub fn in_service_parts(&self, service: &str, parts: &[&str]) -> String {
+        const MID: &str = "/v2/Services/";
+        let len = self.base.len()
+            + MID.len()
+            + service.len()
+            + 1
+            + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut url = String::with_capacity(len);
+        url.push_str(&self.base);
+        url.push_str(MID);
+        url.push_str(service);
+        url.push('/');
+        for p in parts {
+            url.push_str(p);
+        }
+        url
     }
 }
 
@@ -56,5 +81,15 @@ mod tests {
             u.in_service("IS1", &format!("Users/{}", segment("bob smith@x/y"))),
             "http://h:1/v2/Services/IS1/Users/bob%20smith%40x%2Fy"
         );
+        assert_eq!(
+            u.in_service_parts("IS1", &["Users/", "US2", "/Bindings/", "BS3"]),
+            "http://h:1/v2/Services/IS1/Users/US2/Bindings/BS3"
+        );
+        assert_eq!(u.in_service("IS1", ""), "http://h:1/v2/Services/IS1/");
+        assert!(matches!(
+            segment_cow("alice"),
+            std::borrow::Cow::Borrowed("alice")
+        ));
+        assert_eq!(segment_cow("bob smith"), "bob%20smith");
     }
 }

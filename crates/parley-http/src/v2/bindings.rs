@@ -14,7 +14,7 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::paging::{PageQuery, BINDINGS};
 use crate::params::Query;
-use crate::urls::{segment, UrlBuilder};
+use crate::urls::{segment_cow, UrlBuilder};
 use crate::AppState;
 
 /// Wire form of a service binding (`chat.v2.service.binding`): no `user_sid`, has `links`.
@@ -55,9 +55,9 @@ impl<'a> BindingResource<'a> {
             credential_sid: b.credential_sid.as_ref().map(|c| c.as_str()),
             binding_type: b.binding_type.as_str(),
             message_types: &b.message_types,
-            url: urls.in_service(service, &format!("Bindings/{}", b.sid)),
+            url: urls.in_service_parts(service, &["Bindings/", b.sid.as_str()]),
             links: BindingLinks {
-                user: urls.in_service(service, &format!("Users/{}", segment(&b.identity))),
+                user: urls.in_service_parts(service, &["Users/", &segment_cow(&b.identity)]),
             },
         }
     }

@@ -52,9 +52,9 @@ impl<'a> UserBindingResource<'a> {
             credential_sid: b.credential_sid.as_ref().map(|c| c.as_str()),
             binding_type: b.binding_type.as_str(),
             message_types: &b.message_types,
-            url: urls.in_service(
+            url: urls.in_service_parts(
                 b.service_sid.as_str(),
-                &format!("Users/{}/Bindings/{}", b.user_sid, b.sid),
+                &["Users/", b.user_sid.as_str(), "/Bindings/", b.sid.as_str()],
             ),
         }
     }
