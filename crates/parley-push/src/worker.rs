@@ -297,10 +297,8 @@ async fn settle_loop(
 ) {
     let mut buf = Vec::with_capacity(max);
     while rx.recv_many(&mut buf, max).await > 0 {
-        let batch: Vec<(String, Settle)> = buf
-            .iter()
-            .map(|s| (s.id.clone(), s.settle.clone()))
-            .collect();
+        let (batch, done): (Vec<(String, Settle)>, Vec<oneshot::Sender<()>>) =
+            buf.drain(..).map(|s| ((s.id, s.settle), s.done)).unzip();
         if let Err(e) = push.settle_deliveries(&batch).await {
             tracing::warn!(error = %e, n = batch.len(), "batch settle failed; settling one by one");
             for (id, settle) in &batch {
@@ -310,8 +308,8 @@ async fn settle_loop(
                 }
             }
         }
-        for s in buf.drain(..) {
-            let _ = s.done.send(());
+        for d in done {
+            let _ = d.send(());
         }
     }
 }

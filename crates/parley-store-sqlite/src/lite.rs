@@ -163,11 +163,7 @@ pub(crate) fn spawn_checkpointer(
             let Some(first) = lite.upgrade() else {
                 return;
             };
-            let _ = tokio::task::spawn_blocking(move || {
-                let conn = lock(&first.checkpoint);
-                conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
-            })
-            .await;
+            let _ = checkpoint(first).await;
             // Pass 2, under the lock: only the frames appended meanwhile, so it is short and
             // complete, and the next write restarts the WAL.
             let (Some(lite), Some(write_lock)) = (lite.upgrade(), write_lock.upgrade()) else {
@@ -177,11 +173,7 @@ pub(crate) fn spawn_checkpointer(
             if held.is_none() {
                 return; // closed
             }
-            let done = tokio::task::spawn_blocking(move || {
-                let conn = lock(&lite.checkpoint);
-                conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
-            })
-            .await;
+            let done = checkpoint(lite).await;
             drop(held);
             match done {
                 Ok(Ok(())) => {}
@@ -190,6 +182,17 @@ pub(crate) fn spawn_checkpointer(
             }
         }
     });
+}
+
+/// One passive checkpoint on the checkpointer's connection, on a blocking thread.
+async fn checkpoint(
+    lite: std::sync::Arc<Lite>,
+) -> Result<rusqlite::Result<()>, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || {
+        let conn = lock(&lite.checkpoint);
+        conn.query_row("pragma wal_checkpoint(passive)", [], |_| Ok(()))
+    })
+    .await
 }
 
 // ---- errors -------------------------------------------------------------------------------------
