@@ -647,10 +647,10 @@ mod tests {
         let store: DynStore = std::sync::Arc::new(sqlite.clone());
         let acct = account(&store).await;
         let svc = service(&store, &acct).await;
-        // 7,000 writes of a user with 6 KB of attributes: each adds at least six pages to the
+        // 14,000 writes of a user with 6 KB of attributes: each adds at least six pages to the
         // WAL (two overflow pages, the table leaf, three index leaves), so a log that never
-        // restarted would reach 7,000 × 24 KiB ≈ 164 MiB.
-        const WRITES: u64 = 7_000;
+        // restarted would reach 14,000 × 24 KiB ≈ 328 MiB.
+        const WRITES: u64 = 14_000;
         let started = std::time::Instant::now();
         for n in 0..WRITES {
             let mut u = user_at(&svc, &format!("load-{n}"), Timestamp::now());
@@ -661,9 +661,10 @@ mod tests {
         let mut wal = path.clone().into_os_string();
         wal.push("-wal");
         let wal_bytes = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        // Restarting every checkpoint (every 500 ms) and cut back to 64 MiB when it restarts.
+        // Restarting every checkpoint (every 500 ms), cut back to 64 MiB when it restarts; half
+        // the never-restarted size leaves room for a checkpoint slowed by a busy disk.
         assert!(
-            wal_bytes < 96 * 1024 * 1024,
+            wal_bytes < 164 * 1024 * 1024,
             "WAL of {wal_bytes} bytes after {WRITES} writes in {took:?}: it did not restart"
         );
         sqlite.close().await;
