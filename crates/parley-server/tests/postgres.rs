@@ -44,7 +44,12 @@ impl PgSchema {
             Err(e) => {
                 let ci = std::env::var("CI").is_ok_and(|v| v == "true");
                 if !ci && std::env::var("PARLEY_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-                    eprintln!("PostgreSQL unreachable at {base}; PARLEY_SKIP_POSTGRES=1: skipping");
+                    use std::io::Write as _;
+                    let test = std::thread::current()
+                        .name()
+                        .unwrap_or("a PostgreSQL test")
+                        .to_owned();
+                    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: PostgreSQL unreachable at {base} (PARLEY_SKIP_POSTGRES=1): {e:#}");
                     return None;
                 }
                 panic!("PostgreSQL unreachable at {base}: {e:#} (set PARLEY_SKIP_POSTGRES=1 outside CI to skip)");
