@@ -223,20 +223,18 @@ struct World {
     alice: User,
 }
 
-async fn world() -> World {
-    let Some(store) = fresh_pg().await else {
-        return;
-    };
+async fn world() -> Option<World> {
+    let store = fresh_pg().await?;
     let svc = service(&store, &AccountSid::generate()).await;
     let ch = channel(&store, &svc, "general").await;
     let alice = user(&store, &svc, "alice").await;
     join(&store, &ch, &alice, NotificationLevel::Default).await;
-    World {
+    Some(World {
         store,
         svc,
         ch,
         alice,
-    }
+    })
 }
 
 /// `tasks` claimers per node on two nodes, claiming `batch` at a time until nothing is left.
@@ -291,7 +289,9 @@ fn assert_disjoint_cover(claims: &[Vec<String>], expected: &BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn outbox_claims_on_two_nodes_are_disjoint_and_cover_everything() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     for i in 0..199 {
         post(&w.store, &w.ch, "alice", &format!("m{i}")).await;
     }
@@ -333,7 +333,9 @@ async fn outbox_claims_on_two_nodes_are_disjoint_and_cover_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn delivery_claims_on_two_nodes_are_disjoint_and_cover_everything() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let mut bindings = Vec::new();
     for i in 0..200 {
         bindings.push(register(&w.store, &w.alice, &format!("token-{i}"), &ALL_TYPES).await);
@@ -371,7 +373,9 @@ async fn delivery_claims_on_two_nodes_are_disjoint_and_cover_everything() {
 
 #[tokio::test]
 async fn claimed_rows_come_back_with_everything_and_in_order() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let binding = register(&w.store, &w.alice, "tok", &ALL_TYPES).await;
     let m = post(&w.store, &w.ch, "bob", "hi there").await;
     let evs = events(&w.store, &w.svc).await;
@@ -410,7 +414,9 @@ async fn claimed_rows_come_back_with_everything_and_in_order() {
 
 #[tokio::test]
 async fn an_expired_lease_makes_outbox_and_deliveries_claimable_again() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let binding = register(&w.store, &w.alice, "tok", &ALL_TYPES).await;
     let now = soon();
     let first = w
@@ -499,7 +505,9 @@ fn sids(recipients: &[parley_core::push::Recipient]) -> BTreeSet<BindingSid> {
 
 #[tokio::test]
 async fn recipients_exclude_the_author_muted_members_and_unsubscribed_bindings() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let (store, svc, ch) = (&w.store, &w.svc, &w.ch);
     let alice_b = register(store, &w.alice, "alice-1", &ALL_TYPES).await;
     let bob = user(store, svc, "bob").await;
@@ -629,7 +637,9 @@ async fn recipients_exclude_the_author_muted_members_and_unsubscribed_bindings()
 
 #[tokio::test]
 async fn complete_fanout_is_idempotent_and_drops_vanished_bindings() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let b1 = register(&w.store, &w.alice, "tok-1", &ALL_TYPES).await;
     let b2 = register(&w.store, &w.alice, "tok-2", &ALL_TYPES).await;
     let now = soon();
@@ -680,7 +690,9 @@ async fn complete_fanout_is_idempotent_and_drops_vanished_bindings() {
 
 #[tokio::test]
 async fn complete_fanout_of_ten_thousand_deliveries_is_fast() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     post(&w.store, &w.ch, "bob", "to everyone").await;
     let event = last_event(&w.store, &w.svc).await;
     // 10,000 devices of alice, inserted directly (registration is not what is measured here).
@@ -750,7 +762,9 @@ async fn binding_exists(store: &PgStore, sid: &BindingSid) -> bool {
 
 #[tokio::test]
 async fn settle_delivered_failed_retry_and_dead_token() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let store = &w.store;
     let b1 = register(store, &w.alice, "tok-1", &ALL_TYPES).await;
     let b2 = register(store, &w.alice, "tok-2", &ALL_TYPES).await;
@@ -1087,7 +1101,9 @@ async fn push_log_pages_by_date_and_seq_and_prunes() {
 /// no-ops.
 #[tokio::test]
 async fn a_settle_batch_does_what_settling_one_by_one_does() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let store = &w.store;
     let b1 = register(store, &w.alice, "batch-1", &ALL_TYPES).await;
     let b2 = register(store, &w.alice, "batch-2", &ALL_TYPES).await;
@@ -1178,7 +1194,9 @@ async fn a_settle_batch_does_what_settling_one_by_one_does() {
 /// removes the entry.
 #[tokio::test]
 async fn fan_out_progress_survives_a_lost_lease_and_never_moves_back() {
-    let w = world().await;
+    let Some(w) = world().await else {
+        return;
+    };
     let store = &w.store;
     let mut bs = Vec::new();
     for i in 0..3 {

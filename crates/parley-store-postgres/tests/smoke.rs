@@ -13,7 +13,7 @@ use parley_core::paging::{Cursor, PageRequest};
 use parley_core::role::{NewRole, RoleType};
 use parley_core::service::{NewService, Service};
 use parley_core::store::{
-    BindingStore, Conflict, CredentialStore, RoleStore, ServiceStore, Store, StoreError, UserStore,
+    BindingStore, Conflict, CredentialStore, RoleStore, ServiceStore, StoreError, UserStore,
 };
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, BindingSid, CredentialSid, RoleSid, Timestamp, UserSid};
