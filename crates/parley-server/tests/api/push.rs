@@ -420,6 +420,8 @@ async fn test_notification_answers_the_providers_verdict(b: Backend) {
 
 async fn a_large_fan_out_never_blocks_the_request(b: Backend) {
     let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    // Every device answers only after 3 s, so sending to all 40 takes seconds.
+    fakes.fcm.set_delay(Duration::from_secs(3));
     let app = Arc::new(app);
     let service = app.create_service("s").await;
     credentials(&app, &fakes).await;
@@ -431,14 +433,30 @@ async fn a_large_fan_out_never_blocks_the_request(b: Backend) {
     for i in 0..40 {
         let who = format!("w{i}");
         join(&app, &service, &ch, &who).await;
-        bind(&app, &service, &who, "fcm", &format!("fcm-w{i}")).await;
+        bind(&app, &service, &who, "fcm", &format!("slow-w{i}")).await;
     }
-    // The message is stored and answered before any push is sent.
+    // The worker runs while the message is posted.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    // The message is stored and answered while its pushes are still queued or in flight: had
+    // the request waited for the fan-out and the sends, nothing would be left in the queue.
     post(&app, &service, &ch, "system", "big").await;
-    assert!(tokens(&fakes).is_empty());
-    worker.drain().await.unwrap();
+    let answered = app.store.push_queue_depth().await.unwrap();
+    assert_ne!(answered, (0, 0), "the request waited for its pushes");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tokens(&fakes).len() < 40 || app.store.push_queue_depth().await.unwrap() != (0, 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sent: {}",
+            tokens(&fakes).len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    running.await.unwrap();
     assert_eq!(tokens(&fakes).len(), 40);
-    assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
 }
 
 /// The running worker (both stages side by side) writes a large fan-out in chunks and sends it
