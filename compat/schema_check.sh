@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Schemathesis (4.x) check of a running Parley against the Twilio Chat v2 OpenAPI spec,
-# limited to the operations Parley implements (Services, Users, Roles, Bindings, Credentials).
+# limited to the operations Parley implements: every Chat v2 operation except Channel Webhooks.
 #
 # Two runs against the same server:
 #   1. examples, coverage, fuzzing — fetch/update/list operations aimed at real data
@@ -18,7 +18,7 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 # In a fresh clone shared/ sits next to the repository root.
-SPEC="${PARLEY_SPEC:-$REPO/../shared/spec/twilio_chat_v2.json}"
+SPEC="${PARLEY_SPEC:-$HERE/spec/twilio_chat_v2.json}"
 ST="${SCHEMATHESIS:-$HERE/.venv/bin/schemathesis}"
 PY="${PYTHON:-$HERE/.venv/bin/python}"
 [ -x "$PY" ] || PY=python3
@@ -45,10 +45,13 @@ cat "$HERE/schema/schemathesis.toml" "$HERE/schema/fixtures.toml" >"$FUZZ_CONFIG
 # Implemented operations only. Path templates as written in the spec:
 #   /v2/Services, /v2/Services/{Sid}
 #   /v2/Services/{ServiceSid}/Users[/{Sid}], …/Users/{UserSid}/Bindings[/{Sid}]
+#   /v2/Services/{ServiceSid}/Users/{UserSid}/Channels[/{ChannelSid}]
 #   /v2/Services/{ServiceSid}/Roles[/{Sid}], /v2/Services/{ServiceSid}/Bindings[/{Sid}]
+#   /v2/Services/{ServiceSid}/Channels[/{Sid}]
+#   /v2/Services/{ServiceSid}/Channels/{ChannelSid}/{Members,Messages,Invites}[/{Sid}]
 #   /v2/Credentials[/{Sid}]
-# Channels, Members, Messages, Invites, Webhooks and User Channels are not matched.
-INCLUDE='^/v2/(Services(/\{Sid\})?|Services/\{ServiceSid\}/(Users(/\{Sid\})?|Users/\{UserSid\}/Bindings(/\{Sid\})?|Roles(/\{Sid\})?|Bindings(/\{Sid\})?)|Credentials(/\{Sid\})?)$'
+# Channel Webhooks (…/Channels/{ChannelSid}/Webhooks) are not implemented yet and not matched.
+INCLUDE='^/v2/(Services(/\{Sid\})?|Services/\{ServiceSid\}/(Users(/\{Sid\})?|Users/\{UserSid\}/Bindings(/\{Sid\})?|Users/\{UserSid\}/Channels(/\{ChannelSid\})?|Roles(/\{Sid\})?|Bindings(/\{Sid\})?|Channels(/\{Sid\})?|Channels/\{ChannelSid\}/(Members|Messages|Invites)(/\{Sid\})?)|Credentials(/\{Sid\})?)$'
 
 run() { # run CONFIG PHASES NAME
     echo "=== schema_check: $3 (phases: $2)"

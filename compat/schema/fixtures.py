@@ -2,8 +2,9 @@
 
 Without real identifiers almost every request under /v2/Services/{ServiceSid}/… is a 404 and
 the response schemas of users, roles, bindings and credentials are never checked. This makes
-one service with a custom role, an FCM credential, and a user with one push binding (through
-Parley's registration extension), using plain HTTP with the account's Basic auth.
+one service with a custom role, an FCM credential, a user with one push binding (through
+Parley's registration extension), and a channel with that user as a member, one message and one
+invite (of a second user), using plain HTTP with the account's Basic auth.
 """
 
 import os
@@ -28,12 +29,23 @@ role = post(f"/v2/Services/{service['sid']}/Roles",
 cred = post("/v2/Credentials", {"Type": "fcm", "FriendlyName": "fixture fcm", "Secret": "fixture"})
 binding = post(f"/v2/Services/{service['sid']}/Users/schema-user/Bindings",
                {"BindingType": "fcm", "Address": "fixture-device-token", "CredentialSid": cred["sid"]})
+svc = f"/v2/Services/{service['sid']}"
+channel = post(f"{svc}/Channels", {"FriendlyName": "fixture channel"})
+chan = f"{svc}/Channels/{channel['sid']}"
+member = post(f"{chan}/Members", {"Identity": "schema-user"})
+message = post(f"{chan}/Messages", {"Body": "fixture message", "From": "schema-user"})
+post(f"{svc}/Users", {"Identity": "schema-invitee"})
+invite = post(f"{chan}/Invites", {"Identity": "schema-invitee"})
 values = {
     "COMPAT_ST_SERVICE_SID": service["sid"],
     "COMPAT_ST_ROLE_SID": role["sid"],
     "COMPAT_ST_CREDENTIAL_SID": cred["sid"],
     "COMPAT_ST_USER_SID": binding["user_sid"],
     "COMPAT_ST_BINDING_SID": binding["sid"],
+    "COMPAT_ST_CHANNEL_SID": channel["sid"],
+    "COMPAT_ST_MEMBER_SID": member["sid"],
+    "COMPAT_ST_MESSAGE_SID": message["sid"],
+    "COMPAT_ST_INVITE_SID": invite["sid"],
 }
 for k, v in values.items():
     print(f"export {k}={shlex.quote(v)}")

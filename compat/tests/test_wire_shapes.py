@@ -2,7 +2,7 @@
 secret is added. Bodies are the raw JSON the library received (recorded by the HTTP client).
 
 The expected key sets come from the spec's component schemas, read from
-../shared/spec/twilio_chat_v2.json relative to the repository root (override: PARLEY_SPEC).
+compat/spec/twilio_chat_v2.json (a copy of Twilio's spec kept in the repository; override: PARLEY_SPEC).
 """
 
 import json
@@ -14,7 +14,7 @@ import pytest
 from conftest import http
 
 SPEC_PATH = Path(os.environ.get(
-    "PARLEY_SPEC", Path(__file__).resolve().parents[2].parent / "shared/spec/twilio_chat_v2.json"))
+    "PARLEY_SPEC", Path(__file__).resolve().parents[1] / "spec/twilio_chat_v2.json"))
 
 
 @pytest.fixture(scope="module")
