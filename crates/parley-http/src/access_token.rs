@@ -89,10 +89,20 @@ fn signature_ok(signing_input: &str, signature: &str, secret: &[u8]) -> bool {
     mac.verify_slice(&sig).is_ok()
 }
 
-/// Verify `token` fully: format, alg HS256, issuer = an API key of the `sub` account, signature
-/// with that key's secret, `exp`/`nbf`, identity and chat grant with a service of that account.
-pub async fn verify(app: &AppState, token: &str, now: Timestamp) -> Result<ChatIdentity, ApiError> {
-    let mut parts = token.trim().split('.');
+/// A token whose format, header and issuer/subject are readable (nothing verified yet).
+struct Unverified<'t> {
+    signing_input: &'t str,
+    signature: &'t str,
+    claims: Claims,
+    api_key_sid: ApiKeySid,
+    account_sid: AccountSid,
+}
+
+/// Read a token's structure: three dot-separated parts, an HS256 header, claims with SID-shaped
+/// `iss` and `sub`. Never panics; every failure is a 401 Twilio error.
+fn parse(token: &str) -> Result<Unverified<'_>, ApiError> {
+    let token = token.trim();
+    let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -106,27 +116,35 @@ pub async fn verify(app: &AppState, token: &str, now: Timestamp) -> Result<ChatI
         ));
     }
     let claims: Claims = decode_part(p, 20101, "Invalid Access Token payload")?;
-    let invalid_issuer = || reject(20107, "Invalid Access Token issuer/subject");
     let api_key_sid = ApiKeySid::parse(&claims.iss).map_err(|_| invalid_issuer())?;
     let account_sid = AccountSid::parse(&claims.sub).map_err(|_| invalid_issuer())?;
-    let key = match app.store.fetch_api_key(&api_key_sid).await {
-        Ok(k) => k,
-        Err(StoreError::NotFound) => return Err(invalid_issuer()),
-        Err(e) => return Err(e.into()),
-    };
-    if key.account_sid != account_sid {
-        return Err(invalid_issuer());
-    }
-    let secret = app
-        .secrets
-        .open(&key.secret_sealed)
-        .map_err(ApiError::internal)?;
-    if !signature_ok(&format!("{h}.{p}"), s, &secret) {
+    Ok(Unverified {
+        signing_input: &token[..h.len() + 1 + p.len()],
+        signature: s,
+        claims,
+        api_key_sid,
+        account_sid,
+    })
+}
+
+fn invalid_issuer() -> ApiError {
+    reject(20107, "Invalid Access Token issuer/subject")
+}
+
+/// Check a parsed token against its key's secret and the clock; read its grants.
+fn check(token: Unverified<'_>, secret: &[u8], now: Timestamp) -> Result<ChatIdentity, ApiError> {
+    if !signature_ok(token.signing_input, token.signature, secret) {
         return Err(reject(20101, "Invalid Access Token signature"));
     }
+    let Unverified {
+        claims,
+        api_key_sid,
+        account_sid,
+        ..
+    } = token;
     let now_secs = now.unix_secs();
     match claims.exp {
-        Some(exp) if exp + LEEWAY_SECS >= now_secs => {}
+        Some(exp) if exp.saturating_add(LEEWAY_SECS) >= now_secs => {}
         _ => {
             return Err(reject(
                 20104,
@@ -134,7 +152,10 @@ pub async fn verify(app: &AppState, token: &str, now: Timestamp) -> Result<ChatI
             ))
         }
     }
-    if claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now_secs) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| nbf.saturating_sub(LEEWAY_SECS) > now_secs)
+    {
         return Err(reject(20105, "Access Token not yet valid"));
     }
     let identity = claims
@@ -175,6 +196,25 @@ pub async fn verify(app: &AppState, token: &str, now: Timestamp) -> Result<ChatI
     })
 }
 
+/// Verify `token` fully: format, alg HS256, issuer = an API key of the `sub` account, signature
+/// with that key's secret, `exp`/`nbf`, identity and chat grant with a service of that account.
+pub async fn verify(app: &AppState, token: &str, now: Timestamp) -> Result<ChatIdentity, ApiError> {
+    let token = parse(token)?;
+    let key = match app.store.fetch_api_key(&token.api_key_sid).await {
+        Ok(k) => k,
+        Err(StoreError::NotFound) => return Err(invalid_issuer()),
+        Err(e) => return Err(e.into()),
+    };
+    if key.account_sid != token.account_sid {
+        return Err(invalid_issuer());
+    }
+    let secret = app
+        .secrets
+        .open(&key.secret_sealed)
+        .map_err(ApiError::internal)?;
+    check(token, &secret, now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +232,133 @@ mod tests {
             decode_part(input.split('.').nth(1).expect("payload"), 1, "x").expect("claims");
         assert_eq!(claims.grants.identity.as_deref(), Some("alice@example.com"));
         assert_eq!(claims.iss, "SK22222222222222222222222222222222");
+    }
+}
+
+/// Access Tokens are client input: arbitrary text, tampered tokens and arbitrary claims (huge
+/// or negative `exp`/`nbf`, wrong types) give a 401 Twilio error, never a panic.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"prop-test-secret";
+
+    fn b64(v: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(v)
+    }
+
+    fn sign(header: &str, claims: &str, secret: &[u8]) -> String {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret) else {
+            return input;
+        };
+        mac.update(input.as_bytes());
+        format!("{input}.{}", b64(&mac.finalize().into_bytes()))
+    }
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_secs(1_795_521_077)
+    }
+
+    fn verify_offline(token: &str) -> Result<ChatIdentity, ApiError> {
+        check(parse(token)?, SECRET, now())
+    }
+
+    fn assert_401(r: &Result<ChatIdentity, ApiError>) {
+        if let Err(e) = r {
+            assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{e:?}");
+            assert!((20101..=20107).contains(&e.code), "{e:?}");
+        }
+    }
+
+    /// Seconds near the extremes as often as anywhere else.
+    fn edge_secs() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            Just(i64::MAX),
+            Just(i64::MIN),
+            (i64::MAX - 120..=i64::MAX),
+            (i64::MIN..=i64::MIN + 120),
+            (1_795_521_000i64..1_795_522_000),
+            any::<i64>(),
+        ]
+    }
+
+    fn any_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(".{0,8}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_text_is_a_401(token in ".{0,300}", dotted in "[A-Za-z0-9_=-]{0,40}\\.[A-Za-z0-9_=-]{0,60}\\.[A-Za-z0-9_=-]{0,40}") {
+            let r = verify_offline(&token);
+            prop_assert!(r.is_err());
+            assert_401(&r);
+            let r = verify_offline(&dotted);
+            prop_assert!(r.is_err());
+            assert_401(&r);
+        }
+
+        #[test]
+        fn signed_tokens_with_arbitrary_claims_verify_or_are_401(
+            exp in prop_oneof![4 => edge_secs().prop_map(|v| json!(v)), 1 => any_json()],
+            nbf in prop_oneof![4 => edge_secs().prop_map(|v| json!(v)), 1 => any_json()],
+            identity in prop_oneof![4 => ".{0,10}".prop_map(|v| json!(v)), 1 => any_json()],
+            service in prop_oneof![4 => Just(json!("IS00000000000000000000000000000001")), 1 => any_json()],
+            push in prop_oneof![4 => Just(json!("CR00000000000000000000000000000001")), 1 => Just(json!(null)), 1 => any_json()],
+            extra in any_json(),
+        ) {
+            let claims = json!({
+                "iss": "SK00000000000000000000000000000001",
+                "sub": "AC00000000000000000000000000000001",
+                "exp": exp, "nbf": nbf, "jti": extra,
+                "grants": {"identity": identity, "chat": {"service_sid": service, "push_credential_sid": push}},
+            });
+            let token = sign(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string(), SECRET);
+            let r = verify_offline(&token);
+            assert_401(&r);
+            // The same token under another secret is refused.
+            let forged = sign(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string(), b"other");
+            let r = verify_offline(&forged);
+            prop_assert!(r.is_err());
+            assert_401(&r);
+        }
+
+        #[test]
+        fn tampered_tokens_are_refused(at in any::<prop::sample::Index>(), with in any::<u8>()) {
+            let claims = json!({
+                "iss": "SK00000000000000000000000000000001",
+                "sub": "AC00000000000000000000000000000001",
+                "exp": 1_795_524_677, "nbf": 1_795_521_077,
+                "grants": {"identity": "alice", "chat": {"service_sid": "IS00000000000000000000000000000001"}},
+            });
+            let token = sign(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string(), SECRET);
+            prop_assert!(verify_offline(&token).is_ok());
+            let mut bytes = token.into_bytes();
+            let i = at.index(bytes.len());
+            if bytes[i] != with && !with.is_ascii_whitespace() {
+                bytes[i] = with;
+                let tampered = String::from_utf8_lossy(&bytes).into_owned();
+                let r = verify_offline(&tampered);
+                assert_401(&r);
+                prop_assert!(r.is_err(), "{tampered}");
+            }
+        }
     }
 }

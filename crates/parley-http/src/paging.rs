@@ -420,3 +420,80 @@ mod tests {
         assert!(PageQuery::parse(&Params::parse("PageToken=PTxyz"), USERS, "/x", &[], &s).is_err());
     }
 }
+
+/// PageTokens are client input: arbitrary text, tampered real tokens and arbitrary `PageSize` /
+/// `Page` values decode to `None` or to a 400 naming the parameter — never a panic.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use axum::http::StatusCode;
+    use proptest::prelude::*;
+
+    #[allow(clippy::expect_used)]
+    fn sb() -> SecretBox {
+        SecretBox::from_hex(&"ab".repeat(32)).expect("key")
+    }
+
+    const LIST: ListSpec = ListSpec {
+        key: "users",
+        default_page_size: 50,
+        max_page_size: 1000,
+    };
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_tokens_are_refused(token in ".{0,200}", b64 in "PT[A-Za-z0-9_-]{0,120}") {
+            let s = sb();
+            prop_assert_eq!(decode_token(&token, "/v2/Services/IS1/Users", &s), None);
+            prop_assert_eq!(decode_token(&b64, "/v2/Services/IS1/Users", &s), None);
+        }
+
+        #[test]
+        fn tampered_tokens_are_refused(
+            key in any::<i64>(),
+            sid in "[A-Z]{2}[0-9a-f]{32}",
+            backwards in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+            with in any::<u8>(),
+        ) {
+            let s = sb();
+            let cursor = Cursor { key, sid, backwards };
+            let token = encode_token(&cursor, "/v2/Services/IS1/Users", &s);
+            prop_assert_eq!(
+                decode_token(&token, "/v2/Services/IS1/Users", &s),
+                Some(cursor)
+            );
+            let mut bytes = token.into_bytes();
+            let i = at.index(bytes.len());
+            if bytes[i] != with {
+                bytes[i] = with;
+                let tampered = String::from_utf8_lossy(&bytes).into_owned();
+                prop_assert_eq!(decode_token(&tampered, "/v2/Services/IS1/Users", &s), None);
+            }
+        }
+
+        #[test]
+        fn arbitrary_paging_parameters_parse_or_are_400(
+            size in prop_oneof![".{0,30}", "-?[0-9]{1,30}"],
+            page in prop_oneof![".{0,30}", "-?[0-9]{1,30}"],
+            token in ".{0,60}",
+        ) {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("PageSize", &size);
+            q.append_pair("Page", &page);
+            q.append_pair("PageToken", &token);
+            let params = Params::parse(&q.finish());
+            match PageQuery::parse(&params, LIST, "/v2/Services/IS1/Users", &[], &sb()) {
+                Ok(parsed) => {
+                    prop_assert!(parsed.request.size >= 1 && parsed.request.size <= 1000);
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                    prop_assert_eq!(e.code, 20001);
+                }
+            }
+        }
+    }
+}

@@ -284,3 +284,114 @@ mod tests {
         );
     }
 }
+
+/// Arbitrary bytes through the real form extractor and every accessor: no panic, and every
+/// rejection is a Twilio error (400 with code 20001, or 413 for an oversized body).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        #[allow(clippy::expect_used)]
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+    }
+
+    fn form_request(body: Vec<u8>, content_type: Option<String>) -> Option<Request> {
+        let mut b = axum::http::Request::builder()
+            .method("POST")
+            .uri("/v2/Services");
+        if let Some(ct) = content_type {
+            b = b.header(header::CONTENT_TYPE, ct);
+        }
+        b.body(axum::body::Body::from(body)).ok()
+    }
+
+    fn assert_twilio(e: &ApiError) {
+        assert!(
+            e.status == StatusCode::BAD_REQUEST || e.status == StatusCode::PAYLOAD_TOO_LARGE,
+            "{e:?}"
+        );
+        assert_eq!(e.code, 20001, "{e:?}");
+    }
+
+    /// Every typed accessor on every name present, plus a few the body may not carry.
+    fn exercise(params: &Params) {
+        let mut names: Vec<String> = params.pairs().iter().map(|(k, _)| k.clone()).collect();
+        names.extend(["PageSize", "Page", "DateCreated", "Enabled"].map(String::from));
+        for name in &names {
+            let _ = params.get(name);
+            let _ = params.all(name);
+            for r in [
+                params.bool(name).map(|_| ()),
+                params.int(name).map(|_| ()),
+                params.int_in(name, -5, 5).map(|_| ()),
+                params.date(name).map(|_| ()),
+                params.required(name).map(|_| ()),
+            ] {
+                if let Err(e) = r {
+                    assert_twilio(&e);
+                }
+            }
+        }
+    }
+
+    fn form_text() -> impl Strategy<Value = String> {
+        // Pairs built from the characters that matter to the decoder, plus anything.
+        let atom = prop_oneof![
+            Just("&".to_owned()),
+            Just("=".to_owned()),
+            Just("%".to_owned()),
+            Just("%00".to_owned()),
+            Just("%FF".to_owned()),
+            Just("+".to_owned()),
+            Just("PageSize".to_owned()),
+            Just("Enabled".to_owned()),
+            Just("DateCreated".to_owned()),
+            "[0-9]{1,25}",
+            "-?[0-9]{1,3}",
+            ".{0,6}",
+        ];
+        proptest::collection::vec(atom, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bodies_decode_or_are_twilio_errors(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            ct in proptest::option::of(prop_oneof![
+                Just("application/x-www-form-urlencoded".to_owned()),
+                Just("application/json".to_owned()),
+                ".{0,20}",
+            ]),
+        ) {
+            let Some(req) = form_request(body, ct) else { return Ok(()) };
+            match runtime().block_on(Form::from_request(req, &())) {
+                Ok(Form(params)) => exercise(&params),
+                Err(e) => assert_twilio(&e),
+            }
+        }
+
+        #[test]
+        fn form_shaped_text_decodes_and_every_accessor_answers(text in form_text()) {
+            let req = form_request(
+                text.clone().into_bytes(),
+                Some("application/x-www-form-urlencoded".to_owned()),
+            );
+            let Some(req) = req else { return Ok(()) };
+            match runtime().block_on(Form::from_request(req, &())) {
+                Ok(Form(params)) => exercise(&params),
+                Err(e) => assert_twilio(&e),
+            }
+            // The query-string path decodes the same text without panicking.
+            match Params::parse(&text).reject_nul() {
+                Ok(params) => exercise(&params),
+                Err(e) => assert_twilio(&e),
+            }
+        }
+    }
+}
