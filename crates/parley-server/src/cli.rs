@@ -296,7 +296,7 @@ pub async fn serve(
     match app.bootstrap() {
         Bootstrap::Generated(created) => print_bootstrap(created),
         Bootstrap::FromEnv(sid) => {
-            println!("Parley created the bootstrap account {sid} from PARLEY_BOOTSTRAP_ACCOUNT_SID / PARLEY_BOOTSTRAP_AUTH_TOKEN.");
+            print_or_warn(&format!("Parley created the bootstrap account {sid} from PARLEY_BOOTSTRAP_ACCOUNT_SID / PARLEY_BOOTSTRAP_AUTH_TOKEN.\n"));
         }
         Bootstrap::Existing => {}
     }
@@ -324,13 +324,22 @@ pub async fn serve(
 }
 
 fn print_bootstrap(created: &AccountCredentials) {
-    println!("================================================================");
-    println!("Parley created the first account. Save these credentials now:");
-    println!("the auth token is shown only once.");
-    println!();
-    println!("  Account SID: {}", created.sid);
-    println!("  Auth Token:  {}", created.auth_token);
-    println!("================================================================");
+    let rule = "================================================================";
+    print_or_warn(&format!(
+        "{rule}\nParley created the first account. Save these credentials now:\n\
+         the auth token is shown only once.\n\n  Account SID: {}\n  Auth Token:  {}\n{rule}\n",
+        created.sid, created.auth_token
+    ));
+}
+
+/// Write to stdout; a closed or broken stdout is logged, never a panic (`println!` would panic
+/// and take the server down before it serves).
+fn print_or_warn(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!(error = %e, "cannot write to stdout (first-start message lost; `parley account rotate-token` issues a new token)");
+    }
 }
 
 async fn account(cmd: AccountCommand) -> anyhow::Result<()> {

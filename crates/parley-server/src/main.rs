@@ -13,11 +13,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format, cli.default_log_filter());
+    // Held to the end of main: dropping it flushes the log lines still queued.
+    let _logs = telemetry::init(cli.log_format, cli.default_log_filter());
     match cli.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            use std::io::Write as _;
+            // Never `eprintln!`: it panics when stderr is gone.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }

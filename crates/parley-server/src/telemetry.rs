@@ -15,18 +15,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// Log lines queued for stderr before new ones are dropped (a stalled log reader).
+const QUEUED_LINES: usize = 16_384;
+
 /// Install the global subscriber. `default_filter` applies when `RUST_LOG` is unset or invalid.
-/// Calling it twice is harmless (the second call does nothing).
-pub fn init(format: LogFormat, default_filter: &str) {
+/// Calling it twice is harmless (the second call does nothing). Keep the returned guard alive
+/// until exit: dropping it flushes what is queued.
+///
+/// Logging never takes the server down: lines are handed to a writer thread through a bounded
+/// queue (a stalled reader of stderr makes the server drop lines, not wait), and write errors
+/// (a closed pipe, a restarting log shipper) are ignored instead of reported with `eprintln!`,
+/// which panics when stderr itself is the broken stream.
+pub fn init(
+    format: LogFormat,
+    default_filter: &str,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("parley-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
         LogFormat::Json => builder.json().with_current_span(false).try_init(),
     };
+    guard
 }

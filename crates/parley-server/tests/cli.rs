@@ -6,6 +6,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -322,6 +323,42 @@ fn serve_prints_the_first_account_once_answers_healthz_and_stops_on_sigterm() {
             .len(),
         1
     );
+}
+
+#[test]
+fn a_closed_stderr_takes_down_neither_requests_nor_the_shutdown() {
+    // Arrange: debug logs, so every request writes log lines; then the log reader goes away.
+    let dir = TempDir::new();
+    let sid = "AC00000000000000000000000000000042";
+    let token = "00000000000000000000000000000042";
+    let server = Server::start_then_close_stderr(
+        &dir,
+        &[
+            ("RUST_LOG", "debug"),
+            ("PARLEY_BOOTSTRAP_ACCOUNT_SID", sid),
+            ("PARLEY_BOOTSTRAP_AUTH_TOKEN", token),
+        ],
+    );
+    // Give the reader thread time to drop the pipe.
+    std::thread::sleep(Duration::from_millis(300));
+    // Act: requests that write log lines into the broken pipe.
+    let mut answers = Vec::new();
+    for i in 0..3 {
+        answers.push(server.call(
+            "POST",
+            "/v2/Services",
+            (sid, token),
+            &[("FriendlyName", &format!("s{i}"))],
+        ));
+    }
+    let listed = server.call("GET", "/v2/Services", (sid, token), &[]);
+    let (clean_exit, _) = server.terminate();
+    // Assert: every request was answered, and SIGTERM still stops the server cleanly.
+    for (status, body) in &answers {
+        assert_eq!(*status, 201, "{body}");
+    }
+    assert_eq!(listed.0, 200, "{}", listed.1);
+    assert!(clean_exit, "exit 0 on SIGTERM with stderr closed");
 }
 
 #[test]

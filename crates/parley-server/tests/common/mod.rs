@@ -152,6 +152,16 @@ pub struct Server {
 impl Server {
     /// Start `parley serve` on port 0 and wait for its "listening on" log line.
     pub fn start(db: &impl Db, env: &[(&str, &str)]) -> Server {
+        Self::start_inner(db, env, false)
+    }
+
+    /// [`Server::start`], then close the reading end of the server's stderr (as when a log
+    /// shipper goes away): every later log line meets a broken pipe.
+    pub fn start_then_close_stderr(db: &impl Db, env: &[(&str, &str)]) -> Server {
+        Self::start_inner(db, env, true)
+    }
+
+    fn start_inner(db: &impl Db, env: &[(&str, &str)], close_stderr: bool) -> Server {
         let mut cmd = parley_command();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
             .arg(db.url())
@@ -180,6 +190,9 @@ impl Server {
                         .unwrap_or_default()
                         .to_owned();
                     let _ = tx.send(addr);
+                    if close_stderr {
+                        break; // drops the pipe's reading end
+                    }
                 }
                 // Keep draining so the server never blocks on a full pipe.
             }
