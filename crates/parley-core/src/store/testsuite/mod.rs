@@ -106,6 +106,7 @@ macro_rules! store_conformance_tests {
             user_channels_mix_joined_and_invited_with_paging,
             every_chat_write_appends_its_event_with_all_fields,
             failed_chat_writes_append_no_event,
+            deleting_a_user_appends_removed_from_channel_per_membership,
             deleting_a_service_removes_its_channels_and_events,
             another_accounts_chat_rows_are_not_found,
         );
