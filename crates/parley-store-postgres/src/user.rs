@@ -8,8 +8,8 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
-use crate::paging::push_keyset;
 use crate::event::{append, NewEvent};
+use crate::paging::push_keyset;
 use crate::rows::{convert_all, ChannelRow, UserRow};
 use crate::PgStore;
 

@@ -1,15 +1,17 @@
 //! `UserStore`: users of a service, addressed by SID or identity.
 
-use parley_core::paging::{Page, PageRequest};
 use parley_core::event::EventKind;
+use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, StoreError, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
-use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::event::{self, NewEvent};
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow, UserRow};
-use crate::{begin_write, db_err, one_row, push_keyset_lite, require_service_lite, write_err, SqliteStore};
+use crate::{
+    begin_write, db_err, one_row, push_keyset_lite, require_service_lite, write_err, SqliteStore,
+};
 
 /// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
 pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {

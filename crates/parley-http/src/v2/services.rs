@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use parley_core::role::RoleType;
-use parley_core::service::{NewService, NotificationSetting, Service, MAX_LIMIT};
+use parley_core::service::{
+    NewService, NotificationPatch, NotificationSetting, Service, ServicePatch, MAX_LIMIT,
+};
 use parley_core::{RoleSid, ServiceSid, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -195,17 +197,21 @@ pub(crate) async fn update(
     Form(p): Form,
 ) -> Result<Json<ServiceResource>, ApiError> {
     let sid: ServiceSid = seg.sid(0)?;
-    let mut service = app.store.fetch_service(account(&auth), &sid).await?;
-    apply_update(&app, &auth, &mut service, &p).await?;
-    service.date_updated = Timestamp::now();
-    let service = app.store.update_service(&service).await?;
+    // A missing service is a 404 whatever the parameters.
+    app.store.fetch_service(account(&auth), &sid).await?;
+    let patch = parse_update(&p)?;
+    let patch = with_roles(&app, &auth, &sid, &p, patch).await?;
+    let service = app
+        .store
+        .patch_service(account(&auth), &sid, &patch, Timestamp::now())
+        .await?;
     Ok(Json(ServiceResource::new(&service, &app.urls)))
 }
 
 async fn role_param(
     app: &AppState,
     auth: &Authenticated,
-    service: &Service,
+    service: &ServiceSid,
     p: &Params,
     name: &str,
     want: RoleType,
@@ -222,11 +228,7 @@ async fn role_param(
         )
     };
     let sid = RoleSid::parse(text).map_err(|_| not_found())?;
-    let role = match app
-        .store
-        .fetch_role(account(auth), &service.sid, &sid)
-        .await
-    {
+    let role = match app.store.fetch_role(account(auth), service, &sid).await {
         Ok(r) => r,
         Err(parley_core::store::StoreError::NotFound) => return Err(not_found()),
         Err(e) => return Err(e.into()),
@@ -284,170 +286,122 @@ fn text_limit(p: &Params, name: &str, max: usize, code: u32) -> Result<Option<St
     }
 }
 
-fn apply_notification(
+fn notification_patch(
     p: &Params,
     prefix: &str,
-    n: &mut NotificationSetting,
     with_badge: bool,
-) -> Result<(), ApiError> {
-    if let Some(v) = p.bool(&format!("{prefix}.Enabled"))? {
-        n.enabled = v;
-    }
-    if let Some(t) = text_limit(p, &format!("{prefix}.Template"), MAX_TEMPLATE, 50058)? {
-        n.template = Some(t).filter(|t| !t.is_empty());
-    }
-    if let Some(s) = text_limit(p, &format!("{prefix}.Sound"), MAX_SOUND, 50059)? {
-        n.sound = Some(s).filter(|s| !s.is_empty());
-    }
-    if with_badge {
-        if let Some(b) = p.bool(&format!("{prefix}.BadgeCountEnabled"))? {
-            n.badge_count_enabled = Some(b);
-        }
-    }
-    Ok(())
+) -> Result<NotificationPatch, ApiError> {
+    Ok(NotificationPatch {
+        enabled: p.bool(&format!("{prefix}.Enabled"))?,
+        template: text_limit(p, &format!("{prefix}.Template"), MAX_TEMPLATE, 50058)?
+            .map(|t| Some(t).filter(|t| !t.is_empty())),
+        sound: text_limit(p, &format!("{prefix}.Sound"), MAX_SOUND, 50059)?
+            .map(|s| Some(s).filter(|s| !s.is_empty())),
+        badge_count_enabled: if with_badge {
+            p.bool(&format!("{prefix}.BadgeCountEnabled"))?
+        } else {
+            None
+        },
+    })
 }
 
-async fn apply_update(
+/// The default-role parameters, each checked against the service's roles.
+async fn with_roles(
     app: &AppState,
     auth: &Authenticated,
-    s: &mut Service,
+    sid: &ServiceSid,
     p: &Params,
-) -> Result<(), ApiError> {
-    if let Some(name) = friendly_name(p, "FriendlyName")? {
-        s.friendly_name = name;
-    }
-    if let Some(r) = role_param(
+    mut patch: ServicePatch,
+) -> Result<ServicePatch, ApiError> {
+    patch.default_service_role_sid = role_param(
         app,
         auth,
-        s,
+        sid,
         p,
         "DefaultServiceRoleSid",
         RoleType::Deployment,
         50102,
     )
-    .await?
-    {
-        s.default_service_role_sid = Some(r);
-    }
-    if let Some(r) = role_param(
+    .await?;
+    patch.default_channel_role_sid = role_param(
         app,
         auth,
-        s,
+        sid,
         p,
         "DefaultChannelRoleSid",
         RoleType::Channel,
         50101,
     )
-    .await?
-    {
-        s.default_channel_role_sid = Some(r);
-    }
-    if let Some(r) = role_param(
+    .await?;
+    patch.default_channel_creator_role_sid = role_param(
         app,
         auth,
-        s,
+        sid,
         p,
         "DefaultChannelCreatorRoleSid",
         RoleType::Channel,
         50106,
     )
-    .await?
-    {
-        s.default_channel_creator_role_sid = Some(r);
-    }
-    let st = &mut s.settings;
-    if let Some(v) = p.bool("ReadStatusEnabled")? {
-        st.read_status_enabled = v;
-    }
-    if let Some(v) = p.bool("ReachabilityEnabled")? {
-        st.reachability_enabled = v;
-    }
-    if let Some(v) = non_negative(p, "TypingIndicatorTimeout", 50053, 86_400)? {
-        st.typing_indicator_timeout = v;
-    }
-    if let Some(v) = non_negative(p, "ConsumptionReportInterval", 50052, 86_400)? {
-        st.consumption_report_interval = v;
-    }
-    apply_notification(
-        p,
-        "Notifications.NewMessage",
-        &mut st.notifications.new_message,
-        true,
-    )?;
-    apply_notification(
-        p,
-        "Notifications.AddedToChannel",
-        &mut st.notifications.added_to_channel,
-        false,
-    )?;
-    apply_notification(
-        p,
-        "Notifications.RemovedFromChannel",
-        &mut st.notifications.removed_from_channel,
-        false,
-    )?;
-    apply_notification(
-        p,
-        "Notifications.InvitedToChannel",
-        &mut st.notifications.invited_to_channel,
-        false,
-    )?;
-    if let Some(v) = p.bool("Notifications.LogEnabled")? {
-        st.notifications.log_enabled = v;
-    }
-    if let Some(u) = webhook_url(p, "PreWebhookUrl", 50077)? {
-        st.pre_webhook_url = u;
-    }
-    if let Some(u) = webhook_url(p, "PostWebhookUrl", 50078)? {
-        st.post_webhook_url = u;
-    }
-    if let Some(m) = p.get("WebhookMethod") {
-        let m = m.to_ascii_uppercase();
-        if m != "GET" && m != "POST" {
-            return Err(ApiError::chat_param(
-                50055,
-                "WebhookMethod",
-                "WebhookMethod must be GET or POST",
-            ));
+    .await?;
+    Ok(patch)
+}
+
+/// Every UpdateService parameter but the default roles, checked.
+fn parse_update(p: &Params) -> Result<ServicePatch, ApiError> {
+    let webhook_method = match p.get("WebhookMethod") {
+        None => None,
+        Some(m) => {
+            let m = m.to_ascii_uppercase();
+            if m != "GET" && m != "POST" {
+                return Err(ApiError::chat_param(
+                    50055,
+                    "WebhookMethod",
+                    "WebhookMethod must be GET or POST",
+                ));
+            }
+            Some(m)
         }
-        st.webhook_method = Some(m);
-    }
-    if p.has("WebhookFilters") {
+    };
+    let webhook_filters = if p.has("WebhookFilters") {
         let filters: Vec<String> = p
             .all("WebhookFilters")
             .into_iter()
             .filter(|f| !f.is_empty())
             .collect();
-        st.webhook_filters = Some(filters).filter(|f| !f.is_empty());
-    }
-    if let Some(v) = non_negative(p, "PreWebhookRetryCount", 50065, 3)? {
-        st.pre_webhook_retry_count = v;
-    }
-    if let Some(v) = non_negative(p, "PostWebhookRetryCount", 50065, 3)? {
-        st.post_webhook_retry_count = v;
-    }
-    if let Some(v) = p.int("Limits.ChannelMembers")? {
-        if !(1..=MAX_LIMIT).contains(&v) {
-            return Err(ApiError::chat_param(
-                50061,
-                "Limits.ChannelMembers",
-                format!("Limits.ChannelMembers must be between 1 and {MAX_LIMIT}"),
-            ));
+        Some(Some(filters).filter(|f| !f.is_empty()))
+    } else {
+        None
+    };
+    let limit = |name: &str, code: u32| -> Result<Option<i64>, ApiError> {
+        match p.int(name)? {
+            Some(v) if !(1..=MAX_LIMIT).contains(&v) => Err(ApiError::chat_param(
+                code,
+                name,
+                format!("{name} must be between 1 and {MAX_LIMIT}"),
+            )),
+            other => Ok(other),
         }
-        st.limits.channel_members = v;
-    }
-    if let Some(v) = p.int("Limits.UserChannels")? {
-        if !(1..=MAX_LIMIT).contains(&v) {
-            return Err(ApiError::chat_param(
-                50060,
-                "Limits.UserChannels",
-                format!("Limits.UserChannels must be between 1 and {MAX_LIMIT}"),
-            ));
-        }
-        st.limits.user_channels = v;
-    }
-    if let Some(m) = p.string("Media.CompatibilityMessage") {
-        st.media.compatibility_message = Some(m);
-    }
-    Ok(())
+    };
+    Ok(ServicePatch {
+        friendly_name: friendly_name(p, "FriendlyName")?,
+        read_status_enabled: p.bool("ReadStatusEnabled")?,
+        reachability_enabled: p.bool("ReachabilityEnabled")?,
+        typing_indicator_timeout: non_negative(p, "TypingIndicatorTimeout", 50053, 86_400)?,
+        consumption_report_interval: non_negative(p, "ConsumptionReportInterval", 50052, 86_400)?,
+        new_message: notification_patch(p, "Notifications.NewMessage", true)?,
+        added_to_channel: notification_patch(p, "Notifications.AddedToChannel", false)?,
+        removed_from_channel: notification_patch(p, "Notifications.RemovedFromChannel", false)?,
+        invited_to_channel: notification_patch(p, "Notifications.InvitedToChannel", false)?,
+        notifications_log_enabled: p.bool("Notifications.LogEnabled")?,
+        pre_webhook_url: webhook_url(p, "PreWebhookUrl", 50077)?,
+        post_webhook_url: webhook_url(p, "PostWebhookUrl", 50078)?,
+        webhook_method,
+        webhook_filters,
+        pre_webhook_retry_count: non_negative(p, "PreWebhookRetryCount", 50065, 3)?,
+        post_webhook_retry_count: non_negative(p, "PostWebhookRetryCount", 50065, 3)?,
+        limits_channel_members: limit("Limits.ChannelMembers", 50061)?,
+        limits_user_channels: limit("Limits.UserChannels", 50060)?,
+        media_compatibility_message: p.string("Media.CompatibilityMessage"),
+        ..ServicePatch::default()
+    })
 }

@@ -1970,7 +1970,11 @@ pub async fn deleting_a_user_appends_removed_from_channel_per_membership(store: 
             }
         );
     }
-    assert_eq!(refetch(&store, &general).await.members_count, 1, "bob stays");
+    assert_eq!(
+        refetch(&store, &general).await.members_count,
+        1,
+        "bob stays"
+    );
     assert_eq!(refetch(&store, &random).await.members_count, 0);
     assert_eq!(refetch(&store, &quiet).await.members_count, 1);
     let _ = bob;
