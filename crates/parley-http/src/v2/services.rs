@@ -26,6 +26,18 @@ const MAX_FRIENDLY_NAME: usize = 256;
 const MAX_TEMPLATE: usize = 1024;
 /// Longest notification sound name (Chat 50059; GUESS: 256 characters).
 const MAX_SOUND: usize = 256;
+/// Longest `Media.CompatibilityMessage` (no Twilio limit found; a documented choice: 1,024
+/// characters, as templates; 400/20001).
+const MAX_COMPATIBILITY_MESSAGE: usize = 1024;
+/// Longest pre-/post-webhook URL (no Twilio limit found; a documented choice: 2,048
+/// characters; too long is the URL's own code, 50077/50078).
+const MAX_WEBHOOK_URL: usize = 2048;
+/// Most `WebhookFilters` values in one request (repeats counted). Twilio knows 23 filter
+/// names; a documented choice: 64 (400/20001).
+const MAX_WEBHOOK_FILTERS: usize = 64;
+/// Longest `WebhookFilters` value (the longest Twilio name has 18; a documented choice: 64
+/// characters; 400/20001).
+const MAX_WEBHOOK_FILTER: usize = 64;
 
 /// Wire form of a service (`chat.v2.service`).
 #[derive(Serialize)]
@@ -262,8 +274,16 @@ fn webhook_url(p: &Params, name: &str, code: u32) -> Result<Option<Option<String
     match p.get(name) {
         None => Ok(None),
         Some("") => Ok(Some(None)),
+        Some(u) if crate::params::too_long(u, MAX_WEBHOOK_URL) => Err(ApiError::chat_param(
+            code,
+            name,
+            format!("{name} is too long ({MAX_WEBHOOK_URL} characters at most)"),
+        )),
         Some(u) => match url::Url::parse(u) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https")
+                    && parsed.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
                 Ok(Some(Some(u.to_owned())))
             }
             _ => Err(ApiError::chat_param(
@@ -346,6 +366,34 @@ async fn with_roles(
     Ok(patch)
 }
 
+/// `WebhookFilters`: at most [`MAX_WEBHOOK_FILTERS`] values of at most [`MAX_WEBHOOK_FILTER`]
+/// characters; empty values are ignored and repeats kept once, in order of first appearance.
+/// Names Twilio does not list are kept as they are (webhooks.md has no rule about them). No
+/// value at all clears the filters.
+fn webhook_filters(p: &Params) -> Result<Option<Vec<String>>, ApiError> {
+    const NAME: &str = "WebhookFilters";
+    let all = p.all(NAME);
+    if all.len() > MAX_WEBHOOK_FILTERS {
+        return Err(ApiError::invalid_param(
+            NAME,
+            format!("{NAME} has too many values ({MAX_WEBHOOK_FILTERS} at most)"),
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(all.len());
+    for f in all {
+        if crate::params::too_long(&f, MAX_WEBHOOK_FILTER) {
+            return Err(ApiError::invalid_param(
+                NAME,
+                format!("{NAME} value is too long ({MAX_WEBHOOK_FILTER} characters at most)"),
+            ));
+        }
+        if !f.is_empty() && !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    Ok(Some(out).filter(|f| !f.is_empty()))
+}
+
 /// Every UpdateService parameter but the default roles, checked.
 fn parse_update(p: &Params) -> Result<ServicePatch, ApiError> {
     let webhook_method = match p.get("WebhookMethod") {
@@ -363,12 +411,7 @@ fn parse_update(p: &Params) -> Result<ServicePatch, ApiError> {
         }
     };
     let webhook_filters = if p.has("WebhookFilters") {
-        let filters: Vec<String> = p
-            .all("WebhookFilters")
-            .into_iter()
-            .filter(|f| !f.is_empty())
-            .collect();
-        Some(Some(filters).filter(|f| !f.is_empty()))
+        Some(webhook_filters(p)?)
     } else {
         None
     };
@@ -401,7 +444,11 @@ fn parse_update(p: &Params) -> Result<ServicePatch, ApiError> {
         post_webhook_retry_count: non_negative(p, "PostWebhookRetryCount", 50065, 3)?,
         limits_channel_members: limit("Limits.ChannelMembers", 50061)?,
         limits_user_channels: limit("Limits.UserChannels", 50060)?,
-        media_compatibility_message: p.string("Media.CompatibilityMessage"),
+        media_compatibility_message: p.text(
+            "Media.CompatibilityMessage",
+            MAX_COMPATIBILITY_MESSAGE,
+            20001,
+        )?,
         ..ServicePatch::default()
     })
 }
