@@ -83,6 +83,20 @@ impl Params {
         self.get(name).map(str::to_owned)
     }
 
+    /// Optional string of at most `max` characters (Unicode scalar values); a longer one is a
+    /// 400 with `code` (20001 or the Chat code Twilio documents) naming `name`.
+    pub fn text(&self, name: &str, max: usize, code: u32) -> Result<Option<String>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) if too_long(v, max) => Err(ApiError::chat_param(
+                code,
+                name,
+                format!("{name} is too long ({max} characters at most)"),
+            )),
+            Some(v) => Ok(Some(v.to_owned())),
+        }
+    }
+
     /// Required non-empty string.
     pub fn required(&self, name: &str) -> Result<String, ApiError> {
         match self.get(name) {
@@ -166,6 +180,11 @@ impl Params {
             }),
         }
     }
+}
+
+/// Whether `v` has more than `max` characters (without counting past `max`).
+pub fn too_long(v: &str, max: usize) -> bool {
+    v.len() > max && v.chars().nth(max).is_some()
 }
 
 /// At most 64 characters of user input, for error messages.
@@ -263,6 +282,20 @@ mod tests {
                 .is_ok(),
             "not a parameter name: ignored"
         );
+    }
+
+    #[test]
+    fn text_limits_count_characters_not_bytes() {
+        let p = Params::parse("A=%C3%A9%C3%A9%C3%A9&B=abcd");
+        assert_eq!(
+            p.text("A", 3, 50003).expect("3 chars").as_deref(),
+            Some("ééé")
+        );
+        let e = p.text("B", 3, 50003).expect_err("4 chars");
+        assert_eq!(e.code, 50003);
+        assert_eq!(e.details.as_ref().expect("details")["param"], "B");
+        assert_eq!(p.text("C", 3, 20001).expect("absent"), None);
+        assert!(!too_long("", 0) && too_long("a", 0) && !too_long("ab", 2));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Chat services (contract §3). Settings are one JSON text column.
 
 use parley_core::paging::{Page, PageRequest};
-use parley_core::service::{NewService, Service, ServiceSettings};
+use parley_core::service::{NewService, Service, ServicePatch, ServiceSettings};
 use parley_core::store::{ServiceStore, StoreError, StoreResult};
-use parley_core::{AccountSid, ServiceSid};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
@@ -92,40 +92,34 @@ impl ServiceStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(service.sid = %service.sid))]
     async fn update_service(&self, service: &Service) -> StoreResult<Service> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        write_service(&mut conn, service).await?.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %sid))]
+    async fn patch_service(
+        &self,
+        account: &AccountSid,
+        sid: &ServiceSid,
+        patch: &ServicePatch,
+        now: Timestamp,
+    ) -> StoreResult<Service> {
+        // The row lock is held from the read to the commit: a concurrent patch waits, then
+        // reads the row with this change in it.
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let row: ServiceRow = sqlx::query_as(
-            "update services
-             set friendly_name = $3, default_service_role_sid = $4,
-                 default_channel_role_sid = $5, default_channel_creator_role_sid = $6,
-                 settings = $7, date_updated = $8
-             where account_sid = $1 and sid = $2
-             returning *",
+            "select * from services where account_sid = $1 and sid = $2 for no key update",
         )
-        .bind(service.account_sid.as_str())
-        .bind(service.sid.as_str())
-        .bind(&service.friendly_name)
-        .bind(
-            service
-                .default_service_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(
-            service
-                .default_channel_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(
-            service
-                .default_channel_creator_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(settings_json(&service.settings)?)
-        .bind(service.date_updated.unix_micros())
-        .fetch_one(&self.pool)
+        .bind(account.as_str())
+        .bind(sid.as_str())
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        let mut service: Service = row.try_into()?;
+        patch.apply(&mut service);
+        service.date_updated = now;
+        let row = write_service(&mut tx, &service).await?;
+        tx.commit().await.map_err(db)?;
         row.try_into()
     }
 
@@ -140,4 +134,45 @@ impl ServiceStore for PgStore {
             .map_err(db)?;
         one_row(done.rows_affected())
     }
+}
+
+/// Overwrite the stored row of `service` with every field of it.
+async fn write_service(
+    conn: &mut sqlx::PgConnection,
+    service: &Service,
+) -> StoreResult<ServiceRow> {
+    sqlx::query_as(
+        "update services
+         set friendly_name = $3, default_service_role_sid = $4,
+             default_channel_role_sid = $5, default_channel_creator_role_sid = $6,
+             settings = $7, date_updated = $8
+         where account_sid = $1 and sid = $2
+         returning *",
+    )
+    .bind(service.account_sid.as_str())
+    .bind(service.sid.as_str())
+    .bind(&service.friendly_name)
+    .bind(
+        service
+            .default_service_role_sid
+            .as_ref()
+            .map(|r| r.as_str()),
+    )
+    .bind(
+        service
+            .default_channel_role_sid
+            .as_ref()
+            .map(|r| r.as_str()),
+    )
+    .bind(
+        service
+            .default_channel_creator_role_sid
+            .as_ref()
+            .map(|r| r.as_str()),
+    )
+    .bind(settings_json(&service.settings)?)
+    .bind(service.date_updated.unix_micros())
+    .fetch_one(conn)
+    .await
+    .map_err(db)
 }

@@ -1,5 +1,6 @@
 //! Users (contract §4). A path names a user by SID or identity ([`UserRef`]).
 
+use parley_core::event::EventKind;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{StoreError, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
@@ -7,8 +8,9 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
+use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, UserRow};
+use crate::rows::{convert_all, ChannelRow, UserRow};
 use crate::PgStore;
 
 /// The column a [`UserRef`] matches and its value.
@@ -200,16 +202,35 @@ impl UserStore for PgStore {
         else {
             return Err(StoreError::NotFound);
         };
-        sqlx::query(
-            "select sid from channels
+        let channels: Vec<ChannelRow> = sqlx::query_as(
+            "select * from channels
              where sid in (select channel_sid from members where user_sid = $1)
              order by sid
              for no key update",
         )
         .bind(&sid)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        // Each membership gets its `removed_from_channel` event, as leaving a channel does.
+        let members: Vec<(String, String, String)> = sqlx::query_as(
+            "select channel_sid, sid, identity from members where user_sid = $1
+             order by channel_sid",
+        )
+        .bind(&sid)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let now = Timestamp::now();
+        for (channel_sid, member_sid, identity) in &members {
+            let Some(ch) = channels.iter().find(|c| &c.sid == channel_sid) else {
+                continue;
+            };
+            let mut event = NewEvent::new(EventKind::RemovedFromChannel, ch, now);
+            event.member_sid = Some(member_sid.as_str());
+            event.identity = Some(identity.as_str());
+            append(&mut tx, &event).await?;
+        }
         let done = sqlx::query("delete from users where sid = $1")
             .bind(&sid)
             .execute(&mut *tx)

@@ -31,7 +31,8 @@
 //!   transaction as the change; counters change in that transaction too (`migrations/0002_chat.sql`,
 //!   `member.rs`, `message.rs`);
 //! * deleting a channel removes its members, messages and invites; deleting a user removes its
-//!   memberships and invites (channel `members_count` follows, by trigger).
+//!   memberships and invites (channel `members_count` follows, by trigger), appending one
+//!   `removed_from_channel` event per membership in the same transaction.
 
 use std::path::PathBuf;
 use std::str::FromStr;

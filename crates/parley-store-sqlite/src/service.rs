@@ -1,9 +1,9 @@
 //! `ServiceStore`: Chat services; settings live in one JSON column.
 
 use parley_core::paging::{Page, PageRequest};
-use parley_core::service::{NewService, Service};
+use parley_core::service::{NewService, Service, ServicePatch};
 use parley_core::store::{Conflict, ServiceStore, StoreResult};
-use parley_core::{AccountSid, ServiceSid};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::lite::{lite_err, q};
@@ -88,39 +88,34 @@ impl ServiceStore for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(service.sid = %service.sid))]
     async fn update_service(&self, service: &Service) -> StoreResult<Service> {
-        let row: ServiceRow = sqlx::query_as(
-            "update services set friendly_name = ?, default_service_role_sid = ?,
-                    default_channel_role_sid = ?, default_channel_creator_role_sid = ?,
-                    settings = ?, date_updated = ?
-             where account_sid = ? and sid = ?
-             returning *",
-        )
-        .bind(&service.friendly_name)
-        .bind(
-            service
-                .default_service_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(
-            service
-                .default_channel_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(
-            service
-                .default_channel_creator_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(to_json(&service.settings)?)
-        .bind(service.date_updated.unix_micros())
-        .bind(service.account_sid.as_str())
-        .bind(service.sid.as_str())
-        .fetch_one(&mut *self.w().await?)
-        .await
-        .map_err(db_err)?;
+        let mut w = self.w().await?;
+        write_service(&mut w, service).await?.try_into()
+    }
+
+    #[tracing::instrument(skip_all, fields(service.sid = %sid))]
+    async fn patch_service(
+        &self,
+        account: &AccountSid,
+        sid: &ServiceSid,
+        patch: &ServicePatch,
+        now: Timestamp,
+    ) -> StoreResult<Service> {
+        // Read, change and write inside one write transaction: SQLite has one writer, so no
+        // other change to the row can come between the read and the write.
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
+        let row: ServiceRow =
+            sqlx::query_as("select * from services where account_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let mut service: Service = row.try_into()?;
+        patch.apply(&mut service);
+        service.date_updated = now;
+        let row = write_service(&mut tx, &service).await?;
+        tx.commit().await.map_err(db_err)?;
         row.try_into()
     }
 
@@ -135,4 +130,44 @@ impl ServiceStore for SqliteStore {
             .map_err(db_err)?;
         one_row(done.rows_affected())
     }
+}
+
+/// Overwrite the stored row of `service` with every field of it.
+async fn write_service(
+    conn: &mut sqlx::SqliteConnection,
+    service: &Service,
+) -> StoreResult<ServiceRow> {
+    sqlx::query_as(
+        "update services set friendly_name = ?, default_service_role_sid = ?,
+                default_channel_role_sid = ?, default_channel_creator_role_sid = ?,
+                settings = ?, date_updated = ?
+         where account_sid = ? and sid = ?
+         returning *",
+    )
+    .bind(&service.friendly_name)
+    .bind(
+        service
+            .default_service_role_sid
+            .as_ref()
+            .map(|r| r.as_str()),
+    )
+    .bind(
+        service
+            .default_channel_role_sid
+            .as_ref()
+            .map(|r| r.as_str()),
+    )
+    .bind(
+        service
+            .default_channel_creator_role_sid
+            .as_ref()
+            .map(|r| r.as_str()),
+    )
+    .bind(to_json(&service.settings)?)
+    .bind(service.date_updated.unix_micros())
+    .bind(service.account_sid.as_str())
+    .bind(service.sid.as_str())
+    .fetch_one(conn)
+    .await
+    .map_err(db_err)
 }

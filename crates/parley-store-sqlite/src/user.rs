@@ -1,13 +1,17 @@
 //! `UserStore`: users of a service, addressed by SID or identity.
 
+use parley_core::event::EventKind;
 use parley_core::paging::{Page, PageRequest};
-use parley_core::store::{Conflict, StoreResult, UserStore};
+use parley_core::store::{Conflict, StoreError, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
+use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, UserRow};
-use crate::{db_err, one_row, push_keyset_lite, require_service_lite, write_err, SqliteStore};
+use crate::rows::{convert_all, ChannelRow, UserRow};
+use crate::{
+    begin_write, db_err, one_row, push_keyset_lite, require_service_lite, write_err, SqliteStore,
+};
 
 /// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
 pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
@@ -173,17 +177,62 @@ impl UserStore for SqliteStore {
         service: &ServiceSid,
         user: &UserRef,
     ) -> StoreResult<()> {
-        // The user's bindings go with it (`on delete cascade`).
+        // The user's bindings, memberships and invites go with it (`on delete cascade`). Each
+        // membership first gets its `removed_from_channel` event, as leaving a channel does,
+        // in the same write transaction.
         let (column, value) = user_key(user);
-        let sql =
-            format!("delete from users where account_sid = ? and service_sid = ? and {column} = ?");
-        let done = sqlx::query(&sql)
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
+        let sql = format!(
+            "select sid from users where account_sid = ? and service_sid = ? and {column} = ?"
+        );
+        let Some(sid): Option<String> = sqlx::query_scalar(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&mut *self.w().await?)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+        else {
+            return Err(StoreError::NotFound);
+        };
+        let channels: Vec<ChannelRow> = sqlx::query_as(
+            "select * from channels
+             where sid in (select channel_sid from members where user_sid = ?)
+             order by sid",
+        )
+        .bind(&sid)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let members: Vec<(String, String, String)> = sqlx::query_as(
+            "select channel_sid, sid, identity from members where user_sid = ? order by channel_sid",
+        )
+        .bind(&sid)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let now = Timestamp::now();
+        for (channel_sid, member_sid, identity) in &members {
+            let Some(chan) = channels.iter().find(|c| &c.sid == channel_sid) else {
+                continue;
+            };
+            event::append(
+                &mut tx,
+                &NewEvent {
+                    member_sid: Some(member_sid),
+                    identity: Some(identity),
+                    ..NewEvent::new(EventKind::RemovedFromChannel, chan, now)
+                },
+            )
+            .await?;
+        }
+        let done = sqlx::query("delete from users where sid = ?")
+            .bind(&sid)
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         one_row(done.rows_affected())
     }
 }

@@ -1,7 +1,7 @@
 use crate::paging::{Page, PageRequest};
-use crate::service::{NewService, Service};
+use crate::service::{NewService, Service, ServicePatch};
 use crate::store::StoreResult;
-use crate::{AccountSid, ServiceSid};
+use crate::{AccountSid, ServiceSid, Timestamp};
 
 /// Chat services.
 #[async_trait::async_trait]
@@ -17,7 +17,20 @@ pub trait ServiceStore: Send + Sync {
         page: &PageRequest,
     ) -> StoreResult<Page<Service>>;
     /// Store every field of `service` (matched by account and SID); returns the stored row.
+    /// This overwrites fields changed meanwhile by someone else: request handlers use
+    /// [`ServiceStore::patch_service`].
     async fn update_service(&self, service: &Service) -> StoreResult<Service>;
+    /// Apply `patch` to the service as stored, atomically: read, change and write happen in one
+    /// transaction holding the row's lock (PostgreSQL `SELECT … FOR UPDATE`, SQLite's single
+    /// write transaction), so concurrent patches of different fields all survive. Sets
+    /// `date_updated` to `now`; returns the stored row.
+    async fn patch_service(
+        &self,
+        account: &AccountSid,
+        sid: &ServiceSid,
+        patch: &ServicePatch,
+        now: Timestamp,
+    ) -> StoreResult<Service>;
     /// Delete a service and everything it owns (roles, users, bindings, …).
     async fn delete_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<()>;
 }

@@ -35,7 +35,8 @@ pub trait UserStore: Send + Sync {
         update: &UserUpdate,
         now: Timestamp,
     ) -> StoreResult<User>;
-    /// Delete a user and its bindings.
+    /// Delete a user with its bindings, memberships and invites. Each membership gets a
+    /// `removed_from_channel` event (no actor) in the same transaction, as leaving does.
     async fn delete_user(
         &self,
         account: &AccountSid,

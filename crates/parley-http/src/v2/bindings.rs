@@ -74,7 +74,7 @@ pub(crate) async fn list(
     let service: ServiceSid = seg.sid(0)?;
     let filter = BindingFilter {
         user_sid: None,
-        identities: q.all("Identity"),
+        identities: super::identity_filter(&q)?,
         types: type_filter(&q)?,
     };
     let path = format!("/v2/Services/{service}/Bindings");

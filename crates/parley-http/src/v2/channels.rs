@@ -71,6 +71,11 @@ impl ChannelResource {
 /// Longest names on create (contract §7: 64 on create, 256 on update).
 const MAX_NAME_ON_CREATE: usize = 64;
 
+/// Longest `CreatedBy` (an identity, usually): 256 characters, as identities and message
+/// authors; too long is Chat 50310 "Author parameter too long" (GUESS: the code Twilio lists
+/// for an author in the channel range).
+const MAX_CREATED_BY: usize = 256;
+
 /// A channel name parameter: at most `max` characters (Chat 50003/50004); empty clears it.
 fn name_param(
     p: &Params,
@@ -182,6 +187,7 @@ pub(crate) async fn create(
     let friendly_name = name_param(&p, "FriendlyName", 50003, MAX_NAME_ON_CREATE)?.flatten();
     let unique_name = unique_name_param(&p, MAX_NAME_ON_CREATE)?.flatten();
     let attrs = attributes(&p)?;
+    let created_by = p.text("CreatedBy", MAX_CREATED_BY, 50310)?;
     let channel_type = match p.get("Type") {
         None => ChannelType::Public,
         Some(t) => channel_type(t)?,
@@ -198,7 +204,7 @@ pub(crate) async fn create(
         unique_name,
         attributes: attrs,
         channel_type,
-        created_by: Some(p.string("CreatedBy").unwrap_or_else(|| "system".to_owned())),
+        created_by: Some(created_by.unwrap_or_else(|| "system".to_owned())),
         members_count: 0,
         messages_count: 0,
         last_message_sid: None,
@@ -240,7 +246,7 @@ pub(crate) async fn update(
         friendly_name: name_param(&p, "FriendlyName", 50003, MAX_CHANNEL_NAME)?,
         unique_name: unique_name_param(&p, MAX_CHANNEL_NAME)?,
         attributes: attributes(&p)?,
-        created_by: p.string("CreatedBy"),
+        created_by: p.text("CreatedBy", MAX_CREATED_BY, 50310)?,
         date_created,
         date_updated,
     };

@@ -72,7 +72,7 @@ pub(crate) async fn list(
             account(&auth),
             &service,
             &channel,
-            &q.all("Identity"),
+            &super::identity_filter(&q)?,
             &pq.request,
         )
         .await?;
@@ -101,6 +101,7 @@ pub(crate) async fn create(
     let service_sid: ServiceSid = seg.sid(0)?;
     let channel_ref = ChannelRef::parse(seg.get(1)?);
     let identity = p.required("Identity")?;
+    super::check_identity(&identity, "Identity")?;
     let service = service_of(&app, &auth, &service_sid).await?;
     let channel = app
         .store

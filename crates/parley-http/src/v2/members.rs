@@ -137,7 +137,7 @@ pub(crate) async fn list(
             account(&auth),
             &service,
             &channel,
-            &q.all("Identity"),
+            &super::identity_filter(&q)?,
             &pq.request,
         )
         .await?;

@@ -26,7 +26,7 @@ mod user_bindings;
 mod user_channels;
 mod users;
 
-pub(crate) use users::{check_identity, new_user};
+pub(crate) use users::{check_identity, identity_filter, new_user};
 
 /// Every Chat v2 route Parley serves.
 pub(crate) fn routes() -> Router<AppState> {

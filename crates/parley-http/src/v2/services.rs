@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use parley_core::role::RoleType;
-use parley_core::service::{NewService, NotificationSetting, Service, MAX_LIMIT};
+use parley_core::service::{
+    NewService, NotificationPatch, NotificationSetting, Service, ServicePatch, MAX_LIMIT,
+};
 use parley_core::{RoleSid, ServiceSid, Timestamp};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -24,6 +26,18 @@ const MAX_FRIENDLY_NAME: usize = 256;
 const MAX_TEMPLATE: usize = 1024;
 /// Longest notification sound name (Chat 50059; GUESS: 256 characters).
 const MAX_SOUND: usize = 256;
+/// Longest `Media.CompatibilityMessage` (no Twilio limit found; a documented choice: 1,024
+/// characters, as templates; 400/20001).
+const MAX_COMPATIBILITY_MESSAGE: usize = 1024;
+/// Longest pre-/post-webhook URL (no Twilio limit found; a documented choice: 2,048
+/// characters; too long is the URL's own code, 50077/50078).
+const MAX_WEBHOOK_URL: usize = 2048;
+/// Most `WebhookFilters` values in one request (repeats counted). Twilio knows 23 filter
+/// names; a documented choice: 64 (400/20001).
+const MAX_WEBHOOK_FILTERS: usize = 64;
+/// Longest `WebhookFilters` value (the longest Twilio name has 18; a documented choice: 64
+/// characters; 400/20001).
+const MAX_WEBHOOK_FILTER: usize = 64;
 
 /// Wire form of a service (`chat.v2.service`).
 #[derive(Serialize)]
@@ -195,17 +209,21 @@ pub(crate) async fn update(
     Form(p): Form,
 ) -> Result<Json<ServiceResource>, ApiError> {
     let sid: ServiceSid = seg.sid(0)?;
-    let mut service = app.store.fetch_service(account(&auth), &sid).await?;
-    apply_update(&app, &auth, &mut service, &p).await?;
-    service.date_updated = Timestamp::now();
-    let service = app.store.update_service(&service).await?;
+    // A missing service is a 404 whatever the parameters.
+    app.store.fetch_service(account(&auth), &sid).await?;
+    let patch = parse_update(&p)?;
+    let patch = with_roles(&app, &auth, &sid, &p, patch).await?;
+    let service = app
+        .store
+        .patch_service(account(&auth), &sid, &patch, Timestamp::now())
+        .await?;
     Ok(Json(ServiceResource::new(&service, &app.urls)))
 }
 
 async fn role_param(
     app: &AppState,
     auth: &Authenticated,
-    service: &Service,
+    service: &ServiceSid,
     p: &Params,
     name: &str,
     want: RoleType,
@@ -222,11 +240,7 @@ async fn role_param(
         )
     };
     let sid = RoleSid::parse(text).map_err(|_| not_found())?;
-    let role = match app
-        .store
-        .fetch_role(account(auth), &service.sid, &sid)
-        .await
-    {
+    let role = match app.store.fetch_role(account(auth), service, &sid).await {
         Ok(r) => r,
         Err(parley_core::store::StoreError::NotFound) => return Err(not_found()),
         Err(e) => return Err(e.into()),
@@ -260,8 +274,16 @@ fn webhook_url(p: &Params, name: &str, code: u32) -> Result<Option<Option<String
     match p.get(name) {
         None => Ok(None),
         Some("") => Ok(Some(None)),
+        Some(u) if crate::params::too_long(u, MAX_WEBHOOK_URL) => Err(ApiError::chat_param(
+            code,
+            name,
+            format!("{name} is too long ({MAX_WEBHOOK_URL} characters at most)"),
+        )),
         Some(u) => match url::Url::parse(u) {
-            Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {
+            Ok(parsed)
+                if matches!(parsed.scheme(), "http" | "https")
+                    && parsed.host_str().is_some_and(|h| !h.is_empty()) =>
+            {
                 Ok(Some(Some(u.to_owned())))
             }
             _ => Err(ApiError::chat_param(
@@ -284,170 +306,149 @@ fn text_limit(p: &Params, name: &str, max: usize, code: u32) -> Result<Option<St
     }
 }
 
-fn apply_notification(
+fn notification_patch(
     p: &Params,
     prefix: &str,
-    n: &mut NotificationSetting,
     with_badge: bool,
-) -> Result<(), ApiError> {
-    if let Some(v) = p.bool(&format!("{prefix}.Enabled"))? {
-        n.enabled = v;
-    }
-    if let Some(t) = text_limit(p, &format!("{prefix}.Template"), MAX_TEMPLATE, 50058)? {
-        n.template = Some(t).filter(|t| !t.is_empty());
-    }
-    if let Some(s) = text_limit(p, &format!("{prefix}.Sound"), MAX_SOUND, 50059)? {
-        n.sound = Some(s).filter(|s| !s.is_empty());
-    }
-    if with_badge {
-        if let Some(b) = p.bool(&format!("{prefix}.BadgeCountEnabled"))? {
-            n.badge_count_enabled = Some(b);
-        }
-    }
-    Ok(())
+) -> Result<NotificationPatch, ApiError> {
+    Ok(NotificationPatch {
+        enabled: p.bool(&format!("{prefix}.Enabled"))?,
+        template: text_limit(p, &format!("{prefix}.Template"), MAX_TEMPLATE, 50058)?
+            .map(|t| Some(t).filter(|t| !t.is_empty())),
+        sound: text_limit(p, &format!("{prefix}.Sound"), MAX_SOUND, 50059)?
+            .map(|s| Some(s).filter(|s| !s.is_empty())),
+        badge_count_enabled: if with_badge {
+            p.bool(&format!("{prefix}.BadgeCountEnabled"))?
+        } else {
+            None
+        },
+    })
 }
 
-async fn apply_update(
+/// The default-role parameters, each checked against the service's roles.
+async fn with_roles(
     app: &AppState,
     auth: &Authenticated,
-    s: &mut Service,
+    sid: &ServiceSid,
     p: &Params,
-) -> Result<(), ApiError> {
-    if let Some(name) = friendly_name(p, "FriendlyName")? {
-        s.friendly_name = name;
-    }
-    if let Some(r) = role_param(
+    mut patch: ServicePatch,
+) -> Result<ServicePatch, ApiError> {
+    patch.default_service_role_sid = role_param(
         app,
         auth,
-        s,
+        sid,
         p,
         "DefaultServiceRoleSid",
         RoleType::Deployment,
         50102,
     )
-    .await?
-    {
-        s.default_service_role_sid = Some(r);
-    }
-    if let Some(r) = role_param(
+    .await?;
+    patch.default_channel_role_sid = role_param(
         app,
         auth,
-        s,
+        sid,
         p,
         "DefaultChannelRoleSid",
         RoleType::Channel,
         50101,
     )
-    .await?
-    {
-        s.default_channel_role_sid = Some(r);
-    }
-    if let Some(r) = role_param(
+    .await?;
+    patch.default_channel_creator_role_sid = role_param(
         app,
         auth,
-        s,
+        sid,
         p,
         "DefaultChannelCreatorRoleSid",
         RoleType::Channel,
         50106,
     )
-    .await?
-    {
-        s.default_channel_creator_role_sid = Some(r);
+    .await?;
+    Ok(patch)
+}
+
+/// `WebhookFilters`: at most [`MAX_WEBHOOK_FILTERS`] values of at most [`MAX_WEBHOOK_FILTER`]
+/// characters; empty values are ignored and repeats kept once, in order of first appearance.
+/// Names Twilio does not list are kept as they are (webhooks.md has no rule about them). No
+/// value at all clears the filters.
+fn webhook_filters(p: &Params) -> Result<Option<Vec<String>>, ApiError> {
+    const NAME: &str = "WebhookFilters";
+    let all = p.all(NAME);
+    if all.len() > MAX_WEBHOOK_FILTERS {
+        return Err(ApiError::invalid_param(
+            NAME,
+            format!("{NAME} has too many values ({MAX_WEBHOOK_FILTERS} at most)"),
+        ));
     }
-    let st = &mut s.settings;
-    if let Some(v) = p.bool("ReadStatusEnabled")? {
-        st.read_status_enabled = v;
-    }
-    if let Some(v) = p.bool("ReachabilityEnabled")? {
-        st.reachability_enabled = v;
-    }
-    if let Some(v) = non_negative(p, "TypingIndicatorTimeout", 50053, 86_400)? {
-        st.typing_indicator_timeout = v;
-    }
-    if let Some(v) = non_negative(p, "ConsumptionReportInterval", 50052, 86_400)? {
-        st.consumption_report_interval = v;
-    }
-    apply_notification(
-        p,
-        "Notifications.NewMessage",
-        &mut st.notifications.new_message,
-        true,
-    )?;
-    apply_notification(
-        p,
-        "Notifications.AddedToChannel",
-        &mut st.notifications.added_to_channel,
-        false,
-    )?;
-    apply_notification(
-        p,
-        "Notifications.RemovedFromChannel",
-        &mut st.notifications.removed_from_channel,
-        false,
-    )?;
-    apply_notification(
-        p,
-        "Notifications.InvitedToChannel",
-        &mut st.notifications.invited_to_channel,
-        false,
-    )?;
-    if let Some(v) = p.bool("Notifications.LogEnabled")? {
-        st.notifications.log_enabled = v;
-    }
-    if let Some(u) = webhook_url(p, "PreWebhookUrl", 50077)? {
-        st.pre_webhook_url = u;
-    }
-    if let Some(u) = webhook_url(p, "PostWebhookUrl", 50078)? {
-        st.post_webhook_url = u;
-    }
-    if let Some(m) = p.get("WebhookMethod") {
-        let m = m.to_ascii_uppercase();
-        if m != "GET" && m != "POST" {
-            return Err(ApiError::chat_param(
-                50055,
-                "WebhookMethod",
-                "WebhookMethod must be GET or POST",
+    let mut out: Vec<String> = Vec::with_capacity(all.len());
+    for f in all {
+        if crate::params::too_long(&f, MAX_WEBHOOK_FILTER) {
+            return Err(ApiError::invalid_param(
+                NAME,
+                format!("{NAME} value is too long ({MAX_WEBHOOK_FILTER} characters at most)"),
             ));
         }
-        st.webhook_method = Some(m);
-    }
-    if p.has("WebhookFilters") {
-        let filters: Vec<String> = p
-            .all("WebhookFilters")
-            .into_iter()
-            .filter(|f| !f.is_empty())
-            .collect();
-        st.webhook_filters = Some(filters).filter(|f| !f.is_empty());
-    }
-    if let Some(v) = non_negative(p, "PreWebhookRetryCount", 50065, 3)? {
-        st.pre_webhook_retry_count = v;
-    }
-    if let Some(v) = non_negative(p, "PostWebhookRetryCount", 50065, 3)? {
-        st.post_webhook_retry_count = v;
-    }
-    if let Some(v) = p.int("Limits.ChannelMembers")? {
-        if !(1..=MAX_LIMIT).contains(&v) {
-            return Err(ApiError::chat_param(
-                50061,
-                "Limits.ChannelMembers",
-                format!("Limits.ChannelMembers must be between 1 and {MAX_LIMIT}"),
-            ));
+        if !f.is_empty() && !out.contains(&f) {
+            out.push(f);
         }
-        st.limits.channel_members = v;
     }
-    if let Some(v) = p.int("Limits.UserChannels")? {
-        if !(1..=MAX_LIMIT).contains(&v) {
-            return Err(ApiError::chat_param(
-                50060,
-                "Limits.UserChannels",
-                format!("Limits.UserChannels must be between 1 and {MAX_LIMIT}"),
-            ));
+    Ok(Some(out).filter(|f| !f.is_empty()))
+}
+
+/// Every UpdateService parameter but the default roles, checked.
+fn parse_update(p: &Params) -> Result<ServicePatch, ApiError> {
+    let webhook_method = match p.get("WebhookMethod") {
+        None => None,
+        Some(m) => {
+            let m = m.to_ascii_uppercase();
+            if m != "GET" && m != "POST" {
+                return Err(ApiError::chat_param(
+                    50055,
+                    "WebhookMethod",
+                    "WebhookMethod must be GET or POST",
+                ));
+            }
+            Some(m)
         }
-        st.limits.user_channels = v;
-    }
-    if let Some(m) = p.string("Media.CompatibilityMessage") {
-        st.media.compatibility_message = Some(m);
-    }
-    Ok(())
+    };
+    let webhook_filters = if p.has("WebhookFilters") {
+        Some(webhook_filters(p)?)
+    } else {
+        None
+    };
+    let limit = |name: &str, code: u32| -> Result<Option<i64>, ApiError> {
+        match p.int(name)? {
+            Some(v) if !(1..=MAX_LIMIT).contains(&v) => Err(ApiError::chat_param(
+                code,
+                name,
+                format!("{name} must be between 1 and {MAX_LIMIT}"),
+            )),
+            other => Ok(other),
+        }
+    };
+    Ok(ServicePatch {
+        friendly_name: friendly_name(p, "FriendlyName")?,
+        read_status_enabled: p.bool("ReadStatusEnabled")?,
+        reachability_enabled: p.bool("ReachabilityEnabled")?,
+        typing_indicator_timeout: non_negative(p, "TypingIndicatorTimeout", 50053, 86_400)?,
+        consumption_report_interval: non_negative(p, "ConsumptionReportInterval", 50052, 86_400)?,
+        new_message: notification_patch(p, "Notifications.NewMessage", true)?,
+        added_to_channel: notification_patch(p, "Notifications.AddedToChannel", false)?,
+        removed_from_channel: notification_patch(p, "Notifications.RemovedFromChannel", false)?,
+        invited_to_channel: notification_patch(p, "Notifications.InvitedToChannel", false)?,
+        notifications_log_enabled: p.bool("Notifications.LogEnabled")?,
+        pre_webhook_url: webhook_url(p, "PreWebhookUrl", 50077)?,
+        post_webhook_url: webhook_url(p, "PostWebhookUrl", 50078)?,
+        webhook_method,
+        webhook_filters,
+        pre_webhook_retry_count: non_negative(p, "PreWebhookRetryCount", 50065, 3)?,
+        post_webhook_retry_count: non_negative(p, "PostWebhookRetryCount", 50065, 3)?,
+        limits_channel_members: limit("Limits.ChannelMembers", 50061)?,
+        limits_user_channels: limit("Limits.UserChannels", 50060)?,
+        media_compatibility_message: p.text(
+            "Media.CompatibilityMessage",
+            MAX_COMPATIBILITY_MESSAGE,
+            20001,
+        )?,
+        ..ServicePatch::default()
+    })
 }

@@ -79,6 +79,27 @@ impl UserResource {
 }
 
 /// Check an identity: not empty, not too long, not shaped like a user SID.
+/// Longest user friendly name (Chat 50003 "Friendly name too long"; GUESS: 256 characters, as
+/// service and channel names).
+pub(crate) const MAX_USER_FRIENDLY_NAME: usize = 256;
+
+/// The `Identity` filter values of a list query, each at most [`MAX_IDENTITY_LEN`] characters
+/// (50207 naming `Identity`); a value that is no user's identity just matches nothing.
+pub(crate) fn identity_filter(q: &Params) -> Result<Vec<String>, ApiError> {
+    let values = q.all("Identity");
+    if values
+        .iter()
+        .any(|v| crate::params::too_long(v, MAX_IDENTITY_LEN))
+    {
+        return Err(ApiError::chat_param(
+            50207,
+            "Identity",
+            format!("Identity is too long ({MAX_IDENTITY_LEN} characters at most)"),
+        ));
+    }
+    Ok(values)
+}
+
 pub(crate) fn check_identity(identity: &str, param: &str) -> Result<(), ApiError> {
     if identity.contains('\0') {
         return Err(ApiError::invalid_param(
@@ -193,7 +214,7 @@ pub(crate) async fn create(
     let service = service_of(&app, &auth, &service_sid).await?;
     let role = deployment_role(&app, &auth, &service_sid, &p).await?;
     let mut user = new_user(&service, &identity, Timestamp::now());
-    user.friendly_name = p.string("FriendlyName");
+    user.friendly_name = p.text("FriendlyName", MAX_USER_FRIENDLY_NAME, 50003)?;
     user.attributes = attrs;
     if role.is_some() {
         user.role_sid = role;
@@ -265,7 +286,7 @@ pub(crate) async fn update(
     let service_sid: ServiceSid = seg.sid(0)?;
     let user_ref: UserRef = seg.user(1)?;
     let update = UserUpdate {
-        friendly_name: p.string("FriendlyName"),
+        friendly_name: p.text("FriendlyName", MAX_USER_FRIENDLY_NAME, 50003)?,
         attributes: attributes(&p)?,
         role_sid: deployment_role(&app, &auth, &service_sid, &p).await?,
     };

@@ -9,6 +9,7 @@ mod auth_errors;
 mod bindings;
 mod chat;
 mod credentials;
+mod limits;
 mod ops;
 mod paging;
 mod push;

@@ -504,7 +504,80 @@ async fn a_chunked_fan_out_reaches_each_device_once_with_the_worker_running(b: B
     assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
 }
 
+/// Deleting a user writes a `removed_from_channel` event per membership, like leaving does; the
+/// user's bindings are deleted with it, so its devices get no push for those events (and no
+/// one else is addressed), while leaving a channel while the user exists does push.
+async fn deleting_a_user_writes_removed_events_but_its_devices_are_gone(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    let form = [("Notifications.RemovedFromChannel.Enabled", "true")];
+    let (s, v) = app.post(&format!("/v2/Services/{service}"), &form).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let channels = format!("/v2/Services/{service}/Channels");
+    for name in ["left", "kept1", "kept2"] {
+        let (s, v) = app.post(&channels, &[("UniqueName", name)]).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    bind(&app, &service, "alice", "apn", "aaaa1111").await;
+    bind(&app, &service, "bob", "fcm", "fcm-bob").await;
+    for ch in ["left", "kept1", "kept2"] {
+        join(&app, &service, ch, "alice").await;
+    }
+    join(&app, &service, "kept1", "bob").await;
+    worker.drain().await.unwrap();
+    fakes.apns.clear();
+    fakes.fcm.clear();
+
+    let (s, v) = app.delete(&format!("{channels}/left/Members/alice")).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    worker.drain().await.unwrap();
+    assert_eq!(
+        tokens(&fakes),
+        vec!["aaaa1111"],
+        "leaving pushes to the user"
+    );
+    fakes.apns.clear();
+    let (s, v) = app
+        .delete(&format!("/v2/Services/{service}/Users/alice"))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    worker.drain().await.unwrap();
+
+    let sid = parley_core::ServiceSid::parse(&service).unwrap();
+    let events = app.store.list_events(&sid, 0, 100).await.unwrap();
+    let mut removed: Vec<(String, Option<String>)> = events
+        .iter()
+        .filter(|e| e.kind == parley_core::event::EventKind::RemovedFromChannel)
+        .map(|e| {
+            (
+                e.channel_unique_name.clone().unwrap_or_default(),
+                e.identity.clone(),
+            )
+        })
+        .collect();
+    let alice = Some("alice".to_owned());
+    removed.sort();
+    assert_eq!(
+        removed,
+        vec![
+            ("kept1".to_owned(), alice.clone()),
+            ("kept2".to_owned(), alice.clone()),
+            ("left".to_owned(), alice.clone()),
+        ],
+        "one event per membership, as leaving"
+    );
+    assert!(
+        tokens(&fakes).is_empty(),
+        "the deleted user's devices are gone"
+    );
+    assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
+    let (_, kept1) = app.get(&format!("{channels}/kept1")).await;
+    assert_eq!(kept1["members_count"], 1);
+}
+
 both_backends!(
+    deleting_a_user_writes_removed_events_but_its_devices_are_gone,
     a_chunked_fan_out_reaches_each_device_once_with_the_worker_running,
     a_message_reaches_every_other_members_devices_with_twilios_payloads,
     disabled_types_and_unsubscribed_bindings_get_nothing,

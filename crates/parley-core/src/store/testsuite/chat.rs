@@ -1904,6 +1904,82 @@ pub async fn every_chat_write_appends_its_event_with_all_fields(store: DynStore)
     assert_eq!(others[0].service_sid, other_svc.sid);
 }
 
+/// Deleting a user writes one `removed_from_channel` event per membership, exactly as leaving
+/// each channel does (member SID, identity, the channel's names at the time, no actor), and
+/// nothing for other users or for a user without memberships.
+pub async fn deleting_a_user_appends_removed_from_channel_per_membership(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let mut value = channel_value(&svc, Some("general"), ChannelType::Public, at(0));
+    value.friendly_name = Some("General".to_owned());
+    let general = store.create_channel(&value).await.expect("channel");
+    let random = channel(&store, &svc, "random").await;
+    let quiet = channel(&store, &svc, "quiet").await;
+    let alice = user(&store, &svc, "alice").await;
+    let bob = user(&store, &svc, "bob").await;
+    let carol = user(&store, &svc, "carol").await;
+    let in_general = join(&store, &general, &alice).await;
+    let in_random = join(&store, &random, &alice).await;
+    join(&store, &general, &bob).await;
+    join(&store, &quiet, &bob).await;
+    let before = events_of(&store, &svc).await;
+    let last = before.last().map_or(0, |e| e.id);
+
+    // Act
+    store
+        .delete_user(&account, &svc.sid, &UserRef::Identity("alice".to_owned()))
+        .await
+        .expect("delete alice");
+    store
+        .delete_user(&account, &svc.sid, &UserRef::Sid(carol.sid.clone()))
+        .await
+        .expect("delete carol (no memberships)");
+
+    // Assert
+    let mut events = store
+        .list_events(&svc.sid, last, 100)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 2, "one event per membership: {events:#?}");
+    events.sort_by(|a, b| a.channel_sid.as_str().cmp(b.channel_sid.as_str()));
+    let mut expected = vec![
+        (general.clone(), in_general.sid.clone()),
+        (random.clone(), in_random.sid.clone()),
+    ];
+    expected.sort_by(|a, b| a.0.sid.as_str().cmp(b.0.sid.as_str()));
+    for (event, (ch, member_sid)) in events.iter().zip(&expected) {
+        assert_eq!(
+            event,
+            &Event {
+                id: event.id,
+                kind: EventKind::RemovedFromChannel,
+                account_sid: account.clone(),
+                service_sid: svc.sid.clone(),
+                channel_sid: ch.sid.clone(),
+                channel_unique_name: ch.unique_name.clone(),
+                channel_friendly_name: ch.friendly_name.clone(),
+                message_sid: None,
+                message_index: None,
+                body: None,
+                member_sid: Some(member_sid.clone()),
+                invite_sid: None,
+                identity: Some("alice".to_owned()),
+                actor: None,
+                date_created: event.date_created,
+            }
+        );
+    }
+    assert_eq!(
+        refetch(&store, &general).await.members_count,
+        1,
+        "bob stays"
+    );
+    assert_eq!(refetch(&store, &random).await.members_count, 0);
+    assert_eq!(refetch(&store, &quiet).await.members_count, 1);
+    let _ = bob;
+}
+
 /// A write that fails — a limit, a duplicate, a missing channel, user or member — appends no
 /// event (the change and its event commit or roll back together).
 pub async fn failed_chat_writes_append_no_event(store: DynStore) {

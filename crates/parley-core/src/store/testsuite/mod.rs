@@ -62,6 +62,7 @@ macro_rules! store_conformance_tests {
             api_key_of_a_missing_account_is_an_invalid_reference,
             created_service_has_four_default_roles_and_round_trips_settings,
             service_update_persists_nested_settings,
+            concurrent_service_patches_of_different_fields_all_survive,
             service_delete_removes_its_roles_users_and_bindings,
             missing_service_is_not_found_for_fetch_update_delete_and_children,
             another_accounts_rows_are_not_found,
@@ -106,6 +107,7 @@ macro_rules! store_conformance_tests {
             user_channels_mix_joined_and_invited_with_paging,
             every_chat_write_appends_its_event_with_all_fields,
             failed_chat_writes_append_no_event,
+            deleting_a_user_appends_removed_from_channel_per_membership,
             deleting_a_service_removes_its_channels_and_events,
             another_accounts_chat_rows_are_not_found,
         );

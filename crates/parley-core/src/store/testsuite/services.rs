@@ -2,7 +2,7 @@
 
 use crate::paging::PageRequest;
 use crate::role::RoleType;
-use crate::service::NewService;
+use crate::service::{NewService, NotificationPatch, ServicePatch};
 use crate::user::{User, UserRef};
 use crate::{ServiceSid, Timestamp};
 
@@ -111,6 +111,125 @@ pub async fn service_update_persists_nested_settings(store: DynStore) {
     assert_eq!(fetched, changed);
     assert_eq!(fetched.date_created, original.date_created);
     assert_ne!(fetched.settings, original.settings);
+}
+
+/// Patches applied at the same time, each to a different field, all survive (the store reads,
+/// changes and writes the row under its lock); `date_updated` is the patch's time; a missing
+/// or another account's service is not found.
+pub async fn concurrent_service_patches_of_different_fields_all_survive(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let original = service(&store, &account).await;
+    let later = original.date_updated.plus_secs(60);
+    let patches: Vec<ServicePatch> = vec![
+        ServicePatch {
+            friendly_name: Some("Renamed".to_owned()),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            read_status_enabled: Some(false),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            reachability_enabled: Some(true),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            typing_indicator_timeout: Some(42),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            limits_user_channels: Some(900),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            post_webhook_url: Some(Some("https://hooks.example.com/post".to_owned())),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            webhook_filters: Some(Some(vec!["onMessageSent".to_owned()])),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            new_message: NotificationPatch {
+                enabled: Some(true),
+                ..NotificationPatch::default()
+            },
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            new_message: NotificationPatch {
+                sound: Some(Some("ding.caf".to_owned())),
+                ..NotificationPatch::default()
+            },
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            removed_from_channel: NotificationPatch {
+                template: Some(Some("bye ${CHANNEL}".to_owned())),
+                ..NotificationPatch::default()
+            },
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            media_compatibility_message: Some("no media".to_owned()),
+            ..ServicePatch::default()
+        },
+        ServicePatch {
+            notifications_log_enabled: Some(true),
+            ..ServicePatch::default()
+        },
+    ];
+    let mut expected = original.clone();
+    for p in &patches {
+        p.apply(&mut expected);
+    }
+    expected.date_updated = later;
+
+    // Act
+    let tasks: Vec<_> = patches
+        .into_iter()
+        .map(|patch| {
+            let store = store.clone();
+            let account = account.clone();
+            let sid = original.sid.clone();
+            tokio::spawn(async move {
+                store
+                    .patch_service(&account, &sid, &patch, later)
+                    .await
+                    .expect("patch service")
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("patch task");
+    }
+    let fetched = store
+        .fetch_service(&account, &original.sid)
+        .await
+        .expect("fetch service");
+
+    // Assert
+    assert_eq!(fetched, expected);
+    assert_ne!(fetched.settings, original.settings);
+    let other = super::account(&store).await;
+    assert_not_found(
+        store
+            .patch_service(&other, &original.sid, &ServicePatch::default(), later)
+            .await,
+        "another account's service",
+    );
+    assert_not_found(
+        store
+            .patch_service(
+                &account,
+                &ServiceSid::generate(),
+                &ServicePatch::default(),
+                later,
+            )
+            .await,
+        "missing service",
+    );
 }
 
 /// Deleting a service deletes its roles, users and bindings, and nothing of another service.
