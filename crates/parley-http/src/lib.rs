@@ -10,6 +10,7 @@ use parley_core::store::Store;
 
 pub mod access_token;
 pub mod auth;
+pub mod credential_check;
 pub mod error;
 pub mod ops;
 pub mod paging;
