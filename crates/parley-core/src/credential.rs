@@ -136,7 +136,10 @@ mod tests {
     fn token_uri_allow_list() {
         let extra = parse_token_uri_allow(Some(" http://127.0.0.1:9000 , ,https://fake/x/ "));
         assert_eq!(extra, vec!["http://127.0.0.1:9000", "https://fake/x/"]);
-        assert!(token_uri_allowed("https://oauth2.googleapis.com/token", &[]));
+        assert!(token_uri_allowed(
+            "https://oauth2.googleapis.com/token",
+            &[]
+        ));
         assert!(token_uri_allowed(
             "https://accounts.google.com/o/oauth2/token",
             &[]
@@ -149,7 +152,10 @@ mod tests {
         assert!(token_uri_allowed("http://127.0.0.1:9000/token", &extra));
         assert!(token_uri_allowed("http://127.0.0.1:9000", &extra));
         assert!(!token_uri_allowed("http://127.0.0.1:90001/token", &extra));
-        assert!(!token_uri_allowed("http://127.0.0.1:9000@evil/token", &extra));
+        assert!(!token_uri_allowed(
+            "http://127.0.0.1:9000@evil/token",
+            &extra
+        ));
         assert!(token_uri_allowed("https://fake/x/token", &extra));
         assert!(!token_uri_allowed("https://fake/xy", &extra));
     }

@@ -71,12 +71,17 @@ pub fn check(
     }
 }
 
-fn secret_json(secrets: &CredentialSecrets) -> Result<Option<serde_json::Map<String, Value>>, Invalid> {
+fn secret_json(
+    secrets: &CredentialSecrets,
+) -> Result<Option<serde_json::Map<String, Value>>, Invalid> {
     match non_blank(&secrets.secret) {
         None => Ok(None),
         Some(s) => match serde_json::from_str::<Value>(s) {
             Ok(Value::Object(m)) => Ok(Some(m)),
-            _ => Err(invalid("Secret", "Secret of an apn credential must be a JSON object")),
+            _ => Err(invalid(
+                "Secret",
+                "Secret of an apn credential must be a JSON object",
+            )),
         },
     }
 }
@@ -252,17 +257,19 @@ fn first_block(text: &str, labels: &[&str]) -> Option<Pem> {
 
 /// The public key (as in a certificate's SubjectPublicKeyInfo bit string) of a PEM private key.
 fn private_key_public(pem: &str) -> Result<Vec<u8>, Invalid> {
-    let block = first_block(
-        pem,
-        &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"],
-    )
-    .ok_or_else(|| {
+    let block = first_block(pem, &["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"])
+        .ok_or_else(|| {
+            invalid(
+                "PrivateKey",
+                "PrivateKey must be a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+            )
+        })?;
+    let bad = || {
         invalid(
             "PrivateKey",
-            "PrivateKey must be a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+            "PrivateKey cannot be parsed as an RSA or EC key",
         )
-    })?;
-    let bad = || invalid("PrivateKey", "PrivateKey cannot be parsed as an RSA or EC key");
+    };
     let rng = ring::rand::SystemRandom::new();
     let ec = |pkcs8: &[u8]| {
         [
@@ -340,7 +347,11 @@ mod tests {
     const P8: &str = include_str!("../../parley-push/tests/fixtures/TEST-ONLY-apns-authkey.p8");
     const SA_KEY: &str = include_str!("../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
 
-    fn apn(cert: Option<&str>, key: Option<&str>, secret: Option<&str>) -> Result<Checked, Invalid> {
+    fn apn(
+        cert: Option<&str>,
+        key: Option<&str>,
+        secret: Option<&str>,
+    ) -> Result<Checked, Invalid> {
         let s = CredentialSecrets {
             certificate: cert.map(Into::into),
             private_key: key.map(Into::into),
@@ -358,13 +369,19 @@ mod tests {
     fn apn_certificate_and_key_must_parse_and_belong_together() {
         let ok = apn(Some(CERT), Some(CERT_KEY), None).unwrap();
         assert!(ok.certificate_expires.is_some_and(|e| e.starts_with('2')));
-        assert_eq!(param(apn(Some("garbage"), Some(CERT_KEY), None)), "Certificate");
+        assert_eq!(
+            param(apn(Some("garbage"), Some(CERT_KEY), None)),
+            "Certificate"
+        );
         assert_eq!(param(apn(Some(CERT), None, None)), "PrivateKey");
         assert_eq!(param(apn(Some(CERT), Some("junk"), None)), "PrivateKey");
         assert_eq!(param(apn(Some(CERT), Some(OTHER_KEY), None)), "PrivateKey");
         assert_eq!(param(apn(Some(CERT), Some(P8), None)), "PrivateKey");
         assert_eq!(param(apn(None, None, None)), "Certificate");
-        assert_eq!(param(apn(Some(CERT), Some(CERT_KEY), Some("nope"))), "Secret");
+        assert_eq!(
+            param(apn(Some(CERT), Some(CERT_KEY), Some("nope"))),
+            "Secret"
+        );
     }
 
     #[test]
@@ -373,7 +390,10 @@ mod tests {
         assert_eq!(param(apn(None, Some(P8), Some(ids))), "ok");
         assert_eq!(param(apn(None, Some(CERT_KEY), Some(ids))), "PrivateKey");
         assert_eq!(param(apn(None, Some("junk"), Some(ids))), "PrivateKey");
-        assert_eq!(param(apn(None, Some(P8), Some(r#"{"key_id":"K"}"#))), "Secret");
+        assert_eq!(
+            param(apn(None, Some(P8), Some(r#"{"key_id":"K"}"#))),
+            "Secret"
+        );
     }
 
     #[test]
@@ -387,12 +407,19 @@ mod tests {
         const EXPIRED: &str =
             include_str!("../../parley-push/tests/fixtures/TEST-ONLY-apns-cert-expired.pem");
         assert_eq!(param(apn(Some(EC_CERT), Some(EC_SEC1), None)), "ok");
-        assert_eq!(param(apn(Some(EC_CERT), Some(CERT_KEY), None)), "PrivateKey");
+        assert_eq!(
+            param(apn(Some(EC_CERT), Some(CERT_KEY), None)),
+            "PrivateKey"
+        );
         assert_eq!(param(apn(Some(CERT), Some(EC_SEC1), None)), "PrivateKey");
         assert_eq!(param(apn(Some(CERT), Some(PKCS1), None)), "ok");
         let expired = apn(Some(EXPIRED), Some(CERT_KEY), None).unwrap_err();
         assert_eq!(expired.param, "Certificate");
-        assert!(expired.message.contains("2021-01-01T00:00:00Z"), "{}", expired.message);
+        assert!(
+            expired.message.contains("2021-01-01T00:00:00Z"),
+            "{}",
+            expired.message
+        );
     }
 
     fn fcm(secret: &str, allow: &[String]) -> Result<Checked, Invalid> {
@@ -414,9 +441,15 @@ mod tests {
         assert_eq!(fcm(&sa(google, SA_KEY), &[]).unwrap(), Checked::default());
         assert_eq!(param(fcm(&sa(google, "junk"), &[])), "Secret");
         assert_eq!(param(fcm(&sa(google, P8), &[])), "Secret");
-        assert_eq!(param(fcm(&sa("http://10.0.0.1/token", SA_KEY), &[])), "Secret");
+        assert_eq!(
+            param(fcm(&sa("http://10.0.0.1/token", SA_KEY), &[])),
+            "Secret"
+        );
         let allow = vec!["http://10.0.0.1".to_owned()];
-        assert_eq!(param(fcm(&sa("http://10.0.0.1/token", SA_KEY), &allow)), "ok");
+        assert_eq!(
+            param(fcm(&sa("http://10.0.0.1/token", SA_KEY), &allow)),
+            "ok"
+        );
         assert_eq!(param(fcm(r#"{"type":"service_account"}"#, &[])), "Secret");
         assert_eq!(param(fcm("{not json", &[])), "Secret");
         assert!(fcm("AAAA-legacy-server-key", &[]).unwrap().legacy_key);

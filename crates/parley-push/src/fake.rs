@@ -653,9 +653,7 @@ async fn apns_send(
         Err(e) => Err(e),
         Ok(()) => match h.mode_for(&token) {
             FakeMode::Normal => Ok(()),
-            FakeMode::ExpiredProviderToken if jwt_seen_before => {
-                Err((403, "ExpiredProviderToken"))
-            }
+            FakeMode::ExpiredProviderToken if jwt_seen_before => Err((403, "ExpiredProviderToken")),
             FakeMode::ExpiredProviderToken => Ok(()),
             FakeMode::Slow => {
                 tokio::time::sleep(Duration::from_millis(

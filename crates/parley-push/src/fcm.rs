@@ -488,7 +488,8 @@ impl PushSender for FcmSender {
                 self.config.refresh_margin,
                 &self.config.token_uri_allow,
             )
-            .await {
+            .await
+        {
             Ok(t) => t,
             Err(outcome) => return outcome,
         };
@@ -717,7 +718,8 @@ mod tests {
             ),
             SendOutcome::Retry {
                 after: Some(Duration::from_secs(5)),
-                reason: "FCM 429 QUOTA_EXCEEDED: FCM is unavailable or throttling; will retry".into()
+                reason: "FCM 429 QUOTA_EXCEEDED: FCM is unavailable or throttling; will retry"
+                    .into()
             }
         );
         assert!(matches!(

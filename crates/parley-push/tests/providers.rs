@@ -143,9 +143,13 @@ async fn apns_expired_provider_token_is_resigned_and_resent_at_once() {
     let (fakes, apns, _) = setup().await;
     let cred = apns_token_credential();
     let n = notification();
-    let first = apns.send(&target("aaaa1111", PushType::Apn, &cred), &n).await;
+    let first = apns
+        .send(&target("aaaa1111", PushType::Apn, &cred), &n)
+        .await;
     assert_eq!(first, SendOutcome::Delivered);
-    let outcome = apns.send(&target("expiredjwt-1", PushType::Apn, &cred), &n).await;
+    let outcome = apns
+        .send(&target("expiredjwt-1", PushType::Apn, &cred), &n)
+        .await;
     assert_eq!(outcome, SendOutcome::Delivered);
     let statuses: Vec<u16> = fakes
         .apns
@@ -542,7 +546,9 @@ async fn fcm_token_uri_outside_the_allow_list_is_never_contacted() {
             ..Default::default()
         },
     );
-    let outcome = fcm.send(&target("fcm-1", PushType::Fcm, &cred), &notification()).await;
+    let outcome = fcm
+        .send(&target("fcm-1", PushType::Fcm, &cred), &notification())
+        .await;
     assert!(
         matches!(&outcome, SendOutcome::CredentialFailed { reason } if reason.contains("PARLEY_FCM_TOKEN_URI_ALLOW")),
         "{outcome:?}"
@@ -564,12 +570,15 @@ async fn fcm_token_endpoint_errors_are_reduced_to_their_code() {
             ..Default::default()
         },
     );
-    let outcome = fcm.send(&target("fcm-1", PushType::Fcm, &cred), &notification()).await;
+    let outcome = fcm
+        .send(&target("fcm-1", PushType::Fcm, &cred), &notification())
+        .await;
     assert_eq!(
         outcome,
         SendOutcome::CredentialFailed {
-            reason: "OAuth2 token endpoint answered 400 invalid_grant: the access token request failed"
-                .into()
+            reason:
+                "OAuth2 token endpoint answered 400 invalid_grant: the access token request failed"
+                    .into()
         }
     );
     assert_eq!(fakes.fcm.requests_of("oauth").len(), 1);

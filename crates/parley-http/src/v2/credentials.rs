@@ -8,8 +8,8 @@ use axum::Json;
 use parley_core::credential::{Credential, CredentialSecrets, PushType};
 use parley_core::store::StoreError;
 use parley_core::{CredentialSid, Timestamp};
-use std::sync::{Mutex, PoisonError};
 use serde::Serialize;
+use std::sync::{Mutex, PoisonError};
 
 use super::{account, date, Segments};
 use crate::auth::Authenticated;
@@ -102,12 +102,9 @@ fn check_secrets(
     credential_type: PushType,
     secrets: &CredentialSecrets,
 ) -> Result<(), ApiError> {
-    let checked = credential_check::check(
-        credential_type,
-        secrets,
-        &app.config.fcm_token_uri_allow,
-    )
-    .map_err(|e| ApiError::invalid_param(e.param, e.message))?;
+    let checked =
+        credential_check::check(credential_type, secrets, &app.config.fcm_token_uri_allow)
+            .map_err(|e| ApiError::invalid_param(e.param, e.message))?;
     if let Some(expires) = &checked.certificate_expires {
         tracing::info!(credential.sid = %sid, certificate.expires = %expires, "APNs certificate stored");
     }

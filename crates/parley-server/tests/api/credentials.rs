@@ -8,7 +8,8 @@ use crate::helpers::{
 };
 
 const P8: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-authkey.p8");
-const EC_CERT: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-ec-cert.pem");
+const EC_CERT: &str =
+    include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-ec-cert.pem");
 const EXPIRED: &str =
     include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-cert-expired.pem");
 
@@ -190,7 +191,8 @@ async fn garbage_credentials_are_400_naming_the_parameter(b: Backend) {
     let no_email = sa_without("client_email");
     let bad_key = {
         let mut v: Value = serde_json::from_str(&google).unwrap();
-        v["private_key"] = "-----BEGIN PRIVATE KEY-----\nMIIEgarbage\n-----END PRIVATE KEY-----".into();
+        v["private_key"] =
+            "-----BEGIN PRIVATE KEY-----\nMIIEgarbage\n-----END PRIVATE KEY-----".into();
         v.to_string()
     };
     let foreign_uri = service_account_json("http://169.254.169.254/latest/meta-data");
@@ -198,18 +200,68 @@ async fn garbage_credentials_are_400_naming_the_parameter(b: Backend) {
     let garbage_key = "-----BEGIN PRIVATE KEY-----\nMIIEgarbage\n-----END PRIVATE KEY-----";
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![("Type", "apn")], "Certificate"),
-        (vec![("Type", "apn"), ("Certificate", "C"), ("PrivateKey", KEY)], "Certificate"),
-        (vec![("Type", "apn"), ("Certificate", garbage_pem), ("PrivateKey", KEY)], "Certificate"),
+        (
+            vec![("Type", "apn"), ("Certificate", "C"), ("PrivateKey", KEY)],
+            "Certificate",
+        ),
+        (
+            vec![
+                ("Type", "apn"),
+                ("Certificate", garbage_pem),
+                ("PrivateKey", KEY),
+            ],
+            "Certificate",
+        ),
         (vec![("Type", "apn"), ("Certificate", CERT)], "PrivateKey"),
-        (vec![("Type", "apn"), ("Certificate", CERT), ("PrivateKey", "K")], "PrivateKey"),
-        (vec![("Type", "apn"), ("Certificate", CERT), ("PrivateKey", garbage_key)], "PrivateKey"),
-        (vec![("Type", "apn"), ("Certificate", EC_CERT), ("PrivateKey", KEY)], "PrivateKey"),
-        (vec![("Type", "apn"), ("Certificate", EXPIRED), ("PrivateKey", KEY)], "Certificate"),
-        (vec![("Type", "apn"), ("PrivateKey", KEY), ("Secret", &token_secret)], "PrivateKey"),
+        (
+            vec![("Type", "apn"), ("Certificate", CERT), ("PrivateKey", "K")],
+            "PrivateKey",
+        ),
+        (
+            vec![
+                ("Type", "apn"),
+                ("Certificate", CERT),
+                ("PrivateKey", garbage_key),
+            ],
+            "PrivateKey",
+        ),
+        (
+            vec![
+                ("Type", "apn"),
+                ("Certificate", EC_CERT),
+                ("PrivateKey", KEY),
+            ],
+            "PrivateKey",
+        ),
+        (
+            vec![
+                ("Type", "apn"),
+                ("Certificate", EXPIRED),
+                ("PrivateKey", KEY),
+            ],
+            "Certificate",
+        ),
+        (
+            vec![
+                ("Type", "apn"),
+                ("PrivateKey", KEY),
+                ("Secret", &token_secret),
+            ],
+            "PrivateKey",
+        ),
         (vec![("Type", "apn"), ("PrivateKey", P8)], "Secret"),
-        (vec![("Type", "apn"), ("PrivateKey", P8), ("Secret", "{}")], "Secret"),
+        (
+            vec![("Type", "apn"), ("PrivateKey", P8), ("Secret", "{}")],
+            "Secret",
+        ),
         (vec![("Type", "fcm")], "Secret"),
-        (vec![("Type", "fcm"), ("Secret", "{\"type\":\"service_account\"}")], "Secret"),
+        (
+            vec![
+                ("Type", "fcm"),
+                ("Secret", "{\"type\":\"service_account\"}"),
+            ],
+            "Secret",
+        ),
         (vec![("Type", "fcm"), ("Secret", "{garbage")], "Secret"),
         (vec![("Type", "fcm"), ("Secret", &no_project)], "Secret"),
         (vec![("Type", "fcm"), ("Secret", &no_email)], "Secret"),
@@ -229,7 +281,11 @@ async fn garbage_credentials_are_400_naming_the_parameter(b: Backend) {
     // Valid ones of every kind are accepted; a legacy key is accepted (and flagged in the log).
     let good: Vec<Vec<(&str, &str)>> = vec![
         vec![("Type", "apn"), ("Certificate", CERT), ("PrivateKey", KEY)],
-        vec![("Type", "apn"), ("PrivateKey", P8), ("Secret", &token_secret)],
+        vec![
+            ("Type", "apn"),
+            ("PrivateKey", P8),
+            ("Secret", &token_secret),
+        ],
         vec![("Type", "fcm"), ("Secret", &google)],
         vec![("Type", "fcm"), ("Secret", "AAAAlegacy-server-key")],
         vec![("Type", "gcm"), ("ApiKey", "AIzalegacy")],
@@ -247,7 +303,12 @@ async fn a_failed_credential_update_leaves_it_as_it_was(b: Backend) {
     let (s, v) = app
         .post(
             "/v2/Credentials",
-            &[("Type", "apn"), ("FriendlyName", "ios"), ("Certificate", CERT), ("PrivateKey", KEY)],
+            &[
+                ("Type", "apn"),
+                ("FriendlyName", "ios"),
+                ("Certificate", CERT),
+                ("PrivateKey", KEY),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -263,9 +324,16 @@ async fn a_failed_credential_update_leaves_it_as_it_was(b: Backend) {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{form:?}: {v}");
         assert_twilio_error(&v, 400, 20001);
     }
-    assert_eq!(stored_secrets(&app, &sid).await, before, "secrets unchanged");
+    assert_eq!(
+        stored_secrets(&app, &sid).await,
+        before,
+        "secrets unchanged"
+    );
     let (_, v) = app.get(&path).await;
-    assert_eq!(v["friendly_name"], "ios", "nothing of a refused update is stored");
+    assert_eq!(
+        v["friendly_name"], "ios",
+        "nothing of a refused update is stored"
+    );
     // FCM: a token_uri that is not allowed is refused at update too.
     let fcm = app.create_credential("fcm").await;
     let foreign = service_account_json("https://evil.example/token");
@@ -275,9 +343,14 @@ async fn a_failed_credential_update_leaves_it_as_it_was(b: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["details"]["param"], "Secret");
     let (secrets, _) = stored_secrets(&app, &fcm).await;
-    assert!(secrets["secret"].as_str().unwrap().contains("oauth2.googleapis.com"));
+    assert!(secrets["secret"]
+        .as_str()
+        .unwrap()
+        .contains("oauth2.googleapis.com"));
     // A valid update replaces only what it sends.
-    let (s, v) = app.post(&path, &[("PrivateKey", KEY), ("Sandbox", "true")]).await;
+    let (s, v) = app
+        .post(&path, &[("PrivateKey", KEY), ("Sandbox", "true")])
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let (after, _) = stored_secrets(&app, &sid).await;
     assert_eq!(after["certificate"], CERT);
@@ -292,7 +365,11 @@ async fn credential_text_fields_have_limits(b: Backend) {
     let (s, v) = app
         .post(
             "/v2/Credentials",
-            &[("Type", "fcm"), ("Secret", &google), ("FriendlyName", &name_long)],
+            &[
+                ("Type", "fcm"),
+                ("Secret", &google),
+                ("FriendlyName", &name_long),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
@@ -300,24 +377,37 @@ async fn credential_text_fields_have_limits(b: Backend) {
     let (s, v) = app
         .post(
             "/v2/Credentials",
-            &[("Type", "fcm"), ("Secret", &google), ("FriendlyName", &name_ok)],
+            &[
+                ("Type", "fcm"),
+                ("Secret", &google),
+                ("FriendlyName", &name_ok),
+            ],
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let sid = v["sid"].as_str().unwrap().to_owned();
     let (s, v) = app
-        .post(&format!("/v2/Credentials/{sid}"), &[("FriendlyName", &name_long)])
+        .post(
+            &format!("/v2/Credentials/{sid}"),
+            &[("FriendlyName", &name_long)],
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["details"]["param"], "FriendlyName");
     let huge = format!("{CERT}{}", " ".repeat(16 * 1024));
     let (s, v) = app
-        .post("/v2/Credentials", &[("Type", "apn"), ("Certificate", &huge), ("PrivateKey", KEY)])
+        .post(
+            "/v2/Credentials",
+            &[("Type", "apn"), ("Certificate", &huge), ("PrivateKey", KEY)],
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["details"]["param"], "Certificate");
     let (s, v) = app
-        .post(&format!("/v2/Credentials/{sid}"), &[("Secret", &format!("{google}{}", " ".repeat(16 * 1024)))])
+        .post(
+            &format!("/v2/Credentials/{sid}"),
+            &[("Secret", &format!("{google}{}", " ".repeat(16 * 1024)))],
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["details"]["param"], "Secret");
@@ -332,7 +422,11 @@ async fn concurrent_credential_updates_of_different_fields_all_survive(b: Backen
     for round in 0..15 {
         let name = format!("name-{round}");
         let sandbox = if round % 2 == 0 { "false" } else { "true" };
-        let key = if round % 2 == 0 { KEY.to_owned() } else { format!("{KEY}\n") };
+        let key = if round % 2 == 0 {
+            KEY.to_owned()
+        } else {
+            format!("{KEY}\n")
+        };
         let forms = [
             ("FriendlyName", name.clone()),
             ("Sandbox", sandbox.to_owned()),

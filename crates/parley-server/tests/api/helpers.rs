@@ -353,12 +353,14 @@ fn make_worker(
 }
 
 /// TEST-ONLY APNs certificate (subject UID `com.example.parley`) and its RSA key.
-pub const APNS_CERT: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-cert.pem");
+pub const APNS_CERT: &str =
+    include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-cert.pem");
 /// The key of [`APNS_CERT`].
 pub const APNS_CERT_KEY: &str =
     include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-cert-key.pem");
 /// TEST-ONLY RSA key of the fake service account.
-pub const SA_KEY: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
+pub const SA_KEY: &str =
+    include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
 
 /// A valid (TEST-ONLY) Google service-account JSON naming `token_uri`.
 pub fn service_account_json(token_uri: &str) -> String {

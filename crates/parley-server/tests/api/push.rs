@@ -486,7 +486,6 @@ async fn a_chunked_fan_out_reaches_each_device_once_with_the_worker_running(b: B
     assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0));
 }
 
-
 /// Sends to each token (by device token) so far.
 fn sent_to(fakes: &Fakes, token: &str) -> usize {
     tokens(fakes).iter().filter(|t| t.as_str() == token).count()
@@ -506,14 +505,21 @@ async fn binding_exists(app: &TestApp, service: &str, sid: &str) -> bool {
 }
 
 /// Drain the worker (again and again, for deliveries waiting for their time) until `done`.
-async fn drain_until(worker: &Arc<parley_push::Worker>, what: &str, mut done: impl FnMut() -> bool) {
+async fn drain_until(
+    worker: &Arc<parley_push::Worker>,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         worker.drain().await.unwrap();
         if done() {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -531,7 +537,10 @@ async fn world(
     let mut sids = HashMap::new();
     for (who, kind, token) in members {
         join(app, service, &ch, who).await;
-        sids.insert((*token).to_owned(), bind(app, service, who, kind, token).await);
+        sids.insert(
+            (*token).to_owned(),
+            bind(app, service, who, kind, token).await,
+        );
     }
     (ch, sids)
 }
@@ -554,8 +563,16 @@ async fn a_sender_id_mismatch_does_not_pause_the_credential(b: Backend) {
     post(&app, &service, &ch, "system", "two").await;
     worker.drain().await.unwrap();
 
-    assert_eq!(sent_to(&fakes, "fcm-ok-2"), 2, "the credential kept sending");
-    assert_eq!(sent_to(&fakes, "wrongtopic-1"), 2, "tried once per message, not retried");
+    assert_eq!(
+        sent_to(&fakes, "fcm-ok-2"),
+        2,
+        "the credential kept sending"
+    );
+    assert_eq!(
+        sent_to(&fakes, "wrongtopic-1"),
+        2,
+        "tried once per message, not retried"
+    );
     assert!(binding_exists(&app, &service, &sids["wrongtopic-1"]).await);
     let log = push_log(&app, &service).await;
     let mismatch: Vec<&Value> = log
@@ -565,7 +582,9 @@ async fn a_sender_id_mismatch_does_not_pause_the_credential(b: Backend) {
     assert_eq!(mismatch.len(), 2, "{log:?}");
     assert!(mismatch.iter().all(|r| r["outcome"] == "failed"
         && r["reason"].as_str().unwrap().contains("SENDER_ID_MISMATCH")));
-    assert!(!log.iter().any(|r| r["outcome"] == "paused" || r["outcome"] == "credential_failed"));
+    assert!(!log
+        .iter()
+        .any(|r| r["outcome"] == "paused" || r["outcome"] == "credential_failed"));
 }
 
 /// A credential the provider refuses (403) is paused: its other deliveries wait (logged as
@@ -583,19 +602,36 @@ async fn a_failing_credential_pauses_only_its_own_deliveries(b: Backend) {
     let (ch, mut sids) = world(&app, &service, &[("u1", "fcm", "forbidden-1")]).await;
     // Only the refused token gets the first message (the others are not members yet).
     post(&app, &service, &ch, "system", "one").await;
-    drain_until(&worker, "the refusal", || sent_to(&fakes, "forbidden-1") == 1).await;
+    drain_until(&worker, "the refusal", || {
+        sent_to(&fakes, "forbidden-1") == 1
+    })
+    .await;
     for (who, kind, token) in [("u2", "fcm", "fcm-ok-2"), ("u3", "apn", "apn-ok-3")] {
         join(&app, &service, &ch, who).await;
-        sids.insert(token.to_owned(), bind(&app, &service, who, kind, token).await);
+        sids.insert(
+            token.to_owned(),
+            bind(&app, &service, who, kind, token).await,
+        );
     }
     fakes.fcm.clear();
     fakes.apns.clear();
     post(&app, &service, &ch, "system", "two").await;
     worker.drain().await.unwrap();
 
-    assert_eq!(sent_to(&fakes, "apn-ok-3"), 1, "another credential is not paused");
-    assert_eq!(sent_to(&fakes, "fcm-ok-2"), 0, "the failing credential's sends wait");
-    assert!(binding_exists(&app, &service, &sids["forbidden-1"]).await, "bindings are kept");
+    assert_eq!(
+        sent_to(&fakes, "apn-ok-3"),
+        1,
+        "another credential is not paused"
+    );
+    assert_eq!(
+        sent_to(&fakes, "fcm-ok-2"),
+        0,
+        "the failing credential's sends wait"
+    );
+    assert!(
+        binding_exists(&app, &service, &sids["forbidden-1"]).await,
+        "bindings are kept"
+    );
     let log = push_log(&app, &service).await;
     assert!(
         log.iter().any(|r| r["outcome"] == "credential_failed"
@@ -609,7 +645,10 @@ async fn a_failing_credential_pauses_only_its_own_deliveries(b: Backend) {
     );
     // The provider accepts the credential again: after the pause the waiting push is sent.
     fakes.fcm.set_token_mode("forbidden-1", FakeMode::Normal);
-    drain_until(&worker, "the paused delivery", || sent_to(&fakes, "fcm-ok-2") == 1).await;
+    drain_until(&worker, "the paused delivery", || {
+        sent_to(&fakes, "fcm-ok-2") == 1
+    })
+    .await;
 }
 
 /// A credential answering "bad device token" for `bad_token_threshold` distinct tokens with
@@ -642,16 +681,26 @@ async fn a_misconfigured_credential_does_not_delete_its_bindings(b: Backend) {
             kept.push(token.clone());
         }
     }
-    assert_eq!(kept.len(), 4, "only the first threshold-1 were pruned: {kept:?}");
+    assert_eq!(
+        kept.len(),
+        4,
+        "only the first threshold-1 were pruned: {kept:?}"
+    );
     let log = push_log(&app, &service).await;
     // Sends already under way answer too; those started after it was marked unhealthy wait.
-    assert_eq!(log.iter().filter(|r| r["outcome"] == "dead_token").count(), 2);
+    assert_eq!(
+        log.iter().filter(|r| r["outcome"] == "dead_token").count(),
+        2
+    );
     let misconfigured: Vec<&Value> = log
         .iter()
         .filter(|r| r["outcome"] == "credential_failed")
         .collect();
     assert!(!misconfigured.is_empty(), "{log:?}");
-    assert!(misconfigured[0]["reason"].as_str().unwrap().contains("misconfigured"));
+    assert!(misconfigured[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("misconfigured"));
 
     // Fixed for all but one device: a success resumes pruning, and the last bad one is pruned.
     for token in &kept[..3] {
@@ -680,7 +729,10 @@ async fn a_misconfigured_credential_does_not_delete_its_bindings(b: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for token in &kept[..3] {
-        assert!(binding_exists(&app, &service, &sids[token]).await, "{token} kept");
+        assert!(
+            binding_exists(&app, &service, &sids[token]).await,
+            "{token} kept"
+        );
     }
 }
 
@@ -702,14 +754,24 @@ async fn a_delivery_given_up_ends_failed_in_the_push_log(b: Backend) {
     enable(&app, &service, &[]).await;
     let (ch, _) = world(&app, &service, &[("u1", "fcm", "unavailable-1")]).await;
     post(&app, &service, &ch, "system", "lost").await;
-    drain_until(&worker, "two attempts", || sent_to(&fakes, "unavailable-1") == 2).await;
+    drain_until(&worker, "two attempts", || {
+        sent_to(&fakes, "unavailable-1") == 2
+    })
+    .await;
     worker.drain().await.unwrap();
-    assert_eq!(app.store.push_queue_depth().await.unwrap(), (0, 0), "dropped");
+    assert_eq!(
+        app.store.push_queue_depth().await.unwrap(),
+        (0, 0),
+        "dropped"
+    );
     let log = push_log(&app, &service).await;
     assert_eq!(log.len(), 2, "{log:?}");
     let last = log.iter().max_by_key(|r| r["attempt"].as_u64()).unwrap();
     assert_eq!(last["outcome"], "failed", "{log:?}");
-    assert!(last["reason"].as_str().unwrap().contains("gave up"), "{last}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("gave up"),
+        "{last}"
+    );
     assert!(log.iter().any(|r| r["outcome"] == "retry"));
 }
 

@@ -143,7 +143,10 @@ pub async fn concurrent_credential_updates_lose_nothing(store: DynStore) {
 
     // Assert
     assert!(
-        matches!(failed, Err(crate::store::StoreError::InvalidReference("rejected"))),
+        matches!(
+            failed,
+            Err(crate::store::StoreError::InvalidReference("rejected"))
+        ),
         "{failed:?}"
     );
     let after = store
@@ -152,7 +155,11 @@ pub async fn concurrent_credential_updates_lose_nothing(store: DynStore) {
         .expect("fetch");
     let mut bytes = after.secrets_sealed.clone();
     bytes.sort_unstable();
-    assert_eq!(bytes, (2..24u8).collect::<Vec<_>>(), "every byte update survives");
+    assert_eq!(
+        bytes,
+        (2..24u8).collect::<Vec<_>>(),
+        "every byte update survives"
+    );
     assert_eq!(after.friendly_name.as_deref(), Some("renamed"));
     assert_eq!(after.sandbox, Some(true));
 }
