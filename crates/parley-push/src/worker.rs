@@ -300,7 +300,7 @@ pub struct Worker {
     per_credential: Mutex<HashMap<String, Arc<Semaphore>>>,
     credentials: Mutex<HashMap<String, Cached<Option<Arc<PushCredential>>>>>,
     services: Mutex<HashMap<String, Cached<Option<Arc<Service>>>>>,
-    unhealthy: Mutex<HashMap<String, Instant>>,
+    unhealthy: Mutex<HashMap<String, (Instant, String)>>,
     bad_tokens: Mutex<HashMap<String, BadTokens>>,
     /// The settler task's queue (started on first use, inside the runtime).
     settler: OnceLock<mpsc::UnboundedSender<Settlement>>,
@@ -661,10 +661,10 @@ impl Worker {
         sem.try_acquire_owned().ok()
     }
 
-    fn unhealthy_until(&self, sid: &str) -> Option<Instant> {
+    fn unhealthy_until(&self, sid: &str) -> Option<(Instant, String)> {
         let mut map = lock(&self.unhealthy);
         match map.get(sid) {
-            Some(until) if *until > Instant::now() => Some(*until),
+            Some((until, reason)) if *until > Instant::now() => Some((*until, reason.clone())),
             Some(_) => {
                 map.remove(sid);
                 if let Some(m) = &self.metrics {
@@ -707,7 +707,13 @@ impl Worker {
 
     fn mark_unhealthy(&self, sid: &str, reason: &str) {
         let mut map = lock(&self.unhealthy);
-        map.insert(sid.to_owned(), Instant::now() + self.config.unhealthy_for);
+        map.insert(
+            sid.to_owned(),
+            (
+                Instant::now() + self.config.unhealthy_for,
+                reason.to_owned(),
+            ),
+        );
         if let Some(m) = &self.metrics {
             m.unhealthy.set(i64::try_from(map.len()).unwrap_or(0));
         }
@@ -804,9 +810,9 @@ impl Worker {
                 return (self.retry_or_fail(d, None, why.clone()), "retry", Some(why));
             }
         };
-        if let Some(until) = self.unhealthy_until(&credential.sid) {
+        if let Some((until, reason)) = self.unhealthy_until(&credential.sid) {
             let wait = until.saturating_duration_since(Instant::now());
-            let why = "credential unhealthy".to_owned();
+            let why = format!("credential unhealthy: {reason}");
             // Not a send attempt: don't count it against the attempt budget, only against age.
             return (
                 self.retry_or_fail(d, Some(wait), why.clone()),

@@ -133,7 +133,13 @@ impl TestApp {
 
     /// Another worker ("node") over the same store and fakes.
     pub fn second_worker(&self, fakes: &Fakes, config: WorkerConfig) -> Arc<Worker> {
-        make_worker(self.store.clone(), self.secrets.clone(), fakes, config)
+        make_worker(
+            self.store.clone(),
+            self.secrets.clone(),
+            fakes,
+            config,
+            None,
+        )
     }
 
     async fn build(
@@ -168,7 +174,9 @@ impl TestApp {
         let mut state = AppState::new(store.clone(), secrets.clone(), config);
         let mut pushing = None;
         if let (Some(wc), Some(fakes)) = (push, fakes) {
-            let worker = make_worker(store.clone(), secrets.clone(), &fakes, wc);
+            // As the server does: the worker's metrics are served at /metrics.
+            let metrics = parley_push::PushMetrics::register(state.metrics.registry()).ok();
+            let worker = make_worker(store.clone(), secrets.clone(), &fakes, wc, metrics);
             state =
                 state.with_push_tester(Arc::new(parley_server::push::WorkerTester(worker.clone())));
             pushing = Some((worker, fakes));
@@ -344,12 +352,13 @@ fn make_worker(
     secrets: SecretBox,
     fakes: &Fakes,
     config: WorkerConfig,
+    metrics: Option<parley_push::PushMetrics>,
 ) -> Arc<Worker> {
     let sender: Arc<dyn PushSender> = Arc::new(Providers::new(
         ApnsConfig::with_base_url(&fakes.apns_url),
         FcmConfig::with_base_url(&fakes.fcm_url),
     ));
-    Worker::new(store.clone(), store, secrets, sender, config, None)
+    Worker::new(store.clone(), store, secrets, sender, config, metrics)
 }
 
 /// TEST-ONLY APNs certificate (subject UID `com.example.parley`) and its RSA key.

@@ -639,8 +639,9 @@ async fn a_failing_credential_pauses_only_its_own_deliveries(b: Backend) {
         "{log:?}"
     );
     assert!(
-        log.iter()
-            .any(|r| r["outcome"] == "paused" && r["binding_sid"] == sids["fcm-ok-2"].as_str()),
+        log.iter().any(|r| r["outcome"] == "paused"
+            && r["binding_sid"] == sids["fcm-ok-2"].as_str()
+            && r["reason"].as_str().unwrap().contains("PERMISSION_DENIED")),
         "{log:?}"
     );
     // The provider accepts the credential again: after the pause the waiting push is sent.
@@ -773,6 +774,15 @@ async fn a_delivery_given_up_ends_failed_in_the_push_log(b: Backend) {
         "{last}"
     );
     assert!(log.iter().any(|r| r["outcome"] == "retry"));
+    let (s, _, v) = app
+        .call(axum::http::Method::GET, "/metrics", None, &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    assert!(
+        text.contains(r#"parley_push_given_up_total{provider="fcm"} 1"#),
+        "{text}"
+    );
 }
 
 both_backends!(
