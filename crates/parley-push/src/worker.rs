@@ -17,7 +17,11 @@
 //!    the binding is deleted; 429/5xx/network → rescheduled with jittered exponential backoff
 //!    honouring `Retry-After`, within the attempt and age bounds; credential failure → the
 //!    credential is marked unhealthy for a while (its deliveries wait, then are dropped once too
-//!    old), reported in logs and `/metrics`.
+//!    old), reported in logs and `/metrics`. A credential that answers "bad device token" for
+//!    [`WorkerConfig::bad_token_threshold`] distinct tokens with no success in between is taken
+//!    as misconfigured: its bindings are kept (no pruning) and it is marked unhealthy until a
+//!    send succeeds (counted per node). A delivery given up is logged (warn), counted in
+//!    `parley_push_given_up_total` and ends as `failed` in the push log.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
