@@ -9,6 +9,7 @@ invite (of a second user), using plain HTTP with the account's Basic auth.
 
 import os
 import shlex
+import sys
 
 import requests
 
@@ -26,7 +27,10 @@ def post(path, data, ok=(200, 201)):
 service = post("/v2/Services", {"FriendlyName": "schemathesis fixtures"})
 role = post(f"/v2/Services/{service['sid']}/Roles",
             [("FriendlyName", "fixture role"), ("Type", "channel"), ("Permission", "sendMessage")])
-cred = post("/v2/Credentials", {"Type": "fcm", "FriendlyName": "fixture fcm", "Secret": "fixture"})
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from push_fixtures import FCM_SECRET  # noqa: E402  (TEST-ONLY service account Parley accepts)
+
+cred = post("/v2/Credentials", {"Type": "fcm", "FriendlyName": "fixture fcm", "Secret": FCM_SECRET})
 binding = post(f"/v2/Services/{service['sid']}/Users/schema-user/Bindings",
                {"BindingType": "fcm", "Address": "fixture-device-token", "CredentialSid": cred["sid"]})
 svc = f"/v2/Services/{service['sid']}"

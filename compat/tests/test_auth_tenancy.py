@@ -5,6 +5,7 @@ import pytest
 from conftest import (ACCOUNT2_API_KEY_SECRET, ACCOUNT2_API_KEY_SID, ACCOUNT_SID, API_KEY_SID,
                       AUTH_TOKEN, assert_error_body, make_client, raises_list_error, raises_rest,
                       raw, unique)
+from push_fixtures import FCM_SECRET
 
 
 def test_wrong_auth_token_is_401(service):
@@ -24,7 +25,7 @@ def test_wrong_auth_list_raises_library_page_error():
 def test_unknown_account_is_401():
     bad = make_client("AC" + "1" * 32, AUTH_TOKEN)
     with raises_rest(401, 20003):
-        bad.chat.v2.credentials.create(type="fcm", secret="x")
+        bad.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
 
 
 def test_api_key_wrong_secret_is_401(service):
@@ -78,7 +79,7 @@ def test_first_account_still_intact_after_second_account_attempts(client, client
 
 
 def test_second_account_cannot_touch_first_accounts_credential(client, client2):
-    cred = client.chat.v2.credentials.create(type="fcm", friendly_name="mine", secret="s3cret")
+    cred = client.chat.v2.credentials.create(type="fcm", friendly_name="mine", secret=FCM_SECRET)
     try:
         with raises_rest(404, 20404):
             client2.chat.v2.credentials(cred.sid).fetch()

@@ -19,6 +19,7 @@ from twilio.jwt.access_token.grants import ChatGrant
 from conftest import (ACCOUNT2_API_KEY_SECRET, ACCOUNT2_API_KEY_SID, ACCOUNT2_AUTH_TOKEN,
                       ACCOUNT2_SID, ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, PARLEY_URL,
                       assert_error_body, http, raises_list_error, raises_rest, raw)
+from push_fixtures import APNS_CERT, APNS_KEY, FCM_SECRET
 
 ALL_TYPES = ["new_message", "added_to_channel", "invited_to_channel", "removed_from_channel"]
 
@@ -81,7 +82,7 @@ def unregister_ers(token, registration_id):
 
 @pytest.fixture
 def fcm_cred(client):
-    cred = client.chat.v2.credentials.create(type="fcm", friendly_name="fcm", secret="srv-key")
+    cred = client.chat.v2.credentials.create(type="fcm", friendly_name="fcm", secret=FCM_SECRET)
     yield cred
     try:
         client.chat.v2.credentials(cred.sid).delete()
@@ -91,8 +92,9 @@ def fcm_cred(client):
 
 @pytest.fixture
 def apn_cred(client):
-    cred = client.chat.v2.credentials.create(type="apn", friendly_name="apn", certificate="C",
-                                             private_key="K", sandbox=True)
+    cred = client.chat.v2.credentials.create(type="apn", friendly_name="apn",
+                                             certificate=APNS_CERT, private_key=APNS_KEY,
+                                             sandbox=True)
     yield cred
     try:
         client.chat.v2.credentials(cred.sid).delete()
@@ -162,7 +164,7 @@ def test_ext_wrong_credential_type_is_400(service, apn_cred):
 
 @pytest.mark.ext
 def test_ext_credential_of_other_account_is_400(client, client2, service):
-    foreign = client2.chat.v2.credentials.create(type="fcm", secret="theirs")
+    foreign = client2.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
     try:
         resp = register_ext(service.sid, "dave", "fcm", "tok", credential_sid=foreign.sid)
         assert_error_body(resp, 400)

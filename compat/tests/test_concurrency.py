@@ -7,6 +7,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from conftest import ACCOUNT_SID, AUTH_TOKEN, make_client
+from push_fixtures import FCM_SECRET
 
 N = 8
 
@@ -34,7 +35,7 @@ def test_concurrent_creates_of_one_identity_give_one_user(service):
 @pytest.mark.ext
 def test_concurrent_registrations_of_one_device_give_one_binding(client, service):
     from test_bindings import register_ext
-    cred = client.chat.v2.credentials.create(type="fcm", secret="s")
+    cred = client.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
     try:
         def register(_):
             r = register_ext(service.sid, "new-racer", "fcm", "same-device",
@@ -55,7 +56,7 @@ def test_concurrent_registrations_of_one_device_give_one_binding(client, service
 def test_concurrent_registrations_of_many_devices_respect_the_cap(client, service):
     # 30 devices of one user registering at once, three times over (the race is probabilistic).
     from test_bindings import register_ext
-    cred = client.chat.v2.credentials.create(type="fcm", secret="s")
+    cred = client.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
     try:
         counts = {}
         for round_ in range(3):

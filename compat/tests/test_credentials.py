@@ -5,12 +5,15 @@ from datetime import datetime
 import pytest
 
 from conftest import ACCOUNT_SID, PARLEY_URL, http, raises_rest, unique
+from push_fixtures import APNS_CERT, APNS_KEY, fcm_secret
 
-CERT = "-----BEGIN CERTIFICATE-----\nMIIBCERTMARKERcompat1234\n-----END CERTIFICATE-----"
-KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEKEYMARKERcompat5678\n-----END RSA PRIVATE KEY-----"
-FCM_SECRET = "AAAAfcmSECRETMARKERcompat9012"
+CERT = APNS_CERT
+KEY = APNS_KEY
+FCM_SECRET = fcm_secret("secretmarker-project")
 GCM_KEY = "AIzaGCMAPIKEYMARKERcompat3456"
-MARKERS = ("CERTMARKER", "KEYMARKER", "SECRETMARKER", "APIKEYMARKER")
+# Pieces of every secret sent: none may come back in any response.
+MARKERS = ("-----BEGIN", "PRIVATE KEY", CERT.splitlines()[1], KEY.splitlines()[1],
+           "secretmarker", "APIKEYMARKER")
 
 
 def _no_secret_in_any_response(client):
@@ -71,7 +74,7 @@ def test_fcm_credential_crud(client, cleanup):
     cleanup.append(cred.sid)
     assert cred.type == "fcm"
     assert cred.sandbox is None or isinstance(cred.sandbox, str)
-    updated = client.chat.v2.credentials(cred.sid).update(secret=FCM_SECRET + "rotated")
+    updated = client.chat.v2.credentials(cred.sid).update(secret=fcm_secret("secretmarker-rotated"))
     assert updated.sid == cred.sid and updated.type == "fcm"
     _no_secret_in_any_response(client)
     assert client.chat.v2.credentials(cred.sid).delete() is True
@@ -82,6 +85,18 @@ def test_gcm_credential_create(client, cleanup):
     cleanup.append(cred.sid)
     assert cred.type == "gcm"
     _no_secret_in_any_response(client)
+
+
+def test_garbage_credentials_are_400_naming_the_parameter(client):
+    with raises_rest(400, 20001):
+        client.chat.v2.credentials.create(type="apn", certificate="C", private_key="K")
+    with raises_rest(400, 20001):
+        client.chat.v2.credentials.create(type="fcm", secret='{"type": "service_account"}')
+    with raises_rest(400, 20001):
+        client.chat.v2.credentials.create(type="fcm", secret=fcm_secret().replace(
+            "https://oauth2.googleapis.com/token", "http://169.254.169.254/token"))
+    with raises_rest(400, 20001):
+        client.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET, friendly_name="n" * 257)
 
 
 def test_invalid_credential_type_is_400(client):

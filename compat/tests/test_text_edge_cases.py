@@ -4,6 +4,7 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 
 from conftest import raises_rest
+from push_fixtures import FCM_SECRET
 
 NUL = "nul\x00byte"
 
@@ -45,7 +46,7 @@ def test_nul_byte_in_role_and_credential_names(client, service):
     made = []
 
     def create_cred():
-        made.append(client.chat.v2.credentials.create(type="fcm", friendly_name=NUL, secret="s"))
+        made.append(client.chat.v2.credentials.create(type="fcm", friendly_name=NUL, secret=FCM_SECRET))
         return made[-1]
     try:
         _created_or_400(create_cred, lambda c: client.chat.v2.credentials(c.sid).fetch().friendly_name,
@@ -69,7 +70,7 @@ def test_nul_byte_in_identity_path_is_404(client, service):
 @pytest.mark.ext
 def test_nul_byte_in_binding_address_or_endpoint(client, service):
     from test_bindings import register_ext
-    cred = client.chat.v2.credentials.create(type="fcm", secret="s")
+    cred = client.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
     try:
         for kw in ({"address": NUL}, {"address": "ok", "endpoint": NUL}):
             address = kw.pop("address")

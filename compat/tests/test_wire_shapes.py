@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import http
+from push_fixtures import FCM_SECRET
 
 SPEC_PATH = Path(os.environ.get(
     "PARLEY_SPEC", Path(__file__).resolve().parents[1] / "spec/twilio_chat_v2.json"))
@@ -47,7 +48,7 @@ def test_service_user_role_credential_shapes(client, service, schemas):
     svc.roles.list()
     for r in http(client).last_json()["roles"]:
         assert set(r) == keys(schemas, "chat.v2.service.role")
-    cred = client.chat.v2.credentials.create(type="fcm", secret="shape-secret")
+    cred = client.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
     try:
         assert set(http(client).last_json()) == keys(schemas, "chat.v2.credential")
         client.chat.v2.credentials(cred.sid).fetch()
@@ -57,7 +58,7 @@ def test_service_user_role_credential_shapes(client, service, schemas):
 
 
 def test_binding_shapes(client, service, schemas):
-    cred = client.chat.v2.credentials.create(type="fcm", secret="shape-secret")
+    cred = client.chat.v2.credentials.create(type="fcm", secret=FCM_SECRET)
     try:
         b = _register(service.sid, cred.sid)
         svc = client.chat.v2.services(service.sid)

@@ -90,3 +90,73 @@ impl std::fmt::Debug for CredentialSecrets {
             .finish()
     }
 }
+
+/// Google's OAuth2 token endpoints: the only `token_uri`s of an FCM service-account JSON that
+/// Parley contacts unless the operator allows more (`PARLEY_FCM_TOKEN_URI_ALLOW`).
+pub const GOOGLE_TOKEN_URIS: [&str; 2] = [
+    "https://oauth2.googleapis.com/token",
+    "https://accounts.google.com/o/oauth2/token",
+];
+
+/// Environment variable: extra allowed FCM `token_uri` prefixes, comma-separated.
+pub const FCM_TOKEN_URI_ALLOW_ENV: &str = "PARLEY_FCM_TOKEN_URI_ALLOW";
+
+/// The allowed `token_uri` prefixes beyond [`GOOGLE_TOKEN_URIS`], parsed from the value of
+/// `PARLEY_FCM_TOKEN_URI_ALLOW` (comma-separated; blanks ignored).
+pub fn parse_token_uri_allow(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether an FCM service account's `token_uri` may be contacted: one of Google's endpoints
+/// exactly, or starting with one of the `extra` prefixes at a URL boundary (the prefix ends with
+/// `/`, or the URI continues with `/`, `?` or ends there), so `http://127.0.0.1:80` does not
+/// allow `http://127.0.0.1:8000` or `http://127.0.0.1:80@evil.example`.
+pub fn token_uri_allowed(uri: &str, extra: &[String]) -> bool {
+    if GOOGLE_TOKEN_URIS.contains(&uri) {
+        return true;
+    }
+    extra.iter().any(|prefix| {
+        uri.strip_prefix(prefix.as_str()).is_some_and(|rest| {
+            prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?'])
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_uri_allow_list() {
+        let extra = parse_token_uri_allow(Some(" http://127.0.0.1:9000 , ,https://fake/x/ "));
+        assert_eq!(extra, vec!["http://127.0.0.1:9000", "https://fake/x/"]);
+        assert!(token_uri_allowed(
+            "https://oauth2.googleapis.com/token",
+            &[]
+        ));
+        assert!(token_uri_allowed(
+            "https://accounts.google.com/o/oauth2/token",
+            &[]
+        ));
+        assert!(!token_uri_allowed(
+            "https://oauth2.googleapis.com/token/../x",
+            &[]
+        ));
+        assert!(!token_uri_allowed("http://169.254.169.254/latest", &[]));
+        assert!(token_uri_allowed("http://127.0.0.1:9000/token", &extra));
+        assert!(token_uri_allowed("http://127.0.0.1:9000", &extra));
+        assert!(!token_uri_allowed("http://127.0.0.1:90001/token", &extra));
+        assert!(!token_uri_allowed(
+            "http://127.0.0.1:9000@evil/token",
+            &extra
+        ));
+        assert!(token_uri_allowed("https://fake/x/token", &extra));
+        assert!(!token_uri_allowed("https://fake/xy", &extra));
+    }
+}

@@ -10,6 +10,7 @@ use parley_core::store::Store;
 
 pub mod access_token;
 pub mod auth;
+pub mod credential_check;
 pub mod error;
 pub mod ops;
 pub mod paging;
@@ -27,6 +28,8 @@ pub struct HttpConfig {
     pub rate_limit_per_sec: Option<u32>,
     /// Cap of push bindings per user (oldest-updated evicted beyond it).
     pub max_bindings_per_user: u32,
+    /// FCM `token_uri` prefixes allowed besides Google's (`PARLEY_FCM_TOKEN_URI_ALLOW`).
+    pub fcm_token_uri_allow: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -35,6 +38,7 @@ impl Default for HttpConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             rate_limit_per_sec: None,
             max_bindings_per_user: parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER,
+            fcm_token_uri_allow: Vec::new(),
         }
     }
 }

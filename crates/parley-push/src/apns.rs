@@ -24,9 +24,9 @@
 //!
 //! 200 → Delivered; 410 or 400 `BadDeviceToken`/`DeviceTokenNotForTopic` → InvalidToken;
 //! 429, 5xx, network errors, timeouts → Retry (with `Retry-After` when sent); 403 (provider
-//! token, certificate) and 400 `TopicDisallowed`/`BadCertificate*` → CredentialFailed (an
-//! `ExpiredProviderToken` also drops the cached JWT so the next try signs a fresh one);
-//! other 4xx → Failed.
+//! token, certificate) and 400 `TopicDisallowed`/`BadCertificate*` → CredentialFailed;
+//! 403 `ExpiredProviderToken` → a fresh JWT is signed and the push sent again at once (then
+//! Retry if that fails too); other 4xx → Failed. Only documented `reason` codes are repeated.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -432,6 +432,30 @@ impl ApnsClient {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
+        // An expired provider token is re-signed and the push sent again at once (once).
+        let mut outcome = self
+            .send_once(config, device_token, apns_id, &payload, expiration)
+            .await;
+        if let Some(signer) = &self.signer {
+            if matches!(&outcome, SendOutcome::Retry { reason, .. } if reason.contains(EXPIRED_PROVIDER_TOKEN))
+            {
+                signer.invalidate();
+                outcome = self
+                    .send_once(config, device_token, apns_id, &payload, expiration)
+                    .await;
+            }
+        }
+        outcome
+    }
+
+    async fn send_once(
+        &self,
+        config: &ApnsConfig,
+        device_token: &str,
+        apns_id: &str,
+        payload: &[u8],
+        expiration: u64,
+    ) -> SendOutcome {
         let mut req = self
             .http
             .post(format!("{}/3/device/{device_token}", self.base_url))
@@ -441,7 +465,7 @@ impl ApnsClient {
             .header("apns-expiration", expiration.to_string())
             .header("apns-id", apns_id)
             .header("content-type", "application/json")
-            .body(payload);
+            .body(payload.to_vec());
         if let Some(signer) = &self.signer {
             match signer.token() {
                 Ok(jwt) => req = req.header("authorization", format!("bearer {jwt}")),
@@ -464,15 +488,48 @@ impl ApnsClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
         let body = resp.bytes().await.unwrap_or_default();
-        let outcome = map_response(status, retry_after, &body);
-        if let (Some(signer), SendOutcome::CredentialFailed { reason }) = (&self.signer, &outcome) {
-            if reason.contains("ExpiredProviderToken") {
-                signer.invalidate();
-            }
-        }
-        outcome
+        map_response(status, retry_after, &body)
     }
 }
+
+const EXPIRED_PROVIDER_TOKEN: &str = "ExpiredProviderToken";
+
+/// The documented APNs `reason` codes (Apple, "Handling notification responses from APNs");
+/// anything else is reported as `Unknown`, so provider text never reaches logs or the push log.
+const APNS_REASONS: [&str; 32] = [
+    "BadCollapseId",
+    "BadDeviceToken",
+    "BadExpirationDate",
+    "BadMessageId",
+    "BadPriority",
+    "BadTopic",
+    "DeviceTokenNotForTopic",
+    "DuplicateHeaders",
+    "IdleTimeout",
+    "InvalidPushType",
+    "MissingDeviceToken",
+    "MissingTopic",
+    "PayloadEmpty",
+    "TopicDisallowed",
+    "BadCertificate",
+    "BadCertificateEnvironment",
+    "ExpiredProviderToken",
+    "Forbidden",
+    "InvalidProviderToken",
+    "MissingProviderToken",
+    "UnrelatedKeyIdInToken",
+    "BadEnvironmentKeyIdInToken",
+    "BadPath",
+    "MethodNotAllowed",
+    "ExpiredToken",
+    "Unregistered",
+    "PayloadTooLarge",
+    "TooManyProviderTokenUpdates",
+    "TooManyRequests",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "Shutdown",
+];
 
 /// Error text with its sources (reqwest's top-level message alone hides the cause).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
@@ -496,10 +553,22 @@ pub fn map_response(status: u16, retry_after: Option<Duration>, body: &[u8]) -> 
     let reason = serde_json::from_slice::<ApnsError>(body)
         .ok()
         .and_then(|e| e.reason)
+        .map(|r| {
+            if APNS_REASONS.contains(&r.as_str()) {
+                r
+            } else {
+                "Unknown".to_owned()
+            }
+        })
         .unwrap_or_default();
     let text = format!("APNs {status} {reason}").trim_end().to_owned();
     match (status, reason.as_str()) {
         (200, _) => SendOutcome::Delivered,
+        // The client re-signs the JWT and sends again at once; not a credential failure.
+        (403, EXPIRED_PROVIDER_TOKEN) => SendOutcome::Retry {
+            after: None,
+            reason: text,
+        },
         (410, _) | (400, "BadDeviceToken" | "DeviceTokenNotForTopic") => {
             SendOutcome::InvalidToken { reason: text }
         }
@@ -758,8 +827,14 @@ mod tests {
         ));
         assert!(matches!(
             r(403, "ExpiredProviderToken"),
-            SendOutcome::CredentialFailed { .. }
+            SendOutcome::Retry { after: None, .. }
         ));
+        assert_eq!(
+            r(400, "<b>internal detail</b>"),
+            SendOutcome::Failed {
+                reason: "APNs 400 Unknown".into()
+            }
+        );
         assert!(matches!(
             r(403, "BadCertificate"),
             SendOutcome::CredentialFailed { .. }

@@ -16,7 +16,8 @@
 //! `badtoken-` (400 BadDeviceToken / 400 INVALID_ARGUMENT on `message.token`), `wrongtopic-`
 //! (400 DeviceTokenNotForTopic / 403 SENDER_ID_MISMATCH), `ratelimit-` (429 with `Retry-After`),
 //! `error-` (500), `unavailable-` (503), `forbidden-` (403 InvalidProviderToken /
-//! PERMISSION_DENIED), `slow-` (answers 200 after a delay). Explicit modes set through the admin
+//! PERMISSION_DENIED), `slow-` (answers 200 after a delay), `expiredjwt-` (APNs: 403
+//! ExpiredProviderToken when the provider JWT was already used before, 200 for a fresh one). Explicit modes set through the admin
 //! endpoint win over prefixes, which win over the global mode.
 //!
 //! # Admin endpoints (on both servers)
@@ -25,7 +26,7 @@
 //! * `POST /_fake/mode` with `{"mode": "rate_limit", "token": "<optional>", "retry_after": 7,
 //!   "delay_ms": 2000}`: set the global mode (no `token`) or one token's mode; `GET` shows them.
 //!   Modes: `normal`, `dead`, `bad_token`, `wrong_topic`, `rate_limit`, `error`, `unavailable`,
-//!   `forbidden`, `slow`.
+//!   `forbidden`, `slow`, `expired_provider_token`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -69,12 +70,16 @@ pub enum FakeMode {
     Forbidden,
     /// Accept after a delay.
     Slow,
+    /// APNs: 403 `ExpiredProviderToken` for a provider JWT already used on an earlier request,
+    /// 200 for a fresh one (FCM: like `normal`).
+    ExpiredProviderToken,
 }
 
 impl FakeMode {
     /// The mode a token's prefix selects, if any.
     pub fn from_token(token: &str) -> Option<Self> {
-        const PREFIXES: [(&str, FakeMode); 8] = [
+        const PREFIXES: [(&str, FakeMode); 9] = [
+            ("expiredjwt-", FakeMode::ExpiredProviderToken),
             ("dead-", FakeMode::Dead),
             ("badtoken-", FakeMode::BadToken),
             ("wrongtopic-", FakeMode::WrongTopic),
@@ -127,6 +132,7 @@ struct FakeState {
     issued: AtomicU64,
     sent: AtomicU64,
     tls_rejected: AtomicU64,
+    jwts_seen: Mutex<HashSet<String>>,
 }
 
 /// Control and inspect one running fake (cheap to clone).
@@ -150,6 +156,7 @@ impl FakeHandle {
                 issued: AtomicU64::new(0),
                 sent: AtomicU64::new(0),
                 tls_rejected: AtomicU64::new(0),
+                jwts_seen: Mutex::default(),
             }),
         }
     }
@@ -639,10 +646,15 @@ async fn apns_send(
     req: Request,
 ) -> Response {
     let inc = read(req).await;
+    let jwt_seen_before = inc
+        .header("authorization")
+        .is_some_and(|a| !lock(&h.state.jwts_seen).insert(a.to_owned()));
     let result = match apns_check(&inc, &token) {
         Err(e) => Err(e),
         Ok(()) => match h.mode_for(&token) {
             FakeMode::Normal => Ok(()),
+            FakeMode::ExpiredProviderToken if jwt_seen_before => Err((403, "ExpiredProviderToken")),
+            FakeMode::ExpiredProviderToken => Ok(()),
             FakeMode::Slow => {
                 tokio::time::sleep(Duration::from_millis(
                     h.state.delay_ms.load(Ordering::Relaxed),
@@ -879,7 +891,7 @@ async fn fcm_send(
                 "fieldViolations": [{"field": "message.token", "description": "Invalid registration token"}],
             });
             match h.mode_for(&token) {
-                FakeMode::Normal => Ok(()),
+                FakeMode::Normal | FakeMode::ExpiredProviderToken => Ok(()),
                 FakeMode::Slow => {
                     tokio::time::sleep(Duration::from_millis(
                         h.state.delay_ms.load(Ordering::Relaxed),

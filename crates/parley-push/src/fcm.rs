@@ -28,7 +28,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use parley_core::credential::PushType;
+use parley_core::credential::{
+    parse_token_uri_allow, token_uri_allowed, PushType, FCM_TOKEN_URI_ALLOW_ENV,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -47,6 +49,36 @@ pub const FCM_SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging"
 /// RFC 7523 grant type.
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
+/// The OAuth2 error codes (RFC 6749 §5.2) repeated in reasons; anything else is `unknown`.
+const OAUTH2_ERRORS: [&str; 7] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "access_denied",
+];
+
+/// FCM v1 error codes (`FcmError.errorCode`) and the canonical status names FCM answers with,
+/// repeated in reasons; anything else is `UNKNOWN`.
+const FCM_ERRORS: [&str; 14] = [
+    "UNSPECIFIED_ERROR",
+    "INVALID_ARGUMENT",
+    "UNREGISTERED",
+    "SENDER_ID_MISMATCH",
+    "QUOTA_EXCEEDED",
+    "UNAVAILABLE",
+    "INTERNAL",
+    "THIRD_PARTY_AUTH_ERROR",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+    "RESOURCE_EXHAUSTED",
+    "DEADLINE_EXCEEDED",
+    "FAILED_PRECONDITION",
+];
+
 /// The reason given for legacy keys.
 pub const LEGACY_KEY_REASON: &str = "legacy FCM/GCM server keys stopped working in 2024; upload a service-account JSON as the fcm credential's Secret";
 
@@ -61,6 +93,9 @@ pub struct FcmConfig {
     pub connect_timeout: Duration,
     /// Refresh the access token this long before it expires.
     pub refresh_margin: Duration,
+    /// `token_uri` prefixes allowed besides Google's endpoints (`PARLEY_FCM_TOKEN_URI_ALLOW`).
+    /// A service account naming another `token_uri` is never contacted.
+    pub token_uri_allow: Vec<String>,
 }
 
 impl Default for FcmConfig {
@@ -70,12 +105,13 @@ impl Default for FcmConfig {
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             refresh_margin: Duration::from_secs(300),
+            token_uri_allow: Vec::new(),
         }
     }
 }
 
 impl FcmConfig {
-    /// Defaults, with `PARLEY_FCM_URL` when set.
+    /// Defaults, with `PARLEY_FCM_URL` and `PARLEY_FCM_TOKEN_URI_ALLOW` when set.
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -86,13 +122,16 @@ impl FcmConfig {
         if let Some(u) = clean_url(var("PARLEY_FCM_URL")) {
             c.base_url = u;
         }
+        c.token_uri_allow = parse_token_uri_allow(var(FCM_TOKEN_URI_ALLOW_ENV).as_deref());
         c
     }
 
-    /// At `url` (tests against a fake).
+    /// At `url` (tests against a fake), whose token endpoint (`<url>/token`) is allowed too.
     pub fn with_base_url(url: &str) -> Self {
+        let base = url.trim_end_matches('/').to_owned();
         Self {
-            base_url: url.trim_end_matches('/').into(),
+            token_uri_allow: vec![base.clone()],
+            base_url: base,
             ..Self::default()
         }
     }
@@ -234,12 +273,23 @@ impl TokenSource {
             .unwrap_or(DEFAULT_TOKEN_URI)
     }
 
-    /// A valid access token: the cached one, or a fresh one from `token_uri`.
+    /// A valid access token: the cached one, or a fresh one from `token_uri` — only when that is
+    /// Google's endpoint or starts with one of the `allow` prefixes.
     pub async fn token(
         &self,
         http: &reqwest::Client,
         margin: Duration,
+        allow: &[String],
     ) -> Result<String, SendOutcome> {
+        if !token_uri_allowed(self.token_uri(), allow) {
+            return Err(SendOutcome::CredentialFailed {
+                reason: format!(
+                    "the service-account token_uri is not Google's OAuth2 endpoint nor allowed \
+                     by {FCM_TOKEN_URI_ALLOW_ENV}; it is never contacted (upload a genuine \
+                     service-account JSON)"
+                ),
+            });
+        }
         let mut cached = self.cached.lock().await;
         if let Some((tok, expires)) = cached.as_ref() {
             if tokio::time::Instant::now() + margin < *expires {
@@ -268,9 +318,14 @@ impl TokenSource {
         let retry_after = retry_after(&resp);
         let bytes = resp.bytes().await.unwrap_or_default();
         if status != 200 {
+            // Only the documented error code, never the body (it is stored and shown).
+            let code = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .filter(|c| OAUTH2_ERRORS.contains(&c.as_str()))
+                .unwrap_or_else(|| "unknown".to_owned());
             let text = format!(
-                "OAuth2 token endpoint answered {status}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+                "OAuth2 token endpoint answered {status} {code}: the access token request failed"
             );
             return Err(if status == 429 || status >= 500 {
                 SendOutcome::Retry {
@@ -310,6 +365,9 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
+/// The fixed message of an FCM answer that the device token is bad.
+pub const BAD_TOKEN_MESSAGE: &str = "the device token is not registered or invalid";
+
 /// Map an FCM v1 answer to an outcome.
 pub fn map_response(status: u16, retry_after: Option<Duration>, body: &[u8]) -> SendOutcome {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -327,23 +385,39 @@ pub fn map_response(status: u16, retry_after: Option<Duration>, body: &[u8]) -> 
                 .any(|f| f["field"].as_str() == Some("message.token"))
         })
     }) || message.to_ascii_lowercase().contains("registration token");
-    let text = format!("FCM {status} {error_code} {message}")
-        .trim_end()
-        .to_owned();
+    // Only the documented code and a fixed message: the body is provider (or impostor) text.
+    let code = if FCM_ERRORS.contains(&error_code) {
+        error_code
+    } else {
+        "UNKNOWN"
+    };
+    let text = |what: &str| format!("FCM {status} {code}: {what}");
     match status {
         200 => SendOutcome::Delivered,
-        404 => SendOutcome::InvalidToken { reason: text },
+        404 => SendOutcome::InvalidToken {
+            reason: text(BAD_TOKEN_MESSAGE),
+        },
         400 if error_code == "UNREGISTERED"
             || (error_code == "INVALID_ARGUMENT" && about_token) =>
         {
-            SendOutcome::InvalidToken { reason: text }
+            SendOutcome::InvalidToken {
+                reason: text(BAD_TOKEN_MESSAGE),
+            }
         }
         429 | 500..=599 => SendOutcome::Retry {
             after: retry_after,
-            reason: text,
+            reason: text("FCM is unavailable or throttling; will retry"),
         },
-        401 | 403 => SendOutcome::CredentialFailed { reason: text },
-        _ => SendOutcome::Failed { reason: text },
+        // About this one token (it belongs to another Firebase project), not the credential.
+        403 if error_code == "SENDER_ID_MISMATCH" => SendOutcome::Failed {
+            reason: text("the device token belongs to another sender (Firebase project)"),
+        },
+        401 | 403 => SendOutcome::CredentialFailed {
+            reason: text("FCM refused the credential"),
+        },
+        _ => SendOutcome::Failed {
+            reason: text("FCM rejected the message"),
+        },
     }
 }
 
@@ -408,7 +482,14 @@ impl PushSender for FcmSender {
                 }
             }
         };
-        let token = match source.token(&self.http, self.config.refresh_margin).await {
+        let token = match source
+            .token(
+                &self.http,
+                self.config.refresh_margin,
+                &self.config.token_uri_allow,
+            )
+            .await
+        {
             Ok(t) => t,
             Err(outcome) => return outcome,
         };
@@ -637,7 +718,8 @@ mod tests {
             ),
             SendOutcome::Retry {
                 after: Some(Duration::from_secs(5)),
-                reason: "FCM 429 QUOTA_EXCEEDED quota".into()
+                reason: "FCM 429 QUOTA_EXCEEDED: FCM is unavailable or throttling; will retry"
+                    .into()
             }
         );
         assert!(matches!(
@@ -654,7 +736,18 @@ mod tests {
         ));
         assert!(matches!(
             map_response(403, None, &err(403, "SENDER_ID_MISMATCH", "x", Value::Null)),
-            SendOutcome::CredentialFailed { .. }
+            SendOutcome::Failed { .. }
         ));
+        // Provider text never reaches the reason: only the documented code.
+        assert_eq!(
+            map_response(
+                403,
+                None,
+                &err(403, "<script>", "secret internal detail", Value::Null)
+            ),
+            SendOutcome::CredentialFailed {
+                reason: "FCM 403 UNKNOWN: FCM refused the credential".into()
+            }
+        );
     }
 }

@@ -144,6 +144,17 @@ impl SendOutcome {
     }
 }
 
+/// Whether an `InvalidToken` reason is a "bad device token" answer — APNs `BadDeviceToken` or
+/// `DeviceTokenNotForTopic`, FCM 404 or 400 about the token — which is also what a misconfigured
+/// credential (wrong `Sandbox` flag, topic or project) gets for every token. (APNs 410
+/// `Unregistered` is a device that is really gone and is not counted.)
+pub fn is_bad_token_answer(reason: &str) -> bool {
+    reason.starts_with("APNs 400 BadDeviceToken")
+        || reason.starts_with("APNs 400 DeviceTokenNotForTopic")
+        || reason.starts_with("FCM 404 ")
+        || reason.starts_with("FCM 400 ")
+}
+
 /// Sends one notification to one binding. Implementations must be safe to call again with the
 /// same arguments (the worker may repeat a send after a crash or a lease expiry).
 #[async_trait]

@@ -17,9 +17,13 @@
 //!    the binding is deleted; 429/5xx/network → rescheduled with jittered exponential backoff
 //!    honouring `Retry-After`, within the attempt and age bounds; credential failure → the
 //!    credential is marked unhealthy for a while (its deliveries wait, then are dropped once too
-//!    old), reported in logs and `/metrics`.
+//!    old), reported in logs and `/metrics`. A credential that answers "bad device token" for
+//!    [`WorkerConfig::bad_token_threshold`] distinct tokens with no success in between is taken
+//!    as misconfigured: its bindings are kept (no pruning) and it is marked unhealthy until a
+//!    send succeeds (counted per node). A delivery given up is logged (warn), counted in
+//!    `parley_push_given_up_total` and ends as `failed` in the push log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,7 +41,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::notification::{Notification, NotificationKind};
 use crate::retry::RetryPolicy;
-use crate::sender::{PushCredential, PushSender, SendOutcome, Target};
+use crate::sender::{is_bad_token_answer, PushCredential, PushSender, SendOutcome, Target};
 use crate::template::{render, TemplateVars};
 
 /// Worker settings.
@@ -66,6 +70,10 @@ pub struct WorkerConfig {
     pub settle_batch: usize,
     /// Delivery-log retention.
     pub log_retention: Duration,
+    /// A credential that answers "bad device token" for this many distinct tokens with no
+    /// successful send in between is taken as misconfigured (wrong `Sandbox`, topic, project):
+    /// its bindings are no longer pruned until a send succeeds (docs/PUSH.md).
+    pub bad_token_threshold: usize,
 }
 
 impl Default for WorkerConfig {
@@ -87,8 +95,20 @@ impl Default for WorkerConfig {
             idle_poll: Duration::from_millis(50),
             settle_batch: 512,
             log_retention: Duration::from_secs(7 * 24 * 3600),
+            bad_token_threshold: DEFAULT_BAD_TOKEN_THRESHOLD,
         }
     }
+}
+
+/// Default [`WorkerConfig::bad_token_threshold`].
+pub const DEFAULT_BAD_TOKEN_THRESHOLD: usize = 20;
+
+/// Distinct bad-token answers of one credential since its last successful send.
+#[derive(Default)]
+struct BadTokens {
+    tokens: HashSet<String>,
+    /// Past the threshold: pruning stopped until a send succeeds.
+    suspended: bool,
 }
 
 /// What one round did.
@@ -109,6 +129,7 @@ pub struct PushMetrics {
     pruned: IntCounterVec,
     queue: IntGaugeVec,
     unhealthy: IntGauge,
+    given_up: IntCounterVec,
 }
 
 impl PushMetrics {
@@ -160,7 +181,15 @@ impl PushMetrics {
         registry.register(Box::new(event_to_send.clone()))?;
         registry.register(Box::new(pruned.clone()))?;
         registry.register(Box::new(queue.clone()))?;
+        let given_up = IntCounterVec::new(
+            Opts::new(
+                "parley_push_given_up_total",
+                "Deliveries dropped after the last attempt or past the age bound",
+            ),
+            &["provider"],
+        )?;
         registry.register(Box::new(unhealthy.clone()))?;
+        registry.register(Box::new(given_up.clone()))?;
         Ok(Self {
             sends,
             send_latency,
@@ -168,6 +197,7 @@ impl PushMetrics {
             pruned,
             queue,
             unhealthy,
+            given_up,
         })
     }
 }
@@ -274,7 +304,8 @@ pub struct Worker {
     per_credential: Mutex<HashMap<String, Arc<Semaphore>>>,
     credentials: Mutex<HashMap<String, Cached<Option<Arc<PushCredential>>>>>,
     services: Mutex<HashMap<String, Cached<Option<Arc<Service>>>>>,
-    unhealthy: Mutex<HashMap<String, Instant>>,
+    unhealthy: Mutex<HashMap<String, (Instant, String)>>,
+    bad_tokens: Mutex<HashMap<String, BadTokens>>,
     /// The settler task's queue (started on first use, inside the runtime).
     settler: OnceLock<mpsc::UnboundedSender<Settlement>>,
 }
@@ -347,6 +378,7 @@ impl Worker {
             credentials: Mutex::new(HashMap::new()),
             services: Mutex::new(HashMap::new()),
             unhealthy: Mutex::new(HashMap::new()),
+            bad_tokens: Mutex::new(HashMap::new()),
             settler: OnceLock::new(),
         })
     }
@@ -633,10 +665,10 @@ impl Worker {
         sem.try_acquire_owned().ok()
     }
 
-    fn unhealthy_until(&self, sid: &str) -> Option<Instant> {
+    fn unhealthy_until(&self, sid: &str) -> Option<(Instant, String)> {
         let mut map = lock(&self.unhealthy);
         match map.get(sid) {
-            Some(until) if *until > Instant::now() => Some(*until),
+            Some((until, reason)) if *until > Instant::now() => Some((*until, reason.clone())),
             Some(_) => {
                 map.remove(sid);
                 if let Some(m) = &self.metrics {
@@ -648,9 +680,44 @@ impl Worker {
         }
     }
 
+    /// A send with credential `sid` succeeded: its bad-token count starts over, and pruning
+    /// resumes if it was stopped.
+    fn send_succeeded(&self, sid: &str) {
+        let mut map = lock(&self.bad_tokens);
+        if let Some(state) = map.remove(sid) {
+            if state.suspended {
+                tracing::info!(
+                    credential.sid = sid,
+                    "push credential delivered again; dead-token pruning resumes"
+                );
+            }
+        }
+    }
+
+    /// Count a bad-token answer of credential `sid` for `address`; `true` when the credential
+    /// is (now) past the threshold, so the binding must be kept.
+    fn bad_token_suspends(&self, sid: &str, address: &str) -> bool {
+        let mut map = lock(&self.bad_tokens);
+        let state = map.entry(sid.to_owned()).or_default();
+        if !state.suspended {
+            state.tokens.insert(address.to_owned());
+            if state.tokens.len() >= self.config.bad_token_threshold.max(1) {
+                state.suspended = true;
+                state.tokens = HashSet::new();
+            }
+        }
+        state.suspended
+    }
+
     fn mark_unhealthy(&self, sid: &str, reason: &str) {
         let mut map = lock(&self.unhealthy);
-        map.insert(sid.to_owned(), Instant::now() + self.config.unhealthy_for);
+        map.insert(
+            sid.to_owned(),
+            (
+                Instant::now() + self.config.unhealthy_for,
+                reason.to_owned(),
+            ),
+        );
         if let Some(m) = &self.metrics {
             m.unhealthy.set(i64::try_from(map.len()).unwrap_or(0));
         }
@@ -696,8 +763,26 @@ impl Worker {
                 m.pruned.with_label_values(&[provider]).inc();
             }
         }
+        // A delivery that is dropped ends as `failed` in the push log, whatever this attempt's
+        // answer was (a retry or pause that ran out of attempts or time).
+        let (log_outcome, log_reason) = match &settle {
+            Settle::Failed { error } if outcome_label != "failed" => {
+                if let Some(m) = &self.metrics {
+                    m.given_up.with_label_values(&[provider]).inc();
+                }
+                tracing::warn!(
+                    delivery = %d.new.id,
+                    binding.sid = %d.new.binding_sid,
+                    credential.sid = d.new.credential_sid.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                    reason = %error,
+                    "push delivery given up"
+                );
+                ("failed", Some(error.clone()))
+            }
+            _ => (outcome_label, reason),
+        };
         self.settle(&d.new.id, settle).await;
-        self.log(&d, outcome_label, reason).await;
+        self.log(&d, log_outcome, log_reason).await;
     }
 
     /// Send once; returns the settlement, a metrics label and the reason.
@@ -729,9 +814,9 @@ impl Worker {
                 return (self.retry_or_fail(d, None, why.clone()), "retry", Some(why));
             }
         };
-        if let Some(until) = self.unhealthy_until(&credential.sid) {
+        if let Some((until, reason)) = self.unhealthy_until(&credential.sid) {
             let wait = until.saturating_duration_since(Instant::now());
-            let why = "credential unhealthy".to_owned();
+            let why = format!("credential unhealthy: {reason}");
             // Not a send attempt: don't count it against the attempt budget, only against age.
             return (
                 self.retry_or_fail(d, Some(wait), why.clone()),
@@ -780,7 +865,28 @@ impl Worker {
                 .observe(since_event.max(0) as f64 / 1e6);
         }
         match outcome {
-            SendOutcome::Delivered => (Settle::Delivered, "delivered", None),
+            SendOutcome::Delivered => {
+                self.send_succeeded(&credential.sid);
+                (Settle::Delivered, "delivered", None)
+            }
+            SendOutcome::InvalidToken { reason }
+                if is_bad_token_answer(&reason)
+                    && self.bad_token_suspends(&credential.sid, &d.new.address) =>
+            {
+                let why = format!(
+                    "credential answered 'bad device token' for {} distinct device tokens with \
+                     no successful send in between: it looks misconfigured (wrong Sandbox flag, \
+                     topic or project?), not surrounded by dead devices; its bindings are kept \
+                     and not pruned until a send succeeds (last answer: {reason})",
+                    self.config.bad_token_threshold.max(1)
+                );
+                self.mark_unhealthy(&credential.sid, &why);
+                (
+                    self.retry_or_fail(d, Some(self.config.unhealthy_for), why.clone()),
+                    "credential_failed",
+                    Some(why),
+                )
+            }
             SendOutcome::InvalidToken { reason } => {
                 tracing::info!(binding.sid = %d.new.binding_sid, reason, "dead device token; binding deleted");
                 (

@@ -136,6 +136,33 @@ async fn setup() -> (Fakes, ApnsSender, FcmSender) {
 // ---------------------------------------------------------------------------------------------
 // APNs
 
+/// `ExpiredProviderToken`: a fresh provider JWT is signed and the push sent again at once; it
+/// is delivered, not a credential failure.
+#[tokio::test]
+async fn apns_expired_provider_token_is_resigned_and_resent_at_once() {
+    let (fakes, apns, _) = setup().await;
+    let cred = apns_token_credential();
+    let n = notification();
+    let first = apns
+        .send(&target("aaaa1111", PushType::Apn, &cred), &n)
+        .await;
+    assert_eq!(first, SendOutcome::Delivered);
+    let outcome = apns
+        .send(&target("expiredjwt-1", PushType::Apn, &cred), &n)
+        .await;
+    assert_eq!(outcome, SendOutcome::Delivered);
+    let statuses: Vec<u16> = fakes
+        .apns
+        .requests()
+        .iter()
+        .filter(|r| r.device_token.as_deref() == Some("expiredjwt-1"))
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [403, 200]);
+    let client = apns.client(&cred).unwrap();
+    assert_eq!(client.signer().unwrap().signed_count(), 2);
+}
+
 #[tokio::test]
 async fn apns_delivers_with_the_exact_headers_and_payload() {
     let (fakes, apns, _) = setup().await;
@@ -508,6 +535,56 @@ async fn fcm_access_token_is_refreshed_before_it_expires() {
 }
 
 #[tokio::test]
+async fn fcm_token_uri_outside_the_allow_list_is_never_contacted() {
+    let (fakes, _, fcm) = setup().await;
+    let elsewhere = spawn_fakes().await.unwrap();
+    let cred = credential(
+        PushType::Fcm,
+        false,
+        CredentialSecrets {
+            secret: Some(service_account_json(&elsewhere.token_uri)),
+            ..Default::default()
+        },
+    );
+    let outcome = fcm
+        .send(&target("fcm-1", PushType::Fcm, &cred), &notification())
+        .await;
+    assert!(
+        matches!(&outcome, SendOutcome::CredentialFailed { reason } if reason.contains("PARLEY_FCM_TOKEN_URI_ALLOW")),
+        "{outcome:?}"
+    );
+    assert!(elsewhere.fcm.requests().is_empty(), "never contacted");
+    assert!(fakes.fcm.requests().is_empty());
+}
+
+#[tokio::test]
+async fn fcm_token_endpoint_errors_are_reduced_to_their_code() {
+    let (fakes, _, fcm) = setup().await;
+    // The fake refuses an assertion whose audience is not its token endpoint, explaining why
+    // in `error_description`: that text must not reach the reason.
+    let cred = credential(
+        PushType::Fcm,
+        false,
+        CredentialSecrets {
+            secret: Some(service_account_json(&format!("{}?x", fakes.token_uri))),
+            ..Default::default()
+        },
+    );
+    let outcome = fcm
+        .send(&target("fcm-1", PushType::Fcm, &cred), &notification())
+        .await;
+    assert_eq!(
+        outcome,
+        SendOutcome::CredentialFailed {
+            reason:
+                "OAuth2 token endpoint answered 400 invalid_grant: the access token request failed"
+                    .into()
+        }
+    );
+    assert_eq!(fakes.fcm.requests_of("oauth").len(), 1);
+}
+
+#[tokio::test]
 async fn fcm_error_answers() {
     let (fakes, _, fcm) = setup().await;
     let cred = fcm_credential(&fakes);
@@ -529,7 +606,7 @@ async fn fcm_error_answers() {
         send("ratelimit-1").await,
         SendOutcome::Retry {
             after: Some(Duration::from_secs(7)),
-            reason: "FCM 429 QUOTA_EXCEEDED Quota exceeded.".into()
+            reason: "FCM 429 QUOTA_EXCEEDED: FCM is unavailable or throttling; will retry".into()
         }
     );
     assert!(matches!(
@@ -540,9 +617,10 @@ async fn fcm_error_answers() {
         send("unavailable-1").await,
         SendOutcome::Retry { .. }
     ));
+    // SENDER_ID_MISMATCH is about this one token, not the credential.
     assert!(matches!(
         send("wrongtopic-1").await,
-        SendOutcome::CredentialFailed { .. }
+        SendOutcome::Failed { reason } if reason.contains("SENDER_ID_MISMATCH")
     ));
     assert!(matches!(
         send("forbidden-1").await,

@@ -152,6 +152,10 @@ pub struct ServeArgs {
     /// [default: 60, minimum 25].
     #[arg(long, env = "PARLEY_PUSH_LEASE_SECS", value_name = "SECS")]
     pub push_lease_secs: Option<u32>,
+    /// A credential answering "bad device token" for this many distinct tokens with no success
+    /// in between counts as misconfigured: its bindings are kept, not pruned [default: 20].
+    #[arg(long, env = "PARLEY_PUSH_BAD_TOKEN_THRESHOLD", value_name = "N")]
+    pub push_bad_token_threshold: Option<u32>,
 }
 
 impl ServeArgs {
@@ -166,6 +170,7 @@ impl ServeArgs {
             push: self.push,
             push_log_retention_days: self.push_log_retention_days,
             push_lease_secs: self.push_lease_secs,
+            push_bad_token_threshold: self.push_bad_token_threshold,
             ..self.db.settings()?
         };
         let settings = cli.with_file(self.db.config.as_deref())?;

@@ -29,6 +29,9 @@ pub const DEFAULT_PUSH_LEASE_SECS: u32 = 60;
 /// Smallest `--push-lease-secs`: longer than the per-send timeout (20 s) plus settling.
 pub const MIN_PUSH_LEASE_SECS: u32 = 25;
 
+/// Default `--push-bad-token-threshold`.
+pub const DEFAULT_PUSH_BAD_TOKEN_THRESHOLD: u32 = 20;
+
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
 /// Environment variable naming a file that holds the server key (when `PARLEY_SECRET_KEY` is unset).
@@ -63,6 +66,9 @@ pub struct Settings {
     pub push_log_retention_days: Option<u32>,
     /// Seconds a node holds claimed push work before another node may take it over.
     pub push_lease_secs: Option<u32>,
+    /// Distinct "bad device token" answers, with no success in between, after which a
+    /// credential counts as misconfigured and its bindings are no longer pruned.
+    pub push_bad_token_threshold: Option<u32>,
 }
 
 impl fmt::Debug for Settings {
@@ -81,6 +87,7 @@ impl fmt::Debug for Settings {
             .field("push", &self.push)
             .field("push_log_retention_days", &self.push_log_retention_days)
             .field("push_lease_secs", &self.push_lease_secs)
+            .field("push_bad_token_threshold", &self.push_bad_token_threshold)
             .finish()
     }
 }
@@ -101,6 +108,9 @@ impl Settings {
                 .push_log_retention_days
                 .or(lower.push_log_retention_days),
             push_lease_secs: self.push_lease_secs.or(lower.push_lease_secs),
+            push_bad_token_threshold: self
+                .push_bad_token_threshold
+                .or(lower.push_bad_token_threshold),
         }
     }
 
@@ -358,6 +368,8 @@ pub struct Config {
     pub push_log_retention_days: u32,
     /// Lease on claimed push work, in seconds.
     pub push_lease_secs: u32,
+    /// Bad-token answers after which a credential counts as misconfigured (at least 1).
+    pub push_bad_token_threshold: u32,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
 }
@@ -399,6 +411,13 @@ impl Config {
                 n if n < MIN_PUSH_LEASE_SECS => {
                     bail!("push_lease_secs must be at least {MIN_PUSH_LEASE_SECS}")
                 }
+                n => n,
+            },
+            push_bad_token_threshold: match settings
+                .push_bad_token_threshold
+                .unwrap_or(DEFAULT_PUSH_BAD_TOKEN_THRESHOLD)
+            {
+                0 => bail!("push_bad_token_threshold must be at least 1"),
                 n => n,
             },
             bootstrap,
@@ -458,6 +477,7 @@ mod tests {
         assert_eq!(config.db.database_url.backend(), Backend::Sqlite);
         assert_eq!(config.rate_limit, None);
         assert!(config.db.secret_key.is_none());
+        assert_eq!(config.push_bad_token_threshold, 20);
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl Application {
             public_url,
             rate_limit_per_sec: config.rate_limit,
             max_bindings_per_user: config.max_bindings_per_user,
+            fcm_token_uri_allow: parley_core::credential::parse_token_uri_allow(
+                std::env::var(parley_core::credential::FCM_TOKEN_URI_ALLOW_ENV)
+                    .ok()
+                    .as_deref(),
+            ),
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
         let worker = if config.push {
@@ -87,6 +92,8 @@ impl Application {
                     u64::from(config.push_log_retention_days) * 86_400,
                 ),
                 lease: Duration::from_secs(u64::from(config.push_lease_secs)),
+                bad_token_threshold: usize::try_from(config.push_bad_token_threshold)
+                    .unwrap_or(usize::MAX),
                 ..parley_push::WorkerConfig::default()
             };
             let sender: Arc<dyn parley_push::PushSender> =

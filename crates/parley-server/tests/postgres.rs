@@ -164,6 +164,7 @@ fn push_env(key: &str, fakes: &parley_push::fake::Fakes, lease: &str) -> Vec<(St
         ("PARLEY_APNS_URL", fakes.apns_url.as_str()),
         ("PARLEY_APNS_SANDBOX_URL", fakes.apns_url.as_str()),
         ("PARLEY_FCM_URL", fakes.fcm_url.as_str()),
+        ("PARLEY_FCM_TOKEN_URI_ALLOW", fakes.fcm_url.as_str()),
         ("PARLEY_PUSH_LEASE_SECS", lease),
     ]
     .into_iter()

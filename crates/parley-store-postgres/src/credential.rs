@@ -2,7 +2,7 @@
 
 use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
-use parley_core::store::{CredentialStore, StoreResult};
+use parley_core::store::{CredentialChange, CredentialStore, StoreResult};
 use parley_core::{AccountSid, CredentialSid};
 use sqlx::{Postgres, QueryBuilder};
 
@@ -78,23 +78,42 @@ impl CredentialStore for PgStore {
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
-    #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
-    async fn update_credential(&self, credential: &Credential) -> StoreResult<Credential> {
+    #[tracing::instrument(skip_all, fields(credential.sid = %sid))]
+    async fn update_credential(
+        &self,
+        account: &AccountSid,
+        sid: &CredentialSid,
+        change: CredentialChange<'_>,
+    ) -> StoreResult<Credential> {
+        // The row lock is held from the read to the commit: concurrent updates queue up and
+        // each applies its change to the previous one's result.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row: CredentialRow = sqlx::query_as(
+            "select * from credentials where account_sid = $1 and sid = $2 for update",
+        )
+        .bind(account.as_str())
+        .bind(sid.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut credential: Credential = row.try_into()?;
+        change(&mut credential)?;
         let row: CredentialRow = sqlx::query_as(
             "update credentials
              set friendly_name = $3, sandbox = $4, secrets_sealed = $5, date_updated = $6
              where account_sid = $1 and sid = $2
              returning *",
         )
-        .bind(credential.account_sid.as_str())
-        .bind(credential.sid.as_str())
+        .bind(account.as_str())
+        .bind(sid.as_str())
         .bind(credential.friendly_name.as_deref())
         .bind(credential.sandbox)
         .bind(credential.secrets_sealed.as_slice())
         .bind(credential.date_updated.unix_micros())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         row.try_into()
     }
 

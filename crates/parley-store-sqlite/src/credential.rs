@@ -2,10 +2,10 @@
 
 use crate::lite::{lite_err, q, Q};
 use crate::rows::{convert_all, CredentialRow};
-use crate::{db_err, one_row, push_keyset_lite, write_err, SqliteStore};
+use crate::{begin_write, db_err, one_row, push_keyset_lite, write_err, SqliteStore};
 use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
-use parley_core::store::{Conflict, CredentialStore, StoreResult};
+use parley_core::store::{Conflict, CredentialChange, CredentialStore, StoreResult};
 use parley_core::{AccountSid, CredentialSid};
 
 /// `<head> from credentials where … order by … limit …`.
@@ -68,8 +68,25 @@ impl CredentialStore for SqliteStore {
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
-    #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
-    async fn update_credential(&self, credential: &Credential) -> StoreResult<Credential> {
+    #[tracing::instrument(skip_all, fields(credential.sid = %sid))]
+    async fn update_credential(
+        &self,
+        account: &AccountSid,
+        sid: &CredentialSid,
+        change: CredentialChange<'_>,
+    ) -> StoreResult<Credential> {
+        // `BEGIN IMMEDIATE` on the single writer: nobody writes between the read and the write.
+        let mut w = self.w().await?;
+        let mut tx = begin_write(&mut w).await?;
+        let row: CredentialRow =
+            sqlx::query_as("select * from credentials where account_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let mut credential: Credential = row.try_into()?;
+        change(&mut credential)?;
         let row: CredentialRow = sqlx::query_as(
             "update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
                                     date_updated = ?
@@ -80,11 +97,12 @@ impl CredentialStore for SqliteStore {
         .bind(credential.sandbox)
         .bind(&credential.secrets_sealed)
         .bind(credential.date_updated.unix_micros())
-        .bind(credential.account_sid.as_str())
-        .bind(credential.sid.as_str())
-        .fetch_one(&mut *self.w().await?)
+        .bind(account.as_str())
+        .bind(sid.as_str())
+        .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         row.try_into()
     }
 

@@ -20,7 +20,7 @@ pub mod testsuite;
 pub use account::AccountStore;
 pub use binding::BindingStore;
 pub use chat::{ChannelStore, EventStore, InviteStore, MemberStore, MessageStore};
-pub use credential::CredentialStore;
+pub use credential::{CredentialChange, CredentialStore};
 pub use push::PushStore;
 pub use role::RoleStore;
 pub use service::ServiceStore;

@@ -6,19 +6,25 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use parley_core::credential::{Credential, CredentialSecrets, PushType};
+use parley_core::store::StoreError;
 use parley_core::{CredentialSid, Timestamp};
 use serde::Serialize;
+use std::sync::{Mutex, PoisonError};
 
 use super::{account, date, Segments};
 use crate::auth::Authenticated;
+use crate::credential_check;
 use crate::error::ApiError;
 use crate::paging::{PageQuery, CREDENTIALS};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
 
-/// Largest accepted secret field (certificates and service-account JSON are a few KB).
-const MAX_SECRET: usize = 64 * 1024;
+/// Largest accepted secret field in bytes (a certificate, key or service-account JSON is a few
+/// KB; docs/PUSH.md).
+pub(crate) const MAX_SECRET: usize = 16 * 1024;
+/// Longest accepted `FriendlyName`, in characters (Twilio documents none; docs/PUSH.md).
+pub(crate) const MAX_FRIENDLY_NAME: usize = 256;
 
 /// Wire form of a credential (`chat.v2.credential`). No secret field exists here at all.
 #[derive(Serialize)]
@@ -54,7 +60,7 @@ fn secret_field(p: &Params, name: &str) -> Result<Option<String>, ApiError> {
     match p.string(name) {
         Some(v) if v.len() > MAX_SECRET => Err(ApiError::invalid_param(
             name,
-            format!("{name} is too large (64 KiB at most)"),
+            format!("{name} is too large ({MAX_SECRET} bytes at most)"),
         )),
         Some(v) if v.is_empty() => Ok(None),
         other => Ok(other),
@@ -76,6 +82,41 @@ fn apply_secrets(p: &Params, secrets: &mut CredentialSecrets) -> Result<bool, Ap
         }
     }
     Ok(changed)
+}
+
+fn friendly_name(p: &Params) -> Result<Option<String>, ApiError> {
+    match p.string("FriendlyName") {
+        Some(v) if v.chars().count() > MAX_FRIENDLY_NAME => Err(ApiError::invalid_param(
+            "FriendlyName",
+            format!("FriendlyName is too long ({MAX_FRIENDLY_NAME} characters at most)"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Validate the complete secrets of a credential before they are stored (a 400 naming the
+/// parameter when they can never work); logs what the operator should know.
+fn check_secrets(
+    app: &AppState,
+    sid: &CredentialSid,
+    credential_type: PushType,
+    secrets: &CredentialSecrets,
+) -> Result<(), ApiError> {
+    let checked =
+        credential_check::check(credential_type, secrets, &app.config.fcm_token_uri_allow)
+            .map_err(|e| ApiError::invalid_param(e.param, e.message))?;
+    if let Some(expires) = &checked.certificate_expires {
+        tracing::info!(credential.sid = %sid, certificate.expires = %expires, "APNs certificate stored");
+    }
+    if checked.legacy_key {
+        tracing::warn!(
+            credential.sid = %sid,
+            credential.type = credential_type.as_str(),
+            "credential holds a legacy FCM/GCM server key: stored, but Google shut that API down \
+             in 2024, so its pushes will fail; upload a service-account JSON as Secret"
+        );
+    }
+    Ok(())
 }
 
 /// Twilio ListCredential — `GET /v2/Credentials`
@@ -115,16 +156,20 @@ pub(crate) async fn create(
             ),
         )
     })?;
+    let friendly_name = friendly_name(&p)?;
+    let sandbox = p.bool("Sandbox")?;
     let mut secrets = CredentialSecrets::default();
     apply_secrets(&p, &mut secrets)?;
+    let sid = CredentialSid::generate();
+    check_secrets(&app, &sid, credential_type, &secrets)?;
     let sealed = seal(&app, &secrets)?;
     let now = Timestamp::now();
     let credential = Credential {
-        sid: CredentialSid::generate(),
+        sid,
         account_sid: account(&auth).clone(),
-        friendly_name: p.string("FriendlyName"),
+        friendly_name,
         credential_type,
-        sandbox: p.bool("Sandbox")?,
+        sandbox,
         secrets_sealed: sealed,
         date_created: now,
         date_updated: now,
@@ -161,28 +206,67 @@ pub(crate) async fn update(
     Form(p): Form,
 ) -> Result<Json<CredentialResource>, ApiError> {
     let sid: CredentialSid = seg.sid(0)?;
-    let mut c = app.store.fetch_credential(account(&auth), &sid).await?;
-    let mut secrets: CredentialSecrets = if c.secrets_sealed.is_empty() {
-        CredentialSecrets::default()
-    } else {
-        let plain = app
-            .secrets
-            .open(&c.secrets_sealed)
-            .map_err(ApiError::internal)?;
-        serde_json::from_slice(&plain).map_err(ApiError::internal)?
+    let friendly_name = friendly_name(&p)?;
+    let sandbox = p.bool("Sandbox")?;
+    let mut patch = CredentialSecrets::default();
+    let secrets_given = apply_secrets(&p, &mut patch)?;
+    // Applied inside the store's update transaction, on the current row: concurrent updates of
+    // different fields (or different secret fields) all survive. A rejected change leaves the
+    // stored credential as it was.
+    let rejected: Mutex<Option<ApiError>> = Mutex::new(None);
+    let change = |c: &mut Credential| -> Result<(), StoreError> {
+        let reject = |e: ApiError| {
+            *rejected.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+            StoreError::InvalidReference("credential update rejected")
+        };
+        if secrets_given {
+            let mut secrets = open(&app, c).map_err(reject)?;
+            for (from, to) in [
+                (&patch.certificate, &mut secrets.certificate),
+                (&patch.private_key, &mut secrets.private_key),
+                (&patch.api_key, &mut secrets.api_key),
+                (&patch.secret, &mut secrets.secret),
+            ] {
+                if from.is_some() {
+                    to.clone_from(from);
+                }
+            }
+            check_secrets(&app, &c.sid, c.credential_type, &secrets).map_err(reject)?;
+            c.secrets_sealed = seal(&app, &secrets).map_err(reject)?;
+        }
+        if let Some(name) = &friendly_name {
+            c.friendly_name = Some(name.clone());
+        }
+        if let Some(sandbox) = sandbox {
+            c.sandbox = Some(sandbox);
+        }
+        c.date_updated = Timestamp::now();
+        Ok(())
     };
-    if apply_secrets(&p, &mut secrets)? {
-        c.secrets_sealed = seal(&app, &secrets)?;
+    let result = app
+        .store
+        .update_credential(account(&auth), &sid, &change)
+        .await;
+    if let Some(e) = rejected
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
+        return Err(e);
     }
-    if let Some(name) = p.string("FriendlyName") {
-        c.friendly_name = Some(name);
-    }
-    if let Some(sandbox) = p.bool("Sandbox")? {
-        c.sandbox = Some(sandbox);
-    }
-    c.date_updated = Timestamp::now();
-    let c = app.store.update_credential(&c).await?;
+    let c = result?;
     Ok(Json(CredentialResource::new(&c, &app.urls)))
+}
+
+fn open(app: &AppState, c: &Credential) -> Result<CredentialSecrets, ApiError> {
+    if c.secrets_sealed.is_empty() {
+        return Ok(CredentialSecrets::default());
+    }
+    let plain = app
+        .secrets
+        .open(&c.secrets_sealed)
+        .map_err(ApiError::internal)?;
+    serde_json::from_slice(&plain).map_err(ApiError::internal)
 }
 
 /// Twilio DeleteCredential — `DELETE /v2/Credentials/{Sid}`. Bindings registered with this

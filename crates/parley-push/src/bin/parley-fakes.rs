@@ -3,7 +3,7 @@
 //! ```sh
 //! cargo run -p parley-push --bin parley-fakes -- --apns-listen 127.0.0.1:8443 --fcm-listen 127.0.0.1:8444
 //! PARLEY_APNS_URL=http://127.0.0.1:8443 PARLEY_APNS_SANDBOX_URL=http://127.0.0.1:8443 \
-//!   PARLEY_FCM_URL=http://127.0.0.1:8444 parley-server …
+//!   PARLEY_FCM_URL=http://127.0.0.1:8444 PARLEY_FCM_TOKEN_URI_ALLOW=http://127.0.0.1:8444 parley-server …
 //! ```
 //!
 //! Every request is printed. Scripting and admin endpoints: see `parley_push::fake`.
@@ -33,7 +33,7 @@ async fn main() -> std::io::Result<()> {
     let (fcm, _) = parley_push::fake::spawn_fcm(args.fcm_listen, !args.quiet).await?;
     println!("fake APNs: http://{apns}  (PARLEY_APNS_URL / PARLEY_APNS_SANDBOX_URL)");
     println!(
-        "fake FCM:  http://{fcm}  (PARLEY_FCM_URL; service-account token_uri http://{fcm}/token)"
+        "fake FCM:  http://{fcm}  (PARLEY_FCM_URL and PARLEY_FCM_TOKEN_URI_ALLOW; service-account token_uri http://{fcm}/token)"
     );
     println!("admin: GET|DELETE /_fake/requests, GET|POST /_fake/mode on either; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;

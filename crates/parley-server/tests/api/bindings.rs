@@ -140,7 +140,11 @@ async fn registration_validates_its_parameters(b: Backend) {
             axum::http::Method::POST,
             "/v2/Credentials",
             Some(&app.other),
-            &[("Type", "apn")],
+            &[
+                ("Type", "apn"),
+                ("Certificate", crate::helpers::APNS_CERT),
+                ("PrivateKey", crate::helpers::APNS_CERT_KEY),
+            ],
             &[],
         )
         .await;

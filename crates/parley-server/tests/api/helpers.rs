@@ -189,7 +189,13 @@ impl TestApp {
 
     /// Another worker ("node") over the same store and fakes.
     pub fn second_worker(&self, fakes: &Fakes, config: WorkerConfig) -> Arc<Worker> {
-        make_worker(self.store.clone(), self.secrets.clone(), fakes, config)
+        make_worker(
+            self.store.clone(),
+            self.secrets.clone(),
+            fakes,
+            config,
+            None,
+        )
     }
 
     async fn build(
@@ -213,11 +219,20 @@ impl TestApp {
         let kb = parley_server::admin::create_api_key(store.as_ref(), &secrets, &b.sid, None)
             .await
             .unwrap();
+        let fakes = match push {
+            Some(_) => Some(spawn_fakes().await.unwrap()),
+            None => None,
+        };
+        if let Some(f) = &fakes {
+            // The fake FCM's token endpoint, as operators allow it with PARLEY_FCM_TOKEN_URI_ALLOW.
+            config.fcm_token_uri_allow.push(f.fcm_url.clone());
+        }
         let mut state = AppState::new(store.clone(), secrets.clone(), config);
         let mut pushing = None;
-        if let Some(wc) = push {
-            let fakes = spawn_fakes().await.unwrap();
-            let worker = make_worker(store.clone(), secrets.clone(), &fakes, wc);
+        if let (Some(wc), Some(fakes)) = (push, fakes) {
+            // As the server does: the worker's metrics are served at /metrics.
+            let metrics = parley_push::PushMetrics::register(state.metrics.registry()).ok();
+            let worker = make_worker(store.clone(), secrets.clone(), &fakes, wc, metrics);
             state =
                 state.with_push_tester(Arc::new(parley_server::push::WorkerTester(worker.clone())));
             pushing = Some((worker, fakes));
@@ -343,23 +358,15 @@ impl TestApp {
 
     /// POST /v2/Credentials of `kind`; returns its SID.
     pub async fn create_credential(&self, kind: &str) -> String {
+        let sa = service_account_json("https://oauth2.googleapis.com/token");
         let form: Vec<(&str, &str)> = match kind {
             "apn" => vec![
                 ("Type", "apn"),
-                (
-                    "Certificate",
-                    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
-                ),
-                (
-                    "PrivateKey",
-                    "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
-                ),
+                ("Certificate", APNS_CERT),
+                ("PrivateKey", APNS_CERT_KEY),
                 ("Sandbox", "true"),
             ],
-            "fcm" => vec![
-                ("Type", "fcm"),
-                ("Secret", "{\"type\":\"service_account\"}"),
-            ],
+            "fcm" => vec![("Type", "fcm"), ("Secret", &sa)],
             other => vec![("Type", other), ("ApiKey", "legacy-key")],
         };
         let (s, v) = self.post("/v2/Credentials", &form).await;
@@ -401,12 +408,33 @@ fn make_worker(
     secrets: SecretBox,
     fakes: &Fakes,
     config: WorkerConfig,
+    metrics: Option<parley_push::PushMetrics>,
 ) -> Arc<Worker> {
     let sender: Arc<dyn PushSender> = Arc::new(Providers::new(
         ApnsConfig::with_base_url(&fakes.apns_url),
         FcmConfig::with_base_url(&fakes.fcm_url),
     ));
-    Worker::new(store.clone(), store, secrets, sender, config, None)
+    Worker::new(store.clone(), store, secrets, sender, config, metrics)
+}
+
+/// TEST-ONLY APNs certificate (subject UID `com.example.parley`) and its RSA key.
+pub const APNS_CERT: &str =
+    include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-cert.pem");
+/// The key of [`APNS_CERT`].
+pub const APNS_CERT_KEY: &str =
+    include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-cert-key.pem");
+/// TEST-ONLY RSA key of the fake service account.
+pub const SA_KEY: &str =
+    include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
+
+/// A valid (TEST-ONLY) Google service-account JSON naming `token_uri`.
+pub fn service_account_json(token_uri: &str) -> String {
+    serde_json::json!({
+        "type": "service_account", "project_id": "demo-project", "private_key_id": "kid",
+        "private_key": SA_KEY, "client_email": "push@demo-project.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": token_uri,
+    })
+    .to_string()
 }
 
 /// Percent-encode a path segment.

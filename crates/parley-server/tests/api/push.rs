@@ -576,8 +576,311 @@ async fn deleting_a_user_writes_removed_events_but_its_devices_are_gone(b: Backe
     assert_eq!(kept1["members_count"], 1);
 }
 
+/// Sends to each token (by device token) so far.
+fn sent_to(fakes: &Fakes, token: &str) -> usize {
+    tokens(fakes).iter().filter(|t| t.as_str() == token).count()
+}
+
+async fn push_log(app: &TestApp, service: &str) -> Vec<Value> {
+    app.collect_all(&format!("/v2/Services/{service}/PushLog?PageSize=50"))
+        .await
+        .0
+}
+
+async fn binding_exists(app: &TestApp, service: &str, sid: &str) -> bool {
+    let (s, _) = app
+        .get(&format!("/v2/Services/{service}/Bindings/{sid}"))
+        .await;
+    s == StatusCode::OK
+}
+
+/// Drain the worker (again and again, for deliveries waiting for their time) until `done`.
+async fn drain_until(
+    worker: &Arc<parley_push::Worker>,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        worker.drain().await.unwrap();
+        if done() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A channel with one member per (identity, type, token); returns the channel and the bindings.
+async fn world(
+    app: &TestApp,
+    service: &str,
+    members: &[(&str, &str, &str)],
+) -> (String, HashMap<String, String>) {
+    let (_, ch) = app
+        .post(&format!("/v2/Services/{service}/Channels"), &[])
+        .await;
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    let mut sids = HashMap::new();
+    for (who, kind, token) in members {
+        join(app, service, &ch, who).await;
+        sids.insert(
+            (*token).to_owned(),
+            bind(app, service, who, kind, token).await,
+        );
+    }
+    (ch, sids)
+}
+
+/// FCM `SENDER_ID_MISMATCH` is about one token: the push fails, the binding stays, and the
+/// credential's other deliveries go on at once (it is not paused).
+async fn a_sender_id_mismatch_does_not_pause_the_credential(b: Backend) {
+    let (app, worker, fakes) = TestApp::spawn_push(b, WorkerConfig::default()).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (ch, sids) = world(
+        &app,
+        &service,
+        &[("u1", "fcm", "wrongtopic-1"), ("u2", "fcm", "fcm-ok-2")],
+    )
+    .await;
+    post(&app, &service, &ch, "system", "one").await;
+    worker.drain().await.unwrap();
+    post(&app, &service, &ch, "system", "two").await;
+    worker.drain().await.unwrap();
+
+    assert_eq!(
+        sent_to(&fakes, "fcm-ok-2"),
+        2,
+        "the credential kept sending"
+    );
+    assert_eq!(
+        sent_to(&fakes, "wrongtopic-1"),
+        2,
+        "tried once per message, not retried"
+    );
+    assert!(binding_exists(&app, &service, &sids["wrongtopic-1"]).await);
+    let log = push_log(&app, &service).await;
+    let mismatch: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["binding_sid"] == sids["wrongtopic-1"].as_str())
+        .collect();
+    assert_eq!(mismatch.len(), 2, "{log:?}");
+    assert!(mismatch.iter().all(|r| r["outcome"] == "failed"
+        && r["reason"].as_str().unwrap().contains("SENDER_ID_MISMATCH")));
+    assert!(!log
+        .iter()
+        .any(|r| r["outcome"] == "paused" || r["outcome"] == "credential_failed"));
+}
+
+/// A credential the provider refuses (403) is paused: its other deliveries wait (logged as
+/// `paused`, not sent, bindings kept) while other credentials' deliveries go on; after the pause
+/// they are sent.
+async fn a_failing_credential_pauses_only_its_own_deliveries(b: Backend) {
+    let config = WorkerConfig {
+        unhealthy_for: Duration::from_secs(1),
+        ..WorkerConfig::default()
+    };
+    let (app, worker, fakes) = TestApp::spawn_push(b, config).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (ch, mut sids) = world(&app, &service, &[("u1", "fcm", "forbidden-1")]).await;
+    // Only the refused token gets the first message (the others are not members yet).
+    post(&app, &service, &ch, "system", "one").await;
+    drain_until(&worker, "the refusal", || {
+        sent_to(&fakes, "forbidden-1") == 1
+    })
+    .await;
+    for (who, kind, token) in [("u2", "fcm", "fcm-ok-2"), ("u3", "apn", "apn-ok-3")] {
+        join(&app, &service, &ch, who).await;
+        sids.insert(
+            token.to_owned(),
+            bind(&app, &service, who, kind, token).await,
+        );
+    }
+    fakes.fcm.clear();
+    fakes.apns.clear();
+    post(&app, &service, &ch, "system", "two").await;
+    worker.drain().await.unwrap();
+
+    assert_eq!(
+        sent_to(&fakes, "apn-ok-3"),
+        1,
+        "another credential is not paused"
+    );
+    assert_eq!(
+        sent_to(&fakes, "fcm-ok-2"),
+        0,
+        "the failing credential's sends wait"
+    );
+    assert!(
+        binding_exists(&app, &service, &sids["forbidden-1"]).await,
+        "bindings are kept"
+    );
+    let log = push_log(&app, &service).await;
+    assert!(
+        log.iter().any(|r| r["outcome"] == "credential_failed"
+            && r["binding_sid"] == sids["forbidden-1"].as_str()),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|r| r["outcome"] == "paused"
+            && r["binding_sid"] == sids["fcm-ok-2"].as_str()
+            && r["reason"].as_str().unwrap().contains("PERMISSION_DENIED")),
+        "{log:?}"
+    );
+    // The provider accepts the credential again: after the pause the waiting push is sent.
+    fakes.fcm.set_token_mode("forbidden-1", FakeMode::Normal);
+    drain_until(&worker, "the paused delivery", || {
+        sent_to(&fakes, "fcm-ok-2") == 1
+    })
+    .await;
+}
+
+/// A credential answering "bad device token" for `bad_token_threshold` distinct tokens with
+/// no success in between is misconfigured: the rest of its bindings are kept, it is reported
+/// unhealthy with a reason that says so, and pruning resumes once a send succeeds.
+async fn a_misconfigured_credential_does_not_delete_its_bindings(b: Backend) {
+    let config = WorkerConfig {
+        unhealthy_for: Duration::from_millis(500),
+        bad_token_threshold: 3,
+        ..WorkerConfig::default()
+    };
+    let (app, worker, fakes) = TestApp::spawn_push(b, config).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let members: Vec<(String, String)> = (1..=6)
+        .map(|i| (format!("u{i}"), format!("badtoken-{i}")))
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = members
+        .iter()
+        .map(|(w, t)| (w.as_str(), "apn", t.as_str()))
+        .collect();
+    let (ch, sids) = world(&app, &service, &refs).await;
+    post(&app, &service, &ch, "system", "hello").await;
+    worker.drain().await.unwrap();
+
+    let mut kept = Vec::new();
+    for (_, token) in &members {
+        if binding_exists(&app, &service, &sids[token]).await {
+            kept.push(token.clone());
+        }
+    }
+    assert_eq!(
+        kept.len(),
+        4,
+        "only the first threshold-1 were pruned: {kept:?}"
+    );
+    let log = push_log(&app, &service).await;
+    // Sends already under way answer too; those started after it was marked unhealthy wait.
+    assert_eq!(
+        log.iter().filter(|r| r["outcome"] == "dead_token").count(),
+        2
+    );
+    let misconfigured: Vec<&Value> = log
+        .iter()
+        .filter(|r| r["outcome"] == "credential_failed")
+        .collect();
+    assert!(!misconfigured.is_empty(), "{log:?}");
+    assert!(misconfigured[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("misconfigured"));
+
+    // Fixed for all but one device: a success resumes pruning, and the last bad one is pruned.
+    for token in &kept[..3] {
+        fakes.apns.set_token_mode(token, FakeMode::Normal);
+    }
+    let last = kept[3].clone();
+    let delivered = |token: &str| {
+        fakes
+            .apns
+            .requests()
+            .iter()
+            .any(|r| r.device_token.as_deref() == Some(token) && r.status == 200)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        worker.drain().await.unwrap();
+        let gone = !binding_exists(&app, &service, &sids[&last]).await;
+        if gone && kept[..3].iter().all(|t| delivered(t)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pruning did not resume: {:?}",
+            push_log(&app, &service).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for token in &kept[..3] {
+        assert!(
+            binding_exists(&app, &service, &sids[token]).await,
+            "{token} kept"
+        );
+    }
+}
+
+/// A delivery that runs out of attempts is logged as given up and its push-log entry ends as
+/// `failed`, not `retry`.
+async fn a_delivery_given_up_ends_failed_in_the_push_log(b: Backend) {
+    let config = WorkerConfig {
+        retry: parley_push::RetryPolicy {
+            base: Duration::from_millis(50),
+            max_delay: Duration::from_millis(100),
+            max_attempts: 2,
+            max_age: Duration::from_secs(600),
+        },
+        ..WorkerConfig::default()
+    };
+    let (app, worker, fakes) = TestApp::spawn_push(b, config).await;
+    let service = app.create_service("s").await;
+    credentials(&app, &fakes).await;
+    enable(&app, &service, &[]).await;
+    let (ch, _) = world(&app, &service, &[("u1", "fcm", "unavailable-1")]).await;
+    post(&app, &service, &ch, "system", "lost").await;
+    drain_until(&worker, "two attempts", || {
+        sent_to(&fakes, "unavailable-1") == 2
+    })
+    .await;
+    worker.drain().await.unwrap();
+    assert_eq!(
+        app.store.push_queue_depth().await.unwrap(),
+        (0, 0),
+        "dropped"
+    );
+    let log = push_log(&app, &service).await;
+    assert_eq!(log.len(), 2, "{log:?}");
+    let last = log.iter().max_by_key(|r| r["attempt"].as_u64()).unwrap();
+    assert_eq!(last["outcome"], "failed", "{log:?}");
+    assert!(
+        last["reason"].as_str().unwrap().contains("gave up"),
+        "{last}"
+    );
+    assert!(log.iter().any(|r| r["outcome"] == "retry"));
+    let (s, _, v) = app
+        .call(axum::http::Method::GET, "/metrics", None, &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    assert!(
+        text.contains(r#"parley_push_given_up_total{provider="fcm"} 1"#),
+        "{text}"
+    );
+}
+
 both_backends!(
     deleting_a_user_writes_removed_events_but_its_devices_are_gone,
+    a_sender_id_mismatch_does_not_pause_the_credential,
+    a_failing_credential_pauses_only_its_own_deliveries,
+    a_misconfigured_credential_does_not_delete_its_bindings,
+    a_delivery_given_up_ends_failed_in_the_push_log,
     a_chunked_fan_out_reaches_each_device_once_with_the_worker_running,
     a_message_reaches_every_other_members_devices_with_twilios_payloads,
     disabled_types_and_unsubscribed_bindings_get_nothing,

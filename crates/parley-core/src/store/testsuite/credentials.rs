@@ -37,8 +37,15 @@ pub async fn credentials_round_trip_with_sealed_secrets(store: DynStore) {
     changed.sandbox = Some(false);
     changed.secrets_sealed = vec![7; 300];
     changed.date_updated = at(50);
+    let to = changed.clone();
     let updated = store
-        .update_credential(&changed)
+        .update_credential(&account, &apn.sid, &move |c| {
+            c.friendly_name.clone_from(&to.friendly_name);
+            c.sandbox = to.sandbox;
+            c.secrets_sealed.clone_from(&to.secrets_sealed);
+            c.date_updated = to.date_updated;
+            Ok(())
+        })
         .await
         .expect("update credential");
 
@@ -79,13 +86,82 @@ pub async fn credentials_round_trip_with_sealed_secrets(store: DynStore) {
         store.delete_credential(&account, &apn.sid).await,
         "second delete",
     );
-    assert_not_found(store.update_credential(&changed).await, "update of deleted");
+    assert_not_found(
+        store
+            .update_credential(&account, &apn.sid, &|_| Ok(()))
+            .await,
+        "update of deleted",
+    );
     assert_not_found(
         store
             .fetch_credential(&account, &CredentialSid::generate())
             .await,
         "unknown credential",
     );
+}
+
+/// Concurrent updates of a credential each apply to the result of the previous one: none is
+/// lost (each adds its own byte to the sealed secrets, or sets another field), and a change
+/// that fails leaves the row as it was.
+pub async fn concurrent_credential_updates_lose_nothing(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let mut cred = credential_value(&account, PushType::Apn);
+    cred.secrets_sealed = Vec::new();
+    cred.sandbox = None;
+    let created = store.create_credential(&cred).await.expect("create");
+
+    // Act
+    let mut tasks = Vec::new();
+    for i in 0..24u8 {
+        let store = store.clone();
+        let account = account.clone();
+        let sid = created.sid.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .update_credential(&account, &sid, &move |c| {
+                    match i {
+                        0 => c.friendly_name = Some("renamed".to_owned()),
+                        1 => c.sandbox = Some(true),
+                        _ => c.secrets_sealed.push(i),
+                    }
+                    Ok(())
+                })
+                .await
+                .expect("update")
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let failed = store
+        .update_credential(&account, &created.sid, &|c| {
+            c.friendly_name = Some("never stored".to_owned());
+            Err(crate::store::StoreError::InvalidReference("rejected"))
+        })
+        .await;
+
+    // Assert
+    assert!(
+        matches!(
+            failed,
+            Err(crate::store::StoreError::InvalidReference("rejected"))
+        ),
+        "{failed:?}"
+    );
+    let after = store
+        .fetch_credential(&account, &created.sid)
+        .await
+        .expect("fetch");
+    let mut bytes = after.secrets_sealed.clone();
+    bytes.sort_unstable();
+    assert_eq!(
+        bytes,
+        (2..24u8).collect::<Vec<_>>(),
+        "every byte update survives"
+    );
+    assert_eq!(after.friendly_name.as_deref(), Some("renamed"));
+    assert_eq!(after.sandbox, Some(true));
 }
 
 /// Deleting a credential deletes the bindings that use it, and only those.

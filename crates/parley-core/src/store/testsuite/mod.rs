@@ -80,6 +80,7 @@ macro_rules! store_conformance_tests {
             deleting_a_role_clears_it_from_users,
             user_with_a_missing_role_is_an_invalid_reference,
             credentials_round_trip_with_sealed_secrets,
+            concurrent_credential_updates_lose_nothing,
             deleting_a_credential_removes_its_bindings,
             register_creates_then_re_register_refreshes_the_same_binding,
             an_address_moves_to_the_identity_that_registers_it_last,

@@ -130,10 +130,15 @@ pub async fn another_accounts_rows_are_not_found(store: DynStore) {
         store.fetch_credential(&intruder, &cred.sid).await,
         "fetch credential",
     );
-    let mut stolen = cred.clone();
-    stolen.account_sid = intruder.clone();
-    stolen.secrets_sealed = vec![6, 6, 6];
-    assert_not_found(store.update_credential(&stolen).await, "update credential");
+    assert_not_found(
+        store
+            .update_credential(&intruder, &cred.sid, &|c| {
+                c.secrets_sealed = vec![6, 6, 6];
+                Ok(())
+            })
+            .await,
+        "update credential",
+    );
     assert_not_found(
         store.delete_credential(&intruder, &cred.sid).await,
         "delete credential",
