@@ -27,6 +27,8 @@ pub struct HttpConfig {
     pub rate_limit_per_sec: Option<u32>,
     /// Cap of push bindings per user (oldest-updated evicted beyond it).
     pub max_bindings_per_user: u32,
+    /// Failed logins per minute per client address; `None` = off.
+    pub auth_failure_limit_per_min: Option<u32>,
 }
 
 impl Default for HttpConfig {
@@ -35,6 +37,7 @@ impl Default for HttpConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             rate_limit_per_sec: None,
             max_bindings_per_user: parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER,
+            auth_failure_limit_per_min: None,
         }
     }
 }

@@ -63,6 +63,16 @@ pub struct Settings {
     pub push_log_retention_days: Option<u32>,
     /// Seconds a node holds claimed push work before another node may take it over.
     pub push_lease_secs: Option<u32>,
+    /// Seconds a client has to send a whole request head.
+    pub header_read_timeout_secs: Option<u32>,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_timeout_secs: Option<u32>,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: Option<u32>,
+    /// Open connections at most.
+    pub max_connections: Option<u32>,
+    /// Failed logins per minute per client address (0 = off).
+    pub auth_failure_limit: Option<u32>,
 }
 
 impl fmt::Debug for Settings {
@@ -81,6 +91,11 @@ impl fmt::Debug for Settings {
             .field("push", &self.push)
             .field("push_log_retention_days", &self.push_log_retention_days)
             .field("push_lease_secs", &self.push_lease_secs)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("auth_failure_limit", &self.auth_failure_limit)
             .finish()
     }
 }
@@ -101,6 +116,15 @@ impl Settings {
                 .push_log_retention_days
                 .or(lower.push_log_retention_days),
             push_lease_secs: self.push_lease_secs.or(lower.push_lease_secs),
+            header_read_timeout_secs: self
+                .header_read_timeout_secs
+                .or(lower.header_read_timeout_secs),
+            keep_alive_timeout_secs: self
+                .keep_alive_timeout_secs
+                .or(lower.keep_alive_timeout_secs),
+            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
+            max_connections: self.max_connections.or(lower.max_connections),
+            auth_failure_limit: self.auth_failure_limit.or(lower.auth_failure_limit),
         }
     }
 
@@ -360,6 +384,10 @@ pub struct Config {
     pub push_lease_secs: u32,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
+    /// Connection limits (header-read and keep-alive timeouts, head size, connection cap).
+    pub conn: crate::serve::ConnLimits,
+    /// Failed logins per minute per client address; `None` = off.
+    pub auth_failure_limit: Option<u32>,
 }
 
 impl Config {
@@ -402,6 +430,10 @@ impl Config {
                 n => n,
             },
             bootstrap,
+            conn: conn_limits(settings)?,
+            auth_failure_limit: settings
+                .auth_failure_limit
+                .map_or(Some(DEFAULT_AUTH_FAILURE_LIMIT), |n| (n > 0).then_some(n)),
         })
     }
 
@@ -413,6 +445,47 @@ impl Config {
         };
         Config::from_settings(&settings, None)
     }
+}
+
+/// Default `--auth-failure-limit`: failed logins per minute per client address.
+pub const DEFAULT_AUTH_FAILURE_LIMIT: u32 = 30;
+
+/// The connection limits from merged settings (defaults applied here).
+fn conn_limits(settings: &Settings) -> anyhow::Result<crate::serve::ConnLimits> {
+    use crate::serve::{
+        DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
+        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, MIN_MAX_HEADER_BYTES,
+    };
+    let secs = |v: Option<u32>, default: u32, name: &str| -> anyhow::Result<std::time::Duration> {
+        match v.unwrap_or(default) {
+            0 => bail!("{name} must be at least 1"),
+            n => Ok(std::time::Duration::from_secs(n.into())),
+        }
+    };
+    let max_header_bytes = settings
+        .max_header_bytes
+        .unwrap_or(DEFAULT_MAX_HEADER_BYTES);
+    if max_header_bytes < MIN_MAX_HEADER_BYTES {
+        bail!("max_header_bytes must be at least {MIN_MAX_HEADER_BYTES}");
+    }
+    let max_connections = settings.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    Ok(crate::serve::ConnLimits {
+        header_read_timeout: secs(
+            settings.header_read_timeout_secs,
+            DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            "header_read_timeout_secs",
+        )?,
+        keep_alive_timeout: secs(
+            settings.keep_alive_timeout_secs,
+            DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
+            "keep_alive_timeout_secs",
+        )?,
+        max_header_bytes: max_header_bytes as usize,
+        max_connections: max_connections as usize,
+    })
 }
 
 /// An absolute `http(s)` URL without a trailing slash.
