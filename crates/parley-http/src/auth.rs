@@ -3,10 +3,13 @@
 //! decryption and usually no query. A rotated token takes effect on every node within that TTL.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::middleware::Next;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -128,18 +131,144 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::unauthorized().into_response());
         }
         if let Some(wait) = state.limiter.check(&entry.account_sid) {
-            let mut res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests")
-                .into_response();
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Err(res);
+            return Err(too_many_requests(wait));
         }
         Ok(Self {
             account_sid: entry.account_sid,
         })
     }
+}
+
+/// 429 / 20429 with `Retry-After` (whole seconds, at least 1).
+fn too_many_requests(wait: Duration) -> Response {
+    let mut res =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests").into_response();
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
+/// Addresses remembered by the [`FailureLimiter`] at most.
+pub const FAILURE_TABLE_MAX: usize = 65_536;
+
+/// Failed logins per client address: a token bucket of `per_min` failures, refilled at `per_min`
+/// per minute. An address whose bucket is empty is answered 429 before its credentials are
+/// checked; a successful login costs nothing. Per node, and per address as seen by the server:
+/// behind a reverse proxy every client shares the proxy's address (and so its bucket).
+/// IPv6 addresses count per /64 (one host usually owns a whole /64).
+pub struct FailureLimiter {
+    per_min: Option<u32>,
+    /// How many addresses the table holds (read without the lock: 0 = nobody is limited).
+    len: AtomicUsize,
+    table: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl FailureLimiter {
+    /// `None` (or 0) disables limiting.
+    pub fn new(per_min: Option<u32>) -> Self {
+        Self {
+            per_min: per_min.filter(|n| *n > 0),
+            len: AtomicUsize::new(0),
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bucket an address counts in.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// Refill `bucket` up to `cap` for the time since it was last touched.
+    fn refill(cap: f64, bucket: &mut (f64, Instant), now: Instant) {
+        let elapsed = now.saturating_duration_since(bucket.1).as_secs_f64();
+        bucket.0 = (bucket.0 + elapsed * cap / 60.0).min(cap);
+        bucket.1 = now;
+    }
+
+    /// `None` if `ip` may try to log in, else how long it must wait.
+    pub fn check(&self, ip: IpAddr) -> Option<Duration> {
+        let cap = f64::from(self.per_min?);
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut table = self.table.lock().ok()?;
+        let bucket = table.get_mut(&Self::key(ip))?;
+        Self::refill(cap, bucket, Instant::now());
+        if bucket.0 >= 1.0 {
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - bucket.0) * 60.0 / cap))
+        }
+    }
+
+    /// Record a failed login from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        let Some(per_min) = self.per_min else { return };
+        let cap = f64::from(per_min);
+        let Ok(mut table) = self.table.lock() else {
+            return;
+        };
+        let key = Self::key(ip);
+        let now = Instant::now();
+        if table.len() >= FAILURE_TABLE_MAX && !table.contains_key(&key) {
+            // Forget the addresses whose buckets have refilled; if a spray of addresses still
+            // fills the table, start over (memory stays bounded).
+            table.retain(|_, bucket| {
+                Self::refill(cap, bucket, now);
+                bucket.0 < cap
+            });
+            if table.len() >= FAILURE_TABLE_MAX {
+                table.clear();
+            }
+        }
+        let bucket = table.entry(key).or_insert((cap, now));
+        Self::refill(cap, bucket, now);
+        bucket.0 = (bucket.0 - 1.0).max(0.0);
+        self.len.store(table.len(), Ordering::Relaxed);
+    }
+}
+
+/// Middleware: limits failed logins per client address ([`FailureLimiter`]). A request that
+/// carries credentials (`Authorization` or `X-Twilio-Token`) from an address over the limit is
+/// answered 429 / 20429 with `Retry-After` before its credentials are checked; a 401 answer to
+/// a request that carried credentials counts as a failure. Requests without a known client
+/// address (in-process tests) are not limited. Both are counted in `/metrics`.
+pub async fn limit_failures(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let kind = if req.headers().contains_key(header::AUTHORIZATION) {
+        "basic"
+    } else if req.headers().contains_key("x-twilio-token") {
+        "access_token"
+    } else {
+        return next.run(req).await;
+    };
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(wait) = ip.and_then(|ip| state.failures.check(ip)) {
+        state
+            .metrics
+            .auth_throttled
+            .with_label_values(&[kind])
+            .inc();
+        return too_many_requests(wait);
+    }
+    let res = next.run(req).await;
+    if res.status() == StatusCode::UNAUTHORIZED {
+        state.metrics.auth_failures.with_label_values(&[kind]).inc();
+        if let Some(ip) = ip {
+            state.failures.failed(ip);
+        }
+    }
+    res
 }
 
 /// Per-account token bucket (per node: with N nodes the effective limit is N× this).
@@ -192,5 +321,40 @@ mod tests {
             "other accounts unaffected"
         );
         assert!(RateLimiter::new(None).check(&a).is_none());
+    }
+
+    #[test]
+    fn failure_limiter_counts_failures_per_address_and_refills() {
+        let l = FailureLimiter::new(Some(3));
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        for _ in 0..3 {
+            assert!(l.check(a).is_none());
+            l.failed(a);
+        }
+        let wait = l.check(a).expect("limited after 3 failures");
+        assert!(wait <= Duration::from_secs(20), "{wait:?}");
+        assert!(l.check(b).is_none(), "other addresses unaffected");
+        // One /64 is one bucket.
+        let v6a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let v6b: IpAddr = "2001:db8::ffff".parse().expect("ip");
+        for _ in 0..3 {
+            l.failed(v6a);
+        }
+        assert!(l.check(v6b).is_some());
+        let off = FailureLimiter::new(Some(0));
+        off.failed(a);
+        off.failed(a);
+        assert!(off.check(a).is_none());
+    }
+
+    #[test]
+    fn failure_table_stays_bounded_under_a_spray_of_addresses() {
+        let l = FailureLimiter::new(Some(1));
+        for i in 0..(FAILURE_TABLE_MAX as u32 + 10) {
+            l.failed(IpAddr::from(std::net::Ipv4Addr::from(i)));
+        }
+        let len = l.table.lock().expect("lock").len();
+        assert!(len <= FAILURE_TABLE_MAX, "{len}");
     }
 }

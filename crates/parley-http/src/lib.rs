@@ -79,6 +79,7 @@ pub struct AppState {
     pub push_tester: Option<Arc<dyn PushTester>>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
+    failures: Arc<auth::FailureLimiter>,
 }
 
 impl AppState {
@@ -92,6 +93,7 @@ impl AppState {
             secrets,
             urls: urls::UrlBuilder::new(&config.public_url),
             limiter: Arc::new(auth::RateLimiter::new(config.rate_limit_per_sec)),
+            failures: Arc::new(auth::FailureLimiter::new(config.auth_failure_limit_per_min)),
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             auth_cache: Arc::new(auth::AuthCache::default()),
@@ -116,6 +118,10 @@ pub fn router(state: AppState) -> Router {
         .merge(registrations::routes())
         .fallback(error::no_route)
         .layer(axum::middleware::from_fn(ops::webhook_header))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::limit_failures,
+        ))
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -20,6 +20,10 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    /// Failed logins (401 answers to requests that carried credentials), by kind.
+    pub(crate) auth_failures: IntCounterVec,
+    /// Requests refused 429 because their address failed to log in too often, by kind.
+    pub(crate) auth_throttled: IntCounterVec,
 }
 
 impl Metrics {
@@ -50,6 +54,22 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "parley_auth_failures_total",
+                "Failed logins (Basic auth or Access Token) by kind",
+            ),
+            &["kind"],
+        )?;
+        let auth_throttled = IntCounterVec::new(
+            Opts::new(
+                "parley_auth_throttled_total",
+                "Requests refused 429 after too many failed logins from their address, by kind",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(auth_throttled.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool.clone()))?;
@@ -58,6 +78,8 @@ impl Metrics {
             requests,
             latency,
             pool,
+            auth_failures,
+            auth_throttled,
         })
     }
 
@@ -175,6 +197,11 @@ pub async fn cors(req: Request, next: Next) -> Response {
     res
 }
 
+/// Any origin, without credentials: a browser accepts `*` only when credentials are not allowed
+/// (`*` with `Allow-Credentials: true` is rejected). Clients send `Authorization` or
+/// `X-Twilio-Token` explicitly (listed in Allow-Headers, which a `*` there would not cover), which
+/// needs no credentials mode; allowing credentials for every origin would instead let any web
+/// page use Basic credentials a browser has cached.
 fn add_cors(res: &mut Response) {
     let h = res.headers_mut();
     let pairs: [(HeaderName, &'static str); 5] = [
@@ -184,7 +211,7 @@ fn add_cors(res: &mut Response) {
             "GET, POST, DELETE, OPTIONS",
         ),
         (header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS),
-        (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+        (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "false"),
         (header::ACCESS_CONTROL_EXPOSE_HEADERS, "ETag"),
     ];
     for (k, v) in pairs {
