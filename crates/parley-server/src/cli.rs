@@ -87,7 +87,9 @@ pub struct DbArgs {
     )]
     pub database_url: Option<String>,
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
-    /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days).
+    /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
+    /// push_lease_secs, header_read_timeout_secs, keep_alive_timeout_secs, max_header_bytes,
+    /// max_connections, auth_failure_limit).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }

@@ -534,6 +534,33 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_and_the_failed_login_limit_have_defaults_and_layers() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.conn, crate::serve::ConnLimits::default());
+        assert_eq!(config.conn.header_read_timeout.as_secs(), 10);
+        assert_eq!(config.conn.keep_alive_timeout.as_secs(), 75);
+        assert_eq!(config.conn.max_header_bytes, 32 * 1024);
+        assert_eq!(config.conn.max_connections, 10_000);
+        assert_eq!(config.auth_failure_limit, Some(30), "on by default");
+        let file = Settings::from_toml(
+            "header_read_timeout_secs = 3\nkeep_alive_timeout_secs = 4\nmax_header_bytes = 16384\n\
+             max_connections = 50\nauth_failure_limit = 0\n",
+        )
+        .expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.conn.header_read_timeout.as_secs(), 3);
+        assert_eq!(config.conn.keep_alive_timeout.as_secs(), 4);
+        assert_eq!(config.conn.max_header_bytes, 16384);
+        assert_eq!(config.conn.max_connections, 50);
+        assert_eq!(config.auth_failure_limit, None, "0 = off");
+        let tiny = Settings {
+            max_header_bytes: Some(100),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(&tiny, None).is_err());
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_an_error() {
         let err = Settings::from_toml("listen = \"x:1\"\nlisten_adress = \"y\"\n")
             .expect_err("unknown key");

@@ -508,10 +508,14 @@ async fn serve_connection(
         conn.as_mut().graceful_shutdown();
         stopping = true;
     }
+    // The deadline moves as requests come and go; the watchdog never sleeps longer than the
+    // shorter timeout, so a deadline set while it sleeps (always at least that far away) is
+    // seen in time.
+    let longest_sleep = limits.header_read_timeout.min(limits.keep_alive_timeout);
     loop {
         let wait = match track.deadline(&limits) {
-            Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
-            None => limits.keep_alive_timeout,
+            Some(at) => Duration::from_millis(at.saturating_sub(now_ms())).min(longest_sleep),
+            None => longest_sleep,
         };
         tokio::select! {
             done = conn.as_mut() => {
