@@ -217,8 +217,7 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
         }
         return out;
     }
-    if (res.status().is_client_error() || res.status().is_server_error())
-        && !is_json(res.headers())
+    if (res.status().is_client_error() || res.status().is_server_error()) && !is_json(res.headers())
     {
         // A rejection made below the handlers (an extractor, a body limit, a layer): same shape.
         let status = res.status();

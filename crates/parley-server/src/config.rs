@@ -453,8 +453,8 @@ pub const DEFAULT_AUTH_FAILURE_LIMIT: u32 = 30;
 /// The connection limits from merged settings (defaults applied here).
 fn conn_limits(settings: &Settings) -> anyhow::Result<crate::serve::ConnLimits> {
     use crate::serve::{
-        DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
-        DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, MIN_MAX_HEADER_BYTES,
+        DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_KEEP_ALIVE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
+        DEFAULT_MAX_HEADER_BYTES, MIN_MAX_HEADER_BYTES,
     };
     let secs = |v: Option<u32>, default: u32, name: &str| -> anyhow::Result<std::time::Duration> {
         match v.unwrap_or(default) {

@@ -89,7 +89,8 @@ pub fn raise_open_file_limit() -> Option<u64> {
 pub fn effective_max_connections(wanted: usize, open_file_limit: Option<u64>) -> usize {
     match open_file_limit {
         Some(limit) => {
-            let room = usize::try_from(limit.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX);
+            let room =
+                usize::try_from(limit.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX);
             wanted.min(room)
         }
         None => wanted,
@@ -196,7 +197,9 @@ impl Drop for InFlight {
 
 /// The Twilio error answer (a whole HTTP/1.1 response that closes the connection).
 fn canned_answer(status: StatusCode, code: u32, message: &'static str) -> Vec<u8> {
-    let body = ApiError::new(status, code, message).body_json("").to_string();
+    let body = ApiError::new(status, code, message)
+        .body_json("")
+        .to_string();
     let mut out = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
         status.as_u16(),
@@ -462,7 +465,9 @@ pub async fn serve(
     }
     drop(listener);
     // Every connection holds a permit until it has closed.
-    let _ = permits.acquire_many(u32::try_from(max).unwrap_or(u32::MAX)).await;
+    let _ = permits
+        .acquire_many(u32::try_from(max).unwrap_or(u32::MAX))
+        .await;
 }
 
 fn is_connection_error(e: &io::Error) -> bool {
@@ -488,16 +493,17 @@ async fn serve_connection(
         pending: None,
     });
     let service_track = track.clone();
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let in_flight = InFlight::new(&service_track);
-        let call = tower::ServiceExt::oneshot(router.clone(), req);
-        async move {
-            let res = call.await;
-            drop(in_flight);
-            res
-        }
-    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let in_flight = InFlight::new(&service_track);
+            let call = tower::ServiceExt::oneshot(router.clone(), req);
+            async move {
+                let res = call.await;
+                drop(in_flight);
+                res
+            }
+        });
     let conn = http1::Builder::new()
         .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(MIN_MAX_HEADER_BYTES as usize))

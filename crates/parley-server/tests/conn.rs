@@ -141,7 +141,10 @@ fn half_sent_headers_cannot_hold_the_server_hostage() {
     // (10 s); this test process needs more than 1,100 descriptors itself.
     rlimit::increase_nofile_limit(u64::MAX).unwrap();
     let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap();
-    assert!(soft >= 1_500, "the test needs an open-file limit of 1,500: {soft}");
+    assert!(
+        soft >= 1_500,
+        "the test needs an open-file limit of 1,500: {soft}"
+    );
     let dir = TempDir::new();
     let server = Server::start_with(&dir, &[], &[], &["prlimit", "--nofile=1024:1024"]);
     let pid = server.pid();
@@ -266,7 +269,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
     // Assert
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
-        closed_by_server(&mut stream, answered + Duration::from_secs(120)),
+        closed_by_server(&stream, answered + Duration::from_secs(120)),
         "the idle connection is closed"
     );
     assert!(
@@ -430,11 +433,17 @@ fn repeated_failed_access_tokens_from_one_address_are_answered_429() {
     assert_twilio_error(&third.2, 429, 20429);
     assert!(third.1.contains("retry-after:"), "{}", third.1);
     assert_eq!(
-        metric(&server, r#"parley_auth_failures_total{kind="access_token"}"#),
+        metric(
+            &server,
+            r#"parley_auth_failures_total{kind="access_token"}"#
+        ),
         Some(2)
     );
     assert_eq!(
-        metric(&server, r#"parley_auth_throttled_total{kind="access_token"}"#),
+        metric(
+            &server,
+            r#"parley_auth_throttled_total{kind="access_token"}"#
+        ),
         Some(1)
     );
 }

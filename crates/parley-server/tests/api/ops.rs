@@ -29,7 +29,9 @@ async fn health_ready_and_metrics_answer_without_auth(b: Backend) {
 /// specific origin with it).
 fn assert_browser_accepts(h: &axum::http::HeaderMap, origin: &str) {
     let allow_origin = h[header::ACCESS_CONTROL_ALLOW_ORIGIN].to_str().unwrap();
-    let credentials = h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS].to_str().unwrap();
+    let credentials = h[header::ACCESS_CONTROL_ALLOW_CREDENTIALS]
+        .to_str()
+        .unwrap();
     assert!(
         credentials == "true" || credentials == "false",
         "a boolean, as the spec declares: {credentials}"
@@ -37,7 +39,10 @@ fn assert_browser_accepts(h: &axum::http::HeaderMap, origin: &str) {
     if credentials == "true" {
         assert_eq!(allow_origin, origin, "credentials need the exact origin");
     } else {
-        assert!(allow_origin == "*" || allow_origin == origin, "{allow_origin}");
+        assert!(
+            allow_origin == "*" || allow_origin == origin,
+            "{allow_origin}"
+        );
     }
 }
 

@@ -304,7 +304,10 @@ async fn sdk_unregistration_only_touches_the_tokens_identity(b: Backend) {
 async fn an_sdk_registration_over_the_body_limit_answers_a_twilio_413(b: Backend) {
     // Arrange: a body over the registration door's 2 MiB limit.
     let app = TestApp::spawn(b).await;
-    let big = format!("{{\"channel_type\":\"fcm\",\"x\":\"{}\"}}", "a".repeat(3 << 20));
+    let big = format!(
+        "{{\"channel_type\":\"fcm\",\"x\":\"{}\"}}",
+        "a".repeat(3 << 20)
+    );
     let req = Request::builder()
         .method(Method::POST)
         .uri(PATH)

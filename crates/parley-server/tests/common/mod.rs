@@ -203,7 +203,12 @@ impl Server {
     /// Start `parley serve` on port 0 with extra `args`, run through `wrapper` (e.g.
     /// `["prlimit", "--nofile=1024:1024"]`, which execs the server under the same pid), and
     /// wait for its "listening on" log line.
-    pub fn start_with(db: &impl Db, args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Server {
+    pub fn start_with(
+        db: &impl Db,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Server {
         let bin = env!("CARGO_BIN_EXE_parley");
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -240,7 +245,11 @@ impl Server {
                 log.push('\n');
                 drop(log);
                 if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let addr = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     let _ = tx.send(addr);
                 }
             }
