@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -143,11 +142,15 @@ impl FromRequestParts<AppState> for Authenticated {
 fn too_many_requests(wait: Duration) -> Response {
     let mut res =
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests").into_response();
+    set_retry_after(&mut res, wait);
+    res
+}
+
+fn set_retry_after(res: &mut Response, wait: Duration) {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
-    res
 }
 
 /// Addresses remembered by the [`FailureLimiter`] at most.
@@ -236,39 +239,62 @@ impl FailureLimiter {
     }
 }
 
-/// Middleware: limits failed logins per client address ([`FailureLimiter`]). A request that
-/// carries credentials (`Authorization` or `X-Twilio-Token`) from an address over the limit is
-/// answered 429 / 20429 with `Retry-After` before its credentials are checked; a 401 answer to
-/// a request that carried credentials counts as a failure. Requests without a known client
-/// address (in-process tests) are not limited. Both are counted in `/metrics`.
-pub async fn limit_failures(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let kind = if req.headers().contains_key(header::AUTHORIZATION) {
-        "basic"
-    } else if req.headers().contains_key("x-twilio-token") {
-        "access_token"
-    } else {
-        return next.run(req).await;
-    };
-    let ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(wait) = ip.and_then(|ip| state.failures.check(ip)) {
+/// A request that carries credentials (`Authorization` or `X-Twilio-Token`): a login attempt,
+/// limited per client address by the [`FailureLimiter`] (checked in `ops::track`, so the limit
+/// costs no extra middleware). An address over the limit is answered 429 / 20429 with
+/// `Retry-After` before its credentials are checked; a 401 answer to an attempt counts as a
+/// failure. Requests without a known client address (in-process tests) are not limited. Both
+/// are counted in `/metrics`.
+pub(crate) struct LoginAttempt {
+    kind: &'static str,
+    ip: Option<IpAddr>,
+}
+
+impl LoginAttempt {
+    /// `None` when `req` carries no credentials.
+    pub(crate) fn of(req: &Request) -> Option<Self> {
+        let headers = req.headers();
+        let kind = if headers.contains_key(header::AUTHORIZATION) {
+            "basic"
+        } else if headers.contains_key("x-twilio-token") {
+            "access_token"
+        } else {
+            return None;
+        };
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Some(Self { kind, ip })
+    }
+
+    /// The 429 answer (rendered, for `path`) when the address is over the limit.
+    pub(crate) fn throttled(&self, state: &AppState, path: &str) -> Option<Response> {
+        let wait = state.failures.check(self.ip?)?;
         state
             .metrics
             .auth_throttled
-            .with_label_values(&[kind])
+            .with_label_values(&[self.kind])
             .inc();
-        return too_many_requests(wait);
+        let mut res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests")
+            .to_response(path);
+        set_retry_after(&mut res, wait);
+        Some(res)
     }
-    let res = next.run(req).await;
-    if res.status() == StatusCode::UNAUTHORIZED {
-        state.metrics.auth_failures.with_label_values(&[kind]).inc();
-        if let Some(ip) = ip {
-            state.failures.failed(ip);
+
+    /// Count the attempt as failed if it was answered 401.
+    pub(crate) fn settle(&self, state: &AppState, status: StatusCode) {
+        if status == StatusCode::UNAUTHORIZED {
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&[self.kind])
+                .inc();
+            if let Some(ip) = self.ip {
+                state.failures.failed(ip);
+            }
         }
     }
-    res
 }
 
 /// Per-account token bucket (per node: with N nodes the effective limit is N× this).

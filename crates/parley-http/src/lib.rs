@@ -118,10 +118,6 @@ pub fn router(state: AppState) -> Router {
         .merge(registrations::routes())
         .fallback(error::no_route)
         .layer(axum::middleware::from_fn(ops::webhook_header))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::limit_failures,
-        ))
         .layer(axum::middleware::from_fn(error::render_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

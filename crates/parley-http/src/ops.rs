@@ -138,7 +138,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Middleware: count and time every request by its route template (not its raw path, so SIDs
-/// don't explode the label set).
+/// don't explode the label set), and limit failed logins per client address
+/// ([`crate::auth::LoginAttempt`]).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -147,7 +148,17 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
-    let res = next.run(req).await;
+    let login = crate::auth::LoginAttempt::of(&req);
+    let throttled = login
+        .as_ref()
+        .and_then(|l| l.throttled(&state, req.uri().path()));
+    let res = match throttled {
+        Some(res) => res,
+        None => next.run(req).await,
+    };
+    if let Some(login) = &login {
+        login.settle(&state, res.status());
+    }
     state
         .metrics
         .latency
