@@ -450,3 +450,25 @@ fn repeated_failed_access_tokens_from_one_address_are_answered_429() {
         Some(1)
     );
 }
+
+#[test]
+fn sigterm_stops_the_server_with_idle_and_half_sent_connections_open() {
+    // Arrange: an idle keep-alive connection (only the shutdown closes it before 75 s) and one
+    // that sent half a head (closed by its 5 s header timeout, within the shutdown grace).
+    let dir = TempDir::new();
+    let server = Server::start_with(&dir, &["--header-read-timeout-secs", "5"], &[], &[]);
+    let mut idle = TcpStream::connect(&server.addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert!(read_healthz(&mut idle).starts_with("HTTP/1.1 200"));
+    let mut half = TcpStream::connect(&server.addr).unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Half: ")
+        .unwrap();
+    // Act
+    let (clean_exit, _) = server.terminate();
+    // Assert: exit 0 (within `terminate`'s 30 s), both connections closed.
+    assert!(clean_exit, "exit 0 on SIGTERM");
+    let soon = Instant::now() + Duration::from_secs(5);
+    assert!(closed_by_server(&idle, soon));
+    assert!(closed_by_server(&half, soon));
+}
