@@ -88,7 +88,8 @@ pub struct DbArgs {
     pub database_url: Option<String>,
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
-    /// push_lease_secs, header_read_timeout_secs, keep_alive_timeout_secs, max_header_bytes,
+    /// push_lease_secs, header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
+    /// max_header_bytes,
     /// max_connections, auth_failure_limit).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -161,6 +162,10 @@ pub struct ServeArgs {
     /// Seconds an idle keep-alive connection stays open [default: 75].
     #[arg(long, env = "PARLEY_KEEP_ALIVE_TIMEOUT_SECS", value_name = "SECS")]
     pub keep_alive_timeout_secs: Option<u32>,
+    /// Seconds a client has to send a whole request body, from its head; slower connections are
+    /// closed [default: 60].
+    #[arg(long, env = "PARLEY_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u32>,
     /// Largest request head (request line and headers) in bytes; larger ones are answered
     /// 431 (414 for a long URI) [default: 32768, minimum 8192].
     #[arg(long, env = "PARLEY_MAX_HEADER_BYTES", value_name = "BYTES")]
@@ -189,6 +194,7 @@ impl ServeArgs {
             push_lease_secs: self.push_lease_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,
             keep_alive_timeout_secs: self.keep_alive_timeout_secs,
+            body_read_timeout_secs: self.body_read_timeout_secs,
             max_header_bytes: self.max_header_bytes,
             max_connections: self.max_connections,
             auth_failure_limit: self.auth_failure_limit,

@@ -67,6 +67,8 @@ pub struct Settings {
     pub header_read_timeout_secs: Option<u32>,
     /// Seconds an idle keep-alive connection stays open.
     pub keep_alive_timeout_secs: Option<u32>,
+    /// Seconds a client has to send a whole request body, from its head.
+    pub body_read_timeout_secs: Option<u32>,
     /// Largest request head (request line and headers) in bytes.
     pub max_header_bytes: Option<u32>,
     /// Open connections at most.
@@ -93,6 +95,7 @@ impl fmt::Debug for Settings {
             .field("push_lease_secs", &self.push_lease_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
+            .field("body_read_timeout_secs", &self.body_read_timeout_secs)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_connections", &self.max_connections)
             .field("auth_failure_limit", &self.auth_failure_limit)
@@ -122,6 +125,7 @@ impl Settings {
             keep_alive_timeout_secs: self
                 .keep_alive_timeout_secs
                 .or(lower.keep_alive_timeout_secs),
+            body_read_timeout_secs: self.body_read_timeout_secs.or(lower.body_read_timeout_secs),
             max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
             max_connections: self.max_connections.or(lower.max_connections),
             auth_failure_limit: self.auth_failure_limit.or(lower.auth_failure_limit),
@@ -453,8 +457,9 @@ pub const DEFAULT_AUTH_FAILURE_LIMIT: u32 = 30;
 /// The connection limits from merged settings (defaults applied here).
 fn conn_limits(settings: &Settings) -> anyhow::Result<crate::serve::ConnLimits> {
     use crate::serve::{
-        DEFAULT_HEADER_READ_TIMEOUT_SECS, DEFAULT_KEEP_ALIVE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS,
-        DEFAULT_MAX_HEADER_BYTES, MIN_MAX_HEADER_BYTES,
+        DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS,
+        DEFAULT_KEEP_ALIVE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
+        MIN_MAX_HEADER_BYTES,
     };
     let secs = |v: Option<u32>, default: u32, name: &str| -> anyhow::Result<std::time::Duration> {
         match v.unwrap_or(default) {
@@ -482,6 +487,11 @@ fn conn_limits(settings: &Settings) -> anyhow::Result<crate::serve::ConnLimits> 
             settings.keep_alive_timeout_secs,
             DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
             "keep_alive_timeout_secs",
+        )?,
+        body_read_timeout: secs(
+            settings.body_read_timeout_secs,
+            DEFAULT_BODY_READ_TIMEOUT_SECS,
+            "body_read_timeout_secs",
         )?,
         max_header_bytes: max_header_bytes as usize,
         max_connections: max_connections as usize,
@@ -539,6 +549,7 @@ mod tests {
         assert_eq!(config.conn, crate::serve::ConnLimits::default());
         assert_eq!(config.conn.header_read_timeout.as_secs(), 10);
         assert_eq!(config.conn.keep_alive_timeout.as_secs(), 75);
+        assert_eq!(config.conn.body_read_timeout.as_secs(), 60);
         assert_eq!(config.conn.max_header_bytes, 32 * 1024);
         assert_eq!(config.conn.max_connections, 10_000);
         assert_eq!(config.auth_failure_limit, Some(30), "on by default");

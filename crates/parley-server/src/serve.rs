@@ -5,6 +5,8 @@
 //!   `header_read_timeout` of its first byte (or of being accepted), else it is closed.
 //! * **Idle keep-alive timeout**: a connection with no request in flight and no bytes moving for
 //!   `keep_alive_timeout` is closed.
+//! * **Body-read timeout**: a request body must arrive whole within `body_read_timeout` of its
+//!   head, else the connection is closed (a trickled body cannot hold it either).
 //! * **Head size cap**: hyper's read buffer is `max_header_bytes`; a larger head is refused.
 //!   hyper's own answers to unparseable, too large heads or too long URIs (bare 400/414/431 with
 //!   empty bodies) are rewritten on their way out into Twilio error JSON.
@@ -36,6 +38,8 @@ use tokio::sync::{watch, Semaphore};
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u32 = 10;
 /// Default `--keep-alive-timeout-secs`.
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT_SECS: u32 = 75;
+/// Default `--body-read-timeout-secs`.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u32 = 60;
 /// Default `--max-header-bytes`.
 pub const DEFAULT_MAX_HEADER_BYTES: u32 = 32 * 1024;
 /// Smallest `--max-header-bytes` (hyper's minimum buffer).
@@ -53,6 +57,8 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     /// Idle time after which a keep-alive connection is closed.
     pub keep_alive_timeout: Duration,
+    /// Time allowed for a request body to arrive whole, from its head.
+    pub body_read_timeout: Duration,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_bytes: usize,
     /// Open connections at most; more are answered 503 and closed.
@@ -64,6 +70,7 @@ impl Default for ConnLimits {
         Self {
             header_read_timeout: Duration::from_secs(DEFAULT_HEADER_READ_TIMEOUT_SECS.into()),
             keep_alive_timeout: Duration::from_secs(DEFAULT_KEEP_ALIVE_TIMEOUT_SECS.into()),
+            body_read_timeout: Duration::from_secs(DEFAULT_BODY_READ_TIMEOUT_SECS.into()),
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES as usize,
             max_connections: DEFAULT_MAX_CONNECTIONS as usize,
         }
@@ -115,6 +122,9 @@ struct Track {
     head_since: AtomicU64,
     /// Requests handed to the router and not answered yet.
     in_flight: AtomicUsize,
+    /// When the head of a request whose body is still arriving was read ([`NONE`]: no body is
+    /// awaited).
+    body_since: AtomicU64,
     /// Whether the request line of the head now being read is complete (414 vs 431).
     first_line_done: AtomicBool,
 }
@@ -127,6 +137,7 @@ impl Track {
             // A connection that sends nothing is reading its first head from the start.
             head_since: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
+            body_since: AtomicU64::new(NONE),
             first_line_done: AtomicBool::new(false),
         }
     }
@@ -159,10 +170,20 @@ impl Track {
         self.last_activity.store(now_ms(), Ordering::Relaxed);
     }
 
-    /// When the connection is to be closed (ms), or `None` while a request is in flight.
+    fn body_started(&self) {
+        self.body_since.store(now_ms(), Ordering::Relaxed);
+    }
+
+    fn body_done(&self) {
+        self.body_since.store(NONE, Ordering::Relaxed);
+    }
+
+    /// When the connection is to be closed (ms), or `None` while a request is handled (with its
+    /// body, if any, arrived).
     fn deadline(&self, limits: &ConnLimits) -> Option<u64> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
-            return None;
+            let body = self.body_since.load(Ordering::Relaxed);
+            return (body != NONE).then(|| body.saturating_add(millis(limits.body_read_timeout)));
         }
         let head = self.head_since.load(Ordering::Relaxed);
         Some(if head != NONE {
@@ -192,6 +213,64 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.request_done();
+    }
+}
+
+/// A request body that tells the watchdog when it has arrived whole (or was dropped unread).
+struct TimedBody {
+    inner: hyper::body::Incoming,
+    track: Option<Arc<Track>>,
+}
+
+impl TimedBody {
+    fn new(inner: hyper::body::Incoming, track: &Arc<Track>) -> Self {
+        use hyper::body::Body as _;
+        let track = if inner.is_end_stream() {
+            None
+        } else {
+            track.body_started();
+            Some(track.clone())
+        };
+        Self { inner, track }
+    }
+
+    fn finished(&mut self) {
+        if let Some(track) = self.track.take() {
+            track.body_done();
+        }
+    }
+}
+
+impl Drop for TimedBody {
+    fn drop(&mut self) {
+        self.finished();
+    }
+}
+
+impl hyper::body::Body for TimedBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_))))
+            || this.inner.is_end_stream()
+        {
+            this.finished();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -493,17 +572,17 @@ async fn serve_connection(
         pending: None,
     });
     let service_track = track.clone();
-    let service =
-        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            let in_flight = InFlight::new(&service_track);
-            let call = tower::ServiceExt::oneshot(router.clone(), req);
-            async move {
-                let res = call.await;
-                drop(in_flight);
-                res
-            }
-        });
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let in_flight = InFlight::new(&service_track);
+        let mut req = req.map(|body| TimedBody::new(body, &service_track));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let call = tower::ServiceExt::oneshot(router.clone(), req);
+        async move {
+            let res = call.await;
+            drop(in_flight);
+            res
+        }
+    });
     let conn = http1::Builder::new()
         .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(MIN_MAX_HEADER_BYTES as usize))
@@ -517,7 +596,10 @@ async fn serve_connection(
     // The deadline moves as requests come and go; the watchdog never sleeps longer than the
     // shorter timeout, so a deadline set while it sleeps (always at least that far away) is
     // seen in time.
-    let longest_sleep = limits.header_read_timeout.min(limits.keep_alive_timeout);
+    let longest_sleep = limits
+        .header_read_timeout
+        .min(limits.keep_alive_timeout)
+        .min(limits.body_read_timeout);
     loop {
         let wait = match track.deadline(&limits) {
             Some(at) => Duration::from_millis(at.saturating_sub(now_ms())).min(longest_sleep),
@@ -536,7 +618,7 @@ async fn serve_connection(
             }
             () = tokio::time::sleep(wait) => {
                 if track.deadline(&limits).is_some_and(|at| at <= now_ms()) {
-                    // Nothing in flight: a head that took too long, or an idle connection.
+                    // A head or a body that took too long, or an idle connection.
                     tracing::debug!(%peer, "closing a timed-out connection");
                     return;
                 }
@@ -594,5 +676,12 @@ mod tests {
         assert!(!t.first_line_done.load(Ordering::Relaxed));
         t.on_read(b"TP/1.1\r\n");
         assert!(t.first_line_done.load(Ordering::Relaxed));
+        let guard = InFlight::new(&t);
+        t.body_started();
+        let body = t.body_since.load(Ordering::Relaxed);
+        assert_eq!(t.deadline(&limits), Some(body + 60_000));
+        t.body_done();
+        assert_eq!(t.deadline(&limits), None);
+        drop(guard);
     }
 }

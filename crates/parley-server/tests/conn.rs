@@ -472,3 +472,49 @@ fn sigterm_stops_the_server_with_idle_and_half_sent_connections_open() {
     assert!(closed_by_server(&idle, soon));
     assert!(closed_by_server(&half, soon));
 }
+
+#[test]
+fn a_trickled_request_body_cannot_hold_a_connection() {
+    // Arrange: a short body-read timeout; the other timers long, so only it can close.
+    let dir = TempDir::new();
+    let server = Server::start_with(
+        &dir,
+        &[
+            "--body-read-timeout-secs",
+            "2",
+            "--header-read-timeout-secs",
+            "300",
+            "--keep-alive-timeout-secs",
+            "300",
+        ],
+        &[],
+        &[],
+    );
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    // Act: a whole head announcing 100,000 bytes of body, then one byte every 200 ms.
+    let sent = Instant::now();
+    stream
+        .write_all(
+            b"POST /v1/registrations?productId=ip_messaging HTTP/1.1\r\nHost: t\r\n\
+              Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+        )
+        .unwrap();
+    let deadline = sent + Duration::from_secs(60);
+    let mut closed = false;
+    while Instant::now() < deadline {
+        if stream.write_all(b" ").is_err()
+            || closed_by_server(&stream, Instant::now() + Duration::from_millis(200))
+        {
+            closed = true;
+            break;
+        }
+    }
+    // Assert
+    assert!(closed, "the connection is closed");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1_900),
+        "not before the body timeout: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(healthz_status(&server.addr), 200);
+}
