@@ -3,10 +3,12 @@
 //! decryption and usually no query. A rotated token takes effect on every node within that TTL.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -128,17 +130,170 @@ impl FromRequestParts<AppState> for Authenticated {
             return Err(ApiError::unauthorized().into_response());
         }
         if let Some(wait) = state.limiter.check(&entry.account_sid) {
-            let mut res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests")
-                .into_response();
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            return Err(res);
+            return Err(too_many_requests(wait));
         }
         Ok(Self {
             account_sid: entry.account_sid,
         })
+    }
+}
+
+/// 429 / 20429 with `Retry-After` (whole seconds, at least 1).
+fn too_many_requests(wait: Duration) -> Response {
+    let mut res =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests").into_response();
+    set_retry_after(&mut res, wait);
+    res
+}
+
+fn set_retry_after(res: &mut Response, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+/// Addresses remembered by the [`FailureLimiter`] at most.
+pub const FAILURE_TABLE_MAX: usize = 65_536;
+
+/// Failed logins per client address: a token bucket of `per_min` failures, refilled at `per_min`
+/// per minute. An address whose bucket is empty is answered 429 before its credentials are
+/// checked; a successful login costs nothing. Per node, and per address as seen by the server:
+/// behind a reverse proxy every client shares the proxy's address (and so its bucket).
+/// IPv6 addresses count per /64 (one host usually owns a whole /64).
+pub struct FailureLimiter {
+    per_min: Option<u32>,
+    /// How many addresses the table holds (read without the lock: 0 = nobody is limited).
+    len: AtomicUsize,
+    table: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl FailureLimiter {
+    /// `None` (or 0) disables limiting.
+    pub fn new(per_min: Option<u32>) -> Self {
+        Self {
+            per_min: per_min.filter(|n| *n > 0),
+            len: AtomicUsize::new(0),
+            table: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The bucket an address counts in.
+    fn key(ip: IpAddr) -> IpAddr {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+            v4 => v4,
+        }
+    }
+
+    /// Refill `bucket` up to `cap` for the time since it was last touched.
+    fn refill(cap: f64, bucket: &mut (f64, Instant), now: Instant) {
+        let elapsed = now.saturating_duration_since(bucket.1).as_secs_f64();
+        bucket.0 = (bucket.0 + elapsed * cap / 60.0).min(cap);
+        bucket.1 = now;
+    }
+
+    /// `None` if `ip` may try to log in, else how long it must wait.
+    pub fn check(&self, ip: IpAddr) -> Option<Duration> {
+        let cap = f64::from(self.per_min?);
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut table = self.table.lock().ok()?;
+        let bucket = table.get_mut(&Self::key(ip))?;
+        Self::refill(cap, bucket, Instant::now());
+        if bucket.0 >= 1.0 {
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - bucket.0) * 60.0 / cap))
+        }
+    }
+
+    /// Record a failed login from `ip`.
+    pub fn failed(&self, ip: IpAddr) {
+        let Some(per_min) = self.per_min else { return };
+        let cap = f64::from(per_min);
+        let Ok(mut table) = self.table.lock() else {
+            return;
+        };
+        let key = Self::key(ip);
+        let now = Instant::now();
+        if table.len() >= FAILURE_TABLE_MAX && !table.contains_key(&key) {
+            // Forget the addresses whose buckets have refilled; if a spray of addresses still
+            // fills the table, start over (memory stays bounded).
+            table.retain(|_, bucket| {
+                Self::refill(cap, bucket, now);
+                bucket.0 < cap
+            });
+            if table.len() >= FAILURE_TABLE_MAX {
+                table.clear();
+            }
+        }
+        let bucket = table.entry(key).or_insert((cap, now));
+        Self::refill(cap, bucket, now);
+        bucket.0 = (bucket.0 - 1.0).max(0.0);
+        self.len.store(table.len(), Ordering::Relaxed);
+    }
+}
+
+/// A request that carries credentials (`Authorization` or `X-Twilio-Token`): a login attempt,
+/// limited per client address by the [`FailureLimiter`] (checked in `ops::track`, so the limit
+/// costs no extra middleware). An address over the limit is answered 429 / 20429 with
+/// `Retry-After` before its credentials are checked; a 401 answer to an attempt counts as a
+/// failure. Requests without a known client address (in-process tests) are not limited. Both
+/// are counted in `/metrics`.
+pub(crate) struct LoginAttempt {
+    kind: &'static str,
+    ip: Option<IpAddr>,
+}
+
+impl LoginAttempt {
+    /// `None` when `req` carries no credentials.
+    pub(crate) fn of(req: &Request) -> Option<Self> {
+        let headers = req.headers();
+        let kind = if headers.contains_key(header::AUTHORIZATION) {
+            "basic"
+        } else if headers.contains_key("x-twilio-token") {
+            "access_token"
+        } else {
+            return None;
+        };
+        let ip = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Some(Self { kind, ip })
+    }
+
+    /// The 429 answer (rendered, for `path`) when the address is over the limit.
+    pub(crate) fn throttled(&self, state: &AppState, path: &str) -> Option<Response> {
+        let wait = state.failures.check(self.ip?)?;
+        state
+            .metrics
+            .auth_throttled
+            .with_label_values(&[self.kind])
+            .inc();
+        let mut res = ApiError::new(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests")
+            .to_response(path);
+        set_retry_after(&mut res, wait);
+        Some(res)
+    }
+
+    /// Count the attempt as failed if it was answered 401.
+    pub(crate) fn settle(&self, state: &AppState, status: StatusCode) {
+        if status == StatusCode::UNAUTHORIZED {
+            state
+                .metrics
+                .auth_failures
+                .with_label_values(&[self.kind])
+                .inc();
+            if let Some(ip) = self.ip {
+                state.failures.failed(ip);
+            }
+        }
     }
 }
 
@@ -192,5 +347,40 @@ mod tests {
             "other accounts unaffected"
         );
         assert!(RateLimiter::new(None).check(&a).is_none());
+    }
+
+    #[test]
+    fn failure_limiter_counts_failures_per_address_and_refills() {
+        let l = FailureLimiter::new(Some(3));
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        let b: IpAddr = "192.0.2.2".parse().expect("ip");
+        for _ in 0..3 {
+            assert!(l.check(a).is_none());
+            l.failed(a);
+        }
+        let wait = l.check(a).expect("limited after 3 failures");
+        assert!(wait <= Duration::from_secs(20), "{wait:?}");
+        assert!(l.check(b).is_none(), "other addresses unaffected");
+        // One /64 is one bucket.
+        let v6a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let v6b: IpAddr = "2001:db8::ffff".parse().expect("ip");
+        for _ in 0..3 {
+            l.failed(v6a);
+        }
+        assert!(l.check(v6b).is_some());
+        let off = FailureLimiter::new(Some(0));
+        off.failed(a);
+        off.failed(a);
+        assert!(off.check(a).is_none());
+    }
+
+    #[test]
+    fn failure_table_stays_bounded_under_a_spray_of_addresses() {
+        let l = FailureLimiter::new(Some(1));
+        for i in 0..(FAILURE_TABLE_MAX as u32 + 10) {
+            l.failed(IpAddr::from(std::net::Ipv4Addr::from(i)));
+        }
+        let len = l.table.lock().expect("lock").len();
+        assert!(len <= FAILURE_TABLE_MAX, "{len}");
     }
 }

@@ -15,6 +15,16 @@ use axum::response::{IntoResponse, Response};
 use parley_core::store::{Conflict, Limit, StoreError};
 use serde_json::{json, Value};
 
+/// Twilio code of a malformed request (an unparseable request line or header): 400.
+pub const CODE_MALFORMED_REQUEST: u32 = 20001;
+/// Code of a request body over the limit (413). Twilio publishes no code for it; Parley answers
+/// 20001 (a bad request), as it always has for the `/v2` body limit.
+pub const CODE_BODY_TOO_LARGE: u32 = 20001;
+/// Code of a request URI over the limit (414): 20001, like [`CODE_BODY_TOO_LARGE`].
+pub const CODE_URI_TOO_LONG: u32 = 20001;
+/// Code of request headers over the limit (431): 20001, like [`CODE_BODY_TOO_LARGE`].
+pub const CODE_HEADERS_TOO_LARGE: u32 = 20001;
+
 /// An error answer in Twilio's shape.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -90,6 +100,11 @@ impl ApiError {
             20500,
             "An internal server error has occurred",
         )
+    }
+
+    /// The JSON body (`path` is only used by 20404's message).
+    pub fn body_json(&self, path: &str) -> Value {
+        self.body(path)
     }
 
     fn body(&self, path: &str) -> Value {
@@ -202,7 +217,37 @@ pub async fn render_errors(req: Request, next: Next) -> Response {
         }
         return out;
     }
+    if (res.status().is_client_error() || res.status().is_server_error()) && !is_json(res.headers())
+    {
+        // A rejection made below the handlers (an extractor, a body limit, a layer): same shape.
+        let status = res.status();
+        let (code, message): (u32, &'static str) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => (CODE_BODY_TOO_LARGE, "Request body too large"),
+            StatusCode::URI_TOO_LONG => (CODE_URI_TOO_LONG, "Request URI too long"),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                (CODE_HEADERS_TOO_LARGE, "Request header fields too large")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (20415, "Unsupported media type"),
+            StatusCode::NOT_FOUND => return ApiError::not_found().to_response(&path),
+            s if s.is_server_error() => (20500, "An internal server error has occurred"),
+            _ => (CODE_MALFORMED_REQUEST, "Bad request"),
+        };
+        let mut out = ApiError::new(status, code, message).to_response(&path);
+        for (k, v) in res.headers() {
+            if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+                out.headers_mut().insert(k.clone(), v.clone());
+            }
+        }
+        return out;
+    }
     res
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// Fallback for unknown routes: 404 / 20404.

@@ -30,6 +30,8 @@ pub struct HttpConfig {
     pub max_bindings_per_user: u32,
     /// FCM `token_uri` prefixes allowed besides Google's (`PARLEY_FCM_TOKEN_URI_ALLOW`).
     pub fcm_token_uri_allow: Vec<String>,
+    /// Failed logins per minute per client address; `None` = off.
+    pub auth_failure_limit_per_min: Option<u32>,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +41,7 @@ impl Default for HttpConfig {
             rate_limit_per_sec: None,
             max_bindings_per_user: parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER,
             fcm_token_uri_allow: Vec::new(),
+            auth_failure_limit_per_min: None,
         }
     }
 }
@@ -80,6 +83,7 @@ pub struct AppState {
     pub push_tester: Option<Arc<dyn PushTester>>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
+    failures: Arc<auth::FailureLimiter>,
 }
 
 impl AppState {
@@ -93,6 +97,7 @@ impl AppState {
             secrets,
             urls: urls::UrlBuilder::new(&config.public_url),
             limiter: Arc::new(auth::RateLimiter::new(config.rate_limit_per_sec)),
+            failures: Arc::new(auth::FailureLimiter::new(config.auth_failure_limit_per_min)),
             config: Arc::new(config),
             metrics: Arc::new(metrics),
             auth_cache: Arc::new(auth::AuthCache::default()),

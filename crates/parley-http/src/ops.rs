@@ -20,6 +20,10 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     pool: IntGaugeVec,
+    /// Failed logins (401 answers to requests that carried credentials), by kind.
+    pub(crate) auth_failures: IntCounterVec,
+    /// Requests refused 429 because their address failed to log in too often, by kind.
+    pub(crate) auth_throttled: IntCounterVec,
 }
 
 impl Metrics {
@@ -50,6 +54,22 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "parley_auth_failures_total",
+                "Failed logins (Basic auth or Access Token) by kind",
+            ),
+            &["kind"],
+        )?;
+        let auth_throttled = IntCounterVec::new(
+            Opts::new(
+                "parley_auth_throttled_total",
+                "Requests refused 429 after too many failed logins from their address, by kind",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        registry.register(Box::new(auth_throttled.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(pool.clone()))?;
@@ -58,6 +78,8 @@ impl Metrics {
             requests,
             latency,
             pool,
+            auth_failures,
+            auth_throttled,
         })
     }
 
@@ -116,7 +138,8 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Middleware: count and time every request by its route template (not its raw path, so SIDs
-/// don't explode the label set).
+/// don't explode the label set), and limit failed logins per client address
+/// ([`crate::auth::LoginAttempt`]).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -125,7 +148,17 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
     let start = Instant::now();
-    let res = next.run(req).await;
+    let login = crate::auth::LoginAttempt::of(&req);
+    let throttled = login
+        .as_ref()
+        .and_then(|l| l.throttled(&state, req.uri().path()));
+    let res = match throttled {
+        Some(res) => res,
+        None => next.run(req).await,
+    };
+    if let Some(login) = &login {
+        login.settle(&state, res.status());
+    }
     state
         .metrics
         .latency
@@ -175,6 +208,11 @@ pub async fn cors(req: Request, next: Next) -> Response {
     res
 }
 
+/// Any origin, without credentials: a browser accepts `*` only when credentials are not allowed
+/// (`*` with `Allow-Credentials: true` is rejected). Clients send `Authorization` or
+/// `X-Twilio-Token` explicitly (listed in Allow-Headers, which a `*` there would not cover), which
+/// needs no credentials mode; allowing credentials for every origin would instead let any web
+/// page use Basic credentials a browser has cached.
 fn add_cors(res: &mut Response) {
     let h = res.headers_mut();
     let pairs: [(HeaderName, &'static str); 5] = [
@@ -184,7 +222,7 @@ fn add_cors(res: &mut Response) {
             "GET, POST, DELETE, OPTIONS",
         ),
         (header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOW_HEADERS),
-        (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"),
+        (header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "false"),
         (header::ACCESS_CONTROL_EXPOSE_HEADERS, "ETag"),
     ];
     for (k, v) in pairs {

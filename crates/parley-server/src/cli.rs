@@ -87,7 +87,10 @@ pub struct DbArgs {
     )]
     pub database_url: Option<String>,
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
-    /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days).
+    /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
+    /// push_lease_secs, header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
+    /// max_header_bytes,
+    /// max_connections, auth_failure_limit).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -156,6 +159,29 @@ pub struct ServeArgs {
     /// in between counts as misconfigured: its bindings are kept, not pruned [default: 20].
     #[arg(long, env = "PARLEY_PUSH_BAD_TOKEN_THRESHOLD", value_name = "N")]
     pub push_bad_token_threshold: Option<u32>,
+    /// Seconds a client has to send a whole request head; slower connections are closed
+    /// [default: 10].
+    #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub header_read_timeout_secs: Option<u32>,
+    /// Seconds an idle keep-alive connection stays open [default: 75].
+    #[arg(long, env = "PARLEY_KEEP_ALIVE_TIMEOUT_SECS", value_name = "SECS")]
+    pub keep_alive_timeout_secs: Option<u32>,
+    /// Seconds a client has to send a whole request body, from its head; slower connections are
+    /// closed [default: 60].
+    #[arg(long, env = "PARLEY_BODY_READ_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_read_timeout_secs: Option<u32>,
+    /// Largest request head (request line and headers) in bytes; larger ones are answered
+    /// 431 (414 for a long URI) [default: 32768, minimum 8192].
+    #[arg(long, env = "PARLEY_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<u32>,
+    /// Open connections at most (never more than the open-file limit minus 128); more are
+    /// answered 503 and closed [default: 10000].
+    #[arg(long, env = "PARLEY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// Failed logins (Basic auth or Access Token) per minute per client address before answers
+    /// turn 429; 0 = off [default: 30].
+    #[arg(long, env = "PARLEY_AUTH_FAILURE_LIMIT", value_name = "N")]
+    pub auth_failure_limit: Option<u32>,
 }
 
 impl ServeArgs {
@@ -171,6 +197,12 @@ impl ServeArgs {
             push_log_retention_days: self.push_log_retention_days,
             push_lease_secs: self.push_lease_secs,
             push_bad_token_threshold: self.push_bad_token_threshold,
+            header_read_timeout_secs: self.header_read_timeout_secs,
+            keep_alive_timeout_secs: self.keep_alive_timeout_secs,
+            body_read_timeout_secs: self.body_read_timeout_secs,
+            max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
+            auth_failure_limit: self.auth_failure_limit,
             ..self.db.settings()?
         };
         let settings = cli.with_file(self.db.config.as_deref())?;

@@ -69,6 +69,18 @@ pub struct Settings {
     /// Distinct "bad device token" answers, with no success in between, after which a
     /// credential counts as misconfigured and its bindings are no longer pruned.
     pub push_bad_token_threshold: Option<u32>,
+    /// Seconds a client has to send a whole request head.
+    pub header_read_timeout_secs: Option<u32>,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_timeout_secs: Option<u32>,
+    /// Seconds a client has to send a whole request body, from its head.
+    pub body_read_timeout_secs: Option<u32>,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_header_bytes: Option<u32>,
+    /// Open connections at most.
+    pub max_connections: Option<u32>,
+    /// Failed logins per minute per client address (0 = off).
+    pub auth_failure_limit: Option<u32>,
 }
 
 impl fmt::Debug for Settings {
@@ -88,6 +100,12 @@ impl fmt::Debug for Settings {
             .field("push_log_retention_days", &self.push_log_retention_days)
             .field("push_lease_secs", &self.push_lease_secs)
             .field("push_bad_token_threshold", &self.push_bad_token_threshold)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
+            .field("body_read_timeout_secs", &self.body_read_timeout_secs)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("max_connections", &self.max_connections)
+            .field("auth_failure_limit", &self.auth_failure_limit)
             .finish()
     }
 }
@@ -111,6 +129,16 @@ impl Settings {
             push_bad_token_threshold: self
                 .push_bad_token_threshold
                 .or(lower.push_bad_token_threshold),
+            header_read_timeout_secs: self
+                .header_read_timeout_secs
+                .or(lower.header_read_timeout_secs),
+            keep_alive_timeout_secs: self
+                .keep_alive_timeout_secs
+                .or(lower.keep_alive_timeout_secs),
+            body_read_timeout_secs: self.body_read_timeout_secs.or(lower.body_read_timeout_secs),
+            max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
+            max_connections: self.max_connections.or(lower.max_connections),
+            auth_failure_limit: self.auth_failure_limit.or(lower.auth_failure_limit),
         }
     }
 
@@ -372,6 +400,10 @@ pub struct Config {
     pub push_bad_token_threshold: u32,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
+    /// Connection limits (header-read and keep-alive timeouts, head size, connection cap).
+    pub conn: crate::serve::ConnLimits,
+    /// Failed logins per minute per client address; `None` = off.
+    pub auth_failure_limit: Option<u32>,
 }
 
 impl Config {
@@ -421,6 +453,10 @@ impl Config {
                 n => n,
             },
             bootstrap,
+            conn: conn_limits(settings)?,
+            auth_failure_limit: settings
+                .auth_failure_limit
+                .map_or(Some(DEFAULT_AUTH_FAILURE_LIMIT), |n| (n > 0).then_some(n)),
         })
     }
 
@@ -432,6 +468,53 @@ impl Config {
         };
         Config::from_settings(&settings, None)
     }
+}
+
+/// Default `--auth-failure-limit`: failed logins per minute per client address.
+pub const DEFAULT_AUTH_FAILURE_LIMIT: u32 = 30;
+
+/// The connection limits from merged settings (defaults applied here).
+fn conn_limits(settings: &Settings) -> anyhow::Result<crate::serve::ConnLimits> {
+    use crate::serve::{
+        DEFAULT_BODY_READ_TIMEOUT_SECS, DEFAULT_HEADER_READ_TIMEOUT_SECS,
+        DEFAULT_KEEP_ALIVE_TIMEOUT_SECS, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES,
+        MIN_MAX_HEADER_BYTES,
+    };
+    let secs = |v: Option<u32>, default: u32, name: &str| -> anyhow::Result<std::time::Duration> {
+        match v.unwrap_or(default) {
+            0 => bail!("{name} must be at least 1"),
+            n => Ok(std::time::Duration::from_secs(n.into())),
+        }
+    };
+    let max_header_bytes = settings
+        .max_header_bytes
+        .unwrap_or(DEFAULT_MAX_HEADER_BYTES);
+    if max_header_bytes < MIN_MAX_HEADER_BYTES {
+        bail!("max_header_bytes must be at least {MIN_MAX_HEADER_BYTES}");
+    }
+    let max_connections = settings.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1");
+    }
+    Ok(crate::serve::ConnLimits {
+        header_read_timeout: secs(
+            settings.header_read_timeout_secs,
+            DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            "header_read_timeout_secs",
+        )?,
+        keep_alive_timeout: secs(
+            settings.keep_alive_timeout_secs,
+            DEFAULT_KEEP_ALIVE_TIMEOUT_SECS,
+            "keep_alive_timeout_secs",
+        )?,
+        body_read_timeout: secs(
+            settings.body_read_timeout_secs,
+            DEFAULT_BODY_READ_TIMEOUT_SECS,
+            "body_read_timeout_secs",
+        )?,
+        max_header_bytes: max_header_bytes as usize,
+        max_connections: max_connections as usize,
+    })
 }
 
 /// An absolute `http(s)` URL without a trailing slash.
@@ -478,6 +561,34 @@ mod tests {
         assert_eq!(config.rate_limit, None);
         assert!(config.db.secret_key.is_none());
         assert_eq!(config.push_bad_token_threshold, 20);
+    }
+
+    #[test]
+    fn connection_limits_and_the_failed_login_limit_have_defaults_and_layers() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.conn, crate::serve::ConnLimits::default());
+        assert_eq!(config.conn.header_read_timeout.as_secs(), 10);
+        assert_eq!(config.conn.keep_alive_timeout.as_secs(), 75);
+        assert_eq!(config.conn.body_read_timeout.as_secs(), 60);
+        assert_eq!(config.conn.max_header_bytes, 32 * 1024);
+        assert_eq!(config.conn.max_connections, 10_000);
+        assert_eq!(config.auth_failure_limit, Some(30), "on by default");
+        let file = Settings::from_toml(
+            "header_read_timeout_secs = 3\nkeep_alive_timeout_secs = 4\nmax_header_bytes = 16384\n\
+             max_connections = 50\nauth_failure_limit = 0\n",
+        )
+        .expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.conn.header_read_timeout.as_secs(), 3);
+        assert_eq!(config.conn.keep_alive_timeout.as_secs(), 4);
+        assert_eq!(config.conn.max_header_bytes, 16384);
+        assert_eq!(config.conn.max_connections, 50);
+        assert_eq!(config.auth_failure_limit, None, "0 = off");
+        let tiny = Settings {
+            max_header_bytes: Some(100),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(&tiny, None).is_err());
     }
 
     #[test]

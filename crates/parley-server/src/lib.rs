@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod push;
+pub mod serve;
 pub mod telemetry;
 
 use std::future::Future;
@@ -38,12 +39,24 @@ pub struct Application {
     binding_max_age_days: u32,
     bootstrap: Bootstrap,
     worker: Option<Arc<parley_push::Worker>>,
+    conn: serve::ConnLimits,
 }
 
 impl Application {
     /// Open the database (running migrations), load the server key, bind `config.listen`, and
     /// create the first account on an empty database.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Raise the soft open-file limit to the hard one; the connection cap stays below it.
+        let open_files = serve::raise_open_file_limit();
+        let mut conn = config.conn;
+        conn.max_connections = serve::effective_max_connections(conn.max_connections, open_files);
+        if conn.max_connections < config.conn.max_connections {
+            tracing::warn!(
+                max_connections = conn.max_connections,
+                open_file_limit = open_files,
+                "the open-file limit lowers the connection cap"
+            );
+        }
         let (store, secrets) = db::open(&config.db).await?;
         // Bind before creating the first account: were binding to fail after it, the generated
         // credentials would never be printed.
@@ -77,6 +90,7 @@ impl Application {
                     .ok()
                     .as_deref(),
             ),
+            auth_failure_limit_per_min: config.auth_failure_limit,
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
         let worker = if config.push {
@@ -120,6 +134,7 @@ impl Application {
             binding_max_age_days: config.binding_max_age_days,
             bootstrap,
             worker,
+            conn,
         })
     }
 
@@ -167,10 +182,8 @@ impl Application {
             .clone()
             .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
         tracing::info!("listening on http://{}", self.local_addr);
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(stopped(stop_rx))
-            .await
-            .context("the HTTP server failed");
+        serve::serve(self.listener, self.router, self.conn, stop_rx).await;
+        let served: anyhow::Result<()> = Ok(());
         if let Some(task) = sweeper {
             task.abort();
         }

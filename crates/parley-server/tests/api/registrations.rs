@@ -301,7 +301,30 @@ async fn sdk_unregistration_only_touches_the_tokens_identity(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
+async fn an_sdk_registration_over_the_body_limit_answers_a_twilio_413(b: Backend) {
+    // Arrange: a body over the registration door's 2 MiB limit.
+    let app = TestApp::spawn(b).await;
+    let big = format!(
+        "{{\"channel_type\":\"fcm\",\"x\":\"{}\"}}",
+        "a".repeat(3 << 20)
+    );
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(PATH)
+        .header("X-Twilio-Token", "not-checked-before-the-body")
+        .header("Content-Type", "application/json")
+        .body(Body::from(big))
+        .unwrap();
+    // Act
+    let (s, h, v) = app.send(req).await;
+    // Assert
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(h["content-type"], "application/json");
+    crate::helpers::assert_twilio_error(&v, 413, 20001);
+}
+
 both_backends!(
+    an_sdk_registration_over_the_body_limit_answers_a_twilio_413,
     sdk_registration_creates_a_binding_visible_over_rest,
     sdk_registration_uses_the_tokens_push_credential,
     sdk_registration_rejects_bad_tokens_and_bodies,
