@@ -15,6 +15,8 @@
 //! account and services, so the factory should give an empty store, but cases do not break if
 //! other cases' rows are present — except that the stale-binding sweep is global: no other
 //! bindings updated before 2023-12-31T23:51:40Z may exist (the suite makes none elsewhere).
+//! The push cases (`push.rs`) also count and claim the whole outbox and delivery queue and
+//! prune the whole log, so they need a database of their own: the factory's fresh store.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -35,6 +37,7 @@ mod bindings;
 mod chat;
 mod credentials;
 mod paging;
+mod push;
 mod roles;
 mod services;
 mod tenancy;
@@ -45,6 +48,7 @@ pub use bindings::*;
 pub use chat::*;
 pub use credentials::*;
 pub use paging::*;
+pub use push::*;
 pub use roles::*;
 pub use services::*;
 pub use tenancy::*;
@@ -111,6 +115,27 @@ macro_rules! store_conformance_tests {
             deleting_a_user_appends_removed_from_channel_per_membership,
             deleting_a_service_removes_its_channels_and_events,
             another_accounts_chat_rows_are_not_found,
+            outbox_claims_full_events_by_available_at_then_id_up_to_the_limit,
+            an_outbox_lease_hides_the_entry_until_it_expires,
+            retry_outbox_releases_the_lease_and_postpones_the_entry,
+            new_message_recipients_exclude_the_author_muted_and_unsubscribed,
+            membership_recipients_are_the_identitys_subscribed_bindings_unless_muted,
+            complete_fanout_inserts_each_delivery_once_and_removes_the_entry,
+            complete_fanout_writes_ten_thousand_deliveries,
+            fan_out_progress_survives_a_lost_lease_and_never_moves_back,
+            delivery_claims_take_due_ones_oldest_first_up_to_the_limit,
+            a_delivery_lease_hides_it_until_it_expires,
+            settling_removes_finished_deliveries_and_postpones_retries,
+            a_dead_token_deletes_the_binding_and_its_other_pending_deliveries,
+            a_dead_token_keeps_a_binding_that_reregistered_with_a_new_address,
+            a_settle_batch_does_what_settling_one_by_one_does,
+            queue_depth_counts_waiting_entries_and_deliveries,
+            badge_counts_unread_two_member_channels,
+            the_push_log_pages_by_date_then_append_order_within_its_service,
+            a_push_log_cursor_that_is_not_a_seq_is_refused,
+            the_push_log_prunes_old_rows_in_batches,
+            appending_to_the_log_of_a_missing_service_is_not_found,
+            deleting_a_service_removes_its_log_and_push_queues,
         );
     };
 }
