@@ -492,10 +492,13 @@ pub async fn membership_recipients_are_the_identitys_subscribed_bindings_unless_
     // Act
     join_as(&store, &general, &bob, NotificationLevel::Default).await;
     let bob_added = last_event(&store, &svc, EventKind::AddedToChannel).await;
+    let to_bob_added = recipient_sids(&store, &bob_added).await;
     join_as(&store, &general, &carol, NotificationLevel::Muted).await;
     let carol_added = last_event(&store, &svc, EventKind::AddedToChannel).await;
+    let to_carol_added = recipient_sids(&store, &carol_added).await;
     join_as(&store, &general, &dave, NotificationLevel::Default).await;
     let dave_added = last_event(&store, &svc, EventKind::AddedToChannel).await;
+    let to_dave_added = recipient_sids(&store, &dave_added).await;
     store
         .create_invite(
             &ChannelRef::Sid(general.sid.clone()),
@@ -504,6 +507,7 @@ pub async fn membership_recipients_are_the_identitys_subscribed_bindings_unless_
         .await
         .expect("invite erin");
     let erin_invited = last_event(&store, &svc, EventKind::InvitedToChannel).await;
+    let to_erin_invited = recipient_sids(&store, &erin_invited).await;
     let mut removed = Vec::new();
     for who in ["bob", "dave"] {
         store
@@ -517,31 +521,20 @@ pub async fn membership_recipients_are_the_identitys_subscribed_bindings_unless_
             )
             .await
             .expect("remove");
-        removed.push(last_event(&store, &svc, EventKind::RemovedFromChannel).await);
+        let event = last_event(&store, &svc, EventKind::RemovedFromChannel).await;
+        removed.push(recipient_sids(&store, &event).await);
     }
 
     // Assert
-    assert_eq!(
-        recipient_sids(&store, &bob_added).await,
-        sids(&[&bob_phone, &bob_tablet])
-    );
+    assert_eq!(to_bob_added, sids(&[&bob_phone, &bob_tablet]));
+    assert!(to_carol_added.is_empty(), "a muted member gets nothing");
     assert!(
-        recipient_sids(&store, &carol_added).await.is_empty(),
-        "a muted member gets nothing"
-    );
-    assert!(
-        recipient_sids(&store, &dave_added).await.is_empty(),
+        to_dave_added.is_empty(),
         "not subscribed to added_to_channel"
     );
-    assert_eq!(
-        recipient_sids(&store, &erin_invited).await,
-        sids(&[&erin_phone])
-    );
-    assert_eq!(
-        recipient_sids(&store, &removed[0]).await,
-        sids(&[&bob_phone])
-    );
-    assert!(recipient_sids(&store, &removed[1]).await.is_empty());
+    assert_eq!(to_erin_invited, sids(&[&erin_phone]));
+    assert_eq!(removed[0], sids(&[&bob_phone]));
+    assert!(removed[1].is_empty());
 }
 
 // ---- fan-out ------------------------------------------------------------------------------------
