@@ -1,4 +1,6 @@
 //! Fake APNs and FCM servers speaking the real protocols, for tests and local runs.
+//! Its own crate (a dev-dependency of the tests, plus the `parley-fakes` binary), so the
+//! `parley` binary does not contain it.
 //!
 //! * **APNs**: HTTP/2 cleartext (prior knowledge) `POST /3/device/<token>`. Checks HTTP/2, the
 //!   `apns-topic`, `apns-push-type`, `apns-id` (UUID), `apns-priority`, `apns-expiration`
