@@ -32,8 +32,8 @@ POST_LUA=$BENCH_DIR/lua/post.lua
 if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$PARLEY" && -x "$SEED" ]]; then
     log "BENCH_SKIP_BUILD=1: using $PARLEY and $SEED as they are"
 else
-    log "cargo build --release -p parley-server -p parley-push -p parley-bench-seed"
-    (cd "$ROOT" && cargo build --release -p parley-server -p parley-push -p parley-bench-seed)
+    log "cargo build --release -p parley-server -p parley-fakes -p parley-bench-seed"
+    (cd "$ROOT" && cargo build --release -p parley-server -p parley-fakes -p parley-bench-seed)
 fi
 ensure_tools
 PARLEY_SECRET_KEY=$(openssl rand -hex 32)

@@ -37,8 +37,8 @@ t0=$SECONDS
 if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$PARLEY" && -x "$SEED" && -x "$FAKES" ]]; then
     log "BENCH_SKIP_BUILD=1: using the release binaries as they are"
 else
-    log "cargo build --release -p parley-server -p parley-push -p parley-bench-seed"
-    (cd "$ROOT" && cargo build --release -p parley-server -p parley-push -p parley-bench-seed)
+    log "cargo build --release -p parley-server -p parley-fakes -p parley-bench-seed"
+    (cd "$ROOT" && cargo build --release -p parley-server -p parley-fakes -p parley-bench-seed)
 fi
 ensure_tools
 command -v python3 >/dev/null || die "python3 is required (free ports)"

@@ -1,5 +1,5 @@
 //! Parley push delivery: Twilio Chat templates and payloads, APNs and FCM senders, retry
-//! policy, and fake providers for tests.
+//! policy. The fake providers for tests are the `parley-fakes` crate.
 //!
 //! The worker (outbox consumer, wired later) uses this crate like so:
 //!
@@ -15,7 +15,6 @@
 //! (retries, pruning, connections).
 
 pub mod apns;
-pub mod fake;
 pub mod fcm;
 pub mod notification;
 pub mod payload;

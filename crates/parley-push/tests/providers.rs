@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parley_core::credential::{CredentialSecrets, PushType};
+use parley_fakes::{spawn_apns_tls, spawn_fakes, FakeMode, FakeTls, Fakes};
 use parley_push::apns::{ApnsConfig, ApnsSender};
-use parley_push::fake::{spawn_apns_tls, spawn_fakes, FakeMode, FakeTls, Fakes};
 use parley_push::fcm::{FcmConfig, FcmSender, LEGACY_KEY_REASON};
 use parley_push::notification::stable_uuid;
 use parley_push::payload::{apns_payload, fcm_message};

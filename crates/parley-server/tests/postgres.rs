@@ -156,7 +156,7 @@ const BOOT_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const AUTH: (&str, &str) = (BOOT_SID, BOOT_TOKEN);
 
 /// The environment of a push node: shared key, bootstrap account, providers at the fakes.
-fn push_env(key: &str, fakes: &parley_push::fake::Fakes, lease: &str) -> Vec<(String, String)> {
+fn push_env(key: &str, fakes: &parley_fakes::Fakes, lease: &str) -> Vec<(String, String)> {
     [
         ("PARLEY_SECRET_KEY", key),
         ("PARLEY_BOOTSTRAP_ACCOUNT_SID", BOOT_SID),
@@ -180,7 +180,7 @@ fn start(db: &PgSchema, env: &[(String, String)]) -> Server {
 /// Over REST on `node`: both credentials, a service with new-message pushes on, a channel, and
 /// `members` members with one binding each (odd ones APNs, even ones FCM; token `tok-<i>`).
 /// Returns (service, channel).
-fn push_world(node: &Server, fakes: &parley_push::fake::Fakes, members: usize) -> (String, String) {
+fn push_world(node: &Server, fakes: &parley_fakes::Fakes, members: usize) -> (String, String) {
     let apns_secret = serde_json::json!({
         "key_id": "KEY1234567", "team_id": "TEAM123456", "topic": "com.example.chat"
     })
@@ -246,7 +246,7 @@ fn push_world(node: &Server, fakes: &parley_push::fake::Fakes, members: usize) -
 
 /// Successful sends the fakes saw: (device token, message SID, the send's stable id —
 /// `apns-id` or FCM `twi_message_id`).
-fn sends(fakes: &parley_push::fake::Fakes) -> Vec<(String, String, String)> {
+fn sends(fakes: &parley_fakes::Fakes) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for r in fakes.apns.requests() {
         if r.status == 200 {
@@ -278,7 +278,7 @@ fn sends(fakes: &parley_push::fake::Fakes) -> Vec<(String, String, String)> {
 
 /// Wait until `done` holds for the fakes' successful sends (or panic after `secs`).
 fn wait_for_sends(
-    fakes: &parley_push::fake::Fakes,
+    fakes: &parley_fakes::Fakes,
     secs: u64,
     done: impl Fn(&[(String, String, String)]) -> bool,
 ) -> Vec<(String, String, String)> {
@@ -314,10 +314,7 @@ fn delivered_on(node: &Server) -> u64 {
 fn two_serve_nodes_on_one_postgres_deliver_each_notification_once() {
     // Arrange
     let Some(db) = PgSchema::create() else { return };
-    let fakes = db
-        .runtime
-        .block_on(parley_push::fake::spawn_fakes())
-        .unwrap();
+    let fakes = db.runtime.block_on(parley_fakes::spawn_fakes()).unwrap();
     let env = push_env(&"cd".repeat(32), &fakes, "60");
     let a = start(&db, &env);
     let b = start(&db, &env);
@@ -374,18 +371,15 @@ fn two_serve_nodes_on_one_postgres_deliver_each_notification_once() {
 fn a_node_killed_mid_fan_out_loses_nothing_after_restart() {
     // Arrange: slow providers, so the sends are in flight when the node dies
     let Some(db) = PgSchema::create() else { return };
-    let fakes = db
-        .runtime
-        .block_on(parley_push::fake::spawn_fakes())
-        .unwrap();
+    let fakes = db.runtime.block_on(parley_fakes::spawn_fakes()).unwrap();
     let env = push_env(&"ef".repeat(32), &fakes, "25");
     let first = start(&db, &env);
     const MEMBERS: usize = 200;
     let (svc, ch) = push_world(&first, &fakes, MEMBERS);
     fakes.apns.set_delay(std::time::Duration::from_millis(1500));
     fakes.fcm.set_delay(std::time::Duration::from_millis(1500));
-    fakes.apns.set_mode(parley_push::fake::FakeMode::Slow);
-    fakes.fcm.set_mode(parley_push::fake::FakeMode::Slow);
+    fakes.apns.set_mode(parley_fakes::FakeMode::Slow);
+    fakes.fcm.set_mode(parley_fakes::FakeMode::Slow);
 
     // Act: post, wait until the fan-out wrote its deliveries and sends are under way, crash
     first.ok(
@@ -414,8 +408,8 @@ fn a_node_killed_mid_fan_out_loses_nothing_after_restart() {
         .unwrap()
         .1;
     assert!(pending > 0, "the crash left sends unfinished");
-    fakes.apns.set_mode(parley_push::fake::FakeMode::Normal);
-    fakes.fcm.set_mode(parley_push::fake::FakeMode::Normal);
+    fakes.apns.set_mode(parley_fakes::FakeMode::Normal);
+    fakes.fcm.set_mode(parley_fakes::FakeMode::Normal);
     let second = start(&db, &env);
 
     // Assert: every device got the message (after the 25 s lease at the latest)

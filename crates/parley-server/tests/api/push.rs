@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use parley_push::fake::{FakeMode, Fakes};
+use parley_fakes::{FakeMode, Fakes};
 use parley_push::WorkerConfig;
 use serde_json::{json, Value};
 

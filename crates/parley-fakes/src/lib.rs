@@ -1,4 +1,6 @@
 //! Fake APNs and FCM servers speaking the real protocols, for tests and local runs.
+//! Its own crate (a dev-dependency of the tests, plus the `parley-fakes` binary), so the
+//! `parley` binary does not contain it.
 //!
 //! * **APNs**: HTTP/2 cleartext (prior knowledge) `POST /3/device/<token>`. Checks HTTP/2, the
 //!   `apns-topic`, `apns-push-type`, `apns-id` (UUID), `apns-priority`, `apns-expiration`
@@ -44,8 +46,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::fcm::{FCM_SCOPE, JWT_BEARER_GRANT};
-use crate::sender::lock;
+use parley_push::fcm::{FCM_SCOPE, JWT_BEARER_GRANT};
 
 /// How a fake answers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -674,7 +675,7 @@ async fn apns_send(
     let apns_id = inc
         .header("apns-id")
         .map(str::to_owned)
-        .unwrap_or_else(|| crate::notification::stable_uuid("fake", &token));
+        .unwrap_or_else(|| parley_push::notification::stable_uuid("fake", &token));
     let (status, reason) = match result {
         Ok(()) => (200, None),
         Err((s, r)) => (s, Some(r.to_owned())),
@@ -960,6 +961,11 @@ async fn fcm_send(
         );
     }
     (code, headers, Json(answer)).into_response()
+}
+
+/// Lock a std mutex, ignoring poisoning (the data are plain values).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

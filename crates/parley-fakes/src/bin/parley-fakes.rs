@@ -1,12 +1,12 @@
 //! Fake APNs (h2c) and FCM (+ OAuth2 token endpoint) servers for local runs.
 //!
 //! ```sh
-//! cargo run -p parley-push --bin parley-fakes -- --apns-listen 127.0.0.1:8443 --fcm-listen 127.0.0.1:8444
+//! cargo run -p parley-fakes --bin parley-fakes -- --apns-listen 127.0.0.1:8443 --fcm-listen 127.0.0.1:8444
 //! PARLEY_APNS_URL=http://127.0.0.1:8443 PARLEY_APNS_SANDBOX_URL=http://127.0.0.1:8443 \
 //!   PARLEY_FCM_URL=http://127.0.0.1:8444 PARLEY_FCM_TOKEN_URI_ALLOW=http://127.0.0.1:8444 parley-server …
 //! ```
 //!
-//! Every request is printed. Scripting and admin endpoints: see `parley_push::fake`.
+//! Every request is printed. Scripting and admin endpoints: see the `parley_fakes` library.
 
 use std::net::SocketAddr;
 
@@ -29,8 +29,8 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    let (apns, _) = parley_push::fake::spawn_apns(args.apns_listen, !args.quiet).await?;
-    let (fcm, _) = parley_push::fake::spawn_fcm(args.fcm_listen, !args.quiet).await?;
+    let (apns, _) = parley_fakes::spawn_apns(args.apns_listen, !args.quiet).await?;
+    let (fcm, _) = parley_fakes::spawn_fcm(args.fcm_listen, !args.quiet).await?;
     println!("fake APNs: http://{apns}  (PARLEY_APNS_URL / PARLEY_APNS_SANDBOX_URL)");
     println!(
         "fake FCM:  http://{fcm}  (PARLEY_FCM_URL and PARLEY_FCM_TOKEN_URI_ALLOW; service-account token_uri http://{fcm}/token)"
