@@ -396,7 +396,8 @@ mod tests {
         let sid = "/v2/Services/IS00000000000000000000000000000001/Users/US00000000000000000000000000000002/Channels";
         assert_eq!(p(sid).as_deref(), Some(sid));
         let encoded = Some(
-            "/v2/Services/IS00000000000000000000000000000001/Users/a%20b%40c%2Fd/Channels".to_owned(),
+            "/v2/Services/IS00000000000000000000000000000001/Users/a%20b%40c%2Fd/Channels"
+                .to_owned(),
         );
         assert_eq!(
             p("/v2/Services/IS00000000000000000000000000000001/Users/a%20b%40c%2Fd/Channels"),

@@ -92,12 +92,9 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope_with(
-        page,
-        &app.urls,
-        &app.secrets,
-        |b, out| serde_json::to_writer(out, &BindingResource::new(b, &app.urls)),
-    )?;
+    let body = pq.envelope_with(page, &app.urls, &app.secrets, |b, out| {
+        serde_json::to_writer(out, &BindingResource::new(b, &app.urls))
+    })?;
     Ok(body)
 }
 

@@ -166,12 +166,9 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |c| ChannelResource::new(c, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |c| {
+        ChannelResource::new(c, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -131,12 +131,9 @@ pub(crate) async fn list(
         .store
         .list_credentials(account(&auth), &pq.request)
         .await?;
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |c| CredentialResource::new(c, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |c| {
+        CredentialResource::new(c, &app.urls)
+    })?;
     Ok(body)
 }
 

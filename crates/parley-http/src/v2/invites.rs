@@ -78,12 +78,9 @@ pub(crate) async fn list(
             .fetch_channel(account(&auth), &service, &channel)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |i| InviteResource::new(i, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |i| {
+        InviteResource::new(i, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -143,12 +143,9 @@ pub(crate) async fn list(
             .fetch_channel(account(&auth), &service, &channel)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |m| MemberResource::new(m, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |m| {
+        MemberResource::new(m, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -70,12 +70,7 @@ pub(crate) async fn log(
         .store
         .list_push_log(account(&auth), &service, &pq.request)
         .await?;
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        PushLogResource::new,
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, PushLogResource::new)?;
     Ok(body)
 }
 

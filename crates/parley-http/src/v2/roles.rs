@@ -97,12 +97,9 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |r| RoleResource::new(r, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |r| {
+        RoleResource::new(r, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -154,12 +154,9 @@ pub(crate) async fn list(
 ) -> Result<crate::paging::ListBody, ApiError> {
     let pq = PageQuery::parse(&q, SERVICES, path.as_str(), &[], &app.secrets)?;
     let page = app.store.list_services(account(&auth), &pq.request).await?;
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |s| ServiceResource::new(s, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |s| {
+        ServiceResource::new(s, &app.urls)
+    })?;
     Ok(body)
 }
 

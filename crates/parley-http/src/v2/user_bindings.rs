@@ -93,12 +93,9 @@ pub(crate) async fn list(
         .store
         .list_bindings(account(&auth), &service, &filter, &pq.request)
         .await?;
-    let body = pq.envelope_with(
-        page,
-        &app.urls,
-        &app.secrets,
-        |b, out| serde_json::to_writer(out, &UserBindingResource::new(b, &app.urls)),
-    )?;
+    let body = pq.envelope_with(page, &app.urls, &app.secrets, |b, out| {
+        serde_json::to_writer(out, &UserBindingResource::new(b, &app.urls))
+    })?;
     Ok(body)
 }
 

@@ -79,12 +79,9 @@ pub(crate) async fn list(
             .fetch_user(account(&auth), &service, &user)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |uc| UserChannelResource::new(uc, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |uc| {
+        UserChannelResource::new(uc, &app.urls)
+    })?;
     Ok(body)
 }
 

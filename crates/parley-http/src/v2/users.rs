@@ -190,12 +190,9 @@ pub(crate) async fn list(
             .into_iter()
             .collect()
     };
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |u| UserResource::new(u, &app.urls, None, counts.get(&u.sid).copied().unwrap_or(0)),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |u| {
+        UserResource::new(u, &app.urls, None, counts.get(&u.sid).copied().unwrap_or(0))
+    })?;
     Ok(body)
 }
 
