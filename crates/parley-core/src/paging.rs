@@ -1,5 +1,7 @@
-//! Keyset paging. Every list is ordered by `(date_created, sid)`; a cursor names the last row
-//! seen (or the first, when paging backwards). The opaque wire token lives in `parley-http`.
+//! Keyset paging. Every list is ordered by `(date_created, sid)` (messages by index); a cursor
+//! names the last row seen (or the first, when paging backwards). A store's page carries the
+//! cursors that continue it ([`Page::next`], [`Page::prev`]), built from each row's [`ListKey`],
+//! so callers never rebuild a sort key. The opaque wire token lives in `parley-http`.
 
 use serde::{Deserialize, Serialize};
 

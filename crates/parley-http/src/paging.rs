@@ -1,6 +1,7 @@
 //! List paging on the wire (contract §0.3): `PageSize` (clamped to the list's maximum), `Page`
 //! (informational), `PageToken` (opaque keyset cursor), and the `meta` envelope whose URLs repeat
-//! the caller's filters.
+//! the caller's filters. The next / previous tokens wrap the cursors the store's page carries; the
+//! list's path is the request's own ([`ListPath`]).
 //!
 //! Token: `PT` + base64url(cursor JSON ‖ first 16 bytes of HMAC(list path ‖ cursor JSON)). The MAC
 //! (keyed from the server key, so every node agrees) makes forged or cross-list tokens a 400.
