@@ -1,6 +1,7 @@
 //! List paging on the wire (contract §0.3): `PageSize` (clamped to the list's maximum), `Page`
 //! (informational), `PageToken` (opaque keyset cursor), and the `meta` envelope whose URLs repeat
-//! the caller's filters.
+//! the caller's filters. The next / previous tokens wrap the cursors the store's page carries; the
+//! list's path is the request's own ([`ListPath`]).
 //!
 //! Token: `PT` + base64url(cursor JSON ‖ first 16 bytes of HMAC(list path ‖ cursor JSON)). The MAC
 //! (keyed from the server key, so every node agrees) makes forged or cross-list tokens a 400.
@@ -132,6 +133,51 @@ pub const PUSH_LOG: ListSpec = ListSpec {
     default_page_size: 50,
 };
 
+/// The path of the list a request names, as its meta URLs spell it and as its PageTokens are
+/// bound to: the request's own path (`/v2/Services/IS…/Users/alice/Channels`), each segment
+/// decoded and re-encoded the one way [`crate::urls::segment`] encodes (so `a%40b` and `a@b` name
+/// the same list). A user named by SID or by identity keeps that name in the URLs it is given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPath(pub String);
+
+impl ListPath {
+    /// Normalize a raw request path; `None` when a segment does not decode to UTF-8 (the router
+    /// refuses such paths before a list handler runs).
+    pub fn from_request_path(raw: &str) -> Option<Self> {
+        let mut out = String::with_capacity(raw.len());
+        for (i, seg) in raw.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            let decoded = percent_encoding::percent_decode_str(seg)
+                .decode_utf8()
+                .ok()?;
+            out.push_str(&crate::urls::segment_cow(&decoded));
+        }
+        Some(Self(out))
+    }
+
+    /// The path.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let raw = match parts.extensions.get::<axum::extract::OriginalUri>() {
+            Some(original) => original.0.path(),
+            None => parts.uri.path(),
+        };
+        Self::from_request_path(raw).ok_or_else(ApiError::not_found)
+    }
+}
+
 const TOKEN_PREFIX: &str = "PT";
 const MAC_LEN: usize = 16;
 
@@ -213,17 +259,16 @@ impl PageQuery {
         urls.abs(&format!("{}?{}", self.path, q.finish()))
     }
 
-    /// The list envelope: `{ <key>: [...], "meta": {...} }`. `sort_key` gives a row's
-    /// `(key, sid)` position; `render` its wire form.
+    /// The list envelope: `{ <key>: [...], "meta": {...} }`; `render` gives an item's wire form.
+    /// The page's own cursors (set by the store) become the next / previous page tokens.
     pub fn envelope<D, R: Serialize>(
         &self,
         page: Page<D>,
         urls: &UrlBuilder,
         secrets: &SecretBox,
-        sort_key: impl Fn(&D) -> (i64, String),
         render: impl Fn(&D) -> R,
     ) -> Result<ListBody, ApiError> {
-        self.envelope_with(page, urls, secrets, sort_key, |d, out| {
+        self.envelope_with(page, urls, secrets, |d, out| {
             serde_json::to_writer(out, &render(d))
         })
     }
@@ -235,37 +280,16 @@ impl PageQuery {
         page: Page<D>,
         urls: &UrlBuilder,
         secrets: &SecretBox,
-        sort_key: impl Fn(&D) -> (i64, String),
         write: impl Fn(&D, &mut Vec<u8>) -> serde_json::Result<()>,
     ) -> Result<ListBody, ApiError> {
-        let backwards = self.request.cursor.as_ref().is_some_and(|c| c.backwards);
-        let (has_next, has_prev) = if backwards {
-            (true, page.more)
-        } else {
-            (page.more, self.request.cursor.is_some())
-        };
-        let make = |d: &D, backwards: bool| {
-            let (key, sid) = sort_key(d);
-            encode_token(
-                &Cursor {
-                    key,
-                    sid,
-                    backwards,
-                },
-                &self.path,
-                secrets,
-            )
-        };
-        let next = match page.items.last() {
-            Some(last) if has_next => Some(self.url(urls, self.page + 1, Some(&make(last, false)))),
-            _ => None,
-        };
-        let previous = match page.items.first() {
-            Some(first) if has_prev => {
-                Some(self.url(urls, self.page.saturating_sub(1), Some(&make(first, true))))
-            }
-            _ => None,
-        };
+        let next = page.next.as_ref().map(|c| {
+            let token = encode_token(c, &self.path, secrets);
+            self.url(urls, self.page + 1, Some(&token))
+        });
+        let previous = page.prev.as_ref().map(|c| {
+            let token = encode_token(c, &self.path, secrets);
+            self.url(urls, self.page.saturating_sub(1), Some(&token))
+        });
         // Serialized straight to bytes: no intermediate `Value` tree per item (the list envelope
         // was allocation-bound; see bench/RESULTS.md).
         let meta = Meta {
@@ -367,6 +391,32 @@ mod tests {
     }
 
     #[test]
+    fn list_path_is_the_request_path_with_segments_encoded_one_way() {
+        let p = |raw: &str| ListPath::from_request_path(raw).map(|p| p.0);
+        assert_eq!(p("/v2/Services").as_deref(), Some("/v2/Services"));
+        let sid = "/v2/Services/IS00000000000000000000000000000001/Users/US00000000000000000000000000000002/Channels";
+        assert_eq!(p(sid).as_deref(), Some(sid));
+        let encoded = Some(
+            "/v2/Services/IS00000000000000000000000000000001/Users/a%20b%40c%2Fd/Channels"
+                .to_owned(),
+        );
+        assert_eq!(
+            p("/v2/Services/IS00000000000000000000000000000001/Users/a%20b%40c%2Fd/Channels"),
+            encoded
+        );
+        assert_eq!(
+            p("/v2/Services/IS00000000000000000000000000000001/Users/a%20b@c%2fd/Channels"),
+            encoded,
+            "another spelling of the same identity names the same list"
+        );
+        assert_eq!(
+            p("/v2/Services/IS1/Users/caf%C3%A9/Channels").as_deref(),
+            Some("/v2/Services/IS1/Users/caf%C3%A9/Channels")
+        );
+        assert_eq!(p("/v2/Services/IS1/Users/%FF/Channels"), None);
+    }
+
+    #[test]
     fn page_size_is_clamped_and_filters_repeat_in_meta() {
         let s = sb();
         let p = Params::parse("BindingType=apn&BindingType=fcm&PageSize=500&Other=x");
@@ -383,9 +433,15 @@ mod tests {
         let page: Page<(i64, String)> = Page {
             items: vec![(1, "a".into())],
             more: true,
+            next: Some(Cursor {
+                key: 1,
+                sid: "a".into(),
+                backwards: false,
+            }),
+            prev: None,
         };
         let env = q
-            .envelope(page, &urls, &s, |d| d.clone(), |d| d.1.clone())
+            .envelope(page, &urls, &s, |d| d.1.clone())
             .expect("env")
             .to_value();
         assert_eq!(

@@ -430,15 +430,9 @@ async fn remove_by_address(
                 .delete_binding(&who.account_sid, &who.service_sid, &b.sid)
                 .await?;
         }
-        match page.items.last() {
-            Some(last) if page.more => {
-                request.cursor = Some(parley_core::paging::Cursor {
-                    key: last.date_created.unix_micros(),
-                    sid: last.sid.to_string(),
-                    backwards: false,
-                });
-            }
-            _ => break,
+        match page.next {
+            Some(next) => request.cursor = Some(next),
+            None => break,
         }
     }
     Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{account, service_of, user_bindings::type_filter, Segments, WireDate};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, BINDINGS};
+use crate::paging::{ListPath, PageQuery, BINDINGS};
 use crate::params::Query;
 use crate::urls::{segment_cow, UrlBuilder};
 use crate::AppState;
@@ -70,6 +70,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let filter = BindingFilter {
@@ -77,11 +78,10 @@ pub(crate) async fn list(
         identities: super::identity_filter(&q)?,
         types: type_filter(&q)?,
     };
-    let path = format!("/v2/Services/{service}/Bindings");
     let pq = PageQuery::parse(
         &q,
         BINDINGS,
-        &path,
+        path.as_str(),
         &["BindingType", "Identity"],
         &app.secrets,
     )?;
@@ -92,13 +92,9 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope_with(
-        page,
-        &app.urls,
-        &app.secrets,
-        |b| (b.date_created.unix_micros(), b.sid.to_string()),
-        |b, out| serde_json::to_writer(out, &BindingResource::new(b, &app.urls)),
-    )?;
+    let body = pq.envelope_with(page, &app.urls, &app.secrets, |b, out| {
+        serde_json::to_writer(out, &BindingResource::new(b, &app.urls))
+    })?;
     Ok(body)
 }
 

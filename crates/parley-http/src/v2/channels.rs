@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, CHANNELS};
+use crate::paging::{ListPath, PageQuery, CHANNELS};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -147,6 +147,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let mut types = q
@@ -157,8 +158,7 @@ pub(crate) async fn list(
     if types.is_empty() {
         types.push(ChannelType::Public);
     }
-    let path = format!("/v2/Services/{service}/Channels");
-    let pq = PageQuery::parse(&q, CHANNELS, &path, &["Type"], &app.secrets)?;
+    let pq = PageQuery::parse(&q, CHANNELS, path.as_str(), &["Type"], &app.secrets)?;
     let page = app
         .store
         .list_channels(account(&auth), &service, &types, &pq.request)
@@ -166,13 +166,9 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |c| (c.date_created.unix_micros(), c.sid.to_string()),
-        |c| ChannelResource::new(c, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |c| {
+        ChannelResource::new(c, &app.urls)
+    })?;
     Ok(body)
 }
 

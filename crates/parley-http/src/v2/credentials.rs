@@ -15,7 +15,7 @@ use super::{account, date, Segments};
 use crate::auth::Authenticated;
 use crate::credential_check;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, CREDENTIALS};
+use crate::paging::{ListPath, PageQuery, CREDENTIALS};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -124,19 +124,16 @@ pub(crate) async fn list(
     auth: Authenticated,
     State(app): State<AppState>,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
-    let pq = PageQuery::parse(&q, CREDENTIALS, "/v2/Credentials", &[], &app.secrets)?;
+    let pq = PageQuery::parse(&q, CREDENTIALS, path.as_str(), &[], &app.secrets)?;
     let page = app
         .store
         .list_credentials(account(&auth), &pq.request)
         .await?;
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |c| (c.date_created.unix_micros(), c.sid.to_string()),
-        |c| CredentialResource::new(c, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |c| {
+        CredentialResource::new(c, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{account, date, members::channel_role, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, INVITES};
+use crate::paging::{ListPath, PageQuery, INVITES};
 use crate::params::{Form, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -58,14 +58,11 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel = ChannelRef::parse(seg.get(1)?);
-    let path = format!(
-        "/v2/Services/{service}/Channels/{}/Invites",
-        crate::urls::segment(seg.get(1)?)
-    );
-    let pq = PageQuery::parse(&q, INVITES, &path, &["Identity"], &app.secrets)?;
+    let pq = PageQuery::parse(&q, INVITES, path.as_str(), &["Identity"], &app.secrets)?;
     let page = app
         .store
         .list_invites(
@@ -81,13 +78,9 @@ pub(crate) async fn list(
             .fetch_channel(account(&auth), &service, &channel)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |i| (i.date_created.unix_micros(), i.sid.to_string()),
-        |i| InviteResource::new(i, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |i| {
+        InviteResource::new(i, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{account, attributes, date, new_user, service_of, users::check_identity, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, MEMBERS};
+use crate::paging::{ListPath, PageQuery, MEMBERS};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -123,14 +123,11 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel = ChannelRef::parse(seg.get(1)?);
-    let path = format!(
-        "/v2/Services/{service}/Channels/{}/Members",
-        crate::urls::segment(seg.get(1)?)
-    );
-    let pq = PageQuery::parse(&q, MEMBERS, &path, &["Identity"], &app.secrets)?;
+    let pq = PageQuery::parse(&q, MEMBERS, path.as_str(), &["Identity"], &app.secrets)?;
     let page = app
         .store
         .list_members(
@@ -146,13 +143,9 @@ pub(crate) async fn list(
             .fetch_channel(account(&auth), &service, &channel)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |m| (m.date_created.unix_micros(), m.sid.to_string()),
-        |m| MemberResource::new(m, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |m| {
+        MemberResource::new(m, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, MESSAGES};
+use crate::paging::{ListPath, PageQuery, MESSAGES};
 use crate::params::{Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -106,6 +106,7 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel = ChannelRef::parse(seg.get(1)?);
@@ -119,11 +120,7 @@ pub(crate) async fn list(
             ))
         }
     };
-    let path = format!(
-        "/v2/Services/{service}/Channels/{}/Messages",
-        crate::urls::segment(seg.get(1)?)
-    );
-    let pq = PageQuery::parse(&q, MESSAGES, &path, &["Order"], &app.secrets)?;
+    let pq = PageQuery::parse(&q, MESSAGES, path.as_str(), &["Order"], &app.secrets)?;
     let page = app
         .store
         .list_messages(account(&auth), &service, &channel, order, &pq.request)
@@ -133,13 +130,9 @@ pub(crate) async fn list(
             .fetch_channel(account(&auth), &service, &channel)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |m| (m.index, m.sid.to_string()),
-        |m| MessageResource::new(m, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |m| {
+        MessageResource::new(m, &app.urls)
+    })?;
     Ok(body)
 }
 

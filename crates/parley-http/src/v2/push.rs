@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::{account, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, PUSH_LOG};
+use crate::paging::{ListPath, PageQuery, PUSH_LOG};
 use crate::params::{Form, Query};
 use crate::AppState;
 
@@ -61,22 +61,16 @@ pub(crate) async fn log(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     service_of(&app, &auth, &service).await?;
-    let path = format!("/v2/Services/{service}/PushLog");
-    let pq = PageQuery::parse(&q, PUSH_LOG, &path, &[], &app.secrets)?;
+    let pq = PageQuery::parse(&q, PUSH_LOG, path.as_str(), &[], &app.secrets)?;
     let page = app
         .store
         .list_push_log(account(&auth), &service, &pq.request)
         .await?;
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |e| (e.date_created.unix_micros(), format!("{:020}", e.seq)),
-        PushLogResource::new,
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, PushLogResource::new)?;
     Ok(body)
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{account, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, ROLES};
+use crate::paging::{ListPath, PageQuery, ROLES};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -86,10 +86,10 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
-    let path = format!("/v2/Services/{service}/Roles");
-    let pq = PageQuery::parse(&q, ROLES, &path, &[], &app.secrets)?;
+    let pq = PageQuery::parse(&q, ROLES, path.as_str(), &[], &app.secrets)?;
     let page = app
         .store
         .list_roles(account(&auth), &service, &pq.request)
@@ -97,13 +97,9 @@ pub(crate) async fn list(
     if page.items.is_empty() && pq.request.cursor.is_none() {
         service_of(&app, &auth, &service).await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |r| (r.date_created.unix_micros(), r.sid.to_string()),
-        |r| RoleResource::new(r, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |r| {
+        RoleResource::new(r, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::{account, date, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, SERVICES};
+use crate::paging::{ListPath, PageQuery, SERVICES};
 use crate::params::{Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -150,16 +150,13 @@ pub(crate) async fn list(
     auth: Authenticated,
     State(app): State<AppState>,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
-    let pq = PageQuery::parse(&q, SERVICES, "/v2/Services", &[], &app.secrets)?;
+    let pq = PageQuery::parse(&q, SERVICES, path.as_str(), &[], &app.secrets)?;
     let page = app.store.list_services(account(&auth), &pq.request).await?;
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |s| (s.date_created.unix_micros(), s.sid.to_string()),
-        |s| ServiceResource::new(s, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |s| {
+        ServiceResource::new(s, &app.urls)
+    })?;
     Ok(body)
 }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::{account, service_of, users::check_identity, Segments, WireDate};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, BINDINGS};
+use crate::paging::{ListPath, PageQuery, BINDINGS};
 use crate::params::{Form, Params, Query};
 use crate::registrations::{self, Registration};
 use crate::urls::UrlBuilder;
@@ -74,15 +74,12 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let user_ref: UserRef = seg.user(1)?;
     let types = type_filter(&q)?;
-    let path = format!(
-        "/v2/Services/{service}/Users/{}/Bindings",
-        crate::urls::segment(seg.get(1)?)
-    );
-    let pq = PageQuery::parse(&q, BINDINGS, &path, &["BindingType"], &app.secrets)?;
+    let pq = PageQuery::parse(&q, BINDINGS, path.as_str(), &["BindingType"], &app.secrets)?;
     let user = app
         .store
         .fetch_user(account(&auth), &service, &user_ref)
@@ -96,13 +93,9 @@ pub(crate) async fn list(
         .store
         .list_bindings(account(&auth), &service, &filter, &pq.request)
         .await?;
-    let body = pq.envelope_with(
-        page,
-        &app.urls,
-        &app.secrets,
-        |b| (b.date_created.unix_micros(), b.sid.to_string()),
-        |b, out| serde_json::to_writer(out, &UserBindingResource::new(b, &app.urls)),
-    )?;
+    let body = pq.envelope_with(page, &app.urls, &app.secrets, |b, out| {
+        serde_json::to_writer(out, &UserBindingResource::new(b, &app.urls))
+    })?;
     Ok(body)
 }
 

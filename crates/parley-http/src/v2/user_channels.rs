@@ -15,7 +15,7 @@ use super::members::{horizon_index, horizon_time};
 use super::{account, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, USER_CHANNELS};
+use crate::paging::{ListPath, PageQuery, USER_CHANNELS};
 use crate::params::{clip, Form, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -65,14 +65,11 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let user = UserRef::parse(seg.get(1)?);
-    let path = format!(
-        "/v2/Services/{service}/Users/{}/Channels",
-        crate::urls::segment(seg.get(1)?)
-    );
-    let pq = PageQuery::parse(&q, USER_CHANNELS, &path, &[], &app.secrets)?;
+    let pq = PageQuery::parse(&q, USER_CHANNELS, path.as_str(), &[], &app.secrets)?;
     let page = app
         .store
         .list_user_channels(account(&auth), &service, &user, &pq.request)
@@ -82,13 +79,9 @@ pub(crate) async fn list(
             .fetch_user(account(&auth), &service, &user)
             .await?;
     }
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |uc| (uc.date_created.unix_micros(), uc.channel_sid.to_string()),
-        |uc| UserChannelResource::new(uc, &app.urls),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |uc| {
+        UserChannelResource::new(uc, &app.urls)
+    })?;
     Ok(body)
 }
 

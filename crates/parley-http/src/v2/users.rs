@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::paging::{PageQuery, USERS};
+use crate::paging::{ListPath, PageQuery, USERS};
 use crate::params::{Form, Params, Query};
 use crate::urls::UrlBuilder;
 use crate::AppState;
@@ -168,10 +168,10 @@ pub(crate) async fn list(
     State(app): State<AppState>,
     seg: Segments,
     Query(q): Query,
+    path: ListPath,
 ) -> Result<crate::paging::ListBody, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
-    let path = format!("/v2/Services/{service}/Users");
-    let pq = PageQuery::parse(&q, USERS, &path, &[], &app.secrets)?;
+    let pq = PageQuery::parse(&q, USERS, path.as_str(), &[], &app.secrets)?;
     let page = app
         .store
         .list_users(account(&auth), &service, &pq.request)
@@ -190,13 +190,9 @@ pub(crate) async fn list(
             .into_iter()
             .collect()
     };
-    let body = pq.envelope(
-        page,
-        &app.urls,
-        &app.secrets,
-        |u| (u.date_created.unix_micros(), u.sid.to_string()),
-        |u| UserResource::new(u, &app.urls, None, counts.get(&u.sid).copied().unwrap_or(0)),
-    )?;
+    let body = pq.envelope(page, &app.urls, &app.secrets, |u| {
+        UserResource::new(u, &app.urls, None, counts.get(&u.sid).copied().unwrap_or(0))
+    })?;
     Ok(body)
 }
 

@@ -167,6 +167,143 @@ async fn bindings_page_through_many_users(b: Backend) {
     assert_eq!(uniq.len(), 12);
 }
 
+/// Walk the list at `first` by `next_page_url` to its end and back by `previous_page_url`,
+/// checking every meta URL names the list as `canonical` (the path as the server spells it).
+/// Returns the SIDs seen forward (`key_field` of each item).
+async fn walk_and_check_urls(
+    app: &TestApp,
+    first: &str,
+    canonical: &str,
+    key_field: &str,
+) -> Vec<String> {
+    let prefix = format!("{}{canonical}?", app.base);
+    let check = |v: &Value| {
+        let meta = &v["meta"];
+        for name in [
+            "first_page_url",
+            "url",
+            "next_page_url",
+            "previous_page_url",
+        ] {
+            if let Some(url) = meta[name].as_str() {
+                assert!(url.starts_with(&prefix), "{name} {url} names {canonical}");
+            }
+        }
+    };
+    let (s, v) = app.get(first).await;
+    assert_eq!(s, StatusCode::OK, "{first}: {v}");
+    check(&v);
+    let key = v["meta"]["key"].as_str().unwrap().to_owned();
+    let mut pages = vec![v];
+    while let Some(next) = pages.last().unwrap()["meta"]["next_page_url"].as_str() {
+        let (s, v) = app.get(&app.local(next)).await;
+        assert_eq!(s, StatusCode::OK, "{next}: {v}");
+        check(&v);
+        pages.push(v);
+        assert!(pages.len() < 100, "runaway paging");
+    }
+    let mut back = vec![pages.last().unwrap().clone()];
+    while let Some(prev) = back.last().unwrap()["meta"]["previous_page_url"].as_str() {
+        let (s, v) = app.get(&app.local(prev)).await;
+        assert_eq!(s, StatusCode::OK, "{prev}: {v}");
+        check(&v);
+        back.push(v);
+        assert!(back.len() < 100, "runaway paging");
+    }
+    back.reverse();
+    let items = |p: &[Value]| -> Vec<Value> { p.iter().map(|v| v[&key].clone()).collect() };
+    assert_eq!(
+        items(&back),
+        items(&pages),
+        "back by previous_page_url: the same pages"
+    );
+    pages
+        .iter()
+        .flat_map(|v| v[&key].as_array().unwrap().clone())
+        .map(|i| i[key_field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A list under a user named by identity (or a channel named by unique name) keeps that name in
+/// its page URLs, percent-encoded one way however the request spelled it, and its tokens stay
+/// valid along `next_page_url` and `previous_page_url`; named by SID, the SID stays.
+async fn page_urls_keep_the_name_the_list_was_requested_by(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let service = app.create_service("s").await;
+    let identity = "ann lee@x/y";
+    let user = app.create_user(&service, identity).await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut channels = Vec::new();
+    for i in 0..5 {
+        let (s, c) = app
+            .post(
+                &format!("/v2/Services/{service}/Channels"),
+                &[("UniqueName", &format!("room {i}/x"))],
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        let channel = c["sid"].as_str().unwrap().to_owned();
+        let (s, m) = app
+            .post(
+                &format!("/v2/Services/{service}/Channels/{channel}/Members"),
+                &[("Identity", identity)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+        channels.push(channel);
+    }
+    for body in ["one", "two", "three", "four", "five"] {
+        let (s, m) = app
+            .post(
+                &format!("/v2/Services/{service}/Channels/{}/Messages", channels[0]),
+                &[("Body", body)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{m}");
+    }
+
+    let by_identity = format!("/v2/Services/{service}/Users/ann%20lee%40x%2Fy/Channels");
+    let by_sid = format!("/v2/Services/{service}/Users/{user}/Channels");
+    for (requested, canonical) in [
+        (by_identity.clone(), by_identity.clone()),
+        (
+            format!("/v2/Services/{service}/Users/ann%20lee@x%2fy/Channels"),
+            by_identity.clone(),
+        ),
+        (by_sid.clone(), by_sid.clone()),
+    ] {
+        let seen = walk_and_check_urls(
+            &app,
+            &format!("{requested}?PageSize=2"),
+            &canonical,
+            "channel_sid",
+        )
+        .await;
+        let mut expected = channels.clone();
+        expected.sort();
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, expected,
+            "{requested}: every channel of the user once"
+        );
+    }
+
+    let messages = format!("/v2/Services/{service}/Channels/room%200%2Fx/Messages");
+    for order in ["asc", "desc"] {
+        let seen = walk_and_check_urls(
+            &app,
+            &format!("{messages}?Order={order}&PageSize=2"),
+            &messages,
+            "sid",
+        )
+        .await;
+        assert_eq!(seen.len(), 5, "{order}: every message once");
+    }
+}
+
 both_backends!(
     users_page_through_every_row_once_in_creation_order,
     oversized_page_size_is_clamped_and_meta_is_complete,
@@ -174,4 +311,5 @@ both_backends!(
     previous_page_url_leads_back,
     forged_or_foreign_page_tokens_are_400,
     bindings_page_through_many_users,
+    page_urls_keep_the_name_the_list_was_requested_by,
 );

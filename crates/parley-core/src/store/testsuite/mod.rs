@@ -75,6 +75,7 @@ macro_rules! store_conformance_tests {
             backwards_cursor_returns_the_previous_page,
             rows_inserted_or_deleted_between_pages_are_neither_duplicated_nor_skipped,
             every_list_pages_by_date_created_then_sid,
+            returned_cursors_page_through_every_list_in_order_both_ways,
             user_identity_is_unique_within_a_service,
             users_are_fetched_by_sid_or_identity,
             user_update_changes_only_the_given_fields,
@@ -318,12 +319,28 @@ where
     let mut req = PageRequest::first(size);
     loop {
         let page = list(req.clone()).await.expect("list page");
-        let next = page.items.last().map(&key);
-        let more = page.more;
+        // The page's own cursor is the one a client gets: it names the last row, forward, and
+        // exists exactly when more rows follow.
+        let expected_next = match page.items.last() {
+            Some(last) if page.more => cursor_sized(size, key(last).0, &key(last).1, false).cursor,
+            _ => None,
+        };
+        assert_eq!(
+            page.next,
+            expected_next,
+            "next cursor of page {}",
+            pages.len()
+        );
+        let next = page.next.clone();
         pages.push(page);
         match next {
-            Some((date, sid)) if more => req = cursor_sized(size, date, &sid, false),
-            _ => break,
+            Some(cursor) => {
+                req = PageRequest {
+                    size,
+                    cursor: Some(cursor),
+                }
+            }
+            None => break,
         }
         assert!(pages.len() < 10_000, "paging does not terminate");
     }
