@@ -4,27 +4,29 @@ use parley_core::account::{Account, ApiKey};
 use parley_core::store::{AccountStore, Conflict, StoreResult};
 use parley_core::{AccountSid, ApiKeySid, Timestamp};
 
-use crate::lite::{lite_err, q};
+use crate::lite::{lite_err, lite_write_err, q};
 use crate::rows::{convert_all, AccountRow, ApiKeyRow};
-use crate::{db_err, one_row, write_err, SqliteStore};
+use crate::{one_row, SqliteStore};
 
 #[async_trait::async_trait]
 impl AccountStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(account.sid = %account.sid))]
     async fn create_account(&self, account: &Account) -> StoreResult<Account> {
-        let row: AccountRow = sqlx::query_as(
-            "insert into accounts (sid, friendly_name, auth_token_sealed, date_created, date_updated)
-             values (?, ?, ?, ?, ?)
-             returning *",
-        )
-        .bind(account.sid.as_str())
-        .bind(account.friendly_name.as_deref())
-        .bind(&account.auth_token_sealed)
-        .bind(account.date_created.unix_micros())
-        .bind(account.date_updated.unix_micros())
-        .fetch_one(&mut *self.w().await?)
-        .await
-        .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
+        let row: AccountRow = self
+            .write(|c| {
+                q("insert into accounts (sid, friendly_name, auth_token_sealed, date_created,
+                                         date_updated)
+                   values (?, ?, ?, ?, ?)
+                   returning *")
+                .bind(account.sid.as_str())
+                .bind(account.friendly_name.as_deref())
+                .bind(&account.auth_token_sealed)
+                .bind(account.date_created.unix_micros())
+                .bind(account.date_updated.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -39,11 +41,11 @@ impl AccountStore for SqliteStore {
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        let rows: Vec<AccountRow> =
-            sqlx::query_as("select * from accounts order by date_created, sid")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?;
+        let rows: Vec<AccountRow> = self.read(|c| {
+            q("select * from accounts order by date_created, sid")
+                .all(c)
+                .map_err(lite_err)
+        })?;
         convert_all(rows)
     }
 
@@ -54,33 +56,37 @@ impl AccountStore for SqliteStore {
         sealed: &[u8],
         now: Timestamp,
     ) -> StoreResult<Account> {
-        let row: AccountRow = sqlx::query_as(
-            "update accounts set auth_token_sealed = ?, date_updated = ? where sid = ? returning *",
-        )
-        .bind(sealed)
-        .bind(now.unix_micros())
-        .bind(sid.as_str())
-        .fetch_one(&mut *self.w().await?)
-        .await
-        .map_err(db_err)?;
+        let row: AccountRow = self
+            .write(|c| {
+                q("update accounts set auth_token_sealed = ?, date_updated = ? where sid = ?
+                   returning *")
+                .bind(sealed)
+                .bind(now.unix_micros())
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)
+            })
+            .await?;
         row.try_into()
     }
 
     #[tracing::instrument(skip_all, fields(account.sid = %key.account_sid))]
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<ApiKey> {
-        let row: ApiKeyRow = sqlx::query_as(
-            "insert into api_keys (sid, account_sid, friendly_name, secret_sealed, date_created)
-             values (?, ?, ?, ?, ?)
-             returning *",
-        )
-        .bind(key.sid.as_str())
-        .bind(key.account_sid.as_str())
-        .bind(key.friendly_name.as_deref())
-        .bind(&key.secret_sealed)
-        .bind(key.date_created.unix_micros())
-        .fetch_one(&mut *self.w().await?)
-        .await
-        .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
+        let row: ApiKeyRow = self
+            .write(|c| {
+                q("insert into api_keys (sid, account_sid, friendly_name, secret_sealed,
+                                         date_created)
+                   values (?, ?, ?, ?, ?)
+                   returning *")
+                .bind(key.sid.as_str())
+                .bind(key.account_sid.as_str())
+                .bind(key.friendly_name.as_deref())
+                .bind(&key.secret_sealed)
+                .bind(key.date_created.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -95,22 +101,23 @@ impl AccountStore for SqliteStore {
     }
 
     async fn list_api_keys(&self, account: &AccountSid) -> StoreResult<Vec<ApiKey>> {
-        let rows: Vec<ApiKeyRow> = sqlx::query_as(
-            "select * from api_keys where account_sid = ? order by date_created, sid",
-        )
-        .bind(account.as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let rows: Vec<ApiKeyRow> = self.read(|c| {
+            q("select * from api_keys where account_sid = ? order by date_created, sid")
+                .bind(account.as_str())
+                .all(c)
+                .map_err(lite_err)
+        })?;
         convert_all(rows)
     }
 
     async fn delete_api_key(&self, sid: &ApiKeySid) -> StoreResult<()> {
-        let done = sqlx::query("delete from api_keys where sid = ?")
-            .bind(sid.as_str())
-            .execute(&mut *self.w().await?)
-            .await
-            .map_err(db_err)?;
-        one_row(done.rows_affected())
+        self.write(|c| {
+            let n = q("delete from api_keys where sid = ?")
+                .bind(sid.as_str())
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
+        .await
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, BindingRow};
-use crate::{db_err, one_row, push_keyset_lite, to_json, SqliteStore};
+use crate::{one_row, push_keyset, to_json, SqliteStore};
 use parley_core::binding::{Binding, BindingFilter, NewBinding, Registered};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{BindingStore, Conflict, StoreError, StoreResult};
@@ -34,7 +34,7 @@ pub(crate) fn list_query(
         qb.push_list(filter.types.iter().map(|t| t.as_str()));
         qb.push(")");
     }
-    push_keyset_lite(&mut qb, page);
+    push_keyset(&mut qb, page);
     qb
 }
 
@@ -207,16 +207,16 @@ impl BindingStore for SqliteStore {
         service: &ServiceSid,
         sid: &BindingSid,
     ) -> StoreResult<()> {
-        let done = sqlx::query(
-            "delete from bindings where account_sid = ? and service_sid = ? and sid = ?",
-        )
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(sid.as_str())
-        .execute(&mut *self.w().await?)
+        self.write(|c| {
+            let n = q("delete from bindings where account_sid = ? and service_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(sid.as_str())
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
         .await
-        .map_err(db_err)?;
-        one_row(done.rows_affected())
     }
 
     async fn count_user_bindings(
@@ -239,15 +239,17 @@ impl BindingStore for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(cutoff = cutoff.unix_micros(), limit))]
     async fn delete_stale_bindings(&self, cutoff: Timestamp, limit: u32) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "delete from bindings where sid in (
-                 select sid from bindings where date_updated < ? order by date_updated limit ?)",
-        )
-        .bind(cutoff.unix_micros())
-        .bind(i64::from(limit))
-        .execute(&mut *self.w().await?)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected())
+        let n = self
+            .write(|c| {
+                q("delete from bindings where sid in (
+                       select sid from bindings where date_updated < ? order by date_updated
+                       limit ?)")
+                .bind(cutoff.unix_micros())
+                .bind(i64::from(limit))
+                .execute(c)
+                .map_err(lite_err)
+            })
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 }

@@ -5,11 +5,10 @@ use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{ChannelStore, Conflict, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
-use sqlx::{QueryBuilder, Sqlite};
 
-use crate::lite::{lite_err, q};
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow};
-use crate::{begin_write, db_err, one_row, push_keyset, require_service, write_err, SqliteStore};
+use crate::{one_row, push_keyset, require_service, SqliteStore};
 
 /// The column and value that pick a channel: `sid` for a SID, `unique_name` otherwise.
 pub(crate) fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
@@ -30,27 +29,7 @@ pub(crate) fn in_channel(channel: &ChannelRef) -> String {
 }
 
 /// The channel row named by `channel` in `account`/`service`, or `NotFound`.
-pub(crate) async fn resolve_channel<'c, E: sqlx::SqliteExecutor<'c>>(
-    executor: E,
-    account: &AccountSid,
-    service: &ServiceSid,
-    channel: &ChannelRef,
-) -> StoreResult<ChannelRow> {
-    let (column, value) = channel_key(channel);
-    let sql = format!(
-        "select * from channels where account_sid = ? and service_sid = ? and {column} = ?"
-    );
-    sqlx::query_as(&sql)
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(value)
-        .fetch_one(executor)
-        .await
-        .map_err(db_err)
-}
-
-/// [`resolve_channel`] on an inline connection.
-pub(crate) fn resolve_channel_lite(
+pub(crate) fn resolve_channel(
     c: &rusqlite::Connection,
     account: &AccountSid,
     service: &ServiceSid,
@@ -69,14 +48,14 @@ pub(crate) fn resolve_channel_lite(
 
 /// `<head> from channels where … order by … limit …`. A type filter naming every type is no
 /// filter; one type walks `channels_by_type`.
-pub(crate) fn list_query<'a>(
+pub(crate) fn list_query(
     head: &str,
-    account: &'a AccountSid,
-    service: &'a ServiceSid,
+    account: &AccountSid,
+    service: &ServiceSid,
     types: &[ChannelType],
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from channels where service_sid = "));
+) -> Q {
+    let mut qb = q(format!("{head} from channels where service_sid = "));
     qb.push_bind(service.as_str());
     let only = |t: ChannelType| types.iter().all(|x| *x == t);
     let filter = if types.is_empty() {
@@ -102,31 +81,29 @@ pub(crate) fn list_query<'a>(
 impl ChannelStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %channel.service_sid, channel.sid = %channel.sid))]
     async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel> {
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        require_service(&mut tx, &channel.account_sid, &channel.service_sid).await?;
         // Counters and the last message start empty whatever the value says.
-        let row: ChannelRow = sqlx::query_as(
-            "insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
-                                   attributes, channel_type, created_by, date_created,
-                                   date_updated)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             returning *",
-        )
-        .bind(channel.sid.as_str())
-        .bind(channel.account_sid.as_str())
-        .bind(channel.service_sid.as_str())
-        .bind(channel.friendly_name.as_deref())
-        .bind(channel.unique_name.as_deref())
-        .bind(channel.attributes.as_deref())
-        .bind(channel.channel_type.as_str())
-        .bind(channel.created_by.as_deref())
-        .bind(channel.date_created.unix_micros())
-        .bind(channel.date_updated.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
-        tx.commit().await.map_err(db_err)?;
+        let row: ChannelRow = self
+            .write(|c| {
+                require_service(c, &channel.account_sid, &channel.service_sid)?;
+                q("insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
+                                         attributes, channel_type, created_by, date_created,
+                                         date_updated)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   returning *")
+                .bind(channel.sid.as_str())
+                .bind(channel.account_sid.as_str())
+                .bind(channel.service_sid.as_str())
+                .bind(channel.friendly_name.as_deref())
+                .bind(channel.unique_name.as_deref())
+                .bind(channel.attributes.as_deref())
+                .bind(channel.channel_type.as_str())
+                .bind(channel.created_by.as_deref())
+                .bind(channel.date_created.unix_micros())
+                .bind(channel.date_updated.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -136,7 +113,7 @@ impl ChannelStore for SqliteStore {
         service: &ServiceSid,
         channel: &ChannelRef,
     ) -> StoreResult<Channel> {
-        self.read(|c| resolve_channel_lite(c, account, service, channel))?
+        self.read(|c| resolve_channel(c, account, service, channel))?
             .try_into()
     }
 
@@ -147,11 +124,11 @@ impl ChannelStore for SqliteStore {
         types: &[ChannelType],
         page: &PageRequest,
     ) -> StoreResult<Page<Channel>> {
-        let rows: Vec<ChannelRow> = list_query("select *", account, service, types, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<ChannelRow> = self.read(|c| {
+            list_query("select *", account, service, types, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -178,21 +155,24 @@ impl ChannelStore for SqliteStore {
              where account_sid = ? and service_sid = ? and {column} = ?
              returning *"
         );
-        let row: ChannelRow = sqlx::query_as(&sql)
-            .bind(update.friendly_name.is_some())
-            .bind(update.friendly_name.clone().flatten())
-            .bind(update.unique_name.is_some())
-            .bind(update.unique_name.clone().flatten())
-            .bind(update.attributes.as_deref())
-            .bind(update.created_by.as_deref())
-            .bind(update.date_created.map(Timestamp::unix_micros))
-            .bind(update.date_updated.unwrap_or(now).unix_micros())
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .fetch_one(&mut *self.w().await?)
-            .await
-            .map_err(|e| write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
+        let row: ChannelRow = self
+            .write(|c| {
+                q(sql)
+                    .bind(update.friendly_name.is_some())
+                    .bind(update.friendly_name.clone().flatten())
+                    .bind(update.unique_name.is_some())
+                    .bind(update.unique_name.clone().flatten())
+                    .bind(update.attributes.as_deref())
+                    .bind(update.created_by.as_deref())
+                    .bind(update.date_created.map(Timestamp::unix_micros))
+                    .bind(update.date_updated.unwrap_or(now).unix_micros())
+                    .bind(account.as_str())
+                    .bind(service.as_str())
+                    .bind(value)
+                    .one(c)
+                    .map_err(|e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -209,13 +189,15 @@ impl ChannelStore for SqliteStore {
         let sql = format!(
             "delete from channels where account_sid = ? and service_sid = ? and {column} = ?"
         );
-        let done = sqlx::query(&sql)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .execute(&mut *self.w().await?)
-            .await
-            .map_err(db_err)?;
-        one_row(done.rows_affected())
+        self.write(|c| {
+            let n = q(sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
+        .await
     }
 }

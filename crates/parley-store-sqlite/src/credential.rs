@@ -1,8 +1,8 @@
 //! `CredentialStore`: account-level push credentials; secrets stay sealed.
 
-use crate::lite::{lite_err, q, Q};
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, CredentialRow};
-use crate::{begin_write, db_err, one_row, push_keyset_lite, write_err, SqliteStore};
+use crate::{one_row, push_keyset, SqliteStore};
 use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, CredentialChange, CredentialStore, StoreResult};
@@ -12,7 +12,7 @@ use parley_core::{AccountSid, CredentialSid};
 pub(crate) fn list_query(head: &str, account: &AccountSid, page: &PageRequest) -> Q {
     let mut qb = q(format!("{head} from credentials where account_sid = "));
     qb.push_bind(account.as_str());
-    push_keyset_lite(&mut qb, page);
+    push_keyset(&mut qb, page);
     qb
 }
 
@@ -20,23 +20,24 @@ pub(crate) fn list_query(head: &str, account: &AccountSid, page: &PageRequest) -
 impl CredentialStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
     async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
-        let row: CredentialRow = sqlx::query_as(
-            "insert into credentials (sid, account_sid, friendly_name, credential_type, sandbox,
-                                      secrets_sealed, date_created, date_updated)
-             values (?, ?, ?, ?, ?, ?, ?, ?)
-             returning *",
-        )
-        .bind(credential.sid.as_str())
-        .bind(credential.account_sid.as_str())
-        .bind(credential.friendly_name.as_deref())
-        .bind(credential.credential_type.as_str())
-        .bind(credential.sandbox)
-        .bind(&credential.secrets_sealed)
-        .bind(credential.date_created.unix_micros())
-        .bind(credential.date_updated.unix_micros())
-        .fetch_one(&mut *self.w().await?)
-        .await
-        .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
+        let row: CredentialRow = self
+            .write(|c| {
+                q("insert into credentials (sid, account_sid, friendly_name, credential_type,
+                                            sandbox, secrets_sealed, date_created, date_updated)
+                   values (?, ?, ?, ?, ?, ?, ?, ?)
+                   returning *")
+                .bind(credential.sid.as_str())
+                .bind(credential.account_sid.as_str())
+                .bind(credential.friendly_name.as_deref())
+                .bind(credential.credential_type.as_str())
+                .bind(credential.sandbox)
+                .bind(&credential.secrets_sealed)
+                .bind(credential.date_created.unix_micros())
+                .bind(credential.date_updated.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -75,34 +76,31 @@ impl CredentialStore for SqliteStore {
         sid: &CredentialSid,
         change: CredentialChange<'_>,
     ) -> StoreResult<Credential> {
-        // `BEGIN IMMEDIATE` on the single writer: nobody writes between the read and the write.
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        let row: CredentialRow =
-            sqlx::query_as("select * from credentials where account_sid = ? and sid = ?")
+        // One write transaction: nobody writes between the read and the write.
+        let row: CredentialRow = self
+            .write(|c| {
+                let row: CredentialRow =
+                    q("select * from credentials where account_sid = ? and sid = ?")
+                        .bind(account.as_str())
+                        .bind(sid.as_str())
+                        .one(c)
+                        .map_err(lite_err)?;
+                let mut credential: Credential = row.try_into()?;
+                change(&mut credential)?;
+                q("update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
+                                          date_updated = ?
+                   where account_sid = ? and sid = ?
+                   returning *")
+                .bind(credential.friendly_name.as_deref())
+                .bind(credential.sandbox)
+                .bind(&credential.secrets_sealed)
+                .bind(credential.date_updated.unix_micros())
                 .bind(account.as_str())
                 .bind(sid.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let mut credential: Credential = row.try_into()?;
-        change(&mut credential)?;
-        let row: CredentialRow = sqlx::query_as(
-            "update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
-                                    date_updated = ?
-             where account_sid = ? and sid = ?
-             returning *",
-        )
-        .bind(credential.friendly_name.as_deref())
-        .bind(credential.sandbox)
-        .bind(&credential.secrets_sealed)
-        .bind(credential.date_updated.unix_micros())
-        .bind(account.as_str())
-        .bind(sid.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
+                .one(c)
+                .map_err(lite_err)
+            })
+            .await?;
         row.try_into()
     }
 
@@ -114,12 +112,14 @@ impl CredentialStore for SqliteStore {
     ) -> StoreResult<()> {
         // Bindings using it go with it (`on delete cascade`): a binding never points at a
         // missing credential (docs/BINDINGS.md).
-        let done = sqlx::query("delete from credentials where account_sid = ? and sid = ?")
-            .bind(account.as_str())
-            .bind(sid.as_str())
-            .execute(&mut *self.w().await?)
-            .await
-            .map_err(db_err)?;
-        one_row(done.rows_affected())
+        self.write(|c| {
+            let n = q("delete from credentials where account_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
+        .await
     }
 }

@@ -8,7 +8,7 @@ use parley_core::{ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, q};
 use crate::rows::{convert_all, ChannelRow, EventRow};
-use crate::{db_err, SqliteStore};
+use crate::SqliteStore;
 
 /// An event to append: the kind, the channel it concerns, and the fields of its kind.
 pub(crate) struct NewEvent<'a> {
@@ -48,35 +48,8 @@ const INSERT_EVENT: &str =
                          member_sid, invite_sid, identity, actor, date_created)
      values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
-/// Append `event` on `conn` (the caller's write transaction).
-pub(crate) async fn append(
-    conn: &mut sqlx::SqliteConnection,
-    event: &NewEvent<'_>,
-) -> StoreResult<()> {
-    let c = event.channel;
-    sqlx::query(INSERT_EVENT)
-        .bind(event.kind.as_str())
-        .bind(&c.account_sid)
-        .bind(&c.service_sid)
-        .bind(&c.sid)
-        .bind(c.unique_name.as_deref())
-        .bind(c.friendly_name.as_deref())
-        .bind(event.message_sid)
-        .bind(event.message_index)
-        .bind(event.body)
-        .bind(event.member_sid)
-        .bind(event.invite_sid)
-        .bind(event.identity)
-        .bind(event.actor)
-        .bind(event.now.unix_micros())
-        .execute(conn)
-        .await
-        .map_err(db_err)?;
-    Ok(())
-}
-
-/// [`append`] on the inline writer (`lite.rs`), inside the caller's transaction.
-pub(crate) fn append_lite(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreResult<()> {
+/// Append `event` inside the caller's write transaction.
+pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreResult<()> {
     let e = event.channel;
     q(INSERT_EVENT)
         .bind(event.kind.as_str())
@@ -106,15 +79,14 @@ impl EventStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        let rows: Vec<EventRow> = sqlx::query_as(
-            "select * from events where service_sid = ? and id > ? order by id limit ?",
-        )
-        .bind(service.as_str())
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let rows: Vec<EventRow> = self.read(|c| {
+            q("select * from events where service_sid = ? and id > ? order by id limit ?")
+                .bind(service.as_str())
+                .bind(after)
+                .bind(i64::from(limit))
+                .all(c)
+                .map_err(lite_err)
+        })?;
         convert_all(rows)
     }
 }

@@ -1,21 +1,22 @@
 //! Parley storage on SQLite, the embedded default backend.
 //!
-//! One database file in WAL mode, opened by two drivers:
-//! * `sqlx`: a **writer** pool of exactly one connection — every `sqlx` write (and read-then-
-//!   write transaction, started with `BEGIN IMMEDIATE`) goes through it, and holding it is *the*
-//!   write lock — plus a **reader** pool of a few `query_only` connections; migrations and the
-//!   colder statements use these;
-//! * `rusqlite` (`lite.rs`): the hot statements run **inline**, on the calling task's thread —
-//!   reads on a small stack of `query_only` connections, writes as one transaction on a
-//!   dedicated writer connection while holding the `sqlx` writer (so all writes stay
-//!   serialised). `sqlx`'s driver hands every statement and row to a per-connection thread and
-//!   back, which cost more than the statements themselves (bench/RESULTS.md).
+//! One database file in WAL mode, opened through one driver, `rusqlite` (`lite.rs`). Every
+//! statement runs **inline**, on the calling task's thread:
+//! * reads on a small stack of `query_only` connections;
+//! * writes as one `BEGIN IMMEDIATE` transaction on the single writer connection, under the
+//!   store's async write lock (so writes queue in order without blocking a thread while they
+//!   wait; nothing inside a transaction awaits);
+//! * migrations on the writer connection when the store opens (`migrate.rs`, recorded in
+//!   `_sqlx_migrations` as earlier releases did).
+//!
+//! An async driver that hands every statement and row to a per-connection thread and back
+//! cost more than the statements themselves (bench/RESULTS.md).
 //!
 //! Automatic checkpoints are off; a checkpointer task checkpoints under the write lock on a
 //! blocking thread (`lite::spawn_checkpointer`), which keeps the WAL bounded.
 //!
 //! SQL is written per resource (`account.rs`, `service.rs`, …) as runtime-checked queries; rows
-//! decode into `rows.rs` structs (for both drivers) and convert into `parley_core` types.
+//! decode into `rows.rs` structs and convert into `parley_core` types.
 //!
 //! Behaviour shared with the Postgres backend (checked by the conformance suite):
 //! * every child row is matched by account *and* service; another tenant's row is `NotFound`;
@@ -35,15 +36,12 @@
 //!   `removed_from_channel` event per membership in the same transaction.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use parley_core::paging::{Cursor, PageRequest};
-use parley_core::store::{Conflict, Store, StoreError, StoreResult};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection as _, SqlitePool};
+use parley_core::store::{Store, StoreError, StoreResult};
 
 mod account;
 mod binding;
@@ -54,58 +52,32 @@ mod invite;
 mod lite;
 mod member;
 mod message;
+mod migrate;
 mod push;
 mod role;
 mod rows;
 mod service;
 mod user;
 
-/// Connections in the reader pool.
-const READERS: u32 = 4;
+pub use migrate::{Migration, MIGRATIONS};
+
 /// How long SQLite waits on a lock held by another connection (or process).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The migrations, embedded at compile time (see `build.rs`).
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// A Parley store on one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// The `sqlx` writer connection behind an async mutex, which is *the* write lock: writes
-    /// through `sqlx` use the connection, inline writes (`lite.rs`) and the checkpointer only
-    /// hold the lock. (`None` once closed.)
+    /// *The* write lock: every write transaction and the checkpointer's locked pass hold it.
+    /// It guards `true` while the store is open (`false` once closed: writes fail).
     writer: Arc<WriteLock>,
-    /// Read-only (`query_only`) `sqlx` connections.
-    reader: SqlitePool,
-    /// Inline (`rusqlite`) readers and writer for the hot paths.
+    /// The connections: readers and the writer.
     lite: Arc<lite::Lite>,
     /// The temporary file behind a `sqlite::memory:` store, removed with the last clone.
     _temp: Option<Arc<TempDb>>,
 }
 
-/// The write lock and the `sqlx` writer connection it guards.
-pub(crate) type WriteLock = tokio::sync::Mutex<Option<sqlx::SqliteConnection>>;
-
-/// A held write lock; derefs to the `sqlx` writer connection.
-pub(crate) struct Writer<'a>(tokio::sync::MutexGuard<'a, Option<sqlx::SqliteConnection>>);
-
-impl std::ops::Deref for Writer<'_> {
-    type Target = sqlx::SqliteConnection;
-    fn deref(&self) -> &sqlx::SqliteConnection {
-        // `w()` hands out a `Writer` only while the connection is there.
-        self.0
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("writer checked in w()"))
-    }
-}
-
-impl std::ops::DerefMut for Writer<'_> {
-    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
-        self.0
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("writer checked in w()"))
-    }
-}
+/// The write lock; it guards whether the store is still open.
+pub(crate) type WriteLock = tokio::sync::Mutex<bool>;
 
 /// A database file that exists only as long as its store (`sqlite::memory:`).
 #[derive(Debug)]
@@ -121,88 +93,90 @@ impl Drop for TempDb {
     }
 }
 
+/// The file a `sqlite:` URL names: `sqlite://` or `sqlite:` prefix dropped, query string
+/// dropped, `%XX` escapes decoded (as `sqlx` read these URLs); `None` for an in-memory
+/// database (`sqlite::memory:`, `sqlite://:memory:`, `mode=memory`, or no path).
+fn url_path(url: &str) -> anyhow::Result<Option<PathBuf>> {
+    let rest = url
+        .strip_prefix("sqlite:")
+        .with_context(|| "invalid SQLite database URL: it must start with `sqlite:`")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory = query.split('&').any(|p| p == "mode=memory");
+    if path.is_empty() || path == ":memory:" || in_memory {
+        return Ok(None);
+    }
+    Ok(Some(PathBuf::from(percent_decode(path)?)))
+}
+
+/// Decode `%XX` escapes.
+fn percent_decode(s: &str) -> anyhow::Result<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .with_context(|| "invalid SQLite database URL: bad `%` escape")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).with_context(|| "invalid SQLite database URL: not UTF-8")
+}
+
 impl SqliteStore {
     /// Open (creating if missing) the database at `url` — `sqlite://parley.db`,
     /// `sqlite:///abs/path.db`, optionally with `?mode=rwc` — and apply pending migrations.
     ///
     /// `sqlite::memory:` (or `mode=memory`) gives a throw-away database for quick experiments
     /// and tests: a fresh file in the temporary directory, removed when the store is dropped.
-    /// (The inline connections need a file that several connections can open.)
+    /// (The reader and writer connections need a file that several connections can open.)
     pub async fn connect(url: &str) -> anyhow::Result<SqliteStore> {
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let (url, temp) = if in_memory {
-            let path = std::env::temp_dir().join(format!(
-                "parley-memory-{}.db",
-                parley_core::sid::random_hex32()
-            ));
-            let url = format!("sqlite://{}?mode=rwc", path.display());
-            (url, Some(Arc::new(TempDb(path))))
-        } else {
-            (url.to_owned(), None)
+        let (path, temp) = match url_path(url)? {
+            Some(path) => (path, None),
+            None => {
+                let path = std::env::temp_dir().join(format!(
+                    "parley-memory-{}.db",
+                    parley_core::sid::random_hex32()
+                ));
+                (path.clone(), Some(Arc::new(TempDb(path))))
+            }
         };
-        let base = SqliteConnectOptions::from_str(&url)
-            .with_context(|| "invalid SQLite database URL")?
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-
-        let writer_opts = base
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            // Checkpoints run on the checkpointer task (`lite.rs`).
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", "67108864");
-        let mut writer = sqlx::SqliteConnection::connect_with(&writer_opts)
+        // Opening may create the file and migrate it: blocking work, off the async threads.
+        let lite = tokio::task::spawn_blocking(move || lite::Lite::open(&path, BUSY_TIMEOUT))
             .await
+            .with_context(|| "cannot open the SQLite database")?
             .with_context(|| "cannot open the SQLite database")?;
-
-        MIGRATOR
-            .run(&mut writer)
-            .await
-            .with_context(|| "cannot apply SQLite migrations")?;
-        let writer = Arc::new(tokio::sync::Mutex::new(Some(writer)));
-
-        let reader = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .test_before_acquire(false)
-            .connect_with(base.clone().pragma("query_only", "ON"))
-            .await
-            .with_context(|| "cannot open SQLite reader connections")?;
-        let lite = lite::Lite::open(base.get_filename(), BUSY_TIMEOUT)
-            .with_context(|| "cannot open the SQLite database (inline connections)")?;
-        tracing::debug!(url = %redact(&url), "sqlite store ready");
+        tracing::debug!(url = %redact(url), "sqlite store ready");
         let lite = Arc::new(lite);
+        let writer = Arc::new(tokio::sync::Mutex::new(true));
         lite::spawn_checkpointer(Arc::downgrade(&lite), Arc::downgrade(&writer));
         Ok(SqliteStore {
             writer,
-            reader,
             lite,
             _temp: temp,
         })
     }
 
-    /// Close the `sqlx` connections (the last one to close checkpoints the WAL); writes fail
-    /// afterwards.
+    /// Checkpoint the whole WAL into the database file; writes fail afterwards (reads still
+    /// work until the store is dropped).
     pub async fn close(&self) {
-        self.reader.close().await;
-        if let Some(conn) = self.writer.lock().await.take() {
-            let _ = conn.close().await;
+        let mut open = self.writer.lock().await;
+        if *open {
+            *open = false;
+            if let Err(e) = self.lite.checkpoint_truncate_locked() {
+                tracing::warn!(error = %e, "sqlite checkpoint on close failed");
+            }
         }
     }
 
-    /// Take the write lock, for a write through `sqlx` on the writer connection.
-    pub(crate) async fn w(&self) -> StoreResult<Writer<'_>> {
-        let guard = self.writer.lock().await;
-        if guard.is_none() {
-            return Err(StoreError::Other(anyhow::anyhow!(
-                "the SQLite store is closed"
-            )));
-        }
-        Ok(Writer(guard))
-    }
-
-    /// Run `f` on an inline read connection (`lite.rs`), on this thread.
+    /// Run `f` on a read connection (`lite.rs`), on this thread.
     pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>,
@@ -210,13 +184,17 @@ impl SqliteStore {
         self.lite.read(f)
     }
 
-    /// Run `f` as one write transaction on the inline writer, under the write lock (so in
-    /// order with the writes made through `sqlx`).
+    /// Run `f` as one write transaction on the writer connection, under the write lock.
     pub(crate) async fn write<T: Send>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send,
     ) -> StoreResult<T> {
-        let _lock = self.w().await?;
+        let open = self.writer.lock().await;
+        if !*open {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "the SQLite store is closed"
+            )));
+        }
         self.lite.write_locked(f)
     }
 }
@@ -229,23 +207,25 @@ fn redact(url: &str) -> &str {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1")
-            .execute(&self.reader)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        self.read(|c| {
+            lite::q("select 1")
+                .one::<i64>(c)
+                .map_err(lite::lite_err)
+                .map(|_| ())
+        })
     }
 
+    /// The read connections (idle, or running a read now) and the writer (idle unless a write
+    /// transaction holds the write lock; not counted once closed).
     fn pool_stats(&self) -> (u32, u32) {
-        let idle = |p: &SqlitePool| u32::try_from(p.num_idle()).unwrap_or(u32::MAX);
-        if self.reader.is_closed() {
-            return (0, 0);
-        }
-        // The writer connection counts as one, idle unless the write lock is held.
-        let writer_idle = u32::from(self.writer.try_lock().is_ok());
+        let (readers, idle_readers) = self.lite.reader_stats();
+        let (writer, writer_idle) = match self.writer.try_lock() {
+            Ok(open) => (u32::from(*open), u32::from(*open)),
+            Err(_) => (1, 0),
+        };
         (
-            self.reader.size() + 1,
-            idle(&self.reader).saturating_add(writer_idle),
+            readers.saturating_add(writer),
+            idle_readers.saturating_add(writer_idle),
         )
     }
 
@@ -254,32 +234,10 @@ impl Store for SqliteStore {
     }
 }
 
-// ---- error mapping ------------------------------------------------------------------------------
-
-/// `RowNotFound` → `NotFound`; everything else → `Other`.
-pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        other => StoreError::Other(anyhow::Error::new(other)),
-    }
-}
-
-/// Like [`db_err`], but a unique violation becomes `Conflict(conflict)` and a foreign-key
-/// violation `InvalidReference(reference)`.
-pub(crate) fn write_err(e: sqlx::Error, conflict: Conflict, reference: &'static str) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        if d.is_unique_violation() {
-            return StoreError::Conflict(conflict);
-        }
-        if d.is_foreign_key_violation() {
-            return StoreError::InvalidReference(reference);
-        }
-    }
-    db_err(e)
-}
+// ---- helpers ------------------------------------------------------------------------------------
 
 /// `NotFound` when a write touched no row.
-pub(crate) fn one_row(rows_affected: u64) -> StoreResult<()> {
+pub(crate) fn one_row(rows_affected: usize) -> StoreResult<()> {
     if rows_affected == 0 {
         Err(StoreError::NotFound)
     } else {
@@ -306,23 +264,7 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
 
 /// `NotFound` unless `service` exists in `account` (run inside the write transaction that
 /// adds a child row, so the check and the insert see the same state).
-pub(crate) async fn require_service(
-    conn: &mut sqlx::SqliteConnection,
-    account: &parley_core::AccountSid,
-    service: &parley_core::ServiceSid,
-) -> StoreResult<()> {
-    sqlx::query_scalar::<_, i64>("select 1 from services where account_sid = ? and sid = ?")
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .fetch_optional(conn)
-        .await
-        .map_err(db_err)?
-        .map(|_| ())
-        .ok_or(StoreError::NotFound)
-}
-
-/// [`require_service`] inside an inline write transaction.
-pub(crate) fn require_service_lite(
+pub(crate) fn require_service(
     c: &rusqlite::Connection,
     account: &parley_core::AccountSid,
     service: &parley_core::ServiceSid,
@@ -338,59 +280,16 @@ pub(crate) fn require_service_lite(
 // ---- keyset paging ------------------------------------------------------------------------------
 
 /// The keyset part of a list query: `and (date_created, sid) > (?, ?) order by … limit ?`
-/// (or `<`/`desc` for a backwards cursor), pushed onto a `QueryBuilder` whose `where` clause is
-/// already open. Rows come back in travel order; finish with `Page::from_fetched`.
-pub(crate) fn push_keyset(qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>, page: &PageRequest) {
-    push_keyset_condition(qb, page, "date_created", "sid");
-    push_keyset_order(qb, page, "date_created", "sid");
+/// (or `<`/`desc` for a backwards cursor), pushed onto a query whose `where` clause is already
+/// open. Rows come back in travel order; finish with `Page::from_fetched`.
+pub(crate) fn push_keyset(q: &mut lite::Q, page: &PageRequest) {
+    push_keyset_condition(q, page, "date_created", "sid");
+    push_keyset_order(q, page, "date_created", "sid");
 }
 
 /// The condition half of a keyset: `and (key_col, sid_col) > (?, ?)` (`<` backwards), nothing
 /// without a cursor. Compound queries push it into every arm.
 pub(crate) fn push_keyset_condition(
-    qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>,
-    page: &PageRequest,
-    key_col: &str,
-    sid_col: &str,
-) {
-    if let Some(Cursor {
-        key,
-        sid,
-        backwards,
-    }) = &page.cursor
-    {
-        let op = if *backwards { "<" } else { ">" };
-        qb.push(format!(" and ({key_col}, {sid_col}) {op} ("));
-        qb.push_bind(*key);
-        qb.push(", ");
-        qb.push_bind(sid.clone());
-        qb.push(")");
-    }
-}
-
-/// The order half of a keyset: `order by key_col, sid_col limit ?` (descending backwards).
-pub(crate) fn push_keyset_order(
-    qb: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>,
-    page: &PageRequest,
-    key_col: &str,
-    sid_col: &str,
-) {
-    if page.cursor.as_ref().is_some_and(|c| c.backwards) {
-        qb.push(format!(" order by {key_col} desc, {sid_col} desc limit "));
-    } else {
-        qb.push(format!(" order by {key_col}, {sid_col} limit "));
-    }
-    qb.push_bind(page.fetch_limit());
-}
-
-/// [`push_keyset`] for an inline query ([`lite::Q`]).
-pub(crate) fn push_keyset_lite(q: &mut lite::Q, page: &PageRequest) {
-    push_keyset_condition_lite(q, page, "date_created", "sid");
-    push_keyset_order_lite(q, page, "date_created", "sid");
-}
-
-/// [`push_keyset_condition`] for an inline query.
-pub(crate) fn push_keyset_condition_lite(
     q: &mut lite::Q,
     page: &PageRequest,
     key_col: &str,
@@ -411,8 +310,8 @@ pub(crate) fn push_keyset_condition_lite(
     }
 }
 
-/// [`push_keyset_order`] for an inline query.
-pub(crate) fn push_keyset_order_lite(
+/// The order half of a keyset: `order by key_col, sid_col limit ?` (descending backwards).
+pub(crate) fn push_keyset_order(
     q: &mut lite::Q,
     page: &PageRequest,
     key_col: &str,
@@ -424,17 +323,6 @@ pub(crate) fn push_keyset_order_lite(
         q.push(&format!(" order by {key_col}, {sid_col} limit "));
     }
     q.push_bind(page.fetch_limit());
-}
-
-/// Begin a write transaction on the single writer connection. `BEGIN IMMEDIATE` takes the
-/// write lock up front, so the checks a method makes and the writes it does see one state.
-/// Call it on the held write lock (`let mut w = self.w().await?`).
-pub(crate) async fn begin_write<'c>(
-    w: &'c mut Writer<'_>,
-) -> StoreResult<sqlx::Transaction<'c, sqlx::Sqlite>> {
-    sqlx::Connection::begin_with(&mut **w, "BEGIN IMMEDIATE")
-        .await
-        .map_err(db_err)
 }
 
 #[cfg(test)]
@@ -462,43 +350,73 @@ mod tests {
         (store, path)
     }
 
-    async fn pragma<'e, E: sqlx::SqliteExecutor<'e>>(executor: E, name: &str) -> String {
-        use sqlx::Row as _;
-        let row = sqlx::query(&format!("pragma {name}"))
-            .fetch_one(executor)
-            .await
-            .expect("pragma");
-        row.try_get::<String, _>(0)
-            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
-            .expect("pragma value")
+    fn pragma(c: &rusqlite::Connection, name: &str) -> String {
+        c.query_row(&format!("pragma {name}"), [], |r| {
+            let v: rusqlite::types::Value = r.get(0)?;
+            Ok(match v {
+                rusqlite::types::Value::Integer(n) => n.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+        })
+        .expect("pragma")
     }
 
     /// The connection settings the module doc promises are in effect, and readers cannot write.
     #[tokio::test]
     async fn connections_use_wal_normal_sync_foreign_keys_and_a_busy_timeout() {
         let (store, path) = temp_store().await;
-        for name in ["journal_mode", "foreign_keys", "busy_timeout"] {
-            let want = match name {
-                "journal_mode" => "wal",
-                "foreign_keys" => "1",
-                _ => "5000",
-            };
-            assert_eq!(
-                pragma(&mut *store.w().await.expect("writer"), name).await,
-                want
-            );
-            assert_eq!(pragma(&store.reader, name).await, want);
+        {
+            let w = store.lite.writer();
+            assert_eq!(pragma(&w, "journal_mode"), "wal");
+            assert_eq!(pragma(&w, "foreign_keys"), "1");
+            assert_eq!(pragma(&w, "busy_timeout"), "5000");
+            assert_eq!(pragma(&w, "synchronous"), "1", "NORMAL");
+            assert_eq!(pragma(&w, "wal_autocheckpoint"), "0");
         }
-        let mut w = store.w().await.expect("writer");
-        assert_eq!(pragma(&mut *w, "synchronous").await, "1", "NORMAL");
-        assert_eq!(pragma(&mut *w, "wal_autocheckpoint").await, "0");
-        drop(w);
-        let write = sqlx::query("delete from accounts")
-            .execute(&store.reader)
-            .await;
-        assert!(write.is_err(), "reader connections are query_only");
+        store
+            .read(|c| {
+                assert_eq!(pragma(c, "journal_mode"), "wal");
+                assert_eq!(pragma(c, "busy_timeout"), "5000");
+                assert_eq!(pragma(c, "query_only"), "1");
+                let write = c.execute("delete from accounts", []);
+                assert!(write.is_err(), "reader connections are query_only");
+                Ok(())
+            })
+            .expect("read");
         assert!(path.exists(), "the file was created");
         store.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// The URL forms `sqlx` accepted name the same files.
+    #[test]
+    fn sqlite_urls_name_files_as_before() {
+        let p = |u: &str| url_path(u).expect("url");
+        assert_eq!(p("sqlite://parley.db"), Some(PathBuf::from("parley.db")));
+        assert_eq!(p("sqlite:parley.db?mode=rwc"), Some(PathBuf::from("parley.db")));
+        assert_eq!(p("sqlite:///abs/a%20b.db"), Some(PathBuf::from("/abs/a b.db")));
+        assert_eq!(p("sqlite::memory:"), None);
+        assert_eq!(p("sqlite://:memory:"), None);
+        assert_eq!(p("sqlite://x.db?mode=memory"), None);
+        assert!(url_path("postgres://x").is_err());
+        assert!(url_path("sqlite://bad%zz.db").is_err());
+    }
+
+    /// Pool gauges count the connections that serve requests: readers plus the writer, the
+    /// writer busy while a write holds the lock.
+    #[tokio::test]
+    async fn pool_stats_count_readers_and_the_writer() {
+        let (store, path) = temp_store().await;
+        let (open, idle) = store.pool_stats();
+        assert_eq!((open, idle), (2, 2), "one idle reader, the idle writer");
+        let during_read = store.read(|_| Ok(store.pool_stats())).expect("read");
+        assert_eq!(during_read, (2, 1), "the reader is in use");
+        let held = store.writer.lock().await;
+        assert_eq!(store.pool_stats(), (2, 1), "the writer is busy");
+        drop(held);
+        store.close().await;
+        assert_eq!(store.pool_stats(), (1, 1), "a closed store has no writer");
         let _ = std::fs::remove_file(&path);
     }
 
@@ -558,14 +476,11 @@ mod tests {
             let mut queries = vec![
                 ("services", service::list_query(HEAD, &account, &page)),
                 ("roles", role::list_query(HEAD, &account, &service, &page)),
-            ];
-            // The inline (rusqlite) queries.
-            let mut inline = vec![
                 ("credentials", credential::list_query(HEAD, &account, &page)),
                 ("users", user::list_query(HEAD, &account, &service, &page)),
             ];
             for f in &filters {
-                inline.push((
+                queries.push((
                     "bindings",
                     binding::list_query(HEAD, &account, &service, f, &page),
                 ));
@@ -591,22 +506,14 @@ mod tests {
                 queries.push((invites, invite::list_query(HEAD, CH, ids, &page)));
             }
             for order in [MessageOrder::Asc, MessageOrder::Desc] {
-                inline.push(("messages", message::list_query(HEAD, CH, order, &page)));
+                queries.push(("messages", message::list_query(HEAD, CH, order, &page)));
             }
             queries.push((
                 "user channels",
                 member::user_channels_query("explain query plan ", US, None, &page),
             ));
             let mut plans: Vec<(&str, Vec<String>)> = Vec::new();
-            for (what, mut qb) in queries {
-                let plan: Vec<(i64, i64, i64, String)> = qb
-                    .build_query_as()
-                    .fetch_all(&store.reader)
-                    .await
-                    .expect("explain");
-                plans.push((what, plan.into_iter().map(|r| r.3).collect()));
-            }
-            for (what, q) in inline {
+            for (what, q) in queries {
                 let plan: Vec<lite::PlanRow> = store
                     .read(|c| q.all(c).map_err(lite::lite_err))
                     .expect("explain");
@@ -724,13 +631,24 @@ mod tests {
 
         /// (event id, event date, available_at, lease_until, attempts)
         type Queued = (i64, i64, Option<i64>, Option<i64>, Option<i64>);
-        let rows: Vec<Queued> = sqlx::query_as(
-            "select e.id, e.date_created, o.available_at, o.lease_until, o.attempts
-             from events e left join push_outbox o on o.event_id = e.id order by e.id",
-        )
-        .fetch_all(&sqlite.reader)
-        .await
-        .expect("events with outbox rows");
+        let rows: Vec<Queued> = sqlite
+            .read(|c| {
+                let mut st = c
+                    .prepare(
+                        "select e.id, e.date_created, o.available_at, o.lease_until, o.attempts
+                         from events e left join push_outbox o on o.event_id = e.id
+                         order by e.id",
+                    )
+                    .map_err(lite::lite_err)?;
+                let rows = st
+                    .query_map([], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(lite::lite_err)?;
+                rows.collect::<Result<Vec<Queued>, _>>()
+                    .map_err(lite::lite_err)
+            })
+            .expect("events with outbox rows");
         assert_eq!(rows.len(), 6, "join, 3 posts, invite, leave: {rows:?}");
         for (id, date, available_at, lease_until, attempts) in rows {
             assert_eq!(
@@ -744,9 +662,12 @@ mod tests {
                 "event {id} unclaimed"
             );
         }
-        let outbox: i64 = sqlx::query_scalar("select count(*) from push_outbox")
-            .fetch_one(&sqlite.reader)
-            .await
+        let outbox: i64 = sqlite
+            .read(|c| {
+                lite::q("select count(*) from push_outbox")
+                    .one(c)
+                    .map_err(lite::lite_err)
+            })
             .expect("count");
         assert_eq!(outbox, 6, "the failed join queued nothing");
         sqlite.close().await;
@@ -798,20 +719,27 @@ mod tests {
         let mut per_page = Vec::new();
         for (k, ch, n) in [(1_i64, &small, 1_000_i64), (2, &big, 1_000_000)] {
             let seeding = Instant::now();
-            sqlx::query(
-                "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
-                                       msg_from, body, date_created, date_updated)
-                 with recursive n(i) as (select 0 union all select i + 1 from n where i + 1 < ?)
-                 select printf('IM%02x%030x', ?, i), ?, ?, ?, i, 'seed', 'body', i, i from n",
-            )
-            .bind(n)
-            .bind(k)
-            .bind(acct.as_str())
-            .bind(svc.sid.as_str())
-            .bind(ch.sid.as_str())
-            .execute(&mut *sqlite.w().await.expect("writer"))
-            .await
-            .expect("seed");
+            sqlite
+                .write(|c| {
+                    lite::q(
+                        "insert into messages (sid, account_sid, service_sid, channel_sid,
+                                               msg_index, msg_from, body, date_created,
+                                               date_updated)
+                         with recursive n(i) as
+                             (select 0 union all select i + 1 from n where i + 1 < ?)
+                         select printf('IM%02x%030x', ?, i), ?, ?, ?, i, 'seed', 'body', i, i
+                         from n",
+                    )
+                    .bind(n)
+                    .bind(k)
+                    .bind(acct.as_str())
+                    .bind(svc.sid.as_str())
+                    .bind(ch.sid.as_str())
+                    .execute(c)
+                    .map_err(lite::lite_err)
+                })
+                .await
+                .expect("seed");
             println!("seeded {n} messages in {:?}", seeding.elapsed());
             let page = PageRequest::first(50);
             let r = ChannelRef::Sid(ch.sid.clone());
@@ -830,7 +758,7 @@ mod tests {
             per_page[0], per_page[1]
         );
         // The target is for optimised builds (`cargo test --release -- --ignored`); a debug
-        // build of SQLite and sqlx is several times slower.
+        // build of SQLite is several times slower.
         if !cfg!(debug_assertions) {
             assert!(rate >= 2_000.0, "posting rate {rate:.0}/s");
         }

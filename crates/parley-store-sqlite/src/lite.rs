@@ -9,19 +9,18 @@
 //!
 //! * **reads** take an idle read-only connection from a small stack (or open one), run, and put
 //!   it back — no thread switch, no `await`;
-//! * **writes** first take the `sqlx` writer pool's single connection as the write lock (so they
-//!   queue, in order, with the writes still made through `sqlx`), then run their whole
-//!   transaction (`BEGIN IMMEDIATE` … `COMMIT`) at once on the dedicated `rusqlite` writer
-//!   connection. Nothing inside a transaction awaits, so the lock is held for the transaction's
-//!   CPU time only.
+//! * **writes** first take the store's async write lock (so they queue, in order, without
+//!   blocking a thread while they wait), then run their whole transaction (`BEGIN IMMEDIATE` …
+//!   `COMMIT`) at once on the single writer connection. Nothing inside a transaction awaits, so
+//!   the lock is held for the transaction's CPU time only.
 //!
-//! Both drivers open the same WAL-mode file and link the same SQLite library
-//! (`libsqlite3-sys`). Statements are prepared once per connection and cached.
+//! Every statement of the store, migrations included (`migrate.rs`), runs this way.
+//! Statements are prepared once per connection and cached.
 //!
-//! [`Q`] keeps the shape of the `sqlx` queries it replaces (`q(sql).bind(a).bind(b).one(conn)`),
-//! so SQL moves between the two without rewriting.
+//! [`Q`] is a small query builder (`q(sql).bind(a).bind(b).one(conn)`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -49,6 +48,8 @@ pub(crate) struct Lite {
     path: PathBuf,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
+    /// Read connections taken from `idle` (or opened) and not yet given back.
+    reading: AtomicU32,
     writer: Mutex<Connection>,
     /// The checkpointer's own connection (used on a blocking thread, under the write lock).
     checkpoint: Mutex<Connection>,
@@ -65,20 +66,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Lite {
-    /// Open the writer connection on an existing database file (created and migrated by
-    /// `sqlx` beforehand).
+    /// Open (creating if missing) the database file in WAL mode, apply pending migrations
+    /// (`migrate.rs`) and open the writer, the checkpointer's connection and a first reader.
     pub(crate) fn open(path: &Path, busy_timeout: Duration) -> anyhow::Result<Lite> {
-        let writer = Connection::open_with_flags(
+        let mut writer = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         writer.busy_timeout(busy_timeout)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         writer.pragma_update(None, "foreign_keys", "ON")?;
+        writer.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         // Checkpoints (which fsync) run on a blocking thread, never inside a request.
         writer.pragma_update(None, "wal_autocheckpoint", "0")?;
         writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
+        crate::migrate::run(&mut writer)?;
         let checkpoint = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -89,6 +94,7 @@ impl Lite {
             path: path.to_owned(),
             busy_timeout,
             idle: Mutex::new(Vec::new()),
+            reading: AtomicU32::new(0),
             writer: Mutex::new(writer),
             checkpoint: Mutex::new(checkpoint),
         };
@@ -111,17 +117,51 @@ impl Lite {
 
     /// Run `f` on a read connection, on this thread.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let popped = lock(&self.idle).pop();
+        let popped = {
+            let mut idle = lock(&self.idle);
+            let popped = idle.pop();
+            // Counted under the lock, so `stats` never sees a connection in neither place.
+            self.reading.fetch_add(1, Ordering::Relaxed);
+            popped
+        };
         let conn = match popped {
             Some(c) => c,
-            None => self.open_reader().map_err(lite_err)?,
+            None => match self.open_reader() {
+                Ok(c) => c,
+                Err(e) => {
+                    self.reading.fetch_sub(1, Ordering::Relaxed);
+                    return Err(lite_err(e));
+                }
+            },
         };
         let out = f(&conn);
         let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
         }
+        self.reading.fetch_sub(1, Ordering::Relaxed);
         out
+    }
+
+    /// Read connections (open, idle): the idle ones plus those running a read now.
+    pub(crate) fn reader_stats(&self) -> (u32, u32) {
+        let idle = lock(&self.idle);
+        let idle_n = u32::try_from(idle.len()).unwrap_or(u32::MAX);
+        let reading = self.reading.load(Ordering::Relaxed);
+        (idle_n.saturating_add(reading), idle_n)
+    }
+
+    /// Copy the whole WAL back into the database file and truncate it (on close), on the
+    /// writer connection. The caller holds the write lock.
+    pub(crate) fn checkpoint_truncate_locked(&self) -> rusqlite::Result<()> {
+        let conn = lock(&self.writer);
+        conn.query_row("pragma wal_checkpoint(truncate)", [], |_| Ok(()))
+    }
+
+    /// The writer connection, outside any transaction (tests and one-off maintenance).
+    #[cfg(test)]
+    pub(crate) fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        lock(&self.writer)
     }
 
     /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer connection, committing when
@@ -144,7 +184,7 @@ impl Lite {
 /// Checkpoint the WAL every [`CHECKPOINT_EVERY`] until the store is gone (`lite` no longer
 /// upgrades). Writers have automatic checkpoints off; instead this task runs two passive
 /// checkpoints on a blocking thread: one while writers go on (it copies most of the WAL), then
-/// one holding the write lock (the `sqlx` writer pool's connection), which has only the last
+/// one holding the write lock, which has only the last
 /// few frames to copy. The locked pass matters: with no frames appended meanwhile it completes,
 /// so the next write restarts the WAL from its beginning and the file stays small under a
 /// constant write load (without it, writers keep appending while the checkpoint copies, the
@@ -170,7 +210,7 @@ pub(crate) fn spawn_checkpointer(
                 return;
             };
             let held = write_lock.lock().await;
-            if held.is_none() {
+            if !*held {
                 return; // closed
             }
             let done = checkpoint(lite).await;
@@ -282,6 +322,18 @@ impl FromLite for (String, i64) {
     }
 }
 
+impl FromLite for (String, String) {
+    fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?))
+    }
+}
+
+impl FromLite for (String, String, String) {
+    fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    }
+}
+
 impl FromLite for (i64, i64) {
     fn from_lite(row: &Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         Ok((row.get(0)?, row.get(1)?))
@@ -290,6 +342,7 @@ impl FromLite for (i64, i64) {
 
 /// A row of `explain query plan` (plan tests).
 #[cfg(test)]
+#[derive(Debug)]
 pub(crate) struct PlanRow {
     pub detail: String,
 }
@@ -327,6 +380,16 @@ impl Arg for i64 {
 impl Arg for bool {
     fn value(self) -> Value {
         Value::Integer(i64::from(self))
+    }
+}
+impl Arg for i32 {
+    fn value(self) -> Value {
+        Value::Integer(i64::from(self))
+    }
+}
+impl Arg for &Vec<u8> {
+    fn value(self) -> Value {
+        Value::Blob(self.clone())
     }
 }
 impl Arg for &[u8] {

@@ -12,17 +12,13 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, Limit, MemberStore, StoreError, StoreResult};
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::channel::{channel_key, in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
-use crate::lite::{lite_err, q};
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow, MemberRow, UserChannelRow};
 use crate::user::user_key;
-use crate::{
-    begin_write, db_err, push_keyset, push_keyset_condition, push_keyset_order, write_err,
-    SqliteStore,
-};
+use crate::{push_keyset, push_keyset_condition, push_keyset_order, SqliteStore};
 
 /// The column and value that pick a member: `sid` for a SID, `identity` otherwise.
 fn member_key(member: &MemberRef) -> (&'static str, &str) {
@@ -33,20 +29,17 @@ fn member_key(member: &MemberRef) -> (&'static str, &str) {
 }
 
 /// `<head> from members where channel_sid = ? [and identity in (…)] order by … limit …`.
-pub(crate) fn list_query<'a>(
+pub(crate) fn list_query(
     head: &str,
-    channel_sid: &'a str,
-    identities: &'a [String],
+    channel_sid: &str,
+    identities: &[String],
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from members where channel_sid = "));
+) -> Q {
+    let mut qb = q(format!("{head} from members where channel_sid = "));
     qb.push_bind(channel_sid);
     if !identities.is_empty() {
         qb.push(" and identity in (");
-        let mut list = qb.separated(", ");
-        for identity in identities {
-            list.push_bind(identity.as_str());
-        }
+        qb.push_list(identities.iter().map(String::as_str));
         qb.push(")");
     }
     push_keyset(&mut qb, page);
@@ -58,13 +51,13 @@ pub(crate) fn list_query<'a>(
 /// arm walks its `…_by_user` index from the cursor and SQLite merges the two ordered arms, so
 /// nothing is sorted. The unread count is exact: the messages after the horizon, counted along
 /// `messages_by_index`; `null` without a horizon.
-pub(crate) fn user_channels_query<'a>(
+pub(crate) fn user_channels_query(
     explain: &str,
-    user_sid: &'a str,
-    channel: Option<&'a str>,
+    user_sid: &str,
+    channel: Option<&str>,
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!(
+) -> Q {
+    let mut qb = q(format!(
         "{explain}select m.account_sid, m.service_sid, m.channel_sid, m.user_sid,
                 m.sid as member_sid, 'joined' as status, m.last_consumed_message_index,
                 case when m.last_consumed_message_index is null then null
@@ -98,22 +91,21 @@ pub(crate) fn user_channels_query<'a>(
 }
 
 /// The SID of the user named by `user` in `account`/`service`, or `NotFound`.
-async fn resolve_user(
-    store: &SqliteStore,
+fn resolve_user(
+    c: &rusqlite::Connection,
     account: &AccountSid,
     service: &ServiceSid,
     user: &UserRef,
 ) -> StoreResult<String> {
     let (column, value) = user_key(user);
-    let sql =
-        format!("select sid from users where account_sid = ? and service_sid = ? and {column} = ?");
-    sqlx::query_scalar(&sql)
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(value)
-        .fetch_one(&store.reader)
-        .await
-        .map_err(db_err)
+    q(format!(
+        "select sid from users where account_sid = ? and service_sid = ? and {column} = ?"
+    ))
+    .bind(account.as_str())
+    .bind(service.as_str())
+    .bind(value)
+    .one(c)
+    .map_err(lite_err)
 }
 
 #[async_trait::async_trait]
@@ -125,99 +117,95 @@ impl MemberStore for SqliteStore {
         limits: &MemberLimits,
         actor: Option<&str>,
     ) -> StoreResult<Member> {
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        let chan: ChannelRow = sqlx::query_as(
-            "select * from channels where account_sid = ? and service_sid = ? and sid = ?",
-        )
-        .bind(member.account_sid.as_str())
-        .bind(member.service_sid.as_str())
-        .bind(member.channel_sid.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let identity: String = sqlx::query_scalar(
-            "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
-        )
-        .bind(member.account_sid.as_str())
-        .bind(member.service_sid.as_str())
-        .bind(member.user_sid.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if identity != member.identity {
-            return Err(StoreError::InvalidReference(
-                "identity does not match user_sid",
-            ));
-        }
-        // Checks in this order: already a member, then the channel's limit, then the user's.
-        let exists: Option<i64> =
-            sqlx::query_scalar("select 1 from members where channel_sid = ? and identity = ?")
+        let row: MemberRow = self
+            .write(|c| {
+                let chan: ChannelRow = q(
+                    "select * from channels where account_sid = ? and service_sid = ? and sid = ?",
+                )
+                .bind(member.account_sid.as_str())
+                .bind(member.service_sid.as_str())
+                .bind(member.channel_sid.as_str())
+                .one(c)
+                .map_err(lite_err)?;
+                let identity: String = q(
+                    "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
+                )
+                .bind(member.account_sid.as_str())
+                .bind(member.service_sid.as_str())
+                .bind(member.user_sid.as_str())
+                .one(c)
+                .map_err(lite_err)?;
+                if identity != member.identity {
+                    return Err(StoreError::InvalidReference(
+                        "identity does not match user_sid",
+                    ));
+                }
+                // Checks in this order: already a member, then the channel's limit, then the
+                // user's.
+                let exists: Option<i64> =
+                    q("select 1 from members where channel_sid = ? and identity = ?")
+                        .bind(&chan.sid)
+                        .bind(&member.identity)
+                        .optional(c)
+                        .map_err(lite_err)?;
+                if exists.is_some() {
+                    return Err(StoreError::Conflict(Conflict::MemberExists));
+                }
+                if chan.members_count >= limits.channel_members {
+                    return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
+                }
+                let joined: i64 = q("select count(*) from members where user_sid = ?")
+                    .bind(member.user_sid.as_str())
+                    .one(c)
+                    .map_err(lite_err)?;
+                if joined >= limits.user_channels {
+                    return Err(StoreError::LimitExceeded(Limit::UserChannels));
+                }
+                let row: MemberRow = q(
+                    "insert into members (sid, account_sid, service_sid, channel_sid, user_sid,
+                                          identity, role_sid, last_consumed_message_index,
+                                          last_consumption_timestamp, attributes,
+                                          notification_level, date_created, date_updated)
+                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     returning *",
+                )
+                .bind(member.sid.as_str())
+                .bind(&chan.account_sid)
+                .bind(&chan.service_sid)
                 .bind(&chan.sid)
+                .bind(member.user_sid.as_str())
                 .bind(&member.identity)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if exists.is_some() {
-            return Err(StoreError::Conflict(Conflict::MemberExists));
-        }
-        if chan.members_count >= limits.channel_members {
-            return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
-        }
-        let joined: i64 = sqlx::query_scalar("select count(*) from members where user_sid = ?")
-            .bind(member.user_sid.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if joined >= limits.user_channels {
-            return Err(StoreError::LimitExceeded(Limit::UserChannels));
-        }
-        let row: MemberRow = sqlx::query_as(
-            "insert into members (sid, account_sid, service_sid, channel_sid, user_sid, identity,
-                                  role_sid, last_consumed_message_index,
-                                  last_consumption_timestamp, attributes, notification_level,
-                                  date_created, date_updated)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             returning *",
-        )
-        .bind(member.sid.as_str())
-        .bind(&chan.account_sid)
-        .bind(&chan.service_sid)
-        .bind(&chan.sid)
-        .bind(member.user_sid.as_str())
-        .bind(&member.identity)
-        .bind(member.role_sid.as_ref().map(|r| r.as_str()))
-        .bind(member.last_consumed_message_index)
-        .bind(
-            member
-                .last_consumption_timestamp
-                .map(Timestamp::unix_micros),
-        )
-        .bind(member.attributes.as_deref())
-        .bind(member.notification_level.as_str())
-        .bind(member.date_created.unix_micros())
-        .bind(member.date_updated.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| write_err(e, Conflict::MemberExists, "role"))?;
-        // Joining uses up the pending invite.
-        sqlx::query("delete from invites where channel_sid = ? and identity = ?")
-            .bind(&chan.sid)
-            .bind(&member.identity)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        event::append(
-            &mut tx,
-            &NewEvent {
-                member_sid: Some(member.sid.as_str()),
-                identity: Some(member.identity.as_str()),
-                actor,
-                ..NewEvent::new(EventKind::AddedToChannel, &chan, Timestamp::now())
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
+                .bind(member.role_sid.as_ref().map(|r| r.as_str()))
+                .bind(member.last_consumed_message_index)
+                .bind(
+                    member
+                        .last_consumption_timestamp
+                        .map(Timestamp::unix_micros),
+                )
+                .bind(member.attributes.as_deref())
+                .bind(member.notification_level.as_str())
+                .bind(member.date_created.unix_micros())
+                .bind(member.date_updated.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::MemberExists, "role"))?;
+                // Joining uses up the pending invite.
+                q("delete from invites where channel_sid = ? and identity = ?")
+                    .bind(&chan.sid)
+                    .bind(&member.identity)
+                    .execute(c)
+                    .map_err(lite_err)?;
+                event::append(
+                    c,
+                    &NewEvent {
+                        member_sid: Some(member.sid.as_str()),
+                        identity: Some(member.identity.as_str()),
+                        actor,
+                        ..NewEvent::new(EventKind::AddedToChannel, &chan, Timestamp::now())
+                    },
+                )?;
+                Ok(row)
+            })
+            .await?;
         row.try_into()
     }
 
@@ -234,14 +222,15 @@ impl MemberStore for SqliteStore {
             "select * from members where {column} = ? and {}",
             in_channel(channel)
         );
-        let row: MemberRow = sqlx::query_as(&sql)
-            .bind(value)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(channel_value)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row: MemberRow = self.read(|c| {
+            q(sql)
+                .bind(value)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(channel_value)
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -253,12 +242,12 @@ impl MemberStore for SqliteStore {
         identities: &[String],
         page: &PageRequest,
     ) -> StoreResult<Page<Member>> {
-        let chan = resolve_channel(&self.reader, account, service, channel).await?;
-        let rows: Vec<MemberRow> = list_query("select *", &chan.sid, identities, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<MemberRow> = self.read(|c| {
+            let chan = resolve_channel(c, account, service, channel)?;
+            list_query("select *", &chan.sid, identities, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -298,26 +287,29 @@ impl MemberStore for SqliteStore {
         let stamp = update
             .last_consumption_timestamp
             .map(Timestamp::unix_micros);
-        let row: MemberRow = sqlx::query_as(&sql)
-            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
-            .bind(stamp)
-            .bind(stamp)
-            .bind(set_index)
-            .bind(index)
-            .bind(now.unix_micros())
-            .bind(set_index)
-            .bind(index)
-            .bind(update.attributes.as_deref())
-            .bind(update.notification_level.map(|n| n.as_str()))
-            .bind(update.date_created.map(Timestamp::unix_micros))
-            .bind(update.date_updated.unwrap_or(now).unix_micros())
-            .bind(value)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(channel_value)
-            .fetch_one(&mut *self.w().await?)
-            .await
-            .map_err(|e| write_err(e, Conflict::MemberExists, "role"))?;
+        let row: MemberRow = self
+            .write(|c| {
+                q(sql)
+                    .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+                    .bind(stamp)
+                    .bind(stamp)
+                    .bind(set_index)
+                    .bind(index)
+                    .bind(now.unix_micros())
+                    .bind(set_index)
+                    .bind(index)
+                    .bind(update.attributes.as_deref())
+                    .bind(update.notification_level.map(|n| n.as_str()))
+                    .bind(update.date_created.map(Timestamp::unix_micros))
+                    .bind(update.date_updated.unwrap_or(now).unix_micros())
+                    .bind(value)
+                    .bind(account.as_str())
+                    .bind(service.as_str())
+                    .bind(channel_value)
+                    .one(c)
+                    .map_err(|e| lite_write_err(e, Conflict::MemberExists, "role"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -331,31 +323,28 @@ impl MemberStore for SqliteStore {
         actor: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        let chan = resolve_channel(&mut *tx, account, service, channel).await?;
         let (column, value) = member_key(member);
         let sql = format!(
             "delete from members where channel_sid = ? and {column} = ? returning sid, identity"
         );
-        let (member_sid, identity): (String, String) = sqlx::query_as(&sql)
-            .bind(&chan.sid)
-            .bind(value)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        event::append(
-            &mut tx,
-            &NewEvent {
-                member_sid: Some(&member_sid),
-                identity: Some(&identity),
-                actor,
-                ..NewEvent::new(EventKind::RemovedFromChannel, &chan, now)
-            },
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(())
+        self.write(|c| {
+            let chan = resolve_channel(c, account, service, channel)?;
+            let (member_sid, identity): (String, String) = q(sql)
+                .bind(&chan.sid)
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)?;
+            event::append(
+                c,
+                &NewEvent {
+                    member_sid: Some(&member_sid),
+                    identity: Some(&identity),
+                    actor,
+                    ..NewEvent::new(EventKind::RemovedFromChannel, &chan, now)
+                },
+            )
+        })
+        .await
     }
 
     async fn joined_channel_counts(
@@ -391,12 +380,12 @@ impl MemberStore for SqliteStore {
         user: &UserRef,
         page: &PageRequest,
     ) -> StoreResult<Page<UserChannel>> {
-        let user_sid = resolve_user(self, account, service, user).await?;
-        let rows: Vec<UserChannelRow> = user_channels_query("", &user_sid, None, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<UserChannelRow> = self.read(|c| {
+            let user_sid = resolve_user(c, account, service, user)?;
+            user_channels_query("", &user_sid, None, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -407,14 +396,13 @@ impl MemberStore for SqliteStore {
         user: &UserRef,
         channel: &ChannelRef,
     ) -> StoreResult<UserChannel> {
-        let user_sid = resolve_user(self, account, service, user).await?;
-        let chan = resolve_channel(&self.reader, account, service, channel).await?;
-        let row: UserChannelRow =
+        let row: UserChannelRow = self.read(|c| {
+            let user_sid = resolve_user(c, account, service, user)?;
+            let chan = resolve_channel(c, account, service, channel)?;
             user_channels_query("", &user_sid, Some(&chan.sid), &PageRequest::first(1))
-                .build_query_as()
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 }

@@ -13,11 +13,11 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
 
-use crate::channel::{channel_key, in_channel, resolve_channel, resolve_channel_lite};
+use crate::channel::{channel_key, in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow, MessageRow};
-use crate::{begin_write, db_err, one_row, SqliteStore};
+use crate::{one_row, SqliteStore};
 
 /// `<head> from messages where channel_sid = ? … order by msg_index … limit …`. The cursor key
 /// is the index; a forward page of a `desc` list goes to smaller indexes. Rows come back in
@@ -100,7 +100,7 @@ impl MessageStore for SqliteStore {
                 .bind(message.date_updated.unix_micros())
                 .one(c)
                 .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
-                event::append_lite(
+                event::append(
                     c,
                     &NewEvent {
                         message_sid: Some(message.sid.as_str()),
@@ -128,14 +128,15 @@ impl MessageStore for SqliteStore {
             "select * from messages where sid = ? and {}",
             in_channel(channel)
         );
-        let row: MessageRow = sqlx::query_as(&sql)
-            .bind(sid.as_str())
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let row: MessageRow = self.read(|c| {
+            q(sql)
+                .bind(sid.as_str())
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -148,7 +149,7 @@ impl MessageStore for SqliteStore {
         page: &PageRequest,
     ) -> StoreResult<Page<Message>> {
         let rows: Vec<MessageRow> = self.read(|c| {
-            let chan = resolve_channel_lite(c, account, service, channel)?;
+            let chan = resolve_channel(c, account, service, channel)?;
             list_query("select *", &chan.sid, order, page)
                 .all(c)
                 .map_err(lite_err)
@@ -182,22 +183,25 @@ impl MessageStore for SqliteStore {
             in_channel(channel)
         );
         let body = update.body.as_deref();
-        let row: MessageRow = sqlx::query_as(&sql)
-            .bind(body)
-            .bind(body)
-            .bind(body)
-            .bind(update.attributes.as_deref())
-            .bind(update.from.as_deref())
-            .bind(update.last_updated_by.as_deref())
-            .bind(update.date_created.map(Timestamp::unix_micros))
-            .bind(update.date_updated.unwrap_or(now).unix_micros())
-            .bind(sid.as_str())
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .fetch_one(&mut *self.w().await?)
-            .await
-            .map_err(db_err)?;
+        let row: MessageRow = self
+            .write(|c| {
+                q(sql)
+                    .bind(body)
+                    .bind(body)
+                    .bind(body)
+                    .bind(update.attributes.as_deref())
+                    .bind(update.from.as_deref())
+                    .bind(update.last_updated_by.as_deref())
+                    .bind(update.date_created.map(Timestamp::unix_micros))
+                    .bind(update.date_updated.unwrap_or(now).unix_micros())
+                    .bind(sid.as_str())
+                    .bind(account.as_str())
+                    .bind(service.as_str())
+                    .bind(value)
+                    .one(c)
+                    .map_err(lite_err)
+            })
+            .await?;
         row.try_into()
     }
 
@@ -209,31 +213,27 @@ impl MessageStore for SqliteStore {
         channel: &ChannelRef,
         sid: &MessageSid,
     ) -> StoreResult<()> {
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        let chan = resolve_channel(&mut *tx, account, service, channel).await?;
-        let done = sqlx::query("delete from messages where sid = ? and channel_sid = ?")
-            .bind(sid.as_str())
+        self.write(|c| {
+            let chan = resolve_channel(c, account, service, channel)?;
+            let n = q("delete from messages where sid = ? and channel_sid = ?")
+                .bind(sid.as_str())
+                .bind(&chan.sid)
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)?;
+            // The last message becomes the newest one left (both null when none is left).
+            q("update channels set
+                   messages_count = messages_count - 1,
+                   (last_message_sid, last_message_index) =
+                       (select sid, msg_index from messages where channel_sid = ?1
+                        order by msg_index desc limit 1)
+               where sid = ?1")
             .bind(&chan.sid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        one_row(done.rows_affected())?;
-        // The last message becomes the newest one left (both null when none is left).
-        sqlx::query(
-            "update channels set
-                 messages_count = messages_count - 1,
-                 (last_message_sid, last_message_index) =
-                     (select sid, msg_index from messages where channel_sid = ?1
-                      order by msg_index desc limit 1)
-             where sid = ?1",
-        )
-        .bind(&chan.sid)
-        .execute(&mut *tx)
+            .execute(c)
+            .map_err(lite_err)?;
+            Ok(())
+        })
         .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(())
     }
 
     async fn count_messages_after(
@@ -241,11 +241,12 @@ impl MessageStore for SqliteStore {
         channel: &ChannelSid,
         after_index: i64,
     ) -> StoreResult<i64> {
-        sqlx::query_scalar("select count(*) from messages where channel_sid = ? and msg_index > ?")
-            .bind(channel.as_str())
-            .bind(after_index)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)
+        self.read(|c| {
+            q("select count(*) from messages where channel_sid = ? and msg_index > ?")
+                .bind(channel.as_str())
+                .bind(after_index)
+                .one(c)
+                .map_err(lite_err)
+        })
     }
 }

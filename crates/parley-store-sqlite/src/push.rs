@@ -14,12 +14,12 @@ use parley_core::credential::PushType;
 use parley_core::event::{Event, EventKind};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipient, Settle};
-use parley_core::store::{PushStore, StoreError, StoreResult};
+use parley_core::store::{Conflict, PushStore, StoreError, StoreResult};
 use parley_core::{AccountSid, BindingSid, CredentialSid, ServiceSid, SidError, Timestamp};
 
-use crate::lite::{lite_err, lite_row, q};
+use crate::lite::{lite_err, lite_row, lite_write_err, q, Q};
 use crate::rows::{convert_all, BindingRow, EventRow};
-use crate::{db_err, to_json, SqliteStore};
+use crate::{to_json, SqliteStore};
 
 // ---- rows ---------------------------------------------------------------------------------------
 
@@ -32,7 +32,6 @@ fn push_type(s: &str) -> StoreResult<PushType> {
 }
 
 /// `push_deliveries` as claimed (`attempts` already reduced to the count before the claim).
-#[derive(sqlx::FromRow)]
 struct DeliveryRow {
     id: String,
     event_id: i64,
@@ -92,7 +91,6 @@ impl TryFrom<DeliveryRow> for Delivery {
 }
 
 /// `push_log`
-#[derive(sqlx::FromRow)]
 struct PushLogRow {
     seq: i64,
     id: String,
@@ -108,6 +106,21 @@ struct PushLogRow {
     attempt: i32,
     date_created: i64,
 }
+lite_row!(PushLogRow {
+    seq,
+    id,
+    account_sid,
+    service_sid,
+    event_id,
+    kind,
+    binding_sid,
+    identity,
+    binding_type,
+    outcome,
+    reason,
+    attempt,
+    date_created
+});
 
 impl TryFrom<PushLogRow> for PushLogEntry {
     type Error = StoreError;
@@ -146,20 +159,20 @@ const LOG_COLUMNS: &str =
 // PostgreSQL).
 
 /// The `list_push_log` query (also used by the query-plan test).
-fn log_list_query<'a>(
+fn log_list_query(
     head: &str,
-    account: &'a AccountSid,
-    service: &'a ServiceSid,
-    page: &'a PageRequest,
-) -> StoreResult<sqlx::QueryBuilder<'a, sqlx::Sqlite>> {
-    let mut qb = sqlx::QueryBuilder::new(format!("{head} from push_log where service_sid = "));
+    account: &AccountSid,
+    service: &ServiceSid,
+    page: &PageRequest,
+) -> StoreResult<Q> {
+    let mut qb = q(format!("{head} from push_log where service_sid = "));
     qb.push_bind(service.as_str());
     qb.push(" and account_sid = ");
     qb.push_bind(account.as_str());
     let backwards = page.cursor.as_ref().is_some_and(|c| c.backwards);
     if let Some(c) = &page.cursor {
         let op = if backwards { "<" } else { ">" };
-        qb.push(format!(" and (date_created, seq) {op} ("));
+        qb.push(&format!(" and (date_created, seq) {op} ("));
         qb.push_bind(c.key);
         qb.push(", ");
         let seq: i64 = c
@@ -492,30 +505,31 @@ impl PushStore for SqliteStore {
     /// `entry.seq` is ignored (the log numbers its rows). `NotFound` when the service does not
     /// exist in the account.
     async fn append_push_log(&self, entry: &PushLogEntry) -> StoreResult<()> {
-        sqlx::query(
-            "insert into push_log (id, account_sid, service_sid, event_id, kind, binding_sid,
-                                   identity, binding_type, outcome, reason, attempt, date_created)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.id.as_str())
-        .bind(entry.account_sid.as_str())
-        .bind(entry.service_sid.as_str())
-        .bind(entry.event_id)
-        .bind(entry.kind.as_str())
-        .bind(entry.binding_sid.as_str())
-        .bind(entry.identity.as_str())
-        .bind(entry.binding_type.as_str())
-        .bind(entry.outcome.as_str())
-        .bind(entry.reason.as_deref())
-        .bind(entry.attempt)
-        .bind(entry.date_created.unix_micros())
-        .execute(&mut *self.w().await?)
+        self.write(|c| {
+            q("insert into push_log (id, account_sid, service_sid, event_id, kind, binding_sid,
+                                     identity, binding_type, outcome, reason, attempt,
+                                     date_created)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(entry.id.as_str())
+            .bind(entry.account_sid.as_str())
+            .bind(entry.service_sid.as_str())
+            .bind(entry.event_id)
+            .bind(entry.kind.as_str())
+            .bind(entry.binding_sid.as_str())
+            .bind(entry.identity.as_str())
+            .bind(entry.binding_type.as_str())
+            .bind(entry.outcome.as_str())
+            .bind(entry.reason.as_deref())
+            .bind(entry.attempt)
+            .bind(entry.date_created.unix_micros())
+            .execute(c)
+            .map_err(|e| match lite_write_err(e, Conflict::SidTaken, "service") {
+                StoreError::InvalidReference(_) => StoreError::NotFound,
+                other => other,
+            })?;
+            Ok(())
+        })
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::NotFound,
-            _ => db_err(e),
-        })?;
-        Ok(())
     }
 
     /// Keyset pages by `(date_created, seq)`; the cursor's `sid` is `seq` as 20-digit
@@ -526,26 +540,23 @@ impl PushStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<PushLogEntry>> {
-        let rows: Vec<PushLogRow> =
-            log_list_query(&format!("select {LOG_COLUMNS}"), account, service, page)?
-                .build_query_as()
-                .fetch_all(&self.reader)
-                .await
-                .map_err(db_err)?;
+        let query = log_list_query(&format!("select {LOG_COLUMNS}"), account, service, page)?;
+        let rows: Vec<PushLogRow> = self.read(|c| query.all(c).map_err(lite_err))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
     async fn prune_push_log(&self, cutoff: Timestamp, limit: u32) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "delete from push_log where seq in
-                 (select seq from push_log where date_created < ? limit ?)",
-        )
-        .bind(cutoff.unix_micros())
-        .bind(i64::from(limit))
-        .execute(&mut *self.w().await?)
-        .await
-        .map_err(db_err)?;
-        Ok(done.rows_affected())
+        let n = self
+            .write(|c| {
+                q("delete from push_log where seq in
+                       (select seq from push_log where date_created < ? limit ?)")
+                .bind(cutoff.unix_micros())
+                .bind(i64::from(limit))
+                .execute(c)
+                .map_err(lite_err)
+            })
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 }
 
@@ -558,13 +569,11 @@ mod tests {
         format!("{seq:020}")
     }
 
-    async fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("explain query plan {sql}"))
-                .fetch_all(&store.reader)
-                .await
-                .expect("explain");
-        rows.into_iter().map(|r| r.3).collect()
+    fn plan(store: &SqliteStore, query: &Q) -> Vec<String> {
+        let rows: Vec<crate::lite::PlanRow> = store
+            .read(|c| query.all(c).map_err(lite_err))
+            .expect("explain");
+        rows.into_iter().map(|r| r.detail).collect()
     }
 
     fn uses_indexes_only(details: &[String]) -> bool {
@@ -593,7 +602,7 @@ mod tests {
              and (lease_until is null or lease_until < 1) order by available_at, id limit 5",
             "select seq from push_log where date_created < 1 limit 5",
         ] {
-            let details = plan(&store, sql).await;
+            let details = plan(&store, &q(format!("explain query plan {sql}")));
             assert!(uses_indexes_only(&details), "{sql}: {details:?}");
             assert!(
                 !details.iter().any(|d| d.contains("TEMP B-TREE")),
@@ -613,14 +622,9 @@ mod tests {
             });
         }
         for page in &pages {
-            let mut qb = log_list_query("explain query plan select *", &account, &service, page)
+            let qb = log_list_query("explain query plan select *", &account, &service, page)
                 .expect("query");
-            let rows: Vec<(i64, i64, i64, String)> = qb
-                .build_query_as()
-                .fetch_all(&store.reader)
-                .await
-                .expect("explain");
-            let details: Vec<String> = rows.into_iter().map(|r| r.3).collect();
+            let details = plan(&store, &qb);
             assert!(uses_indexes_only(&details), "{page:?}: {details:?}");
             assert!(
                 !details.iter().any(|d| d.contains("TEMP B-TREE")),

@@ -4,25 +4,18 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::role::{NewRole, Role};
 use parley_core::store::{Conflict, RoleStore, StoreResult};
 use parley_core::{AccountSid, RoleSid, ServiceSid, Timestamp};
-use sqlx::{QueryBuilder, Sqlite};
 
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, RoleRow};
-use crate::{
-    begin_write, db_err, one_row, push_keyset, require_service, to_json, write_err, SqliteStore,
-};
+use crate::{one_row, push_keyset, require_service, to_json, SqliteStore};
 
-/// Insert one role on `conn` (shared with `create_service`, which adds the default roles in its
-/// own transaction).
-pub(crate) async fn insert_role(
-    conn: &mut sqlx::SqliteConnection,
-    role: &NewRole,
-) -> StoreResult<Role> {
-    let row: RoleRow = sqlx::query_as(
-        "insert into roles (sid, account_sid, service_sid, friendly_name, role_type, permissions,
-                            date_created, date_updated)
-         values (?, ?, ?, ?, ?, ?, ?, ?)
-         returning *",
-    )
+/// Insert one role in the caller's write transaction (shared with `create_service`, which adds
+/// the default roles in its own transaction).
+pub(crate) fn insert_role(c: &rusqlite::Connection, role: &NewRole) -> StoreResult<RoleRow> {
+    q("insert into roles (sid, account_sid, service_sid, friendly_name, role_type, permissions,
+                          date_created, date_updated)
+       values (?, ?, ?, ?, ?, ?, ?, ?)
+       returning *")
     .bind(role.sid.as_str())
     .bind(role.account_sid.as_str())
     .bind(role.service_sid.as_str())
@@ -31,20 +24,18 @@ pub(crate) async fn insert_role(
     .bind(to_json(&role.permissions)?)
     .bind(role.date_created.unix_micros())
     .bind(role.date_updated.unix_micros())
-    .fetch_one(conn)
-    .await
-    .map_err(|e| write_err(e, Conflict::SidTaken, "service"))?;
-    row.try_into()
+    .one(c)
+    .map_err(|e| lite_write_err(e, Conflict::SidTaken, "service"))
 }
 
 /// `<head> from roles where … order by … limit …`.
-pub(crate) fn list_query<'a>(
+pub(crate) fn list_query(
     head: &str,
-    account: &'a AccountSid,
-    service: &'a ServiceSid,
+    account: &AccountSid,
+    service: &ServiceSid,
     page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from roles where service_sid = "));
+) -> Q {
+    let mut qb = q(format!("{head} from roles where service_sid = "));
     qb.push_bind(service.as_str());
     qb.push(" and account_sid = ");
     qb.push_bind(account.as_str());
@@ -56,12 +47,12 @@ pub(crate) fn list_query<'a>(
 impl RoleStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %role.service_sid, role.sid = %role.sid))]
     async fn create_role(&self, role: &NewRole) -> StoreResult<Role> {
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        require_service(&mut tx, &role.account_sid, &role.service_sid).await?;
-        let created = insert_role(&mut tx, role).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(created)
+        self.write(|c| {
+            require_service(c, &role.account_sid, &role.service_sid)?;
+            insert_role(c, role)
+        })
+        .await?
+        .try_into()
     }
 
     async fn fetch_role(
@@ -70,15 +61,14 @@ impl RoleStore for SqliteStore {
         service: &ServiceSid,
         sid: &RoleSid,
     ) -> StoreResult<Role> {
-        let row: RoleRow = sqlx::query_as(
-            "select * from roles where account_sid = ? and service_sid = ? and sid = ?",
-        )
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(sid.as_str())
-        .fetch_one(&self.reader)
-        .await
-        .map_err(db_err)?;
+        let row: RoleRow = self.read(|c| {
+            q("select * from roles where account_sid = ? and service_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)
+        })?;
         row.try_into()
     }
 
@@ -88,11 +78,11 @@ impl RoleStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Role>> {
-        let rows: Vec<RoleRow> = list_query("select *", account, service, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<RoleRow> = self.read(|c| {
+            list_query("select *", account, service, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -105,19 +95,21 @@ impl RoleStore for SqliteStore {
         permissions: &[String],
         now: Timestamp,
     ) -> StoreResult<Role> {
-        let row: RoleRow = sqlx::query_as(
-            "update roles set permissions = ?, date_updated = ?
-             where account_sid = ? and service_sid = ? and sid = ?
-             returning *",
-        )
-        .bind(to_json(&permissions)?)
-        .bind(now.unix_micros())
-        .bind(account.as_str())
-        .bind(service.as_str())
-        .bind(sid.as_str())
-        .fetch_one(&mut *self.w().await?)
-        .await
-        .map_err(db_err)?;
+        let permissions = to_json(&permissions)?;
+        let row: RoleRow = self
+            .write(|c| {
+                q("update roles set permissions = ?, date_updated = ?
+                   where account_sid = ? and service_sid = ? and sid = ?
+                   returning *")
+                .bind(permissions)
+                .bind(now.unix_micros())
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)
+            })
+            .await?;
         row.try_into()
     }
 
@@ -129,14 +121,15 @@ impl RoleStore for SqliteStore {
         sid: &RoleSid,
     ) -> StoreResult<()> {
         // Users holding the role get `role_sid = null` (`on delete set null`).
-        let done =
-            sqlx::query("delete from roles where account_sid = ? and service_sid = ? and sid = ?")
+        self.write(|c| {
+            let n = q("delete from roles where account_sid = ? and service_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(service.as_str())
                 .bind(sid.as_str())
-                .execute(&mut *self.w().await?)
-                .await
-                .map_err(db_err)?;
-        one_row(done.rows_affected())
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
+        .await
     }
 }

@@ -42,7 +42,6 @@ fn ts(us: i64) -> Timestamp {
 }
 
 /// `accounts`
-#[derive(sqlx::FromRow)]
 pub(crate) struct AccountRow {
     pub sid: String,
     pub friendly_name: Option<String>,
@@ -72,7 +71,6 @@ impl TryFrom<AccountRow> for Account {
 }
 
 /// `api_keys`
-#[derive(sqlx::FromRow)]
 pub(crate) struct ApiKeyRow {
     pub sid: String,
     pub account_sid: String,
@@ -102,7 +100,6 @@ impl TryFrom<ApiKeyRow> for ApiKey {
 }
 
 /// `services`
-#[derive(sqlx::FromRow)]
 pub(crate) struct ServiceRow {
     pub sid: String,
     pub account_sid: String,
@@ -153,7 +150,6 @@ impl TryFrom<ServiceRow> for Service {
 }
 
 /// `roles`
-#[derive(sqlx::FromRow)]
 pub(crate) struct RoleRow {
     pub sid: String,
     pub account_sid: String,
@@ -194,7 +190,6 @@ impl TryFrom<RoleRow> for Role {
 }
 
 /// `users`
-#[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
     pub sid: String,
     pub account_sid: String,
@@ -236,7 +231,6 @@ impl TryFrom<UserRow> for User {
 }
 
 /// `credentials`
-#[derive(sqlx::FromRow)]
 pub(crate) struct CredentialRow {
     pub sid: String,
     pub account_sid: String,
@@ -275,7 +269,6 @@ impl TryFrom<CredentialRow> for Credential {
 }
 
 /// `bindings`
-#[derive(sqlx::FromRow)]
 pub(crate) struct BindingRow {
     pub sid: String,
     pub account_sid: String,
@@ -331,7 +324,6 @@ fn notification_level(s: &str) -> Result<NotificationLevel, StoreError> {
 }
 
 /// `channels`
-#[derive(sqlx::FromRow)]
 pub(crate) struct ChannelRow {
     pub sid: String,
     pub account_sid: String,
@@ -390,7 +382,6 @@ impl TryFrom<ChannelRow> for Channel {
 }
 
 /// `members`
-#[derive(sqlx::FromRow)]
 pub(crate) struct MemberRow {
     pub sid: String,
     pub account_sid: String,
@@ -444,7 +435,6 @@ impl TryFrom<MemberRow> for Member {
 }
 
 /// `messages`
-#[derive(sqlx::FromRow)]
 pub(crate) struct MessageRow {
     pub sid: String,
     pub account_sid: String,
@@ -495,7 +485,6 @@ impl TryFrom<MessageRow> for Message {
 }
 
 /// `invites`
-#[derive(sqlx::FromRow)]
 pub(crate) struct InviteRow {
     pub sid: String,
     pub account_sid: String,
@@ -537,7 +526,6 @@ impl TryFrom<InviteRow> for Invite {
 }
 
 /// One row of the user-channel view (a membership or a pending invite; see `member.rs`).
-#[derive(sqlx::FromRow)]
 pub(crate) struct UserChannelRow {
     pub account_sid: String,
     pub service_sid: String,
@@ -591,7 +579,6 @@ impl TryFrom<UserChannelRow> for UserChannel {
 }
 
 /// `events`
-#[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
     pub id: i64,
     pub kind: String,

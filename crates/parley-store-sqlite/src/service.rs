@@ -4,21 +4,16 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::service::{NewService, Service, ServicePatch};
 use parley_core::store::{Conflict, ServiceStore, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
-use sqlx::{QueryBuilder, Sqlite};
 
-use crate::lite::{lite_err, q};
+use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::role::insert_role;
 use crate::rows::{convert_all, ServiceRow};
-use crate::{begin_write, db_err, one_row, push_keyset, to_json, write_err, SqliteStore};
+use crate::{one_row, push_keyset, to_json, SqliteStore};
 
 /// `<head> from services where … order by … limit …` (`head` is `select *`, or
 /// `explain query plan select *` in the plan tests).
-pub(crate) fn list_query<'a>(
-    head: &str,
-    account: &'a AccountSid,
-    page: &PageRequest,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut qb = QueryBuilder::new(format!("{head} from services where account_sid = "));
+pub(crate) fn list_query(head: &str, account: &AccountSid, page: &PageRequest) -> Q {
+    let mut qb = q(format!("{head} from services where account_sid = "));
     qb.push_bind(account.as_str());
     push_keyset(&mut qb, page);
     qb
@@ -30,35 +25,36 @@ impl ServiceStore for SqliteStore {
     async fn create_service(&self, new: &NewService) -> StoreResult<Service> {
         let s = &new.service;
         let settings = to_json(&s.settings)?;
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        let row: ServiceRow = sqlx::query_as(
-            "insert into services (sid, account_sid, friendly_name, default_service_role_sid,
-                                   default_channel_role_sid, default_channel_creator_role_sid,
-                                   settings, date_created, date_updated)
-             values (?, ?, ?, ?, ?, ?, ?, ?, ?)
-             returning *",
-        )
-        .bind(s.sid.as_str())
-        .bind(s.account_sid.as_str())
-        .bind(&s.friendly_name)
-        .bind(s.default_service_role_sid.as_ref().map(|r| r.as_str()))
-        .bind(s.default_channel_role_sid.as_ref().map(|r| r.as_str()))
-        .bind(
-            s.default_channel_creator_role_sid
-                .as_ref()
-                .map(|r| r.as_str()),
-        )
-        .bind(settings)
-        .bind(s.date_created.unix_micros())
-        .bind(s.date_updated.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| write_err(e, Conflict::SidTaken, "account"))?;
-        for role in &new.roles {
-            insert_role(&mut tx, role).await?;
-        }
-        tx.commit().await.map_err(db_err)?;
+        let row: ServiceRow = self
+            .write(|c| {
+                let row: ServiceRow = q(
+                    "insert into services (sid, account_sid, friendly_name, default_service_role_sid,
+                                           default_channel_role_sid, default_channel_creator_role_sid,
+                                           settings, date_created, date_updated)
+                     values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     returning *",
+                )
+                .bind(s.sid.as_str())
+                .bind(s.account_sid.as_str())
+                .bind(&s.friendly_name)
+                .bind(s.default_service_role_sid.as_ref().map(|r| r.as_str()))
+                .bind(s.default_channel_role_sid.as_ref().map(|r| r.as_str()))
+                .bind(
+                    s.default_channel_creator_role_sid
+                        .as_ref()
+                        .map(|r| r.as_str()),
+                )
+                .bind(settings)
+                .bind(s.date_created.unix_micros())
+                .bind(s.date_updated.unix_micros())
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))?;
+                for role in &new.roles {
+                    insert_role(c, role)?;
+                }
+                Ok(row)
+            })
+            .await?;
         row.try_into()
     }
 
@@ -78,18 +74,17 @@ impl ServiceStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Service>> {
-        let rows: Vec<ServiceRow> = list_query("select *", account, page)
-            .build_query_as()
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let rows: Vec<ServiceRow> =
+            self.read(|c| list_query("select *", account, page).all(c).map_err(lite_err))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service.sid))]
     async fn update_service(&self, service: &Service) -> StoreResult<Service> {
-        let mut w = self.w().await?;
-        write_service(&mut w, service).await?.try_into()
+        let settings = to_json(&service.settings)?;
+        self.write(|c| write_service(c, service, &settings))
+            .await?
+            .try_into()
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %sid))]
@@ -102,48 +97,48 @@ impl ServiceStore for SqliteStore {
     ) -> StoreResult<Service> {
         // Read, change and write inside one write transaction: SQLite has one writer, so no
         // other change to the row can come between the read and the write.
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
-        let row: ServiceRow =
-            sqlx::query_as("select * from services where account_sid = ? and sid = ?")
-                .bind(account.as_str())
-                .bind(sid.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let mut service: Service = row.try_into()?;
-        patch.apply(&mut service);
-        service.date_updated = now;
-        let row = write_service(&mut tx, &service).await?;
-        tx.commit().await.map_err(db_err)?;
+        let row: ServiceRow = self
+            .write(|c| {
+                let row: ServiceRow = q("select * from services where account_sid = ? and sid = ?")
+                    .bind(account.as_str())
+                    .bind(sid.as_str())
+                    .one(c)
+                    .map_err(lite_err)?;
+                let mut service: Service = row.try_into()?;
+                patch.apply(&mut service);
+                service.date_updated = now;
+                write_service(c, &service, &to_json(&service.settings)?)
+            })
+            .await?;
         row.try_into()
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %sid))]
     async fn delete_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<()> {
         // Roles, users and bindings go with it (`on delete cascade`).
-        let done = sqlx::query("delete from services where account_sid = ? and sid = ?")
-            .bind(account.as_str())
-            .bind(sid.as_str())
-            .execute(&mut *self.w().await?)
-            .await
-            .map_err(db_err)?;
-        one_row(done.rows_affected())
+        self.write(|c| {
+            let n = q("delete from services where account_sid = ? and sid = ?")
+                .bind(account.as_str())
+                .bind(sid.as_str())
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
+        .await
     }
 }
 
-/// Overwrite the stored row of `service` with every field of it.
-async fn write_service(
-    conn: &mut sqlx::SqliteConnection,
+/// Overwrite the stored row of `service` with every field of it (`settings` as JSON).
+fn write_service(
+    c: &rusqlite::Connection,
     service: &Service,
+    settings: &str,
 ) -> StoreResult<ServiceRow> {
-    sqlx::query_as(
-        "update services set friendly_name = ?, default_service_role_sid = ?,
-                default_channel_role_sid = ?, default_channel_creator_role_sid = ?,
-                settings = ?, date_updated = ?
-         where account_sid = ? and sid = ?
-         returning *",
-    )
+    q("update services set friendly_name = ?, default_service_role_sid = ?,
+              default_channel_role_sid = ?, default_channel_creator_role_sid = ?,
+              settings = ?, date_updated = ?
+       where account_sid = ? and sid = ?
+       returning *")
     .bind(&service.friendly_name)
     .bind(
         service
@@ -163,11 +158,10 @@ async fn write_service(
             .as_ref()
             .map(|r| r.as_str()),
     )
-    .bind(to_json(&service.settings)?)
+    .bind(settings)
     .bind(service.date_updated.unix_micros())
     .bind(service.account_sid.as_str())
     .bind(service.sid.as_str())
-    .fetch_one(conn)
-    .await
-    .map_err(db_err)
+    .one(c)
+    .map_err(lite_err)
 }

@@ -9,9 +9,7 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow, UserRow};
-use crate::{
-    begin_write, db_err, one_row, push_keyset_lite, require_service_lite, write_err, SqliteStore,
-};
+use crate::{one_row, push_keyset, require_service, SqliteStore};
 
 /// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
 pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
@@ -51,7 +49,7 @@ pub(crate) fn list_query(
     qb.push_bind(service.as_str());
     qb.push(" and account_sid = ");
     qb.push_bind(account.as_str());
-    push_keyset_lite(&mut qb, page);
+    push_keyset(&mut qb, page);
     qb
 }
 
@@ -61,7 +59,7 @@ impl UserStore for SqliteStore {
     async fn create_user(&self, user: &User) -> StoreResult<User> {
         let row: UserRow = self
             .write(|c| {
-                require_service_lite(c, &user.account_sid, &user.service_sid)?;
+                require_service(c, &user.account_sid, &user.service_sid)?;
                 insert_user_lite(&format!("{INSERT_USER} returning *"), user)
                     .one(c)
                     .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))
@@ -74,7 +72,7 @@ impl UserStore for SqliteStore {
     async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
         let (row, created) = self
             .write(|c| {
-                require_service_lite(c, &user.account_sid, &user.service_sid)?;
+                require_service(c, &user.account_sid, &user.service_sid)?;
                 // Under the write lock the conflict arm only sees committed rows; `do nothing`
                 // keeps the existing user, and the select below returns whichever row is there.
                 let sql = format!(
@@ -155,17 +153,20 @@ impl UserStore for SqliteStore {
              where account_sid = ? and service_sid = ? and {column} = ?
              returning *"
         );
-        let row: UserRow = sqlx::query_as(&sql)
-            .bind(update.friendly_name.as_deref())
-            .bind(update.attributes.as_deref())
-            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
-            .bind(now.unix_micros())
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .fetch_one(&mut *self.w().await?)
-            .await
-            .map_err(|e| write_err(e, Conflict::UserIdentityTaken, "role"))?;
+        let row: UserRow = self
+            .write(|c| {
+                q(sql)
+                    .bind(update.friendly_name.as_deref())
+                    .bind(update.attributes.as_deref())
+                    .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+                    .bind(now.unix_micros())
+                    .bind(account.as_str())
+                    .bind(service.as_str())
+                    .bind(value)
+                    .one(c)
+                    .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))
+            })
+            .await?;
         row.try_into()
     }
 
@@ -181,58 +182,52 @@ impl UserStore for SqliteStore {
         // membership first gets its `removed_from_channel` event, as leaving a channel does,
         // in the same write transaction.
         let (column, value) = user_key(user);
-        let mut w = self.w().await?;
-        let mut tx = begin_write(&mut w).await?;
         let sql = format!(
             "select sid from users where account_sid = ? and service_sid = ? and {column} = ?"
         );
-        let Some(sid): Option<String> = sqlx::query_scalar(&sql)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-        else {
-            return Err(StoreError::NotFound);
-        };
-        let channels: Vec<ChannelRow> = sqlx::query_as(
-            "select * from channels
-             where sid in (select channel_sid from members where user_sid = ?)
-             order by sid",
-        )
-        .bind(&sid)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let members: Vec<(String, String, String)> = sqlx::query_as(
-            "select channel_sid, sid, identity from members where user_sid = ? order by channel_sid",
-        )
-        .bind(&sid)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let now = Timestamp::now();
-        for (channel_sid, member_sid, identity) in &members {
-            let Some(chan) = channels.iter().find(|c| &c.sid == channel_sid) else {
-                continue;
+        self.write(|c| {
+            let Some(sid): Option<String> = q(sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .optional(c)
+                .map_err(lite_err)?
+            else {
+                return Err(StoreError::NotFound);
             };
-            event::append(
-                &mut tx,
-                &NewEvent {
-                    member_sid: Some(member_sid),
-                    identity: Some(identity),
-                    ..NewEvent::new(EventKind::RemovedFromChannel, chan, now)
-                },
-            )
-            .await?;
-        }
-        let done = sqlx::query("delete from users where sid = ?")
+            let channels: Vec<ChannelRow> = q("select * from channels
+                 where sid in (select channel_sid from members where user_sid = ?)
+                 order by sid")
             .bind(&sid)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        one_row(done.rows_affected())
+            .all(c)
+            .map_err(lite_err)?;
+            let members: Vec<(String, String, String)> = q(
+                "select channel_sid, sid, identity from members where user_sid = ?
+                 order by channel_sid",
+            )
+            .bind(&sid)
+            .all(c)
+            .map_err(lite_err)?;
+            let now = Timestamp::now();
+            for (channel_sid, member_sid, identity) in &members {
+                let Some(chan) = channels.iter().find(|ch| &ch.sid == channel_sid) else {
+                    continue;
+                };
+                event::append(
+                    c,
+                    &NewEvent {
+                        member_sid: Some(member_sid),
+                        identity: Some(identity),
+                        ..NewEvent::new(EventKind::RemovedFromChannel, chan, now)
+                    },
+                )?;
+            }
+            let n = q("delete from users where sid = ?")
+                .bind(&sid)
+                .execute(c)
+                .map_err(lite_err)?;
+            one_row(n)
+        })
+        .await
     }
 }

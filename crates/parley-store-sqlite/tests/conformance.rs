@@ -76,7 +76,7 @@ fn migration_files_match_the_postgres_backend() {
     let sqlite = names("migrations");
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, names("../parley-store-postgres/migrations"));
-    let versions: Vec<i64> = parley_store_sqlite::MIGRATOR
+    let versions: Vec<i64> = parley_store_sqlite::MIGRATIONS
         .iter()
         .map(|m| m.version)
         .collect();
