@@ -1,11 +1,11 @@
-//! Inline SQLite access for the hot paths, with `rusqlite`.
+//! Inline SQLite access with `rusqlite`: the store's only driver.
 //!
-//! `sqlx`'s SQLite driver runs every connection on a thread of its own and hands each statement
-//! and each row across a channel: measured under load (`bench/`), over half of the server's CPU
-//! went to those hand-offs (futex waits and wake-ups), against ~1 % in SQLite itself. SQLite is
-//! a library, not a server: a statement on an indexed table in the page cache takes
-//! microseconds, less than one such hand-off. So the busy statements run right here, on the
-//! calling task's thread:
+//! An async driver that runs every connection on a thread of its own and hands each statement
+//! and each row across a channel (`sqlx`, which this store used before) spent, measured under
+//! load (`bench/`), over half of the server's CPU on those hand-offs (futex waits and
+//! wake-ups), against ~1 % in SQLite itself. SQLite is a library, not a server: a statement on
+//! an indexed table in the page cache takes microseconds, less than one such hand-off. So the
+//! statements run right here, on the calling task's thread:
 //!
 //! * **reads** take an idle read-only connection from a small stack (or open one), run, and put
 //!   it back — no thread switch, no `await`;
