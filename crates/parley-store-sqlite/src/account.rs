@@ -14,10 +14,12 @@ impl AccountStore for SqliteStore {
     async fn create_account(&self, account: &Account) -> StoreResult<Account> {
         let row: AccountRow = self
             .write(|c| {
-                q("insert into accounts (sid, friendly_name, auth_token_sealed, date_created,
+                q(
+                    "insert into accounts (sid, friendly_name, auth_token_sealed, date_created,
                                          date_updated)
                    values (?, ?, ?, ?, ?)
-                   returning *")
+                   returning *",
+                )
                 .bind(account.sid.as_str())
                 .bind(account.friendly_name.as_deref())
                 .bind(&account.auth_token_sealed)
@@ -58,8 +60,10 @@ impl AccountStore for SqliteStore {
     ) -> StoreResult<Account> {
         let row: AccountRow = self
             .write(|c| {
-                q("update accounts set auth_token_sealed = ?, date_updated = ? where sid = ?
-                   returning *")
+                q(
+                    "update accounts set auth_token_sealed = ?, date_updated = ? where sid = ?
+                   returning *",
+                )
                 .bind(sealed)
                 .bind(now.unix_micros())
                 .bind(sid.as_str())
@@ -74,10 +78,12 @@ impl AccountStore for SqliteStore {
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<ApiKey> {
         let row: ApiKeyRow = self
             .write(|c| {
-                q("insert into api_keys (sid, account_sid, friendly_name, secret_sealed,
+                q(
+                    "insert into api_keys (sid, account_sid, friendly_name, secret_sealed,
                                          date_created)
                    values (?, ?, ?, ?, ?)
-                   returning *")
+                   returning *",
+                )
                 .bind(key.sid.as_str())
                 .bind(key.account_sid.as_str())
                 .bind(key.friendly_name.as_deref())

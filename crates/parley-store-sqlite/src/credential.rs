@@ -22,10 +22,12 @@ impl CredentialStore for SqliteStore {
     async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
         let row: CredentialRow = self
             .write(|c| {
-                q("insert into credentials (sid, account_sid, friendly_name, credential_type,
+                q(
+                    "insert into credentials (sid, account_sid, friendly_name, credential_type,
                                             sandbox, secrets_sealed, date_created, date_updated)
                    values (?, ?, ?, ?, ?, ?, ?, ?)
-                   returning *")
+                   returning *",
+                )
                 .bind(credential.sid.as_str())
                 .bind(credential.account_sid.as_str())
                 .bind(credential.friendly_name.as_deref())
@@ -87,10 +89,12 @@ impl CredentialStore for SqliteStore {
                         .map_err(lite_err)?;
                 let mut credential: Credential = row.try_into()?;
                 change(&mut credential)?;
-                q("update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
+                q(
+                    "update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
                                           date_updated = ?
                    where account_sid = ? and sid = ?
-                   returning *")
+                   returning *",
+                )
                 .bind(credential.friendly_name.as_deref())
                 .bind(credential.sandbox)
                 .bind(&credential.secrets_sealed)

@@ -311,12 +311,7 @@ pub(crate) fn push_keyset_condition(
 }
 
 /// The order half of a keyset: `order by key_col, sid_col limit ?` (descending backwards).
-pub(crate) fn push_keyset_order(
-    q: &mut lite::Q,
-    page: &PageRequest,
-    key_col: &str,
-    sid_col: &str,
-) {
+pub(crate) fn push_keyset_order(q: &mut lite::Q, page: &PageRequest, key_col: &str, sid_col: &str) {
     if page.cursor.as_ref().is_some_and(|c| c.backwards) {
         q.push(&format!(" order by {key_col} desc, {sid_col} desc limit "));
     } else {
@@ -394,8 +389,14 @@ mod tests {
     fn sqlite_urls_name_files_as_before() {
         let p = |u: &str| url_path(u).expect("url");
         assert_eq!(p("sqlite://parley.db"), Some(PathBuf::from("parley.db")));
-        assert_eq!(p("sqlite:parley.db?mode=rwc"), Some(PathBuf::from("parley.db")));
-        assert_eq!(p("sqlite:///abs/a%20b.db"), Some(PathBuf::from("/abs/a b.db")));
+        assert_eq!(
+            p("sqlite:parley.db?mode=rwc"),
+            Some(PathBuf::from("parley.db"))
+        );
+        assert_eq!(
+            p("sqlite:///abs/a%20b.db"),
+            Some(PathBuf::from("/abs/a b.db"))
+        );
         assert_eq!(p("sqlite::memory:"), None);
         assert_eq!(p("sqlite://:memory:"), None);
         assert_eq!(p("sqlite://x.db?mode=memory"), None);

@@ -99,11 +99,9 @@ pub(crate) fn run(conn: &mut Connection) -> anyhow::Result<()> {
         tracing::debug!(version = m.version, "sqlite migration applied");
     }
     let newer: Option<i64> = conn
-        .query_row(
-            "select max(version) from _sqlx_migrations",
-            [],
-            |r| r.get::<_, Option<i64>>(0),
-        )?
+        .query_row("select max(version) from _sqlx_migrations", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
         .filter(|v| MIGRATIONS.iter().all(|m| m.version != *v));
     if let Some(v) = newer {
         bail!("the database has migration {v}, which this build does not know (a newer release made it)");
@@ -167,9 +165,11 @@ mod tests {
         run(&mut c).expect("first");
         run(&mut c).expect("second");
         let n: i64 = c
-            .query_row("select count(*) from _sqlx_migrations where success", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "select count(*) from _sqlx_migrations where success",
+                [],
+                |r| r.get(0),
+            )
             .expect("count");
         assert_eq!(n, i64::try_from(MIGRATIONS.len()).expect("len"));
         c.execute(

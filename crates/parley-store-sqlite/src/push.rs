@@ -506,10 +506,12 @@ impl PushStore for SqliteStore {
     /// exist in the account.
     async fn append_push_log(&self, entry: &PushLogEntry) -> StoreResult<()> {
         self.write(|c| {
-            q("insert into push_log (id, account_sid, service_sid, event_id, kind, binding_sid,
+            q(
+                "insert into push_log (id, account_sid, service_sid, event_id, kind, binding_sid,
                                      identity, binding_type, outcome, reason, attempt,
                                      date_created)
-               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
             .bind(entry.id.as_str())
             .bind(entry.account_sid.as_str())
             .bind(entry.service_sid.as_str())

@@ -12,10 +12,12 @@ use crate::{one_row, push_keyset, require_service, to_json, SqliteStore};
 /// Insert one role in the caller's write transaction (shared with `create_service`, which adds
 /// the default roles in its own transaction).
 pub(crate) fn insert_role(c: &rusqlite::Connection, role: &NewRole) -> StoreResult<RoleRow> {
-    q("insert into roles (sid, account_sid, service_sid, friendly_name, role_type, permissions,
+    q(
+        "insert into roles (sid, account_sid, service_sid, friendly_name, role_type, permissions,
                           date_created, date_updated)
        values (?, ?, ?, ?, ?, ?, ?, ?)
-       returning *")
+       returning *",
+    )
     .bind(role.sid.as_str())
     .bind(role.account_sid.as_str())
     .bind(role.service_sid.as_str())

@@ -74,8 +74,11 @@ impl ServiceStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Service>> {
-        let rows: Vec<ServiceRow> =
-            self.read(|c| list_query("select *", account, page).all(c).map_err(lite_err))?;
+        let rows: Vec<ServiceRow> = self.read(|c| {
+            list_query("select *", account, page)
+                .all(c)
+                .map_err(lite_err)
+        })?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -134,11 +137,13 @@ fn write_service(
     service: &Service,
     settings: &str,
 ) -> StoreResult<ServiceRow> {
-    q("update services set friendly_name = ?, default_service_role_sid = ?,
+    q(
+        "update services set friendly_name = ?, default_service_role_sid = ?,
               default_channel_role_sid = ?, default_channel_creator_role_sid = ?,
               settings = ?, date_updated = ?
        where account_sid = ? and sid = ?
-       returning *")
+       returning *",
+    )
     .bind(&service.friendly_name)
     .bind(
         service

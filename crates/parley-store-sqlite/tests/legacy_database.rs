@@ -10,8 +10,8 @@ use parley_core::channel::{ChannelRef, MessageOrder};
 use parley_core::paging::PageRequest;
 use parley_core::store::testsuite::{message_value, user_at};
 use parley_core::store::{
-    AccountStore, ChannelStore, CredentialStore, InviteStore, MemberStore, MessageStore,
-    RoleStore, ServiceStore, UserStore,
+    AccountStore, ChannelStore, CredentialStore, InviteStore, MemberStore, MessageStore, RoleStore,
+    ServiceStore, UserStore,
 };
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, Timestamp};
@@ -126,7 +126,10 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
         .expect("messages")
         .items;
     assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].body.as_deref(), Some("hello-from-the-old-release"));
+    assert_eq!(
+        messages[0].body.as_deref(),
+        Some("hello-from-the-old-release")
+    );
     let members = store
         .list_members(&account, &svc.sid, &general, &[], &PageRequest::first(10))
         .await
@@ -152,7 +155,10 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
         .await
         .expect("roles")
         .items;
-    assert!(roles.iter().any(|r| r.friendly_name == "extra"), "{roles:?}");
+    assert!(
+        roles.iter().any(|r| r.friendly_name == "extra"),
+        "{roles:?}"
+    );
 
     // Assert: it takes writes.
     let carol = store
@@ -161,7 +167,10 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
         .expect("new user");
     assert_eq!(carol.identity, "carol");
     let posted = store
-        .create_message(&general, &message_value(&channel, "alice", "after the upgrade"))
+        .create_message(
+            &general,
+            &message_value(&channel, "alice", "after the upgrade"),
+        )
         .await
         .expect("post");
     assert_eq!(posted.index, 1, "indexes go on from the old ones");
