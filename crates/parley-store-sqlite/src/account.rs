@@ -6,7 +6,7 @@ use parley_core::{AccountSid, ApiKeySid, Timestamp};
 
 use crate::lite::{lite_err, lite_write_err, q};
 use crate::rows::{convert_all, AccountRow, ApiKeyRow};
-use crate::{one_row, SqliteStore};
+use crate::SqliteStore;
 
 #[async_trait::async_trait]
 impl AccountStore for SqliteStore {
@@ -33,21 +33,14 @@ impl AccountStore for SqliteStore {
     }
 
     async fn fetch_account(&self, sid: &AccountSid) -> StoreResult<Account> {
-        let row: AccountRow = self.read(|c| {
-            q("select * from accounts where sid = ?")
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-        })?;
+        let row: AccountRow =
+            self.read_one(&q("select * from accounts where sid = ?").bind(sid.as_str()))?;
         row.try_into()
     }
 
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        let rows: Vec<AccountRow> = self.read(|c| {
-            q("select * from accounts order by date_created, sid")
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<AccountRow> =
+            self.read_all(&q("select * from accounts order by date_created, sid"))?;
         convert_all(rows)
     }
 
@@ -97,33 +90,21 @@ impl AccountStore for SqliteStore {
     }
 
     async fn fetch_api_key(&self, sid: &ApiKeySid) -> StoreResult<ApiKey> {
-        let row: ApiKeyRow = self.read(|c| {
-            q("select * from api_keys where sid = ?")
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-        })?;
+        let row: ApiKeyRow =
+            self.read_one(&q("select * from api_keys where sid = ?").bind(sid.as_str()))?;
         row.try_into()
     }
 
     async fn list_api_keys(&self, account: &AccountSid) -> StoreResult<Vec<ApiKey>> {
-        let rows: Vec<ApiKeyRow> = self.read(|c| {
-            q("select * from api_keys where account_sid = ? order by date_created, sid")
-                .bind(account.as_str())
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<ApiKeyRow> = self.read_all(
+            &q("select * from api_keys where account_sid = ? order by date_created, sid")
+                .bind(account.as_str()),
+        )?;
         convert_all(rows)
     }
 
     async fn delete_api_key(&self, sid: &ApiKeySid) -> StoreResult<()> {
-        self.write(|c| {
-            let n = q("delete from api_keys where sid = ?")
-                .bind(sid.as_str())
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
-        .await
+        self.write_some(q("delete from api_keys where sid = ?").bind(sid.as_str()))
+            .await
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, BindingRow};
-use crate::{one_row, push_keyset, to_json, SqliteStore};
+use crate::{push_keyset, to_json, SqliteStore};
 use parley_core::binding::{Binding, BindingFilter, NewBinding, Registered};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{BindingStore, Conflict, StoreError, StoreResult};
@@ -174,14 +174,12 @@ impl BindingStore for SqliteStore {
         service: &ServiceSid,
         sid: &BindingSid,
     ) -> StoreResult<Binding> {
-        let row: BindingRow = self.read(|c| {
-            q("select * from bindings where account_sid = ? and service_sid = ? and sid = ?")
+        let row: BindingRow = self.read_one(
+            &q("select * from bindings where account_sid = ? and service_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(sid.as_str()),
+        )?;
         row.try_into()
     }
 
@@ -192,11 +190,8 @@ impl BindingStore for SqliteStore {
         filter: &BindingFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<Binding>> {
-        let rows: Vec<BindingRow> = self.read(|c| {
-            list_query("select *", account, service, filter, page)
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<BindingRow> =
+            self.read_all(&list_query("select *", account, service, filter, page))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -207,15 +202,12 @@ impl BindingStore for SqliteStore {
         service: &ServiceSid,
         sid: &BindingSid,
     ) -> StoreResult<()> {
-        self.write(|c| {
-            let n = q("delete from bindings where account_sid = ? and service_sid = ? and sid = ?")
+        self.write_some(
+            q("delete from bindings where account_sid = ? and service_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(sid.as_str())
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
+                .bind(sid.as_str()),
+        )
         .await
     }
 

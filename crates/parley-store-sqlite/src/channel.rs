@@ -8,7 +8,7 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, ChannelRow};
-use crate::{one_row, push_keyset, require_service, SqliteStore};
+use crate::{push_keyset, require_service, SqliteStore};
 
 /// The column and value that pick a channel: `sid` for a SID, `unique_name` otherwise.
 pub(crate) fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
@@ -124,11 +124,8 @@ impl ChannelStore for SqliteStore {
         types: &[ChannelType],
         page: &PageRequest,
     ) -> StoreResult<Page<Channel>> {
-        let rows: Vec<ChannelRow> = self.read(|c| {
-            list_query("select *", account, service, types, page)
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<ChannelRow> =
+            self.read_all(&list_query("select *", account, service, types, page))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -189,15 +186,12 @@ impl ChannelStore for SqliteStore {
         let sql = format!(
             "delete from channels where account_sid = ? and service_sid = ? and {column} = ?"
         );
-        self.write(|c| {
-            let n = q(sql)
+        self.write_some(
+            q(sql)
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(value)
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
+                .bind(value),
+        )
         .await
     }
 }

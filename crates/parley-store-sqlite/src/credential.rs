@@ -2,7 +2,7 @@
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, CredentialRow};
-use crate::{one_row, push_keyset, SqliteStore};
+use crate::{push_keyset, SqliteStore};
 use parley_core::credential::Credential;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, CredentialChange, CredentialStore, StoreResult};
@@ -48,13 +48,11 @@ impl CredentialStore for SqliteStore {
         account: &AccountSid,
         sid: &CredentialSid,
     ) -> StoreResult<Credential> {
-        let row: CredentialRow = self.read(|c| {
-            q("select * from credentials where account_sid = ? and sid = ?")
+        let row: CredentialRow = self.read_one(
+            &q("select * from credentials where account_sid = ? and sid = ?")
                 .bind(account.as_str())
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(sid.as_str()),
+        )?;
         row.try_into()
     }
 
@@ -63,11 +61,7 @@ impl CredentialStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Credential>> {
-        let rows: Vec<CredentialRow> = self.read(|c| {
-            list_query("select *", account, page)
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<CredentialRow> = self.read_all(&list_query("select *", account, page))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -116,14 +110,11 @@ impl CredentialStore for SqliteStore {
     ) -> StoreResult<()> {
         // Bindings using it go with it (`on delete cascade`): a binding never points at a
         // missing credential (docs/BINDINGS.md).
-        self.write(|c| {
-            let n = q("delete from credentials where account_sid = ? and sid = ?")
+        self.write_some(
+            q("delete from credentials where account_sid = ? and sid = ?")
                 .bind(account.as_str())
-                .bind(sid.as_str())
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
+                .bind(sid.as_str()),
+        )
         .await
     }
 }

@@ -79,14 +79,12 @@ impl EventStore for SqliteStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        let rows: Vec<EventRow> = self.read(|c| {
-            q("select * from events where service_sid = ? and id > ? order by id limit ?")
+        let rows: Vec<EventRow> = self.read_all(
+            &q("select * from events where service_sid = ? and id > ? order by id limit ?")
                 .bind(service.as_str())
                 .bind(after)
-                .bind(i64::from(limit))
-                .all(c)
-                .map_err(lite_err)
-        })?;
+                .bind(i64::from(limit)),
+        )?;
         convert_all(rows)
     }
 }

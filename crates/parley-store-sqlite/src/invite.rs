@@ -12,7 +12,7 @@ use crate::channel::{channel_key, in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, InviteRow};
-use crate::{one_row, push_keyset, SqliteStore};
+use crate::{push_keyset, SqliteStore};
 
 /// `<head> from invites where channel_sid = ? [and identity in (…)] order by … limit …`.
 pub(crate) fn list_query(
@@ -102,15 +102,13 @@ impl InviteStore for SqliteStore {
             "select * from invites where sid = ? and {}",
             in_channel(channel)
         );
-        let row: InviteRow = self.read(|c| {
-            q(sql)
+        let row: InviteRow = self.read_one(
+            &q(sql)
                 .bind(sid.as_str())
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(value)
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(value),
+        )?;
         row.try_into()
     }
 
@@ -144,16 +142,13 @@ impl InviteStore for SqliteStore {
             "delete from invites where sid = ? and {}",
             in_channel(channel)
         );
-        self.write(|c| {
-            let n = q(sql)
+        self.write_some(
+            q(sql)
                 .bind(sid.as_str())
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(value)
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
+                .bind(value),
+        )
         .await
     }
 }

@@ -199,6 +199,24 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// One statement as its own write transaction; `NotFound` when it changed no row.
+    pub(crate) async fn write_some(&self, query: lite::Q) -> StoreResult<()> {
+        self.write(|c| one_row(query.execute(c).map_err(lite::lite_err)?))
+            .await
+    }
+
+    /// The row of one statement, on a read connection (`NotFound` when there is none).
+    pub(crate) fn read_one<R: lite::FromLite>(&self, query: &lite::Q) -> StoreResult<R> {
+        self.read(|c| query.one(c).map_err(lite::lite_err))
+    }
+
+    /// Every row of one statement, on a read connection.
+    pub(crate) fn read_all<R: lite::FromLite>(&self, query: &lite::Q) -> StoreResult<Vec<R>> {
+        self.read(|c| query.all(c).map_err(lite::lite_err))
+    }
+}
+
 /// The URL without its query string (which may name a key file or similar).
 fn redact(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)

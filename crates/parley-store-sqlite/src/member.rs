@@ -222,15 +222,13 @@ impl MemberStore for SqliteStore {
             "select * from members where {column} = ? and {}",
             in_channel(channel)
         );
-        let row: MemberRow = self.read(|c| {
-            q(sql)
+        let row: MemberRow = self.read_one(
+            &q(sql)
                 .bind(value)
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(channel_value)
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(channel_value),
+        )?;
         row.try_into()
     }
 
@@ -363,7 +361,7 @@ impl MemberStore for SqliteStore {
         qb.push(" and service_sid = ");
         qb.push_bind(service.as_str());
         qb.push(" group by user_sid");
-        let rows: Vec<(String, i64)> = self.read(|c| qb.all(c).map_err(lite_err))?;
+        let rows: Vec<(String, i64)> = self.read_all(&qb)?;
         rows.into_iter()
             .map(|(sid, n)| {
                 UserSid::parse(&sid)

@@ -128,15 +128,13 @@ impl MessageStore for SqliteStore {
             "select * from messages where sid = ? and {}",
             in_channel(channel)
         );
-        let row: MessageRow = self.read(|c| {
-            q(sql)
+        let row: MessageRow = self.read_one(
+            &q(sql)
                 .bind(sid.as_str())
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(value)
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(value),
+        )?;
         row.try_into()
     }
 
@@ -241,12 +239,10 @@ impl MessageStore for SqliteStore {
         channel: &ChannelSid,
         after_index: i64,
     ) -> StoreResult<i64> {
-        self.read(|c| {
-            q("select count(*) from messages where channel_sid = ? and msg_index > ?")
+        self.read_one(
+            &q("select count(*) from messages where channel_sid = ? and msg_index > ?")
                 .bind(channel.as_str())
-                .bind(after_index)
-                .one(c)
-                .map_err(lite_err)
-        })
+                .bind(after_index),
+        )
     }
 }

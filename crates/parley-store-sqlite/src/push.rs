@@ -345,15 +345,13 @@ impl PushStore for SqliteStore {
 
     async fn recipients(&self, event: &Event) -> StoreResult<Vec<Recipient>> {
         let rows: Vec<BindingRow> = match event.kind {
-            EventKind::NewMessage => self.read(|c| {
-                q(NEW_MESSAGE_RECIPIENTS)
+            EventKind::NewMessage => self.read_all(
+                &q(NEW_MESSAGE_RECIPIENTS)
                     .bind(event.channel_sid.as_str())
                     .bind(event.account_sid.as_str())
                     .bind(event.service_sid.as_str())
-                    .bind(event.actor.as_deref())
-                    .all(c)
-                    .map_err(lite_err)
-            })?,
+                    .bind(event.actor.as_deref()),
+            )?,
             EventKind::AddedToChannel
             | EventKind::RemovedFromChannel
             | EventKind::InvitedToChannel => {
@@ -362,16 +360,14 @@ impl PushStore for SqliteStore {
                 };
                 // An invitee is not a member yet, so never a muted one.
                 let check_muted = event.kind != EventKind::InvitedToChannel;
-                self.read(|c| {
-                    q(IDENTITY_RECIPIENTS)
+                self.read_all(
+                    &q(IDENTITY_RECIPIENTS)
                         .bind(event.service_sid.as_str())
                         .bind(identity)
                         .bind(event.channel_sid.as_str())
                         .bind(check_muted)
-                        .bind(event.account_sid.as_str())
-                        .all(c)
-                        .map_err(lite_err)
-                })?
+                        .bind(event.account_sid.as_str()),
+                )?
             }
         };
         let kind = event.kind.as_str();
@@ -476,11 +472,9 @@ impl PushStore for SqliteStore {
     }
 
     async fn push_queue_depth(&self) -> StoreResult<(i64, i64)> {
-        self.read(|c| {
-            q("select (select count(*) from push_outbox), (select count(*) from push_deliveries)")
-                .one(c)
-                .map_err(lite_err)
-        })
+        self.read_one(&q(
+            "select (select count(*) from push_outbox), (select count(*) from push_deliveries)",
+        ))
     }
 
     /// Channels of exactly two members where the identity's horizon is below the last message
@@ -543,7 +537,7 @@ impl PushStore for SqliteStore {
         page: &PageRequest,
     ) -> StoreResult<Page<PushLogEntry>> {
         let query = log_list_query(&format!("select {LOG_COLUMNS}"), account, service, page)?;
-        let rows: Vec<PushLogRow> = self.read(|c| query.all(c).map_err(lite_err))?;
+        let rows: Vec<PushLogRow> = self.read_all(&query)?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 

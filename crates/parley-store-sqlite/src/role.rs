@@ -7,7 +7,7 @@ use parley_core::{AccountSid, RoleSid, ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{convert_all, RoleRow};
-use crate::{one_row, push_keyset, require_service, to_json, SqliteStore};
+use crate::{push_keyset, require_service, to_json, SqliteStore};
 
 /// Insert one role in the caller's write transaction (shared with `create_service`, which adds
 /// the default roles in its own transaction).
@@ -63,14 +63,12 @@ impl RoleStore for SqliteStore {
         service: &ServiceSid,
         sid: &RoleSid,
     ) -> StoreResult<Role> {
-        let row: RoleRow = self.read(|c| {
-            q("select * from roles where account_sid = ? and service_sid = ? and sid = ?")
+        let row: RoleRow = self.read_one(
+            &q("select * from roles where account_sid = ? and service_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(sid.as_str()),
+        )?;
         row.try_into()
     }
 
@@ -80,11 +78,7 @@ impl RoleStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Role>> {
-        let rows: Vec<RoleRow> = self.read(|c| {
-            list_query("select *", account, service, page)
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<RoleRow> = self.read_all(&list_query("select *", account, service, page))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -123,15 +117,12 @@ impl RoleStore for SqliteStore {
         sid: &RoleSid,
     ) -> StoreResult<()> {
         // Users holding the role get `role_sid = null` (`on delete set null`).
-        self.write(|c| {
-            let n = q("delete from roles where account_sid = ? and service_sid = ? and sid = ?")
+        self.write_some(
+            q("delete from roles where account_sid = ? and service_sid = ? and sid = ?")
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(sid.as_str())
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
+                .bind(sid.as_str()),
+        )
         .await
     }
 }

@@ -8,7 +8,7 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::role::insert_role;
 use crate::rows::{convert_all, ServiceRow};
-use crate::{one_row, push_keyset, to_json, SqliteStore};
+use crate::{push_keyset, to_json, SqliteStore};
 
 /// `<head> from services where … order by … limit …` (`head` is `select *`, or
 /// `explain query plan select *` in the plan tests).
@@ -59,13 +59,11 @@ impl ServiceStore for SqliteStore {
     }
 
     async fn fetch_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<Service> {
-        let row: ServiceRow = self.read(|c| {
-            q("select * from services where account_sid = ? and sid = ?")
+        let row: ServiceRow = self.read_one(
+            &q("select * from services where account_sid = ? and sid = ?")
                 .bind(account.as_str())
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(sid.as_str()),
+        )?;
         row.try_into()
     }
 
@@ -74,11 +72,7 @@ impl ServiceStore for SqliteStore {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Service>> {
-        let rows: Vec<ServiceRow> = self.read(|c| {
-            list_query("select *", account, page)
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<ServiceRow> = self.read_all(&list_query("select *", account, page))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
@@ -119,14 +113,11 @@ impl ServiceStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %sid))]
     async fn delete_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<()> {
         // Roles, users and bindings go with it (`on delete cascade`).
-        self.write(|c| {
-            let n = q("delete from services where account_sid = ? and sid = ?")
+        self.write_some(
+            q("delete from services where account_sid = ? and sid = ?")
                 .bind(account.as_str())
-                .bind(sid.as_str())
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)
-        })
+                .bind(sid.as_str()),
+        )
         .await
     }
 }

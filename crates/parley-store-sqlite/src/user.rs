@@ -109,14 +109,12 @@ impl UserStore for SqliteStore {
         let sql = format!(
             "select * from users where account_sid = ? and service_sid = ? and {column} = ?"
         );
-        let row: UserRow = self.read(|c| {
-            q(sql)
+        let row: UserRow = self.read_one(
+            &q(sql)
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(value)
-                .one(c)
-                .map_err(lite_err)
-        })?;
+                .bind(value),
+        )?;
         row.try_into()
     }
 
@@ -126,11 +124,7 @@ impl UserStore for SqliteStore {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<User>> {
-        let rows: Vec<UserRow> = self.read(|c| {
-            list_query("select *", account, service, page)
-                .all(c)
-                .map_err(lite_err)
-        })?;
+        let rows: Vec<UserRow> = self.read_all(&list_query("select *", account, service, page))?;
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
