@@ -13,7 +13,7 @@ impl AccountStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(account.sid = %account.sid))]
     async fn create_account(&self, account: &Account) -> StoreResult<Account> {
         let row: AccountRow = self
-            .write(|c| {
+            .write_row(
                 q(
                     "insert into accounts (sid, friendly_name, auth_token_sealed, date_created,
                                          date_updated)
@@ -24,10 +24,9 @@ impl AccountStore for SqliteStore {
                 .bind(account.friendly_name.as_deref())
                 .bind(&account.auth_token_sealed)
                 .bind(account.date_created.unix_micros())
-                .bind(account.date_updated.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))
-            })
+                .bind(account.date_updated.unix_micros()),
+                |e| lite_write_err(e, Conflict::SidTaken, "account"),
+            )
             .await?;
         row.try_into()
     }
@@ -52,17 +51,16 @@ impl AccountStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Account> {
         let row: AccountRow = self
-            .write(|c| {
+            .write_row(
                 q(
                     "update accounts set auth_token_sealed = ?, date_updated = ? where sid = ?
                    returning *",
                 )
                 .bind(sealed)
                 .bind(now.unix_micros())
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-            })
+                .bind(sid.as_str()),
+                lite_err,
+            )
             .await?;
         row.try_into()
     }
@@ -70,7 +68,7 @@ impl AccountStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(account.sid = %key.account_sid))]
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<ApiKey> {
         let row: ApiKeyRow = self
-            .write(|c| {
+            .write_row(
                 q(
                     "insert into api_keys (sid, account_sid, friendly_name, secret_sealed,
                                          date_created)
@@ -81,10 +79,9 @@ impl AccountStore for SqliteStore {
                 .bind(key.account_sid.as_str())
                 .bind(key.friendly_name.as_deref())
                 .bind(&key.secret_sealed)
-                .bind(key.date_created.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))
-            })
+                .bind(key.date_created.unix_micros()),
+                |e| lite_write_err(e, Conflict::SidTaken, "account"),
+            )
             .await?;
         row.try_into()
     }

@@ -231,17 +231,13 @@ impl BindingStore for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(cutoff = cutoff.unix_micros(), limit))]
     async fn delete_stale_bindings(&self, cutoff: Timestamp, limit: u32) -> StoreResult<u64> {
-        let n = self
-            .write(|c| {
-                q("delete from bindings where sid in (
+        self.write_count(
+            q("delete from bindings where sid in (
                        select sid from bindings where date_updated < ? order by date_updated
                        limit ?)")
-                .bind(cutoff.unix_micros())
-                .bind(i64::from(limit))
-                .execute(c)
-                .map_err(lite_err)
-            })
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+            .bind(cutoff.unix_micros())
+            .bind(i64::from(limit)),
+        )
+        .await
     }
 }

@@ -153,7 +153,7 @@ impl ChannelStore for SqliteStore {
              returning *"
         );
         let row: ChannelRow = self
-            .write(|c| {
+            .write_row(
                 q(sql)
                     .bind(update.friendly_name.is_some())
                     .bind(update.friendly_name.clone().flatten())
@@ -165,10 +165,9 @@ impl ChannelStore for SqliteStore {
                     .bind(update.date_updated.unwrap_or(now).unix_micros())
                     .bind(account.as_str())
                     .bind(service.as_str())
-                    .bind(value)
-                    .one(c)
-                    .map_err(|e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"))
-            })
+                    .bind(value),
+                |e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"),
+            )
             .await?;
         row.try_into()
     }

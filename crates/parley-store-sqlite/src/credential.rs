@@ -21,7 +21,7 @@ impl CredentialStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
     async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
         let row: CredentialRow = self
-            .write(|c| {
+            .write_row(
                 q(
                     "insert into credentials (sid, account_sid, friendly_name, credential_type,
                                             sandbox, secrets_sealed, date_created, date_updated)
@@ -35,10 +35,9 @@ impl CredentialStore for SqliteStore {
                 .bind(credential.sandbox)
                 .bind(&credential.secrets_sealed)
                 .bind(credential.date_created.unix_micros())
-                .bind(credential.date_updated.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "account"))
-            })
+                .bind(credential.date_updated.unix_micros()),
+                |e| lite_write_err(e, Conflict::SidTaken, "account"),
+            )
             .await?;
         row.try_into()
     }

@@ -206,6 +206,24 @@ impl SqliteStore {
             .await
     }
 
+    /// The row of one statement (`… returning`) run as its own write transaction; `err` maps
+    /// its failure (`NotFound` when it returned no row, as with `lite_err`).
+    pub(crate) async fn write_row<R: lite::FromLite + Send>(
+        &self,
+        query: lite::Q,
+        err: impl FnOnce(rusqlite::Error) -> StoreError + Send,
+    ) -> StoreResult<R> {
+        self.write(|c| query.one(c).map_err(err)).await
+    }
+
+    /// One statement as its own write transaction; the number of rows it changed.
+    pub(crate) async fn write_count(&self, query: lite::Q) -> StoreResult<u64> {
+        let n = self
+            .write(|c| query.execute(c).map_err(lite::lite_err))
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
     /// The row of one statement, on a read connection (`NotFound` when there is none).
     pub(crate) fn read_one<R: lite::FromLite>(&self, query: &lite::Q) -> StoreResult<R> {
         self.read(|c| query.one(c).map_err(lite::lite_err))

@@ -286,7 +286,7 @@ impl MemberStore for SqliteStore {
             .last_consumption_timestamp
             .map(Timestamp::unix_micros);
         let row: MemberRow = self
-            .write(|c| {
+            .write_row(
                 q(sql)
                     .bind(update.role_sid.as_ref().map(|r| r.as_str()))
                     .bind(stamp)
@@ -303,10 +303,9 @@ impl MemberStore for SqliteStore {
                     .bind(value)
                     .bind(account.as_str())
                     .bind(service.as_str())
-                    .bind(channel_value)
-                    .one(c)
-                    .map_err(|e| lite_write_err(e, Conflict::MemberExists, "role"))
-            })
+                    .bind(channel_value),
+                |e| lite_write_err(e, Conflict::MemberExists, "role"),
+            )
             .await?;
         row.try_into()
     }

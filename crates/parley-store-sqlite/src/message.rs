@@ -182,7 +182,7 @@ impl MessageStore for SqliteStore {
         );
         let body = update.body.as_deref();
         let row: MessageRow = self
-            .write(|c| {
+            .write_row(
                 q(sql)
                     .bind(body)
                     .bind(body)
@@ -195,10 +195,9 @@ impl MessageStore for SqliteStore {
                     .bind(sid.as_str())
                     .bind(account.as_str())
                     .bind(service.as_str())
-                    .bind(value)
-                    .one(c)
-                    .map_err(lite_err)
-            })
+                    .bind(value),
+                lite_err,
+            )
             .await?;
         row.try_into()
     }

@@ -542,17 +542,13 @@ impl PushStore for SqliteStore {
     }
 
     async fn prune_push_log(&self, cutoff: Timestamp, limit: u32) -> StoreResult<u64> {
-        let n = self
-            .write(|c| {
-                q("delete from push_log where seq in
+        self.write_count(
+            q("delete from push_log where seq in
                        (select seq from push_log where date_created < ? limit ?)")
-                .bind(cutoff.unix_micros())
-                .bind(i64::from(limit))
-                .execute(c)
-                .map_err(lite_err)
-            })
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+            .bind(cutoff.unix_micros())
+            .bind(i64::from(limit)),
+        )
+        .await
     }
 }
 

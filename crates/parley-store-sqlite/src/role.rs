@@ -93,7 +93,7 @@ impl RoleStore for SqliteStore {
     ) -> StoreResult<Role> {
         let permissions = to_json(&permissions)?;
         let row: RoleRow = self
-            .write(|c| {
+            .write_row(
                 q("update roles set permissions = ?, date_updated = ?
                    where account_sid = ? and service_sid = ? and sid = ?
                    returning *")
@@ -101,10 +101,9 @@ impl RoleStore for SqliteStore {
                 .bind(now.unix_micros())
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(sid.as_str())
-                .one(c)
-                .map_err(lite_err)
-            })
+                .bind(sid.as_str()),
+                lite_err,
+            )
             .await?;
         row.try_into()
     }

@@ -148,7 +148,7 @@ impl UserStore for SqliteStore {
              returning *"
         );
         let row: UserRow = self
-            .write(|c| {
+            .write_row(
                 q(sql)
                     .bind(update.friendly_name.as_deref())
                     .bind(update.attributes.as_deref())
@@ -156,10 +156,9 @@ impl UserStore for SqliteStore {
                     .bind(now.unix_micros())
                     .bind(account.as_str())
                     .bind(service.as_str())
-                    .bind(value)
-                    .one(c)
-                    .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))
-            })
+                    .bind(value),
+                |e| lite_write_err(e, Conflict::UserIdentityTaken, "role"),
+            )
             .await?;
         row.try_into()
     }
