@@ -37,8 +37,8 @@ async fn fresh_store() -> Arc<dyn Store> {
 
 parley_core::store_conformance_tests!(fresh_store);
 
-/// The same suite on `sqlite::memory:` (a temporary file, removed with the store), which tests elsewhere
-/// may use for speed.
+/// The same suite on `sqlite::memory:` (a temporary file, removed with the store), which
+/// tests elsewhere may use for speed.
 mod in_memory {
     use super::*;
 
