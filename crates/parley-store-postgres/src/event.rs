@@ -8,7 +8,7 @@ use parley_core::{ServiceSid, Timestamp};
 use sqlx::PgConnection;
 
 use crate::error::db;
-use crate::rows::{convert_all, ChannelRow, EventRow};
+use crate::rows::{convert_all, ChannelRow, EventRow, Pg};
 use crate::PgStore;
 
 /// An event to append; account, service and the channel's names are copied from its row.
@@ -87,7 +87,7 @@ impl EventStore for PgStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<Pg<EventRow>> = sqlx::query_as(
             "select * from events where service_sid = $1 and id > $2 order by id limit $3",
         )
         .bind(service.as_str())

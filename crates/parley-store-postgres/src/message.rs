@@ -16,7 +16,7 @@ use crate::channel::{
 };
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
-use crate::rows::{convert_all, ChannelRow, MessageRow};
+use crate::rows::{convert_all, ChannelRow, MessageRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_messages` query to `qb` (shared with the query-plan test). Cursor key =
@@ -70,7 +70,7 @@ impl MessageStore for PgStore {
              where account_sid = $1 and service_sid = $2 and {column} = $3
              returning *"
         );
-        let ch: ChannelRow = sqlx::query_as(&sql)
+        let Pg(ch): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(message.account_sid.as_str())
             .bind(message.service_sid.as_str())
             .bind(value)
@@ -81,7 +81,7 @@ impl MessageStore for PgStore {
         let index = ch
             .last_message_index
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("channel without message index")))?;
-        let row: MessageRow = sqlx::query_as(
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(
             "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
                                    body, attributes, last_updated_by, was_edited, date_created,
                                    date_updated)
@@ -124,7 +124,7 @@ impl MessageStore for PgStore {
             "select * from messages where sid = $4 and channel_sid = {}",
             channel_sid_sql(channel)
         );
-        let row: MessageRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
@@ -146,7 +146,7 @@ impl MessageStore for PgStore {
     ) -> StoreResult<Page<Message>> {
         let mut qb = QueryBuilder::new("");
         push_list_messages(&mut qb, account, service, channel, order, page);
-        let rows: Vec<MessageRow> = qb
+        let rows: Vec<Pg<MessageRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -179,7 +179,7 @@ impl MessageStore for PgStore {
              returning *",
             channel_sid_sql(channel)
         );
-        let row: MessageRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
