@@ -10,16 +10,8 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, ChannelRow, Pg};
+use crate::rows::{channel_key, convert_all, ChannelRow, Pg};
 use crate::PgStore;
-
-/// The column a [`ChannelRef`] matches and its value.
-pub(crate) fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
-    match channel {
-        ChannelRef::Sid(sid) => ("sid", sid.as_str()),
-        ChannelRef::UniqueName(name) => ("unique_name", name.as_str()),
-    }
-}
 
 /// `(select sid from channels where account_sid = $1 and service_sid = $2 and <key> = $3)`: the
 /// SID of the referenced channel (null when there is none), for statements whose first three

@@ -8,13 +8,11 @@ use parley_core::store::{Conflict, InviteStore, StoreError, StoreResult};
 use parley_core::{AccountSid, InviteSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::channel::{
-    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
-};
+use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, InviteRow, Pg};
+use crate::rows::{channel_key, convert_all, InviteRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_invites` query to `qb` (shared with the query-plan test).

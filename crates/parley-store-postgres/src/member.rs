@@ -17,30 +17,14 @@ use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::channel::{
-    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
-};
+use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, is_transient, TRANSIENT_ATTEMPTS};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, sid, MemberRow, Pg, UserChannelRow};
+use crate::rows::{
+    channel_key, convert_all, member_key, sid, user_key, MemberRow, Pg, UserChannelRow,
+};
 use crate::PgStore;
-
-/// The column a [`MemberRef`] matches and its value.
-fn member_key(member: &MemberRef) -> (&'static str, &str) {
-    match member {
-        MemberRef::Sid(sid) => ("sid", sid.as_str()),
-        MemberRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
-
-/// The column a [`UserRef`] matches and its value.
-fn user_key(user: &UserRef) -> (&'static str, &str) {
-    match user {
-        UserRef::Sid(sid) => ("sid", sid.as_str()),
-        UserRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 /// Append the `list_members` query to `qb` (shared with the query-plan test).
 pub(crate) fn push_list_members<'a>(

@@ -11,12 +11,10 @@ use parley_core::store::{MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::channel::{
-    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
-};
+use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
-use crate::rows::{convert_all, ChannelRow, MessageRow, Pg};
+use crate::rows::{channel_key, convert_all, ChannelRow, MessageRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_messages` query to `qb` (shared with the query-plan test). Cursor key =

@@ -10,16 +10,8 @@ use sqlx::{Postgres, QueryBuilder};
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, ChannelRow, Pg, UserRow};
+use crate::rows::{convert_all, user_key, ChannelRow, Pg, UserRow};
 use crate::PgStore;
-
-/// The column a [`UserRef`] matches and its value.
-fn user_key(user: &UserRef) -> (&'static str, &str) {
-    match user {
-        UserRef::Sid(sid) => ("sid", sid.as_str()),
-        UserRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 const INSERT_USER: &str =
     "insert into users (sid, account_sid, service_sid, identity, friendly_name,

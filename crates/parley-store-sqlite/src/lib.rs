@@ -272,14 +272,7 @@ impl Store for SqliteStore {
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/// `NotFound` when a write touched no row.
-pub(crate) fn one_row(rows_affected: usize) -> StoreResult<()> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
+pub(crate) use parley_core::store::rows::one_row;
 
 pub(crate) use parley_core::store::rows::to_json;
 

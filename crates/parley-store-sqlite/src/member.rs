@@ -13,20 +13,13 @@ use parley_core::store::{Conflict, MemberStore, StoreError, StoreResult};
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
 
-use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::channel::{in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, sid, ChannelRow, MemberRow, UserChannelRow};
-use crate::user::user_key;
+use crate::rows::{
+    channel_key, convert_all, member_key, sid, user_key, ChannelRow, MemberRow, UserChannelRow,
+};
 use crate::{push_keyset, push_keyset_condition, push_keyset_order, SqliteStore};
-
-/// The column and value that pick a member: `sid` for a SID, `identity` otherwise.
-fn member_key(member: &MemberRef) -> (&'static str, &str) {
-    match member {
-        MemberRef::Sid(sid) => ("sid", sid.as_str()),
-        MemberRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 /// `<head> from members where channel_sid = ? [and identity in (…)] order by … limit …`.
 pub(crate) fn list_query(

@@ -7,8 +7,8 @@
 use crate::account::{Account, ApiKey};
 use crate::binding::Binding;
 use crate::channel::{
-    Channel, ChannelType, Invite, Member, Message, NotificationLevel, UserChannel,
-    UserChannelStatus,
+    Channel, ChannelRef, ChannelType, Invite, Member, MemberRef, Message, NotificationLevel,
+    UserChannel, UserChannelStatus,
 };
 use crate::credential::{Credential, PushType};
 use crate::event::{Event, EventKind};
@@ -16,7 +16,7 @@ use crate::push::{Delivery, NewDelivery, PushLogEntry};
 use crate::role::{Role, RoleType};
 use crate::service::Service;
 use crate::store::StoreError;
-use crate::user::User;
+use crate::user::{User, UserRef};
 use crate::{
     AccountSid, ApiKeySid, BindingSid, ChannelSid, CredentialSid, InviteSid, MemberSid, MessageSid,
     RoleSid, ServiceSid, SidError, Timestamp, UserSid,
@@ -62,6 +62,39 @@ pub fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T,
 /// Encode a value for a JSON text column.
 pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Other(e.into()))
+}
+
+/// The column a [`ChannelRef`] matches (`sid` or `unique_name`) and its value.
+pub fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
+    match channel {
+        ChannelRef::Sid(sid) => ("sid", sid.as_str()),
+        ChannelRef::UniqueName(name) => ("unique_name", name.as_str()),
+    }
+}
+
+/// The column a [`MemberRef`] matches (`sid` or `identity`) and its value.
+pub fn member_key(member: &MemberRef) -> (&'static str, &str) {
+    match member {
+        MemberRef::Sid(sid) => ("sid", sid.as_str()),
+        MemberRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+/// The column a [`UserRef`] matches (`sid` or `identity`) and its value.
+pub fn user_key(user: &UserRef) -> (&'static str, &str) {
+    match user {
+        UserRef::Sid(sid) => ("sid", sid.as_str()),
+        UserRef::Identity(identity) => ("identity", identity.as_str()),
+    }
+}
+
+/// `Ok` when a write touched a row, `NotFound` when it touched none.
+pub fn one_row<N: PartialEq + Default>(rows_affected: N) -> Result<(), StoreError> {
+    if rows_affected == N::default() {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 /// Convert every row of a fetched list.
