@@ -105,6 +105,40 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
+/// An event to append (a row of `events` to insert): the kind, the channel it concerns (account,
+/// service and the channel's names are copied from its row), and the fields of its kind.
+pub struct NewEvent<'a> {
+    pub kind: EventKind,
+    pub channel: &'a ChannelRow,
+    pub message_sid: Option<&'a str>,
+    pub message_index: Option<i64>,
+    pub body: Option<&'a str>,
+    pub member_sid: Option<&'a str>,
+    pub invite_sid: Option<&'a str>,
+    pub identity: Option<&'a str>,
+    pub actor: Option<&'a str>,
+    /// When the change happened (server clock); also when the push is first due.
+    pub now: Timestamp,
+}
+
+impl<'a> NewEvent<'a> {
+    /// An event of `kind` about `channel` with every optional field empty.
+    pub fn new(kind: EventKind, channel: &'a ChannelRow, now: Timestamp) -> Self {
+        Self {
+            kind,
+            channel,
+            message_sid: None,
+            message_index: None,
+            body: None,
+            member_sid: None,
+            invite_sid: None,
+            identity: None,
+            actor: None,
+            now,
+        }
+    }
+}
+
 /// Defines the row structs and [`for_each_row!`](crate::for_each_row), which hands each
 /// struct's path and field names to a backend's decoder macro (`$d` is a literal `$`).
 macro_rules! rows {
