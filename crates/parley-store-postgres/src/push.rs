@@ -5,7 +5,6 @@
 //! returning …`. Workers on several nodes therefore take disjoint rows without waiting on each
 //! other, and a row whose lease ran out (its node crashed) is claimable again.
 
-use parley_core::binding::Binding;
 use parley_core::event::{Event, EventKind};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipient, Settle};
@@ -14,7 +13,7 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 
 use crate::error::db;
-use crate::rows::{convert_all, BindingRow, DeliveryRow, EventRow, Pg, PushLogRow};
+use crate::rows::{convert_all, recipients, BindingRow, DeliveryRow, EventRow, Pg, PushLogRow};
 use crate::PgStore;
 
 /// Deliveries inserted per statement by [`PushStore::complete_fanout`] (one `unnest` each).
@@ -277,15 +276,7 @@ impl PushStore for PgStore {
                 .map_err(db)?
             }
         };
-        let kind = event.kind.as_str();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let binding: Binding = row.0.try_into()?;
-            if binding.message_types.iter().any(|t| t == kind) {
-                out.push(Recipient { binding });
-            }
-        }
-        Ok(out)
+        recipients(event.kind, rows.into_iter().map(|Pg(row)| row).collect())
     }
 
     #[tracing::instrument(skip_all, fields(event.id = event_id, deliveries = deliveries.len()))]

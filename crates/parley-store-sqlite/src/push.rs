@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use parley_core::binding::Binding;
 use parley_core::event::{Event, EventKind};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipient, Settle};
@@ -16,7 +15,7 @@ use parley_core::store::{Conflict, PushStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, lite_row, lite_write_err, q, Q};
-use crate::rows::{convert_all, BindingRow, DeliveryRow, EventRow, PushLogRow};
+use crate::rows::{convert_all, recipients, BindingRow, DeliveryRow, EventRow, PushLogRow};
 use crate::{to_json, SqliteStore};
 
 const DELIVERY_COLUMNS: &str = "id, event_id, account_sid, service_sid, binding_sid, \
@@ -246,13 +245,7 @@ impl PushStore for SqliteStore {
                 )?
             }
         };
-        let kind = event.kind.as_str();
-        let bindings: Vec<Binding> = convert_all(rows)?;
-        Ok(bindings
-            .into_iter()
-            .filter(|b| b.message_types.iter().any(|t| t == kind))
-            .map(|binding| Recipient { binding })
-            .collect())
+        recipients(event.kind, rows)
     }
 
     async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()> {

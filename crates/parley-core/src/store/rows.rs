@@ -12,7 +12,7 @@ use crate::channel::{
 };
 use crate::credential::{Credential, PushType};
 use crate::event::{Event, EventKind};
-use crate::push::{Delivery, NewDelivery, PushLogEntry};
+use crate::push::{Delivery, NewDelivery, PushLogEntry, Recipient};
 use crate::role::{Role, RoleType};
 use crate::service::Service;
 use crate::store::StoreError;
@@ -95,6 +95,23 @@ pub fn one_row<N: PartialEq + Default>(rows_affected: N) -> Result<(), StoreErro
     } else {
         Ok(())
     }
+}
+
+/// The recipients of an event of `kind` among the fetched bindings: those whose
+/// `message_types` include the kind.
+pub fn recipients(
+    kind: EventKind,
+    bindings: Vec<BindingRow>,
+) -> Result<Vec<Recipient>, StoreError> {
+    let kind = kind.as_str();
+    let mut out = Vec::with_capacity(bindings.len());
+    for row in bindings {
+        let binding = Binding::try_from(row)?;
+        if binding.message_types.iter().any(|t| t == kind) {
+            out.push(Recipient { binding });
+        }
+    }
+    Ok(out)
 }
 
 /// Convert every row of a fetched list.
