@@ -1,6 +1,7 @@
 //! Channels, members, messages, invites and the user-channel view (contract §6–§10).
 
 use crate::sid::is_sid;
+use crate::store::{Limit, StoreError};
 use crate::{
     AccountSid, ChannelSid, InviteSid, MemberSid, MessageSid, RoleSid, ServiceSid, Timestamp,
     UserSid,
@@ -198,6 +199,26 @@ pub struct MemberLimits {
     pub user_channels: i64,
 }
 
+impl MemberLimits {
+    /// Whether a channel that has `members` members may take one more
+    /// (`LimitExceeded(ChannelMembers)` when not).
+    pub fn admit_to_channel(&self, members: i64) -> Result<(), StoreError> {
+        if members >= self.channel_members {
+            return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
+        }
+        Ok(())
+    }
+
+    /// Whether a user who is in `channels` channels may join one more
+    /// (`LimitExceeded(UserChannels)` when not).
+    pub fn admit_user(&self, channels: i64) -> Result<(), StoreError> {
+        if channels >= self.user_channels {
+            return Err(StoreError::LimitExceeded(Limit::UserChannels));
+        }
+        Ok(())
+    }
+}
+
 /// Changes to a member. Outer `None` = leave as is; `Some(None)` = clear.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemberUpdate {
@@ -337,4 +358,27 @@ pub struct UserChannel {
     pub notification_level: NotificationLevel,
     /// Membership or invite date: the list order key.
     pub date_created: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_limits_admit_below_and_refuse_at_the_limit() {
+        let limits = MemberLimits {
+            channel_members: 2,
+            user_channels: 3,
+        };
+        assert!(limits.admit_to_channel(1).is_ok());
+        assert!(matches!(
+            limits.admit_to_channel(2),
+            Err(StoreError::LimitExceeded(Limit::ChannelMembers))
+        ));
+        assert!(limits.admit_user(2).is_ok());
+        assert!(matches!(
+            limits.admit_user(3),
+            Err(StoreError::LimitExceeded(Limit::UserChannels))
+        ));
+    }
 }

@@ -5,14 +5,14 @@ use parley_core::store::{AccountStore, StoreResult};
 use parley_core::{AccountSid, ApiKeySid, Timestamp};
 
 use crate::error::db;
-use crate::rows::{convert_all, AccountRow, ApiKeyRow};
+use crate::rows::{convert_all, AccountRow, ApiKeyRow, Pg};
 use crate::PgStore;
 
 #[async_trait::async_trait]
 impl AccountStore for PgStore {
     #[tracing::instrument(skip_all, fields(account.sid = %account.sid))]
     async fn create_account(&self, account: &Account) -> StoreResult<Account> {
-        let row: AccountRow = sqlx::query_as(
+        let Pg(row): Pg<AccountRow> = sqlx::query_as(
             "insert into accounts (sid, friendly_name, auth_token_sealed, date_created, date_updated)
              values ($1, $2, $3, $4, $5)
              returning *",
@@ -30,7 +30,7 @@ impl AccountStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(account.sid = %sid))]
     async fn fetch_account(&self, sid: &AccountSid) -> StoreResult<Account> {
-        let row: AccountRow = sqlx::query_as("select * from accounts where sid = $1")
+        let Pg(row): Pg<AccountRow> = sqlx::query_as("select * from accounts where sid = $1")
             .bind(sid.as_str())
             .fetch_one(&self.pool)
             .await
@@ -40,7 +40,7 @@ impl AccountStore for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-        let rows: Vec<AccountRow> =
+        let rows: Vec<Pg<AccountRow>> =
             sqlx::query_as("select * from accounts order by date_created, sid")
                 .fetch_all(&self.pool)
                 .await
@@ -55,7 +55,7 @@ impl AccountStore for PgStore {
         sealed: &[u8],
         now: Timestamp,
     ) -> StoreResult<Account> {
-        let row: AccountRow = sqlx::query_as(
+        let Pg(row): Pg<AccountRow> = sqlx::query_as(
             "update accounts set auth_token_sealed = $2, date_updated = $3
              where sid = $1
              returning *",
@@ -71,7 +71,7 @@ impl AccountStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(account.sid = %key.account_sid, api_key.sid = %key.sid))]
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<ApiKey> {
-        let row: ApiKeyRow = sqlx::query_as(
+        let Pg(row): Pg<ApiKeyRow> = sqlx::query_as(
             "insert into api_keys (sid, account_sid, friendly_name, secret_sealed, date_created)
              values ($1, $2, $3, $4, $5)
              returning *",
@@ -89,7 +89,7 @@ impl AccountStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(api_key.sid = %sid))]
     async fn fetch_api_key(&self, sid: &ApiKeySid) -> StoreResult<ApiKey> {
-        let row: ApiKeyRow = sqlx::query_as("select * from api_keys where sid = $1")
+        let Pg(row): Pg<ApiKeyRow> = sqlx::query_as("select * from api_keys where sid = $1")
             .bind(sid.as_str())
             .fetch_one(&self.pool)
             .await
@@ -99,7 +99,7 @@ impl AccountStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(account.sid = %account))]
     async fn list_api_keys(&self, account: &AccountSid) -> StoreResult<Vec<ApiKey>> {
-        let rows: Vec<ApiKeyRow> = sqlx::query_as(
+        let rows: Vec<Pg<ApiKeyRow>> = sqlx::query_as(
             "select * from api_keys where account_sid = $1 order by date_created, sid",
         )
         .bind(account.as_str())

@@ -13,7 +13,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, is_retryable, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, to_json_text, BindingRow, RegisteredRow};
+use crate::rows::{convert_all, to_json, BindingRow, Pg, RegisteredRow};
 use crate::PgStore;
 
 /// Whole-transaction attempts of one registration before giving up.
@@ -115,7 +115,7 @@ impl PgStore {
         .bind(new.account_sid.as_str())
         .bind(new.service_sid.as_str())
         .bind(new.user_sid.as_str())
-        .bind(&row.binding.sid)
+        .bind(&row.binding.0.sid)
         .bind(keep)
         .execute(&mut *tx)
         .await?;
@@ -167,14 +167,14 @@ pub(crate) fn push_list_bindings<'a>(
 impl BindingStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %new.service_sid, user.sid = %new.user_sid))]
     async fn register_binding(&self, new: &NewBinding) -> StoreResult<Registered> {
-        let message_types = to_json_text(&new.message_types)?;
+        let message_types = to_json(&new.message_types)?;
         let mut attempt = 1;
         loop {
             match self.try_register(new, &message_types).await {
                 Ok(Some(row)) => {
                     return Ok(Registered {
                         created: row.created,
-                        binding: row.binding.try_into()?,
+                        binding: row.binding.0.try_into()?,
                     })
                 }
                 Ok(None) => return Err(StoreError::NotFound),
@@ -202,7 +202,7 @@ impl BindingStore for PgStore {
         service: &ServiceSid,
         sid: &BindingSid,
     ) -> StoreResult<Binding> {
-        let row: BindingRow = sqlx::query_as(
+        let Pg(row): Pg<BindingRow> = sqlx::query_as(
             "select * from bindings where account_sid = $1 and service_sid = $2 and sid = $3",
         )
         .bind(account.as_str())
@@ -224,7 +224,7 @@ impl BindingStore for PgStore {
     ) -> StoreResult<Page<Binding>> {
         let mut qb = QueryBuilder::new("");
         push_list_bindings(&mut qb, account, service, filter, page);
-        let rows: Vec<BindingRow> = qb
+        let rows: Vec<Pg<BindingRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await

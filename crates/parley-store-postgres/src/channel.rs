@@ -10,16 +10,8 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, ChannelRow};
+use crate::rows::{channel_key, convert_all, ChannelRow, Pg};
 use crate::PgStore;
-
-/// The column a [`ChannelRef`] matches and its value.
-pub(crate) fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
-    match channel {
-        ChannelRef::Sid(sid) => ("sid", sid.as_str()),
-        ChannelRef::UniqueName(name) => ("unique_name", name.as_str()),
-    }
-}
 
 /// `(select sid from channels where account_sid = $1 and service_sid = $2 and <key> = $3)`: the
 /// SID of the referenced channel (null when there is none), for statements whose first three
@@ -71,6 +63,7 @@ pub(crate) async fn lock_channel(
         .bind(value)
         .fetch_one(conn)
         .await
+        .map(|Pg(row)| row)
         .map_err(db)
 }
 
@@ -143,7 +136,7 @@ impl ChannelStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %channel.service_sid, channel.sid = %channel.sid))]
     async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel> {
         // Counters and the last message start empty whatever the value says: the store owns them.
-        let row: ChannelRow = sqlx::query_as(
+        let Pg(row): Pg<ChannelRow> = sqlx::query_as(
             "insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
                                    attributes, channel_type, created_by, date_created,
                                    date_updated)
@@ -177,7 +170,7 @@ impl ChannelStore for PgStore {
         let sql = format!(
             "select * from channels where account_sid = $1 and service_sid = $2 and {column} = $3"
         );
-        let row: ChannelRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
@@ -197,7 +190,7 @@ impl ChannelStore for PgStore {
     ) -> StoreResult<Page<Channel>> {
         let mut qb = QueryBuilder::new("");
         push_list_channels(&mut qb, account, service, types, page);
-        let rows: Vec<ChannelRow> = qb
+        let rows: Vec<Pg<ChannelRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -226,7 +219,7 @@ impl ChannelStore for PgStore {
              where account_sid = $1 and service_sid = $2 and {column} = $3
              returning *"
         );
-        let row: ChannelRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)

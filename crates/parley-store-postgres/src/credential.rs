@@ -8,7 +8,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, CredentialRow};
+use crate::rows::{convert_all, CredentialRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_credentials` query to `qb` (shared with the query-plan test).
@@ -26,7 +26,7 @@ pub(crate) fn push_list_credentials<'a>(
 impl CredentialStore for PgStore {
     #[tracing::instrument(skip_all, fields(credential.sid = %credential.sid))]
     async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
-        let row: CredentialRow = sqlx::query_as(
+        let Pg(row): Pg<CredentialRow> = sqlx::query_as(
             "insert into credentials (sid, account_sid, friendly_name, credential_type, sandbox,
                                       secrets_sealed, date_created, date_updated)
              values ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -52,7 +52,7 @@ impl CredentialStore for PgStore {
         account: &AccountSid,
         sid: &CredentialSid,
     ) -> StoreResult<Credential> {
-        let row: CredentialRow =
+        let Pg(row): Pg<CredentialRow> =
             sqlx::query_as("select * from credentials where account_sid = $1 and sid = $2")
                 .bind(account.as_str())
                 .bind(sid.as_str())
@@ -70,7 +70,7 @@ impl CredentialStore for PgStore {
     ) -> StoreResult<Page<Credential>> {
         let mut qb = QueryBuilder::new("");
         push_list_credentials(&mut qb, account, page);
-        let rows: Vec<CredentialRow> = qb
+        let rows: Vec<Pg<CredentialRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -88,7 +88,7 @@ impl CredentialStore for PgStore {
         // The row lock is held from the read to the commit: concurrent updates queue up and
         // each applies its change to the previous one's result.
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let row: CredentialRow = sqlx::query_as(
+        let Pg(row): Pg<CredentialRow> = sqlx::query_as(
             "select * from credentials where account_sid = $1 and sid = $2 for update",
         )
         .bind(account.as_str())
@@ -98,7 +98,7 @@ impl CredentialStore for PgStore {
         .map_err(db)?;
         let mut credential: Credential = row.try_into()?;
         change(&mut credential)?;
-        let row: CredentialRow = sqlx::query_as(
+        let Pg(row): Pg<CredentialRow> = sqlx::query_as(
             "update credentials
              set friendly_name = $3, sandbox = $4, secrets_sealed = $5, date_updated = $6
              where account_sid = $1 and sid = $2

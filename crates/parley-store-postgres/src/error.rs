@@ -57,16 +57,4 @@ pub(crate) fn is_transient(e: &StoreError) -> bool {
 /// Attempts of a transaction that fails transiently (deadlocks between nodes are rare).
 pub(crate) const TRANSIENT_ATTEMPTS: usize = 5;
 
-/// A stored value that does not decode into the domain type.
-pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(anyhow::anyhow!("corrupt {what} in database: {detail}"))
-}
-
-/// `Ok` when a write touched a row, `NotFound` when it touched none.
-pub(crate) fn one_row(rows_affected: u64) -> Result<(), StoreError> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
+pub(crate) use parley_core::store::rows::one_row;

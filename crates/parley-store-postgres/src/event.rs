@@ -2,47 +2,16 @@
 //! itself, so a rolled-back change leaves no event and a committed one always has it. Every
 //! event also gets its `push_outbox` row in the same statement.
 
-use parley_core::event::{Event, EventKind};
+use parley_core::event::Event;
 use parley_core::store::{EventStore, StoreResult};
-use parley_core::{ServiceSid, Timestamp};
+use parley_core::ServiceSid;
 use sqlx::PgConnection;
 
 use crate::error::db;
-use crate::rows::{convert_all, ChannelRow, EventRow};
+use crate::rows::{convert_all, EventRow, Pg};
 use crate::PgStore;
 
-/// An event to append; account, service and the channel's names are copied from its row.
-pub(crate) struct NewEvent<'a> {
-    pub kind: EventKind,
-    pub channel: &'a ChannelRow,
-    pub message_sid: Option<&'a str>,
-    pub message_index: Option<i64>,
-    pub body: Option<&'a str>,
-    pub member_sid: Option<&'a str>,
-    pub invite_sid: Option<&'a str>,
-    pub identity: Option<&'a str>,
-    pub actor: Option<&'a str>,
-    /// When the change happened (server clock); also when the push is first due.
-    pub now: Timestamp,
-}
-
-impl<'a> NewEvent<'a> {
-    /// An event of `kind` about `channel` with every optional field empty.
-    pub fn new(kind: EventKind, channel: &'a ChannelRow, now: Timestamp) -> Self {
-        Self {
-            kind,
-            channel,
-            message_sid: None,
-            message_index: None,
-            body: None,
-            member_sid: None,
-            invite_sid: None,
-            identity: None,
-            actor: None,
-            now,
-        }
-    }
-}
+pub(crate) use parley_core::store::rows::NewEvent;
 
 /// Append `event` and its push-outbox row (due at once) inside the caller's transaction.
 /// Returns the event id.
@@ -87,7 +56,7 @@ impl EventStore for PgStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
-        let rows: Vec<EventRow> = sqlx::query_as(
+        let rows: Vec<Pg<EventRow>> = sqlx::query_as(
             "select * from events where service_sid = $1 and id > $2 order by id limit $3",
         )
         .bind(service.as_str())

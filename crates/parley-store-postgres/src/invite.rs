@@ -8,13 +8,11 @@ use parley_core::store::{Conflict, InviteStore, StoreError, StoreResult};
 use parley_core::{AccountSid, InviteSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::channel::{
-    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
-};
+use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, InviteRow};
+use crate::rows::{channel_key, convert_all, InviteRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_invites` query to `qb` (shared with the query-plan test).
@@ -69,7 +67,7 @@ impl InviteStore for PgStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let row: InviteRow = sqlx::query_as(
+        let Pg(row): Pg<InviteRow> = sqlx::query_as(
             "insert into invites (sid, account_sid, service_sid, channel_sid, user_sid, identity,
                                   role_sid, created_by, date_created, date_updated)
              values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -109,7 +107,7 @@ impl InviteStore for PgStore {
             "select * from invites where sid = $4 and channel_sid = {}",
             channel_sid_sql(channel)
         );
-        let row: InviteRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<InviteRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
@@ -131,7 +129,7 @@ impl InviteStore for PgStore {
     ) -> StoreResult<Page<Invite>> {
         let mut qb = QueryBuilder::new("");
         push_list_invites(&mut qb, account, service, channel, identities, page);
-        let rows: Vec<InviteRow> = qb
+        let rows: Vec<Pg<InviteRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await

@@ -12,35 +12,19 @@ use parley_core::channel::{
 };
 use parley_core::event::EventKind;
 use parley_core::paging::{Page, PageRequest};
-use parley_core::store::{Conflict, Limit, MemberStore, StoreError, StoreResult};
+use parley_core::store::{Conflict, MemberStore, StoreError, StoreResult};
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::channel::{
-    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
-};
+use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, is_transient, TRANSIENT_ATTEMPTS};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, MemberRow, UserChannelRow};
+use crate::rows::{
+    channel_key, convert_all, member_key, sid, user_key, MemberRow, Pg, UserChannelRow,
+};
 use crate::PgStore;
-
-/// The column a [`MemberRef`] matches and its value.
-fn member_key(member: &MemberRef) -> (&'static str, &str) {
-    match member {
-        MemberRef::Sid(sid) => ("sid", sid.as_str()),
-        MemberRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
-
-/// The column a [`UserRef`] matches and its value.
-fn user_key(user: &UserRef) -> (&'static str, &str) {
-    match user {
-        UserRef::Sid(sid) => ("sid", sid.as_str()),
-        UserRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 /// Append the `list_members` query to `qb` (shared with the query-plan test).
 pub(crate) fn push_list_members<'a>(
@@ -229,18 +213,14 @@ impl PgStore {
         if exists {
             return Err(StoreError::Conflict(Conflict::MemberExists));
         }
-        if ch.members_count >= limits.channel_members {
-            return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
-        }
+        limits.admit_to_channel(ch.members_count)?;
         let joined: i64 = sqlx::query_scalar("select count(*) from members where user_sid = $1")
             .bind(member.user_sid.as_str())
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        if joined >= limits.user_channels {
-            return Err(StoreError::LimitExceeded(Limit::UserChannels));
-        }
-        let row: MemberRow = sqlx::query_as(
+        limits.admit_user(joined)?;
+        let Pg(row): Pg<MemberRow> = sqlx::query_as(
             "insert into members (sid, account_sid, service_sid, channel_sid, user_sid, identity,
                                   role_sid, last_consumed_message_index,
                                   last_consumption_timestamp, attributes, notification_level,
@@ -319,7 +299,7 @@ impl MemberStore for PgStore {
             "select * from members where {column} = $4 and channel_sid = {}",
             channel_sid_sql(channel)
         );
-        let row: MemberRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<MemberRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
@@ -341,7 +321,7 @@ impl MemberStore for PgStore {
     ) -> StoreResult<Page<Member>> {
         let mut qb = QueryBuilder::new("");
         push_list_members(&mut qb, account, service, channel, identities, page);
-        let rows: Vec<MemberRow> = qb
+        let rows: Vec<Pg<MemberRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -378,7 +358,7 @@ impl MemberStore for PgStore {
              returning *",
             channel_sid_sql(channel)
         );
-        let row: MemberRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<MemberRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
@@ -456,11 +436,7 @@ impl MemberStore for PgStore {
         .await
         .map_err(db)?;
         rows.into_iter()
-            .map(|(sid, n)| {
-                UserSid::parse(&sid)
-                    .map(|s| (s, n))
-                    .map_err(|e| crate::error::corrupt("sid", e))
-            })
+            .map(|(user, n)| Ok((sid(UserSid::parse, &user)?, n)))
             .collect()
     }
 
@@ -481,7 +457,7 @@ impl MemberStore for PgStore {
             &user_sid,
             UserChannelScope::Page(page),
         );
-        let rows: Vec<UserChannelRow> = qb
+        let rows: Vec<Pg<UserChannelRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -506,7 +482,7 @@ impl MemberStore for PgStore {
             &user_sid,
             UserChannelScope::Channel(channel),
         );
-        let row: UserChannelRow = qb
+        let Pg(row): Pg<UserChannelRow> = qb
             .build_query_as()
             .fetch_optional(&self.pool)
             .await

@@ -11,12 +11,10 @@ use parley_core::store::{MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
-use crate::channel::{
-    channel_key, channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid,
-};
+use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
-use crate::rows::{convert_all, ChannelRow, MessageRow};
+use crate::rows::{channel_key, convert_all, ChannelRow, MessageRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_messages` query to `qb` (shared with the query-plan test). Cursor key =
@@ -70,7 +68,7 @@ impl MessageStore for PgStore {
              where account_sid = $1 and service_sid = $2 and {column} = $3
              returning *"
         );
-        let ch: ChannelRow = sqlx::query_as(&sql)
+        let Pg(ch): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(message.account_sid.as_str())
             .bind(message.service_sid.as_str())
             .bind(value)
@@ -81,7 +79,7 @@ impl MessageStore for PgStore {
         let index = ch
             .last_message_index
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("channel without message index")))?;
-        let row: MessageRow = sqlx::query_as(
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(
             "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
                                    body, attributes, last_updated_by, was_edited, date_created,
                                    date_updated)
@@ -124,7 +122,7 @@ impl MessageStore for PgStore {
             "select * from messages where sid = $4 and channel_sid = {}",
             channel_sid_sql(channel)
         );
-        let row: MessageRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
@@ -146,7 +144,7 @@ impl MessageStore for PgStore {
     ) -> StoreResult<Page<Message>> {
         let mut qb = QueryBuilder::new("");
         push_list_messages(&mut qb, account, service, channel, order, page);
-        let rows: Vec<MessageRow> = qb
+        let rows: Vec<Pg<MessageRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -179,7 +177,7 @@ impl MessageStore for PgStore {
              returning *",
             channel_sid_sql(channel)
         );
-        let row: MessageRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)

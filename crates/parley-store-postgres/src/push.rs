@@ -5,17 +5,15 @@
 //! returning …`. Workers on several nodes therefore take disjoint rows without waiting on each
 //! other, and a row whose lease ran out (its node crashed) is claimable again.
 
-use parley_core::binding::Binding;
-use parley_core::credential::PushType;
 use parley_core::event::{Event, EventKind};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipient, Settle};
 use parley_core::store::{PushStore, StoreError, StoreResult};
-use parley_core::{AccountSid, BindingSid, CredentialSid, ServiceSid, SidError, Timestamp};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{FromRow, Postgres, QueryBuilder};
 
-use crate::error::{corrupt, db};
-use crate::rows::{convert_all, BindingRow, EventRow};
+use crate::error::db;
+use crate::rows::{convert_all, recipients, BindingRow, DeliveryRow, EventRow, Pg, PushLogRow};
 use crate::PgStore;
 
 /// Deliveries inserted per statement by [`PushStore::complete_fanout`] (one `unnest` each).
@@ -23,14 +21,6 @@ const FANOUT_CHUNK: usize = 2000;
 
 /// Whole-transaction attempts of one fan-out completion (see [`fanout_may_succeed_again`]).
 const FANOUT_ATTEMPTS: u32 = 3;
-
-fn sid<T>(parsed: Result<T, SidError>) -> Result<T, StoreError> {
-    parsed.map_err(|e| corrupt("sid", e))
-}
-
-fn push_type(s: &str) -> Result<PushType, StoreError> {
-    PushType::parse(s).ok_or_else(|| corrupt("push type", s))
-}
 
 fn limit(n: u32) -> i64 {
     i64::from(n)
@@ -40,7 +30,7 @@ fn limit(n: u32) -> i64 {
 #[derive(Debug, FromRow)]
 struct OutboxRow {
     #[sqlx(flatten)]
-    event: EventRow,
+    event: Pg<EventRow>,
     outbox_attempts: i32,
     fanout_after: Option<String>,
 }
@@ -49,92 +39,9 @@ impl TryFrom<OutboxRow> for OutboxItem {
     type Error = StoreError;
     fn try_from(r: OutboxRow) -> Result<Self, StoreError> {
         Ok(OutboxItem {
-            event: r.event.try_into()?,
+            event: r.event.0.try_into()?,
             attempts: r.outbox_attempts,
             fanout_after: r.fanout_after,
-        })
-    }
-}
-
-/// `push_deliveries`
-#[derive(Debug, FromRow)]
-struct DeliveryRow {
-    id: String,
-    event_id: i64,
-    account_sid: String,
-    service_sid: String,
-    binding_sid: String,
-    credential_sid: Option<String>,
-    binding_type: String,
-    address: String,
-    identity: String,
-    payload: String,
-    event_at: i64,
-    available_at: i64,
-    attempts: i32,
-}
-
-impl TryFrom<DeliveryRow> for Delivery {
-    type Error = StoreError;
-    fn try_from(r: DeliveryRow) -> Result<Self, StoreError> {
-        Ok(Delivery {
-            new: NewDelivery {
-                id: r.id,
-                event_id: r.event_id,
-                account_sid: sid(AccountSid::parse(&r.account_sid))?,
-                service_sid: sid(ServiceSid::parse(&r.service_sid))?,
-                binding_sid: sid(BindingSid::parse(&r.binding_sid))?,
-                credential_sid: r
-                    .credential_sid
-                    .map(|c| sid(CredentialSid::parse(&c)))
-                    .transpose()?,
-                binding_type: push_type(&r.binding_type)?,
-                address: r.address,
-                identity: r.identity,
-                payload: r.payload,
-                event_at: Timestamp::from_unix_micros(r.event_at),
-                available_at: Timestamp::from_unix_micros(r.available_at),
-            },
-            attempts: r.attempts,
-        })
-    }
-}
-
-/// `push_log`
-#[derive(Debug, FromRow)]
-struct PushLogRow {
-    seq: i64,
-    id: String,
-    account_sid: String,
-    service_sid: String,
-    event_id: i64,
-    kind: String,
-    binding_sid: String,
-    identity: String,
-    binding_type: String,
-    outcome: String,
-    reason: Option<String>,
-    attempt: i32,
-    date_created: i64,
-}
-
-impl TryFrom<PushLogRow> for PushLogEntry {
-    type Error = StoreError;
-    fn try_from(r: PushLogRow) -> Result<Self, StoreError> {
-        Ok(PushLogEntry {
-            seq: r.seq,
-            id: r.id,
-            account_sid: sid(AccountSid::parse(&r.account_sid))?,
-            service_sid: sid(ServiceSid::parse(&r.service_sid))?,
-            event_id: r.event_id,
-            kind: r.kind,
-            binding_sid: sid(BindingSid::parse(&r.binding_sid))?,
-            identity: r.identity,
-            binding_type: push_type(&r.binding_type)?,
-            outcome: r.outcome,
-            reason: r.reason,
-            attempt: r.attempt,
-            date_created: Timestamp::from_unix_micros(r.date_created),
         })
     }
 }
@@ -319,12 +226,12 @@ impl PushStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        convert_all(rows)
+        rows.into_iter().map(OutboxItem::try_from).collect()
     }
 
     #[tracing::instrument(skip_all, fields(event.id = event.id, event.kind = event.kind.as_str()))]
     async fn recipients(&self, event: &Event) -> StoreResult<Vec<Recipient>> {
-        let rows: Vec<BindingRow> = match event.kind {
+        let rows: Vec<Pg<BindingRow>> = match event.kind {
             // Every member's devices, except the author's and muted members'.
             EventKind::NewMessage => sqlx::query_as(
                 "select b.* from members m
@@ -369,15 +276,7 @@ impl PushStore for PgStore {
                 .map_err(db)?
             }
         };
-        let kind = event.kind.as_str();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let binding: Binding = row.try_into()?;
-            if binding.message_types.iter().any(|t| t == kind) {
-                out.push(Recipient { binding });
-            }
-        }
-        Ok(out)
+        recipients(event.kind, rows.into_iter().map(|Pg(row)| row).collect())
     }
 
     #[tracing::instrument(skip_all, fields(event.id = event_id, deliveries = deliveries.len()))]
@@ -417,7 +316,7 @@ impl PushStore for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<Delivery>> {
         // `attempts` is returned as it was before this claim ("previous send attempts").
-        let mut rows: Vec<DeliveryRow> = sqlx::query_as(
+        let mut rows: Vec<Pg<DeliveryRow>> = sqlx::query_as(
             "update push_deliveries set lease_until = $2, attempts = attempts + 1
              where id in (
                  select id from push_deliveries
@@ -436,7 +335,7 @@ impl PushStore for PgStore {
         .await
         .map_err(db)?;
         // `returning` has no order: oldest first again.
-        rows.sort_by(|a, b| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
+        rows.sort_by(|Pg(a), Pg(b)| (a.available_at, &a.id).cmp(&(b.available_at, &b.id)));
         convert_all(rows)
     }
 
@@ -620,7 +519,7 @@ impl PushStore for PgStore {
             " order by date_created, seq limit "
         });
         qb.push_bind(page.fetch_limit());
-        let rows: Vec<PushLogRow> = qb
+        let rows: Vec<Pg<PushLogRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await

@@ -8,13 +8,13 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, to_json_text, RoleRow};
+use crate::rows::{convert_all, to_json, Pg, RoleRow};
 use crate::PgStore;
 
 /// Insert one role; shared with `create_service`, which adds the default roles in its
 /// transaction. A missing service (in this account) is `NotFound`.
 pub(crate) async fn insert_role(conn: &mut PgConnection, role: &NewRole) -> StoreResult<Role> {
-    let row: RoleRow = sqlx::query_as(
+    let Pg(row): Pg<RoleRow> = sqlx::query_as(
         "insert into roles (sid, account_sid, service_sid, friendly_name, role_type, permissions,
                             date_created, date_updated)
          values ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -25,7 +25,7 @@ pub(crate) async fn insert_role(conn: &mut PgConnection, role: &NewRole) -> Stor
     .bind(role.service_sid.as_str())
     .bind(&role.friendly_name)
     .bind(role.role_type.as_str())
-    .bind(to_json_text(&role.permissions)?)
+    .bind(to_json(&role.permissions)?)
     .bind(role.date_created.unix_micros())
     .bind(role.date_updated.unix_micros())
     .fetch_one(conn)
@@ -63,7 +63,7 @@ impl RoleStore for PgStore {
         service: &ServiceSid,
         sid: &RoleSid,
     ) -> StoreResult<Role> {
-        let row: RoleRow = sqlx::query_as(
+        let Pg(row): Pg<RoleRow> = sqlx::query_as(
             "select * from roles where account_sid = $1 and service_sid = $2 and sid = $3",
         )
         .bind(account.as_str())
@@ -84,7 +84,7 @@ impl RoleStore for PgStore {
     ) -> StoreResult<Page<Role>> {
         let mut qb = QueryBuilder::new("");
         push_list_roles(&mut qb, account, service, page);
-        let rows: Vec<RoleRow> = qb
+        let rows: Vec<Pg<RoleRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -101,7 +101,7 @@ impl RoleStore for PgStore {
         permissions: &[String],
         now: Timestamp,
     ) -> StoreResult<Role> {
-        let row: RoleRow = sqlx::query_as(
+        let Pg(row): Pg<RoleRow> = sqlx::query_as(
             "update roles set permissions = $4, date_updated = $5
              where account_sid = $1 and service_sid = $2 and sid = $3
              returning *",
@@ -109,7 +109,7 @@ impl RoleStore for PgStore {
         .bind(account.as_str())
         .bind(service.as_str())
         .bind(sid.as_str())
-        .bind(to_json_text(permissions)?)
+        .bind(to_json(permissions)?)
         .bind(now.unix_micros())
         .fetch_one(&self.pool)
         .await

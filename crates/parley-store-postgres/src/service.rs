@@ -1,19 +1,15 @@
 //! Chat services (contract §3). Settings are one JSON text column.
 
 use parley_core::paging::{Page, PageRequest};
-use parley_core::service::{NewService, Service, ServicePatch, ServiceSettings};
-use parley_core::store::{ServiceStore, StoreError, StoreResult};
+use parley_core::service::{NewService, Service, ServicePatch};
+use parley_core::store::{ServiceStore, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, ServiceRow};
+use crate::rows::{convert_all, to_json, Pg, ServiceRow};
 use crate::PgStore;
-
-fn settings_json(settings: &ServiceSettings) -> StoreResult<String> {
-    serde_json::to_string(settings).map_err(|e| StoreError::Other(e.into()))
-}
 
 /// Append the `list_services` query to `qb` (shared with the query-plan test).
 pub(crate) fn push_list_services<'a>(
@@ -32,7 +28,7 @@ impl ServiceStore for PgStore {
     async fn create_service(&self, new: &NewService) -> StoreResult<Service> {
         let s = &new.service;
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let row: ServiceRow = sqlx::query_as(
+        let Pg(row): Pg<ServiceRow> = sqlx::query_as(
             "insert into services (sid, account_sid, friendly_name, default_service_role_sid,
                                    default_channel_role_sid, default_channel_creator_role_sid,
                                    settings, date_created, date_updated)
@@ -49,7 +45,7 @@ impl ServiceStore for PgStore {
                 .as_ref()
                 .map(|r| r.as_str()),
         )
-        .bind(settings_json(&s.settings)?)
+        .bind(to_json(&s.settings)?)
         .bind(s.date_created.unix_micros())
         .bind(s.date_updated.unix_micros())
         .fetch_one(&mut *tx)
@@ -64,7 +60,7 @@ impl ServiceStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(service.sid = %sid))]
     async fn fetch_service(&self, account: &AccountSid, sid: &ServiceSid) -> StoreResult<Service> {
-        let row: ServiceRow =
+        let Pg(row): Pg<ServiceRow> =
             sqlx::query_as("select * from services where account_sid = $1 and sid = $2")
                 .bind(account.as_str())
                 .bind(sid.as_str())
@@ -82,7 +78,7 @@ impl ServiceStore for PgStore {
     ) -> StoreResult<Page<Service>> {
         let mut qb = QueryBuilder::new("");
         push_list_services(&mut qb, account, page);
-        let rows: Vec<ServiceRow> = qb
+        let rows: Vec<Pg<ServiceRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -107,7 +103,7 @@ impl ServiceStore for PgStore {
         // The row lock is held from the read to the commit: a concurrent patch waits, then
         // reads the row with this change in it.
         let mut tx = self.pool.begin().await.map_err(db)?;
-        let row: ServiceRow = sqlx::query_as(
+        let Pg(row): Pg<ServiceRow> = sqlx::query_as(
             "select * from services where account_sid = $1 and sid = $2 for no key update",
         )
         .bind(account.as_str())
@@ -170,9 +166,10 @@ async fn write_service(
             .as_ref()
             .map(|r| r.as_str()),
     )
-    .bind(settings_json(&service.settings)?)
+    .bind(to_json(&service.settings)?)
     .bind(service.date_updated.unix_micros())
     .fetch_one(conn)
     .await
+    .map(|Pg(row)| row)
     .map_err(db)
 }

@@ -10,16 +10,8 @@ use sqlx::{Postgres, QueryBuilder};
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, ChannelRow, UserRow};
+use crate::rows::{convert_all, user_key, ChannelRow, Pg, UserRow};
 use crate::PgStore;
-
-/// The column a [`UserRef`] matches and its value.
-fn user_key(user: &UserRef) -> (&'static str, &str) {
-    match user {
-        UserRef::Sid(sid) => ("sid", sid.as_str()),
-        UserRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 const INSERT_USER: &str =
     "insert into users (sid, account_sid, service_sid, identity, friendly_name,
@@ -27,9 +19,9 @@ const INSERT_USER: &str =
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 fn bind_user<'q>(
-    q: sqlx::query::QueryAs<'q, sqlx::Postgres, UserRow, sqlx::postgres::PgArguments>,
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, Pg<UserRow>, sqlx::postgres::PgArguments>,
     user: &'q User,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, UserRow, sqlx::postgres::PgArguments> {
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, Pg<UserRow>, sqlx::postgres::PgArguments> {
     q.bind(user.sid.as_str())
         .bind(user.account_sid.as_str())
         .bind(user.service_sid.as_str())
@@ -64,7 +56,7 @@ impl UserStore for PgStore {
             .fetch_one(&self.pool)
             .await
             .map_err(db)?;
-        row.try_into()
+        row.0.try_into()
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid))]
@@ -78,9 +70,9 @@ impl UserStore for PgStore {
                 .await
                 .map_err(db)?;
             if let Some(row) = inserted {
-                return Ok((row.try_into()?, true));
+                return Ok((row.0.try_into()?, true));
             }
-            let existing: Option<UserRow> = sqlx::query_as(
+            let existing: Option<Pg<UserRow>> = sqlx::query_as(
                 "select * from users
                  where account_sid = $1 and service_sid = $2 and identity = $3",
             )
@@ -91,7 +83,7 @@ impl UserStore for PgStore {
             .await
             .map_err(db)?;
             match existing {
-                Some(row) => return Ok((row.try_into()?, false)),
+                Some(Pg(row)) => return Ok((row.try_into()?, false)),
                 // The identity exists in the service but under another account: the service
                 // is not this account's.
                 None if self.identity_taken(user).await? => return Err(StoreError::NotFound),
@@ -114,7 +106,7 @@ impl UserStore for PgStore {
         let sql = format!(
             "select * from users where account_sid = $1 and service_sid = $2 and {column} = $3"
         );
-        let row: UserRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<UserRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
@@ -133,7 +125,7 @@ impl UserStore for PgStore {
     ) -> StoreResult<Page<User>> {
         let mut qb = QueryBuilder::new("");
         push_list_users(&mut qb, account, service, page);
-        let rows: Vec<UserRow> = qb
+        let rows: Vec<Pg<UserRow>> = qb
             .build_query_as()
             .fetch_all(&self.pool)
             .await
@@ -160,7 +152,7 @@ impl UserStore for PgStore {
              where account_sid = $1 and service_sid = $2 and {column} = $3
              returning *"
         );
-        let row: UserRow = sqlx::query_as(&sql)
+        let Pg(row): Pg<UserRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
@@ -202,7 +194,7 @@ impl UserStore for PgStore {
         else {
             return Err(StoreError::NotFound);
         };
-        let channels: Vec<ChannelRow> = sqlx::query_as(
+        let channels: Vec<Pg<ChannelRow>> = sqlx::query_as(
             "select * from channels
              where sid in (select channel_sid from members where user_sid = $1)
              order by sid
@@ -223,7 +215,7 @@ impl UserStore for PgStore {
         .map_err(db)?;
         let now = Timestamp::now();
         for (channel_sid, member_sid, identity) in &members {
-            let Some(ch) = channels.iter().find(|c| &c.sid == channel_sid) else {
+            let Some(Pg(ch)) = channels.iter().find(|Pg(c)| &c.sid == channel_sid) else {
                 continue;
             };
             let mut event = NewEvent::new(EventKind::RemovedFromChannel, ch, now);

@@ -7,16 +7,8 @@ use parley_core::store::{ChannelStore, Conflict, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, ChannelRow};
+use crate::rows::{channel_key, convert_all, ChannelRow};
 use crate::{push_keyset, require_service, SqliteStore};
-
-/// The column and value that pick a channel: `sid` for a SID, `unique_name` otherwise.
-pub(crate) fn channel_key(channel: &ChannelRef) -> (&'static str, &str) {
-    match channel {
-        ChannelRef::Sid(sid) => ("sid", sid.as_str()),
-        ChannelRef::UniqueName(name) => ("unique_name", name.as_str()),
-    }
-}
 
 /// `channel_sid = (the channel named by ?, ?, ?)`: scopes a statement on a channel's children
 /// by account, service and channel SID or unique name (bind those three, in that order).

@@ -2,45 +2,15 @@
 //! the change it records; the `events_to_push_outbox` trigger queues the event for the push
 //! engine in the same statement (migrations/0002_chat.sql).
 
-use parley_core::event::{Event, EventKind};
+use parley_core::event::Event;
 use parley_core::store::{EventStore, StoreResult};
-use parley_core::{ServiceSid, Timestamp};
+use parley_core::ServiceSid;
 
 use crate::lite::{lite_err, q};
-use crate::rows::{convert_all, ChannelRow, EventRow};
+use crate::rows::{convert_all, EventRow};
 use crate::SqliteStore;
 
-/// An event to append: the kind, the channel it concerns, and the fields of its kind.
-pub(crate) struct NewEvent<'a> {
-    pub kind: EventKind,
-    pub channel: &'a ChannelRow,
-    pub message_sid: Option<&'a str>,
-    pub message_index: Option<i64>,
-    pub body: Option<&'a str>,
-    pub member_sid: Option<&'a str>,
-    pub invite_sid: Option<&'a str>,
-    pub identity: Option<&'a str>,
-    pub actor: Option<&'a str>,
-    pub now: Timestamp,
-}
-
-impl<'a> NewEvent<'a> {
-    /// An event of `kind` about `channel` with every optional field empty.
-    pub(crate) fn new(kind: EventKind, channel: &'a ChannelRow, now: Timestamp) -> Self {
-        Self {
-            kind,
-            channel,
-            message_sid: None,
-            message_index: None,
-            body: None,
-            member_sid: None,
-            invite_sid: None,
-            identity: None,
-            actor: None,
-            now,
-        }
-    }
-}
+pub(crate) use parley_core::store::rows::NewEvent;
 
 const INSERT_EVENT: &str =
     "insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,

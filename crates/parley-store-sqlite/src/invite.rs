@@ -8,10 +8,10 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, InviteStore, StoreError, StoreResult};
 use parley_core::{AccountSid, InviteSid, ServiceSid, Timestamp};
 
-use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::channel::{in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, InviteRow};
+use crate::rows::{channel_key, convert_all, InviteRow};
 use crate::{push_keyset, SqliteStore};
 
 /// `<head> from invites where channel_sid = ? [and identity in (…)] order by … limit …`.

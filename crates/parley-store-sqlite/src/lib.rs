@@ -272,31 +272,9 @@ impl Store for SqliteStore {
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/// `NotFound` when a write touched no row.
-pub(crate) fn one_row(rows_affected: usize) -> StoreResult<()> {
-    if rows_affected == 0 {
-        Err(StoreError::NotFound)
-    } else {
-        Ok(())
-    }
-}
+pub(crate) use parley_core::store::rows::one_row;
 
-/// Decode a JSON text column.
-pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
-    column: &'static str,
-    text: &str,
-) -> StoreResult<T> {
-    serde_json::from_str(text)
-        .with_context(|| format!("column {column} holds invalid JSON"))
-        .map_err(StoreError::Other)
-}
-
-/// Encode a value for a JSON text column.
-pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value)
-        .with_context(|| "cannot encode JSON column")
-        .map_err(StoreError::Other)
-}
+pub(crate) use parley_core::store::rows::to_json;
 
 /// `NotFound` unless `service` exists in `account` (run inside the write transaction that
 /// adds a child row, so the check and the insert see the same state).

@@ -9,24 +9,17 @@ use parley_core::channel::{
 };
 use parley_core::event::EventKind;
 use parley_core::paging::{Page, PageRequest};
-use parley_core::store::{Conflict, Limit, MemberStore, StoreError, StoreResult};
+use parley_core::store::{Conflict, MemberStore, StoreError, StoreResult};
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
 
-use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::channel::{in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, ChannelRow, MemberRow, UserChannelRow};
-use crate::user::user_key;
+use crate::rows::{
+    channel_key, convert_all, member_key, sid, user_key, ChannelRow, MemberRow, UserChannelRow,
+};
 use crate::{push_keyset, push_keyset_condition, push_keyset_order, SqliteStore};
-
-/// The column and value that pick a member: `sid` for a SID, `identity` otherwise.
-fn member_key(member: &MemberRef) -> (&'static str, &str) {
-    match member {
-        MemberRef::Sid(sid) => ("sid", sid.as_str()),
-        MemberRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 /// `<head> from members where channel_sid = ? [and identity in (…)] order by … limit …`.
 pub(crate) fn list_query(
@@ -151,16 +144,12 @@ impl MemberStore for SqliteStore {
                 if exists.is_some() {
                     return Err(StoreError::Conflict(Conflict::MemberExists));
                 }
-                if chan.members_count >= limits.channel_members {
-                    return Err(StoreError::LimitExceeded(Limit::ChannelMembers));
-                }
+                limits.admit_to_channel(chan.members_count)?;
                 let joined: i64 = q("select count(*) from members where user_sid = ?")
                     .bind(member.user_sid.as_str())
                     .one(c)
                     .map_err(lite_err)?;
-                if joined >= limits.user_channels {
-                    return Err(StoreError::LimitExceeded(Limit::UserChannels));
-                }
+                limits.admit_user(joined)?;
                 let row: MemberRow = q(
                     "insert into members (sid, account_sid, service_sid, channel_sid, user_sid,
                                           identity, role_sid, last_consumed_message_index,
@@ -362,11 +351,7 @@ impl MemberStore for SqliteStore {
         qb.push(" group by user_sid");
         let rows: Vec<(String, i64)> = self.read_all(&qb)?;
         rows.into_iter()
-            .map(|(sid, n)| {
-                UserSid::parse(&sid)
-                    .map(|sid| (sid, n))
-                    .map_err(|e| StoreError::Other(anyhow::anyhow!("stored row: {e}")))
-            })
+            .map(|(user, n)| Ok((sid(UserSid::parse, &user)?, n)))
             .collect()
     }
 

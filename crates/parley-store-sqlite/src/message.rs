@@ -13,10 +13,10 @@ use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
 
-use crate::channel::{channel_key, in_channel, resolve_channel};
+use crate::channel::{in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, ChannelRow, MessageRow};
+use crate::rows::{channel_key, convert_all, ChannelRow, MessageRow};
 use crate::{one_row, SqliteStore};
 
 /// `<head> from messages where channel_sid = ? … order by msg_index … limit …`. The cursor key

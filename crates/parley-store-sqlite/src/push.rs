@@ -8,140 +8,15 @@
 
 use std::collections::HashMap;
 
-use anyhow::anyhow;
-use parley_core::binding::Binding;
-use parley_core::credential::PushType;
 use parley_core::event::{Event, EventKind};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::push::{Delivery, NewDelivery, OutboxItem, PushLogEntry, Recipient, Settle};
 use parley_core::store::{Conflict, PushStore, StoreError, StoreResult};
-use parley_core::{AccountSid, BindingSid, CredentialSid, ServiceSid, SidError, Timestamp};
+use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, lite_row, lite_write_err, q, Q};
-use crate::rows::{convert_all, BindingRow, EventRow};
+use crate::rows::{convert_all, recipients, BindingRow, DeliveryRow, EventRow, PushLogRow};
 use crate::{to_json, SqliteStore};
-
-// ---- rows ---------------------------------------------------------------------------------------
-
-fn sid<T>(parse: fn(&str) -> Result<T, SidError>, s: &str) -> StoreResult<T> {
-    parse(s).map_err(|e| StoreError::Other(anyhow!("stored row: {e}")))
-}
-
-fn push_type(s: &str) -> StoreResult<PushType> {
-    PushType::parse(s).ok_or_else(|| StoreError::Other(anyhow!("stored row: bad push type `{s}`")))
-}
-
-/// `push_deliveries` as claimed (`attempts` already reduced to the count before the claim).
-struct DeliveryRow {
-    id: String,
-    event_id: i64,
-    account_sid: String,
-    service_sid: String,
-    binding_sid: String,
-    credential_sid: Option<String>,
-    binding_type: String,
-    address: String,
-    identity: String,
-    payload: String,
-    event_at: i64,
-    available_at: i64,
-    attempts: i32,
-}
-lite_row!(DeliveryRow {
-    id,
-    event_id,
-    account_sid,
-    service_sid,
-    binding_sid,
-    credential_sid,
-    binding_type,
-    address,
-    identity,
-    payload,
-    event_at,
-    available_at,
-    attempts
-});
-
-impl TryFrom<DeliveryRow> for Delivery {
-    type Error = StoreError;
-    fn try_from(r: DeliveryRow) -> StoreResult<Self> {
-        Ok(Delivery {
-            new: NewDelivery {
-                id: r.id,
-                event_id: r.event_id,
-                account_sid: sid(AccountSid::parse, &r.account_sid)?,
-                service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-                binding_sid: sid(BindingSid::parse, &r.binding_sid)?,
-                credential_sid: r
-                    .credential_sid
-                    .as_deref()
-                    .map(|s| sid(CredentialSid::parse, s))
-                    .transpose()?,
-                binding_type: push_type(&r.binding_type)?,
-                address: r.address,
-                identity: r.identity,
-                payload: r.payload,
-                event_at: Timestamp::from_unix_micros(r.event_at),
-                available_at: Timestamp::from_unix_micros(r.available_at),
-            },
-            attempts: r.attempts,
-        })
-    }
-}
-
-/// `push_log`
-struct PushLogRow {
-    seq: i64,
-    id: String,
-    account_sid: String,
-    service_sid: String,
-    event_id: i64,
-    kind: String,
-    binding_sid: String,
-    identity: String,
-    binding_type: String,
-    outcome: String,
-    reason: Option<String>,
-    attempt: i32,
-    date_created: i64,
-}
-lite_row!(PushLogRow {
-    seq,
-    id,
-    account_sid,
-    service_sid,
-    event_id,
-    kind,
-    binding_sid,
-    identity,
-    binding_type,
-    outcome,
-    reason,
-    attempt,
-    date_created
-});
-
-impl TryFrom<PushLogRow> for PushLogEntry {
-    type Error = StoreError;
-    fn try_from(r: PushLogRow) -> StoreResult<Self> {
-        Ok(PushLogEntry {
-            seq: r.seq,
-            id: r.id,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            event_id: r.event_id,
-            kind: r.kind,
-            binding_sid: sid(BindingSid::parse, &r.binding_sid)?,
-            identity: r.identity,
-            binding_type: push_type(&r.binding_type)?,
-            outcome: r.outcome,
-            reason: r.reason,
-            attempt: r.attempt,
-            date_created: Timestamp::from_unix_micros(r.date_created),
-        })
-    }
-}
 
 const DELIVERY_COLUMNS: &str = "id, event_id, account_sid, service_sid, binding_sid, \
      credential_sid, binding_type, address, identity, payload, event_at, available_at, \
@@ -370,13 +245,7 @@ impl PushStore for SqliteStore {
                 )?
             }
         };
-        let kind = event.kind.as_str();
-        let bindings: Vec<Binding> = convert_all(rows)?;
-        Ok(bindings
-            .into_iter()
-            .filter(|b| b.message_types.iter().any(|t| t == kind))
-            .map(|binding| Recipient { binding })
-            .collect())
+        recipients(event.kind, rows)
     }
 
     async fn complete_fanout(&self, event_id: i64, deliveries: &[NewDelivery]) -> StoreResult<()> {

@@ -8,16 +8,8 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, ChannelRow, UserRow};
+use crate::rows::{convert_all, user_key, ChannelRow, UserRow};
 use crate::{one_row, push_keyset, require_service, SqliteStore};
-
-/// The column and value that pick a user: `sid` for a SID, `identity` otherwise.
-pub(crate) fn user_key(user: &UserRef) -> (&'static str, &str) {
-    match user {
-        UserRef::Sid(sid) => ("sid", sid.as_str()),
-        UserRef::Identity(identity) => ("identity", identity.as_str()),
-    }
-}
 
 const INSERT_USER: &str =
     "insert into users (sid, account_sid, service_sid, identity, friendly_name,

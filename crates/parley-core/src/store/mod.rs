@@ -11,6 +11,7 @@ mod chat;
 mod credential;
 mod push;
 mod role;
+pub mod rows;
 mod service;
 mod user;
 
