@@ -162,9 +162,47 @@ impl Server {
     }
 
     fn start_inner(db: &impl Db, env: &[(&str, &str)], close_stderr: bool) -> Server {
-        let mut cmd = parley_command();
+        Self::launch(parley_command(), db, &[], env, close_stderr)
+    }
+
+    /// Start `parley serve` on port 0 with extra `args`, run through `wrapper` (e.g.
+    /// `["prlimit", "--nofile=1024:1024"]`, which execs the server under the same pid), and
+    /// wait for its "listening on" log line.
+    pub fn start_with(
+        db: &impl Db,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Server {
+        let bin = env!("CARGO_BIN_EXE_parley");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(bin);
+                cmd
+            }
+            None => Command::new(bin),
+        };
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PARLEY_") {
+                cmd.env_remove(key);
+            }
+        }
+        Self::launch(cmd, db, args, env, false)
+    }
+
+    /// Run `cmd serve` on port 0 of `db` with `args` and `env`, drain its stderr into the log
+    /// (or stop reading it after start-up, with `close_stderr`), and wait for "listening on".
+    fn launch(
+        mut cmd: Command,
+        db: &impl Db,
+        args: &[&str],
+        env: &[(&str, &str)],
+        close_stderr: bool,
+    ) -> Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
             .arg(db.url())
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -195,76 +233,6 @@ impl Server {
                     }
                 }
                 // Keep draining so the server never blocks on a full pipe.
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "server did not start; stdout: {}\nstderr: {}",
-                    String::from_utf8_lossy(&out.stdout),
-                    log.lock().unwrap()
-                );
-            }
-        };
-        Server { child, log, addr }
-    }
-
-    /// Start `parley serve` on port 0 with extra `args`, run through `wrapper` (e.g.
-    /// `["prlimit", "--nofile=1024:1024"]`, which execs the server under the same pid), and
-    /// wait for its "listening on" log line.
-    pub fn start_with(
-        db: &impl Db,
-        args: &[&str],
-        env: &[(&str, &str)],
-        wrapper: &[&str],
-    ) -> Server {
-        let bin = env!("CARGO_BIN_EXE_parley");
-        let mut cmd = match wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut cmd = Command::new(program);
-                cmd.args(rest).arg(bin);
-                cmd
-            }
-            None => Command::new(bin),
-        };
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PARLEY_") {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-            .arg(db.url())
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let log_writer = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut log = log_writer.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-                drop(log);
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
-                }
             }
         });
         let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
