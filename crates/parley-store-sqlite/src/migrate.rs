@@ -57,6 +57,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "fanout progress",
         sql: include_str!("../migrations/0004_fanout_progress.sql"),
     },
+    Migration {
+        version: 6,
+        description: "channel webhooks",
+        sql: include_str!("../migrations/0006_channel_webhooks.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

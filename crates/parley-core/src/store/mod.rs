@@ -7,6 +7,7 @@
 
 mod account;
 mod binding;
+mod channel_webhook;
 mod chat;
 mod credential;
 mod push;
@@ -20,6 +21,7 @@ pub mod testsuite;
 
 pub use account::AccountStore;
 pub use binding::BindingStore;
+pub use channel_webhook::ChannelWebhookStore;
 pub use chat::{ChannelStore, EventStore, InviteStore, MemberStore, MessageStore};
 pub use credential::{CredentialChange, CredentialStore};
 pub use push::PushStore;
@@ -72,6 +74,8 @@ pub enum Limit {
     ChannelMembers,
     /// `limits.user_channels` (Chat 50208).
     UserChannels,
+    /// Five webhooks per channel (Chat 50321).
+    ChannelWebhooks,
 }
 
 /// Everything a Parley server needs from storage.
@@ -87,6 +91,7 @@ pub trait Store:
     + MemberStore
     + MessageStore
     + InviteStore
+    + ChannelWebhookStore
     + EventStore
     + PushStore
     + Send
