@@ -15,7 +15,6 @@ use parley_core::channel_webhook::{
 };
 use parley_core::{ChannelWebhookSid, FlowSid, ServiceSid, Timestamp};
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use super::{account, service_of, Segments, WireDate};
 use crate::auth::Authenticated;
@@ -41,7 +40,7 @@ pub(crate) struct ChannelWebhookResource {
     sid: String,
     #[serde(rename = "type")]
     kind: &'static str,
-    configuration: Value,
+    configuration: ConfigurationWire,
     date_created: WireDate,
     date_updated: WireDate,
     url: String,
@@ -55,7 +54,7 @@ impl ChannelWebhookResource {
             channel_sid: w.channel_sid.to_string(),
             sid: w.sid.to_string(),
             kind: w.kind.as_str(),
-            configuration: configuration(&w.configuration),
+            configuration: ConfigurationWire::new(&w.configuration),
             date_created: WireDate(w.date_created),
             date_updated: WireDate(w.date_updated),
             url: urls.in_service(
@@ -66,29 +65,36 @@ impl ChannelWebhookResource {
     }
 }
 
-/// The `configuration` object: only the keys that are set (webhooks.md §6; spec fixture
-/// `{"url","method","filters","retry_count"}` / `{"flow_sid"}`).
-fn configuration(c: &WebhookConfiguration) -> Value {
-    let mut m = Map::new();
-    if let Some(url) = &c.url {
-        m.insert("url".to_owned(), Value::from(url.as_str()));
+/// The `configuration` object: only the keys that are set (webhooks.md §6 — the one wire object
+/// that omits instead of showing `null`), in the spec fixture's order
+/// (`{"url","method","filters","retry_count"}`, `{"flow_sid"}`).
+#[derive(Serialize)]
+struct ConfigurationWire {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filters: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triggers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow_sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_count: Option<i64>,
+}
+
+impl ConfigurationWire {
+    fn new(c: &WebhookConfiguration) -> Self {
+        Self {
+            url: c.url.clone(),
+            method: c.method.map(WebhookMethod::as_str),
+            filters: c.filters.clone(),
+            triggers: c.triggers.clone(),
+            flow_sid: c.flow_sid.as_ref().map(ToString::to_string),
+            retry_count: c.retry_count,
+        }
     }
-    if let Some(method) = c.method {
-        m.insert("method".to_owned(), Value::from(method.as_str()));
-    }
-    if let Some(filters) = &c.filters {
-        m.insert("filters".to_owned(), Value::from(filters.clone()));
-    }
-    if let Some(triggers) = &c.triggers {
-        m.insert("triggers".to_owned(), Value::from(triggers.clone()));
-    }
-    if let Some(flow_sid) = &c.flow_sid {
-        m.insert("flow_sid".to_owned(), Value::from(flow_sid.as_str()));
-    }
-    if let Some(n) = c.retry_count {
-        m.insert("retry_count".to_owned(), Value::from(n));
-    }
-    Value::Object(m)
 }
 
 /// A broken configuration rule as its Chat error (400 naming the parameter).
@@ -345,12 +351,23 @@ mod tests {
             flow_sid: Some(FlowSid::generate()),
             ..WebhookConfiguration::default()
         };
-        let v = configuration(&studio);
-        let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
-        assert_eq!(keys, ["flow_sid"]);
+        let text = |c: &WebhookConfiguration| {
+            serde_json::to_string(&ConfigurationWire::new(c)).expect("json")
+        };
+        let flow = studio.flow_sid.as_ref().expect("flow").to_string();
+        assert_eq!(text(&studio), format!(r#"{{"flow_sid":"{flow}"}}"#));
+        assert_eq!(text(&WebhookConfiguration::default()), "{}");
+        let hook = WebhookConfiguration {
+            retry_count: Some(2),
+            filters: Some(vec!["onMessageSent".to_owned()]),
+            method: Some(WebhookMethod::Get),
+            url: Some("http://h".to_owned()),
+            ..WebhookConfiguration::default()
+        };
         assert_eq!(
-            configuration(&WebhookConfiguration::default()),
-            serde_json::json!({})
+            text(&hook),
+            r#"{"url":"http://h","method":"GET","filters":["onMessageSent"],"retry_count":2}"#,
+            "the spec fixture's key order"
         );
     }
 
