@@ -147,11 +147,12 @@ fn config_error(e: ConfigError) -> ApiError {
     ApiError::chat_param(code, param, message)
 }
 
-/// The distinct non-empty values of a repeated parameter, in order; `None` when there are none.
+/// The distinct values of a repeated parameter, in order of first appearance; `None` when it
+/// was not sent. Empty values are kept (and refused by the rules: 50325 / 50326).
 fn distinct(p: &Params, name: &str) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     for v in p.all(name) {
-        if !v.is_empty() && !out.contains(&v) {
+        if !out.contains(&v) {
             out.push(v);
         }
     }
@@ -159,7 +160,7 @@ fn distinct(p: &Params, name: &str) -> Option<Vec<String>> {
 }
 
 /// Every `Configuration.*` parameter, decoded (values not yet checked against the rules). An
-/// empty value counts as not sent.
+/// empty single value (`Configuration.Url=`) counts as not sent.
 fn parse_configuration(p: &Params) -> Result<WebhookConfiguration, ApiError> {
     let given = |name: &str| p.get(name).filter(|v| !v.is_empty());
     let method = match given(METHOD) {
@@ -372,12 +373,12 @@ mod tests {
     }
 
     #[test]
-    fn form_values_are_decoded_repeats_kept_once_and_empties_ignored() {
+    fn form_values_are_decoded_and_repeats_kept_once() {
         let p = Params::parse(
             "Configuration.Url=http%3A%2F%2Fh%2Fx&Configuration.Method=get\
              &Configuration.Filters=onMessageSent&Configuration.Filters=onMessageSent\
-             &Configuration.Filters=&Configuration.Filters=onMemberAdded\
-             &Configuration.Triggers=&Configuration.RetryCount=2",
+             &Configuration.Filters=onMemberAdded&Configuration.FlowSid=\
+             &Configuration.RetryCount=2",
         );
         let c = parse_configuration(&p).expect("parse");
         assert_eq!(c.url.as_deref(), Some("http://h/x"));
@@ -386,8 +387,14 @@ mod tests {
             c.filters,
             Some(vec!["onMessageSent".to_owned(), "onMemberAdded".to_owned()])
         );
-        assert_eq!(c.triggers, None);
+        assert_eq!((c.triggers, c.flow_sid), (None, None));
         assert_eq!(c.retry_count, Some(2));
+        let empty = parse_configuration(&Params::parse("Configuration.Filters=")).expect("parse");
+        assert_eq!(
+            validate_update(&empty),
+            Err(ConfigError::InvalidFilter),
+            "an empty filter is refused"
+        );
         let bad = |q: &str| parse_configuration(&Params::parse(q)).expect_err(q).code;
         assert_eq!(bad("Configuration.Method=PUT"), 50055);
         assert_eq!(bad("Configuration.FlowSid=FW123"), 50327);

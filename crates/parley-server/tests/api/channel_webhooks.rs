@@ -22,6 +22,9 @@ async fn setup(app: &TestApp) -> (String, String, String) {
     (service, ch, list)
 }
 
+/// A form body.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
 const WEBHOOK: &[(&str, &str)] = &[
     ("Type", "webhook"),
     ("Configuration.Url", "https://example.com/hook"),
@@ -159,7 +162,7 @@ async fn invalid_webhooks_get_their_chat_error_codes(b: Backend) {
     let (_, _, list) = setup(&app).await;
     let url = ("Configuration.Url", "https://example.com/h");
     let filter = ("Configuration.Filters", "onMessageSent");
-    let cases: Vec<(Vec<(&str, &str)>, u64, &str)> = vec![
+    let cases: Vec<(Form, u64, &str)> = vec![
         (vec![url, filter], 50328, "Type"),
         (vec![("Type", "email"), url, filter], 50324, "Type"),
         (
@@ -272,6 +275,8 @@ async fn invalid_webhooks_get_their_chat_error_codes(b: Backend) {
         (vec![("Configuration.Filters", "onChannelAdded")], 50325),
         (vec![("Configuration.RetryCount", "-1")], 50065),
         (vec![("Configuration.Url", "ftp://example.com")], 20001),
+        (vec![("Configuration.Filters", "")], 50325),
+        (vec![("Configuration.Triggers", "")], 50326),
     ] {
         let (st, e) = app.post(&one, &form).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{form:?}: {e}");
