@@ -184,6 +184,13 @@ async fn chat_lists_walk_an_index_in_order() {
             .await;
             assert_index_walk(&p, "invites");
         }
+        let p = plan(&mut conn, |qb| {
+            crate::channel_webhook::push_list_channel_webhooks(
+                qb, &account, &service, &channel, page,
+            )
+        })
+        .await;
+        assert_index_walk(&p, "channel webhooks");
         // Message cursors are indexes: the newest page of a huge channel is a short backward
         // walk of (channel_sid, msg_index).
         let page = PageRequest {

@@ -525,6 +525,10 @@ mod tests {
                 queries.push(("messages", message::list_query(HEAD, CH, order, &page)));
             }
             queries.push((
+                "channel webhooks",
+                channel_webhook::list_query(HEAD, CH, &page),
+            ));
+            queries.push((
                 "user channels",
                 member::user_channels_query("explain query plan ", US, None, &page),
             ));

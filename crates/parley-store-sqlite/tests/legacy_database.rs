@@ -2,7 +2,8 @@
 //! (`tests/fixtures/made-by-sqlx-release.db`: made with the `parley` binary of that release —
 //! `parley account create` and a few rows through the API: a service, users `alice` and `bob`,
 //! channel `general` with `alice` as member, one message, an invite for `bob`, a credential, a
-//! role), open unchanged with this one; and a new database gets the very same schema.
+//! role), open unchanged with this one (only the migrations newer than that release are applied);
+//! and a new database gets the very same schema.
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,21 @@ fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
 
 const SCHEMA: &str = "select type, name, tbl_name, sql from sqlite_master order by type, name";
 const MIGRATIONS: &str = "select * from _sqlx_migrations order by version";
+/// Migrations the fixture's release had (0001–0004); later ones are applied when it opens.
+const RELEASE_MIGRATIONS: usize = 4;
+
+/// The schema of a database this build creates.
+async fn fresh_schema() -> Vec<Vec<String>> {
+    let path = temp_path("fresh-schema");
+    let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("create");
+    store.close().await;
+    drop(store);
+    let schema = rows(&path, SCHEMA);
+    remove(&path);
+    schema
+}
 
 fn remove(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
@@ -71,7 +87,11 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
     let path = legacy_copy();
     let schema_before = rows(&path, SCHEMA);
     let migrations_before = rows(&path, MIGRATIONS);
-    assert_eq!(migrations_before.len(), 4, "{migrations_before:?}");
+    assert_eq!(
+        migrations_before.len(),
+        RELEASE_MIGRATIONS,
+        "{migrations_before:?}"
+    );
 
     // Act
     let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
@@ -187,9 +207,26 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
     store.close().await;
     drop(store);
 
-    // Assert: not migrated again, schema unchanged.
-    assert_eq!(rows(&path, MIGRATIONS), migrations_before);
-    assert_eq!(rows(&path, SCHEMA), schema_before);
+    // Assert: its migration records and schema objects are untouched; the newer migrations were
+    // applied, so its schema is now that of a new database.
+    let migrations_after = rows(&path, MIGRATIONS);
+    assert_eq!(
+        migrations_after.len(),
+        parley_store_sqlite::MIGRATIONS.len(),
+        "{migrations_after:?}"
+    );
+    assert_eq!(
+        migrations_after[..RELEASE_MIGRATIONS],
+        migrations_before[..]
+    );
+    let schema_after = rows(&path, SCHEMA);
+    for object in &schema_before {
+        assert!(
+            schema_after.contains(object),
+            "changed or dropped: {object:?}"
+        );
+    }
+    assert_eq!(schema_after, fresh_schema().await);
 
     // And it opens again.
     let again = SqliteStore::connect(&format!("sqlite://{}", path.display()))
@@ -205,12 +242,19 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
     );
     again.close().await;
     drop(again);
+    assert_eq!(
+        rows(&path, MIGRATIONS),
+        migrations_after,
+        "not migrated again"
+    );
+    assert_eq!(rows(&path, SCHEMA), schema_after);
     remove(&path);
 }
 
 /// A new database gets exactly the schema the `sqlx` release made (every table, index and
-/// trigger, `_sqlx_migrations` included, down to the SQL text), and the same migration records
-/// (versions, descriptions, checksums, success).
+/// trigger, `_sqlx_migrations` included, down to the SQL text) plus what the newer migrations
+/// add, and the same migration records (versions, descriptions, checksums, success) for the
+/// release's migrations.
 #[tokio::test]
 async fn a_new_database_gets_the_schema_of_the_sqlx_release() {
     let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
@@ -221,9 +265,20 @@ async fn a_new_database_gets_the_schema_of_the_sqlx_release() {
     store.close().await;
     drop(store);
 
-    assert_eq!(rows(&path, SCHEMA), rows(&legacy, SCHEMA));
+    let fresh = rows(&path, SCHEMA);
+    for object in rows(&legacy, SCHEMA) {
+        assert!(
+            fresh.contains(&object),
+            "differs from the release: {object:?}"
+        );
+    }
     let records =
         "select version, description, success, hex(checksum) from _sqlx_migrations order by version";
-    assert_eq!(rows(&path, records), rows(&legacy, records));
+    let fresh_records = rows(&path, records);
+    assert_eq!(fresh_records.len(), parley_store_sqlite::MIGRATIONS.len());
+    assert_eq!(
+        fresh_records[..RELEASE_MIGRATIONS],
+        rows(&legacy, records)[..]
+    );
     remove(&path);
 }
