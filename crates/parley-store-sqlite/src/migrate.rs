@@ -57,6 +57,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "fanout progress",
         sql: include_str!("../migrations/0004_fanout_progress.sql"),
     },
+    Migration {
+        version: 5,
+        description: "change log",
+        sql: include_str!("../migrations/0005_change_log.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

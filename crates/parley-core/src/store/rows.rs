@@ -11,7 +11,7 @@ use crate::channel::{
     UserChannel, UserChannelStatus,
 };
 use crate::credential::{Credential, PushType};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, Source};
 use crate::push::{Delivery, NewDelivery, PushLogEntry, Recipient};
 use crate::role::{Role, RoleType};
 use crate::service::Service;
@@ -336,10 +336,11 @@ rows! { $
     /// `events`
     EventRow {
         id: i64,
+        seq: i64,
         kind: String,
         account_sid: String,
         service_sid: String,
-        channel_sid: String,
+        channel_sid: Option<String>,
         channel_unique_name: Option<String>,
         channel_friendly_name: Option<String>,
         message_sid: Option<String>,
@@ -349,6 +350,10 @@ rows! { $
         invite_sid: Option<String>,
         identity: Option<String>,
         actor: Option<String>,
+        source: String,
+        webhooks: bool,
+        state: String,
+        changed: String,
         date_created: i64,
     }
     /// `push_deliveries` as claimed (`attempts` already reduced to the count before the claim).
@@ -616,10 +621,11 @@ impl TryFrom<EventRow> for Event {
     fn try_from(r: EventRow) -> Result<Self, StoreError> {
         Ok(Event {
             id: r.id,
+            seq: r.seq,
             kind: EventKind::parse(&r.kind).ok_or_else(|| corrupt("event kind", &r.kind))?,
             account_sid: sid(AccountSid::parse, &r.account_sid)?,
             service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            channel_sid: opt_sid(ChannelSid::parse, r.channel_sid.as_deref())?,
             channel_unique_name: r.channel_unique_name,
             channel_friendly_name: r.channel_friendly_name,
             message_sid: opt_sid(MessageSid::parse, r.message_sid.as_deref())?,
@@ -629,6 +635,11 @@ impl TryFrom<EventRow> for Event {
             invite_sid: opt_sid(InviteSid::parse, r.invite_sid.as_deref())?,
             identity: r.identity,
             actor: r.actor,
+            source: Source::parse(&r.source).ok_or_else(|| corrupt("event source", &r.source))?,
+            webhooks: r.webhooks,
+            state: serde_json::from_str(&r.state).map_err(|_| corrupt("event state", &r.state))?,
+            changed: serde_json::from_str(&r.changed)
+                .map_err(|_| corrupt("event changed fields", &r.changed))?,
             date_created: ts(r.date_created),
         })
     }
