@@ -225,8 +225,9 @@ pub struct Event {
     pub source: Source,
     /// Whether webhooks fire for this change ([`Origin::webhooks`]).
     pub webhooks: bool,
-    /// The resource after the change (before it, for removals).
-    pub state: Resource,
+    /// The resource after the change (before it, for removals). `None` only for events written
+    /// before schema v5 (consumers skip those).
+    pub state: Option<Resource>,
     /// For updates: the wire names of the fields whose values changed (e.g. `["body",
     /// "attributes"]`); empty for other kinds.
     pub changed: Vec<String>,

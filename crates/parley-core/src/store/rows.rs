@@ -352,7 +352,7 @@ rows! { $
         actor: Option<String>,
         source: String,
         webhooks: bool,
-        state: String,
+        state: Option<String>,
         changed: String,
         date_created: i64,
     }
@@ -637,7 +637,12 @@ impl TryFrom<EventRow> for Event {
             actor: r.actor,
             source: Source::parse(&r.source).ok_or_else(|| corrupt("event source", &r.source))?,
             webhooks: r.webhooks,
-            state: serde_json::from_str(&r.state).map_err(|_| corrupt("event state", &r.state))?,
+            state: match r.state {
+                Some(json) => {
+                    Some(serde_json::from_str(&json).map_err(|_| corrupt("event state", &json))?)
+                }
+                None => None,
+            },
             changed: serde_json::from_str(&r.changed)
                 .map_err(|_| corrupt("event changed fields", &r.changed))?,
             date_created: ts(r.date_created),
