@@ -17,6 +17,7 @@ pub mod sid;
 pub mod store;
 pub mod time;
 pub mod user;
+pub mod webhook_call;
 
 pub use sid::*;
 pub use time::Timestamp;

@@ -29,6 +29,7 @@ mod role;
 mod rows;
 mod service;
 mod user;
+mod webhook_call;
 
 /// The embedded migrations (`migrations/NNNN_name.sql`, same numbers as the SQLite tree).
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

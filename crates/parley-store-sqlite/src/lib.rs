@@ -58,6 +58,7 @@ mod role;
 mod rows;
 mod service;
 mod user;
+mod webhook_call;
 
 pub use migrate::{Migration, MIGRATIONS};
 

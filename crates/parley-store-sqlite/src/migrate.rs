@@ -62,6 +62,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "change log",
         sql: include_str!("../migrations/0005_change_log.sql"),
     },
+    Migration {
+        version: 7,
+        description: "webhook calls",
+        sql: include_str!("../migrations/0007_webhook_calls.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

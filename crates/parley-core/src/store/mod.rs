@@ -14,6 +14,7 @@ mod role;
 pub mod rows;
 mod service;
 mod user;
+mod webhook_call;
 
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -26,6 +27,7 @@ pub use push::PushStore;
 pub use role::RoleStore;
 pub use service::ServiceStore;
 pub use user::UserStore;
+pub use webhook_call::WebhookStore;
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -63,6 +65,9 @@ pub enum Conflict {
     MemberExists,
     /// The identity is already invited to the channel (Chat 50212).
     InviteExists,
+    /// A consumer's lease on a service's change log is no longer held by the caller (it
+    /// expired and another node took it, or it was released).
+    LeaseLost,
 }
 
 /// Which counter limit a change would exceed.
@@ -89,6 +94,7 @@ pub trait Store:
     + InviteStore
     + EventStore
     + PushStore
+    + WebhookStore
     + Send
     + Sync
 {

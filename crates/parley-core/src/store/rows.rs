@@ -388,6 +388,22 @@ rows! { $
         attempt: i32,
         date_created: i64,
     }
+    /// `webhook_calls` (the lease columns are not read back).
+    WebhookCallRow {
+        id: i64,
+        account_sid: String,
+        service_sid: String,
+        channel_sid: Option<String>,
+        url: String,
+        method: String,
+        event_type: String,
+        params: String,
+        retry_count_max: i32,
+        attempts: i32,
+        available_at: i64,
+        order_key: String,
+        date_created: i64,
+    }
 }
 
 impl TryFrom<AccountRow> for Account {
@@ -693,3 +709,29 @@ impl TryFrom<PushLogRow> for PushLogEntry {
         })
     }
 }
+
+impl TryFrom<WebhookCallRow> for crate::webhook_call::WebhookCall {
+    type Error = StoreError;
+    fn try_from(r: WebhookCallRow) -> Result<Self, StoreError> {
+        Ok(crate::webhook_call::WebhookCall {
+            id: r.id,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: opt_sid(ChannelSid::parse, r.channel_sid.as_deref())?,
+            url: r.url,
+            method: r.method,
+            event_type: r.event_type,
+            params: serde_json::from_str(&r.params)
+                .map_err(|_| corrupt("webhook call params", &r.params))?,
+            retry_count_max: r.retry_count_max,
+            attempts: r.attempts,
+            available_at: ts(r.available_at),
+            order_key: r.order_key,
+            date_created: ts(r.date_created),
+        })
+    }
+}
+
+/// The columns of [`WebhookCallRow`], for `select`/`returning`.
+pub const WEBHOOK_CALL_COLUMNS: &str = "id, account_sid, service_sid, channel_sid, url, method, \
+     event_type, params, retry_count_max, attempts, available_at, order_key, date_created";
