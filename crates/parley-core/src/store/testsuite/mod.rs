@@ -42,6 +42,7 @@ mod roles;
 mod services;
 mod tenancy;
 mod users;
+mod webhooks;
 
 pub use accounts::*;
 pub use bindings::*;
@@ -53,6 +54,7 @@ pub use roles::*;
 pub use services::*;
 pub use tenancy::*;
 pub use users::*;
+pub use webhooks::*;
 
 /// Expand to one `#[tokio::test]` per conformance case, each on a fresh store from
 /// `$factory` (an `async fn() -> Arc<dyn parley_core::store::Store>`).
@@ -137,6 +139,12 @@ macro_rules! store_conformance_tests {
             the_push_log_prunes_old_rows_in_batches,
             appending_to_the_log_of_a_missing_service_is_not_found,
             deleting_a_service_removes_its_log_and_push_queues,
+            calls_of_one_key_are_claimed_one_at_a_time_in_queue_order,
+            another_keys_calls_are_claimable_while_one_key_waits,
+            a_webhook_call_lease_hides_it_until_it_expires,
+            enqueue_and_log_advance_are_one_transaction_under_the_lease,
+            concurrent_webhook_claims_never_share_a_call,
+            deleting_a_service_removes_its_webhook_calls,
         );
     };
 }
