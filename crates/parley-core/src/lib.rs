@@ -6,6 +6,7 @@
 pub mod account;
 pub mod binding;
 pub mod channel;
+pub mod channel_webhook;
 pub mod credential;
 pub mod crypto;
 pub mod event;

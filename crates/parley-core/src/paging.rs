@@ -61,7 +61,7 @@ pub trait ListKey {
 }
 
 /// `(date_created, sid)`: services, credentials, users, roles, bindings, channels, members,
-/// invites.
+/// invites, channel webhooks.
 macro_rules! by_date_created_then_sid {
     ($($ty:ty),* $(,)?) => {
         $(
@@ -83,6 +83,7 @@ by_date_created_then_sid!(
     crate::channel::Channel,
     crate::channel::Member,
     crate::channel::Invite,
+    crate::channel_webhook::ChannelWebhook,
 );
 
 /// A user's channels page by `(date_created, channel_sid)` (of the membership or invite).

@@ -106,6 +106,10 @@ sid_type!(/// Message (`IM…`).
     MessageSid, "IM");
 sid_type!(/// Invite (`IN…`).
     InviteSid, "IN");
+sid_type!(/// Channel webhook (`WH…`).
+    ChannelWebhookSid, "WH");
+sid_type!(/// Studio flow (`FW…`), named by a `studio` channel webhook.
+    FlowSid, "FW");
 
 #[cfg(test)]
 mod tests {

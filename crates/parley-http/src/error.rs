@@ -179,6 +179,11 @@ impl From<StoreError> for ApiError {
             StoreError::LimitExceeded(Limit::UserChannels) => {
                 Self::new(StatusCode::FORBIDDEN, 50208, "User channel limit exceeded")
             }
+            StoreError::LimitExceeded(Limit::ChannelWebhooks) => Self::new(
+                StatusCode::FORBIDDEN,
+                50321,
+                "Too many webhooks (a channel has at most 5)",
+            ),
             StoreError::Conflict(Conflict::SidTaken) => {
                 Self::new(StatusCode::CONFLICT, 20409, "Resource already exists")
             }

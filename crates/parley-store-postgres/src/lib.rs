@@ -17,6 +17,7 @@ use sqlx::{Connection, Executor, PgConnection};
 mod account;
 mod binding;
 mod channel;
+mod channel_webhook;
 mod credential;
 mod error;
 mod event;

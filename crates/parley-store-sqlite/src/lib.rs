@@ -46,6 +46,7 @@ use parley_core::store::{Store, StoreError, StoreResult};
 mod account;
 mod binding;
 mod channel;
+mod channel_webhook;
 mod credential;
 mod event;
 mod invite;

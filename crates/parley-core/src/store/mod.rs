@@ -7,6 +7,7 @@
 
 mod account;
 mod binding;
+mod channel_webhook;
 mod chat;
 mod credential;
 mod push;
@@ -21,6 +22,7 @@ pub mod testsuite;
 
 pub use account::AccountStore;
 pub use binding::BindingStore;
+pub use channel_webhook::ChannelWebhookStore;
 pub use chat::{ChannelStore, EventStore, InviteStore, MemberStore, MessageStore};
 pub use credential::{CredentialChange, CredentialStore};
 pub use push::PushStore;
@@ -77,6 +79,8 @@ pub enum Limit {
     ChannelMembers,
     /// `limits.user_channels` (Chat 50208).
     UserChannels,
+    /// Five webhooks per channel (Chat 50321).
+    ChannelWebhooks,
 }
 
 /// Everything a Parley server needs from storage.
@@ -92,6 +96,7 @@ pub trait Store:
     + MemberStore
     + MessageStore
     + InviteStore
+    + ChannelWebhookStore
     + EventStore
     + PushStore
     + WebhookStore

@@ -10,6 +10,7 @@ use crate::channel::{
     Channel, ChannelRef, ChannelType, Invite, Member, MemberRef, Message, NotificationLevel,
     UserChannel, UserChannelStatus,
 };
+use crate::channel_webhook::{ChannelWebhook, WebhookType};
 use crate::credential::{Credential, PushType};
 use crate::event::{Event, EventKind, Source};
 use crate::push::{Delivery, NewDelivery, PushLogEntry, Recipient};
@@ -18,8 +19,8 @@ use crate::service::Service;
 use crate::store::StoreError;
 use crate::user::{User, UserRef};
 use crate::{
-    AccountSid, ApiKeySid, BindingSid, ChannelSid, CredentialSid, InviteSid, MemberSid, MessageSid,
-    RoleSid, ServiceSid, SidError, Timestamp, UserSid,
+    AccountSid, ApiKeySid, BindingSid, ChannelSid, ChannelWebhookSid, CredentialSid, InviteSid,
+    MemberSid, MessageSid, RoleSid, ServiceSid, SidError, Timestamp, UserSid,
 };
 
 /// A stored value that does not decode into the domain type.
@@ -320,6 +321,17 @@ rows! { $
         date_created: i64,
         date_updated: i64,
     }
+    /// `channel_webhooks`
+    ChannelWebhookRow {
+        sid: String,
+        account_sid: String,
+        service_sid: String,
+        channel_sid: String,
+        webhook_type: String,
+        configuration: String,
+        date_created: i64,
+        date_updated: i64,
+    }
     /// One row of the user-channel view (a membership or a pending invite; see `member.rs`).
     UserChannelRow {
         account_sid: String,
@@ -603,6 +615,23 @@ impl TryFrom<InviteRow> for Invite {
             identity: r.identity,
             role_sid: opt_sid(RoleSid::parse, r.role_sid.as_deref())?,
             created_by: r.created_by,
+            date_created: ts(r.date_created),
+            date_updated: ts(r.date_updated),
+        })
+    }
+}
+
+impl TryFrom<ChannelWebhookRow> for ChannelWebhook {
+    type Error = StoreError;
+    fn try_from(r: ChannelWebhookRow) -> Result<Self, StoreError> {
+        Ok(ChannelWebhook {
+            sid: sid(ChannelWebhookSid::parse, &r.sid)?,
+            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            kind: WebhookType::parse(&r.webhook_type)
+                .ok_or_else(|| corrupt("webhook type", &r.webhook_type))?,
+            configuration: json("webhook configuration", &r.configuration)?,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
         })

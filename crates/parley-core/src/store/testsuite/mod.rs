@@ -34,6 +34,7 @@ use crate::{AccountSid, CredentialSid, Timestamp, UserSid};
 
 mod accounts;
 mod bindings;
+mod channel_webhooks;
 mod chat;
 mod credentials;
 mod paging;
@@ -46,6 +47,7 @@ mod webhooks;
 
 pub use accounts::*;
 pub use bindings::*;
+pub use channel_webhooks::*;
 pub use chat::*;
 pub use credentials::*;
 pub use paging::*;
@@ -118,6 +120,11 @@ macro_rules! store_conformance_tests {
             deleting_a_user_appends_removed_from_channel_per_membership,
             deleting_a_service_removes_its_channels_and_events,
             another_accounts_chat_rows_are_not_found,
+            channel_webhooks_round_trip_update_and_delete,
+            a_channel_has_at_most_five_webhooks_even_under_concurrent_creates,
+            deleting_a_channel_or_its_service_removes_its_webhooks,
+            another_accounts_channel_webhooks_are_not_found,
+            channel_webhooks_page_by_date_created_then_sid,
             outbox_claims_full_events_by_available_at_then_id_up_to_the_limit,
             an_outbox_lease_hides_the_entry_until_it_expires,
             retry_outbox_releases_the_lease_and_postpones_the_entry,
