@@ -1,4 +1,4 @@
-//! The durable queue of post-event webhook calls (webhooks.md §4, §6; `docs/webhooks.md`).
+//! The durable queue of post-event webhook calls (webhooks.md §4, §6; `docs/WEBHOOK-DELIVERY.md`).
 //!
 //! The webhook consumer of the change log turns each event into the calls it causes (the
 //! service's post-event URL, the channel's webhooks) and queues them with

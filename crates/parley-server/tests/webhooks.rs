@@ -1,4 +1,4 @@
-//! Post-event webhooks through the real binary (docs/webhooks.md), on SQLite and PostgreSQL,
+//! Post-event webhooks through the real binary (docs/WEBHOOK-DELIVERY.md), on SQLite and PostgreSQL,
 //! against a local receiver: which changes call, with which parameters and signature, retries,
 //! per-channel order, channel webhooks, and delivery after a crash (SIGKILL) between queueing
 //! and sending.

@@ -1,4 +1,4 @@
-//! The durable post-event path (issue 12 item 6; `docs/webhooks.md`): change log → call queue →
+//! The durable post-event path (issue 12 item 6; `docs/WEBHOOK-DELIVERY.md`): change log → call queue →
 //! receivers. Nothing here knows a backend: both stages work through the store traits.
 //!
 //! 1. **Consumer** — claims one service's new events as change-log consumer
