@@ -1,5 +1,5 @@
 -- Parley schema v7 (PostgreSQL): the durable queue of post-event webhook calls (webhooks.md §4,
--- §6, docs/webhooks.md). Mirrors parley-store-sqlite/migrations/0007_webhook_calls.sql.
+-- §6, docs/WEBHOOK-DELIVERY.md). Mirrors parley-store-sqlite/migrations/0007_webhook_calls.sql.
 -- The webhook consumer of the change log turns events into one row per call to make, in the
 -- same transaction that advances its `log_positions` row (locked first, so the calls of one
 -- service get ids in commit order), so a crash between reading events and queueing calls loses

@@ -1,5 +1,5 @@
 -- Parley schema v7 (SQLite): the durable queue of post-event webhook calls (webhooks.md §4, §6,
--- docs/webhooks.md). The webhook consumer of the change log turns events into one row per call
+-- docs/WEBHOOK-DELIVERY.md). The webhook consumer of the change log turns events into one row per call
 -- to make, in the same transaction that advances its `log_positions` row, so a crash between
 -- reading events and queueing calls loses nothing and queues nothing twice.
 --   params         JSON array of [name, value] pairs in order, without RetryCount (added per try);
