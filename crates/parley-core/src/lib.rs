@@ -9,6 +9,7 @@ pub mod channel;
 pub mod credential;
 pub mod crypto;
 pub mod event;
+pub mod log;
 pub mod paging;
 pub mod push;
 pub mod role;

@@ -50,6 +50,7 @@ mod credential;
 mod event;
 mod invite;
 mod lite;
+mod log;
 mod member;
 mod message;
 mod migrate;

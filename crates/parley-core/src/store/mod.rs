@@ -63,6 +63,9 @@ pub enum Conflict {
     MemberExists,
     /// The identity is already invited to the channel (Chat 50212).
     InviteExists,
+    /// A change-log lease is no longer held by the caller (it expired and another owner claimed
+    /// the service): the work done under that claim must not be recorded.
+    LeaseLost,
 }
 
 /// Which counter limit a change would exceed.
