@@ -10,6 +10,7 @@ pub mod channel_webhook;
 pub mod credential;
 pub mod crypto;
 pub mod event;
+pub mod log;
 pub mod paging;
 pub mod push;
 pub mod role;

@@ -22,6 +22,7 @@ mod credential;
 mod error;
 mod event;
 mod invite;
+mod log;
 mod member;
 mod message;
 mod paging;

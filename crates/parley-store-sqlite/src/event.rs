@@ -57,4 +57,33 @@ impl EventStore for SqliteStore {
         )?;
         convert_all(rows)
     }
+
+    async fn claim_log(
+        &self,
+        consumer: &str,
+        owner: &str,
+        now: parley_core::Timestamp,
+        lease_until: parley_core::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<parley_core::log::LogClaim>> {
+        crate::log::claim_log(self, consumer, owner, now, lease_until, limit).await
+    }
+
+    async fn advance_log(
+        &self,
+        claim: &parley_core::log::LogClaim,
+        owner: &str,
+        to_seq: i64,
+    ) -> StoreResult<()> {
+        crate::log::advance_log(self, claim, owner, to_seq).await
+    }
+
+    async fn trim_events(
+        &self,
+        consumers: &[&str],
+        cutoff: parley_core::Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64> {
+        crate::log::trim_events(self, consumers, cutoff, limit).await
+    }
 }

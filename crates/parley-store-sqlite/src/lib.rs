@@ -51,6 +51,7 @@ mod credential;
 mod event;
 mod invite;
 mod lite;
+mod log;
 mod member;
 mod message;
 mod migrate;

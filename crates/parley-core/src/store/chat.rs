@@ -228,4 +228,44 @@ pub trait EventStore: Send + Sync {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>>;
+
+    /// Claim one service's events for `consumer` (docs/change-log.md, "Consumers"): choose a
+    /// service whose last `seq` is past the consumer's position there and whose lease for this
+    /// consumer is free (no owner, or `lease_until < now`) — services never claimed first, then
+    /// those whose last lease ended earliest — take the lease for `owner` until `lease_until`,
+    /// and return up to `limit` events after the position, in `seq` order. The position row is
+    /// created on first use at 0 (a new consumer sees the retained history). `None`: nothing to
+    /// read. Several nodes: no claim returns a (consumer, service) whose lease another owner
+    /// holds unexpired. `owner` must be unique per claimer (e.g. a node id).
+    async fn claim_log(
+        &self,
+        consumer: &str,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<crate::log::LogClaim>>;
+
+    /// Record that `claim`'s consumer is done with its events up to `to_seq` and release the
+    /// lease: position = max(position, min(to_seq, the service's last seq)) — it never moves
+    /// back. Only while `owner` still holds the lease; otherwise (another owner claimed the
+    /// service after the lease expired) `Conflict(LeaseLost)` and nothing changes.
+    async fn advance_log(
+        &self,
+        claim: &crate::log::LogClaim,
+        owner: &str,
+        to_seq: i64,
+    ) -> StoreResult<()>;
+
+    /// Delete at most `limit` events that are older than `cutoff` (`date_created < cutoff`),
+    /// that every consumer in `consumers` has passed (`seq <=` its position in that service; no
+    /// position row = 0) and that have no `push_outbox` row (push has not fanned them out yet).
+    /// Returns how many were deleted. The per-service seq counter is left alone: the next event
+    /// still gets the next seq, also after every event was trimmed. Safe on several nodes.
+    async fn trim_events(
+        &self,
+        consumers: &[&str],
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> StoreResult<u64>;
 }

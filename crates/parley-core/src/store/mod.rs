@@ -67,8 +67,8 @@ pub enum Conflict {
     MemberExists,
     /// The identity is already invited to the channel (Chat 50212).
     InviteExists,
-    /// A consumer's lease on a service's change log is no longer held by the caller (it
-    /// expired and another node took it, or it was released).
+    /// A change-log lease is no longer held by the caller (it expired and another owner claimed
+    /// the service): the work done under that claim must not be recorded.
     LeaseLost,
 }
 
