@@ -100,8 +100,21 @@ pub(crate) async fn advance_log(
     owner: &str,
     to_seq: i64,
 ) -> StoreResult<()> {
-    let consumer = claim.consumer.as_str();
-    let service = claim.service_sid.as_str();
+    let mut conn = store.pool().acquire().await.map_err(db)?;
+    advance_in(&mut conn, &claim.consumer, claim.service_sid.as_str(), owner, to_seq).await
+}
+
+/// The advance of [`advance_log`] on `conn` (inside the caller's transaction, if any): position
+/// = max(position, min(to_seq, last seq)), lease released, only while `owner` holds it; else
+/// `Conflict(LeaseLost)` (or `NotFound`, the service gone). Shared with the webhook queue, whose
+/// enqueue runs it first in its transaction (holding the row lock to commit).
+pub(crate) async fn advance_in(
+    conn: &mut sqlx::PgConnection,
+    consumer: &str,
+    service: &str,
+    owner: &str,
+    to_seq: i64,
+) -> StoreResult<()> {
     // `least` ignores a null (service gone meanwhile: the row went with it anyway).
     let changed = sqlx::query(
         "update log_positions
@@ -114,7 +127,7 @@ pub(crate) async fn advance_log(
     .bind(service)
     .bind(to_seq)
     .bind(owner)
-    .execute(store.pool())
+    .execute(&mut *conn)
     .await
     .map_err(db)?
     .rows_affected();
@@ -126,7 +139,7 @@ pub(crate) async fn advance_log(
         sqlx::query_scalar("select 1 from log_positions where consumer = $1 and service_sid = $2")
             .bind(consumer)
             .bind(service)
-            .fetch_optional(store.pool())
+            .fetch_optional(&mut *conn)
             .await
             .map_err(db)?;
     Err(match exists {

@@ -8,40 +8,13 @@
 //! claimable only once its head is gone.
 
 use parley_core::store::rows::{WebhookCallRow, WEBHOOK_CALL_COLUMNS};
-use parley_core::store::{Conflict, StoreError, StoreResult, WebhookStore};
+use parley_core::store::{StoreResult, WebhookStore};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
 use parley_core::{ServiceSid, Timestamp};
 
 use crate::error::db;
 use crate::rows::{convert_all, Pg};
 use crate::PgStore;
-
-/// Move `consumer`'s position on `service` to `max(position, to_seq)` and release the lease,
-/// inside the caller's transaction, only if `owner` holds the lease; else `Conflict(LeaseLost)`.
-pub(crate) async fn advance_position(
-    tx: &mut sqlx::PgConnection,
-    consumer: &str,
-    service: &ServiceSid,
-    owner: &str,
-    to_seq: i64,
-) -> StoreResult<()> {
-    let done = sqlx::query(
-        "update log_positions
-         set position = greatest(position, $1), lease_owner = null, lease_until = null
-         where consumer = $2 and service_sid = $3 and lease_owner = $4",
-    )
-    .bind(to_seq)
-    .bind(consumer)
-    .bind(service.as_str())
-    .bind(owner)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    if done.rows_affected() == 0 {
-        return Err(StoreError::Conflict(Conflict::LeaseLost));
-    }
-    Ok(())
-}
 
 #[async_trait::async_trait]
 impl WebhookStore for PgStore {
@@ -79,7 +52,7 @@ impl WebhookStore for PgStore {
             created.push(call.date_created.unix_micros());
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
-        advance_position(&mut tx, consumer, service, owner, to_seq).await?;
+        crate::log::advance_in(&mut tx, consumer, service.as_str(), owner, to_seq).await?;
         if !calls.is_empty() {
             // Ids are drawn in the order the rows come out of the sorted select: queue order.
             sqlx::query(

@@ -111,34 +111,45 @@ pub(crate) async fn advance_log(
     let consumer = claim.consumer.as_str();
     let service = claim.service_sid.as_str();
     store
-        .write(|c| {
-            let changed = q("update log_positions
-                   set position = max(position, coalesce(min(?3,
-                           (select last_seq from event_seqs where service_sid = ?2)), position)),
-                       lease_owner = null
-                   where consumer = ?1 and service_sid = ?2 and lease_owner = ?4")
-            .bind(consumer)
-            .bind(service)
-            .bind(to_seq)
-            .bind(owner)
-            .execute(c)
-            .map_err(lite_err)?;
-            if changed > 0 {
-                return Ok(());
-            }
-            // Not ours (any more) — or gone with its service.
-            let exists: Option<i64> =
-                q("select 1 from log_positions where consumer = ? and service_sid = ?")
-                    .bind(consumer)
-                    .bind(service)
-                    .optional(c)
-                    .map_err(lite_err)?;
-            Err(match exists {
-                Some(_) => StoreError::Conflict(Conflict::LeaseLost),
-                None => StoreError::NotFound,
-            })
-        })
+        .write(|c| advance_in(c, consumer, service, owner, to_seq))
         .await
+}
+
+/// The advance of [`advance_log`] inside the caller's write transaction: position =
+/// max(position, min(to_seq, last seq)), lease released, only while `owner` holds it; else
+/// `Conflict(LeaseLost)` (or `NotFound`, the service gone). Shared with the webhook queue, whose
+/// enqueue runs it in the transaction that inserts the calls.
+pub(crate) fn advance_in(
+    c: &rusqlite::Connection,
+    consumer: &str,
+    service: &str,
+    owner: &str,
+    to_seq: i64,
+) -> StoreResult<()> {
+    let changed = q("update log_positions
+           set position = max(position, coalesce(min(?3,
+                   (select last_seq from event_seqs where service_sid = ?2)), position)),
+               lease_owner = null
+           where consumer = ?1 and service_sid = ?2 and lease_owner = ?4")
+    .bind(consumer)
+    .bind(service)
+    .bind(to_seq)
+    .bind(owner)
+    .execute(c)
+    .map_err(lite_err)?;
+    if changed > 0 {
+        return Ok(());
+    }
+    // Not ours (any more) — or gone with its service.
+    let exists: Option<i64> = q("select 1 from log_positions where consumer = ? and service_sid = ?")
+        .bind(consumer)
+        .bind(service)
+        .optional(c)
+        .map_err(lite_err)?;
+    Err(match exists {
+        Some(_) => StoreError::Conflict(Conflict::LeaseLost),
+        None => StoreError::NotFound,
+    })
 }
 
 /// `EventStore::trim_events` on SQLite: one short write transaction per service.

@@ -5,38 +5,13 @@
 //! service are inserted in the order their events were consumed.
 
 use parley_core::store::rows::{WebhookCallRow, WEBHOOK_CALL_COLUMNS};
-use parley_core::store::{Conflict, StoreError, StoreResult, WebhookStore};
+use parley_core::store::{StoreResult, WebhookStore};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
 use parley_core::{ServiceSid, Timestamp};
 
 use crate::lite::{lite_err, q};
 use crate::rows::convert_all;
 use crate::{to_json, SqliteStore};
-
-/// Move `consumer`'s position on `service` to `max(position, to_seq)` and release the lease,
-/// inside the caller's write transaction, only if `owner` holds the lease; else
-/// `Conflict(LeaseLost)` (the caller's transaction then rolls back).
-pub(crate) fn advance_position(
-    c: &rusqlite::Connection,
-    consumer: &str,
-    service: &ServiceSid,
-    owner: &str,
-    to_seq: i64,
-) -> StoreResult<()> {
-    let n = q("update log_positions
-               set position = max(position, ?1), lease_owner = null, lease_until = null
-               where consumer = ?2 and service_sid = ?3 and lease_owner = ?4")
-    .bind(to_seq)
-    .bind(consumer)
-    .bind(service.as_str())
-    .bind(owner)
-    .execute(c)
-    .map_err(lite_err)?;
-    if n == 0 {
-        return Err(StoreError::Conflict(Conflict::LeaseLost));
-    }
-    Ok(())
-}
 
 #[async_trait::async_trait]
 impl WebhookStore for SqliteStore {
@@ -53,7 +28,7 @@ impl WebhookStore for SqliteStore {
             .map(|call| to_json(&call.params))
             .collect::<StoreResult<_>>()?;
         self.write(|c| {
-            advance_position(c, consumer, service, owner, to_seq)?;
+            crate::log::advance_in(c, consumer, service.as_str(), owner, to_seq)?;
             let mut st = c
                 .prepare_cached(
                     "insert into webhook_calls

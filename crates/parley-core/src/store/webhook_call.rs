@@ -7,10 +7,11 @@ use crate::{ServiceSid, Timestamp};
 #[async_trait::async_trait]
 pub trait WebhookStore: Send + Sync {
     /// In ONE transaction, only if `owner` still holds `consumer`'s lease on `service`'s log
-    /// (`log_positions`): insert `calls` (ids in the given order) and set the position to
-    /// `max(position, to_seq)`, releasing the lease. A lost lease (another owner, or none) is
-    /// `Conflict(LeaseLost)` and queues nothing, so a crash between reading events and queueing
-    /// loses nothing, and a lease taken over queues nothing twice.
+    /// (`log_positions`): insert `calls` (ids in the given order) and advance the position as
+    /// `EventStore::advance_log` does (to `to_seq`, never back), releasing the lease. A lost
+    /// lease is `Conflict(LeaseLost)` (`NotFound` when the service is gone) and queues nothing,
+    /// so a crash between reading events and queueing loses nothing, and a lease taken over
+    /// queues nothing twice.
     async fn enqueue_webhook_calls(
         &self,
         consumer: &str,
