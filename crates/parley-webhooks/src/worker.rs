@@ -187,8 +187,12 @@ fn hook_target(hook: &ChannelWebhook) -> Option<Target> {
     Some(Target {
         url: url.clone(),
         method: Method::parse(c.method.map(|m| m.as_str())),
-        retries: u32::try_from(c.retry_count.unwrap_or(0).clamp(0, i64::from(MAX_RETRY_COUNT)))
-            .unwrap_or(0),
+        retries: u32::try_from(
+            c.retry_count
+                .unwrap_or(0)
+                .clamp(0, i64::from(MAX_RETRY_COUNT)),
+        )
+        .unwrap_or(0),
     })
 }
 
@@ -334,7 +338,11 @@ impl Worker {
                     if !hooks.contains_key(ch) {
                         let found = self
                             .store
-                            .channel_webhooks_for_delivery(&claim.account_sid, &claim.service_sid, ch)
+                            .channel_webhooks_for_delivery(
+                                &claim.account_sid,
+                                &claim.service_sid,
+                                ch,
+                            )
                             .await?;
                         hooks.insert(ch.clone(), found);
                     }
@@ -487,7 +495,9 @@ impl Worker {
             });
         }
         self.given_up(outcome.label());
-        let code = outcome.chat_code().unwrap_or(crate::client::CODE_ERROR_ANSWER);
+        let code = outcome
+            .chat_code()
+            .unwrap_or(crate::client::CODE_ERROR_ANSWER);
         let detail = match &outcome {
             Outcome::ErrorAnswer { status } => format!("status {status}"),
             Outcome::Connection(e) | Outcome::Refused(e) | Outcome::BadUrl(e) => e.clone(),
@@ -595,5 +605,173 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parley_core::channel_webhook::{WebhookConfiguration, WebhookMethod, WebhookType};
+    use parley_core::event::{EventKind, Resource, Source};
+    use parley_core::service::ServiceSettings;
+    use parley_core::{ChannelWebhookSid, ServiceSid};
+
+    use super::*;
+    use crate::post::tests::{event, message, t0, user, AC, IS};
+
+    fn service(url: Option<&str>, filters: &[&str], retries: i64) -> Service {
+        Service {
+            sid: ServiceSid::parse(IS).unwrap(),
+            account_sid: AccountSid::parse(AC).unwrap(),
+            friendly_name: "s".to_owned(),
+            date_created: t0(),
+            date_updated: t0(),
+            default_service_role_sid: None,
+            default_channel_role_sid: None,
+            default_channel_creator_role_sid: None,
+            settings: ServiceSettings {
+                post_webhook_url: url.map(str::to_owned),
+                webhook_filters: Some(filters.iter().map(|f| (*f).to_owned()).collect()),
+                post_webhook_retry_count: retries,
+                ..ServiceSettings::default()
+            },
+        }
+    }
+
+    fn hook(kind: WebhookType, url: &str, filters: &[&str], triggers: &[&str]) -> ChannelWebhook {
+        let list = |l: &[&str]| Some(l.iter().map(|s| (*s).to_owned()).collect());
+        ChannelWebhook {
+            sid: ChannelWebhookSid::generate(),
+            account_sid: AccountSid::parse(AC).unwrap(),
+            service_sid: ServiceSid::parse(IS).unwrap(),
+            channel_sid: ChannelSid::parse(crate::post::tests::CH).unwrap(),
+            kind,
+            configuration: WebhookConfiguration {
+                url: Some(url.to_owned()),
+                method: Some(WebhookMethod::Get),
+                filters: list(filters),
+                triggers: list(triggers),
+                flow_sid: None,
+                retry_count: Some(3),
+            },
+            date_created: t0(),
+            date_updated: t0(),
+        }
+    }
+
+    #[test]
+    fn a_new_message_calls_the_service_url_and_the_hooks_that_want_it_in_order() {
+        let mut m = message();
+        m.body = Some("I need help".to_owned());
+        let e = event(
+            EventKind::NewMessage,
+            Resource::Message(m),
+            Source::Api,
+            None,
+        );
+        let svc = service(Some("https://svc.example/post"), &["onMessageSent"], 2);
+        let hooks = [
+            hook(
+                WebhookType::Webhook,
+                "https://a.example/",
+                &["onMessageSent"],
+                &[],
+            ),
+            hook(
+                WebhookType::Webhook,
+                "https://b.example/",
+                &["onMemberAdded"],
+                &[],
+            ),
+            hook(WebhookType::Trigger, "https://t.example/", &[], &["help"]),
+            hook(
+                WebhookType::Studio,
+                "https://s.example/",
+                &["onMessageSent"],
+                &[],
+            ),
+        ];
+        let calls = calls_for(&e, &svc, &hooks, t0(), t0());
+        let urls: Vec<&str> = calls.iter().map(|c| c.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://svc.example/post",
+                "https://a.example/",
+                "https://t.example/"
+            ]
+        );
+        assert_eq!(
+            (calls[0].method.as_str(), calls[0].retry_count_max),
+            ("POST", 2)
+        );
+        assert_eq!(
+            (calls[1].method.as_str(), calls[1].retry_count_max),
+            ("GET", 3)
+        );
+        assert!(calls
+            .iter()
+            .all(|c| c.event_type == "onMessageSent"
+                && !c.params.iter().any(|(k, _)| k == "RetryCount")));
+        // One key per destination and channel.
+        assert_eq!(
+            calls[0].order_key,
+            format!("https://svc.example/post {}", crate::post::tests::CH)
+        );
+        assert_ne!(calls[0].order_key, calls[1].order_key);
+    }
+
+    #[test]
+    fn nothing_is_queued_without_the_webhook_flag_a_url_or_a_listed_filter() {
+        let mut e = event(
+            EventKind::NewMessage,
+            Resource::Message(message()),
+            Source::Api,
+            None,
+        );
+        let svc = service(Some("https://svc.example/post"), &["onMessageSent"], 0);
+        let hooks = [hook(
+            WebhookType::Webhook,
+            "https://a.example/",
+            &["onMessageSent"],
+            &[],
+        )];
+        assert_eq!(calls_for(&e, &svc, &hooks, t0(), t0()).len(), 2);
+        e.webhooks = false;
+        assert!(calls_for(&e, &svc, &hooks, t0(), t0()).is_empty());
+        e.webhooks = true;
+        assert!(calls_for(&e, &service(None, &["onMessageSent"], 0), &[], t0(), t0()).is_empty());
+        assert!(calls_for(
+            &e,
+            &service(Some("https://x/"), &["onMessageUpdated"], 0),
+            &[],
+            t0(),
+            t0()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn user_events_are_ordered_per_user() {
+        let e = event(
+            EventKind::UserAdded,
+            Resource::User(user()),
+            Source::Api,
+            None,
+        );
+        let svc = service(Some("https://svc.example/post"), &["onUserAdded"], 0);
+        let calls = calls_for(&e, &svc, &[], t0(), t0());
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].order_key,
+            format!("https://svc.example/post {}", user().sid.as_str())
+        );
+        assert_eq!(calls[0].channel_sid, None);
+    }
+
+    #[test]
+    fn hosts_are_keyed_with_their_port() {
+        assert_eq!(host_of("https://a.example/x"), "a.example:443");
+        assert_eq!(host_of("http://a.example:8080/x"), "a.example:8080");
+        assert_eq!(host_of("http://127.0.0.1/x?y"), "127.0.0.1:80");
     }
 }
