@@ -581,7 +581,10 @@ mod tests {
         for n in 0..WRITES {
             let mut u = user_at(&svc, &format!("load-{n}"), Timestamp::now());
             u.attributes = Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(6000)));
-            store.create_user(&u).await.expect("write");
+            store
+                .create_user(&u, &parley_core::event::Origin::rest())
+                .await
+                .expect("write");
         }
         let took = started.elapsed();
         let mut wal = path.clone().into_os_string();
@@ -620,6 +623,7 @@ mod tests {
                 &member_value(&ch, &alice, Timestamp::now()),
                 &NO_LIMITS,
                 None,
+                &parley_core::event::Origin::rest(),
             )
             .await
             .expect("join");
@@ -632,7 +636,12 @@ mod tests {
             user_channels: 10,
         };
         let failed = store
-            .create_member(&member_value(&ch, &bob, Timestamp::now()), &full, None)
+            .create_member(
+                &member_value(&ch, &bob, Timestamp::now()),
+                &full,
+                None,
+                &parley_core::event::Origin::rest(),
+            )
             .await;
         assert!(failed.is_err());
         store
@@ -643,6 +652,7 @@ mod tests {
                 &MemberRef::Identity("alice".to_owned()),
                 None,
                 Timestamp::now(),
+                &parley_core::event::Origin::rest(),
             )
             .await
             .expect("leave");
@@ -719,7 +729,11 @@ mod tests {
                 for i in 0..POSTS / 64 {
                     let m = message_value(&busy, &format!("w{w}"), &format!("hello {i}"));
                     store
-                        .create_message(&ChannelRef::Sid(busy.sid.clone()), &m)
+                        .create_message(
+                            &ChannelRef::Sid(busy.sid.clone()),
+                            &m,
+                            &parley_core::event::Origin::rest(),
+                        )
                         .await
                         .expect("post");
                 }
