@@ -21,7 +21,8 @@ pub struct PostEvent {
     /// The channel, for channel, member and message events (selects channel webhooks).
     pub channel_sid: Option<ChannelSid>,
     /// Whether webhooks may fire at all: always for SDK changes, over REST only with
-    /// `X-Twilio-Webhook-Enabled: true` (webhooks.md §7). [`crate::route`] checks it.
+    /// `X-Twilio-Webhook-Enabled: true` (webhooks.md §7). [`crate::service_post_target`] and
+    /// [`crate::channel_hook_wants`] check it.
     pub webhooks: bool,
     /// Form parameters in a stable order (§3(a) and §3(b)).
     pub params: Vec<(String, String)>,
