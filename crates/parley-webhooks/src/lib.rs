@@ -20,6 +20,7 @@ mod post;
 mod pre;
 mod route;
 mod sign;
+pub mod worker;
 
 pub use client::{
     backoff, backoff_with, Call, ClientError, Outcome, WebhookClient, WebhookConfig,
@@ -38,3 +39,4 @@ pub use route::{
     Method, Target, MAX_RETRY_COUNT,
 };
 pub use sign::{signature, SIGNATURE_HEADER};
+pub use worker::{QueueMetrics, RunOutcome, Worker, WorkerConfig, CONSUMER};
