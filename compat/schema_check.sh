@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Schemathesis (4.x) check of a running Parley against the Twilio Chat v2 OpenAPI spec,
-# limited to the operations Parley implements: every Chat v2 operation except Channel Webhooks.
+# limited to the operations Parley implements: every Chat v2 operation.
 #
 # Two runs against the same server:
 #   1. examples, coverage, fuzzing — fetch/update/list operations aimed at real data
@@ -36,7 +36,8 @@ fi
 DERIVED="$REPORT_DIR/chat_v2_for_parley.json"
 "$PY" "$HERE/schema/prepare_spec.py" "$SPEC" "$DERIVED" || { echo "schema_check: prepare_spec failed" >&2; exit 2; }
 
-# A service, role, credential, user and binding to aim fetch/update/list operations at.
+# A service, role, credential, user, binding, channel (with members, messages, an invite and a
+# webhook) to aim fetch/update/list operations at.
 FIXTURES="$("$PY" "$HERE/schema/fixtures.py")" || { echo "schema_check: fixture setup failed" >&2; exit 2; }
 eval "$FIXTURES"
 FUZZ_CONFIG="$REPORT_DIR/schemathesis-fuzz.toml"
@@ -48,10 +49,9 @@ cat "$HERE/schema/schemathesis.toml" "$HERE/schema/fixtures.toml" >"$FUZZ_CONFIG
 #   /v2/Services/{ServiceSid}/Users/{UserSid}/Channels[/{ChannelSid}]
 #   /v2/Services/{ServiceSid}/Roles[/{Sid}], /v2/Services/{ServiceSid}/Bindings[/{Sid}]
 #   /v2/Services/{ServiceSid}/Channels[/{Sid}]
-#   /v2/Services/{ServiceSid}/Channels/{ChannelSid}/{Members,Messages,Invites}[/{Sid}]
+#   /v2/Services/{ServiceSid}/Channels/{ChannelSid}/{Members,Messages,Invites,Webhooks}[/{Sid}]
 #   /v2/Credentials[/{Sid}]
-# Channel Webhooks (…/Channels/{ChannelSid}/Webhooks) are not implemented yet and not matched.
-INCLUDE='^/v2/(Services(/\{Sid\})?|Services/\{ServiceSid\}/(Users(/\{Sid\})?|Users/\{UserSid\}/Bindings(/\{Sid\})?|Users/\{UserSid\}/Channels(/\{ChannelSid\})?|Roles(/\{Sid\})?|Bindings(/\{Sid\})?|Channels(/\{Sid\})?|Channels/\{ChannelSid\}/(Members|Messages|Invites)(/\{Sid\})?)|Credentials(/\{Sid\})?)$'
+INCLUDE='^/v2/(Services(/\{Sid\})?|Services/\{ServiceSid\}/(Users(/\{Sid\})?|Users/\{UserSid\}/Bindings(/\{Sid\})?|Users/\{UserSid\}/Channels(/\{ChannelSid\})?|Roles(/\{Sid\})?|Bindings(/\{Sid\})?|Channels(/\{Sid\})?|Channels/\{ChannelSid\}/(Members|Messages|Invites|Webhooks)(/\{Sid\})?)|Credentials(/\{Sid\})?)$'
 
 run() { # run CONFIG PHASES NAME
     echo "=== schema_check: $3 (phases: $2)"

@@ -10,7 +10,8 @@
 //
 // Scenario: create a service, a channel, two members, post 5 messages; list the messages
 // ascending (each, pageSize 2) and descending (list, pageSize 2); fetch both users by
-// identity; list one user's channels. Prints a JSON summary on stdout (compared with the
+// identity; list one user's channels; create, fetch, update, list (pageSize 2) and delete
+// channel webhooks of all three types, and hit the limit of 5. Prints a JSON summary on stdout (compared with the
 // Python library by compat/tests/test_node_agrees.py) and exits non-zero on any mismatch.
 //
 // Environment: PARLEY_URL, ACCOUNT_SID, AUTH_TOKEN.
@@ -156,6 +157,55 @@ async function main() {
   expectEqual(fetchedChannel.membersCount, 2, "members_count");
   expectEqual(fetchedChannel.messagesCount, 5, "messages_count");
 
+  // Channel webhooks (contract §12): create all three types, fetch, update, list with paging,
+  // the sixth-webhook error, delete. The surviving ones are compared by the Python side.
+  const flow = "FW" + "0123456789abcdef".repeat(2);
+  const hook = await chan.webhooks.create({
+    type: "webhook",
+    "configuration.url": "https://example.com/node-hook",
+    "configuration.method": "GET",
+    "configuration.filters": ["onMessageSent", "onMemberAdded"],
+    "configuration.retryCount": 1,
+  });
+  expect(isSid("WH", hook.sid), "webhook sid is WH + 32 hex", hook.sid);
+  expectEqual(hook.type, "webhook", "webhook type");
+  expectEqual(hook.channelSid, channel.sid, "webhook channel_sid");
+  expectEqual(hook.configuration, { url: "https://example.com/node-hook", method: "GET", filters: ["onMessageSent", "onMemberAdded"], retry_count: 1 }, "webhook configuration");
+  const studio = await chan.webhooks.create({ type: "studio", "configuration.flowSid": flow });
+  expectEqual(studio.configuration, { flow_sid: flow }, "studio configuration");
+  const trigger = await chan.webhooks.create({ type: "trigger", "configuration.url": "https://example.com/node-trigger", "configuration.triggers": ["help"] });
+  expectEqual(trigger.configuration, { url: "https://example.com/node-trigger", triggers: ["help"] }, "trigger configuration");
+  const fetchedHook = await chan.webhooks(hook.sid).fetch();
+  expectEqual(fetchedHook.configuration, hook.configuration, "webhook fetched");
+  const updatedHook = await chan.webhooks(hook.sid).update({ "configuration.url": "https://example.com/node-hook-2", "configuration.retryCount": 3 });
+  expectEqual(updatedHook.type, "webhook", "webhook type after update");
+  expectEqual(updatedHook.configuration, { url: "https://example.com/node-hook-2", method: "GET", filters: ["onMessageSent", "onMemberAdded"], retry_count: 3 }, "webhook configuration after update");
+  for (let i = 0; i < 2; i += 1) {
+    await chan.webhooks.create({ type: "studio", "configuration.flowSid": flow });
+  }
+  try {
+    await chan.webhooks.create({ type: "studio", "configuration.flowSid": flow });
+    expect(false, "a sixth webhook is refused");
+  } catch (err) {
+    expect(err instanceof twilio.RestException, "sixth webhook: a RestException", String(err));
+    expectEqual([err.status, err.code], [403, 50321], "sixth webhook: status and code");
+  }
+  before = http.gets("/Webhooks").length;
+  const hooksListed = await chan.webhooks.list({ pageSize: 2 });
+  const hookPages = http.gets("/Webhooks").length - before;
+  expectEqual(hooksListed.length, 5, "webhooks listed (pageSize 2)");
+  expectEqual(hookPages, 3, "page requests for 5 webhooks at pageSize 2");
+  expectEqual(hooksListed.slice(0, 3).map((w) => w.sid), [hook.sid, studio.sid, trigger.sid], "webhooks listed oldest first");
+  for (const extra of hooksListed.slice(3)) {
+    expectEqual(await chan.webhooks(extra.sid).remove(), true, "webhook delete resolves true");
+  }
+  try {
+    await chan.webhooks(hooksListed[3].sid).fetch();
+    expect(false, "fetch of a deleted webhook rejects");
+  } catch (err) {
+    expectEqual([err.status, err.code], [404, 20404], "deleted webhook: status and code");
+  }
+
   // Errors surface as RestException with Twilio's status and code.
   try {
     await svc.channels("CH" + "0".repeat(32)).fetch();
@@ -214,7 +264,13 @@ async function main() {
       user_sid: uc.userSid,
       status: uc.status,
     })),
-    page_requests: { messages_asc: ascPages, messages_desc: descPages },
+    webhooks: [updatedHook, studio, trigger].map((w) => ({
+      sid: w.sid,
+      type: w.type,
+      configuration: w.configuration,
+      date_created: wireDate(w.dateCreated, "webhook.dateCreated"),
+    })),
+    page_requests: { messages_asc: ascPages, messages_desc: descPages, webhooks: hookPages },
   };
 
   if (CLEANUP) {

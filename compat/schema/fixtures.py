@@ -3,8 +3,8 @@
 Without real identifiers almost every request under /v2/Services/{ServiceSid}/… is a 404 and
 the response schemas of users, roles, bindings and credentials are never checked. This makes
 one service with a custom role, an FCM credential, a user with one push binding (through
-Parley's registration extension), and a channel with that user as a member, one message and one
-invite (of a second user), using plain HTTP with the account's Basic auth.
+Parley's registration extension), and a channel with that user as a member, one message, one
+invite (of a second user) and one (studio) channel webhook, using plain HTTP with the account's Basic auth.
 """
 
 import os
@@ -40,6 +40,7 @@ member = post(f"{chan}/Members", {"Identity": "schema-user"})
 message = post(f"{chan}/Messages", {"Body": "fixture message", "From": "schema-user"})
 post(f"{svc}/Users", {"Identity": "schema-invitee"})
 invite = post(f"{chan}/Invites", {"Identity": "schema-invitee"})
+webhook = post(f"{chan}/Webhooks", {"Type": "studio", "Configuration.FlowSid": "FW" + "0" * 32})
 values = {
     "COMPAT_ST_SERVICE_SID": service["sid"],
     "COMPAT_ST_ROLE_SID": role["sid"],
@@ -50,6 +51,7 @@ values = {
     "COMPAT_ST_MEMBER_SID": member["sid"],
     "COMPAT_ST_MESSAGE_SID": message["sid"],
     "COMPAT_ST_INVITE_SID": invite["sid"],
+    "COMPAT_ST_WEBHOOK_SID": webhook["sid"],
 }
 for k, v in values.items():
     print(f"export {k}={shlex.quote(v)}")

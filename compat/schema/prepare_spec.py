@@ -20,6 +20,8 @@ the contract (shared/spec/chat-v2-contract.md) that the raw spec cannot express:
 6. Parley's registration extension `POST /v2/Services/{ServiceSid}/Users/{UserSid}/Bindings`
    is declared, so it is exercised and its response is schema-checked (instead of being
    reported as an undeclared method that must answer 405).
+7. Channel webhook `Configuration.Filters` items are limited to the event names Parley accepts
+   on a channel hook (docs/webhooks.md, "Channel webhooks"); others are 400 / 50325.
 """
 
 import copy
@@ -27,6 +29,13 @@ import json
 import sys
 
 FORM = "application/x-www-form-urlencoded"
+
+# Post-event names a channel webhook may filter on (parley-core CHANNEL_WEBHOOK_FILTERS).
+CHANNEL_WEBHOOK_FILTERS = [
+    "onMessageSent", "onMessageUpdated", "onMessageRemoved", "onMediaMessageSent",
+    "onChannelUpdated", "onChannelDestroyed", "onMemberAdded", "onMemberUpdated",
+    "onMemberRemoved",
+]
 
 # Every permission name valid on a channel or a deployment role (service-defaults.md §2).
 PERMISSIONS = [
@@ -75,6 +84,10 @@ def adjust(spec: dict) -> dict:
         items = body["properties"]["Permission"]["items"]
         items.pop("minLength", None)
         items["enum"] = PERMISSIONS  # (5)
+    for path in ("/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Webhooks",
+                 "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Webhooks/{Sid}"):
+        body = spec["paths"][path]["post"]["requestBody"]["content"][FORM]["schema"]
+        body["properties"]["Configuration.Filters"]["items"]["enum"] = CHANNEL_WEBHOOK_FILTERS  # (7)
     add_registration_extension(spec)
     return spec
 

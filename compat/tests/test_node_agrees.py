@@ -1,7 +1,7 @@
 """Two independent official clients agree: the twilio Node.js library (compat/node/check.mjs)
-builds a service, a channel, two members and five messages on Parley and prints what it saw;
-the same objects fetched here through twilio-python must be identical (SIDs, identities,
-indexes, bodies, authors, counts, dates).
+builds a service, a channel, two members, five messages and channel webhooks on Parley and
+prints what it saw; the same objects fetched here through twilio-python must be identical (SIDs,
+identities, indexes, bodies, authors, counts, dates, webhook configurations).
 
 `node` missing: the module is skipped with a notice, except under CI=true where that is a
 failure. `compat/node/node_modules` missing (or holding another twilio version than
@@ -105,7 +105,7 @@ def test_node_check_passes(node):
     assert summary["failures"] == []
     assert summary["checks"] > 0
     assert summary["library"] == f"twilio-node {_locked_twilio()}"
-    assert summary["page_requests"] == {"messages_asc": 3, "messages_desc": 3}
+    assert summary["page_requests"] == {"messages_asc": 3, "messages_desc": 3, "webhooks": 3}
 
 
 def test_service_and_channel_agree(node):
@@ -196,3 +196,12 @@ def test_user_channels_agree(node):
             }
             for uc in listed
         ] == [want]
+
+
+def test_channel_webhooks_agree(node):
+    summary, client = node
+    chan = client.chat.v2.services(summary["service"]["sid"]).channels(summary["channel"]["sid"])
+    seen = [{"sid": w.sid, "type": w.type, "configuration": w.configuration,
+             "date_created": _wire(w.date_created)} for w in chan.webhooks.list()]
+    assert seen == summary["webhooks"]
+    assert [w["type"] for w in seen] == ["webhook", "studio", "trigger"]

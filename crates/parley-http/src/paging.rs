@@ -119,6 +119,12 @@ pub const INVITES: ListSpec = ListSpec {
     max_page_size: 100,
     default_page_size: 50,
 };
+/// `GET …/Channels/{ChannelSid}/Webhooks` (contract §0.3: at most 5, default 5).
+pub const WEBHOOKS: ListSpec = ListSpec {
+    key: "webhooks",
+    max_page_size: 5,
+    default_page_size: 5,
+};
 /// `GET …/Users/{UserSid}/Channels`.
 pub const USER_CHANNELS: ListSpec = ListSpec {
     key: "channels",

@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 mod bindings;
+mod channel_webhooks;
 mod channels;
 mod credentials;
 mod invites;
@@ -86,6 +87,16 @@ pub(crate) fn routes() -> Router<AppState> {
             get(messages::fetch)
                 .post(messages::update)
                 .delete(messages::delete),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Webhooks",
+            get(channel_webhooks::list).post(channel_webhooks::create),
+        )
+        .route(
+            "/v2/Services/{ServiceSid}/Channels/{ChannelSid}/Webhooks/{Sid}",
+            get(channel_webhooks::fetch)
+                .post(channel_webhooks::update)
+                .delete(channel_webhooks::delete),
         )
         .route(
             "/v2/Services/{ServiceSid}/Bindings/{Sid}",

@@ -7,6 +7,7 @@ mod helpers;
 
 mod auth_errors;
 mod bindings;
+mod channel_webhooks;
 mod chat;
 mod credentials;
 mod limits;
