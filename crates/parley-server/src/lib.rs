@@ -100,8 +100,7 @@ impl Application {
             let client =
                 parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
                     .context("cannot set up the webhook client")?;
-            let metrics = match parley_webhooks::QueueMetrics::register(state.metrics.registry())
-            {
+            let metrics = match parley_webhooks::QueueMetrics::register(state.metrics.registry()) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook queue metrics unavailable");

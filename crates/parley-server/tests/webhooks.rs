@@ -233,7 +233,10 @@ fn serve(stream: TcpStream, hits: &Mutex<Vec<Hit>>, script: &Mutex<VecDeque<u16>
         let mut body = vec![0; len];
         reader.read_exact(&mut body).unwrap();
         let form = if method == "GET" {
-            target.split_once('?').map(|(_, q)| q.to_owned()).unwrap_or_default()
+            target
+                .split_once('?')
+                .map(|(_, q)| q.to_owned())
+                .unwrap_or_default()
         } else {
             String::from_utf8(body).unwrap()
         };
@@ -279,7 +282,10 @@ fn world(node: &Server, url: &str, filters: &[&str], retries: u32) -> (String, S
     let svc = node.ok("POST", "/v2/Services", AUTH, &[("FriendlyName", "hooks")]);
     let svc = svc["sid"].as_str().unwrap().to_owned();
     let retries = retries.to_string();
-    let mut form = vec![("PostWebhookUrl", url), ("PostWebhookRetryCount", retries.as_str())];
+    let mut form = vec![
+        ("PostWebhookUrl", url),
+        ("PostWebhookRetryCount", retries.as_str()),
+    ];
     for f in filters {
         form.push(("WebhookFilters", f));
     }
@@ -424,8 +430,15 @@ fn a_503_is_retried_with_retry_count_incremented(db: &TestDb) {
     let hits = recv.wait_for(2, 30);
     std::thread::sleep(Duration::from_millis(1500));
     let hits_after = recv.hits();
-    assert_eq!(hits_after.len(), 2, "no third try after a 200: {hits_after:#?}");
-    let counts: Vec<&str> = hits.iter().map(|h| h.param("RetryCount").unwrap()).collect();
+    assert_eq!(
+        hits_after.len(),
+        2,
+        "no third try after a 200: {hits_after:#?}"
+    );
+    let counts: Vec<&str> = hits
+        .iter()
+        .map(|h| h.param("RetryCount").unwrap())
+        .collect();
     assert_eq!(counts, vec!["0", "1"]);
     for h in &hits {
         assert_eq!(
@@ -529,7 +542,10 @@ fn channel_webhooks_deliver_as_configured(db: &TestDb) {
         .map(|h| h.param("Body").unwrap())
         .collect();
     assert_eq!(all, vec!["hello there", "I need HELP now"]);
-    let help: Vec<&Hit> = hits.iter().filter(|h| h.target.starts_with("/help")).collect();
+    let help: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.target.starts_with("/help"))
+        .collect();
     assert_eq!(help.len(), 1);
     assert_eq!(help[0].method, "GET");
     assert_eq!(help[0].param("Body"), Some("I need HELP now"));
@@ -537,7 +553,10 @@ fn channel_webhooks_deliver_as_configured(db: &TestDb) {
     // GET: the signed string is the whole URL with its query.
     let full = recv.url(&help[0].target);
     assert_eq!(
-        help[0].headers.get("x-twilio-signature").map(String::as_str),
+        help[0]
+            .headers
+            .get("x-twilio-signature")
+            .map(String::as_str),
         Some(signature(&full, &[]).as_str())
     );
     assert!(node.terminate().0);

@@ -101,7 +101,14 @@ pub(crate) async fn advance_log(
     to_seq: i64,
 ) -> StoreResult<()> {
     let mut conn = store.pool().acquire().await.map_err(db)?;
-    advance_in(&mut conn, &claim.consumer, claim.service_sid.as_str(), owner, to_seq).await
+    advance_in(
+        &mut conn,
+        &claim.consumer,
+        claim.service_sid.as_str(),
+        owner,
+        to_seq,
+    )
+    .await
 }
 
 /// The advance of [`advance_log`] on `conn` (inside the caller's transaction, if any): position

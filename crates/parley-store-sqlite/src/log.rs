@@ -141,11 +141,12 @@ pub(crate) fn advance_in(
         return Ok(());
     }
     // Not ours (any more) — or gone with its service.
-    let exists: Option<i64> = q("select 1 from log_positions where consumer = ? and service_sid = ?")
-        .bind(consumer)
-        .bind(service)
-        .optional(c)
-        .map_err(lite_err)?;
+    let exists: Option<i64> =
+        q("select 1 from log_positions where consumer = ? and service_sid = ?")
+            .bind(consumer)
+            .bind(service)
+            .optional(c)
+            .map_err(lite_err)?;
     Err(match exists {
         Some(_) => StoreError::Conflict(Conflict::LeaseLost),
         None => StoreError::NotFound,

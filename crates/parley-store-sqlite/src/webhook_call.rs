@@ -79,8 +79,7 @@ impl WebhookStore for SqliteStore {
         .bind(lease_until.unix_micros())
         .bind(now.unix_micros())
         .bind(i64::from(limit));
-        let mut rows: Vec<WebhookCallRow> =
-            self.write(|c| query.all(c).map_err(lite_err)).await?;
+        let mut rows: Vec<WebhookCallRow> = self.write(|c| query.all(c).map_err(lite_err)).await?;
         // `returning` has no order: oldest first again.
         rows.sort_by_key(|r| r.id);
         convert_all(rows)

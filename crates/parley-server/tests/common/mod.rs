@@ -393,7 +393,10 @@ impl Server {
             .finish();
         let basic =
             base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.0, auth.1));
-        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))

@@ -91,10 +91,18 @@ pub async fn calls_of_one_key_are_claimed_one_at_a_time_in_queue_order(store: Dy
         .claim_webhook_calls("n1", at(10), lease, 10)
         .await
         .expect("claim");
-    let got: Vec<(String, usize)> = first.iter().map(|c| (c.order_key.clone(), n_of(c))).collect();
+    let got: Vec<(String, usize)> = first
+        .iter()
+        .map(|c| (c.order_key.clone(), n_of(c)))
+        .collect();
     assert_eq!(got, vec![("A".to_owned(), 1), ("B".to_owned(), 1)]);
-    assert!(first.iter().all(|c| c.attempts == 0 && c.retry_count_max == 2));
-    assert_eq!(first[0].params[2].1, "ünïcødé & = ?", "params round-trip in order");
+    assert!(first
+        .iter()
+        .all(|c| c.attempts == 0 && c.retry_count_max == 2));
+    assert_eq!(
+        first[0].params[2].1, "ünïcødé & = ?",
+        "params round-trip in order"
+    );
     assert_eq!(first[0].params[0].0, "EventType");
     assert_eq!(first[0].url, "https://hooks.example.com/A");
     assert_eq!(first[0].method, "POST");
@@ -255,7 +263,10 @@ pub async fn enqueue_and_log_advance_are_one_transaction_under_the_lease(store: 
     let again = store
         .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "a", last, &[call(&svc, "K", 1)])
         .await;
-    assert!(matches!(again, Err(StoreError::Conflict(Conflict::LeaseLost))));
+    assert!(matches!(
+        again,
+        Err(StoreError::Conflict(Conflict::LeaseLost))
+    ));
     assert_eq!(store.webhook_queue_depth().await.expect("depth"), 1);
     // New events after the position are claimable; an expired lease taken over by "b" makes
     // "a"'s late enqueue fail.
@@ -276,7 +287,10 @@ pub async fn enqueue_and_log_advance_are_one_transaction_under_the_lease(store: 
     let late = store
         .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "a", to, &[call(&svc, "K", 2)])
         .await;
-    assert!(matches!(late, Err(StoreError::Conflict(Conflict::LeaseLost))));
+    assert!(matches!(
+        late,
+        Err(StoreError::Conflict(Conflict::LeaseLost))
+    ));
     store
         .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "b", to, &[call(&svc, "K", 2)])
         .await
@@ -287,7 +301,9 @@ pub async fn enqueue_and_log_advance_are_one_transaction_under_the_lease(store: 
 pub async fn concurrent_webhook_claims_never_share_a_call(store: DynStore) {
     // Arrange: 60 calls over 20 keys.
     queued(&store, |svc| {
-        (0..60).map(|i| call(svc, &format!("K{}", i % 20), i)).collect()
+        (0..60)
+            .map(|i| call(svc, &format!("K{}", i % 20), i))
+            .collect()
     })
     .await;
     // Act: four claimers drain the queue at once.
