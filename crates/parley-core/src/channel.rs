@@ -14,7 +14,8 @@ pub const MAX_CHANNEL_NAME: usize = 256;
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
 /// `public` or `private`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChannelType {
     /// Listed and joinable by anyone with `joinChannel`.
     Public,
@@ -41,7 +42,7 @@ impl ChannelType {
 }
 
 /// A channel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Channel {
     /// `CH…`
     pub sid: ChannelSid,
@@ -112,7 +113,8 @@ pub struct ChannelUpdate {
 }
 
 /// `default` or `muted` (a member's push preference).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NotificationLevel {
     /// Pushes as the service says.
     Default,
@@ -139,7 +141,7 @@ impl NotificationLevel {
 }
 
 /// A channel member.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// `MB…`
     pub sid: MemberSid,
@@ -239,7 +241,7 @@ pub struct MemberUpdate {
 }
 
 /// A message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     /// `IM…`
     pub sid: MessageSid,
@@ -294,7 +296,7 @@ pub enum MessageOrder {
 }
 
 /// An invite.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Invite {
     /// `IN…`
     pub sid: InviteSid,

@@ -10,6 +10,7 @@ pub mod channel_webhook;
 pub mod credential;
 pub mod crypto;
 pub mod event;
+pub mod log;
 pub mod paging;
 pub mod push;
 pub mod role;
@@ -18,6 +19,7 @@ pub mod sid;
 pub mod store;
 pub mod time;
 pub mod user;
+pub mod webhook_call;
 
 pub use sid::*;
 pub use time::Timestamp;

@@ -6,7 +6,7 @@ use crate::{sid::is_sid, AccountSid, RoleSid, ServiceSid, Timestamp, UserSid};
 pub const MAX_IDENTITY_LEN: usize = 256;
 
 /// A user of a service.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     /// `US…`
     pub sid: UserSid,

@@ -187,6 +187,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(Conflict::SidTaken) => {
                 Self::new(StatusCode::CONFLICT, 20409, "Resource already exists")
             }
+            // Only change-log consumers hold leases; no request path does.
+            StoreError::Conflict(Conflict::LeaseLost) => Self::internal("change-log lease lost"),
             StoreError::InvalidReference(what) => Self::new(
                 StatusCode::BAD_REQUEST,
                 20001,

@@ -88,7 +88,8 @@ pub struct DbArgs {
     pub database_url: Option<String>,
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
-    /// push_lease_secs, header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
+    /// push_lease_secs, push_bad_token_threshold, webhooks, webhook_first_try_delay_ms,
+    /// header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
     /// max_header_bytes,
     /// max_connections, auth_failure_limit).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
@@ -159,6 +160,14 @@ pub struct ServeArgs {
     /// in between counts as misconfigured: its bindings are kept, not pruned [default: 20].
     #[arg(long, env = "PARLEY_PUSH_BAD_TOKEN_THRESHOLD", value_name = "N")]
     pub push_bad_token_threshold: Option<u32>,
+    /// Run the webhook worker (post-event calls to service and channel webhook URLs) on this
+    /// node [default: true]. Reachable addresses: PARLEY_WEBHOOK_ALLOW, PARLEY_WEBHOOK_DENY.
+    #[arg(long, env = "PARLEY_WEBHOOKS", value_name = "BOOL")]
+    pub webhooks: Option<bool>,
+    /// Milliseconds a queued webhook call waits before its first try; a testing aid (e.g. to
+    /// stop a node between queueing and sending) [default: 0].
+    #[arg(long, env = "PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", value_name = "MS")]
+    pub webhook_first_try_delay_ms: Option<u32>,
     /// Seconds a client has to send a whole request head; slower connections are closed
     /// [default: 10].
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
@@ -197,6 +206,8 @@ impl ServeArgs {
             push_log_retention_days: self.push_log_retention_days,
             push_lease_secs: self.push_lease_secs,
             push_bad_token_threshold: self.push_bad_token_threshold,
+            webhooks: self.webhooks,
+            webhook_first_try_delay_ms: self.webhook_first_try_delay_ms,
             header_read_timeout_secs: self.header_read_timeout_secs,
             keep_alive_timeout_secs: self.keep_alive_timeout_secs,
             body_read_timeout_secs: self.body_read_timeout_secs,

@@ -69,6 +69,10 @@ pub struct Settings {
     /// Distinct "bad device token" answers, with no success in between, after which a
     /// credential counts as misconfigured and its bindings are no longer pruned.
     pub push_bad_token_threshold: Option<u32>,
+    /// Run the webhook worker (post-event calls) on this node (default true).
+    pub webhooks: Option<bool>,
+    /// Milliseconds a queued webhook call waits before its first try (default 0; a testing aid).
+    pub webhook_first_try_delay_ms: Option<u32>,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout_secs: Option<u32>,
     /// Seconds an idle keep-alive connection stays open.
@@ -100,6 +104,11 @@ impl fmt::Debug for Settings {
             .field("push_log_retention_days", &self.push_log_retention_days)
             .field("push_lease_secs", &self.push_lease_secs)
             .field("push_bad_token_threshold", &self.push_bad_token_threshold)
+            .field("webhooks", &self.webhooks)
+            .field(
+                "webhook_first_try_delay_ms",
+                &self.webhook_first_try_delay_ms,
+            )
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
             .field("body_read_timeout_secs", &self.body_read_timeout_secs)
@@ -129,6 +138,10 @@ impl Settings {
             push_bad_token_threshold: self
                 .push_bad_token_threshold
                 .or(lower.push_bad_token_threshold),
+            webhooks: self.webhooks.or(lower.webhooks),
+            webhook_first_try_delay_ms: self
+                .webhook_first_try_delay_ms
+                .or(lower.webhook_first_try_delay_ms),
             header_read_timeout_secs: self
                 .header_read_timeout_secs
                 .or(lower.header_read_timeout_secs),
@@ -398,6 +411,10 @@ pub struct Config {
     pub push_lease_secs: u32,
     /// Bad-token answers after which a credential counts as misconfigured (at least 1).
     pub push_bad_token_threshold: u32,
+    /// Run the webhook worker on this node.
+    pub webhooks: bool,
+    /// Delay of a queued webhook call's first try, in milliseconds.
+    pub webhook_first_try_delay_ms: u32,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
     /// Connection limits (header-read and keep-alive timeouts, head size, connection cap).
@@ -452,6 +469,8 @@ impl Config {
                 0 => bail!("push_bad_token_threshold must be at least 1"),
                 n => n,
             },
+            webhooks: settings.webhooks.unwrap_or(true),
+            webhook_first_try_delay_ms: settings.webhook_first_try_delay_ms.unwrap_or(0),
             bootstrap,
             conn: conn_limits(settings)?,
             auth_failure_limit: settings

@@ -39,6 +39,7 @@ pub struct Application {
     binding_max_age_days: u32,
     bootstrap: Bootstrap,
     worker: Option<Arc<parley_push::Worker>>,
+    webhooks: Option<Arc<parley_webhooks::Worker>>,
     conn: serve::ConnLimits,
 }
 
@@ -93,6 +94,35 @@ impl Application {
             auth_failure_limit_per_min: config.auth_failure_limit,
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
+        let webhooks = if config.webhooks {
+            let client_config = parley_webhooks::WebhookConfig::from_env()
+                .context("invalid webhook destination policy")?;
+            let client =
+                parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
+                    .context("cannot set up the webhook client")?;
+            let metrics = match parley_webhooks::QueueMetrics::register(state.metrics.registry()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook queue metrics unavailable");
+                    None
+                }
+            };
+            let worker_config = parley_webhooks::WorkerConfig {
+                first_try_delay: Duration::from_millis(u64::from(
+                    config.webhook_first_try_delay_ms,
+                )),
+                ..parley_webhooks::WorkerConfig::default()
+            };
+            Some(parley_webhooks::Worker::new(
+                store.clone(),
+                secrets.clone(),
+                client,
+                worker_config,
+                metrics,
+            ))
+        } else {
+            None
+        };
         let worker = if config.push {
             let metrics = match parley_push::PushMetrics::register(state.metrics.registry()) {
                 Ok(m) => Some(m),
@@ -134,6 +164,7 @@ impl Application {
             binding_max_age_days: config.binding_max_age_days,
             bootstrap,
             worker,
+            webhooks,
             conn,
         })
     }
@@ -166,7 +197,7 @@ impl Application {
     {
         let sweeper = (self.binding_max_age_days > 0)
             .then(|| tokio::spawn(sweep_forever(self.store.clone(), self.binding_max_age_days)));
-        // One shutdown signal for both the HTTP server and the push worker.
+        // One shutdown signal for the HTTP server, the push worker and the webhook worker.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let signal = stop_tx.clone();
@@ -181,6 +212,10 @@ impl Application {
             .worker
             .clone()
             .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
+        let hooker = self
+            .webhooks
+            .clone()
+            .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
         tracing::info!("listening on http://{}", self.local_addr);
         serve::serve(self.listener, self.router, self.conn, stop_rx).await;
         let served: anyhow::Result<()> = Ok(());
@@ -191,6 +226,9 @@ impl Application {
         // server ended on its own).
         let _ = stop_tx.send(true);
         if let Some(task) = pusher {
+            let _ = task.await;
+        }
+        if let Some(task) = hooker {
             let _ = task.await;
         }
         tracing::info!("stopped");

@@ -22,6 +22,7 @@ mod credential;
 mod error;
 mod event;
 mod invite;
+mod log;
 mod member;
 mod message;
 mod paging;
@@ -30,6 +31,7 @@ mod role;
 mod rows;
 mod service;
 mod user;
+mod webhook_call;
 
 /// The embedded migrations (`migrations/NNNN_name.sql`, same numbers as the SQLite tree).
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

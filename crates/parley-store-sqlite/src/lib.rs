@@ -51,6 +51,7 @@ mod credential;
 mod event;
 mod invite;
 mod lite;
+mod log;
 mod member;
 mod message;
 mod migrate;
@@ -59,6 +60,7 @@ mod role;
 mod rows;
 mod service;
 mod user;
+mod webhook_call;
 
 pub use migrate::{Migration, MIGRATIONS};
 
@@ -583,7 +585,10 @@ mod tests {
         for n in 0..WRITES {
             let mut u = user_at(&svc, &format!("load-{n}"), Timestamp::now());
             u.attributes = Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(6000)));
-            store.create_user(&u).await.expect("write");
+            store
+                .create_user(&u, &parley_core::event::Origin::rest())
+                .await
+                .expect("write");
         }
         let took = started.elapsed();
         let mut wal = path.clone().into_os_string();
@@ -622,6 +627,7 @@ mod tests {
                 &member_value(&ch, &alice, Timestamp::now()),
                 &NO_LIMITS,
                 None,
+                &parley_core::event::Origin::rest(),
             )
             .await
             .expect("join");
@@ -634,7 +640,12 @@ mod tests {
             user_channels: 10,
         };
         let failed = store
-            .create_member(&member_value(&ch, &bob, Timestamp::now()), &full, None)
+            .create_member(
+                &member_value(&ch, &bob, Timestamp::now()),
+                &full,
+                None,
+                &parley_core::event::Origin::rest(),
+            )
             .await;
         assert!(failed.is_err());
         store
@@ -645,6 +656,7 @@ mod tests {
                 &MemberRef::Identity("alice".to_owned()),
                 None,
                 Timestamp::now(),
+                &parley_core::event::Origin::rest(),
             )
             .await
             .expect("leave");
@@ -721,7 +733,11 @@ mod tests {
                 for i in 0..POSTS / 64 {
                     let m = message_value(&busy, &format!("w{w}"), &format!("hello {i}"));
                     store
-                        .create_message(&ChannelRef::Sid(busy.sid.clone()), &m)
+                        .create_message(
+                            &ChannelRef::Sid(busy.sid.clone()),
+                            &m,
+                            &parley_core::event::Origin::rest(),
+                        )
                         .await
                         .expect("post");
                 }

@@ -58,9 +58,19 @@ pub static MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0004_fanout_progress.sql"),
     },
     Migration {
+        version: 5,
+        description: "change log",
+        sql: include_str!("../migrations/0005_change_log.sql"),
+    },
+    Migration {
         version: 6,
         description: "channel webhooks",
         sql: include_str!("../migrations/0006_channel_webhooks.sql"),
+    },
+    Migration {
+        version: 7,
+        description: "webhook calls",
+        sql: include_str!("../migrations/0007_webhook_calls.sql"),
     },
 ];
 

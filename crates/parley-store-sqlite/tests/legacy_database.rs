@@ -182,7 +182,10 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
 
     // Assert: it takes writes.
     let carol = store
-        .create_user(&user_at(svc, "carol", Timestamp::now()))
+        .create_user(
+            &user_at(svc, "carol", Timestamp::now()),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("new user");
     assert_eq!(carol.identity, "carol");
@@ -190,12 +193,18 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
         .create_message(
             &general,
             &message_value(&channel, "alice", "after the upgrade"),
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("post");
     assert_eq!(posted.index, 1, "indexes go on from the old ones");
     store
-        .delete_user(&account, &svc.sid, &UserRef::Identity("bob".to_owned()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Identity("bob".to_owned()),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete bob (and his invite)");
     assert!(store

@@ -15,6 +15,7 @@ mod role;
 pub mod rows;
 mod service;
 mod user;
+mod webhook_call;
 
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -28,6 +29,7 @@ pub use push::PushStore;
 pub use role::RoleStore;
 pub use service::ServiceStore;
 pub use user::UserStore;
+pub use webhook_call::WebhookStore;
 
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -65,6 +67,9 @@ pub enum Conflict {
     MemberExists,
     /// The identity is already invited to the channel (Chat 50212).
     InviteExists,
+    /// A change-log lease is no longer held by the caller (it expired and another owner claimed
+    /// the service): the work done under that claim must not be recorded.
+    LeaseLost,
 }
 
 /// Which counter limit a change would exceed.
@@ -94,6 +99,7 @@ pub trait Store:
     + ChannelWebhookStore
     + EventStore
     + PushStore
+    + WebhookStore
     + Send
     + Sync
 {

@@ -300,7 +300,12 @@ pub async fn deleting_a_channel_or_its_service_removes_its_webhooks(store: DynSt
 
     // Act
     store
-        .delete_channel(&account, &svc.sid, &by_sid(&doomed))
+        .delete_channel(
+            &account,
+            &svc.sid,
+            &by_sid(&doomed),
+            &crate::event::Origin::rest(),
+        )
         .await
         .expect("delete channel");
 

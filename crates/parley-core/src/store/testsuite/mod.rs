@@ -18,6 +18,7 @@
 //! The push cases (`push.rs`) also count and claim the whole outbox and delivery queue and
 //! prune the whole log, so they need a database of their own: the factory's fresh store.
 
+use crate::event::Origin;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -37,24 +38,28 @@ mod bindings;
 mod channel_webhooks;
 mod chat;
 mod credentials;
+mod events;
 mod paging;
 mod push;
 mod roles;
 mod services;
 mod tenancy;
 mod users;
+mod webhooks;
 
 pub use accounts::*;
 pub use bindings::*;
 pub use channel_webhooks::*;
 pub use chat::*;
 pub use credentials::*;
+pub use events::*;
 pub use paging::*;
 pub use push::*;
 pub use roles::*;
 pub use services::*;
 pub use tenancy::*;
 pub use users::*;
+pub use webhooks::*;
 
 /// Expand to one `#[tokio::test]` per conformance case, each on a fresh store from
 /// `$factory` (an `async fn() -> Arc<dyn parley_core::store::Store>`).
@@ -113,10 +118,13 @@ macro_rules! store_conformance_tests {
             message_update_marks_edits_and_delete_keeps_counts_exact,
             invites_conflict_list_and_delete,
             user_channels_mix_joined_and_invited_with_paging,
-            every_chat_write_appends_its_event_with_all_fields,
-            failed_chat_writes_append_no_event,
-            deleting_a_user_appends_removed_from_channel_per_membership,
             deleting_a_service_removes_its_channels_and_events,
+            chat_mutations_append_one_event_each_with_state_and_origin,
+            user_mutations_append_user_events_memberships_first,
+            deleting_a_channel_appends_one_channel_removed_with_its_last_state,
+            rolled_back_mutations_append_nothing_and_take_no_seq,
+            seq_counts_from_one_per_service_independently,
+            concurrent_writers_append_a_gapless_seq_in_commit_order,
             another_accounts_chat_rows_are_not_found,
             channel_webhooks_round_trip_update_and_delete,
             a_channel_has_at_most_five_webhooks_even_under_concurrent_creates,
@@ -144,6 +152,12 @@ macro_rules! store_conformance_tests {
             the_push_log_prunes_old_rows_in_batches,
             appending_to_the_log_of_a_missing_service_is_not_found,
             deleting_a_service_removes_its_log_and_push_queues,
+            calls_of_one_key_are_claimed_one_at_a_time_in_queue_order,
+            another_keys_calls_are_claimable_while_one_key_waits,
+            a_webhook_call_lease_hides_it_until_it_expires,
+            enqueue_and_log_advance_are_one_transaction_under_the_lease,
+            concurrent_webhook_claims_never_share_a_call,
+            deleting_a_service_removes_its_webhook_calls,
         );
     };
 }
@@ -226,7 +240,10 @@ pub fn user_at(service: &Service, identity: &str, now: Timestamp) -> User {
 /// A stored user named `identity`.
 pub async fn user(store: &DynStore, service: &Service, identity: &str) -> User {
     store
-        .create_user(&user_at(service, identity, Timestamp::now()))
+        .create_user(
+            &user_at(service, identity, Timestamp::now()),
+            &Origin::rest(),
+        )
         .await
         .expect("create user")
 }

@@ -1,0 +1,363 @@
+//! The webhook call queue (`WebhookStore`): queueing together with the change-log position,
+//! strict order per key, isolation between keys, leases, retries.
+//!
+//! The queue is global to a database: these cases expect a store whose queue holds only their
+//! own calls (every factory gives a fresh database). A lease on the log comes from
+//! `claim_log(WEBHOOKS, …)` over the events the case's own writes append.
+
+use std::collections::BTreeSet;
+
+use crate::service::Service;
+use crate::store::{Conflict, StoreError};
+use crate::webhook_call::{NewWebhookCall, Settle, WebhookCall};
+use crate::Timestamp;
+
+use super::{account, at, service, user, DynStore};
+
+/// The consumer name the webhook engine uses.
+const WEBHOOKS: &str = "webhooks";
+
+/// A call to queue for `service` with `key`, carrying `n` in its parameters.
+fn call(service: &Service, key: &str, n: usize) -> NewWebhookCall {
+    NewWebhookCall {
+        account_sid: service.account_sid.clone(),
+        service_sid: service.sid.clone(),
+        channel_sid: None,
+        url: format!("https://hooks.example.com/{key}"),
+        method: "POST".to_owned(),
+        event_type: "onUserAdded".to_owned(),
+        params: vec![
+            ("EventType".to_owned(), "onUserAdded".to_owned()),
+            ("N".to_owned(), n.to_string()),
+            ("Body".to_owned(), "ünïcødé & = ?".to_owned()),
+        ],
+        retry_count_max: 2,
+        order_key: key.to_owned(),
+        available_at: at(0),
+        date_created: at(0),
+    }
+}
+
+/// The `N` parameter of a claimed call.
+fn n_of(c: &WebhookCall) -> usize {
+    c.params
+        .iter()
+        .find(|(k, _)| k == "N")
+        .and_then(|(_, v)| v.parse().ok())
+        .expect("N param")
+}
+
+/// A service with one event (a user was added) and `owner`'s lease on its webhook log
+/// position; returns the service and the seq of its last event.
+async fn leased(store: &DynStore, owner: &str) -> (Service, i64) {
+    let acc = account(store).await;
+    let svc = service(store, &acc).await;
+    user(store, &svc, "alice").await;
+    let now = Timestamp::now();
+    let claim = store
+        .claim_log(WEBHOOKS, owner, now, now.plus_secs(60), 100)
+        .await
+        .expect("claim log")
+        .expect("a service with events");
+    assert_eq!(claim.service_sid, svc.sid);
+    let last = claim.events.last().expect("events").seq;
+    (svc, last)
+}
+
+/// Queue `calls` under a fresh lease of a new service.
+async fn queued(store: &DynStore, calls: impl Fn(&Service) -> Vec<NewWebhookCall>) -> Service {
+    let (svc, last) = leased(store, "consumer").await;
+    store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "consumer", last, &calls(&svc))
+        .await
+        .expect("enqueue");
+    svc
+}
+
+pub async fn calls_of_one_key_are_claimed_one_at_a_time_in_queue_order(store: DynStore) {
+    // Arrange: key A has three calls, key B one.
+    queued(&store, |svc| {
+        vec![
+            call(svc, "A", 1),
+            call(svc, "B", 1),
+            call(svc, "A", 2),
+            call(svc, "A", 3),
+        ]
+    })
+    .await;
+    let lease = at(1000);
+    // Act + Assert: only each key's head is claimable.
+    let first = store
+        .claim_webhook_calls("n1", at(10), lease, 10)
+        .await
+        .expect("claim");
+    let got: Vec<(String, usize)> = first
+        .iter()
+        .map(|c| (c.order_key.clone(), n_of(c)))
+        .collect();
+    assert_eq!(got, vec![("A".to_owned(), 1), ("B".to_owned(), 1)]);
+    assert!(first
+        .iter()
+        .all(|c| c.attempts == 0 && c.retry_count_max == 2));
+    assert_eq!(
+        first[0].params[2].1, "ünïcødé & = ?",
+        "params round-trip in order"
+    );
+    assert_eq!(first[0].params[0].0, "EventType");
+    assert_eq!(first[0].url, "https://hooks.example.com/A");
+    assert_eq!(first[0].method, "POST");
+    // While A1 is leased, A2 waits (even for another claimer).
+    assert!(store
+        .claim_webhook_calls("n2", at(20), lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    // A1 done → A2 is the head.
+    store
+        .settle_webhook_call(first[0].id, "n1", &Settle::Done)
+        .await
+        .expect("settle");
+    let second = store
+        .claim_webhook_calls("n2", at(30), lease, 10)
+        .await
+        .expect("claim");
+    assert_eq!(second.len(), 1);
+    assert_eq!((second[0].order_key.as_str(), n_of(&second[0])), ("A", 2));
+    // A2 retried later: neither it nor A3 is claimable before its time.
+    store
+        .settle_webhook_call(
+            second[0].id,
+            "n2",
+            &Settle::Retry {
+                at: at(500),
+                attempts: 1,
+            },
+        )
+        .await
+        .expect("settle retry");
+    assert!(store
+        .claim_webhook_calls("n1", at(100), lease, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    let again = store
+        .claim_webhook_calls("n1", at(500), lease.plus_secs(1000), 10)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1);
+    assert_eq!((n_of(&again[0]), again[0].attempts), (2, 1));
+    assert_eq!(again[0].available_at, at(500));
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 3);
+}
+
+pub async fn another_keys_calls_are_claimable_while_one_key_waits(store: DynStore) {
+    // Arrange: key SLOW's head is in a long backoff; key FAST has calls behind nothing.
+    queued(&store, |svc| {
+        vec![
+            call(svc, "SLOW", 1),
+            call(svc, "SLOW", 2),
+            call(svc, "FAST", 1),
+            call(svc, "FAST", 2),
+        ]
+    })
+    .await;
+    let slow = store
+        .claim_webhook_calls("n1", at(1), at(100), 1)
+        .await
+        .expect("claim");
+    assert_eq!(slow[0].order_key, "SLOW");
+    store
+        .settle_webhook_call(
+            slow[0].id,
+            "n1",
+            &Settle::Retry {
+                at: at(10_000),
+                attempts: 1,
+            },
+        )
+        .await
+        .expect("retry");
+    // Act: FAST drains completely while SLOW waits.
+    let mut fast = Vec::new();
+    for round in 0..2 {
+        let got = store
+            .claim_webhook_calls("n1", at(2 + round), at(100), 10)
+            .await
+            .expect("claim");
+        assert_eq!(got.len(), 1, "round {round}: one head claimable: {got:?}");
+        assert_eq!(got[0].order_key, "FAST");
+        fast.push(n_of(&got[0]));
+        store
+            .settle_webhook_call(got[0].id, "n1", &Settle::Done)
+            .await
+            .expect("done");
+    }
+    // Assert
+    assert_eq!(fast, vec![1, 2]);
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 2);
+}
+
+pub async fn a_webhook_call_lease_hides_it_until_it_expires(store: DynStore) {
+    queued(&store, |svc| vec![call(svc, "K", 1), call(svc, "K", 2)]).await;
+    let first = store
+        .claim_webhook_calls("n1", at(0), at(60), 10)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1);
+    assert!(store
+        .claim_webhook_calls("n2", at(60), at(120), 10)
+        .await
+        .expect("claim")
+        .is_empty());
+    // Expired: another node takes it over (the same call, the key's later one still waits).
+    let taken = store
+        .claim_webhook_calls("n2", at(61), at(120), 10)
+        .await
+        .expect("claim");
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, first[0].id);
+    // The old owner's settle changes nothing; the new owner's does.
+    store
+        .settle_webhook_call(first[0].id, "n1", &Settle::Done)
+        .await
+        .expect("stale settle");
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 2);
+    store
+        .settle_webhook_call(taken[0].id, "n2", &Settle::Done)
+        .await
+        .expect("settle");
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 1);
+    let next = store
+        .claim_webhook_calls("n1", at(62), at(120), 10)
+        .await
+        .expect("claim");
+    assert_eq!(next.iter().map(n_of).collect::<Vec<_>>(), vec![2]);
+}
+
+pub async fn enqueue_and_log_advance_are_one_transaction_under_the_lease(store: DynStore) {
+    // Arrange: "a" holds the lease on the service's webhook position.
+    let (svc, last) = leased(&store, "a").await;
+    // Act: someone without the lease queues nothing and moves nothing.
+    let lost = store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "b", last, &[call(&svc, "K", 1)])
+        .await;
+    assert!(
+        matches!(lost, Err(StoreError::Conflict(Conflict::LeaseLost))),
+        "{lost:?}"
+    );
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 0);
+    // The holder queues and advances at once.
+    store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "a", last, &[call(&svc, "K", 1)])
+        .await
+        .expect("enqueue");
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 1);
+    // Assert: the lease is released and the position passed the events: nothing to claim.
+    let now = Timestamp::now();
+    assert!(store
+        .claim_log(WEBHOOKS, "b", now, now.plus_secs(60), 100)
+        .await
+        .expect("claim log")
+        .is_none());
+    // A second enqueue by the old holder (a retried round) queues nothing twice.
+    let again = store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "a", last, &[call(&svc, "K", 1)])
+        .await;
+    assert!(matches!(
+        again,
+        Err(StoreError::Conflict(Conflict::LeaseLost))
+    ));
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 1);
+    // New events after the position are claimable; an expired lease taken over by "b" makes
+    // "a"'s late enqueue fail.
+    user(&store, &svc, "bob").await;
+    let claim = store
+        .claim_log(WEBHOOKS, "a", now, now.plus_secs(1), 100)
+        .await
+        .expect("claim log")
+        .expect("new event");
+    assert!(claim.events.iter().all(|e| e.seq > last));
+    let later = now.plus_secs(5);
+    let taken = store
+        .claim_log(WEBHOOKS, "b", later, later.plus_secs(60), 100)
+        .await
+        .expect("claim log")
+        .expect("expired lease taken over");
+    let to = taken.events.last().expect("event").seq;
+    let late = store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "a", to, &[call(&svc, "K", 2)])
+        .await;
+    assert!(matches!(
+        late,
+        Err(StoreError::Conflict(Conflict::LeaseLost))
+    ));
+    store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "b", to, &[call(&svc, "K", 2)])
+        .await
+        .expect("enqueue by the new holder");
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 2);
+}
+
+pub async fn concurrent_webhook_claims_never_share_a_call(store: DynStore) {
+    // Arrange: 60 calls over 20 keys.
+    queued(&store, |svc| {
+        (0..60)
+            .map(|i| call(svc, &format!("K{}", i % 20), i))
+            .collect()
+    })
+    .await;
+    // Act: four claimers drain the queue at once.
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("node{w}");
+            let mut seen = Vec::new();
+            let mut idle = 0;
+            while idle < 20 {
+                let got = store
+                    .claim_webhook_calls(&owner, at(1), at(1000), 3)
+                    .await
+                    .expect("claim");
+                if got.is_empty() {
+                    idle += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                idle = 0;
+                for c in got {
+                    seen.push((c.order_key.clone(), n_of(&c)));
+                    store
+                        .settle_webhook_call(c.id, &owner, &Settle::Done)
+                        .await
+                        .expect("settle");
+                }
+            }
+            seen
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("claimer"));
+    }
+    // Assert: each call exactly once.
+    let distinct: BTreeSet<usize> = all.iter().map(|(_, n)| *n).collect();
+    assert_eq!(all.len(), 60, "no call claimed twice");
+    assert_eq!(distinct, (0..60).collect());
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 0);
+}
+
+pub async fn deleting_a_service_removes_its_webhook_calls(store: DynStore) {
+    let svc = queued(&store, |svc| vec![call(svc, "K", 1), call(svc, "L", 1)]).await;
+    let other = queued(&store, |svc| vec![call(svc, "M", 1)]).await;
+    store
+        .delete_service(&svc.account_sid, &svc.sid)
+        .await
+        .expect("delete service");
+    let left = store
+        .claim_webhook_calls("n1", at(1), at(100), 10)
+        .await
+        .expect("claim");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].service_sid, other.sid);
+}

@@ -1,0 +1,40 @@
+use crate::store::StoreResult;
+use crate::webhook_call::{NewWebhookCall, Settle, WebhookCall};
+use crate::{ServiceSid, Timestamp};
+
+/// The webhook call queue ([`crate::webhook_call`]). Every method is safe to call from many
+/// nodes at once.
+#[async_trait::async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// In ONE transaction, only if `owner` still holds `consumer`'s lease on `service`'s log
+    /// (`log_positions`): insert `calls` (ids in the given order) and advance the position as
+    /// `EventStore::advance_log` does (to `to_seq`, never back), releasing the lease. A lost
+    /// lease is `Conflict(LeaseLost)` (`NotFound` when the service is gone) and queues nothing,
+    /// so a crash between reading events and queueing loses nothing, and a lease taken over
+    /// queues nothing twice.
+    async fn enqueue_webhook_calls(
+        &self,
+        consumer: &str,
+        service: &ServiceSid,
+        owner: &str,
+        to_seq: i64,
+        calls: &[NewWebhookCall],
+    ) -> StoreResult<()>;
+    /// Claim up to `limit` due calls (`available_at <= now`, lease free or expired), only the
+    /// head (lowest id) of each `order_key` — a key's later calls wait while its head is
+    /// pending, in backoff, or leased — oldest first, setting the lease to (`owner`,
+    /// `lease_until`). Two claimers never hold the same call (PostgreSQL: `skip locked`).
+    async fn claim_webhook_calls(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookCall>>;
+    /// Settle a claimed call, only while `owner` holds its lease (otherwise nothing happens:
+    /// another node took it over). [`Settle::Done`] deletes it; [`Settle::Retry`] reschedules
+    /// it, records the attempts and releases the lease.
+    async fn settle_webhook_call(&self, id: i64, owner: &str, settle: &Settle) -> StoreResult<()>;
+    /// Calls waiting (for `/metrics`).
+    async fn webhook_queue_depth(&self) -> StoreResult<i64>;
+}

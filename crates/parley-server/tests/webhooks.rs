@@ -1,0 +1,583 @@
+//! Post-event webhooks through the real binary (docs/WEBHOOK-DELIVERY.md), on SQLite and PostgreSQL,
+//! against a local receiver: which changes call, with which parameters and signature, retries,
+//! per-channel order, channel webhooks, and delivery after a crash (SIGKILL) between queueing
+//! and sending.
+//!
+//! PostgreSQL cases use a fresh schema in `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); unreachable PostgreSQL fails them unless
+//! `PARLEY_SKIP_POSTGRES=1` is set outside CI.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use parley_core::store::WebhookStore as _;
+
+const BOOT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const BOOT_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+const AUTH: (&str, &str) = (BOOT_SID, BOOT_TOKEN);
+const KEY: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+const HOOK_ON: (&str, &str) = ("X-Twilio-Webhook-Enabled", "true");
+
+// ---- databases ----------------------------------------------------------------------------------
+
+/// A fresh SQLite file or PostgreSQL schema.
+enum TestDb {
+    Sqlite(TempDir),
+    Postgres { url: String },
+}
+
+impl Db for TestDb {
+    fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => dir.url(),
+            TestDb::Postgres { url } => url.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl TestDb {
+    /// `None` when PostgreSQL is unreachable and skipping is allowed.
+    fn create(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => Some(TestDb::Sqlite(TempDir::new())),
+            Backend::Postgres => {
+                let base = std::env::var("TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let schema = format!("parley_test_{secs}_wh_{}", unique());
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                match rt.block_on(parley_store_postgres::PgStore::connect_in_schema(
+                    &base, &schema,
+                )) {
+                    Ok(store) => {
+                        rt.block_on(store.close());
+                        let sep = if base.contains('?') { '&' } else { '?' };
+                        Some(TestDb::Postgres {
+                            url: format!("{base}{sep}options[search_path]={schema}"),
+                        })
+                    }
+                    Err(e) => {
+                        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+                        if !ci && std::env::var("PARLEY_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+                            eprintln!("SKIPPED: PostgreSQL unreachable at {base}: {e:#}");
+                            return None;
+                        }
+                        panic!("PostgreSQL unreachable at {base}: {e:#} (set PARLEY_SKIP_POSTGRES=1 outside CI to skip)");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls waiting in the queue, read through the store.
+    fn queued_calls(&self) -> i64 {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            match self {
+                TestDb::Sqlite(dir) => {
+                    let store = parley_store_sqlite::SqliteStore::connect(&dir.url())
+                        .await
+                        .unwrap();
+                    store.webhook_queue_depth().await.unwrap()
+                }
+                TestDb::Postgres { url } => {
+                    let store = parley_store_postgres::PgStore::connect(url).await.unwrap();
+                    let n = store.webhook_queue_depth().await.unwrap();
+                    store.close().await;
+                    n
+                }
+            }
+        })
+    }
+}
+
+fn start(db: &TestDb, extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("PARLEY_SECRET_KEY", KEY),
+        ("PARLEY_BOOTSTRAP_ACCOUNT_SID", BOOT_SID),
+        ("PARLEY_BOOTSTRAP_AUTH_TOKEN", BOOT_TOKEN),
+        ("PARLEY_PUSH", "false"),
+    ];
+    env.extend_from_slice(extra);
+    Server::start(db, &env)
+}
+
+// ---- the receiver -------------------------------------------------------------------------------
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+struct Hit {
+    method: String,
+    /// Path and query.
+    target: String,
+    headers: BTreeMap<String, String>,
+    /// Form parameters (body for POST, query for GET), in order.
+    params: Vec<(String, String)>,
+}
+
+impl Hit {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn names(&self) -> Vec<&str> {
+        let mut n: Vec<&str> = self.params.iter().map(|(k, _)| k.as_str()).collect();
+        n.sort_unstable();
+        n
+    }
+}
+
+/// A local HTTP/1.1 receiver: records every request and answers with the next scripted status
+/// (200 once the script is empty).
+struct Receiver {
+    addr: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::new()));
+        let (h, s) = (hits.clone(), script.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (h, s) = (h.clone(), s.clone());
+                std::thread::spawn(move || serve(stream, &h, &s));
+            }
+        });
+        Receiver { addr, hits, script }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn answer(&self, statuses: &[u16]) {
+        self.script.lock().unwrap().extend(statuses);
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// Wait until at least `n` requests arrived (or fail after `secs`).
+    fn wait_for(&self, n: usize, secs: u64) -> Vec<Hit> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let hits = self.hits();
+            if hits.len() >= n {
+                return hits;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} webhook calls, got {}: {hits:#?}",
+                hits.len()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+fn serve(stream: TcpStream, hits: &Mutex<Vec<Hit>>, script: &Mutex<VecDeque<u16>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_owned();
+        let target = parts.next().unwrap_or_default().to_owned();
+        let mut headers = BTreeMap::new();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body).unwrap();
+        let form = if method == "GET" {
+            target
+                .split_once('?')
+                .map(|(_, q)| q.to_owned())
+                .unwrap_or_default()
+        } else {
+            String::from_utf8(body).unwrap()
+        };
+        let params = url::form_urlencoded::parse(form.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let status = script.lock().unwrap().pop_front().unwrap_or(200);
+        hits.lock().unwrap().push(Hit {
+            method,
+            target,
+            headers,
+            params,
+        });
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+        );
+        let _ = stream.flush();
+    }
+}
+
+/// `X-Twilio-Signature` as Twilio computes it (webhooks.md §5): URL, then every parameter name
+/// and value, names sorted; HMAC-SHA1 with the auth token; base64.
+fn signature(url: &str, params: &[(String, String)]) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut s = url.to_owned();
+    for (k, v) in sorted {
+        s.push_str(k);
+        s.push_str(v);
+    }
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(BOOT_TOKEN.as_bytes()).unwrap();
+    mac.update(s.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+// ---- REST helpers -------------------------------------------------------------------------------
+
+/// A service posting `filters` to `url` (with `retries`), and a channel in it.
+fn world(node: &Server, url: &str, filters: &[&str], retries: u32) -> (String, String) {
+    let svc = node.ok("POST", "/v2/Services", AUTH, &[("FriendlyName", "hooks")]);
+    let svc = svc["sid"].as_str().unwrap().to_owned();
+    let retries = retries.to_string();
+    let mut form = vec![
+        ("PostWebhookUrl", url),
+        ("PostWebhookRetryCount", retries.as_str()),
+    ];
+    for f in filters {
+        form.push(("WebhookFilters", f));
+    }
+    node.ok("POST", &format!("/v2/Services/{svc}"), AUTH, &form);
+    let ch = node.ok(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels"),
+        AUTH,
+        &[("UniqueName", "general")],
+    );
+    (svc, ch["sid"].as_str().unwrap().to_owned())
+}
+
+fn post_message(node: &Server, svc: &str, ch: &str, body: &str, hook: bool) -> serde_json::Value {
+    let headers: &[(&str, &str)] = if hook { &[HOOK_ON] } else { &[] };
+    node.ok_with_headers(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels/{ch}/Messages"),
+        AUTH,
+        headers,
+        &[("From", "alice"), ("Body", body)],
+    )
+}
+
+fn on(backend: Backend, case: fn(&TestDb)) {
+    if let Some(db) = TestDb::create(backend) {
+        case(&db);
+    }
+}
+
+// ---- cases --------------------------------------------------------------------------------------
+
+/// A REST message create with `X-Twilio-Webhook-Enabled: true` makes exactly one signed
+/// `onMessageSent` call with the documented parameters; without the header, none.
+fn one_signed_call_with_the_exact_parameters(db: &TestDb) {
+    // Arrange
+    let recv = Receiver::start();
+    let node = start(db, &[]);
+    let url = recv.url("/hook?tenant=a%20b");
+    let (svc, ch) = world(&node, &url, &["onMessageSent"], 0);
+    // Act: one message without the header, then one with it (same channel: in order)
+    post_message(&node, &svc, &ch, "quiet", false);
+    let msg = post_message(&node, &svc, &ch, "Héllo & bye", true);
+    // Assert
+    let hits = recv.wait_for(1, 20);
+    std::thread::sleep(Duration::from_millis(800));
+    let hits_after = recv.hits();
+    assert_eq!(hits_after.len(), 1, "exactly one call: {hits_after:#?}");
+    let hit = &hits[0];
+    assert_eq!(hit.method, "POST");
+    assert_eq!(hit.target, "/hook?tenant=a%20b");
+    assert_eq!(
+        hit.headers.get("content-type").map(String::as_str),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        hit.names(),
+        vec![
+            "AccountSid",
+            "Attributes",
+            "Body",
+            "ChannelSid",
+            "DateCreated",
+            "EventType",
+            "From",
+            "Index",
+            "InstanceSid",
+            "MessageSid",
+            "RetryCount",
+            "Source",
+        ]
+    );
+    assert_eq!(hit.param("EventType"), Some("onMessageSent"));
+    assert_eq!(hit.param("AccountSid"), Some(BOOT_SID));
+    assert_eq!(hit.param("InstanceSid"), Some(svc.as_str()));
+    assert_eq!(hit.param("ChannelSid"), Some(ch.as_str()));
+    assert_eq!(hit.param("MessageSid"), msg["sid"].as_str());
+    assert_eq!(hit.param("Index"), Some("1"));
+    assert_eq!(hit.param("Body"), Some("Héllo & bye"));
+    assert_eq!(hit.param("From"), Some("alice"));
+    assert_eq!(hit.param("Attributes"), Some("{}"));
+    assert_eq!(hit.param("Source"), Some("API"));
+    assert_eq!(hit.param("RetryCount"), Some("0"));
+    let date = hit.param("DateCreated").unwrap();
+    assert!(
+        date.len() == 24 && date.ends_with('Z') && date.as_bytes()[19] == b'.',
+        "ISO date with milliseconds: {date}"
+    );
+    assert_eq!(
+        hit.headers.get("x-twilio-signature").map(String::as_str),
+        Some(signature(&url, &hit.params).as_str()),
+        "signed with the account's auth token over the configured URL"
+    );
+    assert!(node.terminate().0);
+}
+
+/// Service filters decide which events call: a channel update (not listed) makes no call, the
+/// message after it (listed) does.
+fn service_filters_are_respected(db: &TestDb) {
+    let recv = Receiver::start();
+    let node = start(db, &[]);
+    let (svc, ch) = world(&node, &recv.url("/f"), &["onMessageSent"], 0);
+    node.ok_with_headers(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels/{ch}"),
+        AUTH,
+        &[HOOK_ON],
+        &[("FriendlyName", "renamed")],
+    );
+    post_message(&node, &svc, &ch, "listed", true);
+    let hits = recv.wait_for(1, 20);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(recv.hits().len(), 1);
+    assert_eq!(hits[0].param("EventType"), Some("onMessageSent"));
+    // Now list channel updates too: the next update calls.
+    node.ok(
+        "POST",
+        &format!("/v2/Services/{svc}"),
+        AUTH,
+        &[("WebhookFilters", "onChannelUpdated")],
+    );
+    node.ok_with_headers(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels/{ch}"),
+        AUTH,
+        &[HOOK_ON],
+        &[("FriendlyName", "renamed again")],
+    );
+    let hits = recv.wait_for(2, 20);
+    assert_eq!(hits[1].param("EventType"), Some("onChannelUpdated"));
+    assert_eq!(hits[1].param("FriendlyName"), Some("renamed again"));
+    assert!(node.terminate().0);
+}
+
+/// A receiver answering 503 and then 200 gets the call twice: RetryCount 0, then 1.
+fn a_503_is_retried_with_retry_count_incremented(db: &TestDb) {
+    let recv = Receiver::start();
+    recv.answer(&[503]);
+    let node = start(db, &[]);
+    let (svc, ch) = world(&node, &recv.url("/r"), &["onMessageSent"], 2);
+    post_message(&node, &svc, &ch, "retry me", true);
+    let hits = recv.wait_for(2, 30);
+    std::thread::sleep(Duration::from_millis(1500));
+    let hits_after = recv.hits();
+    assert_eq!(
+        hits_after.len(),
+        2,
+        "no third try after a 200: {hits_after:#?}"
+    );
+    let counts: Vec<&str> = hits
+        .iter()
+        .map(|h| h.param("RetryCount").unwrap())
+        .collect();
+    assert_eq!(counts, vec!["0", "1"]);
+    for h in &hits {
+        assert_eq!(
+            h.headers.get("x-twilio-signature").map(String::as_str),
+            Some(signature(&recv.url("/r"), &h.params).as_str()),
+            "each try is signed over its own parameters"
+        );
+    }
+    assert_eq!(hits[0].param("MessageSid"), hits[1].param("MessageSid"));
+    assert!(node.terminate().0);
+}
+
+/// Twenty messages posted back to back reach the receiver in the order they were posted.
+fn per_channel_order_is_preserved(db: &TestDb) {
+    let recv = Receiver::start();
+    let node = start(db, &[]);
+    let (svc, ch) = world(&node, &recv.url("/o"), &["onMessageSent"], 0);
+    for i in 0..20 {
+        post_message(&node, &svc, &ch, &format!("m{i}"), true);
+    }
+    let hits = recv.wait_for(20, 30);
+    let bodies: Vec<&str> = hits.iter().map(|h| h.param("Body").unwrap()).collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, expected);
+    let indexes: Vec<&str> = hits.iter().map(|h| h.param("Index").unwrap()).collect();
+    let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(indexes, expected);
+    assert!(node.terminate().0);
+}
+
+/// A node killed (SIGKILL) after the REST call returned and the call was queued, but before it
+/// was sent, loses nothing: the next node sends it.
+fn a_queued_call_survives_a_crash(db: &TestDb) {
+    let recv = Receiver::start();
+    // The first node queues calls for 5 s from now: long enough to crash it in between.
+    let first = start(db, &[("PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", "5000")]);
+    let (svc, ch) = world(&first, &recv.url("/c"), &["onMessageSent"], 0);
+    let msg = post_message(&first, &svc, &ch, "before the crash", true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while db.queued_calls() == 0 {
+        assert!(Instant::now() < deadline, "the call was never queued");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    first.crash();
+    assert!(recv.hits().is_empty(), "nothing was sent before the crash");
+    assert_eq!(db.queued_calls(), 1);
+    // A new node sends it once due (the call was never claimed, so no lease holds it).
+    let second = start(db, &[]);
+    let hits = recv.wait_for(1, 90);
+    assert_eq!(hits[0].param("MessageSid"), msg["sid"].as_str());
+    assert_eq!(hits.len(), 1);
+    assert!(second.terminate().0);
+}
+
+/// A channel webhook of type `webhook` gets the events its filters list; one of type `trigger`
+/// gets new messages whose body contains a trigger word.
+fn channel_webhooks_deliver_as_configured(db: &TestDb) {
+    let recv = Receiver::start();
+    let node = start(db, &[]);
+    let svc = node.ok("POST", "/v2/Services", AUTH, &[("FriendlyName", "ch")]);
+    let svc = svc["sid"].as_str().unwrap().to_owned();
+    let ch = node.ok(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels"),
+        AUTH,
+        &[("UniqueName", "room")],
+    );
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    let hooks = format!("/v2/Services/{svc}/Channels/{ch}/Webhooks");
+    node.ok(
+        "POST",
+        &hooks,
+        AUTH,
+        &[
+            ("Type", "webhook"),
+            ("Configuration.Url", &recv.url("/all")),
+            ("Configuration.Filters", "onMessageSent"),
+        ],
+    );
+    node.ok(
+        "POST",
+        &hooks,
+        AUTH,
+        &[
+            ("Type", "trigger"),
+            ("Configuration.Url", &recv.url("/help")),
+            ("Configuration.Method", "GET"),
+            ("Configuration.Triggers", "help"),
+        ],
+    );
+    post_message(&node, &svc, &ch, "hello there", true);
+    post_message(&node, &svc, &ch, "I need HELP now", true);
+    post_message(&node, &svc, &ch, "no header, help", false);
+    let hits = recv.wait_for(3, 20);
+    std::thread::sleep(Duration::from_millis(800));
+    let hits_after = recv.hits();
+    assert_eq!(hits_after.len(), 3, "{hits_after:#?}");
+    let all: Vec<&str> = hits
+        .iter()
+        .filter(|h| h.target == "/all")
+        .map(|h| h.param("Body").unwrap())
+        .collect();
+    assert_eq!(all, vec!["hello there", "I need HELP now"]);
+    let help: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.target.starts_with("/help"))
+        .collect();
+    assert_eq!(help.len(), 1);
+    assert_eq!(help[0].method, "GET");
+    assert_eq!(help[0].param("Body"), Some("I need HELP now"));
+    assert_eq!(help[0].param("EventType"), Some("onMessageSent"));
+    // GET: the signed string is the whole URL with its query.
+    let full = recv.url(&help[0].target);
+    assert_eq!(
+        help[0]
+            .headers
+            .get("x-twilio-signature")
+            .map(String::as_str),
+        Some(signature(&full, &[]).as_str())
+    );
+    assert!(node.terminate().0);
+}
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $case() { super::on(super::Backend::Sqlite, super::$case); })*
+        }
+        mod postgres {
+            $(#[test] fn $case() { super::on(super::Backend::Postgres, super::$case); })*
+        }
+    };
+}
+
+both_backends!(
+    one_signed_call_with_the_exact_parameters,
+    service_filters_are_respected,
+    a_503_is_retried_with_retry_count_incremented,
+    per_channel_order_is_preserved,
+    a_queued_call_survives_a_crash,
+    channel_webhooks_deliver_as_configured,
+);

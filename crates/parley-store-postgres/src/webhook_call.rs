@@ -1,0 +1,150 @@
+//! `WebhookStore`: the webhook call queue (migrations/0007_webhook_calls.sql).
+//!
+//! An enqueue first updates the consumer's `log_positions` row (holding its row lock to commit)
+//! and only then inserts: a lease taken over by another node fails that update, and the calls of
+//! one service get ids in the order their events were consumed. Claims are one statement,
+//! `update … where id in (select … for update skip locked) returning …`, that takes only the head
+//! (lowest id) of each order key: nodes take disjoint calls, and a key's next call becomes
+//! claimable only once its head is gone.
+
+use parley_core::store::rows::{WebhookCallRow, WEBHOOK_CALL_COLUMNS};
+use parley_core::store::{StoreResult, WebhookStore};
+use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
+use parley_core::{ServiceSid, Timestamp};
+
+use crate::error::db;
+use crate::rows::{convert_all, Pg};
+use crate::PgStore;
+
+#[async_trait::async_trait]
+impl WebhookStore for PgStore {
+    #[tracing::instrument(skip_all, fields(service.sid = %service, calls = calls.len()))]
+    async fn enqueue_webhook_calls(
+        &self,
+        consumer: &str,
+        service: &ServiceSid,
+        owner: &str,
+        to_seq: i64,
+        calls: &[NewWebhookCall],
+    ) -> StoreResult<()> {
+        let mut account = Vec::with_capacity(calls.len());
+        let mut service_sid = Vec::with_capacity(calls.len());
+        let mut channel = Vec::with_capacity(calls.len());
+        let mut url = Vec::with_capacity(calls.len());
+        let mut method = Vec::with_capacity(calls.len());
+        let mut event_type = Vec::with_capacity(calls.len());
+        let mut params = Vec::with_capacity(calls.len());
+        let mut retry_max = Vec::with_capacity(calls.len());
+        let mut available_at = Vec::with_capacity(calls.len());
+        let mut order_key = Vec::with_capacity(calls.len());
+        let mut created = Vec::with_capacity(calls.len());
+        for call in calls {
+            account.push(call.account_sid.as_str());
+            service_sid.push(call.service_sid.as_str());
+            channel.push(call.channel_sid.as_ref().map(|c| c.as_str()));
+            url.push(call.url.as_str());
+            method.push(call.method.as_str());
+            event_type.push(call.event_type.as_str());
+            params.push(parley_core::store::rows::to_json(&call.params)?);
+            retry_max.push(call.retry_count_max);
+            available_at.push(call.available_at.unix_micros());
+            order_key.push(call.order_key.as_str());
+            created.push(call.date_created.unix_micros());
+        }
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        crate::log::advance_in(&mut tx, consumer, service.as_str(), owner, to_seq).await?;
+        if !calls.is_empty() {
+            // Ids are drawn in the order the rows come out of the sorted select: queue order.
+            sqlx::query(
+                "insert into webhook_calls
+                     (account_sid, service_sid, channel_sid, url, method, event_type, params,
+                      retry_count_max, available_at, order_key, date_created)
+                 select a, s, ch, u, m, e, p, r, av, k, d
+                 from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                             $6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[],
+                             $11::bigint[])
+                      with ordinality as t(a, s, ch, u, m, e, p, r, av, k, d, n)
+                 order by n",
+            )
+            .bind(&account)
+            .bind(&service_sid)
+            .bind(&channel)
+            .bind(&url)
+            .bind(&method)
+            .bind(&event_type)
+            .bind(&params)
+            .bind(&retry_max)
+            .bind(&available_at)
+            .bind(&order_key)
+            .bind(&created)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn claim_webhook_calls(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookCall>> {
+        // A head another claimer has locked is skipped; its successors are not heads (the
+        // locked row still exists), so they are not taken either.
+        let mut rows: Vec<Pg<WebhookCallRow>> = sqlx::query_as(&format!(
+            "update webhook_calls set lease_owner = $1, lease_until = $2
+             where id in (
+                 select c.id from webhook_calls c
+                 where c.available_at <= $3 and (c.lease_until is null or c.lease_until < $3)
+                   and not exists (select 1 from webhook_calls p
+                                   where p.order_key = c.order_key and p.id < c.id)
+                 order by c.id
+                 limit $4
+                 for update skip locked)
+             returning {WEBHOOK_CALL_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(lease_until.unix_micros())
+        .bind(now.unix_micros())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        // `returning` has no order: oldest first again.
+        rows.sort_by_key(|Pg(r)| r.id);
+        convert_all(rows)
+    }
+
+    #[tracing::instrument(skip_all, fields(webhook_call.id = id))]
+    async fn settle_webhook_call(&self, id: i64, owner: &str, settle: &Settle) -> StoreResult<()> {
+        // A call no longer ours (lease taken over, or settled by the new owner) needs nothing.
+        let query = match settle {
+            Settle::Done => {
+                sqlx::query("delete from webhook_calls where id = $1 and lease_owner = $2")
+                    .bind(id)
+                    .bind(owner)
+            }
+            Settle::Retry { at, attempts } => sqlx::query(
+                "update webhook_calls
+                 set available_at = $3, attempts = $4, lease_owner = null, lease_until = null
+                 where id = $1 and lease_owner = $2",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(at.unix_micros())
+            .bind(*attempts),
+        };
+        query.execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn webhook_queue_depth(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("select count(*) from webhook_calls")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
+}

@@ -1,0 +1,108 @@
+//! `WebhookStore`: the webhook call queue (migrations/0007_webhook_calls.sql).
+//!
+//! Every write runs on the single writer connection (`BEGIN IMMEDIATE`), so a claim and an
+//! enqueue never interleave: two claimers never take the same call, and the calls of one
+//! service are inserted in the order their events were consumed.
+
+use parley_core::store::rows::{WebhookCallRow, WEBHOOK_CALL_COLUMNS};
+use parley_core::store::{StoreResult, WebhookStore};
+use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
+use parley_core::{ServiceSid, Timestamp};
+
+use crate::lite::{lite_err, q};
+use crate::rows::convert_all;
+use crate::{to_json, SqliteStore};
+
+#[async_trait::async_trait]
+impl WebhookStore for SqliteStore {
+    async fn enqueue_webhook_calls(
+        &self,
+        consumer: &str,
+        service: &ServiceSid,
+        owner: &str,
+        to_seq: i64,
+        calls: &[NewWebhookCall],
+    ) -> StoreResult<()> {
+        let params: Vec<String> = calls
+            .iter()
+            .map(|call| to_json(&call.params))
+            .collect::<StoreResult<_>>()?;
+        self.write(|c| {
+            crate::log::advance_in(c, consumer, service.as_str(), owner, to_seq)?;
+            let mut st = c
+                .prepare_cached(
+                    "insert into webhook_calls
+                         (account_sid, service_sid, channel_sid, url, method, event_type, params,
+                          retry_count_max, attempts, available_at, order_key, date_created)
+                     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11)",
+                )
+                .map_err(lite_err)?;
+            for (call, params) in calls.iter().zip(&params) {
+                st.execute(rusqlite::params![
+                    call.account_sid.as_str(),
+                    call.service_sid.as_str(),
+                    call.channel_sid.as_ref().map(|s| s.as_str()),
+                    call.url,
+                    call.method,
+                    call.event_type,
+                    params,
+                    call.retry_count_max,
+                    call.available_at.unix_micros(),
+                    call.order_key,
+                    call.date_created.unix_micros(),
+                ])
+                .map_err(lite_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_webhook_calls(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookCall>> {
+        let query = q(format!(
+            "update webhook_calls set lease_owner = ?1, lease_until = ?2
+             where id in (
+                 select c.id from webhook_calls c
+                 where c.available_at <= ?3 and (c.lease_until is null or c.lease_until < ?3)
+                   and not exists (select 1 from webhook_calls p
+                                   where p.order_key = c.order_key and p.id < c.id)
+                 order by c.id limit ?4)
+             returning {WEBHOOK_CALL_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(lease_until.unix_micros())
+        .bind(now.unix_micros())
+        .bind(i64::from(limit));
+        let mut rows: Vec<WebhookCallRow> = self.write(|c| query.all(c).map_err(lite_err)).await?;
+        // `returning` has no order: oldest first again.
+        rows.sort_by_key(|r| r.id);
+        convert_all(rows)
+    }
+
+    async fn settle_webhook_call(&self, id: i64, owner: &str, settle: &Settle) -> StoreResult<()> {
+        let query = match settle {
+            Settle::Done => q("delete from webhook_calls where id = ? and lease_owner = ?")
+                .bind(id)
+                .bind(owner),
+            Settle::Retry { at, attempts } => q("update webhook_calls
+                   set available_at = ?, attempts = ?, lease_owner = null, lease_until = null
+                   where id = ? and lease_owner = ?")
+            .bind(at.unix_micros())
+            .bind(*attempts)
+            .bind(id)
+            .bind(owner),
+        };
+        // A call no longer ours (lease taken over, or settled by the new owner) needs nothing.
+        self.write_count(query).await.map(|_| ())
+    }
+
+    async fn webhook_queue_depth(&self) -> StoreResult<i64> {
+        self.read_one(&q("select count(*) from webhook_calls"))
+    }
+}

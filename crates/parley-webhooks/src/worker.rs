@@ -1,0 +1,777 @@
+//! The durable post-event path (issue 12 item 6; `docs/WEBHOOK-DELIVERY.md`): change log → call queue →
+//! receivers. Nothing here knows a backend: both stages work through the store traits.
+//!
+//! 1. **Consumer** — claims one service's new events as change-log consumer
+//!    [`CONSUMER`] (`EventStore::claim_log`), turns each into its post-event ([`post_event`]) and
+//!    the calls it causes — the service's `PostWebhookUrl` when the change allows webhooks and
+//!    `WebhookFilters` list the event ([`service_post_target`]); each channel webhook that wants
+//!    it ([`channel_hook_wants`]) — and queues them **in the same transaction that advances its
+//!    log position** (`WebhookStore::enqueue_webhook_calls`). A crash before that commit leaves
+//!    the events to be read again after the lease; a lease lost to another node queues nothing.
+//! 2. **Sender** — claims due calls (only the oldest call of each destination + channel, so a
+//!    channel's calls arrive in the order of its changes), sends each on its own task, bounded
+//!    on this node globally and per destination host (a slow receiver fills only its own slots;
+//!    calls for a host with no free slot go back to the queue for a moment), and settles it:
+//!    delivered → removed; timeout/429/503/504 with retries left → tried again after a backoff
+//!    with `RetryCount` one higher; anything else → logged (Chat 50057 / 50076) and removed.
+//!
+//! A REST request never waits for any of this. Sends run at least once: a node that dies
+//! mid-send leaves the call leased, and it is sent again when the lease runs out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use parley_core::channel_webhook::ChannelWebhook;
+use parley_core::crypto::SecretBox;
+use parley_core::event::{Event, Resource};
+use parley_core::log::LogClaim;
+use parley_core::service::Service;
+use parley_core::store::{Conflict, Store, StoreError};
+use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
+use parley_core::{AccountSid, ChannelSid, Timestamp};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use tokio::sync::{watch, Semaphore};
+
+use crate::client::{backoff, Call, Outcome, WebhookClient};
+use crate::post::{post_event, PostEvent};
+use crate::route::{channel_hook_wants, service_post_target, Method, Target, MAX_RETRY_COUNT};
+
+/// The change-log consumer name of the webhook engine (its `log_positions` rows).
+pub const CONSUMER: &str = "webhooks";
+
+/// Worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// This node's lease owner id (unique per process).
+    pub node_id: String,
+    /// Sleep between polls when there is nothing to do.
+    pub poll: Duration,
+    /// Events read per log claim.
+    pub events_per_claim: u32,
+    /// Calls claimed per sender round (at most the free slots).
+    pub calls_per_claim: u32,
+    /// How long a claim (of log events or of a call) is held before another node may take the
+    /// work over; must stay well above the send timeout.
+    pub lease: Duration,
+    /// Most sends in flight on this node.
+    pub max_in_flight: usize,
+    /// Most sends in flight per destination host on this node.
+    pub per_host: usize,
+    /// How long a call for a host with no free slot waits before it is claimed again.
+    pub host_busy_delay: Duration,
+    /// Delay before a queued call's first try (0 in production; tests use it to stop a node
+    /// between queueing and sending).
+    pub first_try_delay: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: format!("node-{}", parley_core::sid::random_hex32()),
+            poll: Duration::from_millis(250),
+            events_per_claim: 200,
+            calls_per_claim: 64,
+            lease: Duration::from_secs(60),
+            max_in_flight: 256,
+            per_host: 8,
+            host_busy_delay: Duration::from_millis(200),
+            first_try_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Queue metrics: `parley_webhook_queue_depth` (calls waiting, refreshed every few seconds) and
+/// `parley_webhook_calls_given_up_total{reason}` (`error_answer`, `timeout`, `connection_error`,
+/// `refused`, `bad_url`, `no_token`: calls removed without a 2xx answer).
+#[derive(Clone)]
+pub struct QueueMetrics {
+    depth: IntGauge,
+    given_up: IntCounterVec,
+}
+
+impl QueueMetrics {
+    /// Register on `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let depth = IntGauge::new(
+            "parley_webhook_queue_depth",
+            "Post-event webhook calls waiting to be sent (all nodes).",
+        )?;
+        let given_up = IntCounterVec::new(
+            Opts::new(
+                "parley_webhook_calls_given_up_total",
+                "Post-event webhook calls removed without a 2xx answer, by last outcome.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(depth.clone()))?;
+        registry.register(Box::new(given_up.clone()))?;
+        Ok(Self { depth, given_up })
+    }
+}
+
+/// What one round did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Claimed something.
+    Worked,
+    /// Nothing was waiting.
+    Idle,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn after(now: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_unix_micros(
+        now.unix_micros()
+            .saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)),
+    )
+}
+
+/// How long an opened auth token is reused before it is read again (a rotated token is used
+/// within this time).
+const TOKEN_TTL: Duration = Duration::from_secs(5);
+
+/// The webhook worker of one node.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    secrets: SecretBox,
+    client: WebhookClient,
+    config: WorkerConfig,
+    metrics: Option<QueueMetrics>,
+    in_flight: Arc<Semaphore>,
+    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    tokens: Mutex<HashMap<AccountSid, (Option<String>, Instant)>>,
+}
+
+/// The queue entry of `target` for `post` (from `event`).
+fn queued_call(
+    event: &Event,
+    post: &PostEvent,
+    target: &Target,
+    available_at: Timestamp,
+    now: Timestamp,
+) -> NewWebhookCall {
+    NewWebhookCall {
+        account_sid: event.account_sid.clone(),
+        service_sid: event.service_sid.clone(),
+        channel_sid: post.channel_sid.clone(),
+        url: target.url.clone(),
+        method: target.method.as_str().to_owned(),
+        event_type: post.event_type.to_owned(),
+        params: post.params.clone(),
+        retry_count_max: i32::try_from(target.retries).unwrap_or(0),
+        order_key: order_key(&target.url, event),
+        available_at,
+        date_created: now,
+    }
+}
+
+/// Calls with the same key are delivered one after the other, in queue order: one destination
+/// and one channel (or, for user events, one user; else the service).
+pub fn order_key(url: &str, event: &Event) -> String {
+    let object = match (&event.channel_sid, &event.state) {
+        (Some(ch), _) => ch.as_str().to_owned(),
+        (None, Some(Resource::User(u))) => u.sid.as_str().to_owned(),
+        _ => event.service_sid.as_str().to_owned(),
+    };
+    format!("{url} {object}")
+}
+
+/// The target of a channel webhook (type `webhook` or `trigger`), if it has a URL.
+fn hook_target(hook: &ChannelWebhook) -> Option<Target> {
+    let c = &hook.configuration;
+    let url = c.url.as_ref().filter(|u| !u.trim().is_empty())?;
+    Some(Target {
+        url: url.clone(),
+        method: Method::parse(c.method.map(|m| m.as_str())),
+        retries: u32::try_from(
+            c.retry_count
+                .unwrap_or(0)
+                .clamp(0, i64::from(MAX_RETRY_COUNT)),
+        )
+        .unwrap_or(0),
+    })
+}
+
+/// The calls `event` causes: the service's post-event URL, then the channel's webhooks (oldest
+/// first). `hooks` are the webhooks of the event's channel.
+pub fn calls_for(
+    event: &Event,
+    service: &Service,
+    hooks: &[ChannelWebhook],
+    available_at: Timestamp,
+    now: Timestamp,
+) -> Vec<NewWebhookCall> {
+    let Some(post) = post_event(event) else {
+        return Vec::new();
+    };
+    let mut calls = Vec::new();
+    if let Some(target) = service_post_target(&service.settings, &post) {
+        calls.push(queued_call(event, &post, &target, available_at, now));
+    }
+    for hook in hooks {
+        let c = &hook.configuration;
+        let wants = channel_hook_wants(
+            hook.kind.as_str(),
+            c.filters.as_deref().unwrap_or_default(),
+            c.triggers.as_deref().unwrap_or_default(),
+            &post,
+        );
+        if let Some(target) = wants.then(|| hook_target(hook)).flatten() {
+            calls.push(queued_call(event, &post, &target, available_at, now));
+        }
+    }
+    calls
+}
+
+/// The host (and port) of a URL, for the per-destination bound.
+fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0)))
+        })
+        .unwrap_or_else(|| url.to_owned())
+}
+
+impl Worker {
+    /// A worker over `store`, opening account tokens with `secrets`, sending with `client`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: SecretBox,
+        client: WebhookClient,
+        config: WorkerConfig,
+        metrics: Option<QueueMetrics>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            store,
+            secrets,
+            client,
+            config,
+            metrics,
+            per_host: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One consumer round: claim one service's new events, queue their calls and advance, in
+    /// one transaction. Returns how many events were read.
+    pub async fn consume_once(&self) -> Result<usize, StoreError> {
+        let now = Timestamp::now();
+        let Some(claim) = self
+            .store
+            .claim_log(
+                CONSUMER,
+                &self.config.node_id,
+                now,
+                after(now, self.config.lease),
+                self.config.events_per_claim,
+            )
+            .await?
+        else {
+            return Ok(0);
+        };
+        let calls = self.calls_of(&claim, now).await?;
+        let n = claim.events.len();
+        match self
+            .store
+            .enqueue_webhook_calls(
+                CONSUMER,
+                &claim.service_sid,
+                &self.config.node_id,
+                claim.last_seq(),
+                &calls,
+            )
+            .await
+        {
+            Ok(()) => {
+                if !calls.is_empty() {
+                    tracing::debug!(service.sid = %claim.service_sid, events = n,
+                        calls = calls.len(), "webhook calls queued");
+                }
+                Ok(n.max(1))
+            }
+            // Another node took the service over (our lease ran out): it reads these events
+            // again; ours are dropped with the rolled-back transaction.
+            Err(StoreError::Conflict(Conflict::LeaseLost) | StoreError::NotFound) => {
+                tracing::warn!(service.sid = %claim.service_sid,
+                    "webhook consumer lost its lease; another node handles these events");
+                Ok(n.max(1))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn calls_of(
+        &self,
+        claim: &LogClaim,
+        now: Timestamp,
+    ) -> Result<Vec<NewWebhookCall>, StoreError> {
+        if claim.events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let service = match self
+            .store
+            .fetch_service(&claim.account_sid, &claim.service_sid)
+            .await
+        {
+            Ok(s) => s,
+            // Deleted meanwhile: its position row goes with it, nothing to send.
+            Err(StoreError::NotFound) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let available_at = after(now, self.config.first_try_delay);
+        let mut hooks: HashMap<ChannelSid, Vec<ChannelWebhook>> = HashMap::new();
+        let mut calls = Vec::new();
+        for event in &claim.events {
+            // Cheap checks first: most events of most services cause no call.
+            if !event.webhooks || event.state.is_none() {
+                continue;
+            }
+            let channel_hooks: &[ChannelWebhook] = match &event.channel_sid {
+                Some(ch) => {
+                    if !hooks.contains_key(ch) {
+                        let found = self
+                            .store
+                            .channel_webhooks_for_delivery(
+                                &claim.account_sid,
+                                &claim.service_sid,
+                                ch,
+                            )
+                            .await?;
+                        hooks.insert(ch.clone(), found);
+                    }
+                    hooks.get(ch).map(Vec::as_slice).unwrap_or_default()
+                }
+                None => &[],
+            };
+            calls.extend(calls_for(event, &service, channel_hooks, available_at, now));
+        }
+        Ok(calls)
+    }
+
+    /// The account's auth token (the signing key), cached briefly; `None` when the account is
+    /// gone or its token cannot be opened.
+    async fn auth_token(&self, account: &AccountSid) -> Result<Option<String>, StoreError> {
+        if let Some((token, at)) = lock(&self.tokens).get(account) {
+            if at.elapsed() < TOKEN_TTL {
+                return Ok(token.clone());
+            }
+        }
+        let token = match self.store.fetch_account(account).await {
+            Ok(acc) => match self.secrets.open_str(&acc.auth_token_sealed) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::error!(account.sid = %account, error = %e,
+                        "cannot open the account's auth token to sign webhooks");
+                    None
+                }
+            },
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        lock(&self.tokens).insert(account.clone(), (token.clone(), Instant::now()));
+        Ok(token)
+    }
+
+    fn host_slots(&self, host: &str) -> Arc<Semaphore> {
+        lock(&self.per_host)
+            .entry(host.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_host.max(1))))
+            .clone()
+    }
+
+    /// One sender round: claim due calls (up to the free slots) and start their sends. Returns
+    /// how many were claimed.
+    pub async fn send_once(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let free = self.in_flight.available_permits();
+        let limit = u32::try_from(free)
+            .unwrap_or(u32::MAX)
+            .min(self.config.calls_per_claim);
+        if limit == 0 {
+            return Ok(0);
+        }
+        let now = Timestamp::now();
+        let claimed = self
+            .store
+            .claim_webhook_calls(
+                &self.config.node_id,
+                now,
+                after(now, self.config.lease),
+                limit,
+            )
+            .await?;
+        let n = claimed.len();
+        for call in claimed {
+            let host = host_of(&call.url);
+            let host_permit = self.host_slots(&host).try_acquire_owned();
+            let Ok(host_permit) = host_permit else {
+                // This host has all its slots busy: let the call wait its turn in the queue
+                // (still the head of its key, so order is kept) instead of holding a slot here.
+                let settle = Settle::Retry {
+                    at: after(now, self.config.host_busy_delay),
+                    attempts: call.attempts,
+                };
+                self.store
+                    .settle_webhook_call(call.id, &self.config.node_id, &settle)
+                    .await?;
+                continue;
+            };
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+                drop(host_permit);
+                let settle = Settle::Retry {
+                    at: now,
+                    attempts: call.attempts,
+                };
+                self.store
+                    .settle_webhook_call(call.id, &self.config.node_id, &settle)
+                    .await?;
+                continue;
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                worker.deliver(call).await;
+                drop(host_permit);
+                drop(permit);
+            });
+        }
+        Ok(n)
+    }
+
+    /// Send one claimed call and settle it.
+    async fn deliver(&self, call: WebhookCall) {
+        let settle = match self.attempt(&call).await {
+            Ok(settle) => settle,
+            Err(e) => {
+                // Not settled: the lease runs out and the call is tried again.
+                tracing::warn!(webhook_call.id = call.id, error = %e, "webhook call failed to start");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .store
+            .settle_webhook_call(call.id, &self.config.node_id, &settle)
+            .await
+        {
+            tracing::warn!(webhook_call.id = call.id, error = %e,
+                "cannot settle a webhook call; it is sent again after its lease");
+        }
+    }
+
+    async fn attempt(&self, call: &WebhookCall) -> Result<Settle, StoreError> {
+        let Some(auth_token) = self.auth_token(&call.account_sid).await? else {
+            self.given_up("no_token");
+            tracing::warn!(webhook_call.id = call.id, account.sid = %call.account_sid,
+                "webhook call dropped: the account or its auth token is gone");
+            return Ok(Settle::Done);
+        };
+        let retry_count = u32::try_from(call.attempts).unwrap_or(0);
+        let outcome = self
+            .client
+            .send(&Call {
+                url: call.url.clone(),
+                method: Method::parse(Some(&call.method)),
+                params: call.params.clone(),
+                auth_token,
+                event_type: call.event_type.clone(),
+                retry_count,
+            })
+            .await;
+        if outcome.is_delivered() {
+            return Ok(Settle::Done);
+        }
+        if outcome.is_retryable() && call.attempts < call.retry_count_max {
+            let next = retry_count + 1;
+            tracing::info!(webhook_call.id = call.id, event = %call.event_type,
+                outcome = outcome.label(), retry = next, "webhook call will be retried");
+            return Ok(Settle::Retry {
+                at: after(Timestamp::now(), backoff(next)),
+                attempts: call.attempts + 1,
+            });
+        }
+        self.given_up(outcome.label());
+        let code = outcome
+            .chat_code()
+            .unwrap_or(crate::client::CODE_ERROR_ANSWER);
+        let detail = match &outcome {
+            Outcome::ErrorAnswer { status } => format!("status {status}"),
+            Outcome::Connection(e) | Outcome::Refused(e) | Outcome::BadUrl(e) => e.clone(),
+            Outcome::Timeout => "no answer in time".to_owned(),
+            Outcome::Delivered { .. } => String::new(),
+        };
+        tracing::warn!(code, webhook_call.id = call.id, service.sid = %call.service_sid,
+            event = %call.event_type, outcome = outcome.label(), retries = call.attempts,
+            %detail, "post-event webhook failed");
+        Ok(Settle::Done)
+    }
+
+    fn given_up(&self, reason: &str) {
+        if let Some(m) = &self.metrics {
+            m.given_up.with_label_values(&[reason]).inc();
+        }
+    }
+
+    /// Refresh the queue-depth gauge.
+    pub async fn observe_queue(&self) {
+        if let (Some(m), Ok(depth)) = (&self.metrics, self.store.webhook_queue_depth().await) {
+            m.depth.set(depth);
+        }
+    }
+
+    /// Wait until every started send has settled.
+    pub async fn wait_idle(&self) {
+        let all = u32::try_from(self.config.max_in_flight.max(1)).unwrap_or(u32::MAX);
+        if let Ok(p) = self.in_flight.acquire_many(all).await {
+            drop(p);
+        }
+    }
+
+    /// Run both stages until `shutdown` resolves, then stop claiming and let started sends
+    /// finish (bounded by the send timeout; an unfinished call is sent again after its lease).
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let (stop_tx, stop) = watch::channel(false);
+        let consumer = tokio::spawn(self.clone().consume_loop(stop.clone()));
+        let sender = tokio::spawn(self.clone().send_loop(stop));
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        let _ = consumer.await;
+        let _ = sender.await;
+        let grace = self.client.config().timeout + Duration::from_secs(1);
+        let _ = tokio::time::timeout(grace, self.wait_idle()).await;
+        tracing::info!("webhook worker stopped");
+    }
+
+    /// Sleep `d` unless stopped first; `true` when stopped.
+    async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => true,
+            _ = tokio::time::sleep(d) => false,
+        }
+    }
+
+    fn pause_after(&self, outcome: Result<usize, StoreError>, stage: &str) -> Option<Duration> {
+        match outcome {
+            Ok(0) => Some(self.config.poll),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(stage, error = %e, "webhook worker round failed");
+                Some(Duration::from_secs(1))
+            }
+        }
+    }
+
+    async fn consume_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let outcome = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                r = self.consume_once() => r,
+            };
+            if let Some(p) = self.pause_after(outcome, "consumer") {
+                if Self::pause(&mut stop, p).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn send_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut last_gauge = Instant::now();
+        loop {
+            let outcome = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                r = self.send_once() => r,
+            };
+            if last_gauge.elapsed() > Duration::from_secs(5) {
+                self.observe_queue().await;
+                last_gauge = Instant::now();
+            }
+            // All slots busy: wait for one to free up (or the poll) rather than spin.
+            if self.in_flight.available_permits() == 0 {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = self.in_flight.acquire() => {},
+                    _ = tokio::time::sleep(self.config.poll) => {},
+                }
+                continue;
+            }
+            if let Some(p) = self.pause_after(outcome, "sender") {
+                if Self::pause(&mut stop, p).await {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parley_core::channel_webhook::{WebhookConfiguration, WebhookMethod, WebhookType};
+    use parley_core::event::{EventKind, Resource, Source};
+    use parley_core::service::ServiceSettings;
+    use parley_core::{ChannelWebhookSid, ServiceSid};
+
+    use super::*;
+    use crate::post::tests::{event, message, t0, user, AC, IS};
+
+    fn service(url: Option<&str>, filters: &[&str], retries: i64) -> Service {
+        Service {
+            sid: ServiceSid::parse(IS).unwrap(),
+            account_sid: AccountSid::parse(AC).unwrap(),
+            friendly_name: "s".to_owned(),
+            date_created: t0(),
+            date_updated: t0(),
+            default_service_role_sid: None,
+            default_channel_role_sid: None,
+            default_channel_creator_role_sid: None,
+            settings: ServiceSettings {
+                post_webhook_url: url.map(str::to_owned),
+                webhook_filters: Some(filters.iter().map(|f| (*f).to_owned()).collect()),
+                post_webhook_retry_count: retries,
+                ..ServiceSettings::default()
+            },
+        }
+    }
+
+    fn hook(kind: WebhookType, url: &str, filters: &[&str], triggers: &[&str]) -> ChannelWebhook {
+        let list = |l: &[&str]| Some(l.iter().map(|s| (*s).to_owned()).collect());
+        ChannelWebhook {
+            sid: ChannelWebhookSid::generate(),
+            account_sid: AccountSid::parse(AC).unwrap(),
+            service_sid: ServiceSid::parse(IS).unwrap(),
+            channel_sid: ChannelSid::parse(crate::post::tests::CH).unwrap(),
+            kind,
+            configuration: WebhookConfiguration {
+                url: Some(url.to_owned()),
+                method: Some(WebhookMethod::Get),
+                filters: list(filters),
+                triggers: list(triggers),
+                flow_sid: None,
+                retry_count: Some(3),
+            },
+            date_created: t0(),
+            date_updated: t0(),
+        }
+    }
+
+    #[test]
+    fn a_new_message_calls_the_service_url_and_the_hooks_that_want_it_in_order() {
+        let mut m = message();
+        m.body = Some("I need help".to_owned());
+        let e = event(
+            EventKind::NewMessage,
+            Resource::Message(m),
+            Source::Api,
+            None,
+        );
+        let svc = service(Some("https://svc.example/post"), &["onMessageSent"], 2);
+        let hooks = [
+            hook(
+                WebhookType::Webhook,
+                "https://a.example/",
+                &["onMessageSent"],
+                &[],
+            ),
+            hook(
+                WebhookType::Webhook,
+                "https://b.example/",
+                &["onMemberAdded"],
+                &[],
+            ),
+            hook(WebhookType::Trigger, "https://t.example/", &[], &["help"]),
+            hook(
+                WebhookType::Studio,
+                "https://s.example/",
+                &["onMessageSent"],
+                &[],
+            ),
+        ];
+        let calls = calls_for(&e, &svc, &hooks, t0(), t0());
+        let urls: Vec<&str> = calls.iter().map(|c| c.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://svc.example/post",
+                "https://a.example/",
+                "https://t.example/"
+            ]
+        );
+        assert_eq!(
+            (calls[0].method.as_str(), calls[0].retry_count_max),
+            ("POST", 2)
+        );
+        assert_eq!(
+            (calls[1].method.as_str(), calls[1].retry_count_max),
+            ("GET", 3)
+        );
+        assert!(calls
+            .iter()
+            .all(|c| c.event_type == "onMessageSent"
+                && !c.params.iter().any(|(k, _)| k == "RetryCount")));
+        // One key per destination and channel.
+        assert_eq!(
+            calls[0].order_key,
+            format!("https://svc.example/post {}", crate::post::tests::CH)
+        );
+        assert_ne!(calls[0].order_key, calls[1].order_key);
+    }
+
+    #[test]
+    fn nothing_is_queued_without_the_webhook_flag_a_url_or_a_listed_filter() {
+        let mut e = event(
+            EventKind::NewMessage,
+            Resource::Message(message()),
+            Source::Api,
+            None,
+        );
+        let svc = service(Some("https://svc.example/post"), &["onMessageSent"], 0);
+        let hooks = [hook(
+            WebhookType::Webhook,
+            "https://a.example/",
+            &["onMessageSent"],
+            &[],
+        )];
+        assert_eq!(calls_for(&e, &svc, &hooks, t0(), t0()).len(), 2);
+        e.webhooks = false;
+        assert!(calls_for(&e, &svc, &hooks, t0(), t0()).is_empty());
+        e.webhooks = true;
+        assert!(calls_for(&e, &service(None, &["onMessageSent"], 0), &[], t0(), t0()).is_empty());
+        assert!(calls_for(
+            &e,
+            &service(Some("https://x/"), &["onMessageUpdated"], 0),
+            &[],
+            t0(),
+            t0()
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn user_events_are_ordered_per_user() {
+        let e = event(
+            EventKind::UserAdded,
+            Resource::User(user()),
+            Source::Api,
+            None,
+        );
+        let svc = service(Some("https://svc.example/post"), &["onUserAdded"], 0);
+        let calls = calls_for(&e, &svc, &[], t0(), t0());
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            calls[0].order_key,
+            format!("https://svc.example/post {}", user().sid.as_str())
+        );
+        assert_eq!(calls[0].channel_sid, None);
+    }
+
+    #[test]
+    fn hosts_are_keyed_with_their_port() {
+        assert_eq!(host_of("https://a.example/x"), "a.example:443");
+        assert_eq!(host_of("http://a.example:8080/x"), "a.example:8080");
+        assert_eq!(host_of("http://127.0.0.1/x?y"), "127.0.0.1:80");
+    }
+}
