@@ -206,20 +206,23 @@ pub struct Event {
     pub channel_unique_name: Option<String>,
     /// Channel friendly name at the time (channel-scoped events).
     pub channel_friendly_name: Option<String>,
-    /// new_message: the message.
+    /// Message events (new_message, message_updated, message_removed): the message.
     pub message_sid: Option<MessageSid>,
-    /// new_message: its index.
+    /// Message events: its index.
     pub message_index: Option<i64>,
-    /// new_message: its body.
+    /// Message events: its body (after the change; before it, for message_removed).
     pub body: Option<String>,
-    /// added/removed: the membership.
+    /// Member events (added/removed, member_updated): the membership.
     pub member_sid: Option<MemberSid>,
-    /// invited: the invite.
+    /// Invite events (invited, invite_removed): the invite.
     pub invite_sid: Option<InviteSid>,
-    /// added/invited/removed: the affected user's identity. new_message: `None`.
+    /// The affected user's identity: the member's, the invitee's, or the user's (user events).
+    /// `None` for message and channel events.
     pub identity: Option<String>,
-    /// Who did it: new_message the author; invited the inviter; otherwise the acting client's
-    /// identity when known (`None` over REST unless the request names one, e.g. `CreatedBy`).
+    /// Who did it: new_message the author; invited the inviter; added/removed the actor the
+    /// caller named (e.g. the leaving user), else the acting client's identity; other kinds the
+    /// acting client's identity, else what the request names (`created_by` for channel_added,
+    /// `LastUpdatedBy` for message_updated), else `None`.
     pub actor: Option<String>,
     /// REST or client.
     pub source: Source,
@@ -228,8 +231,9 @@ pub struct Event {
     /// The resource after the change (before it, for removals). `None` only for events written
     /// before schema v5 (consumers skip those).
     pub state: Option<Resource>,
-    /// For updates: the wire names of the fields whose values changed (e.g. `["body",
-    /// "attributes"]`); empty for other kinds.
+    /// For updates: the wire names of the fields whose values changed, in name order (e.g.
+    /// `["attributes", "body"]`; `date_updated` never counts); empty for other kinds and for an
+    /// update that changed nothing (it still appends its event).
     pub changed: Vec<String>,
     /// When the change committed (server clock).
     pub date_created: Timestamp,

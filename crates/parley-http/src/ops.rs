@@ -173,7 +173,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
 }
 
 /// Middleware: `X-Twilio-Webhook-Enabled`, when sent, must be `true` or `false` (the spec's enum).
-/// Parley has no service webhooks yet, so the value is otherwise ignored.
+/// Handlers of changes read it with [`crate::origin::ApiOrigin`] (the event's `webhooks` flag).
 pub async fn webhook_header(req: Request, next: Next) -> Response {
     if let Some(v) = req.headers().get("x-twilio-webhook-enabled") {
         let ok = v

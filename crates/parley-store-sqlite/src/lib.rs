@@ -605,8 +605,9 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
-    /// Every event gets its `push_outbox` row (by trigger, in the same statement), due at the
-    /// event's time and unclaimed; a failed write leaves neither.
+    /// Every event of a push kind gets its `push_outbox` row (by trigger, in the same
+    /// statement), due at the event's time and unclaimed; other kinds get none; a failed write
+    /// leaves neither.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_event_has_its_push_outbox_row() {
         use parley_core::channel::{ChannelRef, MemberLimits, MemberRef};
@@ -663,12 +664,35 @@ mod tests {
 
         /// (event id, event date, available_at, lease_until, attempts)
         type Queued = (i64, i64, Option<i64>, Option<i64>, Option<i64>);
+        let kinds: Vec<String> = sqlite
+            .read(|c| {
+                lite::q("select kind from events order by seq")
+                    .all(c)
+                    .map_err(lite::lite_err)
+            })
+            .expect("kinds");
+        assert_eq!(
+            kinds,
+            [
+                "channel_added",
+                "user_added",
+                "user_added",
+                "added_to_channel",
+                "new_message",
+                "new_message",
+                "new_message",
+                "invited_to_channel",
+                "removed_from_channel"
+            ]
+        );
         let rows: Vec<Queued> = sqlite
             .read(|c| {
                 let mut st = c
                     .prepare(
                         "select e.id, e.date_created, o.available_at, o.lease_until, o.attempts
                          from events e left join push_outbox o on o.event_id = e.id
+                         where e.kind in ('new_message', 'added_to_channel',
+                                          'invited_to_channel', 'removed_from_channel')
                          order by e.id",
                     )
                     .map_err(lite::lite_err)?;

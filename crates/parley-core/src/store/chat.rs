@@ -96,6 +96,7 @@ pub trait MemberStore: Send + Sync {
     ) -> StoreResult<Page<Member>>;
     /// Apply `update`; when the horizon index changes and no timestamp is given, the timestamp
     /// becomes `now`. Appends `member_updated` (this is also the user-channel update).
+    #[allow(clippy::too_many_arguments)] // the row's address, the change, `now` and the origin
     async fn update_member(
         &self,
         account: &AccountSid,
@@ -108,6 +109,7 @@ pub trait MemberStore: Send + Sync {
     ) -> StoreResult<Member>;
     /// Remove a member: decrements `members_count`, appends `removed_from_channel` (the member
     /// as it was; actor: `actor`, else `origin.identity`).
+    #[allow(clippy::too_many_arguments)] // the row's address, the change, `now` and the origin
     async fn delete_member(
         &self,
         account: &AccountSid,
@@ -177,6 +179,7 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Page<Message>>;
     /// Apply `update` (`was_edited` becomes true when the body changes). Appends
     /// `message_updated` (actor: `origin.identity`, else `update.last_updated_by`).
+    #[allow(clippy::too_many_arguments)] // the row's address, the change, `now` and the origin
     async fn update_message(
         &self,
         account: &AccountSid,

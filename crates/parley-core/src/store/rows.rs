@@ -891,3 +891,39 @@ impl TryFrom<WebhookCallRow> for crate::webhook_call::WebhookCall {
 /// The columns of [`WebhookCallRow`], for `select`/`returning`.
 pub const WEBHOOK_CALL_COLUMNS: &str = "id, account_sid, service_sid, channel_sid, url, method, \
      event_type, params, retry_count_max, attempts, available_at, order_key, date_created";
+
+#[cfg(test)]
+mod tests {
+    use super::changed_fields;
+
+    #[derive(serde::Serialize)]
+    struct Thing {
+        body: Option<String>,
+        attributes: Option<String>,
+        was_edited: bool,
+        date_updated: i64,
+    }
+
+    fn thing(body: Option<&str>, was_edited: bool, date_updated: i64) -> Thing {
+        Thing {
+            body: body.map(str::to_owned),
+            attributes: Some("{}".to_owned()),
+            was_edited,
+            date_updated,
+        }
+    }
+
+    #[test]
+    fn changed_fields_name_the_differing_fields_in_order_without_date_updated() {
+        let before = thing(Some("a"), false, 1);
+        assert_eq!(
+            changed_fields(&before, &thing(Some("b"), true, 2)),
+            ["body", "was_edited"]
+        );
+        assert_eq!(changed_fields(&before, &thing(None, false, 1)), ["body"]);
+        assert!(
+            changed_fields(&before, &thing(Some("a"), false, 9)).is_empty(),
+            "only date_updated moved"
+        );
+    }
+}

@@ -624,7 +624,72 @@ async fn deleting_an_invited_user_channel_declines_the_invite(b: Backend) {
     );
 }
 
+/// `X-Twilio-Webhook-Enabled: true` (in any case) on a REST change marks its event for
+/// webhooks; without the header, or with `false`, the event is not. Either way the source is
+/// the REST API.
+async fn the_webhook_header_decides_the_events_webhooks_flag(b: Backend) {
+    use axum::http::Method;
+    use parley_core::event::{EventKind, Source};
+
+    // Arrange
+    let app = TestApp::spawn(b).await;
+    let service = app.create_service("s").await;
+    let ch = s(&channel(&app, &service, &[]).await, "sid");
+    let path = format!("/v2/Services/{service}/Channels/{ch}/Messages");
+    let send = |body: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let (st, _, v) = app
+                .call(
+                    Method::POST,
+                    &path,
+                    Some(&app.account),
+                    &[("Body", body)],
+                    headers,
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{v}");
+            s(&v, "sid")
+        }
+    };
+
+    // Act
+    let hooked = send("with", &[("X-Twilio-Webhook-Enabled", "true")]).await;
+    let plain = send("without", &[]).await;
+    let off = send("off", &[("X-Twilio-Webhook-Enabled", "false")]).await;
+    let upper = send("upper", &[("X-Twilio-Webhook-Enabled", "TRUE")]).await;
+
+    // Assert
+    let events = app
+        .store
+        .list_events(&service.parse().unwrap(), 0, 100)
+        .await
+        .unwrap();
+    let posted: Vec<(String, bool)> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::NewMessage)
+        .map(|e| {
+            assert_eq!(e.source, Source::Api);
+            (e.message_sid.as_ref().unwrap().to_string(), e.webhooks)
+        })
+        .collect();
+    assert_eq!(
+        posted,
+        vec![(hooked, true), (plain, false), (off, false), (upper, true)]
+    );
+    let created = events
+        .iter()
+        .find(|e| e.kind == EventKind::ChannelAdded)
+        .unwrap();
+    assert!(
+        !created.webhooks,
+        "the channel was created without the header"
+    );
+}
+
 both_backends!(
+    the_webhook_header_decides_the_events_webhooks_flag,
     nul_characters_and_over_long_names_are_rejected_alike_on_both_backends,
     deleting_an_invited_user_channel_declines_the_invite,
     channel_crud_defaults_unique_names_and_links,
