@@ -88,7 +88,7 @@ pub struct DbArgs {
     pub database_url: Option<String>,
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
-    /// push_lease_secs, header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
+    /// push_lease_secs, change_log_retention_secs, header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
     /// max_header_bytes,
     /// max_connections, auth_failure_limit).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
@@ -159,6 +159,10 @@ pub struct ServeArgs {
     /// in between counts as misconfigured: its bindings are kept, not pruned [default: 20].
     #[arg(long, env = "PARLEY_PUSH_BAD_TOKEN_THRESHOLD", value_name = "N")]
     pub push_bad_token_threshold: Option<u32>,
+    /// Seconds change-log events are kept at least: an event is trimmed once every consumer of
+    /// the log has passed it and it is older than this [default: 604800 (7 days)].
+    #[arg(long, env = "PARLEY_CHANGE_LOG_RETENTION_SECS", value_name = "SECS")]
+    pub change_log_retention_secs: Option<u64>,
     /// Seconds a client has to send a whole request head; slower connections are closed
     /// [default: 10].
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
@@ -197,6 +201,7 @@ impl ServeArgs {
             push_log_retention_days: self.push_log_retention_days,
             push_lease_secs: self.push_lease_secs,
             push_bad_token_threshold: self.push_bad_token_threshold,
+            change_log_retention_secs: self.change_log_retention_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,
             keep_alive_timeout_secs: self.keep_alive_timeout_secs,
             body_read_timeout_secs: self.body_read_timeout_secs,

@@ -32,6 +32,9 @@ pub const MIN_PUSH_LEASE_SECS: u32 = 25;
 /// Default `--push-bad-token-threshold`.
 pub const DEFAULT_PUSH_BAD_TOKEN_THRESHOLD: u32 = 20;
 
+/// Default `--change-log-retention-secs` (7 days).
+pub const DEFAULT_CHANGE_LOG_RETENTION_SECS: u64 = 604_800;
+
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
 /// Environment variable naming a file that holds the server key (when `PARLEY_SECRET_KEY` is unset).
@@ -69,6 +72,9 @@ pub struct Settings {
     /// Distinct "bad device token" answers, with no success in between, after which a
     /// credential counts as misconfigured and its bindings are no longer pruned.
     pub push_bad_token_threshold: Option<u32>,
+    /// Seconds change-log events are kept at least (they go once every consumer has passed
+    /// them and they are this old).
+    pub change_log_retention_secs: Option<u64>,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout_secs: Option<u32>,
     /// Seconds an idle keep-alive connection stays open.
@@ -100,6 +106,7 @@ impl fmt::Debug for Settings {
             .field("push_log_retention_days", &self.push_log_retention_days)
             .field("push_lease_secs", &self.push_lease_secs)
             .field("push_bad_token_threshold", &self.push_bad_token_threshold)
+            .field("change_log_retention_secs", &self.change_log_retention_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
             .field("body_read_timeout_secs", &self.body_read_timeout_secs)
@@ -129,6 +136,9 @@ impl Settings {
             push_bad_token_threshold: self
                 .push_bad_token_threshold
                 .or(lower.push_bad_token_threshold),
+            change_log_retention_secs: self
+                .change_log_retention_secs
+                .or(lower.change_log_retention_secs),
             header_read_timeout_secs: self
                 .header_read_timeout_secs
                 .or(lower.header_read_timeout_secs),
@@ -398,6 +408,9 @@ pub struct Config {
     pub push_lease_secs: u32,
     /// Bad-token answers after which a credential counts as misconfigured (at least 1).
     pub push_bad_token_threshold: u32,
+    /// Change-log events are trimmed once every consumer has passed them and they are older
+    /// than this.
+    pub change_log_retention: std::time::Duration,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
     /// Connection limits (header-read and keep-alive timeouts, head size, connection cap).
@@ -452,6 +465,11 @@ impl Config {
                 0 => bail!("push_bad_token_threshold must be at least 1"),
                 n => n,
             },
+            change_log_retention: std::time::Duration::from_secs(
+                settings
+                    .change_log_retention_secs
+                    .unwrap_or(DEFAULT_CHANGE_LOG_RETENTION_SECS),
+            ),
             bootstrap,
             conn: conn_limits(settings)?,
             auth_failure_limit: settings
@@ -589,6 +607,21 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(&tiny, None).is_err());
+    }
+
+    #[test]
+    fn change_log_retention_defaults_to_seven_days_and_layers() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.change_log_retention.as_secs(), 7 * 24 * 3600);
+        let file = Settings::from_toml("change_log_retention_secs = 3600\n").expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.change_log_retention.as_secs(), 3600);
+        let cli = Settings {
+            change_log_retention_secs: Some(60),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&cli.or(file), None).expect("config");
+        assert_eq!(config.change_log_retention.as_secs(), 60);
     }
 
     #[test]
