@@ -413,7 +413,10 @@ pub async fn trimming_deletes_only_old_events_every_consumer_passed_without_an_o
     );
 
     // Once fanned out, it goes too.
-    fan_out_all_except(&store, None).await;
+    store
+        .complete_fanout(pending.id, &[])
+        .await
+        .expect("complete fan-out");
     assert_eq!(
         store
             .trim_events(&consumers, cutoff, 1000)
