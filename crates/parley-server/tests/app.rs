@@ -171,7 +171,10 @@ async fn http_call(
     stream.read_to_string(&mut response).await.unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap();
     let status = head.lines().next().unwrap().to_owned();
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 /// The change-log trimming task (every node, at start and then each minute): events the
@@ -195,7 +198,8 @@ async fn the_trimming_task_deletes_events_the_webhooks_consumer_passed_after_ret
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
     }));
-    let (status, service) = http_call(addr, "POST", "/v2/Services", auth, "FriendlyName=trim").await;
+    let (status, service) =
+        http_call(addr, "POST", "/v2/Services", auth, "FriendlyName=trim").await;
     assert!(status.contains(" 201"), "{status} {service}");
     let service_sid = service["sid"].as_str().unwrap().to_owned();
     let (status, _) = http_call(
@@ -220,7 +224,10 @@ async fn the_trimming_task_deletes_events_the_webhooks_consumer_passed_after_ret
     server.await.unwrap().unwrap();
     let service_sid: parley_core::ServiceSid = service_sid.parse().unwrap();
     let written = store.list_events(&service_sid, 0, 100).await.unwrap();
-    assert!(written.len() >= 2, "channel_added and user_added: {written:?}");
+    assert!(
+        written.len() >= 2,
+        "channel_added and user_added: {written:?}"
+    );
     // The webhooks consumer reads all of it.
     let now = Timestamp::now();
     let claim = store
@@ -247,7 +254,12 @@ async fn the_trimming_task_deletes_events_the_webhooks_consumer_passed_after_ret
         let _ = stopped.await;
     }));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !store.list_events(&service_sid, 0, 100).await.unwrap().is_empty() {
+    while !store
+        .list_events(&service_sid, 0, 100)
+        .await
+        .unwrap()
+        .is_empty()
+    {
         assert!(tokio::time::Instant::now() < deadline, "trimmed in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

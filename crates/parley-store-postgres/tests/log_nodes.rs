@@ -101,7 +101,10 @@ async fn two_nodes_claiming_at_once_never_hold_the_same_consumer_and_service() {
             .push(owner.clone());
     }
     let doubles: Vec<_> = by_service.iter().filter(|(_, o)| o.len() > 1).collect();
-    assert!(doubles.is_empty(), "claimed twice while leased: {doubles:?}");
+    assert!(
+        doubles.is_empty(),
+        "claimed twice while leased: {doubles:?}"
+    );
     assert_eq!(by_service.len(), SERVICES, "every service was claimed");
     let owners: std::collections::BTreeSet<_> =
         held.iter().map(|(_, o, _)| o.split('/').next()).collect();
