@@ -343,7 +343,7 @@ async fn create_users(
                 };
                 let user = ctx
                     .store
-                    .create_user(&user)
+                    .create_user(&user, &parley_core::event::Origin::rest())
                     .await
                     .with_context(|| format!("cannot create user-{i}"))?;
                 made.push((i, user.sid));

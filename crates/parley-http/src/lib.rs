@@ -13,6 +13,7 @@ pub mod auth;
 pub mod credential_check;
 pub mod error;
 pub mod ops;
+pub mod origin;
 pub mod paging;
 pub mod params;
 pub mod registrations;

@@ -14,6 +14,7 @@ use parley_core::binding::{
     derived_endpoint, BindingFilter, NewBinding, Registered, MESSAGE_TYPES,
 };
 use parley_core::credential::PushType;
+use parley_core::event::Origin;
 use parley_core::paging::PageRequest;
 use parley_core::service::Service;
 use parley_core::store::StoreError;
@@ -123,13 +124,14 @@ async fn resolve_credential(
 }
 
 /// Register (create or refresh) a binding for `identity` in `service`, creating the user if the
-/// identity is new. Shared by both doors.
+/// identity is new (a `user_added` event from `origin`). Shared by both doors.
 pub(crate) async fn register(
     app: &AppState,
     service: &Service,
     identity: &str,
     reg: Registration,
     token_endpoint: Option<&str>,
+    origin: &Origin,
 ) -> Result<Registered, ApiError> {
     crate::v2::check_identity(identity, "identity")?;
     let now = Timestamp::now();
@@ -157,7 +159,7 @@ pub(crate) async fn register(
         Ok(u) => u,
         Err(StoreError::NotFound) => {
             app.store
-                .get_or_create_user(&crate::v2::new_user(service, identity, now))
+                .get_or_create_user(&crate::v2::new_user(service, identity, now), origin)
                 .await?
                 .0
         }
@@ -364,6 +366,8 @@ async fn create(
         &who.identity,
         reg,
         who.endpoint_id.as_deref(),
+        // The SDK's own registration: a client change by the token's identity.
+        &Origin::client(who.identity.clone()),
     )
     .await?;
     let status = if registered.created {

@@ -84,7 +84,10 @@ async fn register_bindings(
             date_created: when,
             date_updated: when,
         };
-        let user = store.create_user(&user).await.unwrap();
+        let user = store
+            .create_user(&user, &parley_core::event::Origin::rest())
+            .await
+            .unwrap();
         for b in 0..(count - u * 20).min(20) {
             let new = NewBinding {
                 sid: BindingSid::generate(),

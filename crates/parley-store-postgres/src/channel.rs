@@ -3,12 +3,15 @@
 //! the last message by the message writes (message.rs), all under the channel's row lock.
 
 use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate};
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{ChannelStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use crate::error::{db, one_row};
+use crate::error::db;
+use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
 use crate::rows::{channel_key, convert_all, ChannelRow, Pg};
 use crate::PgStore;
@@ -134,8 +137,9 @@ pub(crate) fn push_list_channels<'a>(
 #[async_trait::async_trait]
 impl ChannelStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %channel.service_sid, channel.sid = %channel.sid))]
-    async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel> {
+    async fn create_channel(&self, channel: &Channel, origin: &Origin) -> StoreResult<Channel> {
         // Counters and the last message start empty whatever the value says: the store owns them.
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let Pg(row): Pg<ChannelRow> = sqlx::query_as(
             "insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
                                    attributes, channel_type, created_by, date_created,
@@ -153,10 +157,18 @@ impl ChannelStore for PgStore {
         .bind(channel.created_by.as_deref())
         .bind(channel.date_created.unix_micros())
         .bind(channel.date_updated.unix_micros())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        row.try_into()
+        let created: Channel = row.try_into()?;
+        let state = Resource::Channel(created.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::ChannelAdded, &state, origin, Timestamp::now()),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]
@@ -206,35 +218,45 @@ impl ChannelStore for PgStore {
         channel: &ChannelRef,
         update: &ChannelUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Channel> {
-        let (column, value) = channel_key(channel);
-        let sql = format!(
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let before = lock_channel(&mut tx, account.as_str(), service.as_str(), channel).await?;
+        let Pg(row): Pg<ChannelRow> = sqlx::query_as(
             "update channels
-             set friendly_name = case when $4 then $5 else friendly_name end,
-                 unique_name = case when $6 then $7 else unique_name end,
-                 attributes = coalesce($8, attributes),
-                 created_by = coalesce($9, created_by),
-                 date_created = coalesce($10, date_created),
-                 date_updated = $11
-             where account_sid = $1 and service_sid = $2 and {column} = $3
-             returning *"
-        );
-        let Pg(row): Pg<ChannelRow> = sqlx::query_as(&sql)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(value)
-            .bind(update.friendly_name.is_some())
-            .bind(update.friendly_name.clone().flatten())
-            .bind(update.unique_name.is_some())
-            .bind(update.unique_name.clone().flatten())
-            .bind(update.attributes.as_deref())
-            .bind(update.created_by.as_deref())
-            .bind(update.date_created.map(Timestamp::unix_micros))
-            .bind(update.date_updated.unwrap_or(now).unix_micros())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        row.try_into()
+             set friendly_name = case when $2 then $3 else friendly_name end,
+                 unique_name = case when $4 then $5 else unique_name end,
+                 attributes = coalesce($6, attributes),
+                 created_by = coalesce($7, created_by),
+                 date_created = coalesce($8, date_created),
+                 date_updated = $9
+             where sid = $1
+             returning *",
+        )
+        .bind(before.sid.as_str())
+        .bind(update.friendly_name.is_some())
+        .bind(update.friendly_name.clone().flatten())
+        .bind(update.unique_name.is_some())
+        .bind(update.unique_name.clone().flatten())
+        .bind(update.attributes.as_deref())
+        .bind(update.created_by.as_deref())
+        .bind(update.date_created.map(Timestamp::unix_micros))
+        .bind(update.date_updated.unwrap_or(now).unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let before: Channel = before.try_into()?;
+        let after: Channel = row.try_into()?;
+        let changed = changed_fields(&before, &after);
+        let state = Resource::Channel(after.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::ChannelUpdated, &state, origin, Timestamp::now())
+                .changed(changed),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(after)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]
@@ -243,19 +265,28 @@ impl ChannelStore for PgStore {
         account: &AccountSid,
         service: &ServiceSid,
         channel: &ChannelRef,
+        origin: &Origin,
     ) -> StoreResult<()> {
         // Members, messages and invites go with it (on delete cascade); events stay.
         let (column, value) = channel_key(channel);
         let sql = format!(
-            "delete from channels where account_sid = $1 and service_sid = $2 and {column} = $3"
+            "delete from channels where account_sid = $1 and service_sid = $2 and {column} = $3
+             returning *"
         );
-        let done = sqlx::query(&sql)
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let Pg(row): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .execute(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        one_row(done.rows_affected())
+        let state = Resource::Channel(row.try_into()?);
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now()),
+        )
+        .await?;
+        tx.commit().await.map_err(db)
     }
 }

@@ -1,6 +1,11 @@
 //! The change log (ARCHITECTURE §6): [`append`] is called inside the transaction of the change
-//! itself, so a rolled-back change leaves no event and a committed one always has it. Every
-//! event also gets its `push_outbox` row in the same statement.
+//! itself, as its last statement, so a rolled-back change leaves no event and a committed one
+//! always has it. The push kinds also get their `push_outbox` row in the same statement.
+//!
+//! `seq` comes from `event_seqs` (one row per service): the upsert that takes `last_seq + 1`
+//! holds that row's lock until the transaction ends, so a transaction holding a later seq of the
+//! service cannot commit before the one holding the earlier seq, on any node: a service's seqs
+//! are gapless and commit in seq order. Appending last keeps that lock short.
 
 use parley_core::event::Event;
 use parley_core::store::{EventStore, StoreResult};
@@ -13,27 +18,33 @@ use crate::PgStore;
 
 pub(crate) use parley_core::store::rows::NewEvent;
 
-/// Append `event` and its push-outbox row (due at once) inside the caller's transaction.
-/// Returns the event id.
-pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> StoreResult<i64> {
-    sqlx::query_scalar(
-        "with e as (
-             insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
-                                 channel_friendly_name, message_sid, message_index, body,
-                                 member_sid, invite_sid, identity, actor, date_created)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+/// Append `event` (and, for a push kind, its push-outbox row, due at once) inside the caller's
+/// transaction; call it last, right before commit.
+pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> StoreResult<()> {
+    sqlx::query(
+        "with s as (
+             insert into event_seqs (service_sid, last_seq) values ($3, 1)
+             on conflict (service_sid) do update set last_seq = event_seqs.last_seq + 1
+             returning last_seq
+         ), e as (
+             insert into events (seq, kind, account_sid, service_sid, channel_sid,
+                                 channel_unique_name, channel_friendly_name, message_sid,
+                                 message_index, body, member_sid, invite_sid, identity, actor,
+                                 source, webhooks, state, changed, date_created)
+             select s.last_seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                    $16, $17, $18
+             from s
              returning id
          )
          insert into push_outbox (event_id, available_at)
-         select id, $14 from e
-         returning event_id",
+         select id, $18 from e where $19",
     )
     .bind(event.kind.as_str())
-    .bind(event.channel.account_sid.as_str())
-    .bind(event.channel.service_sid.as_str())
-    .bind(event.channel.sid.as_str())
-    .bind(event.channel.unique_name.as_deref())
-    .bind(event.channel.friendly_name.as_deref())
+    .bind(event.account_sid)
+    .bind(event.service_sid)
+    .bind(event.channel_sid)
+    .bind(event.channel_unique_name)
+    .bind(event.channel_friendly_name)
     .bind(event.message_sid)
     .bind(event.message_index)
     .bind(event.body)
@@ -41,10 +52,16 @@ pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> Sto
     .bind(event.invite_sid)
     .bind(event.identity)
     .bind(event.actor)
+    .bind(event.origin.source.as_str())
+    .bind(event.origin.webhooks)
+    .bind(event.state_json()?)
+    .bind(event.changed_json()?)
     .bind(event.now.unix_micros())
-    .fetch_one(conn)
+    .bind(event.kind.is_push())
+    .execute(conn)
     .await
-    .map_err(db)
+    .map_err(db)?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -53,14 +70,14 @@ impl EventStore for PgStore {
     async fn list_events(
         &self,
         service: &ServiceSid,
-        after: i64,
+        after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
         let rows: Vec<Pg<EventRow>> = sqlx::query_as(
-            "select * from events where service_sid = $1 and id > $2 order by id limit $3",
+            "select * from events where service_sid = $1 and seq > $2 order by seq limit $3",
         )
         .bind(service.as_str())
-        .bind(after)
+        .bind(after_seq)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await

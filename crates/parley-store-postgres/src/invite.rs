@@ -2,14 +2,14 @@
 //! identity is never both invited to and a member of a channel.
 
 use parley_core::channel::{ChannelRef, Invite};
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, InviteStore, StoreError, StoreResult};
 use parley_core::{AccountSid, InviteSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
-use crate::error::{db, one_row};
+use crate::error::db;
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
 use crate::rows::{channel_key, convert_all, InviteRow, Pg};
@@ -41,7 +41,12 @@ pub(crate) fn push_list_invites<'a>(
 #[async_trait::async_trait]
 impl InviteStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %invite.service_sid, invite.sid = %invite.sid))]
-    async fn create_invite(&self, channel: &ChannelRef, invite: &Invite) -> StoreResult<Invite> {
+    async fn create_invite(
+        &self,
+        channel: &ChannelRef,
+        invite: &Invite,
+        origin: &Origin,
+    ) -> StoreResult<Invite> {
         let account = invite.account_sid.as_str();
         let service = invite.service_sid.as_str();
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -86,13 +91,21 @@ impl InviteStore for PgStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let mut event = NewEvent::new(EventKind::InvitedToChannel, &ch, Timestamp::now());
-        event.invite_sid = Some(invite.sid.as_str());
-        event.identity = Some(invite.identity.as_str());
-        event.actor = invite.created_by.as_deref();
-        append(&mut tx, &event).await?;
+        let invited: Invite = row.try_into()?;
+        let state = Resource::Invite(invited.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(
+                EventKind::InvitedToChannel,
+                &state,
+                origin,
+                Timestamp::now(),
+            )
+            .in_channel(&ch),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        row.try_into()
+        Ok(invited)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service, invite.sid = %sid))]
@@ -145,19 +158,24 @@ impl InviteStore for PgStore {
         service: &ServiceSid,
         channel: &ChannelRef,
         sid: &InviteSid,
+        origin: &Origin,
     ) -> StoreResult<()> {
-        let sql = format!(
-            "delete from invites where sid = $4 and channel_sid = {}",
-            channel_sid_sql(channel)
-        );
-        let done = sqlx::query(&sql)
-            .bind(account.as_str())
-            .bind(service.as_str())
-            .bind(channel_key(channel).1)
-            .bind(sid.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        one_row(done.rows_affected())
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let ch = lock_channel(&mut tx, account.as_str(), service.as_str(), channel).await?;
+        let Pg(row): Pg<InviteRow> =
+            sqlx::query_as("delete from invites where sid = $1 and channel_sid = $2 returning *")
+                .bind(sid.as_str())
+                .bind(ch.sid.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        let state = Resource::Invite(row.try_into()?);
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::InviteRemoved, &state, origin, Timestamp::now())
+                .in_channel(&ch),
+        )
+        .await?;
+        tx.commit().await.map_err(db)
     }
 }

@@ -10,8 +10,9 @@
 use parley_core::channel::{
     ChannelRef, Member, MemberLimits, MemberRef, MemberUpdate, UserChannel,
 };
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{Conflict, MemberStore, StoreError, StoreResult};
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
@@ -22,7 +23,7 @@ use crate::error::{db, is_transient, TRANSIENT_ATTEMPTS};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
 use crate::rows::{
-    channel_key, convert_all, member_key, sid, user_key, MemberRow, Pg, UserChannelRow,
+    channel_key, convert_all, member_key, sid, user_key, ChannelRow, MemberRow, Pg, UserChannelRow,
 };
 use crate::PgStore;
 
@@ -180,6 +181,7 @@ impl PgStore {
         member: &Member,
         limits: &MemberLimits,
         actor: Option<&str>,
+        origin: &Origin,
     ) -> StoreResult<Member> {
         let account = member.account_sid.as_str();
         let service = member.service_sid.as_str();
@@ -255,13 +257,17 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        let mut event = NewEvent::new(EventKind::AddedToChannel, &ch, Timestamp::now());
-        event.member_sid = Some(member.sid.as_str());
-        event.identity = Some(member.identity.as_str());
-        event.actor = actor;
-        append(&mut tx, &event).await?;
+        let joined: Member = row.try_into()?;
+        let state = Resource::Member(joined.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::AddedToChannel, &state, origin, Timestamp::now())
+                .in_channel(&ch)
+                .actor(actor.or(origin.identity.as_deref())),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        row.try_into()
+        Ok(joined)
     }
 }
 
@@ -273,13 +279,14 @@ impl MemberStore for PgStore {
         member: &Member,
         limits: &MemberLimits,
         actor: Option<&str>,
+        origin: &Origin,
     ) -> StoreResult<Member> {
         // Locks are taken user → channel, as a user deletion takes them (user.rs), so these
         // two do not deadlock; should PostgreSQL still abort one side of a deadlock (or a
         // serialization failure), the whole transaction runs again.
         let mut attempt = 1;
         loop {
-            match self.try_create_member(member, limits, actor).await {
+            match self.try_create_member(member, limits, actor, origin).await {
                 Err(e) if attempt < TRANSIENT_ATTEMPTS && is_transient(&e) => attempt += 1,
                 other => return other,
             }
@@ -339,47 +346,75 @@ impl MemberStore for PgStore {
         member: &MemberRef,
         update: &MemberUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Member> {
         let (column, value) = member_key(member);
-        // In `set`, columns are their old values.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The state before: the member row, locked (with its channel's names) until commit.
         let sql = format!(
-            "update members
-             set role_sid = coalesce($5, role_sid),
-                 last_consumed_message_index =
-                     case when $6 then $7::bigint else last_consumed_message_index end,
-                 last_consumption_timestamp = coalesce($8::bigint,
-                     case when $6 and $7::bigint is distinct from last_consumed_message_index
-                          then $9::bigint else last_consumption_timestamp end),
-                 attributes = coalesce($10, attributes),
-                 notification_level = coalesce($11, notification_level),
-                 date_created = coalesce($12, date_created),
-                 date_updated = $13
-             where {column} = $4 and channel_sid = {}
-             returning *",
+            "select * from members where {column} = $4 and channel_sid = {}
+             for no key update",
             channel_sid_sql(channel)
         );
-        let Pg(row): Pg<MemberRow> = sqlx::query_as(&sql)
+        let Pg(before): Pg<MemberRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(channel_key(channel).1)
             .bind(value)
-            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
-            .bind(update.last_consumed_message_index.is_some())
-            .bind(update.last_consumed_message_index.flatten())
-            .bind(
-                update
-                    .last_consumption_timestamp
-                    .map(Timestamp::unix_micros),
-            )
-            .bind(now.unix_micros())
-            .bind(update.attributes.as_deref())
-            .bind(update.notification_level.map(|l| l.as_str()))
-            .bind(update.date_created.map(Timestamp::unix_micros))
-            .bind(update.date_updated.unwrap_or(now).unix_micros())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        row.try_into()
+        let Pg(ch): Pg<ChannelRow> = sqlx::query_as("select * from channels where sid = $1")
+            .bind(before.channel_sid.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        // In `set`, columns are their old values.
+        let Pg(row): Pg<MemberRow> = sqlx::query_as(
+            "update members
+             set role_sid = coalesce($2, role_sid),
+                 last_consumed_message_index =
+                     case when $3 then $4::bigint else last_consumed_message_index end,
+                 last_consumption_timestamp = coalesce($5::bigint,
+                     case when $3 and $4::bigint is distinct from last_consumed_message_index
+                          then $6::bigint else last_consumption_timestamp end),
+                 attributes = coalesce($7, attributes),
+                 notification_level = coalesce($8, notification_level),
+                 date_created = coalesce($9, date_created),
+                 date_updated = $10
+             where sid = $1
+             returning *",
+        )
+        .bind(before.sid.as_str())
+        .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(update.last_consumed_message_index.is_some())
+        .bind(update.last_consumed_message_index.flatten())
+        .bind(
+            update
+                .last_consumption_timestamp
+                .map(Timestamp::unix_micros),
+        )
+        .bind(now.unix_micros())
+        .bind(update.attributes.as_deref())
+        .bind(update.notification_level.map(|l| l.as_str()))
+        .bind(update.date_created.map(Timestamp::unix_micros))
+        .bind(update.date_updated.unwrap_or(now).unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let before: Member = before.try_into()?;
+        let after: Member = row.try_into()?;
+        let changed = changed_fields(&before, &after);
+        let state = Resource::Member(after.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::MemberUpdated, &state, origin, Timestamp::now())
+                .in_channel(&ch)
+                .changed(changed),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(after)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]
@@ -391,25 +426,29 @@ impl MemberStore for PgStore {
         member: &MemberRef,
         actor: Option<&str>,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<()> {
         let (column, value) = member_key(member);
         let mut tx = self.pool.begin().await.map_err(db)?;
         let ch = lock_channel(&mut tx, account.as_str(), service.as_str(), channel).await?;
         let sql = format!(
             "delete from members where channel_sid = $1 and {column} = $2
-             returning sid, identity"
+             returning *"
         );
-        let (member_sid, identity): (String, String) = sqlx::query_as(&sql)
+        let Pg(row): Pg<MemberRow> = sqlx::query_as(&sql)
             .bind(ch.sid.as_str())
             .bind(value)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let mut event = NewEvent::new(EventKind::RemovedFromChannel, &ch, now);
-        event.member_sid = Some(member_sid.as_str());
-        event.identity = Some(identity.as_str());
-        event.actor = actor;
-        append(&mut tx, &event).await?;
+        let state = Resource::Member(row.try_into()?);
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::RemovedFromChannel, &state, origin, now)
+                .in_channel(&ch)
+                .actor(actor.or(origin.identity.as_deref())),
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 

@@ -5,14 +5,15 @@
 //! the newest end costs the same on a channel of any size.
 
 use parley_core::channel::{ChannelRef, Message, MessageOrder, MessageUpdate};
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
 use sqlx::{Postgres, QueryBuilder};
 
 use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
-use crate::error::{db, one_row};
+use crate::error::db;
 use crate::event::{append, NewEvent};
 use crate::rows::{channel_key, convert_all, ChannelRow, MessageRow, Pg};
 use crate::PgStore;
@@ -55,6 +56,7 @@ impl MessageStore for PgStore {
         &self,
         channel: &ChannelRef,
         message: &Message,
+        origin: &Origin,
     ) -> StoreResult<Message> {
         let (column, value) = channel_key(channel);
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -100,14 +102,15 @@ impl MessageStore for PgStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let mut event = NewEvent::new(EventKind::NewMessage, &ch, Timestamp::now());
-        event.message_sid = Some(message.sid.as_str());
-        event.message_index = Some(index);
-        event.body = message.body.as_deref();
-        event.actor = Some(message.from.as_str());
-        append(&mut tx, &event).await?;
+        let posted: Message = row.try_into()?;
+        let state = Resource::Message(posted.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now()).in_channel(&ch),
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
-        row.try_into()
+        Ok(posted)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
@@ -162,36 +165,70 @@ impl MessageStore for PgStore {
         sid: &MessageSid,
         update: &MessageUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Message> {
-        // In `set`, `body` is the old body.
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let (column, value) = channel_key(channel);
         let sql = format!(
-            "update messages
-             set body = coalesce($5, body),
-                 was_edited = was_edited or ($5::text is not null and $5::text is distinct from body),
-                 attributes = coalesce($6, attributes),
-                 msg_from = coalesce($7, msg_from),
-                 last_updated_by = coalesce($8, last_updated_by),
-                 date_created = coalesce($9, date_created),
-                 date_updated = $10
-             where sid = $4 and channel_sid = {}
-             returning *",
-            channel_sid_sql(channel)
+            "select * from channels where account_sid = $1 and service_sid = $2 and {column} = $3"
         );
-        let Pg(row): Pg<MessageRow> = sqlx::query_as(&sql)
+        let Pg(ch): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
-            .bind(channel_key(channel).1)
-            .bind(sid.as_str())
-            .bind(update.body.as_deref())
-            .bind(update.attributes.as_deref())
-            .bind(update.from.as_deref())
-            .bind(update.last_updated_by.as_deref())
-            .bind(update.date_created.map(Timestamp::unix_micros))
-            .bind(update.date_updated.unwrap_or(now).unix_micros())
-            .fetch_one(&self.pool)
+            .bind(value)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        row.try_into()
+        // The state before, locked until commit.
+        let Pg(before): Pg<MessageRow> = sqlx::query_as(
+            "select * from messages where sid = $1 and channel_sid = $2 for no key update",
+        )
+        .bind(sid.as_str())
+        .bind(ch.sid.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        // In `set`, `body` is the old body.
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(
+            "update messages
+             set body = coalesce($2, body),
+                 was_edited = was_edited or ($2::text is not null and $2::text is distinct from body),
+                 attributes = coalesce($3, attributes),
+                 msg_from = coalesce($4, msg_from),
+                 last_updated_by = coalesce($5, last_updated_by),
+                 date_created = coalesce($6, date_created),
+                 date_updated = $7
+             where sid = $1
+             returning *",
+        )
+        .bind(before.sid.as_str())
+        .bind(update.body.as_deref())
+        .bind(update.attributes.as_deref())
+        .bind(update.from.as_deref())
+        .bind(update.last_updated_by.as_deref())
+        .bind(update.date_created.map(Timestamp::unix_micros))
+        .bind(update.date_updated.unwrap_or(now).unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let before: Message = before.try_into()?;
+        let after: Message = row.try_into()?;
+        let changed = changed_fields(&before, &after);
+        let state = Resource::Message(after.clone());
+        let actor = origin
+            .identity
+            .as_deref()
+            .or(update.last_updated_by.as_deref());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::MessageUpdated, &state, origin, Timestamp::now())
+                .in_channel(&ch)
+                .actor(actor)
+                .changed(changed),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(after)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
@@ -201,16 +238,17 @@ impl MessageStore for PgStore {
         service: &ServiceSid,
         channel: &ChannelRef,
         sid: &MessageSid,
+        origin: &Origin,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let ch = lock_channel(&mut tx, account.as_str(), service.as_str(), channel).await?;
-        let done = sqlx::query("delete from messages where sid = $1 and channel_sid = $2")
-            .bind(sid.as_str())
-            .bind(ch.sid.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        one_row(done.rows_affected())?;
+        let Pg(row): Pg<MessageRow> =
+            sqlx::query_as("delete from messages where sid = $1 and channel_sid = $2 returning *")
+                .bind(sid.as_str())
+                .bind(ch.sid.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
         // The last message becomes the newest one left (a backward index walk of one row).
         sqlx::query(
             "update channels
@@ -224,6 +262,13 @@ impl MessageStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        let state = Resource::Message(row.try_into()?);
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::MessageRemoved, &state, origin, Timestamp::now())
+                .in_channel(&ch),
+        )
+        .await?;
         tx.commit().await.map_err(db)
     }
 

@@ -231,6 +231,10 @@ impl PushStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(event.id = event.id, event.kind = event.kind.as_str()))]
     async fn recipients(&self, event: &Event) -> StoreResult<Vec<Recipient>> {
+        // Only channel events of the push kinds have recipients.
+        let Some(channel_sid) = event.channel_sid.as_ref() else {
+            return Ok(Vec::new());
+        };
         let rows: Vec<Pg<BindingRow>> = match event.kind {
             // Every member's devices, except the author's and muted members'.
             EventKind::NewMessage => sqlx::query_as(
@@ -241,7 +245,7 @@ impl PushStore for PgStore {
                    and m.identity is distinct from $4::text
                  order by b.sid",
             )
-            .bind(event.channel_sid.as_str())
+            .bind(channel_sid.as_str())
             .bind(event.account_sid.as_str())
             .bind(event.service_sid.as_str())
             .bind(event.actor.as_deref())
@@ -269,12 +273,13 @@ impl PushStore for PgStore {
                 .bind(event.account_sid.as_str())
                 .bind(event.service_sid.as_str())
                 .bind(identity)
-                .bind(event.channel_sid.as_str())
+                .bind(channel_sid.as_str())
                 .bind(honour_mute)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)?
             }
+            _ => return Ok(Vec::new()),
         };
         recipients(event.kind, rows.into_iter().map(|Pg(row)| row).collect())
     }

@@ -1,16 +1,17 @@
 //! Users (contract §4). A path names a user by SID or identity ([`UserRef`]).
 
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{StoreError, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::error::{db, one_row};
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{convert_all, user_key, ChannelRow, Pg, UserRow};
+use crate::rows::{convert_all, user_key, ChannelRow, MemberRow, Pg, UserRow};
 use crate::PgStore;
 
 const INSERT_USER: &str =
@@ -50,28 +51,35 @@ pub(crate) fn push_list_users<'a>(
 #[async_trait::async_trait]
 impl UserStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid, user.sid = %user.sid))]
-    async fn create_user(&self, user: &User) -> StoreResult<User> {
+    async fn create_user(&self, user: &User, origin: &Origin) -> StoreResult<User> {
         let sql = format!("{INSERT_USER} returning *");
-        let row = bind_user(sqlx::query_as(&sql), user)
-            .fetch_one(&self.pool)
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let Pg(row) = bind_user(sqlx::query_as(&sql), user)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        row.0.try_into()
+        let created = user_added(&mut tx, row, origin).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(created)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid))]
-    async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
+    async fn get_or_create_user(&self, user: &User, origin: &Origin) -> StoreResult<(User, bool)> {
         let insert =
             format!("{INSERT_USER} on conflict (service_sid, identity) do nothing returning *");
         // A concurrent delete between the insert and the select could hide the row; try again.
         for _ in 0..3 {
+            let mut tx = self.pool.begin().await.map_err(db)?;
             let inserted = bind_user(sqlx::query_as(&insert), user)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-            if let Some(row) = inserted {
-                return Ok((row.0.try_into()?, true));
+            if let Some(Pg(row)) = inserted {
+                let created = user_added(&mut tx, row, origin).await?;
+                tx.commit().await.map_err(db)?;
+                return Ok((created, true));
             }
+            tx.rollback().await.map_err(db)?;
             let existing: Option<Pg<UserRow>> = sqlx::query_as(
                 "select * from users
                  where account_sid = $1 and service_sid = $2 and identity = $3",
@@ -141,29 +149,51 @@ impl UserStore for PgStore {
         user: &UserRef,
         update: &UserUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<User> {
         let (column, value) = user_key(user);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The state before, locked until commit.
         let sql = format!(
-            "update users
-             set friendly_name = coalesce($4, friendly_name),
-                 attributes = coalesce($5, attributes),
-                 role_sid = coalesce($6, role_sid),
-                 date_updated = $7
-             where account_sid = $1 and service_sid = $2 and {column} = $3
-             returning *"
+            "select * from users where account_sid = $1 and service_sid = $2 and {column} = $3
+             for no key update"
         );
-        let Pg(row): Pg<UserRow> = sqlx::query_as(&sql)
+        let Pg(before): Pg<UserRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
-            .bind(update.friendly_name.as_deref())
-            .bind(update.attributes.as_deref())
-            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
-            .bind(now.unix_micros())
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        row.try_into()
+        let Pg(row): Pg<UserRow> = sqlx::query_as(
+            "update users
+             set friendly_name = coalesce($2, friendly_name),
+                 attributes = coalesce($3, attributes),
+                 role_sid = coalesce($4, role_sid),
+                 date_updated = $5
+             where sid = $1
+             returning *",
+        )
+        .bind(before.sid.as_str())
+        .bind(update.friendly_name.as_deref())
+        .bind(update.attributes.as_deref())
+        .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+        .bind(now.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let before: User = before.try_into()?;
+        let after: User = row.try_into()?;
+        let changed = changed_fields(&before, &after);
+        let state = Resource::User(after.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::UserUpdated, &state, origin, Timestamp::now())
+                .changed(changed),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(after)
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]
@@ -172,19 +202,20 @@ impl UserStore for PgStore {
         account: &AccountSid,
         service: &ServiceSid,
         user: &UserRef,
+        origin: &Origin,
     ) -> StoreResult<()> {
         // Its bindings, memberships and invites go with it (on delete cascade); the members
         // trigger counts the memberships out of their channels. Locks follow the order of a
         // join (member.rs): the user row first — no join of this user can commit after it —
         // then the channels it is a member of, in SID order, so deletions and joins racing
-        // on several nodes do not deadlock.
+        // on several nodes do not deadlock. The events are appended last (event_seqs' lock).
         let (column, value) = user_key(user);
         let mut tx = self.pool.begin().await.map_err(db)?;
         let lock_user = format!(
-            "select sid from users where account_sid = $1 and service_sid = $2 and {column} = $3
+            "select * from users where account_sid = $1 and service_sid = $2 and {column} = $3
              for update"
         );
-        let Some(sid): Option<String> = sqlx::query_scalar(&lock_user)
+        let Some(Pg(row)): Option<Pg<UserRow>> = sqlx::query_as(&lock_user)
             .bind(account.as_str())
             .bind(service.as_str())
             .bind(value)
@@ -200,37 +231,55 @@ impl UserStore for PgStore {
              order by sid
              for no key update",
         )
-        .bind(&sid)
+        .bind(row.sid.as_str())
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
         // Each membership gets its `removed_from_channel` event, as leaving a channel does.
-        let members: Vec<(String, String, String)> = sqlx::query_as(
-            "select channel_sid, sid, identity from members where user_sid = $1
-             order by channel_sid",
-        )
-        .bind(&sid)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db)?;
-        let now = Timestamp::now();
-        for (channel_sid, member_sid, identity) in &members {
-            let Some(Pg(ch)) = channels.iter().find(|Pg(c)| &c.sid == channel_sid) else {
-                continue;
-            };
-            let mut event = NewEvent::new(EventKind::RemovedFromChannel, ch, now);
-            event.member_sid = Some(member_sid.as_str());
-            event.identity = Some(identity.as_str());
-            append(&mut tx, &event).await?;
-        }
+        let members: Vec<Pg<MemberRow>> =
+            sqlx::query_as("select * from members where user_sid = $1 order by channel_sid")
+                .bind(row.sid.as_str())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
         let done = sqlx::query("delete from users where sid = $1")
-            .bind(&sid)
+            .bind(row.sid.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        one_row(done.rows_affected())
+        one_row(done.rows_affected())?;
+        let now = Timestamp::now();
+        for Pg(member) in members {
+            let Some(Pg(ch)) = channels.iter().find(|Pg(c)| c.sid == member.channel_sid) else {
+                continue;
+            };
+            let state = Resource::Member(member.try_into()?);
+            append(
+                &mut tx,
+                &NewEvent::new(EventKind::RemovedFromChannel, &state, origin, now).in_channel(ch),
+            )
+            .await?;
+        }
+        let state = Resource::User(row.try_into()?);
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::UserRemoved, &state, origin, now),
+        )
+        .await?;
+        tx.commit().await.map_err(db)
     }
+}
+
+/// Append `user_added` for the inserted `row` (inside the insert's transaction); the user.
+async fn user_added(conn: &mut PgConnection, row: UserRow, origin: &Origin) -> StoreResult<User> {
+    let user: User = row.try_into()?;
+    let state = Resource::User(user.clone());
+    append(
+        conn,
+        &NewEvent::new(EventKind::UserAdded, &state, origin, Timestamp::now()),
+    )
+    .await?;
+    Ok(user)
 }
 
 impl PgStore {

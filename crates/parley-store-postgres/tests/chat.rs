@@ -44,39 +44,45 @@ async fn service(store: &PgStore, account: &AccountSid) -> Service {
 
 async fn user(store: &PgStore, service: &Service, identity: &str) -> User {
     store
-        .create_user(&User {
-            sid: UserSid::generate(),
-            account_sid: service.account_sid.clone(),
-            service_sid: service.sid.clone(),
-            identity: identity.to_owned(),
-            friendly_name: None,
-            attributes: None,
-            role_sid: None,
-            date_created: at(0),
-            date_updated: at(0),
-        })
+        .create_user(
+            &User {
+                sid: UserSid::generate(),
+                account_sid: service.account_sid.clone(),
+                service_sid: service.sid.clone(),
+                identity: identity.to_owned(),
+                friendly_name: None,
+                attributes: None,
+                role_sid: None,
+                date_created: at(0),
+                date_updated: at(0),
+            },
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("create user")
 }
 
 async fn channel(store: &PgStore, service: &Service, unique_name: Option<&str>) -> Channel {
     store
-        .create_channel(&Channel {
-            sid: ChannelSid::generate(),
-            account_sid: service.account_sid.clone(),
-            service_sid: service.sid.clone(),
-            friendly_name: Some("general".to_owned()),
-            unique_name: unique_name.map(str::to_owned),
-            attributes: None,
-            channel_type: ChannelType::Public,
-            created_by: Some("system".to_owned()),
-            members_count: 0,
-            messages_count: 0,
-            last_message_sid: None,
-            last_message_index: None,
-            date_created: at(1),
-            date_updated: at(1),
-        })
+        .create_channel(
+            &Channel {
+                sid: ChannelSid::generate(),
+                account_sid: service.account_sid.clone(),
+                service_sid: service.sid.clone(),
+                friendly_name: Some("general".to_owned()),
+                unique_name: unique_name.map(str::to_owned),
+                attributes: None,
+                channel_type: ChannelType::Public,
+                created_by: Some("system".to_owned()),
+                members_count: 0,
+                messages_count: 0,
+                last_message_sid: None,
+                last_message_index: None,
+                date_created: at(1),
+                date_updated: at(1),
+            },
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("create channel")
 }
@@ -141,17 +147,25 @@ async fn fetch(store: &PgStore, channel: &Channel) -> Channel {
         .expect("fetch channel")
 }
 
+/// The service's events of the push kinds (what these tests are about), in seq order.
 async fn events(store: &PgStore, service: &Service) -> Vec<parley_core::event::Event> {
     store
         .list_events(&service.sid, 0, 10_000)
         .await
         .expect("events")
+        .into_iter()
+        .filter(|e| e.kind.is_push())
+        .collect()
 }
 
-/// Every event has exactly one outbox row and every outbox row an event.
+/// Every push-kind event has exactly one outbox row, every outbox row such an event, and the
+/// other kinds none.
 async fn assert_outbox_matches_events(store: &PgStore) {
     let (events, outbox, joined): (i64, i64, i64) = sqlx::query_as(
-        "select (select count(*) from events), (select count(*) from push_outbox),
+        "select (select count(*) from events
+                 where kind in ('new_message', 'added_to_channel', 'invited_to_channel',
+                                'removed_from_channel')),
+                (select count(*) from push_outbox),
                 (select count(*) from events e join push_outbox o on o.event_id = e.id)",
     )
     .fetch_one(store.pool())
@@ -197,7 +211,9 @@ async fn sixty_four_concurrent_posts_get_indexes_0_to_63_on_two_nodes() {
         };
         let msg = message(&ch, "alice", &format!("m{i}"));
         tasks.push(tokio::spawn(async move {
-            store.create_message(&channel_ref, &msg).await
+            store
+                .create_message(&channel_ref, &msg, &parley_core::event::Origin::rest())
+                .await
         }));
     }
     let mut indexes = Vec::new();
@@ -254,9 +270,14 @@ async fn concurrent_joins_racing_for_the_last_slots_never_exceed_channel_members
     // Two members already: three slots left for 24 racers.
     for name in ["first", "second"] {
         let u = user(&a, &svc, name).await;
-        a.create_member(&member(&ch, &u, 2), &limits, None)
-            .await
-            .expect("join");
+        a.create_member(
+            &member(&ch, &u, 2),
+            &limits,
+            None,
+            &parley_core::event::Origin::rest(),
+        )
+        .await
+        .expect("join");
     }
     let mut tasks = Vec::new();
     for i in 0..24 {
@@ -268,7 +289,14 @@ async fn concurrent_joins_racing_for_the_last_slots_never_exceed_channel_members
         };
         let m = member(&ch, &u, 3);
         tasks.push(tokio::spawn(async move {
-            store.create_member(&m, &limits, Some("racer")).await
+            store
+                .create_member(
+                    &m,
+                    &limits,
+                    Some("racer"),
+                    &parley_core::event::Origin::rest(),
+                )
+                .await
         }));
     }
     let (mut ok, mut full) = (0, 0);
@@ -321,7 +349,9 @@ async fn concurrent_joins_of_one_user_never_exceed_user_channels() {
         let m = member(&ch, &u, 3);
         let store = Arc::clone(&store);
         tasks.push(tokio::spawn(async move {
-            store.create_member(&m, &limits, None).await
+            store
+                .create_member(&m, &limits, None, &parley_core::event::Origin::rest())
+                .await
         }));
     }
     let (mut ok, mut full) = (0, 0);
@@ -351,9 +381,13 @@ async fn concurrent_joins_of_one_identity_make_one_member_and_one_event() {
     let svc = service(&a, &account).await;
     let ch = channel(&a, &svc, None).await;
     let u = user(&a, &svc, "twin").await;
-    a.create_invite(&by_sid(&ch), &invite(&ch, "twin", 2))
-        .await
-        .expect("invite");
+    a.create_invite(
+        &by_sid(&ch),
+        &invite(&ch, "twin", 2),
+        &parley_core::event::Origin::rest(),
+    )
+    .await
+    .expect("invite");
     let mut tasks = Vec::new();
     for i in 0..16 {
         let store = if i % 2 == 0 {
@@ -363,7 +397,9 @@ async fn concurrent_joins_of_one_identity_make_one_member_and_one_event() {
         };
         let m = member(&ch, &u, 3);
         tasks.push(tokio::spawn(async move {
-            store.create_member(&m, &WIDE, None).await
+            store
+                .create_member(&m, &WIDE, None, &parley_core::event::Origin::rest())
+                .await
         }));
     }
     let (mut ok, mut exists) = (0, 0);
@@ -425,7 +461,10 @@ async fn user_deletions_racing_joins_keep_members_count_exact() {
             };
             let m = member(ch, u, 3);
             tasks.push(tokio::spawn(async move {
-                match store.create_member(&m, &WIDE, None).await {
+                match store
+                    .create_member(&m, &WIDE, None, &parley_core::event::Origin::rest())
+                    .await
+                {
                     Ok(_) | Err(StoreError::NotFound) => Ok(()),
                     Err(e) => Err(e),
                 }
@@ -436,7 +475,12 @@ async fn user_deletions_racing_joins_keep_members_count_exact() {
             let (account, service, sid) = (account.clone(), svc.sid.clone(), u.sid.clone());
             tasks.push(tokio::spawn(async move {
                 store
-                    .delete_user(&account, &service, &UserRef::Sid(sid))
+                    .delete_user(
+                        &account,
+                        &service,
+                        &UserRef::Sid(sid),
+                        &parley_core::event::Origin::rest(),
+                    )
                     .await
             }));
         }
@@ -470,21 +514,39 @@ async fn a_change_that_fails_leaves_no_event() {
         user_channels: 10,
     };
     assert!(matches!(
-        store.create_member(&member(&ch, &u, 2), &tight, None).await,
+        store
+            .create_member(
+                &member(&ch, &u, 2),
+                &tight,
+                None,
+                &parley_core::event::Origin::rest()
+            )
+            .await,
         Err(StoreError::LimitExceeded(Limit::ChannelMembers))
     ));
     // A message whose SID is taken fails after the index was taken: all of it rolls back.
     let first = store
-        .create_message(&by_sid(&ch), &message(&ch, "bob", "hi"))
+        .create_message(
+            &by_sid(&ch),
+            &message(&ch, "bob", "hi"),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("post");
     let mut dup = message(&ch, "bob", "again");
     dup.sid = first.sid.clone();
-    assert!(store.create_message(&by_sid(&ch), &dup).await.is_err());
+    assert!(store
+        .create_message(&by_sid(&ch), &dup, &parley_core::event::Origin::rest())
+        .await
+        .is_err());
     // An invite of a user that does not exist.
     assert!(matches!(
         store
-            .create_invite(&by_sid(&ch), &invite(&ch, "nobody", 3))
+            .create_invite(
+                &by_sid(&ch),
+                &invite(&ch, "nobody", 3),
+                &parley_core::event::Origin::rest()
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -492,7 +554,11 @@ async fn a_change_that_fails_leaves_no_event() {
     assert_eq!(ch_now.messages_count, 1);
     assert_eq!(ch_now.members_count, 0);
     let next = store
-        .create_message(&by_sid(&ch), &message(&ch, "bob", "third"))
+        .create_message(
+            &by_sid(&ch),
+            &message(&ch, "bob", "third"),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("post");
     assert_eq!(next.index, 1, "the rolled-back post did not use an index");
@@ -513,15 +579,28 @@ async fn events_carry_their_payload_and_page_by_id() {
     let u = user(&store, &svc, "carol").await;
     let _ = user(&store, &svc, "dave").await;
     let inv = store
-        .create_invite(&by_sid(&ch), &invite(&ch, "dave", 2))
+        .create_invite(
+            &by_sid(&ch),
+            &invite(&ch, "dave", 2),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("invite");
     let m = store
-        .create_member(&member(&ch, &u, 3), &WIDE, Some("admin"))
+        .create_member(
+            &member(&ch, &u, 3),
+            &WIDE,
+            Some("admin"),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("join");
     let msg = store
-        .create_message(&by_sid(&ch), &message(&ch, "carol", "hello"))
+        .create_message(
+            &by_sid(&ch),
+            &message(&ch, "carol", "hello"),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("post");
     store
@@ -532,13 +611,14 @@ async fn events_carry_their_payload_and_page_by_id() {
             &MemberRef::Identity("carol".to_owned()),
             Some("carol"),
             at(9),
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("leave");
     let evs = events(&store, &svc).await;
     assert_eq!(evs.len(), 4);
     assert!(evs.windows(2).all(|w| w[0].id < w[1].id));
-    assert!(evs.iter().all(|e| e.channel_sid == ch.sid
+    assert!(evs.iter().all(|e| e.channel_sid.as_ref() == Some(&ch.sid)
         && e.service_sid == svc.sid
         && e.account_sid == account
         && e.channel_unique_name.as_deref() == Some("room")
@@ -564,7 +644,7 @@ async fn events_carry_their_payload_and_page_by_id() {
     assert_eq!(r.date_created, at(9));
 
     let after = store
-        .list_events(&svc.sid, evs[1].id, 1)
+        .list_events(&svc.sid, evs[1].seq, 1)
         .await
         .expect("page");
     assert_eq!(after, vec![evs[2].clone()]);
@@ -572,7 +652,12 @@ async fn events_carry_their_payload_and_page_by_id() {
     assert_outbox_matches_events(&store).await;
     // The log outlives the channel; it goes with the service.
     store
-        .delete_channel(&account, &svc.sid, &by_sid(&ch))
+        .delete_channel(
+            &account,
+            &svc.sid,
+            &by_sid(&ch),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete channel");
     assert_eq!(events(&store, &svc).await.len(), 4);
@@ -602,30 +687,53 @@ async fn deleting_users_and_channels_keeps_counters_and_cascades() {
     for ch in [&ch1, &ch2] {
         for u in [&alice, &bob] {
             store
-                .create_member(&member(ch, u, 2), &WIDE, None)
+                .create_member(
+                    &member(ch, u, 2),
+                    &WIDE,
+                    None,
+                    &parley_core::event::Origin::rest(),
+                )
                 .await
                 .expect("join");
         }
     }
     let _ = user(&store, &svc, "carol").await;
     store
-        .create_invite(&by_sid(&ch1), &invite(&ch1, "carol", 3))
+        .create_invite(
+            &by_sid(&ch1),
+            &invite(&ch1, "carol", 3),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("invite");
     store
-        .create_message(&by_sid(&ch1), &message(&ch1, "alice", "x"))
+        .create_message(
+            &by_sid(&ch1),
+            &message(&ch1, "alice", "x"),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("post");
     assert_eq!(fetch(&store, &ch1).await.members_count, 2);
 
     store
-        .delete_user(&account, &svc.sid, &UserRef::Identity("alice".to_owned()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Identity("alice".to_owned()),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete user");
     assert_eq!(fetch(&store, &ch1).await.members_count, 1);
     assert_eq!(fetch(&store, &ch2).await.members_count, 1);
     store
-        .delete_user(&account, &svc.sid, &UserRef::Identity("carol".to_owned()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Identity("carol".to_owned()),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete invited user");
     let invites = store
@@ -641,7 +749,12 @@ async fn deleting_users_and_channels_keeps_counters_and_cascades() {
     assert!(invites.items.is_empty(), "the invite went with its user");
 
     store
-        .delete_channel(&account, &svc.sid, &by_sid(&ch1))
+        .delete_channel(
+            &account,
+            &svc.sid,
+            &by_sid(&ch1),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete channel");
     let left: (i64, i64, i64) = sqlx::query_as(
@@ -685,7 +798,11 @@ async fn messages_page_by_index_both_ways_and_deletes_move_the_last_message() {
     for i in 0..7 {
         posted.push(
             store
-                .create_message(&by_sid(&ch), &message(&ch, "a", &format!("{i}")))
+                .create_message(
+                    &by_sid(&ch),
+                    &message(&ch, "a", &format!("{i}")),
+                    &parley_core::event::Origin::rest(),
+                )
                 .await
                 .expect("post"),
         );
@@ -753,7 +870,13 @@ async fn messages_page_by_index_both_ways_and_deletes_move_the_last_message() {
 
     // Deleting the newest moves the last message back; indexes are never reused.
     store
-        .delete_message(&account, &svc.sid, &by_sid(&ch), &posted[6].sid)
+        .delete_message(
+            &account,
+            &svc.sid,
+            &by_sid(&ch),
+            &posted[6].sid,
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete");
     let c = fetch(&store, &ch).await;
@@ -762,12 +885,22 @@ async fn messages_page_by_index_both_ways_and_deletes_move_the_last_message() {
         (6, Some(5), Some(posted[5].sid.clone()))
     );
     store
-        .delete_message(&account, &svc.sid, &by_sid(&ch), &posted[2].sid)
+        .delete_message(
+            &account,
+            &svc.sid,
+            &by_sid(&ch),
+            &posted[2].sid,
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete");
     assert_eq!(fetch(&store, &ch).await.last_message_index, Some(5));
     let next = store
-        .create_message(&by_sid(&ch), &message(&ch, "a", "late"))
+        .create_message(
+            &by_sid(&ch),
+            &message(&ch, "a", "late"),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("post");
     assert_eq!(next.index, 7);
@@ -778,7 +911,13 @@ async fn messages_page_by_index_both_ways_and_deletes_move_the_last_message() {
     );
     assert!(matches!(
         store
-            .delete_message(&account, &svc.sid, &by_sid(&ch), &posted[2].sid)
+            .delete_message(
+                &account,
+                &svc.sid,
+                &by_sid(&ch),
+                &posted[2].sid,
+                &parley_core::event::Origin::rest()
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -801,19 +940,32 @@ async fn user_channels_merge_memberships_and_invites_with_unread_counts() {
         let t = 10 * (i64::try_from(i).expect("i") + 1);
         if i % 2 == 0 {
             store
-                .create_member(&member(ch, &u, t), &WIDE, None)
+                .create_member(
+                    &member(ch, &u, t),
+                    &WIDE,
+                    None,
+                    &parley_core::event::Origin::rest(),
+                )
                 .await
                 .expect("join");
         } else {
             store
-                .create_invite(&by_sid(ch), &invite(ch, "erin", t))
+                .create_invite(
+                    &by_sid(ch),
+                    &invite(ch, "erin", t),
+                    &parley_core::event::Origin::rest(),
+                )
                 .await
                 .expect("invite");
         }
     }
     for _ in 0..4 {
         store
-            .create_message(&by_sid(&chans[2]), &message(&chans[2], "x", "m"))
+            .create_message(
+                &by_sid(&chans[2]),
+                &message(&chans[2], "x", "m"),
+                &parley_core::event::Origin::rest(),
+            )
             .await
             .expect("post");
     }
@@ -828,6 +980,7 @@ async fn user_channels_merge_memberships_and_invites_with_unread_counts() {
                 ..MemberUpdate::default()
             },
             at(100),
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("horizon");
@@ -923,10 +1076,13 @@ async fn invites_conflict_with_invites_and_members_and_channel_names_are_unique(
     let ch = channel(&store, &svc, Some("lobby")).await;
     assert!(matches!(
         store
-            .create_channel(&Channel {
-                sid: ChannelSid::generate(),
-                ..ch.clone()
-            })
+            .create_channel(
+                &Channel {
+                    sid: ChannelSid::generate(),
+                    ..ch.clone()
+                },
+                &parley_core::event::Origin::rest()
+            )
             .await,
         Err(StoreError::Conflict(Conflict::ChannelUniqueNameTaken))
     ));
@@ -935,30 +1091,181 @@ async fn invites_conflict_with_invites_and_members_and_channel_names_are_unique(
         .create_invite(
             &ChannelRef::UniqueName("lobby".to_owned()),
             &invite(&ch, "frank", 2),
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("invite");
     assert!(matches!(
         store
-            .create_invite(&by_sid(&ch), &invite(&ch, "frank", 3))
+            .create_invite(
+                &by_sid(&ch),
+                &invite(&ch, "frank", 3),
+                &parley_core::event::Origin::rest()
+            )
             .await,
         Err(StoreError::Conflict(Conflict::InviteExists))
     ));
     store
-        .create_member(&member(&ch, &u, 4), &WIDE, None)
+        .create_member(
+            &member(&ch, &u, 4),
+            &WIDE,
+            None,
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("join");
     assert!(matches!(
         store
-            .create_invite(&by_sid(&ch), &invite(&ch, "frank", 5))
+            .create_invite(
+                &by_sid(&ch),
+                &invite(&ch, "frank", 5),
+                &parley_core::event::Origin::rest()
+            )
             .await,
         Err(StoreError::Conflict(Conflict::MemberExists))
     ));
-    let kinds: Vec<String> = sqlx::query_scalar("select kind from events order by id")
-        .fetch_all(store.pool())
-        .await
-        .expect("kinds");
+    let kinds: Vec<String> = sqlx::query_scalar(
+        "select kind from events
+         where kind in ('invited_to_channel', 'added_to_channel') order by seq",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("kinds");
     let distinct: HashSet<&String> = kinds.iter().collect();
     assert_eq!(kinds.len(), 2, "{kinds:?}: one invite, one join");
     assert_eq!(distinct.len(), 2);
+}
+
+/// Two nodes (two `PgStore`s, each with its own pool, on one schema) write to one service at
+/// once — 2 × 4 tasks, each posting 25 messages into one of 4 channels and moving its member's
+/// horizon every fifth post — while a reader on each node polls the log. Every seq from 1 to the
+/// last is taken exactly once, and no reader ever sees a seq before all lower ones (a later seq
+/// never commits first); within a channel, seq order is message-index order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn two_nodes_writing_to_one_service_append_a_gapless_seq_in_commit_order() {
+    use parley_core::event::Origin;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some(a) = fresh_pg().await else {
+        return;
+    };
+    let a = Arc::new(a);
+    let b = Arc::new(second_node(&a).await);
+    let account = AccountSid::generate();
+    let svc = service(&a, &account).await;
+    let mut channels = Vec::new();
+    for i in 0..4_i64 {
+        let ch = channel(&a, &svc, Some(&format!("ch{i}"))).await;
+        let u = user(&a, &svc, &format!("writer{i}")).await;
+        a.create_member(&member(&ch, &u, i), &WIDE, None, &Origin::rest())
+            .await
+            .expect("join");
+        channels.push((ch, u.identity));
+    }
+    let setup = a
+        .list_events(&svc.sid, 0, 1000)
+        .await
+        .expect("setup events")
+        .len();
+    const TASKS_PER_NODE: usize = 4;
+    const POSTS: usize = 25;
+    let done = Arc::new(AtomicBool::new(false));
+
+    let mut readers = Vec::new();
+    for node in [Arc::clone(&a), Arc::clone(&b)] {
+        let sid = svc.sid.clone();
+        let done = Arc::clone(&done);
+        readers.push(tokio::spawn(async move {
+            let mut seen = 0i64;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let batch = node.list_events(&sid, seen, 1000).await.expect("poll");
+                for e in &batch {
+                    assert_eq!(e.seq, seen + 1, "seq {} visible before {}", e.seq, seen + 1);
+                    seen = e.seq;
+                }
+                if finished && batch.is_empty() {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut writers = Vec::new();
+    for t in 0..2 * TASKS_PER_NODE {
+        let store = if t % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        let (ch, identity) = channels[t % channels.len()].clone();
+        let account = account.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..POSTS {
+                let posted = store
+                    .create_message(
+                        &by_sid(&ch),
+                        &message(&ch, &identity, &format!("{t}-{i}")),
+                        &Origin::rest(),
+                    )
+                    .await
+                    .expect("post");
+                if i % 5 == 4 {
+                    store
+                        .update_member(
+                            &account,
+                            &ch.service_sid,
+                            &by_sid(&ch),
+                            &MemberRef::Identity(identity.clone()),
+                            &MemberUpdate {
+                                last_consumed_message_index: Some(Some(posted.index)),
+                                ..MemberUpdate::default()
+                            },
+                            Timestamp::now(),
+                            &Origin::rest(),
+                        )
+                        .await
+                        .expect("horizon");
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    done.store(true, Ordering::SeqCst);
+
+    let total = setup + 2 * TASKS_PER_NODE * (POSTS + POSTS / 5);
+    let total = i64::try_from(total).expect("small");
+    for r in readers {
+        assert_eq!(
+            r.await.expect("reader"),
+            total,
+            "each reader saw every event"
+        );
+    }
+    let all = b.list_events(&svc.sid, 0, 10_000).await.expect("events");
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=total).collect::<Vec<i64>>());
+    for (ch, _) in &channels {
+        let indexes: Vec<i64> = all
+            .iter()
+            .filter(|e| e.kind == EventKind::NewMessage && e.channel_sid.as_ref() == Some(&ch.sid))
+            .filter_map(|e| e.message_index)
+            .collect();
+        let n = i64::try_from(indexes.len()).expect("small");
+        assert_eq!(
+            indexes,
+            (0..n).collect::<Vec<i64>>(),
+            "index order = seq order"
+        );
+    }
+    let last_seq: i64 =
+        sqlx::query_scalar("select last_seq from event_seqs where service_sid = $1")
+            .bind(svc.sid.as_str())
+            .fetch_one(a.pool())
+            .await
+            .expect("event_seqs");
+    assert_eq!(last_seq, total);
+    assert_outbox_matches_events(&a).await;
 }

@@ -61,39 +61,45 @@ async fn service(store: &PgStore, account: &AccountSid) -> Service {
 
 async fn user(store: &PgStore, service: &Service, identity: &str) -> User {
     store
-        .create_user(&User {
-            sid: UserSid::generate(),
-            account_sid: service.account_sid.clone(),
-            service_sid: service.sid.clone(),
-            identity: identity.to_owned(),
-            friendly_name: None,
-            attributes: None,
-            role_sid: None,
-            date_created: at(0),
-            date_updated: at(0),
-        })
+        .create_user(
+            &User {
+                sid: UserSid::generate(),
+                account_sid: service.account_sid.clone(),
+                service_sid: service.sid.clone(),
+                identity: identity.to_owned(),
+                friendly_name: None,
+                attributes: None,
+                role_sid: None,
+                date_created: at(0),
+                date_updated: at(0),
+            },
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("create user")
 }
 
 async fn channel(store: &PgStore, service: &Service, friendly_name: &str) -> Channel {
     store
-        .create_channel(&Channel {
-            sid: ChannelSid::generate(),
-            account_sid: service.account_sid.clone(),
-            service_sid: service.sid.clone(),
-            friendly_name: Some(friendly_name.to_owned()),
-            unique_name: None,
-            attributes: None,
-            channel_type: ChannelType::Private,
-            created_by: Some("system".to_owned()),
-            members_count: 0,
-            messages_count: 0,
-            last_message_sid: None,
-            last_message_index: None,
-            date_created: at(1),
-            date_updated: at(1),
-        })
+        .create_channel(
+            &Channel {
+                sid: ChannelSid::generate(),
+                account_sid: service.account_sid.clone(),
+                service_sid: service.sid.clone(),
+                friendly_name: Some(friendly_name.to_owned()),
+                unique_name: None,
+                attributes: None,
+                channel_type: ChannelType::Private,
+                created_by: Some("system".to_owned()),
+                members_count: 0,
+                messages_count: 0,
+                last_message_sid: None,
+                last_message_index: None,
+                date_created: at(1),
+                date_updated: at(1),
+            },
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("create channel")
 }
@@ -118,6 +124,7 @@ async fn join(store: &PgStore, channel: &Channel, user: &User, level: Notificati
             },
             &WIDE,
             Some("admin"),
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("join")
@@ -141,6 +148,7 @@ async fn post(store: &PgStore, channel: &Channel, from: &str, body: &str) -> Mes
                 date_created: Timestamp::now(),
                 date_updated: Timestamp::now(),
             },
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("post")
@@ -167,11 +175,15 @@ async fn register(store: &PgStore, user: &User, address: &str, types: &[&str]) -
         .binding
 }
 
+/// The service's events of the push kinds, in seq order.
 async fn events(store: &PgStore, service: &Service) -> Vec<Event> {
     store
         .list_events(&service.sid, 0, 100_000)
         .await
         .expect("events")
+        .into_iter()
+        .filter(|e| e.kind.is_push())
+        .collect()
 }
 
 /// The newest event of the service.

@@ -140,7 +140,7 @@ async fn create_service_stores_default_roles_and_delete_cascades() {
     assert!(!roles.more);
 
     let u = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("user");
     store
@@ -176,11 +176,15 @@ async fn children_of_a_service_in_another_account_are_not_found() {
     let mut stranger = user(&svc, "mallory", 1);
     stranger.account_sid = AccountSid::generate();
     assert!(matches!(
-        store.create_user(&stranger).await,
+        store
+            .create_user(&stranger, &parley_core::event::Origin::rest())
+            .await,
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.get_or_create_user(&stranger).await,
+        store
+            .get_or_create_user(&stranger, &parley_core::event::Origin::rest())
+            .await,
         Err(StoreError::NotFound)
     ));
     let role = NewRole {
@@ -199,18 +203,22 @@ async fn children_of_a_service_in_another_account_are_not_found() {
     ));
 
     let alice = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("user");
     // Same identity, the service's account: conflict; another account: not found.
     assert!(matches!(
-        store.create_user(&user(&svc, "alice", 2)).await,
+        store
+            .create_user(&user(&svc, "alice", 2), &parley_core::event::Origin::rest())
+            .await,
         Err(StoreError::Conflict(Conflict::UserIdentityTaken))
     ));
     let mut other_account_alice = user(&svc, "alice", 3);
     other_account_alice.account_sid = stranger.account_sid.clone();
     assert!(matches!(
-        store.get_or_create_user(&other_account_alice).await,
+        store
+            .get_or_create_user(&other_account_alice, &parley_core::event::Origin::rest())
+            .await,
         Err(StoreError::NotFound)
     ));
     let r = store
@@ -236,7 +244,7 @@ async fn thirty_two_concurrent_identical_registrations_leave_one_binding() {
     let account = AccountSid::generate();
     let svc = service(&store, &account).await;
     let u = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("user");
 
@@ -281,7 +289,10 @@ async fn concurrent_registrations_of_one_token_under_many_endpoints_leave_one_bi
     for i in 0..4 {
         users.push(
             store
-                .create_user(&user(&svc, &format!("u{i}"), i))
+                .create_user(
+                    &user(&svc, &format!("u{i}"), i),
+                    &parley_core::event::Origin::rest(),
+                )
                 .await
                 .expect("user"),
         );
@@ -321,9 +332,11 @@ async fn concurrent_get_or_create_user_yields_one_row() {
     for _ in 0..16 {
         let store = Arc::clone(&store);
         let u = user(&svc, "bob", 1);
-        tasks.push(tokio::spawn(
-            async move { store.get_or_create_user(&u).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            store
+                .get_or_create_user(&u, &parley_core::event::Origin::rest())
+                .await
+        }));
     }
     let mut sids = HashSet::new();
     let mut created = 0;
@@ -343,10 +356,13 @@ async fn registration_refreshes_evicts_and_moves_tokens() {
     let account = AccountSid::generate();
     let svc = service(&store, &account).await;
     let alice = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("alice");
-    let bob = store.create_user(&user(&svc, "bob", 2)).await.expect("bob");
+    let bob = store
+        .create_user(&user(&svc, "bob", 2), &parley_core::event::Origin::rest())
+        .await
+        .expect("bob");
 
     let first = store
         .register_binding(&registration(&alice, "e1", "t1", 10))
@@ -408,12 +424,15 @@ async fn list_bindings_filters_combine() {
     let account = AccountSid::generate();
     let svc = service(&store, &account).await;
     let alice = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("alice");
-    let bob = store.create_user(&user(&svc, "bob", 2)).await.expect("bob");
+    let bob = store
+        .create_user(&user(&svc, "bob", 2), &parley_core::event::Origin::rest())
+        .await
+        .expect("bob");
     let carol = store
-        .create_user(&user(&svc, "carol", 3))
+        .create_user(&user(&svc, "carol", 3), &parley_core::event::Origin::rest())
         .await
         .expect("carol");
     let mut t = 10;
@@ -481,7 +500,10 @@ async fn keyset_paging_walks_forward_and_back() {
         // Two users share each timestamp: the SID breaks the tie.
         all.push(
             store
-                .create_user(&user(&svc, &format!("u{i}"), i / 2))
+                .create_user(
+                    &user(&svc, &format!("u{i}"), i / 2),
+                    &parley_core::event::Origin::rest(),
+                )
                 .await
                 .expect("user"),
         );
@@ -548,7 +570,7 @@ async fn deleting_a_credential_removes_its_bindings_and_deleting_a_role_clears_u
         .await
         .expect("cred");
     let alice = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("alice");
     let mut with_cred = registration(&alice, "e1", "t1", 2);
@@ -593,7 +615,8 @@ async fn deleting_a_credential_removes_its_bindings_and_deleting_a_role_clears_u
                 &svc.sid,
                 &UserRef::Sid(alice.sid.clone()),
                 &bad,
-                at(9)
+                at(9),
+                &parley_core::event::Origin::rest()
             )
             .await,
         Err(StoreError::InvalidReference(_))
@@ -608,7 +631,7 @@ async fn stale_bindings_are_swept_in_batches() {
     let account = AccountSid::generate();
     let svc = service(&store, &account).await;
     let alice = store
-        .create_user(&user(&svc, "alice", 1))
+        .create_user(&user(&svc, "alice", 1), &parley_core::event::Origin::rest())
         .await
         .expect("alice");
     for i in 0..5 {

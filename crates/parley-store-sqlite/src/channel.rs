@@ -2,10 +2,13 @@
 //! last message are maintained by `member.rs` (triggers) and `message.rs`.
 
 use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate};
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{ChannelStore, Conflict, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
+use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{channel_key, convert_all, ChannelRow};
 use crate::{push_keyset, require_service, SqliteStore};
@@ -72,31 +75,38 @@ pub(crate) fn list_query(
 #[async_trait::async_trait]
 impl ChannelStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %channel.service_sid, channel.sid = %channel.sid))]
-    async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel> {
+    async fn create_channel(&self, channel: &Channel, origin: &Origin) -> StoreResult<Channel> {
         // Counters and the last message start empty whatever the value says.
-        let row: ChannelRow = self
-            .write(|c| {
-                require_service(c, &channel.account_sid, &channel.service_sid)?;
-                q("insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
+        self.write(|c| {
+            require_service(c, &channel.account_sid, &channel.service_sid)?;
+            let row: ChannelRow = q(
+                "insert into channels (sid, account_sid, service_sid, friendly_name, unique_name,
                                          attributes, channel_type, created_by, date_created,
                                          date_updated)
                    values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   returning *")
-                .bind(channel.sid.as_str())
-                .bind(channel.account_sid.as_str())
-                .bind(channel.service_sid.as_str())
-                .bind(channel.friendly_name.as_deref())
-                .bind(channel.unique_name.as_deref())
-                .bind(channel.attributes.as_deref())
-                .bind(channel.channel_type.as_str())
-                .bind(channel.created_by.as_deref())
-                .bind(channel.date_created.unix_micros())
-                .bind(channel.date_updated.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"))
-            })
-            .await?;
-        row.try_into()
+                   returning *",
+            )
+            .bind(channel.sid.as_str())
+            .bind(channel.account_sid.as_str())
+            .bind(channel.service_sid.as_str())
+            .bind(channel.friendly_name.as_deref())
+            .bind(channel.unique_name.as_deref())
+            .bind(channel.attributes.as_deref())
+            .bind(channel.channel_type.as_str())
+            .bind(channel.created_by.as_deref())
+            .bind(channel.date_created.unix_micros())
+            .bind(channel.date_updated.unix_micros())
+            .one(c)
+            .map_err(|e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
+            let channel: Channel = row.try_into()?;
+            let state = Resource::Channel(channel.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::ChannelAdded, &state, origin, Timestamp::now()),
+            )?;
+            Ok(channel)
+        })
+        .await
     }
 
     async fn fetch_channel(
@@ -130,38 +140,44 @@ impl ChannelStore for SqliteStore {
         channel: &ChannelRef,
         update: &ChannelUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Channel> {
-        let (column, value) = channel_key(channel);
         // `case when ?set then ?value else column end` for the clearable fields.
-        let sql = format!(
-            "update channels set
+        let sql = "update channels set
                  friendly_name = case when ? then ? else friendly_name end,
                  unique_name = case when ? then ? else unique_name end,
                  attributes = coalesce(?, attributes),
                  created_by = coalesce(?, created_by),
                  date_created = coalesce(?, date_created),
                  date_updated = ?
-             where account_sid = ? and service_sid = ? and {column} = ?
-             returning *"
-        );
-        let row: ChannelRow = self
-            .write_row(
-                q(sql)
-                    .bind(update.friendly_name.is_some())
-                    .bind(update.friendly_name.clone().flatten())
-                    .bind(update.unique_name.is_some())
-                    .bind(update.unique_name.clone().flatten())
-                    .bind(update.attributes.as_deref())
-                    .bind(update.created_by.as_deref())
-                    .bind(update.date_created.map(Timestamp::unix_micros))
-                    .bind(update.date_updated.unwrap_or(now).unix_micros())
-                    .bind(account.as_str())
-                    .bind(service.as_str())
-                    .bind(value),
-                |e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"),
-            )
-            .await?;
-        row.try_into()
+             where sid = ?
+             returning *";
+        self.write(|c| {
+            let before = resolve_channel(c, account, service, channel)?;
+            let row: ChannelRow = q(sql)
+                .bind(update.friendly_name.is_some())
+                .bind(update.friendly_name.clone().flatten())
+                .bind(update.unique_name.is_some())
+                .bind(update.unique_name.clone().flatten())
+                .bind(update.attributes.as_deref())
+                .bind(update.created_by.as_deref())
+                .bind(update.date_created.map(Timestamp::unix_micros))
+                .bind(update.date_updated.unwrap_or(now).unix_micros())
+                .bind(&before.sid)
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::ChannelUniqueNameTaken, "service"))?;
+            let before: Channel = before.try_into()?;
+            let after: Channel = row.try_into()?;
+            let changed = changed_fields(&before, &after);
+            let state = Resource::Channel(after.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::ChannelUpdated, &state, origin, Timestamp::now())
+                    .changed(changed),
+            )?;
+            Ok(after)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]
@@ -170,19 +186,28 @@ impl ChannelStore for SqliteStore {
         account: &AccountSid,
         service: &ServiceSid,
         channel: &ChannelRef,
+        origin: &Origin,
     ) -> StoreResult<()> {
         // Members, messages and invites go with it (`on delete cascade`); joined-channel counts
         // are counted from `members`, so they drop with the rows.
         let (column, value) = channel_key(channel);
         let sql = format!(
-            "delete from channels where account_sid = ? and service_sid = ? and {column} = ?"
+            "delete from channels where account_sid = ? and service_sid = ? and {column} = ?
+             returning *"
         );
-        self.write_some(
-            q(sql)
+        self.write(|c| {
+            let row: ChannelRow = q(sql)
                 .bind(account.as_str())
                 .bind(service.as_str())
-                .bind(value),
-        )
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)?;
+            let state = Resource::Channel(row.try_into()?);
+            event::append(
+                c,
+                &NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now()),
+            )
+        })
         .await
     }
 }

@@ -1,6 +1,10 @@
 //! `EventStore` and the write side of the change log: [`append`] runs inside the transaction of
-//! the change it records; the `events_to_push_outbox` trigger queues the event for the push
-//! engine in the same statement (migrations/0002_chat.sql).
+//! the change it records, as its last statement; the `events_to_push_outbox` trigger queues the
+//! push kinds for the push engine in the same statement (migrations/0005_change_log.sql).
+//!
+//! `seq` comes from `event_seqs` (one row per service, `last_seq` + 1): SQLite has one writer
+//! at a time, so transactions commit in the order they take their seq — seq order is commit
+//! order, without gaps.
 
 use parley_core::event::Event;
 use parley_core::store::{EventStore, StoreResult};
@@ -12,22 +16,31 @@ use crate::SqliteStore;
 
 pub(crate) use parley_core::store::rows::NewEvent;
 
-const INSERT_EVENT: &str =
-    "insert into events (kind, account_sid, service_sid, channel_sid, channel_unique_name,
-                         channel_friendly_name, message_sid, message_index, body,
-                         member_sid, invite_sid, identity, actor, date_created)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const NEXT_SEQ: &str = "insert into event_seqs (service_sid, last_seq) values (?, 1)
+     on conflict (service_sid) do update set last_seq = last_seq + 1
+     returning last_seq";
 
-/// Append `event` inside the caller's write transaction.
+const INSERT_EVENT: &str =
+    "insert into events (seq, kind, account_sid, service_sid, channel_sid, channel_unique_name,
+                         channel_friendly_name, message_sid, message_index, body,
+                         member_sid, invite_sid, identity, actor, source, webhooks, state,
+                         changed, date_created)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Append `event` inside the caller's write transaction (call it last, right before commit).
 pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreResult<()> {
-    let e = event.channel;
+    let seq: i64 = q(NEXT_SEQ)
+        .bind(event.service_sid)
+        .one(c)
+        .map_err(lite_err)?;
     q(INSERT_EVENT)
+        .bind(seq)
         .bind(event.kind.as_str())
-        .bind(&e.account_sid)
-        .bind(&e.service_sid)
-        .bind(&e.sid)
-        .bind(e.unique_name.as_deref())
-        .bind(e.friendly_name.as_deref())
+        .bind(event.account_sid)
+        .bind(event.service_sid)
+        .bind(event.channel_sid)
+        .bind(event.channel_unique_name)
+        .bind(event.channel_friendly_name)
         .bind(event.message_sid)
         .bind(event.message_index)
         .bind(event.body)
@@ -35,6 +48,10 @@ pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreRes
         .bind(event.invite_sid)
         .bind(event.identity)
         .bind(event.actor)
+        .bind(event.origin.source.as_str())
+        .bind(event.origin.webhooks)
+        .bind(event.state_json()?)
+        .bind(event.changed_json()?)
         .bind(event.now.unix_micros())
         .execute(c)
         .map_err(lite_err)?;
@@ -46,13 +63,13 @@ impl EventStore for SqliteStore {
     async fn list_events(
         &self,
         service: &ServiceSid,
-        after: i64,
+        after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
         let rows: Vec<EventRow> = self.read_all(
-            &q("select * from events where service_sid = ? and id > ? order by id limit ?")
+            &q("select * from events where service_sid = ? and seq > ? order by seq limit ?")
                 .bind(service.as_str())
-                .bind(after)
+                .bind(after_seq)
                 .bind(i64::from(limit)),
         )?;
         convert_all(rows)

@@ -3,7 +3,7 @@
 //! (`member.rs`).
 
 use parley_core::channel::{ChannelRef, Invite};
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, InviteStore, StoreError, StoreResult};
 use parley_core::{AccountSid, InviteSid, ServiceSid, Timestamp};
@@ -35,59 +35,65 @@ pub(crate) fn list_query(
 #[async_trait::async_trait]
 impl InviteStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %invite.service_sid, invite.sid = %invite.sid))]
-    async fn create_invite(&self, channel: &ChannelRef, invite: &Invite) -> StoreResult<Invite> {
-        let row: InviteRow = self
-            .write(|c| {
-                let chan = resolve_channel(c, &invite.account_sid, &invite.service_sid, channel)?;
-                let user_sid: String = q(
-                    "select sid from users where account_sid = ? and service_sid = ? and identity = ?",
-                )
-                .bind(invite.account_sid.as_str())
-                .bind(invite.service_sid.as_str())
-                .bind(&invite.identity)
-                .one(c)
-                .map_err(lite_err)?;
-                let member: Option<i64> =
-                    q("select 1 from members where channel_sid = ? and identity = ?")
-                        .bind(&chan.sid)
-                        .bind(&invite.identity)
-                        .optional(c)
-                        .map_err(lite_err)?;
-                if member.is_some() {
-                    return Err(StoreError::Conflict(Conflict::MemberExists));
-                }
-                let row: InviteRow = q(
-                    "insert into invites (sid, account_sid, service_sid, channel_sid, user_sid,
+    async fn create_invite(
+        &self,
+        channel: &ChannelRef,
+        invite: &Invite,
+        origin: &Origin,
+    ) -> StoreResult<Invite> {
+        self.write(|c| {
+            let chan = resolve_channel(c, &invite.account_sid, &invite.service_sid, channel)?;
+            let user_sid: String = q(
+                "select sid from users where account_sid = ? and service_sid = ? and identity = ?",
+            )
+            .bind(invite.account_sid.as_str())
+            .bind(invite.service_sid.as_str())
+            .bind(&invite.identity)
+            .one(c)
+            .map_err(lite_err)?;
+            let member: Option<i64> =
+                q("select 1 from members where channel_sid = ? and identity = ?")
+                    .bind(&chan.sid)
+                    .bind(&invite.identity)
+                    .optional(c)
+                    .map_err(lite_err)?;
+            if member.is_some() {
+                return Err(StoreError::Conflict(Conflict::MemberExists));
+            }
+            let row: InviteRow = q(
+                "insert into invites (sid, account_sid, service_sid, channel_sid, user_sid,
                                           identity, role_sid, created_by, date_created,
                                           date_updated)
                      values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      returning *",
+            )
+            .bind(invite.sid.as_str())
+            .bind(&chan.account_sid)
+            .bind(&chan.service_sid)
+            .bind(&chan.sid)
+            .bind(&user_sid)
+            .bind(&invite.identity)
+            .bind(invite.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(invite.created_by.as_deref())
+            .bind(invite.date_created.unix_micros())
+            .bind(invite.date_updated.unix_micros())
+            .one(c)
+            .map_err(|e| lite_write_err(e, Conflict::InviteExists, "role"))?;
+            let invited: Invite = row.try_into()?;
+            let state = Resource::Invite(invited.clone());
+            event::append(
+                c,
+                &NewEvent::new(
+                    EventKind::InvitedToChannel,
+                    &state,
+                    origin,
+                    Timestamp::now(),
                 )
-                .bind(invite.sid.as_str())
-                .bind(&chan.account_sid)
-                .bind(&chan.service_sid)
-                .bind(&chan.sid)
-                .bind(&user_sid)
-                .bind(&invite.identity)
-                .bind(invite.role_sid.as_ref().map(|r| r.as_str()))
-                .bind(invite.created_by.as_deref())
-                .bind(invite.date_created.unix_micros())
-                .bind(invite.date_updated.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::InviteExists, "role"))?;
-                event::append(
-                    c,
-                    &NewEvent {
-                        invite_sid: Some(invite.sid.as_str()),
-                        identity: Some(invite.identity.as_str()),
-                        actor: invite.created_by.as_deref(),
-                        ..NewEvent::new(EventKind::InvitedToChannel, &chan, Timestamp::now())
-                    },
-                )?;
-                Ok(row)
-            })
-            .await?;
-        row.try_into()
+                .in_channel(&chan),
+            )?;
+            Ok(invited)
+        })
+        .await
     }
 
     async fn fetch_invite(
@@ -136,19 +142,23 @@ impl InviteStore for SqliteStore {
         service: &ServiceSid,
         channel: &ChannelRef,
         sid: &InviteSid,
+        origin: &Origin,
     ) -> StoreResult<()> {
-        let (_, value) = channel_key(channel);
-        let sql = format!(
-            "delete from invites where sid = ? and {}",
-            in_channel(channel)
-        );
-        self.write_some(
-            q(sql)
-                .bind(sid.as_str())
-                .bind(account.as_str())
-                .bind(service.as_str())
-                .bind(value),
-        )
+        self.write(|c| {
+            let chan = resolve_channel(c, account, service, channel)?;
+            let row: InviteRow =
+                q("delete from invites where sid = ? and channel_sid = ? returning *")
+                    .bind(sid.as_str())
+                    .bind(&chan.sid)
+                    .one(c)
+                    .map_err(lite_err)?;
+            let state = Resource::Invite(row.try_into()?);
+            event::append(
+                c,
+                &NewEvent::new(EventKind::InviteRemoved, &state, origin, Timestamp::now())
+                    .in_channel(&chan),
+            )
+        })
         .await
     }
 }

@@ -579,7 +579,10 @@ mod tests {
         for n in 0..WRITES {
             let mut u = user_at(&svc, &format!("load-{n}"), Timestamp::now());
             u.attributes = Some(format!("{{\"pad\":\"{}\"}}", "x".repeat(6000)));
-            store.create_user(&u).await.expect("write");
+            store
+                .create_user(&u, &parley_core::event::Origin::rest())
+                .await
+                .expect("write");
         }
         let took = started.elapsed();
         let mut wal = path.clone().into_os_string();
@@ -596,8 +599,9 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
-    /// Every event gets its `push_outbox` row (by trigger, in the same statement), due at the
-    /// event's time and unclaimed; a failed write leaves neither.
+    /// Every event of a push kind gets its `push_outbox` row (by trigger, in the same
+    /// statement), due at the event's time and unclaimed; other kinds get none; a failed write
+    /// leaves neither.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_event_has_its_push_outbox_row() {
         use parley_core::channel::{ChannelRef, MemberLimits, MemberRef};
@@ -618,6 +622,7 @@ mod tests {
                 &member_value(&ch, &alice, Timestamp::now()),
                 &NO_LIMITS,
                 None,
+                &parley_core::event::Origin::rest(),
             )
             .await
             .expect("join");
@@ -630,7 +635,12 @@ mod tests {
             user_channels: 10,
         };
         let failed = store
-            .create_member(&member_value(&ch, &bob, Timestamp::now()), &full, None)
+            .create_member(
+                &member_value(&ch, &bob, Timestamp::now()),
+                &full,
+                None,
+                &parley_core::event::Origin::rest(),
+            )
             .await;
         assert!(failed.is_err());
         store
@@ -641,18 +651,42 @@ mod tests {
                 &MemberRef::Identity("alice".to_owned()),
                 None,
                 Timestamp::now(),
+                &parley_core::event::Origin::rest(),
             )
             .await
             .expect("leave");
 
         /// (event id, event date, available_at, lease_until, attempts)
         type Queued = (i64, i64, Option<i64>, Option<i64>, Option<i64>);
+        let kinds: Vec<String> = sqlite
+            .read(|c| {
+                lite::q("select kind from events order by seq")
+                    .all(c)
+                    .map_err(lite::lite_err)
+            })
+            .expect("kinds");
+        assert_eq!(
+            kinds,
+            [
+                "channel_added",
+                "user_added",
+                "user_added",
+                "added_to_channel",
+                "new_message",
+                "new_message",
+                "new_message",
+                "invited_to_channel",
+                "removed_from_channel"
+            ]
+        );
         let rows: Vec<Queued> = sqlite
             .read(|c| {
                 let mut st = c
                     .prepare(
                         "select e.id, e.date_created, o.available_at, o.lease_until, o.attempts
                          from events e left join push_outbox o on o.event_id = e.id
+                         where e.kind in ('new_message', 'added_to_channel',
+                                          'invited_to_channel', 'removed_from_channel')
                          order by e.id",
                     )
                     .map_err(lite::lite_err)?;
@@ -717,7 +751,11 @@ mod tests {
                 for i in 0..POSTS / 64 {
                     let m = message_value(&busy, &format!("w{w}"), &format!("hello {i}"));
                     store
-                        .create_message(&ChannelRef::Sid(busy.sid.clone()), &m)
+                        .create_message(
+                            &ChannelRef::Sid(busy.sid.clone()),
+                            &m,
+                            &parley_core::event::Origin::rest(),
+                        )
                         .await
                         .expect("post");
                 }

@@ -7,8 +7,9 @@
 use parley_core::channel::{
     ChannelRef, Member, MemberLimits, MemberRef, MemberUpdate, UserChannel,
 };
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{Conflict, MemberStore, StoreError, StoreResult};
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, ServiceSid, Timestamp, UserSid};
@@ -109,93 +110,90 @@ impl MemberStore for SqliteStore {
         member: &Member,
         limits: &MemberLimits,
         actor: Option<&str>,
+        origin: &Origin,
     ) -> StoreResult<Member> {
-        let row: MemberRow = self
-            .write(|c| {
-                let chan: ChannelRow = q(
-                    "select * from channels where account_sid = ? and service_sid = ? and sid = ?",
-                )
-                .bind(member.account_sid.as_str())
-                .bind(member.service_sid.as_str())
-                .bind(member.channel_sid.as_str())
-                .one(c)
-                .map_err(lite_err)?;
-                let identity: String = q(
-                    "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
-                )
-                .bind(member.account_sid.as_str())
-                .bind(member.service_sid.as_str())
+        self.write(|c| {
+            let chan: ChannelRow =
+                q("select * from channels where account_sid = ? and service_sid = ? and sid = ?")
+                    .bind(member.account_sid.as_str())
+                    .bind(member.service_sid.as_str())
+                    .bind(member.channel_sid.as_str())
+                    .one(c)
+                    .map_err(lite_err)?;
+            let identity: String = q(
+                "select identity from users where account_sid = ? and service_sid = ? and sid = ?",
+            )
+            .bind(member.account_sid.as_str())
+            .bind(member.service_sid.as_str())
+            .bind(member.user_sid.as_str())
+            .one(c)
+            .map_err(lite_err)?;
+            if identity != member.identity {
+                return Err(StoreError::InvalidReference(
+                    "identity does not match user_sid",
+                ));
+            }
+            // Checks in this order: already a member, then the channel's limit, then the
+            // user's.
+            let exists: Option<i64> =
+                q("select 1 from members where channel_sid = ? and identity = ?")
+                    .bind(&chan.sid)
+                    .bind(&member.identity)
+                    .optional(c)
+                    .map_err(lite_err)?;
+            if exists.is_some() {
+                return Err(StoreError::Conflict(Conflict::MemberExists));
+            }
+            limits.admit_to_channel(chan.members_count)?;
+            let joined: i64 = q("select count(*) from members where user_sid = ?")
                 .bind(member.user_sid.as_str())
                 .one(c)
                 .map_err(lite_err)?;
-                if identity != member.identity {
-                    return Err(StoreError::InvalidReference(
-                        "identity does not match user_sid",
-                    ));
-                }
-                // Checks in this order: already a member, then the channel's limit, then the
-                // user's.
-                let exists: Option<i64> =
-                    q("select 1 from members where channel_sid = ? and identity = ?")
-                        .bind(&chan.sid)
-                        .bind(&member.identity)
-                        .optional(c)
-                        .map_err(lite_err)?;
-                if exists.is_some() {
-                    return Err(StoreError::Conflict(Conflict::MemberExists));
-                }
-                limits.admit_to_channel(chan.members_count)?;
-                let joined: i64 = q("select count(*) from members where user_sid = ?")
-                    .bind(member.user_sid.as_str())
-                    .one(c)
-                    .map_err(lite_err)?;
-                limits.admit_user(joined)?;
-                let row: MemberRow = q(
-                    "insert into members (sid, account_sid, service_sid, channel_sid, user_sid,
+            limits.admit_user(joined)?;
+            let row: MemberRow = q(
+                "insert into members (sid, account_sid, service_sid, channel_sid, user_sid,
                                           identity, role_sid, last_consumed_message_index,
                                           last_consumption_timestamp, attributes,
                                           notification_level, date_created, date_updated)
                      values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      returning *",
-                )
-                .bind(member.sid.as_str())
-                .bind(&chan.account_sid)
-                .bind(&chan.service_sid)
+            )
+            .bind(member.sid.as_str())
+            .bind(&chan.account_sid)
+            .bind(&chan.service_sid)
+            .bind(&chan.sid)
+            .bind(member.user_sid.as_str())
+            .bind(&member.identity)
+            .bind(member.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(member.last_consumed_message_index)
+            .bind(
+                member
+                    .last_consumption_timestamp
+                    .map(Timestamp::unix_micros),
+            )
+            .bind(member.attributes.as_deref())
+            .bind(member.notification_level.as_str())
+            .bind(member.date_created.unix_micros())
+            .bind(member.date_updated.unix_micros())
+            .one(c)
+            .map_err(|e| lite_write_err(e, Conflict::MemberExists, "role"))?;
+            // Joining uses up the pending invite.
+            q("delete from invites where channel_sid = ? and identity = ?")
                 .bind(&chan.sid)
-                .bind(member.user_sid.as_str())
                 .bind(&member.identity)
-                .bind(member.role_sid.as_ref().map(|r| r.as_str()))
-                .bind(member.last_consumed_message_index)
-                .bind(
-                    member
-                        .last_consumption_timestamp
-                        .map(Timestamp::unix_micros),
-                )
-                .bind(member.attributes.as_deref())
-                .bind(member.notification_level.as_str())
-                .bind(member.date_created.unix_micros())
-                .bind(member.date_updated.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::MemberExists, "role"))?;
-                // Joining uses up the pending invite.
-                q("delete from invites where channel_sid = ? and identity = ?")
-                    .bind(&chan.sid)
-                    .bind(&member.identity)
-                    .execute(c)
-                    .map_err(lite_err)?;
-                event::append(
-                    c,
-                    &NewEvent {
-                        member_sid: Some(member.sid.as_str()),
-                        identity: Some(member.identity.as_str()),
-                        actor,
-                        ..NewEvent::new(EventKind::AddedToChannel, &chan, Timestamp::now())
-                    },
-                )?;
-                Ok(row)
-            })
-            .await?;
-        row.try_into()
+                .execute(c)
+                .map_err(lite_err)?;
+            let joined: Member = row.try_into()?;
+            let state = Resource::Member(joined.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::AddedToChannel, &state, origin, Timestamp::now())
+                    .in_channel(&chan)
+                    .actor(actor.or(origin.identity.as_deref())),
+            )?;
+            Ok(joined)
+        })
+        .await
     }
 
     async fn fetch_member(
@@ -247,13 +245,13 @@ impl MemberStore for SqliteStore {
         member: &MemberRef,
         update: &MemberUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Member> {
-        let (_, channel_value) = channel_key(channel);
         let (column, value) = member_key(member);
+        let select = format!("select * from members where channel_sid = ? and {column} = ?");
         // Right-hand sides read the old row, so the timestamp rule compares against the old
         // horizon: a given timestamp wins; else a changed horizon stamps `now`.
-        let sql = format!(
-            "update members set
+        let sql = "update members set
                  role_sid = coalesce(?, role_sid),
                  last_consumption_timestamp = case
                      when ? is not null then ?
@@ -265,38 +263,49 @@ impl MemberStore for SqliteStore {
                  notification_level = coalesce(?, notification_level),
                  date_created = coalesce(?, date_created),
                  date_updated = ?
-             where {column} = ? and {}
-             returning *",
-            in_channel(channel)
-        );
+             where sid = ?
+             returning *";
         let set_index = update.last_consumed_message_index.is_some();
         let index = update.last_consumed_message_index.flatten();
         let stamp = update
             .last_consumption_timestamp
             .map(Timestamp::unix_micros);
-        let row: MemberRow = self
-            .write_row(
-                q(sql)
-                    .bind(update.role_sid.as_ref().map(|r| r.as_str()))
-                    .bind(stamp)
-                    .bind(stamp)
-                    .bind(set_index)
-                    .bind(index)
-                    .bind(now.unix_micros())
-                    .bind(set_index)
-                    .bind(index)
-                    .bind(update.attributes.as_deref())
-                    .bind(update.notification_level.map(|n| n.as_str()))
-                    .bind(update.date_created.map(Timestamp::unix_micros))
-                    .bind(update.date_updated.unwrap_or(now).unix_micros())
-                    .bind(value)
-                    .bind(account.as_str())
-                    .bind(service.as_str())
-                    .bind(channel_value),
-                |e| lite_write_err(e, Conflict::MemberExists, "role"),
-            )
-            .await?;
-        row.try_into()
+        self.write(|c| {
+            let chan = resolve_channel(c, account, service, channel)?;
+            let before: MemberRow = q(&select)
+                .bind(&chan.sid)
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)?;
+            let row: MemberRow = q(sql)
+                .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+                .bind(stamp)
+                .bind(stamp)
+                .bind(set_index)
+                .bind(index)
+                .bind(now.unix_micros())
+                .bind(set_index)
+                .bind(index)
+                .bind(update.attributes.as_deref())
+                .bind(update.notification_level.map(|n| n.as_str()))
+                .bind(update.date_created.map(Timestamp::unix_micros))
+                .bind(update.date_updated.unwrap_or(now).unix_micros())
+                .bind(&before.sid)
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::MemberExists, "role"))?;
+            let before: Member = before.try_into()?;
+            let after: Member = row.try_into()?;
+            let changed = changed_fields(&before, &after);
+            let state = Resource::Member(after.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::MemberUpdated, &state, origin, Timestamp::now())
+                    .in_channel(&chan)
+                    .changed(changed),
+            )?;
+            Ok(after)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]
@@ -308,26 +317,23 @@ impl MemberStore for SqliteStore {
         member: &MemberRef,
         actor: Option<&str>,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<()> {
         let (column, value) = member_key(member);
-        let sql = format!(
-            "delete from members where channel_sid = ? and {column} = ? returning sid, identity"
-        );
+        let sql = format!("delete from members where channel_sid = ? and {column} = ? returning *");
         self.write(|c| {
             let chan = resolve_channel(c, account, service, channel)?;
-            let (member_sid, identity): (String, String) = q(sql)
+            let row: MemberRow = q(sql)
                 .bind(&chan.sid)
                 .bind(value)
                 .one(c)
                 .map_err(lite_err)?;
+            let state = Resource::Member(row.try_into()?);
             event::append(
                 c,
-                &NewEvent {
-                    member_sid: Some(&member_sid),
-                    identity: Some(&identity),
-                    actor,
-                    ..NewEvent::new(EventKind::RemovedFromChannel, &chan, now)
-                },
+                &NewEvent::new(EventKind::RemovedFromChannel, &state, origin, now)
+                    .in_channel(&chan)
+                    .actor(actor.or(origin.identity.as_deref())),
             )
         })
         .await

@@ -8,8 +8,9 @@
 //! the newest end costs the same in a channel of a thousand or a million messages.
 
 use parley_core::channel::{ChannelRef, Message, MessageOrder, MessageUpdate};
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{Conflict, MessageStore, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, MessageSid, ServiceSid, Timestamp};
 
@@ -17,7 +18,7 @@ use crate::channel::{in_channel, resolve_channel};
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
 use crate::rows::{channel_key, convert_all, ChannelRow, MessageRow};
-use crate::{one_row, SqliteStore};
+use crate::SqliteStore;
 
 /// `<head> from messages where channel_sid = ? … order by msg_index … limit …`. The cursor key
 /// is the index; a forward page of a `desc` list goes to smaller indexes. Rows come back in
@@ -56,6 +57,7 @@ impl MessageStore for SqliteStore {
         &self,
         channel: &ChannelRef,
         message: &Message,
+        origin: &Origin,
     ) -> StoreResult<Message> {
         let (column, value) = channel_key(channel);
         // Resolve the channel and take the next index in one statement. In SQLite's `update`,
@@ -68,52 +70,47 @@ impl MessageStore for SqliteStore {
              where account_sid = ? and service_sid = ? and {column} = ?
              returning *"
         );
-        let row: MessageRow = self
-            .write(|c| {
-                let chan: ChannelRow = q(sql)
-                    .bind(message.sid.as_str())
-                    .bind(message.account_sid.as_str())
-                    .bind(message.service_sid.as_str())
-                    .bind(value)
-                    .one(c)
-                    .map_err(lite_err)?;
-                let index = chan
-                    .last_message_index
-                    .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no index was assigned")))?;
-                let row: MessageRow = q(
-                    "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
+        self.write(|c| {
+            let chan: ChannelRow = q(sql)
+                .bind(message.sid.as_str())
+                .bind(message.account_sid.as_str())
+                .bind(message.service_sid.as_str())
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)?;
+            let index = chan
+                .last_message_index
+                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no index was assigned")))?;
+            let row: MessageRow = q(
+                "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
                                            msg_from, body, attributes, last_updated_by, was_edited,
                                            date_created, date_updated)
                      values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
                      returning *",
-                )
-                .bind(message.sid.as_str())
-                .bind(&chan.account_sid)
-                .bind(&chan.service_sid)
-                .bind(&chan.sid)
-                .bind(index)
-                .bind(&message.from)
-                .bind(message.body.as_deref())
-                .bind(message.attributes.as_deref())
-                .bind(message.last_updated_by.as_deref())
-                .bind(message.date_created.unix_micros())
-                .bind(message.date_updated.unix_micros())
-                .one(c)
-                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
-                event::append(
-                    c,
-                    &NewEvent {
-                        message_sid: Some(message.sid.as_str()),
-                        message_index: Some(index),
-                        body: message.body.as_deref(),
-                        actor: Some(message.from.as_str()),
-                        ..NewEvent::new(EventKind::NewMessage, &chan, Timestamp::now())
-                    },
-                )?;
-                Ok(row)
-            })
-            .await?;
-        row.try_into()
+            )
+            .bind(message.sid.as_str())
+            .bind(&chan.account_sid)
+            .bind(&chan.service_sid)
+            .bind(&chan.sid)
+            .bind(index)
+            .bind(&message.from)
+            .bind(message.body.as_deref())
+            .bind(message.attributes.as_deref())
+            .bind(message.last_updated_by.as_deref())
+            .bind(message.date_created.unix_micros())
+            .bind(message.date_updated.unix_micros())
+            .one(c)
+            .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
+            let posted: Message = row.try_into()?;
+            let state = Resource::Message(posted.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now())
+                    .in_channel(&chan),
+            )?;
+            Ok(posted)
+        })
+        .await
     }
 
     async fn fetch_message(
@@ -164,10 +161,9 @@ impl MessageStore for SqliteStore {
         sid: &MessageSid,
         update: &MessageUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Message> {
-        let (_, value) = channel_key(channel);
-        let sql = format!(
-            "update messages set
+        let sql = "update messages set
                  was_edited = case when ? is not null and ? is not body then 1
                                    else was_edited end,
                  body = coalesce(?, body),
@@ -176,30 +172,47 @@ impl MessageStore for SqliteStore {
                  last_updated_by = coalesce(?, last_updated_by),
                  date_created = coalesce(?, date_created),
                  date_updated = ?
-             where sid = ? and {}
-             returning *",
-            in_channel(channel)
-        );
+             where sid = ?
+             returning *";
         let body = update.body.as_deref();
-        let row: MessageRow = self
-            .write_row(
-                q(sql)
-                    .bind(body)
-                    .bind(body)
-                    .bind(body)
-                    .bind(update.attributes.as_deref())
-                    .bind(update.from.as_deref())
-                    .bind(update.last_updated_by.as_deref())
-                    .bind(update.date_created.map(Timestamp::unix_micros))
-                    .bind(update.date_updated.unwrap_or(now).unix_micros())
-                    .bind(sid.as_str())
-                    .bind(account.as_str())
-                    .bind(service.as_str())
-                    .bind(value),
-                lite_err,
-            )
-            .await?;
-        row.try_into()
+        self.write(|c| {
+            let chan = resolve_channel(c, account, service, channel)?;
+            let before: MessageRow = q("select * from messages where sid = ? and channel_sid = ?")
+                .bind(sid.as_str())
+                .bind(&chan.sid)
+                .one(c)
+                .map_err(lite_err)?;
+            let row: MessageRow = q(sql)
+                .bind(body)
+                .bind(body)
+                .bind(body)
+                .bind(update.attributes.as_deref())
+                .bind(update.from.as_deref())
+                .bind(update.last_updated_by.as_deref())
+                .bind(update.date_created.map(Timestamp::unix_micros))
+                .bind(update.date_updated.unwrap_or(now).unix_micros())
+                .bind(sid.as_str())
+                .one(c)
+                .map_err(lite_err)?;
+            let before: Message = before.try_into()?;
+            let after: Message = row.try_into()?;
+            let changed = changed_fields(&before, &after);
+            let state = Resource::Message(after.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::MessageUpdated, &state, origin, Timestamp::now())
+                    .in_channel(&chan)
+                    .actor(
+                        origin
+                            .identity
+                            .as_deref()
+                            .or(update.last_updated_by.as_deref()),
+                    )
+                    .changed(changed),
+            )?;
+            Ok(after)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
@@ -209,15 +222,16 @@ impl MessageStore for SqliteStore {
         service: &ServiceSid,
         channel: &ChannelRef,
         sid: &MessageSid,
+        origin: &Origin,
     ) -> StoreResult<()> {
         self.write(|c| {
             let chan = resolve_channel(c, account, service, channel)?;
-            let n = q("delete from messages where sid = ? and channel_sid = ?")
-                .bind(sid.as_str())
-                .bind(&chan.sid)
-                .execute(c)
-                .map_err(lite_err)?;
-            one_row(n)?;
+            let row: MessageRow =
+                q("delete from messages where sid = ? and channel_sid = ? returning *")
+                    .bind(sid.as_str())
+                    .bind(&chan.sid)
+                    .one(c)
+                    .map_err(lite_err)?;
             // The last message becomes the newest one left (both null when none is left).
             q("update channels set
                    messages_count = messages_count - 1,
@@ -228,7 +242,12 @@ impl MessageStore for SqliteStore {
             .bind(&chan.sid)
             .execute(c)
             .map_err(lite_err)?;
-            Ok(())
+            let state = Resource::Message(row.try_into()?);
+            event::append(
+                c,
+                &NewEvent::new(EventKind::MessageRemoved, &state, origin, Timestamp::now())
+                    .in_channel(&chan),
+            )
         })
         .await
     }

@@ -219,10 +219,14 @@ impl PushStore for SqliteStore {
     }
 
     async fn recipients(&self, event: &Event) -> StoreResult<Vec<Recipient>> {
+        // Only channel events of the push kinds have recipients.
+        let Some(channel_sid) = event.channel_sid.as_ref() else {
+            return Ok(Vec::new());
+        };
         let rows: Vec<BindingRow> = match event.kind {
             EventKind::NewMessage => self.read_all(
                 &q(NEW_MESSAGE_RECIPIENTS)
-                    .bind(event.channel_sid.as_str())
+                    .bind(channel_sid.as_str())
                     .bind(event.account_sid.as_str())
                     .bind(event.service_sid.as_str())
                     .bind(event.actor.as_deref()),
@@ -239,11 +243,12 @@ impl PushStore for SqliteStore {
                     &q(IDENTITY_RECIPIENTS)
                         .bind(event.service_sid.as_str())
                         .bind(identity)
-                        .bind(event.channel_sid.as_str())
+                        .bind(channel_sid.as_str())
                         .bind(check_muted)
                         .bind(event.account_sid.as_str()),
                 )?
             }
+            _ => return Ok(Vec::new()),
         };
         recipients(event.kind, rows)
     }

@@ -1,14 +1,15 @@
 //! `UserStore`: users of a service, addressed by SID or identity.
 
-use parley_core::event::EventKind;
+use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
+use parley_core::store::rows::changed_fields;
 use parley_core::store::{Conflict, StoreError, StoreResult, UserStore};
 use parley_core::user::{User, UserRef, UserUpdate};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{convert_all, user_key, ChannelRow, UserRow};
+use crate::rows::{convert_all, user_key, ChannelRow, MemberRow, UserRow};
 use crate::{one_row, push_keyset, require_service, SqliteStore};
 
 const INSERT_USER: &str =
@@ -48,47 +49,43 @@ pub(crate) fn list_query(
 #[async_trait::async_trait]
 impl UserStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid, user.sid = %user.sid))]
-    async fn create_user(&self, user: &User) -> StoreResult<User> {
-        let row: UserRow = self
-            .write(|c| {
-                require_service(c, &user.account_sid, &user.service_sid)?;
-                insert_user_lite(&format!("{INSERT_USER} returning *"), user)
-                    .one(c)
-                    .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))
-            })
-            .await?;
-        row.try_into()
+    async fn create_user(&self, user: &User, origin: &Origin) -> StoreResult<User> {
+        self.write(|c| {
+            require_service(c, &user.account_sid, &user.service_sid)?;
+            let row: UserRow = insert_user_lite(&format!("{INSERT_USER} returning *"), user)
+                .one(c)
+                .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))?;
+            user_added(c, row, origin)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %user.service_sid))]
-    async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)> {
-        let (row, created) = self
-            .write(|c| {
-                require_service(c, &user.account_sid, &user.service_sid)?;
-                // Under the write lock the conflict arm only sees committed rows; `do nothing`
-                // keeps the existing user, and the select below returns whichever row is there.
-                let sql = format!(
-                    "{INSERT_USER} on conflict (service_sid, identity) do nothing returning *"
-                );
-                let inserted = insert_user_lite(&sql, user)
-                    .optional::<UserRow>(c)
-                    .map_err(|e| lite_write_err(e, Conflict::SidTaken, "role"))?;
-                match inserted {
-                    Some(row) => Ok((row, true)),
-                    None => {
-                        let row: UserRow = q("select * from users
+    async fn get_or_create_user(&self, user: &User, origin: &Origin) -> StoreResult<(User, bool)> {
+        self.write(|c| {
+            require_service(c, &user.account_sid, &user.service_sid)?;
+            // Under the write lock the conflict arm only sees committed rows; `do nothing`
+            // keeps the existing user, and the select below returns whichever row is there.
+            let sql =
+                format!("{INSERT_USER} on conflict (service_sid, identity) do nothing returning *");
+            let inserted = insert_user_lite(&sql, user)
+                .optional::<UserRow>(c)
+                .map_err(|e| lite_write_err(e, Conflict::SidTaken, "role"))?;
+            match inserted {
+                Some(row) => Ok((user_added(c, row, origin)?, true)),
+                None => {
+                    let row: UserRow = q("select * from users
                              where account_sid = ? and service_sid = ? and identity = ?")
-                        .bind(user.account_sid.as_str())
-                        .bind(user.service_sid.as_str())
-                        .bind(&user.identity)
-                        .one(c)
-                        .map_err(lite_err)?;
-                        Ok((row, false))
-                    }
+                    .bind(user.account_sid.as_str())
+                    .bind(user.service_sid.as_str())
+                    .bind(&user.identity)
+                    .one(c)
+                    .map_err(lite_err)?;
+                    Ok((row.try_into()?, false))
                 }
-            })
-            .await?;
-        Ok((row.try_into()?, created))
+            }
+        })
+        .await
     }
 
     async fn fetch_user(
@@ -129,30 +126,46 @@ impl UserStore for SqliteStore {
         user: &UserRef,
         update: &UserUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<User> {
         let (column, value) = user_key(user);
-        let sql = format!(
-            "update users set friendly_name = coalesce(?, friendly_name),
-                              attributes = coalesce(?, attributes),
-                              role_sid = coalesce(?, role_sid),
-                              date_updated = ?
-             where account_sid = ? and service_sid = ? and {column} = ?
-             returning *"
+        let select = format!(
+            "select * from users where account_sid = ? and service_sid = ? and {column} = ?"
         );
-        let row: UserRow = self
-            .write_row(
-                q(sql)
-                    .bind(update.friendly_name.as_deref())
-                    .bind(update.attributes.as_deref())
-                    .bind(update.role_sid.as_ref().map(|r| r.as_str()))
-                    .bind(now.unix_micros())
-                    .bind(account.as_str())
-                    .bind(service.as_str())
-                    .bind(value),
-                |e| lite_write_err(e, Conflict::UserIdentityTaken, "role"),
+        self.write(|c| {
+            let before: UserRow = q(select)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)?;
+            let row: UserRow = q(
+                "update users set friendly_name = coalesce(?, friendly_name),
+                                      attributes = coalesce(?, attributes),
+                                      role_sid = coalesce(?, role_sid),
+                                      date_updated = ?
+                     where sid = ?
+                     returning *",
             )
-            .await?;
-        row.try_into()
+            .bind(update.friendly_name.as_deref())
+            .bind(update.attributes.as_deref())
+            .bind(update.role_sid.as_ref().map(|r| r.as_str()))
+            .bind(now.unix_micros())
+            .bind(&before.sid)
+            .one(c)
+            .map_err(|e| lite_write_err(e, Conflict::UserIdentityTaken, "role"))?;
+            let before: User = before.try_into()?;
+            let after: User = row.try_into()?;
+            let changed = changed_fields(&before, &after);
+            let state = Resource::User(after.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::UserUpdated, &state, origin, Timestamp::now())
+                    .changed(changed),
+            )?;
+            Ok(after)
+        })
+        .await
     }
 
     // No `user` field: it may be an identity (PII).
@@ -162,16 +175,17 @@ impl UserStore for SqliteStore {
         account: &AccountSid,
         service: &ServiceSid,
         user: &UserRef,
+        origin: &Origin,
     ) -> StoreResult<()> {
         // The user's bindings, memberships and invites go with it (`on delete cascade`). Each
-        // membership first gets its `removed_from_channel` event, as leaving a channel does,
-        // in the same write transaction.
+        // membership gets its `removed_from_channel` event, as leaving a channel does, then
+        // the user its `user_removed`, in the same write transaction.
         let (column, value) = user_key(user);
         let sql = format!(
-            "select sid from users where account_sid = ? and service_sid = ? and {column} = ?"
+            "select * from users where account_sid = ? and service_sid = ? and {column} = ?"
         );
         self.write(|c| {
-            let Some(sid): Option<String> = q(sql)
+            let Some(row): Option<UserRow> = q(sql)
                 .bind(account.as_str())
                 .bind(service.as_str())
                 .bind(value)
@@ -183,36 +197,48 @@ impl UserStore for SqliteStore {
             let channels: Vec<ChannelRow> = q("select * from channels
                  where sid in (select channel_sid from members where user_sid = ?)
                  order by sid")
-            .bind(&sid)
+            .bind(&row.sid)
             .all(c)
             .map_err(lite_err)?;
-            let members: Vec<(String, String, String)> = q(
-                "select channel_sid, sid, identity from members where user_sid = ?
-                 order by channel_sid",
-            )
-            .bind(&sid)
-            .all(c)
-            .map_err(lite_err)?;
-            let now = Timestamp::now();
-            for (channel_sid, member_sid, identity) in &members {
-                let Some(chan) = channels.iter().find(|ch| &ch.sid == channel_sid) else {
-                    continue;
-                };
-                event::append(
-                    c,
-                    &NewEvent {
-                        member_sid: Some(member_sid),
-                        identity: Some(identity),
-                        ..NewEvent::new(EventKind::RemovedFromChannel, chan, now)
-                    },
-                )?;
-            }
+            let members: Vec<MemberRow> =
+                q("select * from members where user_sid = ? order by channel_sid")
+                    .bind(&row.sid)
+                    .all(c)
+                    .map_err(lite_err)?;
             let n = q("delete from users where sid = ?")
-                .bind(&sid)
+                .bind(&row.sid)
                 .execute(c)
                 .map_err(lite_err)?;
-            one_row(n)
+            one_row(n)?;
+            let now = Timestamp::now();
+            for member in members {
+                let Some(chan) = channels.iter().find(|ch| ch.sid == member.channel_sid) else {
+                    continue;
+                };
+                let state = Resource::Member(member.try_into()?);
+                event::append(
+                    c,
+                    &NewEvent::new(EventKind::RemovedFromChannel, &state, origin, now)
+                        .in_channel(chan),
+                )?;
+            }
+            let state = Resource::User(row.try_into()?);
+            event::append(
+                c,
+                &NewEvent::new(EventKind::UserRemoved, &state, origin, now),
+            )
         })
         .await
     }
+}
+
+/// Append `user_added` for the inserted `row`; the user.
+fn user_added(c: &rusqlite::Connection, row: UserRow, origin: &Origin) -> StoreResult<User> {
+    let user: User = row.try_into()?;
+    let state = Resource::User(user.clone());
+    event::append(
+        c,
+        &NewEvent::new(EventKind::UserAdded, &state, origin, Timestamp::now()),
+    )?;
+    Ok(user)
 }

@@ -141,7 +141,9 @@ async fn two_stores_on_one_file_write_concurrently_without_busy_errors() {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         let u = user_at(&svc, &format!("user-{i}"), Timestamp::now());
         tasks.push(tokio::spawn(async move {
-            let (u, _) = store.get_or_create_user(&u).await?;
+            let (u, _) = store
+                .get_or_create_user(&u, &parley_core::event::Origin::rest())
+                .await?;
             let reg = registration(
                 &u,
                 PushType::Fcm,

@@ -2,7 +2,8 @@
 //! (`tests/fixtures/made-by-sqlx-release.db`: made with the `parley` binary of that release —
 //! `parley account create` and a few rows through the API: a service, users `alice` and `bob`,
 //! channel `general` with `alice` as member, one message, an invite for `bob`, a credential, a
-//! role), open unchanged with this one; and a new database gets the very same schema.
+//! role), open with this one — keeping their rows, upgraded by the migrations added since (from
+//! 0005 on), once — and a new database gets the very same schema.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +11,8 @@ use parley_core::channel::{ChannelRef, MessageOrder};
 use parley_core::paging::PageRequest;
 use parley_core::store::testsuite::{message_value, user_at};
 use parley_core::store::{
-    AccountStore, ChannelStore, CredentialStore, InviteStore, MemberStore, MessageStore, RoleStore,
-    ServiceStore, UserStore,
+    AccountStore, ChannelStore, CredentialStore, EventStore, InviteStore, MemberStore,
+    MessageStore, RoleStore, ServiceStore, UserStore,
 };
 use parley_core::user::UserRef;
 use parley_core::{AccountSid, Timestamp};
@@ -69,9 +70,9 @@ fn remove(path: &Path) {
 async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writes() {
     // Arrange
     let path = legacy_copy();
-    let schema_before = rows(&path, SCHEMA);
     let migrations_before = rows(&path, MIGRATIONS);
     assert_eq!(migrations_before.len(), 4, "{migrations_before:?}");
+    let legacy_events = rows(&path, "select id from events order by id");
 
     // Act
     let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
@@ -162,7 +163,10 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
 
     // Assert: it takes writes.
     let carol = store
-        .create_user(&user_at(svc, "carol", Timestamp::now()))
+        .create_user(
+            &user_at(svc, "carol", Timestamp::now()),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("new user");
     assert_eq!(carol.identity, "carol");
@@ -170,12 +174,37 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
         .create_message(
             &general,
             &message_value(&channel, "alice", "after the upgrade"),
+            &parley_core::event::Origin::rest(),
         )
         .await
         .expect("post");
     assert_eq!(posted.index, 1, "indexes go on from the old ones");
+    // The old events got seqs 1..n (in id order); new ones go on from there.
+    let events = store.list_events(&svc.sid, 0, 100).await.expect("events");
+    let n = i64::try_from(legacy_events.len()).expect("small");
+    assert!(n > 0, "the fixture has events");
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=n + 2).collect::<Vec<i64>>(), "{events:#?}");
+    let old_ids: Vec<String> = events[..legacy_events.len()]
+        .iter()
+        .map(|e| format!("Integer({})", e.id))
+        .collect();
+    assert_eq!(
+        old_ids,
+        legacy_events.into_iter().flatten().collect::<Vec<String>>()
+    );
+    assert!(
+        events[..events.len() - 2].iter().all(|e| e.state.is_none()),
+        "events written before v5 have no state"
+    );
+    assert!(events[events.len() - 1].state.is_some());
     store
-        .delete_user(&account, &svc.sid, &UserRef::Identity("bob".to_owned()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Identity("bob".to_owned()),
+            &parley_core::event::Origin::rest(),
+        )
         .await
         .expect("delete bob (and his invite)");
     assert!(store
@@ -187,11 +216,26 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
     store.close().await;
     drop(store);
 
-    // Assert: not migrated again, schema unchanged.
-    assert_eq!(rows(&path, MIGRATIONS), migrations_before);
-    assert_eq!(rows(&path, SCHEMA), schema_before);
+    // Assert: the old migration records stay, the new migrations are recorded once each.
+    let migrations_after = rows(&path, MIGRATIONS);
+    assert_eq!(migrations_after[..4], migrations_before[..]);
+    let added: Vec<(String, String)> = migrations_after[4..]
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let expected: Vec<(String, String)> = parley_store_sqlite::MIGRATIONS[4..]
+        .iter()
+        .map(|m| {
+            (
+                format!("Integer({})", m.version),
+                format!("Text({:?})", m.description),
+            )
+        })
+        .collect();
+    assert_eq!(added, expected);
+    let schema_after = rows(&path, SCHEMA);
 
-    // And it opens again.
+    // And it opens again, without migrating again.
     let again = SqliteStore::connect(&format!("sqlite://{}", path.display()))
         .await
         .expect("reopen");
@@ -205,15 +249,22 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
     );
     again.close().await;
     drop(again);
+    assert_eq!(rows(&path, MIGRATIONS), migrations_after);
+    assert_eq!(rows(&path, SCHEMA), schema_after);
     remove(&path);
 }
 
-/// A new database gets exactly the schema the `sqlx` release made (every table, index and
-/// trigger, `_sqlx_migrations` included, down to the SQL text), and the same migration records
-/// (versions, descriptions, checksums, success).
+/// A new database gets exactly the schema of a database the `sqlx` release made, once this
+/// release upgraded it (every table, index and trigger, `_sqlx_migrations` included, down to
+/// the SQL text), and the same migration records (versions, descriptions, checksums, success).
 #[tokio::test]
 async fn a_new_database_gets_the_schema_of_the_sqlx_release() {
-    let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    let legacy = legacy_copy();
+    SqliteStore::connect(&format!("sqlite://{}", legacy.display()))
+        .await
+        .expect("upgrade the old database")
+        .close()
+        .await;
     let path = temp_path("fresh");
     let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
         .await
@@ -226,4 +277,5 @@ async fn a_new_database_gets_the_schema_of_the_sqlx_release() {
         "select version, description, success, hex(checksum) from _sqlx_migrations order by version";
     assert_eq!(rows(&path, records), rows(&legacy, records));
     remove(&path);
+    remove(&legacy);
 }

@@ -1,14 +1,17 @@
 //! Chat core storage: channels, members, messages, invites, the user-channel view and the change
-//! log. Every write that should notify appends its [`Event`] in the SAME transaction (a rolled
-//! back change leaves no event; a committed one always has it), and every counter
-//! (`members_count`, `messages_count`, a user's joined channels) changes in the same transaction
-//! as the rows it counts.
+//! log. Every mutation appends exactly one [`Event`] (the kind named on each method; deleting a
+//! user appends one per membership, then its own) in the SAME transaction, with the caller's
+//! [`Origin`] (the last parameter of every mutating method): a rolled back change leaves no
+//! event, a committed one always has it, and a service's events get `seq` 1, 2, 3… in commit
+//! order. An update that changes nothing still appends its `…_updated` event, with `changed`
+//! empty. Every counter (`members_count`, `messages_count`, a user's joined channels) changes in
+//! the same transaction as the rows it counts.
 
 use crate::channel::{
     Channel, ChannelRef, ChannelType, ChannelUpdate, Invite, Member, MemberLimits, MemberRef,
     MemberUpdate, Message, MessageOrder, MessageUpdate, UserChannel,
 };
-use crate::event::Event;
+use crate::event::{Event, Origin};
 use crate::paging::{Page, PageRequest};
 use crate::store::StoreResult;
 use crate::user::UserRef;
@@ -18,8 +21,8 @@ use crate::{AccountSid, InviteSid, MessageSid, ServiceSid, Timestamp, UserSid};
 #[async_trait::async_trait]
 pub trait ChannelStore: Send + Sync {
     /// Insert (`Conflict::ChannelUniqueNameTaken` when the unique name exists in the service;
-    /// `NotFound` when the service does not exist in the account).
-    async fn create_channel(&self, channel: &Channel) -> StoreResult<Channel>;
+    /// `NotFound` when the service does not exist in the account). Appends `channel_added`.
+    async fn create_channel(&self, channel: &Channel, origin: &Origin) -> StoreResult<Channel>;
     /// Fetch by SID or unique name.
     async fn fetch_channel(
         &self,
@@ -35,7 +38,8 @@ pub trait ChannelStore: Send + Sync {
         types: &[ChannelType],
         page: &PageRequest,
     ) -> StoreResult<Page<Channel>>;
-    /// Apply `update`; `date_updated` = `update.date_updated` or `now`.
+    /// Apply `update`; `date_updated` = `update.date_updated` or `now`. Appends
+    /// `channel_updated`.
     async fn update_channel(
         &self,
         account: &AccountSid,
@@ -43,14 +47,17 @@ pub trait ChannelStore: Send + Sync {
         channel: &ChannelRef,
         update: &ChannelUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Channel>;
-    /// Delete the channel with its members, messages and invites (no events: the channel is
-    /// gone; members' joined-channel counts go down).
+    /// Delete the channel with its members, messages and invites (members' joined-channel
+    /// counts go down). Appends `channel_removed` (the channel as it was; no event per member,
+    /// message or invite).
     async fn delete_channel(
         &self,
         account: &AccountSid,
         service: &ServiceSid,
         channel: &ChannelRef,
+        origin: &Origin,
     ) -> StoreResult<()>;
 }
 
@@ -61,12 +68,14 @@ pub trait MemberStore: Send + Sync {
     /// channel has `limits.channel_members` members; `LimitExceeded(UserChannels)` when the user
     /// is in `limits.user_channels` channels; `Conflict::MemberExists` when the identity is
     /// already a member; `NotFound` when the channel is gone. Increments `members_count`,
-    /// deletes the identity's pending invite to the channel, appends `added_to_channel`.
+    /// deletes the identity's pending invite to the channel (no event of its own), appends
+    /// `added_to_channel` (actor: `actor`, else `origin.identity`).
     async fn create_member(
         &self,
         member: &Member,
         limits: &MemberLimits,
         actor: Option<&str>,
+        origin: &Origin,
     ) -> StoreResult<Member>;
     /// Fetch by SID or identity within the channel.
     async fn fetch_member(
@@ -86,7 +95,7 @@ pub trait MemberStore: Send + Sync {
         page: &PageRequest,
     ) -> StoreResult<Page<Member>>;
     /// Apply `update`; when the horizon index changes and no timestamp is given, the timestamp
-    /// becomes `now`.
+    /// becomes `now`. Appends `member_updated` (this is also the user-channel update).
     async fn update_member(
         &self,
         account: &AccountSid,
@@ -95,8 +104,10 @@ pub trait MemberStore: Send + Sync {
         member: &MemberRef,
         update: &MemberUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Member>;
-    /// Remove a member: decrements `members_count`, appends `removed_from_channel`.
+    /// Remove a member: decrements `members_count`, appends `removed_from_channel` (the member
+    /// as it was; actor: `actor`, else `origin.identity`).
     async fn delete_member(
         &self,
         account: &AccountSid,
@@ -105,6 +116,7 @@ pub trait MemberStore: Send + Sync {
         member: &MemberRef,
         actor: Option<&str>,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<()>;
     /// Joined-channel counts of these users (users with none are absent from the answer).
     async fn joined_channel_counts(
@@ -140,8 +152,12 @@ pub trait MessageStore: Send + Sync {
     /// the channel): assigns the channel's next index (strictly
     /// increasing, never reused, safe under many concurrent writers), increments
     /// `messages_count`, moves the channel's last message, appends `new_message`.
-    async fn create_message(&self, channel: &ChannelRef, message: &Message)
-        -> StoreResult<Message>;
+    async fn create_message(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+        origin: &Origin,
+    ) -> StoreResult<Message>;
     /// Fetch one message of the channel.
     async fn fetch_message(
         &self,
@@ -159,7 +175,8 @@ pub trait MessageStore: Send + Sync {
         order: MessageOrder,
         page: &PageRequest,
     ) -> StoreResult<Page<Message>>;
-    /// Apply `update` (`was_edited` becomes true when the body changes).
+    /// Apply `update` (`was_edited` becomes true when the body changes). Appends
+    /// `message_updated` (actor: `origin.identity`, else `update.last_updated_by`).
     async fn update_message(
         &self,
         account: &AccountSid,
@@ -168,14 +185,17 @@ pub trait MessageStore: Send + Sync {
         sid: &MessageSid,
         update: &MessageUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<Message>;
     /// Delete: decrements `messages_count`; the channel's last message becomes the newest left.
+    /// Appends `message_removed` (the message as it was).
     async fn delete_message(
         &self,
         account: &AccountSid,
         service: &ServiceSid,
         channel: &ChannelRef,
         sid: &MessageSid,
+        origin: &Origin,
     ) -> StoreResult<()>;
     /// Messages of the channel with `index > after_index` (unread count).
     async fn count_messages_after(
@@ -190,7 +210,12 @@ pub trait MessageStore: Send + Sync {
 pub trait InviteStore: Send + Sync {
     /// Insert: `Conflict::InviteExists` when the identity is already invited,
     /// `Conflict::MemberExists` when it is already a member; appends `invited_to_channel`.
-    async fn create_invite(&self, channel: &ChannelRef, invite: &Invite) -> StoreResult<Invite>;
+    async fn create_invite(
+        &self,
+        channel: &ChannelRef,
+        invite: &Invite,
+        origin: &Origin,
+    ) -> StoreResult<Invite>;
     /// Fetch one invite of the channel.
     async fn fetch_invite(
         &self,
@@ -208,24 +233,27 @@ pub trait InviteStore: Send + Sync {
         identities: &[String],
         page: &PageRequest,
     ) -> StoreResult<Page<Invite>>;
-    /// Delete one invite (no event).
+    /// Delete one invite; appends `invite_removed` (the invite as it was). Joining removes an
+    /// invite without this event (see [`MemberStore::create_member`]).
     async fn delete_invite(
         &self,
         account: &AccountSid,
         service: &ServiceSid,
         channel: &ChannelRef,
         sid: &InviteSid,
+        origin: &Origin,
     ) -> StoreResult<()>;
 }
 
 /// The change log, read side.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync {
-    /// Events with `id > after`, oldest first, at most `limit`, of one service.
+    /// Events of one service with `seq > after_seq`, in `seq` (= commit) order, at most
+    /// `limit`.
     async fn list_events(
         &self,
         service: &ServiceSid,
-        after: i64,
+        after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>>;
 

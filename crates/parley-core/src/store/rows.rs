@@ -11,7 +11,7 @@ use crate::channel::{
     UserChannel, UserChannelStatus,
 };
 use crate::credential::{Credential, PushType};
-use crate::event::{Event, EventKind, Source};
+use crate::event::{Event, EventKind, Origin, Resource, Source};
 use crate::push::{Delivery, NewDelivery, PushLogEntry, Recipient};
 use crate::role::{Role, RoleType};
 use crate::service::Service;
@@ -122,11 +122,20 @@ where
     rows.into_iter().map(T::try_from).collect()
 }
 
-/// An event to append (a row of `events` to insert): the kind, the channel it concerns (account,
-/// service and the channel's names are copied from its row), and the fields of its kind.
+/// An event to append (a row of `events` to insert; the backend's `append` adds the per-service
+/// `seq`): the kind, the resource's state (after the change; before it, for removals), who did it
+/// and how ([`Origin`]), the fields an update changed, and the columns push reads (filled from the
+/// state by [`NewEvent::new`]).
+#[derive(Debug)]
 pub struct NewEvent<'a> {
     pub kind: EventKind,
-    pub channel: &'a ChannelRow,
+    pub account_sid: &'a str,
+    pub service_sid: &'a str,
+    /// `None` for user events.
+    pub channel_sid: Option<&'a str>,
+    /// The channel's names at the time (channel-scoped events).
+    pub channel_unique_name: Option<&'a str>,
+    pub channel_friendly_name: Option<&'a str>,
     pub message_sid: Option<&'a str>,
     pub message_index: Option<i64>,
     pub body: Option<&'a str>,
@@ -134,26 +143,144 @@ pub struct NewEvent<'a> {
     pub invite_sid: Option<&'a str>,
     pub identity: Option<&'a str>,
     pub actor: Option<&'a str>,
+    pub origin: &'a Origin,
+    pub state: &'a Resource,
+    /// Wire names of the fields an update changed ([`changed_fields`]); empty otherwise.
+    pub changed: Vec<String>,
     /// When the change happened (server clock); also when the push is first due.
     pub now: Timestamp,
 }
 
 impl<'a> NewEvent<'a> {
-    /// An event of `kind` about `channel` with every optional field empty.
-    pub fn new(kind: EventKind, channel: &'a ChannelRow, now: Timestamp) -> Self {
-        Self {
+    /// An event of `kind` about `state`, made by `origin`. Filled from the state: account,
+    /// service and channel SIDs (a channel state also gives the channel names), the message's
+    /// SID, index and body, the member's or invite's SID, and the affected identity (member,
+    /// invite or user; none for messages and channels). The actor is, for `new_message` the
+    /// author, for `invited_to_channel` the inviter, otherwise `origin.identity`, and for
+    /// `channel_added` without one the channel's `created_by`; callers with a better answer
+    /// (an explicit actor, a message's `last_updated_by`) set [`Self::actor`].
+    pub fn new(kind: EventKind, state: &'a Resource, origin: &'a Origin, now: Timestamp) -> Self {
+        let mut e = Self {
             kind,
-            channel,
+            account_sid: "",
+            service_sid: "",
+            channel_sid: None,
+            channel_unique_name: None,
+            channel_friendly_name: None,
             message_sid: None,
             message_index: None,
             body: None,
             member_sid: None,
             invite_sid: None,
             identity: None,
-            actor: None,
+            actor: origin.identity.as_deref(),
+            origin,
+            state,
+            changed: Vec::new(),
             now,
+        };
+        match state {
+            Resource::Channel(c) => {
+                e.account_sid = c.account_sid.as_str();
+                e.service_sid = c.service_sid.as_str();
+                e.channel_sid = Some(c.sid.as_str());
+                e.channel_unique_name = c.unique_name.as_deref();
+                e.channel_friendly_name = c.friendly_name.as_deref();
+                if kind == EventKind::ChannelAdded && e.actor.is_none() {
+                    e.actor = c.created_by.as_deref();
+                }
+            }
+            Resource::Member(m) => {
+                e.account_sid = m.account_sid.as_str();
+                e.service_sid = m.service_sid.as_str();
+                e.channel_sid = Some(m.channel_sid.as_str());
+                e.member_sid = Some(m.sid.as_str());
+                e.identity = Some(m.identity.as_str());
+            }
+            Resource::Message(m) => {
+                e.account_sid = m.account_sid.as_str();
+                e.service_sid = m.service_sid.as_str();
+                e.channel_sid = Some(m.channel_sid.as_str());
+                e.message_sid = Some(m.sid.as_str());
+                e.message_index = Some(m.index);
+                e.body = m.body.as_deref();
+                if kind == EventKind::NewMessage {
+                    e.actor = Some(m.from.as_str());
+                }
+            }
+            Resource::Invite(i) => {
+                e.account_sid = i.account_sid.as_str();
+                e.service_sid = i.service_sid.as_str();
+                e.channel_sid = Some(i.channel_sid.as_str());
+                e.invite_sid = Some(i.sid.as_str());
+                e.identity = Some(i.identity.as_str());
+                if kind == EventKind::InvitedToChannel {
+                    e.actor = i.created_by.as_deref();
+                }
+            }
+            Resource::User(u) => {
+                e.account_sid = u.account_sid.as_str();
+                e.service_sid = u.service_sid.as_str();
+                e.identity = Some(u.identity.as_str());
+            }
         }
+        e
     }
+
+    /// The channel's names as stored in `channel` (for events about a channel's children).
+    pub fn in_channel(mut self, channel: &'a ChannelRow) -> Self {
+        self.channel_unique_name = channel.unique_name.as_deref();
+        self.channel_friendly_name = channel.friendly_name.as_deref();
+        self
+    }
+
+    /// Set the actor.
+    pub fn actor(mut self, actor: Option<&'a str>) -> Self {
+        self.actor = actor;
+        self
+    }
+
+    /// Set the changed fields (updates).
+    pub fn changed(mut self, changed: Vec<String>) -> Self {
+        self.changed = changed;
+        self
+    }
+
+    /// The `state` column: the resource as JSON.
+    pub fn state_json(&self) -> Result<String, StoreError> {
+        to_json(self.state)
+    }
+
+    /// The `changed` column: a JSON array of field names.
+    pub fn changed_json(&self) -> Result<String, StoreError> {
+        to_json(&self.changed)
+    }
+}
+
+/// The fields whose values differ between `before` and `after` (two states of one resource), by
+/// their serialized (wire, snake_case) names in name order, `date_updated` excepted: the
+/// `changed` list of an update event. Equal states give an empty list.
+pub fn changed_fields<T: serde::Serialize>(before: &T, after: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = after
+        .iter()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(
+            before
+                .keys()
+                .filter(|k| !after.contains_key(k.as_str()))
+                .cloned(),
+        )
+        .filter(|k| k != "date_updated")
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Defines the row structs and [`for_each_row!`](crate::for_each_row), which hands each

@@ -1,3 +1,4 @@
+use crate::event::Origin;
 use crate::paging::{Page, PageRequest};
 use crate::store::StoreResult;
 use crate::user::{User, UserRef, UserUpdate};
@@ -7,11 +8,12 @@ use crate::{AccountSid, ServiceSid, Timestamp};
 #[async_trait::async_trait]
 pub trait UserStore: Send + Sync {
     /// Insert a user (`Conflict::UserIdentityTaken` when the identity exists in the service;
-    /// `NotFound` when the service does not exist in the account).
-    async fn create_user(&self, user: &User) -> StoreResult<User>;
+    /// `NotFound` when the service does not exist in the account). Appends `user_added`.
+    async fn create_user(&self, user: &User, origin: &Origin) -> StoreResult<User>;
     /// The user with `user.identity`, inserting `user` if there is none. Safe under concurrency:
-    /// many simultaneous calls for one identity yield one row. Returns (user, created).
-    async fn get_or_create_user(&self, user: &User) -> StoreResult<(User, bool)>;
+    /// many simultaneous calls for one identity yield one row. Returns (user, created); appends
+    /// `user_added` only when it created the user.
+    async fn get_or_create_user(&self, user: &User, origin: &Origin) -> StoreResult<(User, bool)>;
     /// Fetch by SID or identity.
     async fn fetch_user(
         &self,
@@ -26,7 +28,7 @@ pub trait UserStore: Send + Sync {
         service: &ServiceSid,
         page: &PageRequest,
     ) -> StoreResult<Page<User>>;
-    /// Apply `update` (fields that are `None` stay).
+    /// Apply `update` (fields that are `None` stay). Appends `user_updated`.
     async fn update_user(
         &self,
         account: &AccountSid,
@@ -34,13 +36,16 @@ pub trait UserStore: Send + Sync {
         user: &UserRef,
         update: &UserUpdate,
         now: Timestamp,
+        origin: &Origin,
     ) -> StoreResult<User>;
     /// Delete a user with its bindings, memberships and invites. Each membership gets a
-    /// `removed_from_channel` event (no actor) in the same transaction, as leaving does.
+    /// `removed_from_channel` event (actor: `origin.identity`), as leaving does, then the user
+    /// its `user_removed` (the user as it was), all in the same transaction.
     async fn delete_user(
         &self,
         account: &AccountSid,
         service: &ServiceSid,
         user: &UserRef,
+        origin: &Origin,
     ) -> StoreResult<()>;
 }

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, CHANNELS};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
@@ -177,6 +178,7 @@ pub(crate) async fn create(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<(StatusCode, Json<ChannelResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -208,7 +210,7 @@ pub(crate) async fn create(
         date_created: created,
         date_updated: updated.unwrap_or(created),
     };
-    let channel = app.store.create_channel(&channel).await?;
+    let channel = app.store.create_channel(&channel, &origin).await?;
     Ok((
         StatusCode::CREATED,
         Json(ChannelResource::new(&channel, &app.urls)),
@@ -234,6 +236,7 @@ pub(crate) async fn update(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<Json<ChannelResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
@@ -254,6 +257,7 @@ pub(crate) async fn update(
             &ChannelRef::parse(seg.get(1)?),
             &update,
             Timestamp::now(),
+            &origin,
         )
         .await?;
     Ok(Json(ChannelResource::new(&channel, &app.urls)))
@@ -265,10 +269,16 @@ pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     app.store
-        .delete_channel(account(&auth), &service, &ChannelRef::parse(seg.get(1)?))
+        .delete_channel(
+            account(&auth),
+            &service,
+            &ChannelRef::parse(seg.get(1)?),
+            &origin,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::{account, date, members::channel_role, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, INVITES};
 use crate::params::{Form, Query};
 use crate::urls::UrlBuilder;
@@ -89,6 +90,7 @@ pub(crate) async fn create(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<(StatusCode, Json<InviteResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -120,7 +122,10 @@ pub(crate) async fn create(
         date_created: now,
         date_updated: now,
     };
-    let invite = app.store.create_invite(&channel_ref, &invite).await?;
+    let invite = app
+        .store
+        .create_invite(&channel_ref, &invite, &origin)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(InviteResource::new(&invite, &app.urls)),
@@ -152,6 +157,7 @@ pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let sid: InviteSid = seg.sid(2)?;
@@ -161,6 +167,7 @@ pub(crate) async fn delete(
             &service,
             &ChannelRef::parse(seg.get(1)?),
             &sid,
+            &origin,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::{account, attributes, date, new_user, service_of, users::check_identity, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, MEMBERS};
 use crate::params::{clip, Form, Params, Query};
 use crate::urls::UrlBuilder;
@@ -154,6 +155,7 @@ pub(crate) async fn create(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<(StatusCode, Json<MemberResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -175,7 +177,7 @@ pub(crate) async fn create(
     let now = Timestamp::now();
     let (user, _) = app
         .store
-        .get_or_create_user(&new_user(&service, &identity, now))
+        .get_or_create_user(&new_user(&service, &identity, now), &origin)
         .await?;
     let created = created.unwrap_or(now);
     let member = Member {
@@ -197,7 +199,10 @@ pub(crate) async fn create(
         channel_members: service.settings.limits.channel_members,
         user_channels: service.settings.limits.user_channels,
     };
-    let member = app.store.create_member(&member, &limits, None).await?;
+    let member = app
+        .store
+        .create_member(&member, &limits, None, &origin)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(MemberResource::new(&member, &app.urls)),
@@ -228,6 +233,7 @@ pub(crate) async fn update(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<Json<MemberResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
@@ -250,6 +256,7 @@ pub(crate) async fn update(
             &MemberRef::parse(seg.get(2)?),
             &update,
             Timestamp::now(),
+            &origin,
         )
         .await?;
     Ok(Json(MemberResource::new(&m, &app.urls)))
@@ -261,6 +268,7 @@ pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     app.store
@@ -271,6 +279,7 @@ pub(crate) async fn delete(
             &MemberRef::parse(seg.get(2)?),
             None,
             Timestamp::now(),
+            &origin,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

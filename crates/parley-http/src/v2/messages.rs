@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, MESSAGES};
 use crate::params::{Form, Params, Query};
 use crate::urls::UrlBuilder;
@@ -141,6 +142,7 @@ pub(crate) async fn create(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<(StatusCode, Json<MessageResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -179,7 +181,10 @@ pub(crate) async fn create(
         date_created: created,
         date_updated: updated.unwrap_or(created),
     };
-    let message = app.store.create_message(&channel, &message).await?;
+    let message = app
+        .store
+        .create_message(&channel, &message, &origin)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(MessageResource::new(&message, &app.urls)),
@@ -211,6 +216,7 @@ pub(crate) async fn update(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<Json<MessageResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
@@ -233,6 +239,7 @@ pub(crate) async fn update(
             &sid,
             &update,
             Timestamp::now(),
+            &origin,
         )
         .await?;
     Ok(Json(MessageResource::new(&m, &app.urls)))
@@ -243,6 +250,7 @@ pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let sid: MessageSid = seg.sid(2)?;
@@ -252,6 +260,7 @@ pub(crate) async fn delete(
             &service,
             &ChannelRef::parse(seg.get(1)?),
             &sid,
+            &origin,
         )
         .await?;
     Ok(StatusCode::NO_CONTENT)

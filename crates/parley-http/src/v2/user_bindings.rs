@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::{account, service_of, users::check_identity, Segments, WireDate};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, BINDINGS};
 use crate::params::{Form, Params, Query};
 use crate::registrations::{self, Registration};
@@ -153,6 +154,7 @@ pub(crate) async fn register(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<Response, ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -206,7 +208,7 @@ pub(crate) async fn register(
         credential_sid,
         message_types,
     };
-    let registered = registrations::register(&app, &service, &identity, reg, None).await?;
+    let registered = registrations::register(&app, &service, &identity, reg, None, &origin).await?;
     let status = if registered.created {
         StatusCode::CREATED
     } else {

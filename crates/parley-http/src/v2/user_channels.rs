@@ -15,6 +15,7 @@ use super::members::{horizon_index, horizon_time};
 use super::{account, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, USER_CHANNELS};
 use crate::params::{clip, Form, Query};
 use crate::urls::UrlBuilder;
@@ -110,6 +111,7 @@ pub(crate) async fn update(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<Json<UserChannelResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
@@ -146,6 +148,7 @@ pub(crate) async fn update(
             &MemberRef::Identity(user.identity),
             &update,
             Timestamp::now(),
+            &origin,
         )
         .await?;
     let uc = app
@@ -161,6 +164,7 @@ pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let user = app
@@ -178,6 +182,7 @@ pub(crate) async fn delete(
             &MemberRef::Identity(identity.clone()),
             Some(&identity),
             Timestamp::now(),
+            &origin,
         )
         .await;
     match left {
@@ -197,7 +202,7 @@ pub(crate) async fn delete(
                 return Err(ApiError::not_found());
             };
             app.store
-                .delete_invite(account(&auth), &service, &channel, &invite.sid)
+                .delete_invite(account(&auth), &service, &channel, &invite.sid, &origin)
                 .await?;
             Ok(StatusCode::NO_CONTENT)
         }

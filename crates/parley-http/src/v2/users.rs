@@ -13,6 +13,7 @@ use serde::Serialize;
 use super::{account, attributes, date, service_of, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, USERS};
 use crate::params::{Form, Params, Query};
 use crate::urls::UrlBuilder;
@@ -201,6 +202,7 @@ pub(crate) async fn create(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<(StatusCode, Json<UserResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -215,7 +217,7 @@ pub(crate) async fn create(
     if role.is_some() {
         user.role_sid = role;
     }
-    let user = app.store.create_user(&user).await?;
+    let user = app.store.create_user(&user, &origin).await?;
     let reach = reachability(&app, &service, &user).await?;
     Ok((
         StatusCode::CREATED,
@@ -277,6 +279,7 @@ pub(crate) async fn update(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
     Form(p): Form,
 ) -> Result<Json<UserResource>, ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
@@ -294,6 +297,7 @@ pub(crate) async fn update(
             &user_ref,
             &update,
             Timestamp::now(),
+            &origin,
         )
         .await?;
     let service = service_of(&app, &auth, &service_sid).await?;
@@ -307,11 +311,12 @@ pub(crate) async fn delete(
     auth: Authenticated,
     State(app): State<AppState>,
     seg: Segments,
+    ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
     let user_ref: UserRef = seg.user(1)?;
     app.store
-        .delete_user(account(&auth), &service_sid, &user_ref)
+        .delete_user(account(&auth), &service_sid, &user_ref, &origin)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -73,12 +73,13 @@ impl StoredNotification {
     }
 }
 
-fn kind_of(kind: EventKind) -> NotificationKind {
+fn kind_of(kind: EventKind) -> Option<NotificationKind> {
     match kind {
-        EventKind::NewMessage => NotificationKind::NewMessage,
-        EventKind::AddedToChannel => NotificationKind::AddedToChannel,
-        EventKind::InvitedToChannel => NotificationKind::InvitedToChannel,
-        EventKind::RemovedFromChannel => NotificationKind::RemovedFromChannel,
+        EventKind::NewMessage => Some(NotificationKind::NewMessage),
+        EventKind::AddedToChannel => Some(NotificationKind::AddedToChannel),
+        EventKind::InvitedToChannel => Some(NotificationKind::InvitedToChannel),
+        EventKind::RemovedFromChannel => Some(NotificationKind::RemovedFromChannel),
+        _ => None,
     }
 }
 
@@ -133,7 +134,12 @@ impl Worker {
     /// fan-out), in chunks of `fanout_chunk`, each chunk one transaction that also records the
     /// progress; the last chunk removes the outbox entry.
     async fn fanout_event(&self, event: &Event, after: Option<&str>) -> Result<(), StoreError> {
-        let kind = kind_of(event.kind);
+        // Only the push kinds, always about a channel, are queued; anything else has nobody
+        // to notify.
+        let (Some(kind), Some(channel_sid)) = (kind_of(event.kind), event.channel_sid.as_ref())
+        else {
+            return self.push.complete_fanout(event.id, &[]).await;
+        };
         let Some(service) = self.service(event).await? else {
             return self.push.complete_fanout(event.id, &[]).await;
         };
@@ -143,7 +149,7 @@ impl Worker {
         }
         let recipients = still_to_write(self.push.recipients(event).await?, after);
         let vars = TemplateVars {
-            channel_sid: event.channel_sid.as_str(),
+            channel_sid: channel_sid.as_str(),
             channel_unique_name: event.channel_unique_name.as_deref(),
             channel_friendly_name: event.channel_friendly_name.as_deref(),
             user_identity: event.actor.as_deref(),
@@ -181,7 +187,7 @@ impl Worker {
                             id: format!("{}:{}", event.service_sid, event.id),
                             kind,
                             service_sid: event.service_sid.to_string(),
-                            channel_sid: event.channel_sid.to_string(),
+                            channel_sid: channel_sid.to_string(),
                             channel_unique_name: event.channel_unique_name.clone(),
                             channel_friendly_name: event.channel_friendly_name.clone(),
                             message_sid: event.message_sid.as_ref().map(ToString::to_string),

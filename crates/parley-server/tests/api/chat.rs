@@ -476,14 +476,24 @@ async fn chat_changes_append_addressable_events(b: Backend) {
     assert_eq!(
         kinds,
         vec![
+            "channel_added",
+            "user_added",
             "added_to_channel",
+            "user_added",
             "invited_to_channel",
             "new_message",
             "removed_from_channel"
         ]
     );
+    assert!(events.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+    assert_eq!(events[1].identity.as_deref(), Some("alice"));
+    assert_eq!(events[1].channel_sid, None);
+    let events: Vec<_> = events.into_iter().filter(|e| e.kind.is_push()).collect();
     for e in &events {
-        assert_eq!(e.channel_sid.as_str(), ch);
+        assert_eq!(
+            e.channel_sid.as_ref().map(|c| c.as_str()),
+            Some(ch.as_str())
+        );
         assert_eq!(e.service_sid.as_str(), service);
         assert_eq!(e.channel_unique_name.as_deref(), Some("ev"));
         assert_eq!(e.channel_friendly_name.as_deref(), Some("Events"));

@@ -8,7 +8,7 @@ use crate::channel::{
     MemberUpdate, Message, MessageOrder, MessageUpdate, NotificationLevel, UserChannel,
     UserChannelStatus,
 };
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, Origin};
 use crate::paging::{Cursor, Page, PageRequest};
 use crate::service::Service;
 use crate::store::{Conflict, Limit, StoreError, StoreResult};
@@ -53,12 +53,15 @@ pub fn channel_value(
 /// A stored public channel named `unique_name`.
 pub async fn channel(store: &DynStore, service: &Service, unique_name: &str) -> Channel {
     store
-        .create_channel(&channel_value(
-            service,
-            Some(unique_name),
-            ChannelType::Public,
-            Timestamp::now(),
-        ))
+        .create_channel(
+            &channel_value(
+                service,
+                Some(unique_name),
+                ChannelType::Public,
+                Timestamp::now(),
+            ),
+            &Origin::rest(),
+        )
         .await
         .expect("create channel")
 }
@@ -89,6 +92,7 @@ pub async fn join(store: &DynStore, channel: &Channel, user: &User) -> Member {
             &member_value(channel, user, Timestamp::now()),
             &NO_LIMITS,
             None,
+            &Origin::rest(),
         )
         .await
         .expect("join")
@@ -119,6 +123,7 @@ pub async fn post(store: &DynStore, channel: &Channel, body: &str) -> Message {
         .create_message(
             &ChannelRef::Sid(channel.sid.clone()),
             &message_value(channel, "system", body),
+            &Origin::rest(),
         )
         .await
         .expect("post")
@@ -145,6 +150,7 @@ pub async fn invite(store: &DynStore, channel: &Channel, identity: &str) -> Invi
         .create_invite(
             &ChannelRef::Sid(channel.sid.clone()),
             &invite_value(channel, identity, Timestamp::now()),
+            &Origin::rest(),
         )
         .await
         .expect("invite")
@@ -230,7 +236,10 @@ pub async fn channel_round_trips_and_is_fetched_by_sid_or_unique_name(store: Dyn
     let value = channel_value(&svc, Some("general"), ChannelType::Private, at(5));
 
     // Act
-    let created = store.create_channel(&value).await.expect("create");
+    let created = store
+        .create_channel(&value, &Origin::rest())
+        .await
+        .expect("create");
 
     // Assert
     assert_eq!(created, value, "create returns the stored row");
@@ -261,6 +270,7 @@ pub async fn channel_round_trips_and_is_fetched_by_sid_or_unique_name(store: Dyn
                 ..ChannelUpdate::default()
             },
             at(60),
+            &Origin::rest(),
         )
         .await
         .expect("update");
@@ -295,6 +305,7 @@ pub async fn channel_round_trips_and_is_fetched_by_sid_or_unique_name(store: Dyn
                 date_updated: Some(at(2)),
             },
             at(70),
+            &Origin::rest(),
         )
         .await
         .expect("update all");
@@ -313,7 +324,7 @@ pub async fn channel_round_trips_and_is_fetched_by_sid_or_unique_name(store: Dyn
 
     // delete
     store
-        .delete_channel(&account, &svc.sid, &sid_ref(&value))
+        .delete_channel(&account, &svc.sid, &sid_ref(&value), &Origin::rest())
         .await
         .expect("delete");
     assert_not_found(
@@ -324,7 +335,7 @@ pub async fn channel_round_trips_and_is_fetched_by_sid_or_unique_name(store: Dyn
     );
     assert_not_found(
         store
-            .delete_channel(&account, &svc.sid, &sid_ref(&value))
+            .delete_channel(&account, &svc.sid, &sid_ref(&value), &Origin::rest())
             .await,
         "delete twice",
     );
@@ -336,6 +347,7 @@ pub async fn channel_round_trips_and_is_fetched_by_sid_or_unique_name(store: Dyn
                 &sid_ref(&value),
                 &ChannelUpdate::default(),
                 at(80),
+                &Origin::rest(),
             )
             .await,
         "update deleted",
@@ -355,12 +367,10 @@ pub async fn channel_unique_name_is_unique_within_a_service(store: DynStore) {
     // Act + Assert
     assert_conflict(
         store
-            .create_channel(&channel_value(
-                &svc,
-                Some("general"),
-                ChannelType::Public,
-                at(0),
-            ))
+            .create_channel(
+                &channel_value(&svc, Some("general"), ChannelType::Public, at(0)),
+                &Origin::rest(),
+            )
             .await,
         Conflict::ChannelUniqueNameTaken,
         "create with a taken name",
@@ -377,6 +387,7 @@ pub async fn channel_unique_name_is_unique_within_a_service(store: DynStore) {
                     ..ChannelUpdate::default()
                 },
                 at(9),
+                &Origin::rest(),
             )
             .await,
         Conflict::ChannelUniqueNameTaken,
@@ -387,7 +398,10 @@ pub async fn channel_unique_name_is_unique_within_a_service(store: DynStore) {
     channel(&store, &other_svc, "general").await;
     for _ in 0..2 {
         store
-            .create_channel(&channel_value(&svc, None, ChannelType::Public, at(1)))
+            .create_channel(
+                &channel_value(&svc, None, ChannelType::Public, at(1)),
+                &Origin::rest(),
+            )
             .await
             .expect("channels without unique name");
     }
@@ -412,7 +426,12 @@ pub async fn channel_list_filters_by_type_and_pages(store: DynStore) {
             ChannelType::Public
         };
         let c = channel_value(&svc, Some(&format!("c{i}")), t, at(10 - i / 2));
-        all.push(store.create_channel(&c).await.expect("create"));
+        all.push(
+            store
+                .create_channel(&c, &Origin::rest())
+                .await
+                .expect("create"),
+        );
     }
     all.sort_by_key(|c| (c.date_created, c.sid.as_str().to_owned()));
     let of = |t: ChannelType| -> Vec<Channel> {
@@ -500,6 +519,7 @@ pub async fn deleting_a_channel_removes_its_members_messages_and_invites(store: 
             &account,
             &svc.sid,
             &ChannelRef::UniqueName("doomed".to_owned()),
+            &Origin::rest(),
         )
         .await
         .expect("delete");
@@ -590,7 +610,15 @@ pub async fn deleting_a_channel_removes_its_members_messages_and_invites(store: 
             .expect("other channel's message"),
         kept_msg
     );
-    assert_eq!(events_of(&store, &svc).await.len(), events_before);
+    let after: Vec<EventKind> = events_of(&store, &svc).await[events_before..]
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        after,
+        vec![EventKind::ChannelRemoved],
+        "one event, none per member, message or invite"
+    );
 }
 
 // ---- members ------------------------------------------------------------------------------------
@@ -614,7 +642,12 @@ pub async fn member_limits_are_enforced_with_exact_counts(store: DynStore) {
     ];
     for u in &users[..2] {
         store
-            .create_member(&member_value(&small, u, Timestamp::now()), &limits, None)
+            .create_member(
+                &member_value(&small, u, Timestamp::now()),
+                &limits,
+                None,
+                &Origin::rest(),
+            )
             .await
             .expect("join within limit");
     }
@@ -627,6 +660,7 @@ pub async fn member_limits_are_enforced_with_exact_counts(store: DynStore) {
                 &member_value(&small, &users[2], Timestamp::now()),
                 &limits,
                 None,
+                &Origin::rest(),
             )
             .await,
         Limit::ChannelMembers,
@@ -646,6 +680,7 @@ pub async fn member_limits_are_enforced_with_exact_counts(store: DynStore) {
             &member_value(&a, &users[0], Timestamp::now()),
             &limits,
             None,
+            &Origin::rest(),
         )
         .await
         .expect("second channel of u0");
@@ -656,6 +691,7 @@ pub async fn member_limits_are_enforced_with_exact_counts(store: DynStore) {
                 &member_value(&b, &users[0], Timestamp::now()),
                 &limits,
                 None,
+                &Origin::rest(),
             )
             .await,
         Limit::UserChannels,
@@ -674,6 +710,7 @@ pub async fn member_limits_are_enforced_with_exact_counts(store: DynStore) {
             &MemberRef::Identity("u1".to_owned()),
             None,
             Timestamp::now(),
+            &Origin::rest(),
         )
         .await
         .expect("u1 leaves");
@@ -683,6 +720,7 @@ pub async fn member_limits_are_enforced_with_exact_counts(store: DynStore) {
             &member_value(&small, &users[2], Timestamp::now()),
             &limits,
             None,
+            &Origin::rest(),
         )
         .await
         .expect("u2 joins after u1 left");
@@ -728,10 +766,16 @@ pub async fn second_join_is_member_exists_and_changes_nothing(store: DynStore) {
             &member_value(&ch, &alice, Timestamp::now()),
             &NO_LIMITS,
             None,
+            &Origin::rest(),
         )
         .await;
     let again_full = store
-        .create_member(&member_value(&ch, &alice, Timestamp::now()), &full, None)
+        .create_member(
+            &member_value(&ch, &alice, Timestamp::now()),
+            &full,
+            None,
+            &Origin::rest(),
+        )
         .await;
 
     // Assert
@@ -775,7 +819,7 @@ pub async fn members_are_fetched_by_sid_or_identity_filtered_and_updated(store: 
         m.last_consumption_timestamp = Some(at(7));
         m.notification_level = NotificationLevel::Muted;
         let stored = store
-            .create_member(&m, &NO_LIMITS, None)
+            .create_member(&m, &NO_LIMITS, None, &Origin::rest())
             .await
             .expect("join");
         assert_eq!(stored, m, "create returns the stored row");
@@ -868,6 +912,7 @@ pub async fn members_are_fetched_by_sid_or_identity_filtered_and_updated(store: 
                 ..MemberUpdate::default()
             },
             at(500),
+            &Origin::rest(),
         )
         .await
         .expect("update");
@@ -893,6 +938,7 @@ pub async fn members_are_fetched_by_sid_or_identity_filtered_and_updated(store: 
                 ..MemberUpdate::default()
             },
             at(600),
+            &Origin::rest(),
         )
         .await
         .expect("update role and dates");
@@ -909,6 +955,7 @@ pub async fn members_are_fetched_by_sid_or_identity_filtered_and_updated(store: 
             &MemberRef::Sid(alice.sid.clone()),
             Some("admin"),
             Timestamp::now(),
+            &Origin::rest(),
         )
         .await
         .expect("delete");
@@ -927,6 +974,7 @@ pub async fn members_are_fetched_by_sid_or_identity_filtered_and_updated(store: 
                 &MemberRef::Sid(alice.sid.clone()),
                 None,
                 Timestamp::now(),
+                &Origin::rest(),
             )
             .await,
         "delete twice",
@@ -940,6 +988,7 @@ pub async fn members_are_fetched_by_sid_or_identity_filtered_and_updated(store: 
                 &MemberRef::Sid(alice.sid.clone()),
                 &MemberUpdate::default(),
                 Timestamp::now(),
+                &Origin::rest(),
             )
             .await,
         "update deleted",
@@ -1046,6 +1095,7 @@ pub async fn horizon_sets_its_timestamp_and_drives_unread_counts(store: DynStore
             &me,
             &horizon(Some(Some(2)), None),
             at(100),
+            &Origin::rest(),
         )
         .await
         .expect("horizon 2");
@@ -1068,6 +1118,7 @@ pub async fn horizon_sets_its_timestamp_and_drives_unread_counts(store: DynStore
             &me,
             &horizon(Some(Some(2)), None),
             at(200),
+            &Origin::rest(),
         )
         .await
         .expect("same horizon");
@@ -1082,6 +1133,7 @@ pub async fn horizon_sets_its_timestamp_and_drives_unread_counts(store: DynStore
             &me,
             &horizon(Some(Some(4)), Some(at(42))),
             at(300),
+            &Origin::rest(),
         )
         .await
         .expect("horizon 4 at 42");
@@ -1091,7 +1143,15 @@ pub async fn horizon_sets_its_timestamp_and_drives_unread_counts(store: DynStore
 
     // other updates leave the horizon alone
     let m = store
-        .update_member(&account, &svc.sid, &r, &me, &horizon(None, None), at(400))
+        .update_member(
+            &account,
+            &svc.sid,
+            &r,
+            &me,
+            &horizon(None, None),
+            at(400),
+            &Origin::rest(),
+        )
         .await
         .expect("no horizon change");
     assert_eq!(m.last_consumed_message_index, Some(4));
@@ -1108,6 +1168,7 @@ pub async fn horizon_sets_its_timestamp_and_drives_unread_counts(store: DynStore
             &me,
             &horizon(Some(Some(-1)), None),
             at(500),
+            &Origin::rest(),
         )
         .await
         .expect("horizon -1");
@@ -1122,6 +1183,7 @@ pub async fn horizon_sets_its_timestamp_and_drives_unread_counts(store: DynStore
             &me,
             &horizon(Some(None), None),
             at(600),
+            &Origin::rest(),
         )
         .await
         .expect("clear");
@@ -1146,11 +1208,21 @@ pub async fn deleting_a_user_removes_its_memberships_and_keeps_counts_exact(stor
 
     // Act
     store
-        .delete_user(&account, &svc.sid, &UserRef::Sid(alice.sid.clone()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Sid(alice.sid.clone()),
+            &Origin::rest(),
+        )
         .await
         .expect("delete alice");
     store
-        .delete_user(&account, &svc.sid, &UserRef::Sid(bob.sid.clone()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Sid(bob.sid.clone()),
+            &Origin::rest(),
+        )
         .await
         .expect("delete bob");
 
@@ -1202,7 +1274,7 @@ pub async fn concurrent_messages_get_distinct_gapless_indexes(store: DynStore) {
             ChannelRef::UniqueName("busy".to_owned())
         };
         tasks.push(tokio::spawn(async move {
-            store.create_message(&r, &value).await
+            store.create_message(&r, &value, &Origin::rest()).await
         }));
     }
     let mut posted = Vec::new();
@@ -1230,7 +1302,11 @@ pub async fn concurrent_messages_get_distinct_gapless_indexes(store: DynStore) {
         .await
         .expect("list");
     assert_eq!(indexes(&listed), (0..64).collect::<Vec<i64>>());
-    let events = events_of(&store, &svc).await;
+    let events: Vec<Event> = events_of(&store, &svc)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EventKind::NewMessage)
+        .collect();
     assert_eq!(events.len(), 64);
     let event_pairs: HashSet<(String, i64)> = events
         .iter()
@@ -1357,6 +1433,7 @@ pub async fn message_update_marks_edits_and_delete_keeps_counts_exact(store: Dyn
                 ..MessageUpdate::default()
             },
             at(10),
+            &Origin::rest(),
         )
         .await
         .expect("update attributes");
@@ -1384,6 +1461,7 @@ pub async fn message_update_marks_edits_and_delete_keeps_counts_exact(store: Dyn
                 ..MessageUpdate::default()
             },
             at(20),
+            &Origin::rest(),
         )
         .await
         .expect("edit body");
@@ -1409,7 +1487,7 @@ pub async fn message_update_marks_edits_and_delete_keeps_counts_exact(store: Dyn
 
     // delete the newest: the last message moves back
     store
-        .delete_message(&account, &svc.sid, &r, &m2.sid)
+        .delete_message(&account, &svc.sid, &r, &m2.sid, &Origin::rest())
         .await
         .expect("delete m2");
     let now = refetch(&store, &ch).await;
@@ -1418,14 +1496,16 @@ pub async fn message_update_marks_edits_and_delete_keeps_counts_exact(store: Dyn
     assert_eq!(now.last_message_index, Some(1));
     // delete from the middle: the last message stays
     store
-        .delete_message(&account, &svc.sid, &r, &m0.sid)
+        .delete_message(&account, &svc.sid, &r, &m0.sid, &Origin::rest())
         .await
         .expect("delete m0");
     let now = refetch(&store, &ch).await;
     assert_eq!(now.messages_count, 1);
     assert_eq!(now.last_message_sid.as_ref(), Some(&m1.sid));
     assert_not_found(
-        store.delete_message(&account, &svc.sid, &r, &m0.sid).await,
+        store
+            .delete_message(&account, &svc.sid, &r, &m0.sid, &Origin::rest())
+            .await,
         "delete twice",
     );
     assert_not_found(
@@ -1441,23 +1521,29 @@ pub async fn message_update_marks_edits_and_delete_keeps_counts_exact(store: Dyn
                 &m0.sid,
                 &MessageUpdate::default(),
                 at(30),
+                &Origin::rest(),
             )
             .await,
         "update deleted",
     );
     // delete the last one left: no last message
     store
-        .delete_message(&account, &svc.sid, &r, &m1.sid)
+        .delete_message(&account, &svc.sid, &r, &m1.sid, &Origin::rest())
         .await
         .expect("delete m1");
     let now = refetch(&store, &ch).await;
     assert_eq!(now.messages_count, 0);
     assert_eq!(now.last_message_sid, None);
     assert_eq!(now.last_message_index, None);
-    assert_eq!(
-        events_of(&store, &svc).await,
-        events_before,
-        "edits and deletes append no event"
+    let kinds: Vec<EventKind> = events_of(&store, &svc).await[events_before.len()..]
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|k| matches!(k, EventKind::MessageUpdated | EventKind::MessageRemoved)),
+        "edits and deletes append their own kinds only: {kinds:?}"
     );
     // the next index is never one used before
     let m3 = post(&store, &ch, "three").await;
@@ -1483,7 +1569,11 @@ pub async fn invites_conflict_list_and_delete(store: DynStore) {
         let mut value = invite_value(&ch, name, at(50 - i64::try_from(i).expect("small")));
         value.role_sid = svc.default_channel_role_sid.clone();
         let stored = store
-            .create_invite(&ChannelRef::UniqueName("general".to_owned()), &value)
+            .create_invite(
+                &ChannelRef::UniqueName("general".to_owned()),
+                &value,
+                &Origin::rest(),
+            )
             .await
             .expect("invite");
         assert_eq!(stored, value, "create returns the stored row");
@@ -1497,21 +1587,33 @@ pub async fn invites_conflict_list_and_delete(store: DynStore) {
     // Act + Assert: conflicts and unknowns
     assert_conflict(
         store
-            .create_invite(&r, &invite_value(&ch, "alice", Timestamp::now()))
+            .create_invite(
+                &r,
+                &invite_value(&ch, "alice", Timestamp::now()),
+                &Origin::rest(),
+            )
             .await,
         Conflict::InviteExists,
         "second invite",
     );
     assert_conflict(
         store
-            .create_invite(&r, &invite_value(&ch, "dave", Timestamp::now()))
+            .create_invite(
+                &r,
+                &invite_value(&ch, "dave", Timestamp::now()),
+                &Origin::rest(),
+            )
             .await,
         Conflict::MemberExists,
         "invite a member",
     );
     assert_not_found(
         store
-            .create_invite(&r, &invite_value(&ch, "nobody", Timestamp::now()))
+            .create_invite(
+                &r,
+                &invite_value(&ch, "nobody", Timestamp::now()),
+                &Origin::rest(),
+            )
             .await,
         "invite an unknown identity",
     );
@@ -1520,6 +1622,7 @@ pub async fn invites_conflict_list_and_delete(store: DynStore) {
             .create_invite(
                 &ChannelRef::UniqueName("missing".to_owned()),
                 &invite_value(&ch, "alice", Timestamp::now()),
+                &Origin::rest(),
             )
             .await,
         "invite into a missing channel",
@@ -1576,11 +1679,16 @@ pub async fn invites_conflict_list_and_delete(store: DynStore) {
         .collect();
     assert_eq!(carol_only.items, carol);
 
-    // delete (no event)
+    // delete (an invite_removed event; a failed delete appends nothing)
     store
-        .delete_invite(&account, &svc.sid, &r, &carol[0].sid)
+        .delete_invite(&account, &svc.sid, &r, &carol[0].sid, &Origin::rest())
         .await
         .expect("delete");
+    let mut events_before = events_before;
+    let removed = events_of(&store, &svc).await.pop().expect("invite_removed");
+    assert_eq!(removed.kind, EventKind::InviteRemoved);
+    assert_eq!(removed.invite_sid.as_ref(), Some(&carol[0].sid));
+    events_before.push(removed);
     assert_not_found(
         store
             .fetch_invite(&account, &svc.sid, &r, &carol[0].sid)
@@ -1589,7 +1697,7 @@ pub async fn invites_conflict_list_and_delete(store: DynStore) {
     );
     assert_not_found(
         store
-            .delete_invite(&account, &svc.sid, &r, &carol[0].sid)
+            .delete_invite(&account, &svc.sid, &r, &carol[0].sid, &Origin::rest())
             .await,
         "delete twice",
     );
@@ -1623,7 +1731,7 @@ pub async fn user_channels_mix_joined_and_invited_with_paging(store: DynStore) {
                 NotificationLevel::Default
             };
             let m = store
-                .create_member(&m, &NO_LIMITS, None)
+                .create_member(&m, &NO_LIMITS, None, &Origin::rest())
                 .await
                 .expect("join");
             expected.push(UserChannel {
@@ -1640,7 +1748,11 @@ pub async fn user_channels_mix_joined_and_invited_with_paging(store: DynStore) {
             });
         } else {
             let inv = store
-                .create_invite(&sid_ref(&ch), &invite_value(&ch, "alice", created))
+                .create_invite(
+                    &sid_ref(&ch),
+                    &invite_value(&ch, "alice", created),
+                    &Origin::rest(),
+                )
                 .await
                 .expect("invite");
             expected.push(UserChannel {
@@ -1746,346 +1858,6 @@ pub async fn user_channels_mix_joined_and_invited_with_paging(store: DynStore) {
 
 // ---- events -------------------------------------------------------------------------------------
 
-/// Each notifying write appends exactly one event with every addressing field filled (and the
-/// others empty); other writes append nothing; events are listed per service, after an id, up
-/// to a limit.
-pub async fn every_chat_write_appends_its_event_with_all_fields(store: DynStore) {
-    // Arrange
-    let account = account(&store).await;
-    let svc = service(&store, &account).await;
-    let other_svc = service(&store, &account).await;
-    let mut value = channel_value(&svc, Some("general"), ChannelType::Public, at(0));
-    value.friendly_name = Some("General".to_owned());
-    let ch = store.create_channel(&value).await.expect("channel");
-    let alice = user(&store, &svc, "alice").await;
-    user(&store, &svc, "bob").await;
-    let start = Timestamp::now();
-    let base = Event {
-        id: 0,
-        kind: EventKind::NewMessage,
-        account_sid: account.clone(),
-        service_sid: svc.sid.clone(),
-        channel_sid: ch.sid.clone(),
-        channel_unique_name: Some("general".to_owned()),
-        channel_friendly_name: Some("General".to_owned()),
-        message_sid: None,
-        message_index: None,
-        body: None,
-        member_sid: None,
-        invite_sid: None,
-        identity: None,
-        actor: None,
-        date_created: start,
-    };
-
-    // Act
-    let m = store
-        .create_member(
-            &member_value(&ch, &alice, at(1)),
-            &NO_LIMITS,
-            Some("moderator"),
-        )
-        .await
-        .expect("join");
-    let msg = store
-        .create_message(
-            &ChannelRef::UniqueName("general".to_owned()),
-            &message_value(&ch, "alice", "hi there"),
-        )
-        .await
-        .expect("post");
-    let inv = invite(&store, &ch, "bob").await;
-    store
-        .update_member(
-            &account,
-            &svc.sid,
-            &sid_ref(&ch),
-            &MemberRef::Sid(m.sid.clone()),
-            &MemberUpdate {
-                last_consumed_message_index: Some(Some(0)),
-                ..MemberUpdate::default()
-            },
-            Timestamp::now(),
-        )
-        .await
-        .expect("no event for an update");
-    store
-        .update_channel(
-            &account,
-            &svc.sid,
-            &sid_ref(&ch),
-            &ChannelUpdate {
-                friendly_name: Some(Some("Renamed".to_owned())),
-                ..ChannelUpdate::default()
-            },
-            Timestamp::now(),
-        )
-        .await
-        .expect("rename");
-    store
-        .delete_member(
-            &account,
-            &svc.sid,
-            &sid_ref(&ch),
-            &MemberRef::Identity("alice".to_owned()),
-            Some("alice"),
-            Timestamp::now(),
-        )
-        .await
-        .expect("leave");
-    channel(&store, &other_svc, "elsewhere").await;
-    let elsewhere = channel(&store, &other_svc, "elsewhere2").await;
-    let carol = user(&store, &other_svc, "carol").await;
-    join(&store, &elsewhere, &carol).await;
-    let end = Timestamp::now();
-
-    // Assert
-    let events = events_of(&store, &svc).await;
-    assert_eq!(events.len(), 4, "{events:#?}");
-    let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
-    for e in &events {
-        assert!(
-            e.date_created >= start && e.date_created <= end,
-            "server clock: {e:?}"
-        );
-    }
-    let expected = [
-        Event {
-            id: ids[0],
-            kind: EventKind::AddedToChannel,
-            member_sid: Some(m.sid.clone()),
-            identity: Some("alice".to_owned()),
-            actor: Some("moderator".to_owned()),
-            date_created: events[0].date_created,
-            ..base.clone()
-        },
-        Event {
-            id: ids[1],
-            kind: EventKind::NewMessage,
-            message_sid: Some(msg.sid.clone()),
-            message_index: Some(0),
-            body: Some("hi there".to_owned()),
-            actor: Some("alice".to_owned()),
-            date_created: events[1].date_created,
-            ..base.clone()
-        },
-        Event {
-            id: ids[2],
-            kind: EventKind::InvitedToChannel,
-            invite_sid: Some(inv.sid.clone()),
-            identity: Some("bob".to_owned()),
-            actor: Some("inviter".to_owned()),
-            date_created: events[2].date_created,
-            ..base.clone()
-        },
-        Event {
-            id: ids[3],
-            kind: EventKind::RemovedFromChannel,
-            channel_friendly_name: Some("Renamed".to_owned()),
-            member_sid: Some(m.sid.clone()),
-            identity: Some("alice".to_owned()),
-            actor: Some("alice".to_owned()),
-            date_created: events[3].date_created,
-            ..base.clone()
-        },
-    ];
-    assert_eq!(events, expected);
-    let after_first = store.list_events(&svc.sid, ids[0], 2).await.expect("after");
-    assert_eq!(after_first, expected[1..3].to_vec());
-    assert!(store
-        .list_events(&svc.sid, ids[3], 10)
-        .await
-        .expect("none after the last")
-        .is_empty());
-    let others = events_of(&store, &other_svc).await;
-    assert_eq!(others.len(), 1);
-    assert_eq!(others[0].kind, EventKind::AddedToChannel);
-    assert_eq!(others[0].service_sid, other_svc.sid);
-}
-
-/// Deleting a user writes one `removed_from_channel` event per membership, exactly as leaving
-/// each channel does (member SID, identity, the channel's names at the time, no actor), and
-/// nothing for other users or for a user without memberships.
-pub async fn deleting_a_user_appends_removed_from_channel_per_membership(store: DynStore) {
-    // Arrange
-    let account = account(&store).await;
-    let svc = service(&store, &account).await;
-    let mut value = channel_value(&svc, Some("general"), ChannelType::Public, at(0));
-    value.friendly_name = Some("General".to_owned());
-    let general = store.create_channel(&value).await.expect("channel");
-    let random = channel(&store, &svc, "random").await;
-    let quiet = channel(&store, &svc, "quiet").await;
-    let alice = user(&store, &svc, "alice").await;
-    let bob = user(&store, &svc, "bob").await;
-    let carol = user(&store, &svc, "carol").await;
-    let in_general = join(&store, &general, &alice).await;
-    let in_random = join(&store, &random, &alice).await;
-    join(&store, &general, &bob).await;
-    join(&store, &quiet, &bob).await;
-    let before = events_of(&store, &svc).await;
-    let last = before.last().map_or(0, |e| e.id);
-
-    // Act
-    store
-        .delete_user(&account, &svc.sid, &UserRef::Identity("alice".to_owned()))
-        .await
-        .expect("delete alice");
-    store
-        .delete_user(&account, &svc.sid, &UserRef::Sid(carol.sid.clone()))
-        .await
-        .expect("delete carol (no memberships)");
-
-    // Assert
-    let mut events = store
-        .list_events(&svc.sid, last, 100)
-        .await
-        .expect("events");
-    assert_eq!(events.len(), 2, "one event per membership: {events:#?}");
-    events.sort_by(|a, b| a.channel_sid.as_str().cmp(b.channel_sid.as_str()));
-    let mut expected = vec![
-        (general.clone(), in_general.sid.clone()),
-        (random.clone(), in_random.sid.clone()),
-    ];
-    expected.sort_by(|a, b| a.0.sid.as_str().cmp(b.0.sid.as_str()));
-    for (event, (ch, member_sid)) in events.iter().zip(&expected) {
-        assert_eq!(
-            event,
-            &Event {
-                id: event.id,
-                kind: EventKind::RemovedFromChannel,
-                account_sid: account.clone(),
-                service_sid: svc.sid.clone(),
-                channel_sid: ch.sid.clone(),
-                channel_unique_name: ch.unique_name.clone(),
-                channel_friendly_name: ch.friendly_name.clone(),
-                message_sid: None,
-                message_index: None,
-                body: None,
-                member_sid: Some(member_sid.clone()),
-                invite_sid: None,
-                identity: Some("alice".to_owned()),
-                actor: None,
-                date_created: event.date_created,
-            }
-        );
-    }
-    assert_eq!(
-        refetch(&store, &general).await.members_count,
-        1,
-        "bob stays"
-    );
-    assert_eq!(refetch(&store, &random).await.members_count, 0);
-    assert_eq!(refetch(&store, &quiet).await.members_count, 1);
-    let _ = bob;
-}
-
-/// A write that fails — a limit, a duplicate, a missing channel, user or member — appends no
-/// event (the change and its event commit or roll back together).
-pub async fn failed_chat_writes_append_no_event(store: DynStore) {
-    // Arrange
-    let account = account(&store).await;
-    let svc = service(&store, &account).await;
-    let ch = channel(&store, &svc, "general").await;
-    let alice = user(&store, &svc, "alice").await;
-    let bob = user(&store, &svc, "bob").await;
-    join(&store, &ch, &alice).await;
-    invite(&store, &ch, "bob").await;
-    let before = events_of(&store, &svc).await;
-    assert_eq!(before.len(), 2);
-    let gone = channel_value(&svc, Some("gone"), ChannelType::Public, at(0));
-    let one = MemberLimits {
-        channel_members: 1,
-        user_channels: 10,
-    };
-    let mut with_missing_role = member_value(&ch, &bob, Timestamp::now());
-    with_missing_role.role_sid = Some(crate::RoleSid::generate());
-
-    // Act
-    let results: Vec<(&str, bool)> = vec![
-        (
-            "channel full",
-            store
-                .create_member(&member_value(&ch, &bob, Timestamp::now()), &one, None)
-                .await
-                .is_err(),
-        ),
-        (
-            "join with a missing role",
-            store
-                .create_member(&with_missing_role, &NO_LIMITS, None)
-                .await
-                .is_err(),
-        ),
-        (
-            "duplicate join",
-            store
-                .create_member(
-                    &member_value(&ch, &alice, Timestamp::now()),
-                    &NO_LIMITS,
-                    None,
-                )
-                .await
-                .is_err(),
-        ),
-        (
-            "join a missing channel",
-            store
-                .create_member(
-                    &member_value(&gone, &bob, Timestamp::now()),
-                    &NO_LIMITS,
-                    None,
-                )
-                .await
-                .is_err(),
-        ),
-        (
-            "post to a missing channel",
-            store
-                .create_message(&sid_ref(&gone), &message_value(&gone, "x", "lost"))
-                .await
-                .is_err(),
-        ),
-        (
-            "duplicate invite",
-            store
-                .create_invite(&sid_ref(&ch), &invite_value(&ch, "bob", Timestamp::now()))
-                .await
-                .is_err(),
-        ),
-        (
-            "invite a member",
-            store
-                .create_invite(&sid_ref(&ch), &invite_value(&ch, "alice", Timestamp::now()))
-                .await
-                .is_err(),
-        ),
-        (
-            "remove a non-member",
-            store
-                .delete_member(
-                    &account,
-                    &svc.sid,
-                    &sid_ref(&ch),
-                    &MemberRef::Identity("bob".to_owned()),
-                    None,
-                    Timestamp::now(),
-                )
-                .await
-                .is_err(),
-        ),
-    ];
-
-    // Assert
-    for (what, failed) in &results {
-        assert!(failed, "{what} should fail");
-    }
-    assert_eq!(events_of(&store, &svc).await, before);
-    let now = refetch(&store, &ch).await;
-    assert_eq!((now.members_count, now.messages_count), (1, 0));
-    assert_eq!(now.last_message_index, None);
-}
-
 /// Deleting a service removes its channels and its change log.
 pub async fn deleting_a_service_removes_its_channels_and_events(store: DynStore) {
     // Arrange
@@ -2095,7 +1867,11 @@ pub async fn deleting_a_service_removes_its_channels_and_events(store: DynStore)
     let alice = user(&store, &svc, "alice").await;
     join(&store, &ch, &alice).await;
     post(&store, &ch, "hello").await;
-    assert_eq!(events_of(&store, &svc).await.len(), 2);
+    assert_eq!(
+        events_of(&store, &svc).await.len(),
+        4,
+        "channel_added, user_added, added_to_channel, new_message"
+    );
 
     // Act
     store
@@ -2147,7 +1923,10 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
         foreign.account_sid = acct.clone();
         foreign.service_sid = service_sid.clone();
         if acct == &intruder {
-            assert_not_found(store.create_channel(&foreign).await, "create channel");
+            assert_not_found(
+                store.create_channel(&foreign, &Origin::rest()).await,
+                "create channel",
+            );
         }
         assert!(store
             .list_channels(acct, service_sid, &[], &page)
@@ -2173,12 +1952,15 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
                             ..ChannelUpdate::default()
                         },
                         Timestamp::now(),
+                        &Origin::rest(),
                     )
                     .await,
                 &ctx("update channel"),
             );
             assert_not_found(
-                store.delete_channel(acct, service_sid, r).await,
+                store
+                    .delete_channel(acct, service_sid, r, &Origin::rest())
+                    .await,
                 &ctx("delete channel"),
             );
             // members
@@ -2202,13 +1984,22 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
                                 ..MemberUpdate::default()
                             },
                             Timestamp::now(),
+                            &Origin::rest(),
                         )
                         .await,
                     &ctx("update member"),
                 );
                 assert_not_found(
                     store
-                        .delete_member(acct, service_sid, r, &mr, None, Timestamp::now())
+                        .delete_member(
+                            acct,
+                            service_sid,
+                            r,
+                            &mr,
+                            None,
+                            Timestamp::now(),
+                            &Origin::rest(),
+                        )
                         .await,
                     &ctx("delete member"),
                 );
@@ -2222,7 +2013,7 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
             foreign_msg.account_sid = acct.clone();
             foreign_msg.service_sid = service_sid.clone();
             assert_not_found(
-                store.create_message(r, &foreign_msg).await,
+                store.create_message(r, &foreign_msg, &Origin::rest()).await,
                 &ctx("post message"),
             );
             assert_not_found(
@@ -2247,12 +2038,15 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
                             ..MessageUpdate::default()
                         },
                         Timestamp::now(),
+                        &Origin::rest(),
                     )
                     .await,
                 &ctx("update message"),
             );
             assert_not_found(
-                store.delete_message(acct, service_sid, r, &msg.sid).await,
+                store
+                    .delete_message(acct, service_sid, r, &msg.sid, &Origin::rest())
+                    .await,
                 &ctx("delete message"),
             );
             // invites
@@ -2260,7 +2054,7 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
             foreign_inv.account_sid = acct.clone();
             foreign_inv.service_sid = service_sid.clone();
             assert_not_found(
-                store.create_invite(r, &foreign_inv).await,
+                store.create_invite(r, &foreign_inv, &Origin::rest()).await,
                 &ctx("create invite"),
             );
             assert_not_found(
@@ -2272,7 +2066,9 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
                 &ctx("list invites"),
             );
             assert_not_found(
-                store.delete_invite(acct, service_sid, r, &inv.sid).await,
+                store
+                    .delete_invite(acct, service_sid, r, &inv.sid, &Origin::rest())
+                    .await,
                 &ctx("delete invite"),
             );
             // user channels
@@ -2288,7 +2084,9 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
         foreign_member.account_sid = acct.clone();
         foreign_member.service_sid = service_sid.clone();
         assert_not_found(
-            store.create_member(&foreign_member, &NO_LIMITS, None).await,
+            store
+                .create_member(&foreign_member, &NO_LIMITS, None, &Origin::rest())
+                .await,
             &format!("{who}: create member"),
         );
         assert_not_found(

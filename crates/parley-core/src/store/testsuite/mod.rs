@@ -18,6 +18,7 @@
 //! The push cases (`push.rs`) also count and claim the whole outbox and delivery queue and
 //! prune the whole log, so they need a database of their own: the factory's fresh store.
 
+use crate::event::Origin;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +37,7 @@ mod accounts;
 mod bindings;
 mod chat;
 mod credentials;
+mod events;
 mod log;
 mod paging;
 mod push;
@@ -48,6 +50,7 @@ pub use accounts::*;
 pub use bindings::*;
 pub use chat::*;
 pub use credentials::*;
+pub use events::*;
 pub use log::*;
 pub use paging::*;
 pub use push::*;
@@ -119,10 +122,13 @@ macro_rules! store_conformance_tests {
             message_update_marks_edits_and_delete_keeps_counts_exact,
             invites_conflict_list_and_delete,
             user_channels_mix_joined_and_invited_with_paging,
-            every_chat_write_appends_its_event_with_all_fields,
-            failed_chat_writes_append_no_event,
-            deleting_a_user_appends_removed_from_channel_per_membership,
             deleting_a_service_removes_its_channels_and_events,
+            chat_mutations_append_one_event_each_with_state_and_origin,
+            user_mutations_append_user_events_memberships_first,
+            deleting_a_channel_appends_one_channel_removed_with_its_last_state,
+            rolled_back_mutations_append_nothing_and_take_no_seq,
+            seq_counts_from_one_per_service_independently,
+            concurrent_writers_append_a_gapless_seq_in_commit_order,
             another_accounts_chat_rows_are_not_found,
             outbox_claims_full_events_by_available_at_then_id_up_to_the_limit,
             an_outbox_lease_hides_the_entry_until_it_expires,
@@ -227,7 +233,10 @@ pub fn user_at(service: &Service, identity: &str, now: Timestamp) -> User {
 /// A stored user named `identity`.
 pub async fn user(store: &DynStore, service: &Service, identity: &str) -> User {
     store
-        .create_user(&user_at(service, identity, Timestamp::now()))
+        .create_user(
+            &user_at(service, identity, Timestamp::now()),
+            &Origin::rest(),
+        )
         .await
         .expect("create user")
 }

@@ -1,5 +1,6 @@
 //! Keyset paging by `(date_created, sid)`.
 
+use crate::event::Origin;
 use std::collections::HashSet;
 use std::fmt::Debug;
 
@@ -30,7 +31,12 @@ async fn twenty_five_users(store: &DynStore) -> (Service, Vec<User>) {
         7, 3, 24, 0, 11, 18, 5, 1, 22, 9, 14, 2, 20, 16, 8, 12, 4, 23, 10, 19, 6, 15, 21, 13, 17,
     ] {
         let u = user_at(&svc, &format!("user-{i:02}"), at(i / 3));
-        users.push(store.create_user(&u).await.expect("create user"));
+        users.push(
+            store
+                .create_user(&u, &Origin::rest())
+                .await
+                .expect("create user"),
+        );
     }
     users.sort_by_key(user_key);
     (svc, users)
@@ -128,20 +134,28 @@ pub async fn rows_inserted_or_deleted_between_pages_are_neither_duplicated_nor_s
     let account = svc.account_sid.clone();
     for gone in [&cursor_row, &expected[12]] {
         store
-            .delete_user(&account, &svc.sid, &UserRef::Sid(gone.sid.clone()))
+            .delete_user(
+                &account,
+                &svc.sid,
+                &UserRef::Sid(gone.sid.clone()),
+                &Origin::rest(),
+            )
             .await
             .expect("delete user");
     }
     let before = store
-        .create_user(&user_at(&svc, "new-before", at(-5)))
+        .create_user(&user_at(&svc, "new-before", at(-5)), &Origin::rest())
         .await
         .expect("insert before");
     let tied = store
-        .create_user(&user_at(&svc, "new-tied", cursor_row.date_created))
+        .create_user(
+            &user_at(&svc, "new-tied", cursor_row.date_created),
+            &Origin::rest(),
+        )
         .await
         .expect("insert tied");
     let after = store
-        .create_user(&user_at(&svc, "new-after", at(1000)))
+        .create_user(&user_at(&svc, "new-after", at(1000)), &Origin::rest())
         .await
         .expect("insert after");
     let mut rest = Vec::new();
@@ -279,7 +293,7 @@ pub async fn every_list_pages_by_date_created_then_sid(store: DynStore) {
     credentials.sort_by_key(credential_key);
 
     let alice = store
-        .create_user(&user_at(&svc, "alice", at(0)))
+        .create_user(&user_at(&svc, "alice", at(0)), &Origin::rest())
         .await
         .expect("create user");
     let mut bindings = Vec::new();
@@ -451,7 +465,12 @@ pub async fn returned_cursors_page_through_every_list_in_order_both_ways(store: 
     let mut users = Vec::new();
     for (i, secs) in SECS.into_iter().enumerate() {
         let u = user_at(&svc, &format!("user {i}"), at(secs));
-        users.push(store.create_user(&u).await.expect("create user"));
+        users.push(
+            store
+                .create_user(&u, &Origin::rest())
+                .await
+                .expect("create user"),
+        );
     }
     users.sort_by_key(user_key);
     let alice = users[0].clone();
@@ -497,7 +516,12 @@ pub async fn returned_cursors_page_through_every_list_in_order_both_ways(store: 
     let mut channels = Vec::new();
     for (i, secs) in SECS.into_iter().enumerate() {
         let c = channel_value(&svc, Some(&format!("ch{i}")), ChannelType::Public, at(secs));
-        channels.push(store.create_channel(&c).await.expect("create channel"));
+        channels.push(
+            store
+                .create_channel(&c, &Origin::rest())
+                .await
+                .expect("create channel"),
+        );
     }
     channels.sort_by_key(|c| (c.date_created, c.sid.as_str().to_owned()));
     let room = channels[0].clone();
@@ -508,7 +532,7 @@ pub async fn returned_cursors_page_through_every_list_in_order_both_ways(store: 
         let m = member_value(&room, u, at(secs));
         members.push(
             store
-                .create_member(&m, &NO_LIMITS, None)
+                .create_member(&m, &NO_LIMITS, None, &Origin::rest())
                 .await
                 .expect("join"),
         );
@@ -518,7 +542,12 @@ pub async fn returned_cursors_page_through_every_list_in_order_both_ways(store: 
     let mut messages = Vec::new();
     for i in 0..SECS.len() {
         let m = message_value(&room, "system", &format!("message {i}"));
-        messages.push(store.create_message(&room_ref, &m).await.expect("post"));
+        messages.push(
+            store
+                .create_message(&room_ref, &m, &Origin::rest())
+                .await
+                .expect("post"),
+        );
     }
     messages.sort_by_key(|m| m.index);
     let mut messages_desc = messages.clone();
@@ -530,7 +559,7 @@ pub async fn returned_cursors_page_through_every_list_in_order_both_ways(store: 
         let inv = invite_value(&lobby, &u.identity, at(secs));
         invites.push(
             store
-                .create_invite(&ChannelRef::Sid(lobby.sid.clone()), &inv)
+                .create_invite(&ChannelRef::Sid(lobby.sid.clone()), &inv, &Origin::rest())
                 .await
                 .expect("invite"),
         );
@@ -540,7 +569,12 @@ pub async fn returned_cursors_page_through_every_list_in_order_both_ways(store: 
     // Alice: a member of `room`, invited to `lobby`, and joins four more channels.
     for (c, secs) in channels[2..6].iter().zip(SECS) {
         store
-            .create_member(&member_value(c, &alice, at(secs)), &NO_LIMITS, None)
+            .create_member(
+                &member_value(c, &alice, at(secs)),
+                &NO_LIMITS,
+                None,
+                &Origin::rest(),
+            )
             .await
             .expect("alice joins");
     }

@@ -14,7 +14,7 @@ use crate::channel::{
     Channel, ChannelRef, Member, MemberRef, MemberUpdate, Message, NotificationLevel,
 };
 use crate::credential::PushType;
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, Origin};
 use crate::paging::{Cursor, PageRequest};
 use crate::push::{NewDelivery, PushLogEntry, Settle};
 use crate::service::Service;
@@ -22,7 +22,7 @@ use crate::store::StoreError;
 use crate::user::User;
 use crate::{AccountSid, BindingSid, ServiceSid, Timestamp};
 
-use super::chat::{channel, events_of, invite_value, member_value, message_value, NO_LIMITS};
+use super::chat::{channel, invite_value, member_value, message_value, NO_LIMITS};
 use super::{account, assert_not_found, at, credential, registration, service, user, DynStore};
 
 // ---- fixtures -----------------------------------------------------------------------------------
@@ -48,7 +48,7 @@ async fn join_as(
     let mut member = member_value(channel, user, Timestamp::now());
     member.notification_level = level;
     store
-        .create_member(&member, &NO_LIMITS, Some("system"))
+        .create_member(&member, &NO_LIMITS, Some("system"), &Origin::rest())
         .await
         .expect("join")
 }
@@ -59,6 +59,7 @@ async fn say(store: &DynStore, channel: &Channel, from: &str, body: &str) -> Mes
         .create_message(
             &ChannelRef::Sid(channel.sid.clone()),
             &message_value(channel, from, body),
+            &Origin::rest(),
         )
         .await
         .expect("post")
@@ -87,9 +88,18 @@ async fn bind(
         .binding
 }
 
+/// The events of `service` the push engine consumes (the push kinds), oldest first.
+async fn push_events_of(store: &DynStore, service: &Service) -> Vec<Event> {
+    super::chat::events_of(store, service)
+        .await
+        .into_iter()
+        .filter(|e| e.kind.is_push())
+        .collect()
+}
+
 /// The newest event of `kind` in `service`.
 async fn last_event(store: &DynStore, service: &Service, kind: EventKind) -> Event {
-    events_of(store, service)
+    push_events_of(store, service)
         .await
         .into_iter()
         .rev()
@@ -223,6 +233,7 @@ async fn consume(store: &DynStore, channel: &Channel, identity: &str, index: i64
                 ..MemberUpdate::default()
             },
             Timestamp::now(),
+            &Origin::rest(),
         )
         .await
         .expect("set horizon");
@@ -254,7 +265,7 @@ pub async fn outbox_claims_full_events_by_available_at_then_id_up_to_the_limit(s
     // Arrange: four events; two of them postponed to one later instant, one to a later still
     let c = chat_with_a_message(&store).await;
     say(&store, &c.ch, "bob", "second").await;
-    let events = events_of(&store, &c.svc).await;
+    let events = push_events_of(&store, &c.svc).await;
     assert_eq!(events.len(), 4);
     for (event, to) in [
         (&events[0], due(10)),
@@ -291,7 +302,7 @@ pub async fn outbox_claims_full_events_by_available_at_then_id_up_to_the_limit(s
     assert_eq!(one_by_one[0].event, events[2], "the full event");
     assert_eq!(one_by_one[0].event.body.as_deref(), Some("hello"));
     assert_eq!(one_by_one[0].event.actor.as_deref(), Some("alice"));
-    assert_eq!(one_by_one[0].event.channel_sid, c.ch.sid);
+    assert_eq!(one_by_one[0].event.channel_sid.as_ref(), Some(&c.ch.sid));
     assert_eq!(one_by_one[1].event, events[1]);
     assert_eq!(one_by_one[2].event, events[3]);
     assert_eq!(one_by_one[3].event, events[0]);
@@ -310,7 +321,7 @@ pub async fn outbox_claims_full_events_by_available_at_then_id_up_to_the_limit(s
 pub async fn an_outbox_lease_hides_the_entry_until_it_expires(store: DynStore) {
     // Arrange
     let c = chat_with_a_message(&store).await;
-    let events = events_of(&store, &c.svc).await;
+    let events = push_events_of(&store, &c.svc).await;
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
 
     // Act
@@ -350,7 +361,7 @@ pub async fn an_outbox_lease_hides_the_entry_until_it_expires(store: DynStore) {
 pub async fn retry_outbox_releases_the_lease_and_postpones_the_entry(store: DynStore) {
     // Arrange
     let c = chat_with_a_message(&store).await;
-    let events = events_of(&store, &c.svc).await;
+    let events = push_events_of(&store, &c.svc).await;
     let claimed = claim_outbox_ids(&store, due(0), due(1000), 100).await;
     assert_eq!(claimed.len(), 3);
 
@@ -446,6 +457,7 @@ pub async fn new_message_recipients_exclude_the_author_muted_and_unsubscribed(st
                 ..MemberUpdate::default()
             },
             Timestamp::now(),
+            &Origin::rest(),
         )
         .await
         .expect("mute bob");
@@ -503,6 +515,7 @@ pub async fn membership_recipients_are_the_identitys_subscribed_bindings_unless_
         .create_invite(
             &ChannelRef::Sid(general.sid.clone()),
             &invite_value(&general, "erin", Timestamp::now()),
+            &Origin::rest(),
         )
         .await
         .expect("invite erin");
@@ -518,6 +531,7 @@ pub async fn membership_recipients_are_the_identitys_subscribed_bindings_unless_
                 &MemberRef::Identity(who.to_owned()),
                 Some("system"),
                 Timestamp::now(),
+                &Origin::rest(),
             )
             .await
             .expect("remove");
@@ -560,7 +574,7 @@ pub async fn complete_fanout_inserts_each_delivery_once_and_removes_the_entry(st
         .expect("delete binding");
     let mut changed = deliveries.clone();
     changed[0].payload = "changed".to_owned();
-    let joined = events_of(&store, &c.svc).await[0].clone();
+    let joined = push_events_of(&store, &c.svc).await[0].clone();
 
     // Act
     store
@@ -703,7 +717,7 @@ pub async fn delivery_claims_take_due_ones_oldest_first_up_to_the_limit(store: D
     let c = chat_with_a_message(&store).await;
     let a = bind(&store, &c.alice, PushType::Apn, "a1", &all_types()).await;
     let b = bind(&store, &c.bob, PushType::Fcm, "b1", &all_types()).await;
-    let events = events_of(&store, &c.svc).await;
+    let events = push_events_of(&store, &c.svc).await;
     let msg = &events[2];
     let mut later = delivery(msg, &b, due(100));
     later.id = format!("{}:later", msg.id);

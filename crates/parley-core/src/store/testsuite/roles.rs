@@ -1,5 +1,6 @@
 //! Roles: CRUD, permission replacement, users losing a deleted role.
 
+use crate::event::Origin;
 use crate::paging::PageRequest;
 use crate::role::{Role, RoleType};
 use crate::store::StoreError;
@@ -95,7 +96,10 @@ pub async fn deleting_a_role_clears_it_from_users(store: DynStore) {
         .expect("create role");
     let mut vip = user_at(&svc, "vip", Timestamp::now());
     vip.role_sid = Some(role.sid.clone());
-    let vip = store.create_user(&vip).await.expect("create vip");
+    let vip = store
+        .create_user(&vip, &Origin::rest())
+        .await
+        .expect("create vip");
     let plain = user(&store, &svc, "plain").await;
 
     // Act
@@ -127,7 +131,7 @@ pub async fn user_with_a_missing_role_is_an_invalid_reference(store: DynStore) {
     u.role_sid = Some(RoleSid::generate());
 
     // Act
-    let result = store.create_user(&u).await;
+    let result = store.create_user(&u, &Origin::rest()).await;
 
     // Assert
     assert!(

@@ -1,5 +1,6 @@
 //! Services: defaults, settings round trip, cascade on delete.
 
+use crate::event::Origin;
 use crate::paging::PageRequest;
 use crate::role::RoleType;
 use crate::service::{NewService, NotificationPatch, ServicePatch};
@@ -346,9 +347,12 @@ pub async fn missing_service_is_not_found_for_fetch_update_delete_and_children(s
         role_sid: None,
         ..user_at(&ghost.service, "alice", at(0))
     };
-    assert_not_found(store.create_user(&ghost_user).await, "create user");
     assert_not_found(
-        store.get_or_create_user(&ghost_user).await,
+        store.create_user(&ghost_user, &Origin::rest()).await,
+        "create user",
+    );
+    assert_not_found(
+        store.get_or_create_user(&ghost_user, &Origin::rest()).await,
         "get_or_create user",
     );
     assert!(store

@@ -2,6 +2,7 @@
 
 use crate::binding::BindingFilter;
 use crate::credential::PushType;
+use crate::event::Origin;
 use crate::paging::PageRequest;
 use crate::role::Role;
 use crate::user::{UserRef, UserUpdate};
@@ -101,12 +102,15 @@ pub async fn another_accounts_rows_are_not_found(store: DynStore) {
                         ..UserUpdate::default()
                     },
                     Timestamp::now(),
+                    &Origin::rest(),
                 )
                 .await,
             "update user",
         );
         assert_not_found(
-            store.delete_user(&intruder, &svc.sid, &r).await,
+            store
+                .delete_user(&intruder, &svc.sid, &r, &Origin::rest())
+                .await,
             "delete user",
         );
     }
@@ -119,9 +123,14 @@ pub async fn another_accounts_rows_are_not_found(store: DynStore) {
     let mut foreign_user = user_at(&svc, "mallory", Timestamp::now());
     foreign_user.account_sid = intruder.clone();
     foreign_user.role_sid = None;
-    assert_not_found(store.create_user(&foreign_user).await, "create user");
     assert_not_found(
-        store.get_or_create_user(&foreign_user).await,
+        store.create_user(&foreign_user, &Origin::rest()).await,
+        "create user",
+    );
+    assert_not_found(
+        store
+            .get_or_create_user(&foreign_user, &Origin::rest())
+            .await,
         "get_or_create user",
     );
 
@@ -248,7 +257,7 @@ pub async fn children_are_scoped_by_service(store: DynStore) {
 
     // Act
     let alice_two = store
-        .create_user(&user_at(&two, "alice", Timestamp::now()))
+        .create_user(&user_at(&two, "alice", Timestamp::now()), &Origin::rest())
         .await;
 
     // Assert

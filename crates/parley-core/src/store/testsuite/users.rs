@@ -1,5 +1,6 @@
 //! Users: identity uniqueness, lookup by SID or identity, partial update, delete, races.
 
+use crate::event::Origin;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ pub async fn user_identity_is_unique_within_a_service(store: DynStore) {
     twin.friendly_name = Some("Second Alice".to_owned());
 
     // Act
-    let result = store.create_user(&twin).await;
+    let result = store.create_user(&twin, &Origin::rest()).await;
 
     // Assert
     assert!(
@@ -69,7 +70,12 @@ pub async fn users_are_fetched_by_sid_or_identity(store: DynStore) {
         let mut u = user_at(&svc, identity, at(1));
         u.friendly_name = Some(format!("{identity} (name)"));
         u.attributes = Some(r#"{"team":"blue","n":[1,2]}"#.to_owned());
-        created.push(store.create_user(&u).await.expect("create user"));
+        created.push(
+            store
+                .create_user(&u, &Origin::rest())
+                .await
+                .expect("create user"),
+        );
         assert_eq!(created.last(), Some(&u), "create returns the stored row");
     }
 
@@ -115,7 +121,10 @@ pub async fn user_update_changes_only_the_given_fields(store: DynStore) {
     let mut original = user_at(&svc, "alice@example.com", at(0));
     original.friendly_name = Some("Alice".to_owned());
     original.attributes = Some(r#"{"a":1}"#.to_owned());
-    let original = store.create_user(&original).await.expect("create");
+    let original = store
+        .create_user(&original, &Origin::rest())
+        .await
+        .expect("create");
     let admin_role = svc.default_channel_creator_role_sid.clone().expect("role");
 
     // Act
@@ -129,6 +138,7 @@ pub async fn user_update_changes_only_the_given_fields(store: DynStore) {
                 ..UserUpdate::default()
             },
             at(10),
+            &Origin::rest(),
         )
         .await
         .expect("rename");
@@ -143,6 +153,7 @@ pub async fn user_update_changes_only_the_given_fields(store: DynStore) {
                 role_sid: Some(admin_role.clone()),
             },
             at(20),
+            &Origin::rest(),
         )
         .await
         .expect("update attributes and role");
@@ -153,6 +164,7 @@ pub async fn user_update_changes_only_the_given_fields(store: DynStore) {
             &UserRef::Sid(original.sid.clone()),
             &UserUpdate::default(),
             at(30),
+            &Origin::rest(),
         )
         .await
         .expect("empty update");
@@ -185,6 +197,7 @@ pub async fn user_update_changes_only_the_given_fields(store: DynStore) {
                 &UserRef::Identity("nobody".to_owned()),
                 &UserUpdate::default(),
                 at(40),
+                &Origin::rest(),
             )
             .await,
         "update of an unknown user",
@@ -220,11 +233,17 @@ pub async fn user_delete_removes_the_user_and_its_bindings(store: DynStore) {
             &account,
             &svc.sid,
             &UserRef::Identity("alice smith".to_owned()),
+            &Origin::rest(),
         )
         .await
         .expect("delete alice");
     store
-        .delete_user(&account, &svc.sid, &UserRef::Sid(bob.sid.clone()))
+        .delete_user(
+            &account,
+            &svc.sid,
+            &UserRef::Sid(bob.sid.clone()),
+            &Origin::rest(),
+        )
         .await
         .expect("delete bob");
 
@@ -266,7 +285,12 @@ pub async fn user_delete_removes_the_user_and_its_bindings(store: DynStore) {
         .is_empty());
     assert_not_found(
         store
-            .delete_user(&account, &svc.sid, &UserRef::Sid(bob.sid.clone()))
+            .delete_user(
+                &account,
+                &svc.sid,
+                &UserRef::Sid(bob.sid.clone()),
+                &Origin::rest(),
+            )
             .await,
         "second delete",
     );
@@ -288,7 +312,7 @@ pub async fn concurrent_get_or_create_user_yields_one_user(store: DynStore) {
         let candidate = user_at(&svc, "racer", Timestamp::now());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            store.get_or_create_user(&candidate).await
+            store.get_or_create_user(&candidate, &Origin::rest()).await
         }));
     }
     let mut results = Vec::new();
@@ -309,7 +333,7 @@ pub async fn concurrent_get_or_create_user_yields_one_user(store: DynStore) {
     assert_eq!(listed.items[0], results[0].0);
     // And once it exists, the call returns it without creating.
     let (again, created) = store
-        .get_or_create_user(&user_at(&svc, "racer", Timestamp::now()))
+        .get_or_create_user(&user_at(&svc, "racer", Timestamp::now()), &Origin::rest())
         .await
         .expect("again");
     assert!(!created);
