@@ -89,7 +89,8 @@ pub struct DbArgs {
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
     /// push_lease_secs, push_bad_token_threshold, webhooks, webhook_first_try_delay_ms,
-    /// header_read_timeout_secs, keep_alive_timeout_secs, body_read_timeout_secs,
+    /// change_log_retention_secs, header_read_timeout_secs, keep_alive_timeout_secs,
+    /// body_read_timeout_secs,
     /// max_header_bytes,
     /// max_connections, auth_failure_limit).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
@@ -168,6 +169,10 @@ pub struct ServeArgs {
     /// stop a node between queueing and sending) [default: 0].
     #[arg(long, env = "PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", value_name = "MS")]
     pub webhook_first_try_delay_ms: Option<u32>,
+    /// Seconds change-log events are kept at least: an event is trimmed once every consumer of
+    /// the log has passed it and it is older than this [default: 604800 (7 days)].
+    #[arg(long, env = "PARLEY_CHANGE_LOG_RETENTION_SECS", value_name = "SECS")]
+    pub change_log_retention_secs: Option<u64>,
     /// Seconds a client has to send a whole request head; slower connections are closed
     /// [default: 10].
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
@@ -208,6 +213,7 @@ impl ServeArgs {
             push_bad_token_threshold: self.push_bad_token_threshold,
             webhooks: self.webhooks,
             webhook_first_try_delay_ms: self.webhook_first_try_delay_ms,
+            change_log_retention_secs: self.change_log_retention_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,
             keep_alive_timeout_secs: self.keep_alive_timeout_secs,
             body_read_timeout_secs: self.body_read_timeout_secs,

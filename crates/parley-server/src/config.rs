@@ -32,6 +32,9 @@ pub const MIN_PUSH_LEASE_SECS: u32 = 25;
 /// Default `--push-bad-token-threshold`.
 pub const DEFAULT_PUSH_BAD_TOKEN_THRESHOLD: u32 = 20;
 
+/// Default `--change-log-retention-secs` (7 days).
+pub const DEFAULT_CHANGE_LOG_RETENTION_SECS: u64 = 604_800;
+
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
 /// Environment variable naming a file that holds the server key (when `PARLEY_SECRET_KEY` is unset).
@@ -73,6 +76,9 @@ pub struct Settings {
     pub webhooks: Option<bool>,
     /// Milliseconds a queued webhook call waits before its first try (default 0; a testing aid).
     pub webhook_first_try_delay_ms: Option<u32>,
+    /// Seconds change-log events are kept at least (they go once every consumer has passed
+    /// them and they are this old).
+    pub change_log_retention_secs: Option<u64>,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout_secs: Option<u32>,
     /// Seconds an idle keep-alive connection stays open.
@@ -109,6 +115,7 @@ impl fmt::Debug for Settings {
                 "webhook_first_try_delay_ms",
                 &self.webhook_first_try_delay_ms,
             )
+            .field("change_log_retention_secs", &self.change_log_retention_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
             .field("body_read_timeout_secs", &self.body_read_timeout_secs)
@@ -142,6 +149,9 @@ impl Settings {
             webhook_first_try_delay_ms: self
                 .webhook_first_try_delay_ms
                 .or(lower.webhook_first_try_delay_ms),
+            change_log_retention_secs: self
+                .change_log_retention_secs
+                .or(lower.change_log_retention_secs),
             header_read_timeout_secs: self
                 .header_read_timeout_secs
                 .or(lower.header_read_timeout_secs),
@@ -415,6 +425,9 @@ pub struct Config {
     pub webhooks: bool,
     /// Delay of a queued webhook call's first try, in milliseconds.
     pub webhook_first_try_delay_ms: u32,
+    /// Change-log events are trimmed once every consumer has passed them and they are older
+    /// than this.
+    pub change_log_retention: std::time::Duration,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
     /// Connection limits (header-read and keep-alive timeouts, head size, connection cap).
@@ -471,6 +484,11 @@ impl Config {
             },
             webhooks: settings.webhooks.unwrap_or(true),
             webhook_first_try_delay_ms: settings.webhook_first_try_delay_ms.unwrap_or(0),
+            change_log_retention: std::time::Duration::from_secs(
+                settings
+                    .change_log_retention_secs
+                    .unwrap_or(DEFAULT_CHANGE_LOG_RETENTION_SECS),
+            ),
             bootstrap,
             conn: conn_limits(settings)?,
             auth_failure_limit: settings
@@ -608,6 +626,21 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(&tiny, None).is_err());
+    }
+
+    #[test]
+    fn change_log_retention_defaults_to_seven_days_and_layers() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.change_log_retention.as_secs(), 7 * 24 * 3600);
+        let file = Settings::from_toml("change_log_retention_secs = 3600\n").expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.change_log_retention.as_secs(), 3600);
+        let cli = Settings {
+            change_log_retention_secs: Some(60),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&cli.or(file), None).expect("config");
+        assert_eq!(config.change_log_retention.as_secs(), 60);
     }
 
     #[test]

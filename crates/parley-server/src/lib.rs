@@ -4,6 +4,7 @@
 //! (`src/main.rs`) only parses the command line; tests spawn an `Application` on port 0.
 
 pub mod admin;
+pub mod change_log;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -41,6 +42,14 @@ pub struct Application {
     worker: Option<Arc<parley_push::Worker>>,
     webhooks: Option<Arc<parley_webhooks::Worker>>,
     conn: serve::ConnLimits,
+    change_log: ChangeLogUpkeep,
+}
+
+/// What the change-log trimming task needs.
+struct ChangeLogUpkeep {
+    consumers: Vec<String>,
+    retention: Duration,
+    trimmed: Option<prometheus::IntCounter>,
 }
 
 impl Application {
@@ -155,6 +164,13 @@ impl Application {
         } else {
             None
         };
+        let change_log = ChangeLogUpkeep {
+            consumers: change_log::registered_consumers(),
+            retention: config.change_log_retention,
+            trimmed: change_log::register_trimmed_counter(state.metrics.registry())
+                .map_err(|e| tracing::warn!(error = %e, "change-log metrics unavailable"))
+                .ok(),
+        };
         let router = parley_http::router(state);
         Ok(Application {
             listener,
@@ -166,6 +182,7 @@ impl Application {
             worker,
             webhooks,
             conn,
+            change_log,
         })
     }
 
@@ -197,6 +214,12 @@ impl Application {
     {
         let sweeper = (self.binding_max_age_days > 0)
             .then(|| tokio::spawn(sweep_forever(self.store.clone(), self.binding_max_age_days)));
+        let trimmer = tokio::spawn(change_log::trim_forever(
+            self.store.clone(),
+            self.change_log.consumers,
+            self.change_log.retention,
+            self.change_log.trimmed,
+        ));
         // One shutdown signal for the HTTP server, the push worker and the webhook worker.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
@@ -222,6 +245,7 @@ impl Application {
         if let Some(task) = sweeper {
             task.abort();
         }
+        trimmer.abort();
         // The worker stops claiming and finishes the sends it started (also when the HTTP
         // server ended on its own).
         let _ = stop_tx.send(true);

@@ -151,3 +151,132 @@ async fn sweep_deletes_every_stale_binding_in_batches_and_keeps_fresh_ones() {
         "the fresh bindings survived the 365-day sweep"
     );
 }
+
+/// A request with HTTP Basic auth; returns the status line and the JSON body.
+async fn http_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    auth: (&str, &str),
+    form: &str,
+) -> (String, serde_json::Value) {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.0, auth.1));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Authorization: Basic {basic}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_owned();
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The change-log trimming task (every node, at start and then each minute): events the
+/// `webhooks` consumer has passed go once the retention is over, and `/metrics` counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trimming_task_deletes_events_the_webhooks_consumer_passed_after_retention() {
+    // Arrange: a first run writes a service, a channel and a user over REST.
+    let dir = TempDir::new();
+    let mut config = Config::for_database(&dir.url()).unwrap();
+    config.listen = "127.0.0.1:0".to_owned();
+    config.push = false;
+    let app = Application::build(config).await.unwrap();
+    let Bootstrap::Generated(creds) = app.bootstrap() else {
+        panic!("a fresh database gets a generated account");
+    };
+    let auth = (creds.sid.as_str().to_owned(), creds.auth_token.clone());
+    let auth = (auth.0.as_str(), auth.1.as_str());
+    let store = app.store();
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let (status, service) =
+        http_call(addr, "POST", "/v2/Services", auth, "FriendlyName=trim").await;
+    assert!(status.contains(" 201"), "{status} {service}");
+    let service_sid = service["sid"].as_str().unwrap().to_owned();
+    let (status, _) = http_call(
+        addr,
+        "POST",
+        &format!("/v2/Services/{service_sid}/Channels"),
+        auth,
+        "FriendlyName=general",
+    )
+    .await;
+    assert!(status.contains(" 201"), "{status}");
+    let (status, _) = http_call(
+        addr,
+        "POST",
+        &format!("/v2/Services/{service_sid}/Users"),
+        auth,
+        "Identity=alice",
+    )
+    .await;
+    assert!(status.contains(" 201"), "{status}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    let service_sid: parley_core::ServiceSid = service_sid.parse().unwrap();
+    let written = store.list_events(&service_sid, 0, 100).await.unwrap();
+    assert!(
+        written.len() >= 2,
+        "channel_added and user_added: {written:?}"
+    );
+    // The webhooks consumer reads all of it.
+    let now = Timestamp::now();
+    let claim = store
+        .claim_log("webhooks", "test", now, now.plus_secs(60), 100)
+        .await
+        .unwrap()
+        .expect("events to read");
+    assert_eq!(claim.events, written);
+    store
+        .advance_log(&claim, "test", claim.last_seq())
+        .await
+        .unwrap();
+
+    // Act: a second run with a retention of 0 seconds trims at start.
+    let mut config = Config::for_database(&dir.url()).unwrap();
+    config.listen = "127.0.0.1:0".to_owned();
+    config.push = false;
+    config.change_log_retention = Duration::ZERO;
+    let app = Application::build(config).await.unwrap();
+    let store = app.store();
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !store
+        .list_events(&service_sid, 0, 100)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "trimmed in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Assert: counted (right after the trim call returns).
+    let expected = format!("parley_change_log_trimmed_total {}", written.len());
+    loop {
+        let metrics = http_get(addr, "/metrics").await;
+        if metrics.contains(&expected) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

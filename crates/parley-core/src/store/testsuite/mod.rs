@@ -39,6 +39,7 @@ mod channel_webhooks;
 mod chat;
 mod credentials;
 mod events;
+mod log;
 mod paging;
 mod push;
 mod roles;
@@ -53,6 +54,7 @@ pub use channel_webhooks::*;
 pub use chat::*;
 pub use credentials::*;
 pub use events::*;
+pub use log::*;
 pub use paging::*;
 pub use push::*;
 pub use roles::*;
@@ -103,6 +105,12 @@ macro_rules! store_conformance_tests {
             registering_for_a_missing_user_is_not_found,
             stale_sweep_deletes_only_old_bindings_and_respects_the_limit,
             count_user_bindings_counts_only_that_users_bindings,
+            log_claims_return_the_events_after_the_position_in_seq_order,
+            log_positions_are_independent_per_consumer_and_service,
+            a_leased_service_is_claimed_by_nobody_else_until_the_lease_expires,
+            advancing_never_moves_back_and_a_lost_lease_is_refused,
+            trimming_deletes_only_old_events_every_consumer_passed_without_an_outbox_row,
+            trimming_everything_never_makes_seq_go_back,
             channel_round_trips_and_is_fetched_by_sid_or_unique_name,
             channel_unique_name_is_unique_within_a_service,
             channel_list_filters_by_type_and_pages,
