@@ -3,6 +3,7 @@
 -- CHANNELS_FILE has one channel SID per line; each request picks one at random (a file with
 -- one line = every writer posts into the same channel). done() writes the same JSON object as
 -- bench.lua (req/s, latency percentiles in µs, errors; err_status = non-2xx/3xx answers).
+-- With WEBHOOKS=1 in the environment every request carries `X-Twilio-Webhook-Enabled: true`.
 local service
 local channels = {}
 local counter = 0
@@ -18,6 +19,9 @@ function init(args)
   math.randomseed(seed)
   tag = string.format("%x", seed)
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+  if os.getenv("WEBHOOKS") == "1" then
+    wrk.headers["X-Twilio-Webhook-Enabled"] = "true"
+  end
 end
 
 function request()

@@ -998,3 +998,40 @@ mod tests {
         assert!(!is_uuid("123e4567-e89b-12d3-a456-42665544000g"));
     }
 }
+
+/// A webhook receiver for benchmarks and local runs: answers every call to any path except
+/// `/_sink/*` with 200 and an empty body, and counts the calls. `GET /_sink/count` returns the
+/// count as text; `DELETE /_sink/count` resets it.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookSink {
+    calls: Arc<AtomicU64>,
+}
+
+impl WebhookSink {
+    /// Calls received since start or the last reset.
+    pub fn count(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+}
+
+/// Start a [`WebhookSink`] on `addr`.
+pub async fn spawn_webhook_sink(addr: SocketAddr) -> std::io::Result<(SocketAddr, WebhookSink)> {
+    use axum::routing::get;
+    let sink = WebhookSink::default();
+    let counted = sink.clone();
+    let read = sink.clone();
+    let reset = sink.clone();
+    let router = Router::new()
+        .route(
+            "/_sink/count",
+            get(move || async move { read.count().to_string() }).delete(move || async move {
+                reset.calls.store(0, Ordering::Relaxed);
+                ""
+            }),
+        )
+        .fallback(move || async move {
+            counted.calls.fetch_add(1, Ordering::Relaxed);
+            ""
+        });
+    Ok((serve(addr, router).await?, sink))
+}

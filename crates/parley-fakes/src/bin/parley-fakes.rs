@@ -21,6 +21,9 @@ struct Args {
     /// Address of the fake FCM and its OAuth2 token endpoint (`/token`).
     #[arg(long, default_value = "127.0.0.1:8444")]
     fcm_listen: SocketAddr,
+    /// Also run a webhook receiver (200 to every call, `GET /_sink/count`) on this address.
+    #[arg(long)]
+    webhook_sink_listen: Option<SocketAddr>,
     /// Do not print requests.
     #[arg(long)]
     quiet: bool,
@@ -35,6 +38,10 @@ async fn main() -> std::io::Result<()> {
     println!(
         "fake FCM:  http://{fcm}  (PARLEY_FCM_URL and PARLEY_FCM_TOKEN_URI_ALLOW; service-account token_uri http://{fcm}/token)"
     );
+    if let Some(addr) = args.webhook_sink_listen {
+        let (sink, _) = parley_fakes::spawn_webhook_sink(addr).await?;
+        println!("webhook sink: http://{sink}  (GET /_sink/count)");
+    }
     println!("admin: GET|DELETE /_fake/requests, GET|POST /_fake/mode on either; Ctrl-C stops");
     tokio::signal::ctrl_c().await?;
     Ok(())
