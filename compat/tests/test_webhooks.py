@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from twilio.request_validator import RequestValidator
 
-from conftest import AUTH_TOKEN, ACCOUNT_SID, unique
+from conftest import AUTH_TOKEN, ACCOUNT_SID, raw, unique
 
 MILLIS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 COMMON = {"EventType", "AccountSid", "InstanceSid", "Source", "RetryCount"}
@@ -208,7 +208,11 @@ def test_member_added_and_removed(client, service, receiver):
     svc = client.chat.v2.services(service.sid)
     ch = svc.channels.create(friendly_name="members")
     m = svc.channels(ch.sid).members.create(identity="bob", x_twilio_webhook_enabled="true")
-    svc.channels(ch.sid).members(m.sid).delete(x_twilio_webhook_enabled="true")
+    # twilio-python 9.13 drops the header on every delete (`_delete` builds the headers, then
+    # replaces them with `values.of({})`), so the removal goes out as plain HTTP with the header.
+    resp = raw("DELETE", f"/v2/Services/{service.sid}/Channels/{ch.sid}/Members/{m.sid}",
+               headers={"X-Twilio-Webhook-Enabled": "true"})
+    assert resp.status_code == 204, resp.text
     calls = receiver.wait_for(2)
     assert [c.params["EventType"] for c in calls] == ["onMemberAdded", "onMemberRemoved"], calls
     added, removed = (c.params for c in calls)
@@ -259,6 +263,20 @@ def test_channel_webhook_of_type_webhook_delivers_its_filtered_events(client, se
     assert_signed(calls[0])
     assert calls[0].params["EventType"] == "onMessageSent"
     assert calls[0].params["ChannelSid"] == ch.sid
+
+
+def test_the_python_library_sends_no_webhook_header_on_delete(client, service, receiver):
+    """What an app moving from Twilio gets with twilio-python 9.13: its delete() never sends
+    X-Twilio-Webhook-Enabled (a library bug), so no post-event fires for it — here as on Twilio."""
+    hooked_service(client, service, receiver, ["onMessageRemoved", "onMessageSent"])
+    svc = client.chat.v2.services(service.sid)
+    ch = svc.channels.create(friendly_name="lib-delete")
+    msg = svc.channels(ch.sid).messages.create(body="bye", x_twilio_webhook_enabled="true")
+    svc.channels(ch.sid).messages(msg.sid).delete(x_twilio_webhook_enabled="true")
+    svc.channels(ch.sid).messages.create(body="after", x_twilio_webhook_enabled="true")
+    receiver.wait_for(2)
+    time.sleep(1.0)
+    assert [c.params["EventType"] for c in receiver.calls] == ["onMessageSent", "onMessageSent"]
 
 
 def test_channel_webhook_of_type_trigger_fires_on_its_word_only(client, service, receiver):
