@@ -3,11 +3,11 @@
 use parley_core::event::EventKind;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{Conflict, StoreError, StoreResult, UserStore};
-use parley_core::user::{User, UserRef, UserUpdate};
+use parley_core::user::{User, UserRef, UserUpdate, UserView};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::event::{self, NewEvent};
-use crate::lite::{lite_err, lite_write_err, q, Q};
+use crate::lite::{lite_err, lite_write_err, q, FromLite, Q};
 use crate::rows::{convert_all, user_key, ChannelRow, UserRow};
 use crate::{one_row, push_keyset, require_service, SqliteStore};
 
@@ -43,6 +43,72 @@ pub(crate) fn list_query(
     qb.push_bind(account.as_str());
     push_keyset(&mut qb, page);
     qb
+}
+
+/// The statement of `fetch_user_view`, the user matched by `$column` (`sid` or `identity`).
+macro_rules! view_sql {
+    ($column:literal) => {
+        concat!(
+            "select u.*,
+                    (select count(*) from members m
+                      where m.user_sid = u.sid and m.account_sid = u.account_sid
+                        and m.service_sid = u.service_sid) as joined_channels_count,
+                    case when json_extract(s.settings, '$.reachability_enabled') then
+                        (select count(*) from bindings b
+                          where b.account_sid = u.account_sid and b.service_sid = u.service_sid
+                            and b.user_sid = u.sid)
+                    end as bindings_count
+               from users u
+               join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
+              where u.account_sid = ? and u.service_sid = ? and u.",
+            $column,
+            " = ?"
+        )
+    };
+}
+
+/// A row of `fetch_user_view`: the user's columns, then the two counts.
+struct UserViewRow {
+    user: UserRow,
+    joined_channels_count: i64,
+    bindings_count: Option<i64>,
+}
+
+/// `UserRow::COLUMNS` (checked by a test), then the counts.
+const USER_VIEW_COLUMNS: &[&str] = &[
+    "sid",
+    "account_sid",
+    "service_sid",
+    "identity",
+    "friendly_name",
+    "attributes",
+    "role_sid",
+    "date_created",
+    "date_updated",
+    "joined_channels_count",
+    "bindings_count",
+];
+
+impl FromLite for UserViewRow {
+    const COLUMNS: &'static [&'static str] = USER_VIEW_COLUMNS;
+
+    fn from_lite(row: &rusqlite::Row<'_>, idx: &[usize]) -> rusqlite::Result<Self> {
+        let n = <UserRow as FromLite>::COLUMNS.len();
+        let (user, counts) = idx
+            .split_at_checked(n)
+            .ok_or(rusqlite::Error::InvalidColumnIndex(n))?;
+        let at = |i: usize| {
+            counts
+                .get(i)
+                .copied()
+                .ok_or(rusqlite::Error::InvalidColumnIndex(n + i))
+        };
+        Ok(Self {
+            user: UserRow::from_lite(row, user)?,
+            joined_channels_count: row.get(at(0)?)?,
+            bindings_count: row.get(at(1)?)?,
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -108,6 +174,31 @@ impl UserStore for SqliteStore {
                 .bind(value),
         )?;
         row.try_into()
+    }
+
+    async fn fetch_user_view(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<UserView> {
+        // One statement, so one read transaction: the user, its joined channels, and its
+        // bindings when the service's `reachability_enabled` setting is on.
+        let (sql, value) = match user {
+            UserRef::Sid(sid) => (view_sql!("sid"), sid.as_str()),
+            UserRef::Identity(identity) => (view_sql!("identity"), identity.as_str()),
+        };
+        let row: UserViewRow = self.read_one(
+            &q(sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value),
+        )?;
+        Ok(UserView {
+            user: row.user.try_into()?,
+            joined_channels_count: row.joined_channels_count,
+            bindings_count: row.bindings_count.map(|n| u64::try_from(n).unwrap_or(0)),
+        })
     }
 
     async fn list_users(
@@ -214,5 +305,20 @@ impl UserStore for SqliteStore {
             one_row(n)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_view_columns_start_with_the_user_row_columns() {
+        let n = <UserRow as FromLite>::COLUMNS.len();
+        assert_eq!(&USER_VIEW_COLUMNS[..n], <UserRow as FromLite>::COLUMNS);
+        assert_eq!(
+            &USER_VIEW_COLUMNS[n..],
+            ["joined_channels_count", "bindings_count"]
+        );
     }
 }
