@@ -49,7 +49,8 @@ pub(crate) fn list_query(
 macro_rules! view_sql {
     ($column:literal) => {
         concat!(
-            "select u.*,
+            "select u.sid, u.account_sid, u.service_sid, u.identity, u.friendly_name,
+                    u.attributes, u.role_sid, u.date_created, u.date_updated,
                     (select count(*) from members m
                       where m.user_sid = u.sid and m.account_sid = u.account_sid
                         and m.service_sid = u.service_sid) as joined_channels_count,
@@ -74,7 +75,8 @@ struct UserViewRow {
     bindings_count: Option<i64>,
 }
 
-/// `UserRow::COLUMNS` (checked by a test), then the counts.
+/// The columns `view_sql!` selects, in order: `UserRow::COLUMNS` (checked by a test), then
+/// the counts. The row decodes by position (no lookup of column names per execution).
 const USER_VIEW_COLUMNS: &[&str] = &[
     "sid",
     "account_sid",
@@ -89,24 +91,15 @@ const USER_VIEW_COLUMNS: &[&str] = &[
     "bindings_count",
 ];
 
-impl FromLite for UserViewRow {
-    const COLUMNS: &'static [&'static str] = USER_VIEW_COLUMNS;
+/// Positions `0..` of the user's columns in `view_sql!`.
+const USER_POSITIONS: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
 
-    fn from_lite(row: &rusqlite::Row<'_>, idx: &[usize]) -> rusqlite::Result<Self> {
-        let n = <UserRow as FromLite>::COLUMNS.len();
-        let (user, counts) = idx
-            .split_at_checked(n)
-            .ok_or(rusqlite::Error::InvalidColumnIndex(n))?;
-        let at = |i: usize| {
-            counts
-                .get(i)
-                .copied()
-                .ok_or(rusqlite::Error::InvalidColumnIndex(n + i))
-        };
+impl FromLite for UserViewRow {
+    fn from_lite(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
         Ok(Self {
-            user: UserRow::from_lite(row, user)?,
-            joined_channels_count: row.get(at(0)?)?,
-            bindings_count: row.get(at(1)?)?,
+            user: UserRow::from_lite(row, &USER_POSITIONS)?,
+            joined_channels_count: row.get(9)?,
+            bindings_count: row.get(10)?,
         })
     }
 }
@@ -313,12 +306,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_view_columns_start_with_the_user_row_columns() {
+    fn user_view_columns_are_the_user_row_columns_then_the_counts_in_sql_order() {
         let n = <UserRow as FromLite>::COLUMNS.len();
+        assert_eq!(n, USER_POSITIONS.len());
         assert_eq!(&USER_VIEW_COLUMNS[..n], <UserRow as FromLite>::COLUMNS);
         assert_eq!(
             &USER_VIEW_COLUMNS[n..],
             ["joined_channels_count", "bindings_count"]
         );
+        // The statement selects exactly these columns, in this order.
+        let mut c = rusqlite::Connection::open_in_memory().expect("open");
+        crate::migrate::run(&mut c).expect("migrate");
+        for sql in [view_sql!("sid"), view_sql!("identity")] {
+            let st = c.prepare(sql).expect("prepare");
+            assert_eq!(st.column_names(), USER_VIEW_COLUMNS);
+        }
     }
 }
