@@ -5,6 +5,19 @@ use crate::{sid::is_sid, AccountSid, RoleSid, ServiceSid, Timestamp, UserSid};
 /// Longest accepted identity (error 50207 "Identity too long"; GUESS: 256 characters).
 pub const MAX_IDENTITY_LEN: usize = 256;
 
+/// A user as a single-user answer (FetchUser) shows it, read in one go
+/// ([`crate::store::UserStore::fetch_user_view`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserView {
+    /// The user.
+    pub user: User,
+    /// How many channels the user has joined.
+    pub joined_channels_count: i64,
+    /// How many push bindings the user has, when its service has reachability on; `None` when
+    /// it is off (then the answer shows no reachability).
+    pub bindings_count: Option<u64>,
+}
+
 /// A user of a service.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {

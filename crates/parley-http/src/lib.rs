@@ -67,9 +67,15 @@ pub trait PushTester: Send + Sync {
     ) -> Result<TestVerdict, String>;
 }
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc`, so the per-request clones made by the `State`
+/// extractor and the middleware are one reference-count increment each (the fields, among them
+/// the URL builder's `String` and the secret box's keys, are not copied per request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+/// The fields of [`AppState`] (reached through `Deref`: `state.store`, `state.urls`, …).
+#[derive(Clone)]
+pub struct AppStateInner {
     /// Storage.
     pub store: Arc<dyn Store>,
     /// Seals and opens secrets at rest; signs paging tokens.
@@ -87,13 +93,21 @@ pub struct AppState {
     failures: Arc<auth::FailureLimiter>,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
 impl AppState {
     /// Build the state.
     pub fn new(store: Arc<dyn Store>, secrets: SecretBox, config: HttpConfig) -> Self {
         // Metric names are static and valid, so registration cannot fail.
         #[allow(clippy::expect_used)]
         let metrics = ops::Metrics::new().expect("BUG: static metric definitions are valid");
-        Self {
+        Self(Arc::new(AppStateInner {
             store,
             secrets,
             urls: urls::UrlBuilder::new(&config.public_url),
@@ -103,12 +117,12 @@ impl AppState {
             metrics: Arc::new(metrics),
             auth_cache: Arc::new(auth::AuthCache::default()),
             push_tester: None,
-        }
+        }))
     }
 
     /// With a test-notification sender.
     pub fn with_push_tester(mut self, tester: Arc<dyn PushTester>) -> Self {
-        self.push_tester = Some(tester);
+        Arc::make_mut(&mut self.0).push_tester = Some(tester);
         self
     }
 }

@@ -86,12 +86,6 @@ impl ServiceStore for PgStore {
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service.sid))]
-    async fn update_service(&self, service: &Service) -> StoreResult<Service> {
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        write_service(&mut conn, service).await?.try_into()
-    }
-
     #[tracing::instrument(skip_all, fields(service.sid = %sid))]
     async fn patch_service(
         &self,

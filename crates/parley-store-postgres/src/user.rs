@@ -4,7 +4,7 @@ use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::rows::changed_fields;
 use parley_core::store::{StoreError, StoreResult, UserStore};
-use parley_core::user::{User, UserRef, UserUpdate};
+use parley_core::user::{User, UserRef, UserUpdate, UserView};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
@@ -122,6 +122,47 @@ impl UserStore for PgStore {
             .await
             .map_err(db)?;
         row.try_into()
+    }
+
+    async fn fetch_user_view(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<UserView> {
+        use sqlx::{FromRow as _, Row as _};
+        // One statement: the user, its joined channels, and its bindings when the service's
+        // `reachability_enabled` setting is on.
+        let (column, value) = user_key(user);
+        let sql = format!(
+            "select u.*,
+                    (select count(*) from members m
+                      where m.user_sid = u.sid and m.account_sid = u.account_sid
+                        and m.service_sid = u.service_sid) as joined_channels_count,
+                    case when (s.settings::jsonb ->> 'reachability_enabled')::boolean then
+                        (select count(*) from bindings b
+                          where b.account_sid = u.account_sid and b.service_sid = u.service_sid
+                            and b.user_sid = u.sid)
+                    end as bindings_count
+               from users u
+               join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
+              where u.account_sid = $1 and u.service_sid = $2 and u.{column} = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        let Pg(user_row) = Pg::<UserRow>::from_row(&row).map_err(db)?;
+        let joined: i64 = row.try_get("joined_channels_count").map_err(db)?;
+        let bindings: Option<i64> = row.try_get("bindings_count").map_err(db)?;
+        Ok(UserView {
+            user: user_row.try_into()?,
+            joined_channels_count: joined,
+            bindings_count: bindings.map(|n| u64::try_from(n).unwrap_or(0)),
+        })
     }
 
     #[tracing::instrument(skip_all, fields(service.sid = %service))]

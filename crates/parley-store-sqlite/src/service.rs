@@ -76,14 +76,6 @@ impl ServiceStore for SqliteStore {
         Ok(Page::from_fetched(convert_all(rows)?, page))
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service.sid))]
-    async fn update_service(&self, service: &Service) -> StoreResult<Service> {
-        let settings = to_json(&service.settings)?;
-        self.write(|c| write_service(c, service, &settings))
-            .await?
-            .try_into()
-    }
-
     #[tracing::instrument(skip_all, fields(service.sid = %sid))]
     async fn patch_service(
         &self,

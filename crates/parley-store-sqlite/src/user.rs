@@ -4,11 +4,11 @@ use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::rows::changed_fields;
 use parley_core::store::{Conflict, StoreError, StoreResult, UserStore};
-use parley_core::user::{User, UserRef, UserUpdate};
+use parley_core::user::{User, UserRef, UserUpdate, UserView};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::event::{self, NewEvent};
-use crate::lite::{lite_err, lite_write_err, q, Q};
+use crate::lite::{lite_err, lite_write_err, q, FromLite, Q};
 use crate::rows::{convert_all, user_key, ChannelRow, MemberRow, UserRow};
 use crate::{one_row, push_keyset, require_service, SqliteStore};
 
@@ -44,6 +44,67 @@ pub(crate) fn list_query(
     qb.push_bind(account.as_str());
     push_keyset(&mut qb, page);
     qb
+}
+
+/// The statement of `fetch_user_view`, the user matched by `$column` (`sid` or `identity`).
+macro_rules! view_sql {
+    ($column:literal) => {
+        concat!(
+            "select u.sid, u.account_sid, u.service_sid, u.identity, u.friendly_name,
+                    u.attributes, u.role_sid, u.date_created, u.date_updated,
+                    (select count(*) from members m
+                      where m.user_sid = u.sid and m.account_sid = u.account_sid
+                        and m.service_sid = u.service_sid) as joined_channels_count,
+                    case when json_extract(s.settings, '$.reachability_enabled') then
+                        (select count(*) from bindings b
+                          where b.account_sid = u.account_sid and b.service_sid = u.service_sid
+                            and b.user_sid = u.sid)
+                    end as bindings_count
+               from users u
+               join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
+              where u.account_sid = ? and u.service_sid = ? and u.",
+            $column,
+            " = ?"
+        )
+    };
+}
+
+/// A row of `fetch_user_view`: the user's columns, then the two counts.
+struct UserViewRow {
+    user: UserRow,
+    joined_channels_count: i64,
+    bindings_count: Option<i64>,
+}
+
+/// The columns `view_sql!` selects, in order: `UserRow::COLUMNS` (checked by a test), then
+/// the counts. The row decodes by position (no lookup of column names per execution); the test
+/// checks the statement against this list.
+#[cfg(test)]
+const USER_VIEW_COLUMNS: &[&str] = &[
+    "sid",
+    "account_sid",
+    "service_sid",
+    "identity",
+    "friendly_name",
+    "attributes",
+    "role_sid",
+    "date_created",
+    "date_updated",
+    "joined_channels_count",
+    "bindings_count",
+];
+
+/// Positions `0..` of the user's columns in `view_sql!`.
+const USER_POSITIONS: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+
+impl FromLite for UserViewRow {
+    fn from_lite(row: &rusqlite::Row<'_>, _: &[usize]) -> rusqlite::Result<Self> {
+        Ok(Self {
+            user: UserRow::from_lite(row, &USER_POSITIONS)?,
+            joined_channels_count: row.get(9)?,
+            bindings_count: row.get(10)?,
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -105,6 +166,31 @@ impl UserStore for SqliteStore {
                 .bind(value),
         )?;
         row.try_into()
+    }
+
+    async fn fetch_user_view(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<UserView> {
+        // One statement, so one read transaction: the user, its joined channels, and its
+        // bindings when the service's `reachability_enabled` setting is on.
+        let (sql, value) = match user {
+            UserRef::Sid(sid) => (view_sql!("sid"), sid.as_str()),
+            UserRef::Identity(identity) => (view_sql!("identity"), identity.as_str()),
+        };
+        let row: UserViewRow = self.read_one(
+            &q(sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value),
+        )?;
+        Ok(UserView {
+            user: row.user.try_into()?,
+            joined_channels_count: row.joined_channels_count,
+            bindings_count: row.bindings_count.map(|n| u64::try_from(n).unwrap_or(0)),
+        })
     }
 
     async fn list_users(
@@ -241,4 +327,27 @@ fn user_added(c: &rusqlite::Connection, row: UserRow, origin: &Origin) -> StoreR
         &NewEvent::new(EventKind::UserAdded, &state, origin, Timestamp::now()),
     )?;
     Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_view_columns_are_the_user_row_columns_then_the_counts_in_sql_order() {
+        let n = <UserRow as FromLite>::COLUMNS.len();
+        assert_eq!(n, USER_POSITIONS.len());
+        assert_eq!(&USER_VIEW_COLUMNS[..n], <UserRow as FromLite>::COLUMNS);
+        assert_eq!(
+            &USER_VIEW_COLUMNS[n..],
+            ["joined_channels_count", "bindings_count"]
+        );
+        // The statement selects exactly these columns, in this order.
+        let mut c = rusqlite::Connection::open_in_memory().expect("open");
+        crate::migrate::run(&mut c).expect("migrate");
+        for sql in [view_sql!("sid"), view_sql!("identity")] {
+            let st = c.prepare(sql).expect("prepare");
+            assert_eq!(st.column_names(), USER_VIEW_COLUMNS);
+        }
+    }
 }

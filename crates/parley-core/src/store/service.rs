@@ -16,10 +16,6 @@ pub trait ServiceStore: Send + Sync {
         account: &AccountSid,
         page: &PageRequest,
     ) -> StoreResult<Page<Service>>;
-    /// Store every field of `service` (matched by account and SID); returns the stored row.
-    /// This overwrites fields changed meanwhile by someone else: request handlers use
-    /// [`ServiceStore::patch_service`].
-    async fn update_service(&self, service: &Service) -> StoreResult<Service>;
     /// Apply `patch` to the service as stored, atomically: read, change and write happen in one
     /// transaction holding the row's lock (PostgreSQL `SELECT … FOR UPDATE`, SQLite's single
     /// write transaction), so concurrent patches of different fields all survive. Sets

@@ -1,7 +1,7 @@
 use crate::event::Origin;
 use crate::paging::{Page, PageRequest};
 use crate::store::StoreResult;
-use crate::user::{User, UserRef, UserUpdate};
+use crate::user::{User, UserRef, UserUpdate, UserView};
 use crate::{AccountSid, ServiceSid, Timestamp};
 
 /// Users of a service.
@@ -21,6 +21,16 @@ pub trait UserStore: Send + Sync {
         service: &ServiceSid,
         user: &UserRef,
     ) -> StoreResult<User>;
+    /// Fetch by SID or identity, with what a single-user answer shows besides the row — its
+    /// joined channels, and its bindings when the service has reachability on — in one read
+    /// (the same figures as `fetch_user`, `joined_channel_counts`, `fetch_service` and
+    /// `count_user_bindings` in turn). `NotFound` as `fetch_user`.
+    async fn fetch_user_view(
+        &self,
+        account: &AccountSid,
+        service: &ServiceSid,
+        user: &UserRef,
+    ) -> StoreResult<UserView>;
     /// List by `(date_created, sid)`.
     async fn list_users(
         &self,

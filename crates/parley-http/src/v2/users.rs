@@ -264,14 +264,19 @@ pub(crate) async fn fetch(
 ) -> Result<Json<UserResource>, ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
     let user_ref: UserRef = seg.user(1)?;
-    let user = app
+    // One store read: the user, its joined channels and (reachability on) its bindings.
+    let view = app
         .store
-        .fetch_user(account(&auth), &service_sid, &user_ref)
+        .fetch_user_view(account(&auth), &service_sid, &user_ref)
         .await?;
-    let service = service_of(&app, &auth, &service_sid).await?;
-    let reach = reachability(&app, &service, &user).await?;
-    let joined = joined_count(&app, &user).await?;
-    Ok(Json(UserResource::new(&user, &app.urls, reach, joined)))
+    // Reachability as `reachability` reports it: offline, notifiable with a binding.
+    let reach = view.bindings_count.map(|n| (false, n > 0));
+    Ok(Json(UserResource::new(
+        &view.user,
+        &app.urls,
+        reach,
+        view.joined_channels_count,
+    )))
 }
 
 /// Twilio UpdateUser — `POST /v2/Services/{ServiceSid}/Users/{Sid}`

@@ -87,6 +87,7 @@ macro_rules! store_conformance_tests {
             returned_cursors_page_through_every_list_in_order_both_ways,
             user_identity_is_unique_within_a_service,
             users_are_fetched_by_sid_or_identity,
+            user_view_counts_joined_channels_and_bindings_when_reachability_is_on,
             user_update_changes_only_the_given_fields,
             user_delete_removes_the_user_and_its_bindings,
             concurrent_get_or_create_user_yields_one_user,

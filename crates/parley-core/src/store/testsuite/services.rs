@@ -67,15 +67,50 @@ pub async fn created_service_has_four_default_roles_and_round_trips_settings(sto
     assert_eq!(roles.items[3].role_type, RoleType::Channel);
 }
 
-/// Every field of an update, nested settings included, is stored and read back.
+/// Every field a patch can change, nested settings included, is stored and read back; the
+/// fields it leaves out keep their values; `date_updated` is the patch's time.
 pub async fn service_update_persists_nested_settings(store: DynStore) {
     // Arrange
     let account = account(&store).await;
     let original = service(&store, &account).await;
+    let later = original.date_updated.plus_secs(30);
+    let other_role = original.default_channel_creator_role_sid.clone();
+    assert_ne!(other_role, original.default_channel_role_sid);
+    let template = "${USER}: ${MESSAGE} — ünïcødé \"q\"";
+    let patch = ServicePatch {
+        friendly_name: Some("Renamed".to_owned()),
+        default_channel_role_sid: other_role.clone(),
+        reachability_enabled: Some(true),
+        read_status_enabled: Some(false),
+        typing_indicator_timeout: Some(9),
+        limits_channel_members: Some(500),
+        limits_user_channels: Some(1000),
+        pre_webhook_url: Some(Some("https://hooks.example.com/pre?a=1&b=2".to_owned())),
+        webhook_method: Some("GET".to_owned()),
+        webhook_filters: Some(Some(vec![
+            "onMessageSend".to_owned(),
+            "onChannelAdded".to_owned(),
+        ])),
+        post_webhook_retry_count: Some(3),
+        notifications_log_enabled: Some(true),
+        new_message: NotificationPatch {
+            enabled: Some(true),
+            template: Some(Some(template.to_owned())),
+            sound: Some(Some("ding.caf".to_owned())),
+            badge_count_enabled: Some(true),
+        },
+        invited_to_channel: NotificationPatch {
+            enabled: Some(true),
+            ..NotificationPatch::default()
+        },
+        media_compatibility_message: Some("Update your app to see media".to_owned()),
+        ..ServicePatch::default()
+    };
+    // What the stored service must look like, written out field by field.
     let mut changed = original.clone();
     changed.friendly_name = "Renamed".to_owned();
-    changed.date_updated = original.date_updated.plus_secs(30);
-    changed.default_channel_role_sid = None;
+    changed.date_updated = later;
+    changed.default_channel_role_sid = other_role;
     let s = &mut changed.settings;
     s.reachability_enabled = true;
     s.read_status_enabled = false;
@@ -91,17 +126,17 @@ pub async fn service_update_persists_nested_settings(store: DynStore) {
     s.post_webhook_retry_count = 3;
     s.notifications.log_enabled = true;
     s.notifications.new_message.enabled = true;
-    s.notifications.new_message.template = Some("${USER}: ${MESSAGE} — ünïcødé \"q\"".to_owned());
+    s.notifications.new_message.template = Some(template.to_owned());
     s.notifications.new_message.sound = Some("ding.caf".to_owned());
     s.notifications.new_message.badge_count_enabled = Some(true);
     s.notifications.invited_to_channel.enabled = true;
-    s.media.compatibility_message = None;
+    s.media.compatibility_message = Some("Update your app to see media".to_owned());
 
     // Act
     let returned = store
-        .update_service(&changed)
+        .patch_service(&account, &original.sid, &patch, later)
         .await
-        .expect("update service");
+        .expect("patch service");
     let fetched = store
         .fetch_service(&account, &original.sid)
         .await
@@ -337,10 +372,19 @@ pub async fn missing_service_is_not_found_for_fetch_update_delete_and_children(s
     let account = account(&store).await;
     let ghost = NewService::with_defaults(&account, "never stored", at(0));
     let ghost_sid: ServiceSid = ghost.service.sid.clone();
+    let renamed = ServicePatch {
+        friendly_name: Some("renamed".to_owned()),
+        ..ServicePatch::default()
+    };
 
     // Act + Assert
     assert_not_found(store.fetch_service(&account, &ghost_sid).await, "fetch");
-    assert_not_found(store.update_service(&ghost.service).await, "update");
+    assert_not_found(
+        store
+            .patch_service(&account, &ghost_sid, &renamed, at(1))
+            .await,
+        "update",
+    );
     assert_not_found(store.delete_service(&account, &ghost_sid).await, "delete");
     assert_not_found(store.create_role(&ghost.roles[0]).await, "create role");
     let ghost_user = User {

@@ -5,6 +5,7 @@ use crate::credential::PushType;
 use crate::event::Origin;
 use crate::paging::PageRequest;
 use crate::role::Role;
+use crate::service::ServicePatch;
 use crate::user::{UserRef, UserUpdate};
 use crate::{RoleSid, Timestamp};
 
@@ -37,10 +38,16 @@ pub async fn another_accounts_rows_are_not_found(store: DynStore) {
         store.fetch_service(&intruder, &svc.sid).await,
         "fetch service",
     );
-    let mut hijacked = svc.clone();
-    hijacked.account_sid = intruder.clone();
-    hijacked.friendly_name = "hijacked".to_owned();
-    assert_not_found(store.update_service(&hijacked).await, "update service");
+    let hijack = ServicePatch {
+        friendly_name: Some("hijacked".to_owned()),
+        ..ServicePatch::default()
+    };
+    assert_not_found(
+        store
+            .patch_service(&intruder, &svc.sid, &hijack, Timestamp::now())
+            .await,
+        "update service",
+    );
     assert_not_found(
         store.delete_service(&intruder, &svc.sid).await,
         "delete service",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::binding::BindingFilter;
 use crate::credential::PushType;
 use crate::paging::PageRequest;
+use crate::service::ServicePatch;
 use crate::store::{Conflict, StoreError};
 use crate::user::{UserRef, UserUpdate};
 use crate::{Timestamp, UserSid};
@@ -338,4 +339,92 @@ pub async fn concurrent_get_or_create_user_yields_one_user(store: DynStore) {
         .expect("again");
     assert!(!created);
     assert_eq!(again, listed.items[0]);
+}
+
+/// `fetch_user_view` reads the user (by SID or identity) with its joined channels and, only
+/// while the service has reachability on, its bindings; a missing user, or one of another
+/// service or account, is `NotFound`.
+pub async fn user_view_counts_joined_channels_and_bindings_when_reachability_is_on(
+    store: DynStore,
+) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let other_svc = service(&store, &account).await;
+    let alice = user(&store, &svc, "alice").await;
+    let bob = user(&store, &svc, "bob").await;
+    for name in ["one", "two"] {
+        let ch = super::chat::channel(&store, &svc, name).await;
+        super::chat::join(&store, &ch, &alice).await;
+    }
+    let bobs_channel = super::chat::channel(&store, &svc, "three").await;
+    super::chat::join(&store, &bobs_channel, &bob).await;
+    for endpoint in ["e1", "e2", "e3"] {
+        store
+            .register_binding(&registration(
+                &alice,
+                PushType::Fcm,
+                endpoint,
+                &format!("tok-{endpoint}"),
+                at(10),
+            ))
+            .await
+            .expect("register");
+    }
+    let by_sid = UserRef::Sid(alice.sid.clone());
+    let by_identity = UserRef::Identity("alice".to_owned());
+    let view = |user: &UserRef| {
+        let store = store.clone();
+        let account = account.clone();
+        let sid = svc.sid.clone();
+        let user = user.clone();
+        async move { store.fetch_user_view(&account, &sid, &user).await }
+    };
+
+    // Act + Assert: reachability off (the default) shows no binding count.
+    assert!(!svc.settings.reachability_enabled);
+    for r in [&by_sid, &by_identity] {
+        let v = view(r).await.expect("view");
+        assert_eq!(v.user, alice);
+        assert_eq!(v.joined_channels_count, 2);
+        assert_eq!(v.bindings_count, None);
+    }
+    let bobs = view(&UserRef::Sid(bob.sid.clone())).await.expect("bob");
+    assert_eq!((bobs.joined_channels_count, bobs.bindings_count), (1, None));
+
+    // Reachability on: the bindings are counted (none is 0, not `None`).
+    let on = ServicePatch {
+        reachability_enabled: Some(true),
+        ..ServicePatch::default()
+    };
+    store
+        .patch_service(&account, &svc.sid, &on, at(20))
+        .await
+        .expect("reachability on");
+    let v = view(&by_identity).await.expect("view");
+    assert_eq!(v.user, alice);
+    assert_eq!(v.joined_channels_count, 2);
+    assert_eq!(v.bindings_count, Some(3));
+    let bobs = view(&UserRef::Sid(bob.sid.clone())).await.expect("bob");
+    assert_eq!(
+        (bobs.joined_channels_count, bobs.bindings_count),
+        (1, Some(0))
+    );
+
+    // Not found: unknown user, another service, another account.
+    assert_not_found(
+        view(&UserRef::Identity("nobody".to_owned())).await,
+        "unknown identity",
+    );
+    assert_not_found(
+        store
+            .fetch_user_view(&account, &other_svc.sid, &by_sid)
+            .await,
+        "another service",
+    );
+    let intruder = super::account(&store).await;
+    assert_not_found(
+        store.fetch_user_view(&intruder, &svc.sid, &by_sid).await,
+        "another account",
+    );
 }
