@@ -23,12 +23,18 @@
 #         logs, POST a second message: all N/2 FCM pushes must arrive while APNs deliveries are
 #         retried; RSS is sampled for HOLD seconds.
 #
-# Writes bench/results/push-<backend>.md (also printed). Knobs: MEMBERS=10000, HOLD=30.
+# NODES=2 (PostgreSQL only) starts a second `parley serve` on the same database before the runs:
+# both nodes' push workers share the fan-out and the sends (counted from both nodes' /metrics);
+# the message is posted to the first node. Results then go to push-postgres-2nodes.md.
+#
+# Writes bench/results/push-<backend>.md (also printed). Knobs: MEMBERS=10000, HOLD=30, NODES=1.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BACKEND=${1:-sqlite}
 MEMBERS=${MEMBERS:-10000}
 HOLD=${HOLD:-30}
+NODES=${NODES:-1}
+EXTRA_PIDS=()
 FAKES=$TARGET_DIR/release/parley-fakes
 FIXTURES=$ROOT/crates/parley-push/tests/fixtures
 started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -60,7 +66,7 @@ FCM_PORT=$(free_port)
 "$FAKES" --quiet --apns-listen "127.0.0.1:$APNS_PORT" --fcm-listen "127.0.0.1:$FCM_PORT" \
     >"$WORK/fakes.out" 2>&1 &
 FAKES_PID=$!
-trap 'rc=$?; kill "$FAKES_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
+trap 'rc=$?; kill "$FAKES_PID" "${EXTRA_PIDS[@]}" 2>/dev/null; (exit $rc); cleanup' EXIT
 APNS=http://127.0.0.1:$APNS_PORT
 FCM=http://127.0.0.1:$FCM_PORT
 for _ in $(seq 1 100); do
@@ -130,15 +136,33 @@ members=$(curl -fsS -H "$AUTH" "$BASE/v2/Services/$IS/Channels/$CH" | jq -r .mem
 log "channel $CH: $members members; bindings: $n_apn apn ($APN_CRED), $n_fcm fcm ($FCM_CRED)"
 [[ "$members" == "$MEMBERS" ]] || die "members_count is $members"
 rss_start=$(proc_kb VmRSS)
+BASES=("$BASE")
+if (( NODES > 1 )); then
+    [[ "$BACKEND" == postgres ]] || die "NODES > 1 needs the postgres backend"
+    for i in $(seq 2 "$NODES"); do
+        "$PARLEY" serve --listen 127.0.0.1:0 --database-url "$DB_URL" >"$WORK/node$i.out" 2>"$WORK/node$i.log" &
+        EXTRA_PIDS+=($!)
+        node=""
+        for _ in $(seq 1 600); do
+            node=$(grep -ao 'listening on http://[0-9.]*:[0-9]*' "$WORK/node$i.log" | head -1 | sed 's/^listening on //' || true)
+            [[ -n "$node" ]] && break
+            sleep 0.1
+        done
+        [[ -n "$node" ]] || die "node $i did not start (see $WORK/node$i.log)"
+        BASES+=("$node")
+        log "node $i on $node"
+    done
+fi
+all_metrics() { for b in "${BASES[@]}"; do curl -fsS "$b/metrics"; done; }
 
 metric_sum() { # metric_sum NAME LABEL-REGEX: sum of the samples of NAME whose labels match
-    curl -fsS "$BASE/metrics" | awk -v n="$1" -v re="$2" '
+    all_metrics | awk -v n="$1" -v re="$2" '
         index($1, n) == 1 && substr($1, length(n) + 1, 1) ~ /[{ ]|^$/ && $1 ~ re { s += $NF } END { printf "%d\n", s }'
 }
 delivered() { metric_sum parley_push_sends_total "outcome=\"delivered\"" ; }
 # hist_q Q [PROVIDER-REGEX]: upper bound (s) of the event_to_send bucket holding quantile Q.
 hist_q() {
-    curl -fsS "$BASE/metrics" | awk -v q="$1" -v re="${2:-.}" '
+    all_metrics | awk -v q="$1" -v re="${2:-.}" '
         $1 ~ /^parley_push_event_to_send_seconds_bucket/ && $1 ~ re {
             match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5)
             if (!(le in c)) order[++n] = le
@@ -211,6 +235,8 @@ r2_retry=$(metric_sum parley_push_sends_total 'outcome="retry",provider="apns"')
 queue=$(curl -fsS "$BASE/metrics" | awk '/^parley_push_queue_depth/ { printf "%s %s; ", $1, $2 }')
 log "run 2: fcm delivered $r2_done (fake saw $r2_fcm) all by ${r2_t100}s; APNs attempts $r2_apns_tries; RSS max $(mb "$rss_max") MB, end $(mb "$r2_rss_end") MB; $queue"
 stop_server
+for p in "${EXTRA_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+EXTRA_PIDS=()
 kill "$FAKES_PID" 2>/dev/null || true
 [[ "$BACKEND" == postgres ]] && drop_pg_db "$DB_URL"
 
@@ -220,11 +246,12 @@ yes_no() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
     ok = (op == ">=") ? (v + 0 >= t) : (v + 0 < t); print ok ? "yes" : "**NO**" }'; }
 mkdir -p "$BENCH_DIR/results"
 out=$BENCH_DIR/results/push-$BACKEND.md
+(( NODES > 1 )) && out=$BENCH_DIR/results/push-$BACKEND-${NODES}nodes.md
 {
     echo "### Push fan-out bench, $BACKEND — $started_at"
     echo
     echo "* machine: $(machine)"
-    echo "* command: \`bench/push.sh $BACKEND\` (MEMBERS=$MEMBERS, HOLD=$HOLD); parley-fakes (release, --quiet) on 127.0.0.1"
+    echo "* command: \`NODES=$NODES bench/push.sh $BACKEND\` (MEMBERS=$MEMBERS, HOLD=$HOLD); $NODES \`parley serve\` node(s) on one database; parley-fakes (release, --quiet) on 127.0.0.1"
     echo "* data: 1 channel, $members members (SQL insert), one binding each: $n_apn apn (token auth) + $n_fcm fcm (service account); users and bindings by parley-bench-seed (store / bulk SQL), credentials over HTTP"
     echo "* times are from just before the message POST to when /metrics (polled every 50 ms) counted the sends as delivered"
     echo
