@@ -56,7 +56,8 @@ pub struct WorkerConfig {
     pub lease: Duration,
     /// Most sends in flight on this node.
     pub max_in_flight: usize,
-    /// Most sends in flight per destination host on this node.
+    /// Most sends in flight per destination host on this node; as many more claimed calls for
+    /// the host may wait in memory for a free slot (beyond that they go back to the queue).
     pub per_host: usize,
     /// How long a call for a host with no free slot waits before it is claimed again.
     pub host_busy_delay: Duration,
@@ -74,7 +75,7 @@ impl Default for WorkerConfig {
             calls_per_claim: 64,
             lease: Duration::from_secs(60),
             max_in_flight: 256,
-            per_host: 8,
+            per_host: 32,
             host_busy_delay: Duration::from_millis(200),
             first_try_delay: Duration::ZERO,
         }
@@ -134,6 +135,14 @@ fn after(now: Timestamp, d: Duration) -> Timestamp {
 /// within this time).
 const TOKEN_TTL: Duration = Duration::from_secs(5);
 
+/// A destination host's limits on this node: calls being sent, and calls held (sending or
+/// waiting in memory for a sending slot).
+#[derive(Clone)]
+struct HostSlots {
+    held: Arc<Semaphore>,
+    sending: Arc<Semaphore>,
+}
+
 /// The webhook worker of one node.
 pub struct Worker {
     store: Arc<dyn Store>,
@@ -142,7 +151,7 @@ pub struct Worker {
     config: WorkerConfig,
     metrics: Option<QueueMetrics>,
     in_flight: Arc<Semaphore>,
-    per_host: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_host: Mutex<HashMap<String, HostSlots>>,
     tokens: Mutex<HashMap<AccountSid, (Option<String>, Instant)>>,
 }
 
@@ -379,10 +388,14 @@ impl Worker {
         Ok(token)
     }
 
-    fn host_slots(&self, host: &str) -> Arc<Semaphore> {
+    fn host_slots(&self, host: &str) -> HostSlots {
+        let n = self.config.per_host.max(1);
         lock(&self.per_host)
             .entry(host.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_host.max(1))))
+            .or_insert_with(|| HostSlots {
+                held: Arc::new(Semaphore::new(2 * n)),
+                sending: Arc::new(Semaphore::new(n)),
+            })
             .clone()
     }
 
@@ -409,10 +422,11 @@ impl Worker {
         let n = claimed.len();
         for call in claimed {
             let host = host_of(&call.url);
-            let host_permit = self.host_slots(&host).try_acquire_owned();
-            let Ok(host_permit) = host_permit else {
-                // This host has all its slots busy: let the call wait its turn in the queue
-                // (still the head of its key, so order is kept) instead of holding a slot here.
+            let slots = self.host_slots(&host);
+            let Ok(held) = slots.held.clone().try_acquire_owned() else {
+                // This host has all its slots busy and as many calls waiting for them: let the
+                // call wait its turn in the queue (still the head of its key, so order is kept)
+                // instead of holding it here.
                 let settle = Settle::Retry {
                     at: after(now, self.config.host_busy_delay),
                     attempts: call.attempts,
@@ -423,7 +437,7 @@ impl Worker {
                 continue;
             };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
-                drop(host_permit);
+                drop(held);
                 let settle = Settle::Retry {
                     at: now,
                     attempts: call.attempts,
@@ -435,8 +449,13 @@ impl Worker {
             };
             let worker = self.clone();
             tokio::spawn(async move {
+                // Wait (leased, in memory) for one of the host's sending slots.
+                let Ok(sending) = slots.sending.acquire_owned().await else {
+                    return;
+                };
                 worker.deliver(call).await;
-                drop(host_permit);
+                drop(sending);
+                drop(held);
                 drop(permit);
             });
         }
