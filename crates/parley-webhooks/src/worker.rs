@@ -12,7 +12,7 @@
 //!    channel's calls arrive in the order of its changes), sends each on its own task, bounded
 //!    on this node globally and per destination host (a slow receiver fills only its own slots;
 //!    calls for a host with no free slot go back to the queue for a moment), and settles it:
-//!    delivered → removed; timeout/429/503/504 with retries left → tried again after a backoff
+//!    delivered → removed; timeout/connection failure/429/503/504 with retries left → tried again after a backoff
 //!    with `RetryCount` one higher; anything else → logged (Chat 50057 / 50076) and removed.
 //!
 //! A REST request never waits for any of this. Sends run at least once: a node that dies
@@ -485,7 +485,7 @@ impl Worker {
         if outcome.is_delivered() {
             return Ok(Settle::Done);
         }
-        if outcome.is_retryable() && call.attempts < call.retry_count_max {
+        if outcome.is_retryable_post() && call.attempts < call.retry_count_max {
             let next = retry_count + 1;
             tracing::info!(webhook_call.id = call.id, event = %call.event_type,
                 outcome = outcome.label(), retry = next, "webhook call will be retried");
