@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use parley_core::channel_webhook::ChannelWebhook;
 use parley_core::crypto::SecretBox;
-use parley_core::event::{Event, Resource};
+use parley_core::event::{Event, EventKind, Resource};
 use parley_core::log::LogClaim;
 use parley_core::service::Service;
 use parley_core::store::{Conflict, Store, StoreError};
@@ -334,6 +334,8 @@ impl Worker {
                 continue;
             }
             let channel_hooks: &[ChannelWebhook] = match &event.channel_sid {
+                // The channel and its webhooks are gone: the event keeps them as they were.
+                Some(_) if event.kind == EventKind::ChannelRemoved => &event.channel_webhooks,
                 Some(ch) => {
                     if !hooks.contains_key(ch) {
                         let found = self
