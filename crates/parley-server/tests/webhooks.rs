@@ -698,6 +698,84 @@ fn rest_pre_event_modification_is_applied(db: &TestDb) {
     assert!(node.terminate().0);
 }
 
+/// The other REST changes call their pre-events too: a channel update and a user update take the
+/// answer's `friendly_name`, a member add its `attributes`, and a rejected channel delete leaves
+/// the channel in place (403/50056).
+fn rest_pre_events_cover_channels_members_and_users(db: &TestDb) {
+    let recv = Receiver::start();
+    let node = start(db, &[("PARLEY_REST_PRE_WEBHOOKS", "*")]);
+    let (svc, ch) = pre_world(
+        &node,
+        &recv,
+        &[
+            "onChannelUpdate",
+            "onChannelDestroy",
+            "onMemberAdd",
+            "onUserUpdate",
+        ],
+    );
+    let channel_path = format!("/v2/Services/{svc}/Channels/{ch}");
+    // Channel update: renamed by the webhook.
+    recv.answer_json(200, r#"{"friendly_name":"chosen by hook"}"#);
+    let updated = node.ok_with_headers(
+        "POST",
+        &channel_path,
+        AUTH,
+        &[HOOK_ON],
+        &[("FriendlyName", "asked")],
+    );
+    assert_eq!(updated["friendly_name"], "chosen by hook", "{updated}");
+    // Member add: attributes set by the webhook.
+    recv.answer_json(200, r#"{"attributes":{"vip":true}}"#);
+    let member = node.ok_with_headers(
+        "POST",
+        &format!("{channel_path}/Members"),
+        AUTH,
+        &[HOOK_ON],
+        &[("Identity", "bob")],
+    );
+    let attrs: serde_json::Value =
+        serde_json::from_str(member["attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(attrs, serde_json::json!({"vip": true}));
+    // User update: renamed by the webhook.
+    recv.answer_json(200, r#"{"friendly_name":"Robert"}"#);
+    let user = node.ok_with_headers(
+        "POST",
+        &format!("/v2/Services/{svc}/Users/bob"),
+        AUTH,
+        &[HOOK_ON],
+        &[("FriendlyName", "Bobby")],
+    );
+    assert_eq!(user["friendly_name"], "Robert", "{user}");
+    // Channel delete: refused, the channel stays.
+    recv.answer(&[500]);
+    let (status, body) = node.call_with_headers("DELETE", &channel_path, AUTH, &[HOOK_ON], &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("50056"), "{body}");
+    let kept = node.ok("GET", &channel_path, AUTH, &[]);
+    assert_eq!(kept["friendly_name"], "chosen by hook");
+    let pre: Vec<String> = hits_at(&recv.hits(), "/pre")
+        .iter()
+        .map(|h| h.param("EventType").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        pre,
+        vec![
+            "onChannelUpdate",
+            "onMemberAdd",
+            "onUserUpdate",
+            "onChannelDestroy"
+        ]
+    );
+    let first = &hits_at(&recv.hits(), "/pre")[0].clone();
+    assert_eq!(
+        first.param("FriendlyName"),
+        Some("asked"),
+        "the proposed value"
+    );
+    assert!(node.terminate().0);
+}
+
 /// No pre-event call unless the service is opted in *and* the request carries the header: a
 /// server without the setting, one listing another service, and a request without the header
 /// all store the message as sent and never call `/pre`.
@@ -827,6 +905,7 @@ both_backends!(
     rest_pre_event_rejection_stops_the_change,
     rest_pre_event_modification_is_applied,
     rest_pre_events_need_the_setting_and_the_header,
+    rest_pre_events_cover_channels_members_and_users,
     channel_webhooks_get_on_channel_destroyed,
     a_receiver_that_was_down_gets_the_call_as_a_retry,
 );
