@@ -657,6 +657,30 @@ mod tests {
     }
 
     #[test]
+    fn rest_pre_webhooks_is_off_by_default_and_takes_sids_or_a_star() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.rest_pre_webhooks, parley_http::PreHookScope::Off);
+        let file = Settings::from_toml("rest_pre_webhooks = \"*\"\n").expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.rest_pre_webhooks, parley_http::PreHookScope::All);
+        let sid = format!("IS{}", "ab".repeat(16));
+        let cli = Settings {
+            rest_pre_webhooks: Some(format!("{sid}, ")),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&cli.or(file), None).expect("config");
+        let parsed = parley_core::ServiceSid::parse(&sid).expect("sid");
+        assert!(config.rest_pre_webhooks.includes(&parsed));
+        assert_ne!(config.rest_pre_webhooks, parley_http::PreHookScope::All);
+        let bad = Settings {
+            rest_pre_webhooks: Some("ISnope".into()),
+            ..Settings::default()
+        };
+        let err = Config::from_settings(&bad, None).expect_err("bad sid");
+        assert!(err.to_string().contains("rest_pre_webhooks"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_an_error() {
         let err = Settings::from_toml("listen = \"x:1\"\nlisten_adress = \"y\"\n")
             .expect_err("unknown key");
