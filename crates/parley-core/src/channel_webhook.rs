@@ -36,7 +36,8 @@ pub const CHANNEL_WEBHOOK_FILTERS: &[&str] = &[
 ];
 
 /// `webhook`, `trigger` or `studio` (not updatable).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WebhookType {
     /// Called with the events named in `filters`.
     Webhook,
@@ -141,8 +142,8 @@ impl WebhookConfiguration {
     }
 }
 
-/// One channel webhook.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One channel webhook (serde: the internal JSON of a `channel_removed` event's snapshot).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelWebhook {
     /// `WH…`
     pub sid: ChannelWebhookSid,

@@ -9,6 +9,7 @@
 //! them in `docs/change-log.md`.
 
 use crate::channel::{Channel, Invite, Member, Message};
+use crate::channel_webhook::ChannelWebhook;
 use crate::user::User;
 use crate::{AccountSid, ChannelSid, InviteSid, MemberSid, MessageSid, ServiceSid, Timestamp};
 
@@ -235,6 +236,10 @@ pub struct Event {
     /// `["attributes", "body"]`; `date_updated` never counts); empty for other kinds and for an
     /// update that changed nothing (it still appends its event).
     pub changed: Vec<String>,
+    /// `channel_removed` with webhooks on: the channel's webhooks as they were when it was
+    /// deleted (the rows go with the channel, before the webhook consumer reads the event).
+    /// Empty for every other event.
+    pub channel_webhooks: Vec<ChannelWebhook>,
     /// When the change committed (server clock).
     pub date_created: Timestamp,
 }

@@ -16,9 +16,12 @@ pub mod ops;
 pub mod origin;
 pub mod paging;
 pub mod params;
+pub mod pre_hooks;
 pub mod registrations;
 pub mod urls;
 mod v2;
+
+pub use pre_hooks::{PreHookScope, PreHooks};
 
 /// Settings the HTTP layer needs (built by `parley-server` from its config).
 #[derive(Clone, Debug)]
@@ -88,6 +91,8 @@ pub struct AppStateInner {
     pub metrics: Arc<ops::Metrics>,
     /// Test-notification sender, when push delivery runs on this server.
     pub push_tester: Option<Arc<dyn PushTester>>,
+    /// Pre-event webhooks for REST changes (Parley extension), when configured.
+    pub pre_hooks: Option<Arc<pre_hooks::PreHooks>>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
     failures: Arc<auth::FailureLimiter>,
@@ -117,7 +122,14 @@ impl AppState {
             metrics: Arc::new(metrics),
             auth_cache: Arc::new(auth::AuthCache::default()),
             push_tester: None,
+            pre_hooks: None,
         }))
+    }
+
+    /// With pre-event webhooks for the REST changes of the services they name.
+    pub fn with_pre_hooks(mut self, hooks: Arc<pre_hooks::PreHooks>) -> Self {
+        Arc::make_mut(&mut self.0).pre_hooks = Some(hooks);
+        self
     }
 
     /// With a test-notification sender.

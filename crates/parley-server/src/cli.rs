@@ -89,6 +89,7 @@ pub struct DbArgs {
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
     /// push_lease_secs, push_bad_token_threshold, webhooks, webhook_first_try_delay_ms,
+    /// rest_pre_webhooks,
     /// change_log_retention_secs, header_read_timeout_secs, keep_alive_timeout_secs,
     /// body_read_timeout_secs,
     /// max_header_bytes,
@@ -169,6 +170,11 @@ pub struct ServeArgs {
     /// stop a node between queueing and sending) [default: 0].
     #[arg(long, env = "PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", value_name = "MS")]
     pub webhook_first_try_delay_ms: Option<u32>,
+    /// Parley extension: services whose REST changes sent with `X-Twilio-Webhook-Enabled: true`
+    /// call their pre-event webhook (`PreWebhookUrl`) first, as client changes do: comma-separated
+    /// service SIDs, or `*` for every service [default: none — Twilio's behaviour].
+    #[arg(long, env = "PARLEY_REST_PRE_WEBHOOKS", value_name = "SIDS")]
+    pub rest_pre_webhooks: Option<String>,
     /// Seconds change-log events are kept at least: an event is trimmed once every consumer of
     /// the log has passed it and it is older than this [default: 604800 (7 days)].
     #[arg(long, env = "PARLEY_CHANGE_LOG_RETENTION_SECS", value_name = "SECS")]
@@ -213,6 +219,7 @@ impl ServeArgs {
             push_bad_token_threshold: self.push_bad_token_threshold,
             webhooks: self.webhooks,
             webhook_first_try_delay_ms: self.webhook_first_try_delay_ms,
+            rest_pre_webhooks: self.rest_pre_webhooks.clone(),
             change_log_retention_secs: self.change_log_retention_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,
             keep_alive_timeout_secs: self.keep_alive_timeout_secs,

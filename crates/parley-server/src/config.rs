@@ -76,6 +76,9 @@ pub struct Settings {
     pub webhooks: Option<bool>,
     /// Milliseconds a queued webhook call waits before its first try (default 0; a testing aid).
     pub webhook_first_try_delay_ms: Option<u32>,
+    /// Services whose REST changes (with `X-Twilio-Webhook-Enabled: true`) call their
+    /// pre-event webhook: comma-separated service SIDs, or `*` for all; empty = none (Twilio).
+    pub rest_pre_webhooks: Option<String>,
     /// Seconds change-log events are kept at least (they go once every consumer has passed
     /// them and they are this old).
     pub change_log_retention_secs: Option<u64>,
@@ -115,6 +118,7 @@ impl fmt::Debug for Settings {
                 "webhook_first_try_delay_ms",
                 &self.webhook_first_try_delay_ms,
             )
+            .field("rest_pre_webhooks", &self.rest_pre_webhooks)
             .field("change_log_retention_secs", &self.change_log_retention_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
@@ -149,6 +153,7 @@ impl Settings {
             webhook_first_try_delay_ms: self
                 .webhook_first_try_delay_ms
                 .or(lower.webhook_first_try_delay_ms),
+            rest_pre_webhooks: self.rest_pre_webhooks.or(lower.rest_pre_webhooks),
             change_log_retention_secs: self
                 .change_log_retention_secs
                 .or(lower.change_log_retention_secs),
@@ -425,6 +430,8 @@ pub struct Config {
     pub webhooks: bool,
     /// Delay of a queued webhook call's first try, in milliseconds.
     pub webhook_first_try_delay_ms: u32,
+    /// Services whose REST changes fire pre-events (Parley extension; default none).
+    pub rest_pre_webhooks: parley_http::PreHookScope,
     /// Change-log events are trimmed once every consumer has passed them and they are older
     /// than this.
     pub change_log_retention: std::time::Duration,
@@ -484,6 +491,12 @@ impl Config {
             },
             webhooks: settings.webhooks.unwrap_or(true),
             webhook_first_try_delay_ms: settings.webhook_first_try_delay_ms.unwrap_or(0),
+            rest_pre_webhooks: parley_http::PreHookScope::parse(
+                settings.rest_pre_webhooks.as_deref().unwrap_or(""),
+            )
+            .map_err(|e| {
+                anyhow::anyhow!("invalid rest_pre_webhooks (PARLEY_REST_PRE_WEBHOOKS): {e}")
+            })?,
             change_log_retention: std::time::Duration::from_secs(
                 settings
                     .change_log_retention_secs
@@ -641,6 +654,30 @@ mod tests {
         };
         let config = Config::from_settings(&cli.or(file), None).expect("config");
         assert_eq!(config.change_log_retention.as_secs(), 60);
+    }
+
+    #[test]
+    fn rest_pre_webhooks_is_off_by_default_and_takes_sids_or_a_star() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.rest_pre_webhooks, parley_http::PreHookScope::Off);
+        let file = Settings::from_toml("rest_pre_webhooks = \"*\"\n").expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.rest_pre_webhooks, parley_http::PreHookScope::All);
+        let sid = format!("IS{}", "ab".repeat(16));
+        let cli = Settings {
+            rest_pre_webhooks: Some(format!("{sid}, ")),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&cli.or(file), None).expect("config");
+        let parsed = parley_core::ServiceSid::parse(&sid).expect("sid");
+        assert!(config.rest_pre_webhooks.includes(&parsed));
+        assert_ne!(config.rest_pre_webhooks, parley_http::PreHookScope::All);
+        let bad = Settings {
+            rest_pre_webhooks: Some("ISnope".into()),
+            ..Settings::default()
+        };
+        let err = Config::from_settings(&bad, None).expect_err("bad sid");
+        assert!(err.to_string().contains("rest_pre_webhooks"), "{err}");
     }
 
     #[test]

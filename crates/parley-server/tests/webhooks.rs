@@ -146,17 +146,25 @@ impl Hit {
     }
 }
 
-/// A local HTTP/1.1 receiver: records every request and answers with the next scripted status
-/// (200 once the script is empty).
+/// A scripted answer: status and body.
+type Answer = (u16, String);
+
+/// A local HTTP/1.1 receiver: records every request and answers with the next scripted answer
+/// (200 `ok` once the script is empty).
 struct Receiver {
     addr: String,
     hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<u16>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
 }
 
 impl Receiver {
     fn start() -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// A receiver listening on `addr` (e.g. one that was down before).
+    fn start_on(addr: &str) -> Receiver {
+        let listener = TcpListener::bind(addr).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let hits = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::new()));
@@ -176,7 +184,18 @@ impl Receiver {
     }
 
     fn answer(&self, statuses: &[u16]) {
-        self.script.lock().unwrap().extend(statuses);
+        self.script
+            .lock()
+            .unwrap()
+            .extend(statuses.iter().map(|s| (*s, "ok".to_owned())));
+    }
+
+    /// Answer the next request with `status` and this JSON body.
+    fn answer_json(&self, status: u16, body: &str) {
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((status, body.to_owned()));
     }
 
     fn hits(&self) -> Vec<Hit> {
@@ -201,7 +220,7 @@ impl Receiver {
     }
 }
 
-fn serve(stream: TcpStream, hits: &Mutex<Vec<Hit>>, script: &Mutex<VecDeque<u16>>) {
+fn serve(stream: TcpStream, hits: &Mutex<Vec<Hit>>, script: &Mutex<VecDeque<Answer>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
     loop {
@@ -243,16 +262,26 @@ fn serve(stream: TcpStream, hits: &Mutex<Vec<Hit>>, script: &Mutex<VecDeque<u16>
         let params = url::form_urlencoded::parse(form.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let status = script.lock().unwrap().pop_front().unwrap_or(200);
+        let (status, answer) = script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or((200, "ok".to_owned()));
         hits.lock().unwrap().push(Hit {
             method,
             target,
             headers,
             params,
         });
+        let kind = if answer.starts_with('{') {
+            "application/json"
+        } else {
+            "text/plain"
+        };
         let _ = write!(
             stream,
-            "HTTP/1.1 {status} X\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok"
+            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: {kind}\r\n\r\n{answer}",
+            answer.len()
         );
         let _ = stream.flush();
     }
@@ -562,6 +591,299 @@ fn channel_webhooks_deliver_as_configured(db: &TestDb) {
     assert!(node.terminate().0);
 }
 
+// ---- pre-events for REST changes (Parley extension) and delivery fixes ---------------------------
+
+/// A service with a pre-event URL (`/pre`, filters `pre`) and a post-event URL (`/post`, filter
+/// `onMessageSent`, no retries), and a channel in it.
+fn pre_world(node: &Server, recv: &Receiver, pre: &[&str]) -> (String, String) {
+    let (svc, ch) = world(node, &recv.url("/post"), &["onMessageSent"], 0);
+    let pre_url = recv.url("/pre");
+    let mut form = vec![
+        ("PreWebhookUrl", pre_url.as_str()),
+        ("WebhookFilters", "onMessageSent"),
+    ];
+    for f in pre {
+        form.push(("WebhookFilters", f));
+    }
+    node.ok("POST", &format!("/v2/Services/{svc}"), AUTH, &form);
+    (svc, ch)
+}
+
+fn hits_at<'a>(hits: &'a [Hit], path: &str) -> Vec<&'a Hit> {
+    hits.iter().filter(|h| h.target == path).collect()
+}
+
+fn message_bodies(node: &Server, svc: &str, ch: &str) -> Vec<String> {
+    let list = node.ok(
+        "GET",
+        &format!("/v2/Services/{svc}/Channels/{ch}/Messages"),
+        AUTH,
+        &[],
+    );
+    list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An opted-in service: a receiver answering 403 to `onMessageSend` rejects the REST create with
+/// 403/50056; nothing is stored and no post-event follows. The pre-event carried the proposed
+/// message and was signed.
+fn rest_pre_event_rejection_stops_the_change(db: &TestDb) {
+    // Arrange
+    let recv = Receiver::start();
+    recv.answer(&[403]);
+    let node = start(db, &[("PARLEY_REST_PRE_WEBHOOKS", "*")]);
+    let (svc, ch) = pre_world(&node, &recv, &["onMessageSend"]);
+    // Act
+    let (status, body) = node.call_with_headers(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels/{ch}/Messages"),
+        AUTH,
+        &[HOOK_ON],
+        &[("From", "alice"), ("Body", "forbidden words")],
+    );
+    // Assert
+    assert_eq!(status, 403, "{body}");
+    let err: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(err["code"], 50056, "{err}");
+    assert_eq!(err["status"], 403, "{err}");
+    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(err["more_info"].as_str().is_some(), "{err}");
+    assert!(
+        message_bodies(&node, &svc, &ch).is_empty(),
+        "nothing stored"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let hits = recv.hits();
+    assert!(
+        hits_at(&hits, "/post").is_empty(),
+        "no post-event: {hits:#?}"
+    );
+    let pre = hits_at(&hits, "/pre");
+    assert_eq!(pre.len(), 1, "{hits:#?}");
+    assert_eq!(pre[0].param("EventType"), Some("onMessageSend"));
+    assert_eq!(pre[0].param("Body"), Some("forbidden words"));
+    assert_eq!(pre[0].param("From"), Some("alice"));
+    assert_eq!(pre[0].param("ChannelSid"), Some(ch.as_str()));
+    assert_eq!(pre[0].param("Source"), Some("API"));
+    assert_eq!(pre[0].param("MessageSid"), None, "not created yet");
+    assert_eq!(
+        pre[0].headers.get("x-twilio-signature").map(String::as_str),
+        Some(signature(&recv.url("/pre"), &pre[0].params).as_str())
+    );
+    assert!(node.terminate().0);
+}
+
+/// An opted-in service: a 200 answer `{"body":"modified"}` changes the message before it is
+/// stored — the REST answer, a later fetch and the post-event all show `modified`.
+fn rest_pre_event_modification_is_applied(db: &TestDb) {
+    let recv = Receiver::start();
+    recv.answer_json(200, r#"{"body":"modified"}"#);
+    let node = start(db, &[("PARLEY_REST_PRE_WEBHOOKS", "*")]);
+    let (svc, ch) = pre_world(&node, &recv, &["onMessageSend"]);
+    let msg = post_message(&node, &svc, &ch, "original", true);
+    assert_eq!(msg["body"], "modified", "{msg}");
+    assert_eq!(message_bodies(&node, &svc, &ch), vec!["modified"]);
+    let hits = recv.wait_for(2, 20);
+    let post = hits_at(&hits, "/post");
+    assert_eq!(post.len(), 1, "{hits:#?}");
+    assert_eq!(post[0].param("Body"), Some("modified"));
+    assert_eq!(post[0].param("MessageSid"), msg["sid"].as_str());
+    let pre = hits_at(&hits, "/pre");
+    assert_eq!(pre.len(), 1);
+    assert_eq!(pre[0].param("Body"), Some("original"));
+    assert!(node.terminate().0);
+}
+
+/// The other REST changes call their pre-events too: a channel update and a user update take the
+/// answer's `friendly_name`, a member add its `attributes`, and a rejected channel delete leaves
+/// the channel in place (403/50056).
+fn rest_pre_events_cover_channels_members_and_users(db: &TestDb) {
+    let recv = Receiver::start();
+    let node = start(db, &[("PARLEY_REST_PRE_WEBHOOKS", "*")]);
+    let (svc, ch) = pre_world(
+        &node,
+        &recv,
+        &[
+            "onChannelUpdate",
+            "onChannelDestroy",
+            "onMemberAdd",
+            "onUserUpdate",
+        ],
+    );
+    let channel_path = format!("/v2/Services/{svc}/Channels/{ch}");
+    // Channel update: renamed by the webhook.
+    recv.answer_json(200, r#"{"friendly_name":"chosen by hook"}"#);
+    let updated = node.ok_with_headers(
+        "POST",
+        &channel_path,
+        AUTH,
+        &[HOOK_ON],
+        &[("FriendlyName", "asked")],
+    );
+    assert_eq!(updated["friendly_name"], "chosen by hook", "{updated}");
+    // Member add: attributes set by the webhook.
+    recv.answer_json(200, r#"{"attributes":{"vip":true}}"#);
+    let member = node.ok_with_headers(
+        "POST",
+        &format!("{channel_path}/Members"),
+        AUTH,
+        &[HOOK_ON],
+        &[("Identity", "bob")],
+    );
+    let attrs: serde_json::Value =
+        serde_json::from_str(member["attributes"].as_str().unwrap()).unwrap();
+    assert_eq!(attrs, serde_json::json!({"vip": true}));
+    // User update: renamed by the webhook.
+    recv.answer_json(200, r#"{"friendly_name":"Robert"}"#);
+    let user = node.ok_with_headers(
+        "POST",
+        &format!("/v2/Services/{svc}/Users/bob"),
+        AUTH,
+        &[HOOK_ON],
+        &[("FriendlyName", "Bobby")],
+    );
+    assert_eq!(user["friendly_name"], "Robert", "{user}");
+    // Channel delete: refused, the channel stays.
+    recv.answer(&[500]);
+    let (status, body) = node.call_with_headers("DELETE", &channel_path, AUTH, &[HOOK_ON], &[]);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("50056"), "{body}");
+    let kept = node.ok("GET", &channel_path, AUTH, &[]);
+    assert_eq!(kept["friendly_name"], "chosen by hook");
+    let pre: Vec<String> = hits_at(&recv.hits(), "/pre")
+        .iter()
+        .map(|h| h.param("EventType").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        pre,
+        vec![
+            "onChannelUpdate",
+            "onMemberAdd",
+            "onUserUpdate",
+            "onChannelDestroy"
+        ]
+    );
+    let first = &hits_at(&recv.hits(), "/pre")[0].clone();
+    assert_eq!(
+        first.param("FriendlyName"),
+        Some("asked"),
+        "the proposed value"
+    );
+    assert!(node.terminate().0);
+}
+
+/// No pre-event call unless the service is opted in *and* the request carries the header: a
+/// server without the setting, one listing another service, and a request without the header
+/// all store the message as sent and never call `/pre`.
+fn rest_pre_events_need_the_setting_and_the_header(db: &TestDb) {
+    let other = format!("IS{}", "0".repeat(32));
+    for (env, hook) in [
+        (None, true),
+        (Some(other.as_str()), true),
+        (Some("*"), false),
+    ] {
+        let recv = Receiver::start();
+        recv.answer(&[403, 403]);
+        let extra: Vec<(&str, &str)> = env
+            .map(|v| vec![("PARLEY_REST_PRE_WEBHOOKS", v)])
+            .unwrap_or_default();
+        let node = start(db, &extra);
+        let (svc, ch) = pre_world(&node, &recv, &["onMessageSend"]);
+        let msg = post_message(&node, &svc, &ch, "as sent", hook);
+        assert_eq!(msg["body"], "as sent", "{env:?} {hook}");
+        if hook {
+            // The post-event arrives (answered 403 by the script: only logged).
+            recv.wait_for(1, 20);
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        let hits = recv.hits();
+        assert!(
+            hits_at(&hits, "/pre").is_empty(),
+            "{env:?} header {hook}: {hits:#?}"
+        );
+        assert_eq!(message_bodies(&node, &svc, &ch), vec!["as sent"]);
+        assert!(node.terminate().0);
+    }
+}
+
+/// A channel webhook whose filters list `onChannelDestroyed` gets it when the channel is deleted
+/// with the header (its row went with the channel).
+fn channel_webhooks_get_on_channel_destroyed(db: &TestDb) {
+    let recv = Receiver::start();
+    let node = start(db, &[]);
+    let svc = node.ok("POST", "/v2/Services", AUTH, &[("FriendlyName", "d")]);
+    let svc = svc["sid"].as_str().unwrap().to_owned();
+    let ch = node.ok(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels"),
+        AUTH,
+        &[("UniqueName", "doomed"), ("FriendlyName", "Doomed")],
+    );
+    let ch = ch["sid"].as_str().unwrap().to_owned();
+    node.ok(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels/{ch}/Webhooks"),
+        AUTH,
+        &[
+            ("Type", "webhook"),
+            ("Configuration.Url", &recv.url("/gone")),
+            ("Configuration.Filters", "onChannelDestroyed"),
+        ],
+    );
+    let (status, body) = node.call_with_headers(
+        "DELETE",
+        &format!("/v2/Services/{svc}/Channels/{ch}"),
+        AUTH,
+        &[HOOK_ON],
+        &[],
+    );
+    assert_eq!(status, 204, "{body}");
+    let hits = recv.wait_for(1, 20);
+    assert_eq!(hits[0].target, "/gone");
+    assert_eq!(hits[0].param("EventType"), Some("onChannelDestroyed"));
+    assert_eq!(hits[0].param("ChannelSid"), Some(ch.as_str()));
+    assert_eq!(hits[0].param("UniqueName"), Some("doomed"));
+    assert!(hits[0].param("DateDestroyed").is_some());
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(recv.hits().len(), 1);
+    assert!(node.terminate().0);
+}
+
+/// A receiver that is down when the post-event is first sent (connection refused) gets it once
+/// it is up, as a retry (`RetryCount` ≥ 1).
+fn a_receiver_that_was_down_gets_the_call_as_a_retry(db: &TestDb) {
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let url = format!("http://{addr}/late");
+    let node = start(db, &[]);
+    let (svc, ch) = world(&node, &url, &["onMessageSent"], 3);
+    let msg = post_message(&node, &svc, &ch, "are you there", true);
+    // Wait for the refused first try (counted in the metrics), then bring the receiver up.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !node
+        .get("/metrics")
+        .lines()
+        .any(|l| l.starts_with("parley_webhook_calls_total") && l.contains("connection_error"))
+    {
+        assert!(Instant::now() < deadline, "no refused first try");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let recv = Receiver::start_on(&addr);
+    let hits = recv.wait_for(1, 30);
+    assert_eq!(hits[0].param("MessageSid"), msg["sid"].as_str());
+    let retry: u32 = hits[0].param("RetryCount").unwrap().parse().unwrap();
+    assert!(retry >= 1, "delivered as a retry, got RetryCount {retry}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(recv.hits().len(), 1, "delivered once");
+    assert!(node.terminate().0);
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -580,4 +902,10 @@ both_backends!(
     per_channel_order_is_preserved,
     a_queued_call_survives_a_crash,
     channel_webhooks_deliver_as_configured,
+    rest_pre_event_rejection_stops_the_change,
+    rest_pre_event_modification_is_applied,
+    rest_pre_events_need_the_setting_and_the_header,
+    rest_pre_events_cover_channels_members_and_users,
+    channel_webhooks_get_on_channel_destroyed,
+    a_receiver_that_was_down_gets_the_call_as_a_retry,
 );

@@ -3,6 +3,7 @@
 //! the last message by the message writes (message.rs), all under the channel's row lock.
 
 use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate};
+use parley_core::channel_webhook::ChannelWebhook;
 use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::rows::changed_fields;
@@ -13,7 +14,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use crate::error::db;
 use crate::event::{append, NewEvent};
 use crate::paging::push_keyset;
-use crate::rows::{channel_key, convert_all, ChannelRow, Pg};
+use crate::rows::{channel_key, convert_all, ChannelRow, ChannelWebhookRow, Pg};
 use crate::PgStore;
 
 /// `(select sid from channels where account_sid = $1 and service_sid = $2 and <key> = $3)`: the
@@ -274,6 +275,30 @@ impl ChannelStore for PgStore {
              returning *"
         );
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // The channel's webhooks go with it; when webhooks fire for this change, its event keeps
+        // them (as they were) so they still get onChannelDestroyed. Locking the channel row
+        // keeps a concurrent webhook create (which takes that lock) out of the gap.
+        let hooks: Vec<ChannelWebhook> = if origin.webhooks {
+            let hooks_sql = format!(
+                "select w.* from channels c join channel_webhooks w
+                     on w.channel_sid = c.sid and w.service_sid = c.service_sid
+                 where c.account_sid = $1 and c.service_sid = $2 and c.{column} = $3
+                 order by w.date_created, w.sid
+                 for update of c"
+            );
+            let rows: Vec<Pg<ChannelWebhookRow>> = sqlx::query_as(&hooks_sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            rows.into_iter()
+                .map(|Pg(r)| ChannelWebhook::try_from(r))
+                .collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        };
         let Pg(row): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
@@ -282,11 +307,9 @@ impl ChannelStore for PgStore {
             .await
             .map_err(db)?;
         let state = Resource::Channel(row.try_into()?);
-        append(
-            &mut tx,
-            &NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now()),
-        )
-        .await?;
+        let mut event = NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now());
+        event.channel_webhooks = Some(&hooks);
+        append(&mut tx, &event).await?;
         tx.commit().await.map_err(db)
     }
 }

@@ -30,9 +30,10 @@ pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> Sto
              insert into events (seq, kind, account_sid, service_sid, channel_sid,
                                  channel_unique_name, channel_friendly_name, message_sid,
                                  message_index, body, member_sid, invite_sid, identity, actor,
-                                 source, webhooks, state, changed, date_created)
+                                 source, webhooks, state, changed, date_created,
+                                 channel_webhooks)
              select s.last_seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                    $16, $17, $18
+                    $16, $17, $18, $20
              from s
              returning id
          )
@@ -58,6 +59,7 @@ pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> Sto
     .bind(event.changed_json()?)
     .bind(event.now.unix_micros())
     .bind(event.kind.is_push())
+    .bind(event.channel_webhooks_json()?)
     .execute(conn)
     .await
     .map_err(db)?;

@@ -32,3 +32,8 @@ create table webhook_calls (
 create index webhook_calls_by_key on webhook_calls (order_key, id);
 create index webhook_calls_due on webhook_calls (available_at, id);
 create index webhook_calls_by_service on webhook_calls (service_sid);
+
+-- A deleted channel's webhooks go with it, before the webhook consumer reads the channel_removed
+-- event: that event (when webhooks fire for it) carries them as they were, a JSON array of the
+-- channel webhooks (null for every other event).
+alter table events add column channel_webhooks text;

@@ -2,6 +2,7 @@
 //! last message are maintained by `member.rs` (triggers) and `message.rs`.
 
 use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate};
+use parley_core::channel_webhook::ChannelWebhook;
 use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::rows::changed_fields;
@@ -10,7 +11,7 @@ use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{channel_key, convert_all, ChannelRow};
+use crate::rows::{channel_key, convert_all, ChannelRow, ChannelWebhookRow};
 use crate::{push_keyset, require_service, SqliteStore};
 
 /// `channel_sid = (the channel named by ?, ?, ?)`: scopes a statement on a channel's children
@@ -195,7 +196,25 @@ impl ChannelStore for SqliteStore {
             "delete from channels where account_sid = ? and service_sid = ? and {column} = ?
              returning *"
         );
+        // The channel's webhooks go with it; when webhooks fire for this change, its event keeps
+        // them (as they were) so they still get onChannelDestroyed.
+        let hooks_sql = format!(
+            "select w.* from channel_webhooks w join channels c on c.sid = w.channel_sid
+             where c.account_sid = ? and c.service_sid = ? and c.{column} = ?
+             order by w.date_created, w.sid"
+        );
         self.write(|c| {
+            let hooks: Vec<ChannelWebhook> = if origin.webhooks {
+                let rows: Vec<ChannelWebhookRow> = q(hooks_sql)
+                    .bind(account.as_str())
+                    .bind(service.as_str())
+                    .bind(value)
+                    .all(c)
+                    .map_err(lite_err)?;
+                convert_all(rows)?
+            } else {
+                Vec::new()
+            };
             let row: ChannelRow = q(sql)
                 .bind(account.as_str())
                 .bind(service.as_str())
@@ -203,10 +222,10 @@ impl ChannelStore for SqliteStore {
                 .one(c)
                 .map_err(lite_err)?;
             let state = Resource::Channel(row.try_into()?);
-            event::append(
-                c,
-                &NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now()),
-            )
+            let mut event =
+                NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now());
+            event.channel_webhooks = Some(&hooks);
+            event::append(c, &event)
         })
         .await
     }

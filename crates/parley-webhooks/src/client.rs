@@ -121,6 +121,14 @@ impl Outcome {
         }
     }
 
+    /// Whether a queued **post-event** call should be tried again (if retries are left): what
+    /// [`Self::is_retryable`] retries, and also a connection failure (refused, reset, DNS, TLS —
+    /// e.g. a receiver restarting), since the call waits in the queue with a back-off anyway.
+    /// Pre-events keep [`Self::is_retryable`]: a client is waiting, and no answer proceeds.
+    pub fn is_retryable_post(&self) -> bool {
+        self.is_retryable() || matches!(self, Self::Connection(_))
+    }
+
     /// Whether the receiver answered 2xx.
     pub fn is_delivered(&self) -> bool {
         matches!(self, Self::Delivered { .. })
@@ -394,6 +402,12 @@ mod tests {
             assert!(!Outcome::ErrorAnswer { status: s }.is_retryable(), "{s}");
         }
         assert!(!Outcome::Connection("refused".into()).is_retryable());
+        assert!(Outcome::Connection("refused".into()).is_retryable_post());
+        assert!(Outcome::Timeout.is_retryable_post());
+        assert!(Outcome::ErrorAnswer { status: 503 }.is_retryable_post());
+        assert!(!Outcome::ErrorAnswer { status: 500 }.is_retryable_post());
+        assert!(!Outcome::Refused("x".into()).is_retryable_post());
+        assert!(!Outcome::BadUrl("x".into()).is_retryable_post());
         assert!(!Outcome::Refused("x".into()).is_retryable());
         assert!(!Outcome::BadUrl("x".into()).is_retryable());
         let ok = Outcome::Delivered {

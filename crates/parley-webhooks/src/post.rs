@@ -356,6 +356,7 @@ pub(crate) mod tests {
             webhooks: true,
             state: Some(state),
             changed: vec![],
+            channel_webhooks: vec![],
             date_created: t2(),
         }
     }

@@ -77,7 +77,8 @@ pub fn service_post_target(settings: &ServiceSettings, post: &PostEvent) -> Opti
 
 /// The service's pre-event target for `event_type` (e.g. `onMessageSend`): when the service has
 /// a `PreWebhookUrl` and its `WebhookFilters` list the event. Pre-events fire for client (SDK)
-/// actions only — REST never fires them (webhooks.md §2); that check is the caller's.
+/// actions — REST never fires them in Twilio (webhooks.md §2), only through Parley's opt-in
+/// `rest_pre_webhooks` extension; that check is the caller's.
 pub fn service_pre_target(settings: &ServiceSettings, event_type: &str) -> Option<Target> {
     if !filters_include(settings.webhook_filters.as_deref(), event_type) {
         return None;

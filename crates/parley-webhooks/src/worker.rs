@@ -12,7 +12,7 @@
 //!    channel's calls arrive in the order of its changes), sends each on its own task, bounded
 //!    on this node globally and per destination host (a slow receiver fills only its own slots;
 //!    calls for a host with no free slot go back to the queue for a moment), and settles it:
-//!    delivered → removed; timeout/429/503/504 with retries left → tried again after a backoff
+//!    delivered → removed; timeout/connection failure/429/503/504 with retries left → tried again after a backoff
 //!    with `RetryCount` one higher; anything else → logged (Chat 50057 / 50076) and removed.
 //!
 //! A REST request never waits for any of this. Sends run at least once: a node that dies
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use parley_core::channel_webhook::ChannelWebhook;
 use parley_core::crypto::SecretBox;
-use parley_core::event::{Event, Resource};
+use parley_core::event::{Event, EventKind, Resource};
 use parley_core::log::LogClaim;
 use parley_core::service::Service;
 use parley_core::store::{Conflict, Store, StoreError};
@@ -343,6 +343,8 @@ impl Worker {
                 continue;
             }
             let channel_hooks: &[ChannelWebhook] = match &event.channel_sid {
+                // The channel and its webhooks are gone: the event keeps them as they were.
+                Some(_) if event.kind == EventKind::ChannelRemoved => &event.channel_webhooks,
                 Some(ch) => {
                     if !hooks.contains_key(ch) {
                         let found = self
@@ -504,7 +506,7 @@ impl Worker {
         if outcome.is_delivered() {
             return Ok(Settle::Done);
         }
-        if outcome.is_retryable() && call.attempts < call.retry_count_max {
+        if outcome.is_retryable_post() && call.attempts < call.retry_count_max {
             let next = retry_count + 1;
             tracing::info!(webhook_call.id = call.id, event = %call.event_type,
                 outcome = outcome.label(), retry = next, "webhook call will be retried");

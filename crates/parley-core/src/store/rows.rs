@@ -148,6 +148,8 @@ pub struct NewEvent<'a> {
     pub state: &'a Resource,
     /// Wire names of the fields an update changed ([`changed_fields`]); empty otherwise.
     pub changed: Vec<String>,
+    /// `channel_removed`: the channel's webhooks as they were (stored only when webhooks fire).
+    pub channel_webhooks: Option<&'a [ChannelWebhook]>,
     /// When the change happened (server clock); also when the push is first due.
     pub now: Timestamp,
 }
@@ -178,6 +180,7 @@ impl<'a> NewEvent<'a> {
             origin,
             state,
             changed: Vec::new(),
+            channel_webhooks: None,
             now,
         };
         match state {
@@ -255,6 +258,15 @@ impl<'a> NewEvent<'a> {
     /// The `changed` column: a JSON array of field names.
     pub fn changed_json(&self) -> Result<String, StoreError> {
         to_json(&self.changed)
+    }
+
+    /// The `channel_webhooks` column: the snapshot as a JSON array, when webhooks fire for this
+    /// change and a snapshot was taken; else null.
+    pub fn channel_webhooks_json(&self) -> Result<Option<String>, StoreError> {
+        match self.channel_webhooks {
+            Some(hooks) if self.origin.webhooks => to_json(&hooks).map(Some),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -494,6 +506,7 @@ rows! { $
         state: Option<String>,
         changed: String,
         date_created: i64,
+        channel_webhooks: Option<String>,
     }
     /// `push_deliveries` as claimed (`attempts` already reduced to the count before the claim).
     DeliveryRow {
@@ -817,6 +830,11 @@ impl TryFrom<EventRow> for Event {
             },
             changed: serde_json::from_str(&r.changed)
                 .map_err(|_| corrupt("event changed fields", &r.changed))?,
+            channel_webhooks: match r.channel_webhooks {
+                Some(json) => serde_json::from_str(&json)
+                    .map_err(|_| corrupt("event channel webhooks", &json))?,
+                None => Vec::new(),
+            },
             date_created: ts(r.date_created),
         })
     }

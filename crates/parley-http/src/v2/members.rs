@@ -12,6 +12,7 @@ use parley_core::channel::{
 use parley_core::role::RoleType;
 use parley_core::store::StoreError;
 use parley_core::{MemberSid, RoleSid, ServiceSid, Timestamp};
+use parley_webhooks::PreEvent;
 use serde::Serialize;
 
 use super::{account, attributes, date, new_user, service_of, users::check_identity, Segments};
@@ -20,6 +21,7 @@ use crate::error::ApiError;
 use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, MEMBERS};
 use crate::params::{clip, Form, Params, Query};
+use crate::pre_hooks::{pre_hook, proposed_member};
 use crate::urls::UrlBuilder;
 use crate::AppState;
 
@@ -162,7 +164,7 @@ pub(crate) async fn create(
     let channel_ref = ChannelRef::parse(seg.get(1)?);
     let identity = p.required("Identity")?;
     check_identity(&identity, "Identity")?;
-    let attrs = attributes(&p)?;
+    let mut attrs = attributes(&p)?;
     let horizon = horizon_index(&p)?.flatten();
     let horizon_at = horizon_time(&p)?;
     let (created, updated) = member_dates(&p)?;
@@ -174,6 +176,16 @@ pub(crate) async fn create(
     let role = channel_role(&app, &auth, &service_sid, &p)
         .await?
         .or_else(|| service.default_channel_role_sid.clone());
+    if let Some(pre) = pre_hook(&app, account(&auth), &service_sid, &origin, "onMemberAdd").await? {
+        let c = pre
+            .run(PreEvent::MemberAdd {
+                channel_sid: &channel.sid,
+                identity: &identity,
+                role_sid: role.as_ref(),
+            })
+            .await?;
+        attrs = c.attributes.or(attrs);
+    }
     let now = Timestamp::now();
     let (user, _) = app
         .store
@@ -238,7 +250,7 @@ pub(crate) async fn update(
 ) -> Result<Json<MemberResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let (date_created, date_updated) = member_dates(&p)?;
-    let update = MemberUpdate {
+    let mut update = MemberUpdate {
         role_sid: channel_role(&app, &auth, &service, &p).await?,
         last_consumed_message_index: horizon_index(&p)?,
         last_consumption_timestamp: horizon_time(&p)?,
@@ -247,13 +259,26 @@ pub(crate) async fn update(
         date_created,
         date_updated,
     };
+    let (channel, member) = (
+        ChannelRef::parse(seg.get(1)?),
+        MemberRef::parse(seg.get(2)?),
+    );
+    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onMemberUpdate").await? {
+        let current = app
+            .store
+            .fetch_member(account(&auth), &service, &channel, &member)
+            .await?;
+        let proposed = proposed_member(current, &update);
+        let c = pre.run(PreEvent::MemberUpdate(&proposed)).await?;
+        update.attributes = c.attributes.or(update.attributes);
+    }
     let m = app
         .store
         .update_member(
             account(&auth),
             &service,
-            &ChannelRef::parse(seg.get(1)?),
-            &MemberRef::parse(seg.get(2)?),
+            &channel,
+            &member,
             &update,
             Timestamp::now(),
             &origin,
@@ -271,12 +296,23 @@ pub(crate) async fn delete(
     ApiOrigin(origin): ApiOrigin,
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
+    let (channel, member) = (
+        ChannelRef::parse(seg.get(1)?),
+        MemberRef::parse(seg.get(2)?),
+    );
+    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onMemberRemove").await? {
+        let current = app
+            .store
+            .fetch_member(account(&auth), &service, &channel, &member)
+            .await?;
+        pre.run(PreEvent::MemberRemove(&current)).await?;
+    }
     app.store
         .delete_member(
             account(&auth),
             &service,
-            &ChannelRef::parse(seg.get(1)?),
-            &MemberRef::parse(seg.get(2)?),
+            &channel,
+            &member,
             None,
             Timestamp::now(),
             &origin,

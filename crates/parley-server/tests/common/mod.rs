@@ -387,6 +387,23 @@ impl Server {
         headers: &[(&str, &str)],
         form: &[(&str, &str)],
     ) -> Value {
+        let (status, body) = self.call_with_headers(method, path, auth, headers, form);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path} answered {status}: {body}"
+        );
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+    }
+
+    /// [`Server::call`] with extra request headers: the status and the body.
+    pub fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        auth: (&str, &str),
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
         use base64::Engine as _;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
@@ -421,10 +438,6 @@ impl Server {
             .split_once("\r\n\r\n")
             .map(|(_, b)| b.to_owned())
             .unwrap_or_default();
-        assert!(
-            (200..300).contains(&status),
-            "{method} {path} answered {status}: {body}"
-        );
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+        (status, body)
     }
 }

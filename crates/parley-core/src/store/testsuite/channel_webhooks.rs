@@ -275,6 +275,98 @@ pub async fn a_channel_has_at_most_five_webhooks_even_under_concurrent_creates(s
     assert_eq!(delivery_sids(&store, &race).await.len(), 5);
 }
 
+/// The `channel_removed` event of a deletion with webhooks on keeps the channel's webhooks as
+/// they were (oldest first), so delivery can still call them after the rows went with the
+/// channel; with webhooks off, and on every other event, it keeps none.
+pub async fn a_channel_removed_event_keeps_the_channels_webhooks_when_webhooks_fire(
+    store: DynStore,
+) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let hooked = channel(&store, &svc, "hooked").await;
+    let quiet = channel(&store, &svc, "quiet").await;
+    let other = channel(&store, &svc, "other").await;
+    let mut made = Vec::new();
+    for (i, url) in ["http://b", "http://a"].iter().enumerate() {
+        let mut v = channel_webhook_value(&hooked, url, at(10 + i as i64));
+        v.configuration.filters = Some(vec!["onChannelDestroyed".to_owned()]);
+        made.push(
+            store
+                .create_channel_webhook(&by_sid(&hooked), &v)
+                .await
+                .expect("create"),
+        );
+    }
+    store
+        .create_channel_webhook(
+            &by_sid(&quiet),
+            &channel_webhook_value(&quiet, "http://q", at(1)),
+        )
+        .await
+        .expect("create");
+    store
+        .create_channel_webhook(
+            &by_sid(&other),
+            &channel_webhook_value(&other, "http://o", at(1)),
+        )
+        .await
+        .expect("create");
+
+    // Act: by unique name with webhooks on; by SID with them off
+    store
+        .delete_channel(
+            &account,
+            &svc.sid,
+            &ChannelRef::UniqueName("hooked".to_owned()),
+            &crate::event::Origin::api(true),
+        )
+        .await
+        .expect("delete hooked");
+    store
+        .delete_channel(
+            &account,
+            &svc.sid,
+            &by_sid(&quiet),
+            &crate::event::Origin::rest(),
+        )
+        .await
+        .expect("delete quiet");
+
+    // Assert
+    let events = store.list_events(&svc.sid, 0, 1000).await.expect("events");
+    let removed: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == crate::event::EventKind::ChannelRemoved)
+        .collect();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(removed[0].channel_sid.as_ref(), Some(&hooked.sid));
+    assert_eq!(
+        removed[0].channel_webhooks, made,
+        "as they were, oldest first"
+    );
+    assert_eq!(removed[1].channel_sid.as_ref(), Some(&quiet.sid));
+    assert!(
+        removed[1].channel_webhooks.is_empty(),
+        "webhooks off: none kept"
+    );
+    for e in events
+        .iter()
+        .filter(|e| e.kind != crate::event::EventKind::ChannelRemoved)
+    {
+        assert!(e.channel_webhooks.is_empty(), "{e:?}");
+    }
+    assert!(
+        delivery_sids(&store, &hooked).await.is_empty(),
+        "the rows are gone"
+    );
+    assert_eq!(
+        delivery_sids(&store, &other).await.len(),
+        1,
+        "others untouched"
+    );
+}
+
 /// Deleting a channel removes its webhooks (a new channel with the same unique name has none);
 /// deleting the service removes the rest.
 pub async fn deleting_a_channel_or_its_service_removes_its_webhooks(store: DynStore) {

@@ -138,6 +138,7 @@ macro_rules! store_conformance_tests {
             channel_webhooks_round_trip_update_and_delete,
             a_channel_has_at_most_five_webhooks_even_under_concurrent_creates,
             deleting_a_channel_or_its_service_removes_its_webhooks,
+            a_channel_removed_event_keeps_the_channels_webhooks_when_webhooks_fire,
             another_accounts_channel_webhooks_are_not_found,
             channel_webhooks_page_by_date_created_then_sid,
             outbox_claims_full_events_by_available_at_then_id_up_to_the_limit,
