@@ -74,7 +74,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 log "fakes: APNs $APNS, FCM $FCM (pid $FAKES_PID)"
-export PARLEY_APNS_URL=$APNS PARLEY_APNS_SANDBOX_URL=$APNS PARLEY_FCM_URL=$FCM
+export PARLEY_APNS_URL=$APNS PARLEY_APNS_SANDBOX_URL=$APNS PARLEY_FCM_URL=$FCM PARLEY_FCM_TOKEN_URI_ALLOW=$FCM
 fake() { # fake BASE METHOD PATH [JSON]
     local base=$1 method=$2 path=$3 body=${4:-}
     local h2=()
