@@ -9,7 +9,7 @@ use parley_core::store::{StoreResult, WebhookStore};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
 use parley_core::{ServiceSid, Timestamp};
 
-use crate::lite::{lite_err, q};
+use crate::lite::{lite_err, q, Q};
 use crate::rows::convert_all;
 use crate::{to_json, SqliteStore};
 
@@ -86,23 +86,42 @@ impl WebhookStore for SqliteStore {
     }
 
     async fn settle_webhook_call(&self, id: i64, owner: &str, settle: &Settle) -> StoreResult<()> {
-        let query = match settle {
-            Settle::Done => q("delete from webhook_calls where id = ? and lease_owner = ?")
-                .bind(id)
-                .bind(owner),
-            Settle::Retry { at, attempts } => q("update webhook_calls
-                   set available_at = ?, attempts = ?, lease_owner = null, lease_until = null
-                   where id = ? and lease_owner = ?")
-            .bind(at.unix_micros())
-            .bind(*attempts)
-            .bind(id)
-            .bind(owner),
-        };
         // A call no longer ours (lease taken over, or settled by the new owner) needs nothing.
-        self.write_count(query).await.map(|_| ())
+        self.write_count(settle_query(id, owner, settle))
+            .await
+            .map(|_| ())
+    }
+
+    /// One write transaction for the whole batch.
+    async fn settle_webhook_calls(&self, owner: &str, batch: &[(i64, Settle)]) -> StoreResult<()> {
+        self.write(|c| {
+            for (id, settle) in batch {
+                settle_query(*id, owner, settle)
+                    .execute(c)
+                    .map_err(lite_err)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn webhook_queue_depth(&self) -> StoreResult<i64> {
         self.read_one(&q("select count(*) from webhook_calls"))
+    }
+}
+
+/// The statement settling call `id` while `owner` holds its lease.
+fn settle_query(id: i64, owner: &str, settle: &Settle) -> Q {
+    match settle {
+        Settle::Done => q("delete from webhook_calls where id = ? and lease_owner = ?")
+            .bind(id)
+            .bind(owner),
+        Settle::Retry { at, attempts } => q("update webhook_calls
+               set available_at = ?, attempts = ?, lease_owner = null, lease_until = null
+               where id = ? and lease_owner = ?")
+        .bind(at.unix_micros())
+        .bind(*attempts)
+        .bind(id)
+        .bind(owner),
     }
 }

@@ -31,7 +31,7 @@ use parley_core::store::{Conflict, Store, StoreError};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
 use parley_core::{AccountSid, ChannelSid, Timestamp};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::{backoff, Call, Outcome, WebhookClient};
 use crate::post::{post_event, PostEvent};
@@ -143,6 +143,13 @@ struct HostSlots {
     sending: Arc<Semaphore>,
 }
 
+/// A finished call waiting for its settlement to be written, with the node-wide slot it holds.
+struct Settled {
+    id: i64,
+    settle: Settle,
+    _slot: OwnedSemaphorePermit,
+}
+
 /// The webhook worker of one node.
 pub struct Worker {
     store: Arc<dyn Store>,
@@ -152,6 +159,8 @@ pub struct Worker {
     metrics: Option<QueueMetrics>,
     in_flight: Arc<Semaphore>,
     per_host: Mutex<HashMap<String, HostSlots>>,
+    pending: Mutex<Vec<Settled>>,
+    settling: tokio::sync::Mutex<()>,
     tokens: Mutex<HashMap<AccountSid, (Option<String>, Instant)>>,
 }
 
@@ -264,6 +273,8 @@ impl Worker {
             config,
             metrics,
             per_host: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Vec::new()),
+            settling: tokio::sync::Mutex::new(()),
             tokens: Mutex::new(HashMap::new()),
         })
     }
@@ -455,33 +466,67 @@ impl Worker {
                 let Ok(sending) = slots.sending.acquire_owned().await else {
                     return;
                 };
-                worker.deliver(call).await;
-                drop(sending);
-                drop(held);
-                drop(permit);
+                worker.deliver(call, sending, held, permit).await;
             });
         }
         Ok(n)
     }
 
-    /// Send one claimed call and settle it.
-    async fn deliver(&self, call: WebhookCall) {
-        let settle = match self.attempt(&call).await {
-            Ok(settle) => settle,
-            Err(e) => {
-                // Not settled: the lease runs out and the call is tried again.
-                tracing::warn!(webhook_call.id = call.id, error = %e, "webhook call failed to start");
-                return;
+    /// Send one claimed call, free its host slots, and settle it (batched with the calls that
+    /// finish meanwhile; the node-wide slot is held until the settlement is written, so
+    /// [`Worker::wait_idle`] also waits for it).
+    async fn deliver(
+        &self,
+        call: WebhookCall,
+        sending: OwnedSemaphorePermit,
+        held: OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let settle = self.attempt(&call).await;
+        drop(sending);
+        drop(held);
+        match settle {
+            Ok(settle) => {
+                self.settle(Settled {
+                    id: call.id,
+                    settle,
+                    _slot: permit,
+                })
+                .await
             }
+            // Not settled: the lease runs out and the call is tried again.
+            Err(e) => {
+                tracing::warn!(webhook_call.id = call.id, error = %e, "webhook call failed to start")
+            }
+        }
+    }
+
+    /// Queue a settlement; the first to queue into an empty batch writes the batch, after the
+    /// batch before it is written (so settlements that finish while one is written go together).
+    async fn settle(&self, s: Settled) {
+        let lead = {
+            let mut pending = lock(&self.pending);
+            pending.push(s);
+            pending.len() == 1
         };
+        if !lead {
+            return;
+        }
+        let _writing = self.settling.lock().await;
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        if batch.is_empty() {
+            return;
+        }
+        let items: Vec<(i64, Settle)> = batch.iter().map(|s| (s.id, s.settle.clone())).collect();
         if let Err(e) = self
             .store
-            .settle_webhook_call(call.id, &self.config.node_id, &settle)
+            .settle_webhook_calls(&self.config.node_id, &items)
             .await
         {
-            tracing::warn!(webhook_call.id = call.id, error = %e,
-                "cannot settle a webhook call; it is sent again after its lease");
+            tracing::warn!(calls = items.len(), error = %e,
+                "cannot settle webhook calls; they are sent again after their lease");
         }
+        drop(batch);
     }
 
     async fn attempt(&self, call: &WebhookCall) -> Result<Settle, StoreError> {

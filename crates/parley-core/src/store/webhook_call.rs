@@ -35,6 +35,14 @@ pub trait WebhookStore: Send + Sync {
     /// another node took it over). [`Settle::Done`] deletes it; [`Settle::Retry`] reschedules
     /// it, records the attempts and releases the lease.
     async fn settle_webhook_call(&self, id: i64, owner: &str, settle: &Settle) -> StoreResult<()>;
+    /// Settle several claimed calls, as [`settle_webhook_call`](Self::settle_webhook_call)
+    /// does each (a backend may write them in one transaction).
+    async fn settle_webhook_calls(&self, owner: &str, batch: &[(i64, Settle)]) -> StoreResult<()> {
+        for (id, settle) in batch {
+            self.settle_webhook_call(*id, owner, settle).await?;
+        }
+        Ok(())
+    }
     /// Calls waiting (for `/metrics`).
     async fn webhook_queue_depth(&self) -> StoreResult<i64>;
 }

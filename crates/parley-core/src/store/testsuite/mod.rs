@@ -168,6 +168,7 @@ macro_rules! store_conformance_tests {
             enqueue_and_log_advance_are_one_transaction_under_the_lease,
             concurrent_webhook_claims_never_share_a_call,
             deleting_a_service_removes_its_webhook_calls,
+            a_settlement_batch_settles_each_call_and_skips_calls_not_leased_by_the_owner,
         );
     };
 }

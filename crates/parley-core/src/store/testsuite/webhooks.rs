@@ -361,3 +361,70 @@ pub async fn deleting_a_service_removes_its_webhook_calls(store: DynStore) {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].service_sid, other.sid);
 }
+
+pub async fn a_settlement_batch_settles_each_call_and_skips_calls_not_leased_by_the_owner(
+    store: DynStore,
+) {
+    // Arrange: three keys; n1 claims all three heads, then n2 takes C over after n1's lease.
+    queued(&store, |svc| {
+        vec![
+            call(svc, "A", 1),
+            call(svc, "A", 2),
+            call(svc, "B", 1),
+            call(svc, "C", 1),
+        ]
+    })
+    .await;
+    let heads = store
+        .claim_webhook_calls("n1", at(10), at(100), 10)
+        .await
+        .expect("claim");
+    let id = |key: &str| heads.iter().find(|c| c.order_key == key).expect("head").id;
+    let taken = store
+        .claim_webhook_calls("n2", at(200), at(1000), 10)
+        .await
+        .expect("claim after expiry");
+    assert_eq!(taken.len(), 3, "every lease of n1 expired");
+    store
+        .settle_webhook_call(id("A"), "n2", &Settle::Done)
+        .await
+        .expect("n2 settles A1");
+    store
+        .settle_webhook_call(id("B"), "n2", &Settle::Done)
+        .await
+        .expect("n2 settles B1");
+    // Act: n2 settles C1 (retry) and, stale, n1's settlement of C1 comes in the same batch.
+    store
+        .settle_webhook_calls(
+            "n2",
+            &[(
+                id("C"),
+                Settle::Retry {
+                    at: at(300),
+                    attempts: 1,
+                },
+            )],
+        )
+        .await
+        .expect("batch");
+    store
+        .settle_webhook_calls("n1", &[(id("C"), Settle::Done), (id("A"), Settle::Done)])
+        .await
+        .expect("stale batch is a no-op");
+    // Assert: A2 and the retried C1 remain; C1 was not deleted by the stale owner.
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 2);
+    let next = store
+        .claim_webhook_calls("n3", at(300), at(2000), 10)
+        .await
+        .expect("claim");
+    let mut got: Vec<(String, usize, i32)> = next
+        .iter()
+        .map(|c| (c.order_key.clone(), n_of(c), c.attempts))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("A".to_owned(), 2, 0), ("C".to_owned(), 1, 1)],
+        "A2 is the new head of A; C1 is due again with one attempt"
+    );
+}
