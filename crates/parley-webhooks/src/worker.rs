@@ -161,6 +161,9 @@ pub struct Worker {
     per_host: Mutex<HashMap<String, HostSlots>>,
     pending: Mutex<Vec<Settled>>,
     settling: tokio::sync::Mutex<()>,
+    /// Rings when calls were queued or settled on this node (the sender then claims at once
+    /// instead of waiting for its poll; other nodes' work is seen at the poll).
+    wake: tokio::sync::Notify,
     tokens: Mutex<HashMap<AccountSid, (Option<String>, Instant)>>,
 }
 
@@ -275,6 +278,7 @@ impl Worker {
             per_host: Mutex::new(HashMap::new()),
             pending: Mutex::new(Vec::new()),
             settling: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
             tokens: Mutex::new(HashMap::new()),
         })
     }
@@ -313,6 +317,7 @@ impl Worker {
                 if !calls.is_empty() {
                     tracing::debug!(service.sid = %claim.service_sid, events = n,
                         calls = calls.len(), "webhook calls queued");
+                    self.wake.notify_one();
                 }
                 Ok(n.max(1))
             }
@@ -527,6 +532,8 @@ impl Worker {
                 "cannot settle webhook calls; they are sent again after their lease");
         }
         drop(batch);
+        // Settled heads make their keys' next calls claimable: look at once, not at the poll.
+        self.wake.notify_one();
     }
 
     async fn attempt(&self, call: &WebhookCall) -> Result<Settle, StoreError> {
@@ -666,8 +673,10 @@ impl Worker {
                 continue;
             }
             if let Some(p) = self.pause_after(outcome, "sender") {
-                if Self::pause(&mut stop, p).await {
-                    return;
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    _ = self.wake.notified() => {},
+                    _ = tokio::time::sleep(p) => {},
                 }
             }
         }
