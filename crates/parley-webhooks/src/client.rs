@@ -306,7 +306,10 @@ impl WebhookClient {
                 );
             }
         }
-        let sig = HeaderValue::from_str(&sig).expect("BUG: base64 is always a valid header value");
+        // Base64 is always a valid header value; never panic on a request path regardless.
+        let Ok(sig) = HeaderValue::from_str(&sig) else {
+            return Outcome::BadUrl("the signature is not a header value".to_owned());
+        };
         let mut req = match call.method {
             Method::Post => self.http.post(url),
             Method::Get => self.http.get(url),
