@@ -92,18 +92,20 @@ impl WebhookStore for PgStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<WebhookCall>> {
-        // A head another claimer has locked is skipped; its successors are not heads (the
-        // locked row still exists), so they are not taken either.
+        // The heads (lowest id of each key) come from one ordered pass over the key index;
+        // those due and not leased are taken. Two claimers racing for a head: the second one's
+        // update re-reads the row after the first commits, finds it leased and skips it.
         let mut rows: Vec<Pg<WebhookCallRow>> = sqlx::query_as(&format!(
             "update webhook_calls set lease_owner = $1, lease_until = $2
              where id in (
-                 select c.id from webhook_calls c
-                 where c.available_at <= $3 and (c.lease_until is null or c.lease_until < $3)
-                   and not exists (select 1 from webhook_calls p
-                                   where p.order_key = c.order_key and p.id < c.id)
-                 order by c.id
-                 limit $4
-                 for update skip locked)
+                 select h.id from (
+                     select distinct on (order_key) id, available_at, lease_until
+                     from webhook_calls
+                     order by order_key, id) h
+                 where h.available_at <= $3 and (h.lease_until is null or h.lease_until < $3)
+                 order by h.id
+                 limit $4)
+               and available_at <= $3 and (lease_until is null or lease_until < $3)
              returning {WEBHOOK_CALL_COLUMNS}"
         ))
         .bind(owner)
