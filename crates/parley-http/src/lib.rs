@@ -12,6 +12,7 @@ pub mod access_token;
 pub mod auth;
 pub mod credential_check;
 pub mod error;
+pub mod live;
 pub mod ops;
 pub mod origin;
 pub mod paging;
@@ -93,6 +94,8 @@ pub struct AppStateInner {
     pub push_tester: Option<Arc<dyn PushTester>>,
     /// Pre-event webhooks for REST changes (Parley extension), when configured.
     pub pre_hooks: Option<Arc<pre_hooks::PreHooks>>,
+    /// This node's live client connections.
+    pub live: Arc<live::Hub>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
     failures: Arc<auth::FailureLimiter>,
@@ -123,6 +126,7 @@ impl AppState {
             auth_cache: Arc::new(auth::AuthCache::default()),
             push_tester: None,
             pre_hooks: None,
+            live: Arc::new(live::Hub::default()),
         }))
     }
 

@@ -1,0 +1,1 @@
+//! `GET /v3/wsconnect`: the twilsock connection. (Skeleton: filled in by the transport work.)
