@@ -1,4 +1,5 @@
-//! The command line: `parley serve` and the admin commands (`account`, `api-key`).
+//! The command line: `parley serve` and the admin commands (`account`, `api-key`, `push`,
+//! `token`).
 //! Flags read their `PARLEY_*` environment variable when absent; both beat the `--config` file,
 //! which beats the defaults (see [`crate::config`]).
 
@@ -47,6 +48,30 @@ pub enum Command {
     /// Push operations.
     #[command(subcommand)]
     Push(PushCommand),
+    /// Print an Access Token for the JavaScript SDK (development aid): HS256, chat grant for
+    /// the service, signed with the account's "parley token" API key (created on first use).
+    Token(TokenArgs),
+}
+
+/// `parley token`.
+#[derive(Args)]
+pub struct TokenArgs {
+    /// Database and config file (the same as `serve`'s, and PARLEY_SECRET_KEY if it sets one).
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The Chat service the token grants access to.
+    #[arg(long, value_name = "IS…")]
+    pub service: parley_core::ServiceSid,
+    /// The user identity the token logs in as.
+    #[arg(long)]
+    pub identity: String,
+    /// Lifetime in seconds (at most 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub ttl: u32,
+    /// Print one JSON object: {"token","identity","service_sid","account_sid","api_key_sid","expires"}
+    /// instead of the bare token.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `parley push …`.
@@ -342,6 +367,7 @@ impl Cli {
             Command::Account(cmd) => account(cmd).await,
             Command::ApiKey(cmd) => api_key(cmd).await,
             Command::Push(cmd) => push(cmd).await,
+            Command::Token(args) => token(args).await,
         }
     }
 }
@@ -480,6 +506,24 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let (store, secrets) = crate::db::open(&args.db.db_config()?).await?;
+    let issued = crate::token::issue(
+        store.as_ref(),
+        &secrets,
+        &args.service,
+        &args.identity,
+        args.ttl,
+        parley_core::Timestamp::now(),
+    )
+    .await?;
+    if args.json {
+        return print_json(&issued);
+    }
+    println!("{}", issued.token);
+    Ok(())
 }
 
 async fn push(cmd: PushCommand) -> anyhow::Result<()> {

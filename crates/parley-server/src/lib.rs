@@ -11,6 +11,7 @@ pub mod db;
 pub mod push;
 pub mod serve;
 pub mod telemetry;
+pub mod token;
 
 use std::future::Future;
 use std::net::SocketAddr;

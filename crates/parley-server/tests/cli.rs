@@ -457,3 +457,178 @@ fn the_secret_key_can_come_from_a_file_named_by_the_environment() {
     );
     assert!(same_key.status.success(), "{}", stderr(&same_key));
 }
+
+/// A raw HTTP/1.1 exchange: status and body.
+fn raw_request(addr: &str, head: &str, body: &str) -> (u16, String) {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "{head}Host: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn token_prints_an_access_token_the_sdk_door_accepts() {
+    // Arrange: a running server with a service and an FCM credential.
+    let dir = TempDir::new();
+    let sid = format!("AC{}", "cd".repeat(16));
+    let auth = (sid.as_str(), "token-cli-test-1");
+    let server = Server::start(
+        &dir,
+        &[
+            ("PARLEY_BOOTSTRAP_ACCOUNT_SID", auth.0),
+            ("PARLEY_BOOTSTRAP_AUTH_TOKEN", auth.1),
+        ],
+    );
+    let service = server.ok("POST", "/v2/Services", auth, &[("FriendlyName", "demo")]);
+    let service = service["sid"].as_str().unwrap().to_owned();
+    let sa = serde_json::json!({
+        "type": "service_account", "project_id": "demo", "private_key_id": "kid",
+        "private_key": include_str!("../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem"),
+        "client_email": "push@demo.iam.gserviceaccount.com", "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    })
+    .to_string();
+    server.ok(
+        "POST",
+        "/v2/Credentials",
+        auth,
+        &[("Type", "fcm"), ("Secret", &sa)],
+    );
+    // Act
+    let out = parley(
+        &dir,
+        &[
+            "token",
+            "--service",
+            &service,
+            "--identity",
+            "alice",
+            "--ttl",
+            "600",
+        ],
+    );
+    let again = json(
+        &dir,
+        &[
+            "token",
+            "--service",
+            &service,
+            "--identity",
+            "bob",
+            "--json",
+        ],
+    );
+    // Assert
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let body = r#"{"endpoint_platform":"cli-test","channel_type":"fcm","version":"3","message_types":["twilio.channel.new_message"],"data":{"registration_id":"fcm-device-1"}}"#;
+    let (status, answer) = raw_request(
+        &server.addr,
+        &format!(
+            "POST /v1/registrations?productId=ip_messaging HTTP/1.1\r\nX-Twilio-Token: {token}\r\n\
+             Content-Type: application/json\r\n"
+        ),
+        body,
+    );
+    assert_eq!(status, 201, "{answer}");
+    let bindings = server.ok(
+        "GET",
+        &format!("/v2/Services/{service}/Users/alice/Bindings"),
+        auth,
+        &[],
+    );
+    let registered: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        bindings["bindings"][0]["sid"], registered["id"],
+        "{bindings}"
+    );
+    assert_eq!(bindings["bindings"][0]["identity"], "alice");
+    assert_eq!(
+        keys(&again),
+        [
+            "account_sid",
+            "api_key_sid",
+            "expires",
+            "identity",
+            "service_sid",
+            "token"
+        ]
+    );
+    assert_eq!(again["identity"], "bob");
+    assert_eq!(again["account_sid"], sid.as_str());
+    let listed = json(&dir, &["api-key", "list", "--account", &sid, "--json"]);
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "both tokens were signed with one key: {listed}"
+    );
+    assert_eq!(listed[0]["sid"], again["api_key_sid"]);
+    let (clean_exit, _) = server.terminate();
+    assert!(clean_exit);
+}
+
+#[test]
+fn token_for_an_unknown_service_fails_clearly() {
+    // Arrange
+    let dir = TempDir::new();
+    json(&dir, &["account", "create", "--json"]);
+    // Act
+    let out = parley(
+        &dir,
+        &[
+            "token",
+            "--service",
+            "IS0123456789abcdef0123456789abcdef",
+            "--identity",
+            "alice",
+        ],
+    );
+    let bad_ttl = parley(
+        &dir,
+        &[
+            "token",
+            "--service",
+            "IS0123456789abcdef0123456789abcdef",
+            "--identity",
+            "a",
+            "--ttl",
+            "0",
+        ],
+    );
+    let not_a_sid = parley(&dir, &["token", "--service", "nope", "--identity", "a"]);
+    // Assert
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).is_empty(),
+        "no token printed: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("unknown service IS0123456789abcdef0123456789abcdef"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!bad_ttl.status.success());
+    assert!(stderr(&bad_ttl).contains("--ttl"), "{}", stderr(&bad_ttl));
+    assert!(!not_a_sid.status.success());
+}

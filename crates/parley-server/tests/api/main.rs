@@ -17,4 +17,5 @@ mod push;
 mod registrations;
 mod roles;
 mod services;
+mod token;
 mod users;
