@@ -127,7 +127,10 @@ export const liveClients = new Set();
  * (stateChanged "initialized") or fails ("failed", connectionState "denied"/"error").
  */
 export async function connect(token, wsUrl, ms, who) {
-  const client = new Chat.Client(token, { twilsock: { uri: wsUrl } });
+  const options = { twilsock: { uri: wsUrl } };
+  // Debugging aid only: SDK_LOG=debug|trace|info turns on the SDK's own logging (stderr).
+  if (process.env.SDK_LOG) options.logLevel = process.env.SDK_LOG;
+  const client = new Chat.Client(token, options);
   liveClients.add(client);
   const outcome = new Promise((resolve, reject) => {
     client.on("stateChanged", (state) => {

@@ -4,7 +4,8 @@
 //
 // Environment: PARLEY_URL, ACCOUNT_SID, AUTH_TOKEN, API_KEY_SID, API_KEY_SECRET (an API key of
 // that account, e.g. from `parley api-key create --json`).
-// Optional: SDK_ONLY=name,name (run only these scenarios), SDK_TIMEOUT_MS (per scenario,
+// Optional: SDK_ONLY=word,word (only the scenarios whose name contains one, plus setup and
+// connect), SDK_TIMEOUT_MS (per scenario,
 // default 20000), SDK_BROWSER=0 (skip the browser scenario), CHROMIUM (browser binary, default
 // /usr/bin/chromium; missing → SKIP, or FAIL when CI=true).
 //
@@ -53,7 +54,7 @@ const ctx = {
   alice: null,
   bob: null,
   ids: { alice: `alice-${RUN}`, bob: `bob-${RUN}`, carol: `carol-${RUN}`, web: `web-${RUN}` },
-  room: null, // { aliceCh, bobCh, sid } a public channel both joined
+  roomPromise: null, // -> { aliceCh, bobCh, sid }: a public channel both joined
 };
 
 function token(identity, ttl = 3600) {
@@ -100,9 +101,14 @@ async function newRoom(tag, withBob = true) {
   return { sid: aliceCh.sid, aliceCh, bobCh };
 }
 
-async function room() {
-  if (!ctx.room) ctx.room = await newRoom("room");
-  return ctx.room;
+/** The shared room, created once; if that failed, every user of it fails with the same cause. */
+function room() {
+  if (!ctx.roomPromise) {
+    ctx.roomPromise = newRoom("room").catch((e) => {
+      throw new Error(`shared room setup failed: ${e.message}`);
+    });
+  }
+  return ctx.roomPromise;
 }
 
 /** A message sent by `from` that `to` sees arrive live (messageAdded). */
@@ -122,10 +128,14 @@ async function sendAndSee(fromCh, toCh, body, author, what) {
 const scenarios = [
   {
     name: "setup: service and push credential over REST",
+    core: true,
     async run() {
       const svc = await rest.chat.v2.services.create({ friendlyName: `sdk ${RUN}` });
       ctx.serviceSid = svc.sid;
       // An FCM credential, so push registrations have somewhere to go (delivery is off).
+      // Credentials belong to the account: with one already there (a rerun), use it.
+      const existing = await rest.chat.v2.credentials.list();
+      if (existing.some((c) => c.type === "fcm")) return;
       const { privateKey } = generateKeyPairSync("rsa", {
         modulusLength: 2048,
         privateKeyEncoding: { type: "pkcs8", format: "pem" },
@@ -148,6 +158,7 @@ const scenarios = [
   },
   {
     name: "two users connect",
+    core: true,
     needs: ["serviceSid"],
     async run() {
       const [alice, bob] = await Promise.all([
@@ -469,7 +480,7 @@ async function main() {
   let failed = 0;
   let skipped = 0;
   for (const s of scenarios) {
-    if (ONLY.length && !s.name.startsWith("setup") && !ONLY.some((o) => s.name.includes(o))) continue;
+    if (ONLY.length && !s.core && !ONLY.some((o) => s.name.includes(o))) continue;
     const missing = (s.needs || []).filter((n) => !ctx[n]);
     if (missing.length) {
       console.log(`SKIP ${s.name}: needs ${missing.join(", ")} from an earlier scenario`);
