@@ -25,6 +25,9 @@ function servePage() {
     } else if (path === "/twilio-chat.min.js") {
       res.writeHead(200, { "Content-Type": "application/javascript" });
       res.end(bundle);
+    } else if (path === "/favicon.ico") {
+      res.writeHead(204);
+      res.end();
     } else {
       res.writeHead(404);
       res.end();
@@ -66,7 +69,18 @@ export async function browserScenario({ wsUrl, token, channelSid, identity, peer
       puppeteer.launch({
         executablePath: exe,
         headless: true,
-        args: ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        // Root needs --no-sandbox; the rest keep Chromium from calling Google's hosts (this
+        // machine's network is closed, and those attempts are refused by the dozen).
+        args: [
+          "--no-sandbox",
+          "--disable-dev-shm-usage",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
       }),
       timeoutMs,
       "Chromium starts",
