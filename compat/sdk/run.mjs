@@ -31,7 +31,7 @@ import {
   withTimeout,
   wsconnectUrl,
 } from "./lib.mjs";
-import { browserScenario } from "./browser.mjs";
+import { browserScenario, examplePageScenario } from "./browser.mjs";
 
 const PARLEY_URL = env("PARLEY_URL").replace(/\/+$/, "");
 const ACCOUNT_SID = env("ACCOUNT_SID");
@@ -454,6 +454,22 @@ const scenarios = [
         channelSid: r.sid,
         identity: ctx.ids.web,
         peerChannel: r.aliceCh,
+        peerIdentity: ctx.ids.alice,
+        run: RUN,
+        timeoutMs: STEP_MS,
+      });
+    },
+  },
+  {
+    name: "browser: the example page (examples/browser-chat) logs in, creates, sends, receives",
+    needs: ["alice"],
+    async run() {
+      if (process.env.SDK_BROWSER === "0") return { skip: "SDK_BROWSER=0" };
+      return examplePageScenario({
+        wsUrl: WS_URL,
+        token: token(`page-${RUN}`),
+        identity: `page-${RUN}`,
+        peer: ctx.alice,
         peerIdentity: ctx.ids.alice,
         run: RUN,
         timeoutMs: STEP_MS,
