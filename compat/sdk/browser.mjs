@@ -134,7 +134,9 @@ export async function browserScenario({ wsUrl, token, channelSid, identity, peer
     const m = await fromPage;
     if (m.author !== identity) throw new Error(`browser message author: expected ${identity}, got ${m.author}`);
     await peerChannel.sendMessage(`to browser ${run}`);
-    await tab.waitForFunction("window.__parleyResult !== null", { timeout: timeoutMs });
+    await tab.waitForFunction("window.__parleyResult !== null", { timeout: timeoutMs }).catch((e) => {
+      throw new Error(`the page reports no result within ${timeoutMs} ms (${e.message})`);
+    });
     const result = await tab.evaluate("window.__parleyResult");
     if (!result || !result.ok) throw new Error(`the page failed: ${JSON.stringify(result)}`);
     if (result.author !== peerIdentity) throw new Error(`page saw author ${result.author}`);
@@ -150,8 +152,14 @@ export async function examplePageScenario({ wsUrl, token, identity, peer, peerId
   const page = readFileSync(join(HERE, "..", "..", "examples", "browser-chat", "index.html"));
   return withBrowser(page, ["/node_modules/twilio-chat/builds/twilio-chat.min.js"], timeoutMs, async (tab, url) => {
     const text = (sel) => tab.$eval(sel, (el) => el.textContent);
-    const until = (fn, what, arg) =>
-      withTimeout(tab.waitForFunction(fn, { timeout: timeoutMs }, arg), timeoutMs + 1000, what);
+    const until = async (fn, what, arg) => {
+      try {
+        await tab.waitForFunction(fn, { timeout: timeoutMs }, arg);
+      } catch (e) {
+        const status = await text("#status").catch(() => "?");
+        throw new Error(`${what}: not within ${timeoutMs} ms (page status: "${status}"; ${e.message})`);
+      }
+    };
     await withTimeout(tab.goto(url, { waitUntil: "load" }), timeoutMs, "the example page loads");
     await tab.$eval("#server", (el, v) => { el.value = v; }, wsUrl);
     await tab.$eval("#token", (el, v) => { el.value = v; }, token);
