@@ -86,6 +86,10 @@ async function joinedChannel(client, sid, who) {
     await withTimeout(ch.join(), EVENT_MS, `${who} joins ${sid}`);
     await joined;
   }
+  // As an app does after joining: load the latest messages. This also makes the SDK open the
+  // channel's messages list and roster (Channel._subscribeStreams), so what is sent from now on
+  // arrives as events; a message sent while they are still opening is history, not an event.
+  await withTimeout(ch.getMessages(1), EVENT_MS, `${who} loads the latest message of ${sid}`);
   return ch;
 }
 
