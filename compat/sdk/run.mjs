@@ -4,7 +4,8 @@
 //
 // Environment: PARLEY_URL, ACCOUNT_SID, AUTH_TOKEN, API_KEY_SID, API_KEY_SECRET (an API key of
 // that account, e.g. from `parley api-key create --json`).
-// Optional: SDK_ONLY=word,word (only the scenarios whose name contains one, plus setup and
+// Optional: PARLEY_BIN + SDK_DATABASE_URL (+ PARLEY_SECRET_KEY) for the `parley token`
+// scenario; SDK_ONLY=word,word (only the scenarios whose name contains one, plus setup and
 // connect), SDK_TIMEOUT_MS (per scenario,
 // default 20000), SDK_BROWSER=0 (skip the browser scenario), CHROMIUM (browser binary, default
 // /usr/bin/chromium; missing → SKIP, or FAIL when CI=true).
@@ -13,7 +14,9 @@
 // then `sdk: N passed, N failed, N skipped`. Exit status: 0 all passed (skips allowed), 1 a
 // scenario failed, 2 bad environment or the runner itself broke.
 
+import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import {
   CHAT_VERSION,
   Chat,
@@ -47,6 +50,7 @@ const RUN = randomBytes(3).toString("hex");
 const RUN_LIMIT_MS = Number(process.env.SDK_RUN_LIMIT_MS || 10 * 60 * 1000);
 
 const rest = restClient(PARLEY_URL, ACCOUNT_SID, AUTH_TOKEN);
+const execFileP = promisify(execFile);
 
 /** Shared state scenarios build on; a scenario that needs a missing piece is skipped. */
 const ctx = {
@@ -423,6 +427,24 @@ const scenarios = [
         throw new Error(`${e.message}; seen ${JSON.stringify(seen)}`);
       });
       assert(!seen.initialized, "a client with an expired token must not initialize");
+      await shutdown(client);
+    },
+  },
+  {
+    name: "a token printed by `parley token` connects",
+    needs: ["serviceSid"],
+    async run() {
+      // The README's development path: `parley token --service IS… --identity …` (the same
+      // database as the server), pasted into an app.
+      const bin = process.env.PARLEY_BIN;
+      const db = process.env.SDK_DATABASE_URL;
+      if (!bin || !db) return { skip: "PARLEY_BIN / SDK_DATABASE_URL not set (compat/sdk/run sets them)" };
+      const identity = `cli-${RUN}`;
+      const { stdout } = await execFileP(bin, ["token", "--service", ctx.serviceSid, "--identity", identity, "--ttl", "600", "--database-url", db], { timeout: EVENT_MS });
+      const client = await connect(stdout.trim(), WS_URL, STEP_MS, identity);
+      assertEqual(client.user.identity, identity, "client.user.identity");
+      const listed = await allPages(await client.getPublicChannelDescriptors());
+      assert(Array.isArray(listed), "the public directory can be read");
       await shutdown(client);
     },
   },
