@@ -22,6 +22,7 @@ pub mod registrations;
 pub mod urls;
 mod v2;
 
+pub use live::{ConnHold, LiveConfig};
 pub use pre_hooks::{PreHookScope, PreHooks};
 
 /// Settings the HTTP layer needs (built by `parley-server` from its config).
@@ -37,6 +38,8 @@ pub struct HttpConfig {
     pub fcm_token_uri_allow: Vec<String>,
     /// Failed logins per minute per client address; `None` = off.
     pub auth_failure_limit_per_min: Option<u32>,
+    /// Live client (twilsock) limits and timers.
+    pub live: live::LiveConfig,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +50,7 @@ impl Default for HttpConfig {
             max_bindings_per_user: parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER,
             fcm_token_uri_allow: Vec::new(),
             auth_failure_limit_per_min: None,
+            live: live::LiveConfig::default(),
         }
     }
 }
@@ -145,7 +149,12 @@ impl AppState {
 
 /// The whole application router (API, registrations, health, metrics), ready to serve.
 pub fn router(state: AppState) -> Router {
+    let upstream = live::socket::Upstream::new(state.clone());
     Router::new()
+        .route(
+            "/v3/wsconnect",
+            get(live::socket::wsconnect).layer(axum::Extension(upstream)),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

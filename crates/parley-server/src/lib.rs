@@ -43,6 +43,7 @@ pub struct Application {
     webhooks: Option<Arc<parley_webhooks::Worker>>,
     conn: serve::ConnLimits,
     change_log: ChangeLogUpkeep,
+    live: Arc<parley_http::live::Hub>,
 }
 
 /// What the change-log trimming task needs.
@@ -101,6 +102,7 @@ impl Application {
                     .as_deref(),
             ),
             auth_failure_limit_per_min: config.auth_failure_limit,
+            live: config.live.clone(),
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
         let webhook_client =
@@ -185,8 +187,10 @@ impl Application {
                 .map_err(|e| tracing::warn!(error = %e, "change-log metrics unavailable"))
                 .ok(),
         };
+        let live = state.live.clone();
         let router = parley_http::router(state);
         Ok(Application {
+            live,
             listener,
             local_addr,
             router,
@@ -215,6 +219,11 @@ impl Application {
         self.store.clone()
     }
 
+    /// This node's live client connections (e.g. to notify one from a test).
+    pub fn live(&self) -> Arc<parley_http::live::Hub> {
+        self.live.clone()
+    }
+
     /// What start-up did about the first account (the caller prints generated credentials).
     pub fn bootstrap(&self) -> &Bootstrap {
         &self.bootstrap
@@ -238,8 +247,12 @@ impl Application {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let signal = stop_tx.clone();
+        let live = self.live.clone();
         tokio::spawn(async move {
             shutdown.await;
+            // Live sockets say goodbye (twilsock close 308) and close; the accept loop waits
+            // for them like for any connection.
+            live.begin_shutdown();
             let _ = signal.send(true);
         });
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -255,6 +268,7 @@ impl Application {
             .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
         tracing::info!("listening on http://{}", self.local_addr);
         serve::serve(self.listener, self.router, self.conn, stop_rx).await;
+        self.live.begin_shutdown();
         let served: anyhow::Result<()> = Ok(());
         if let Some(task) = sweeper {
             task.abort();
