@@ -19,7 +19,6 @@ use parley_server::config::{Config, Secret};
 use parley_server::Application;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 type Ws =
@@ -525,7 +524,8 @@ async fn init_with_a_bad_token_is_refused_and_closed(b: Backend) {
             ),
             20106,
         ),
-        ("garbage", "not.a.jwt".to_owned(), 20101),
+        ("garbage", "not.a.jwt".to_owned(), 20102),
+        ("empty", String::new(), 20101),
     ];
     for (what, token, code) in cases {
         let mut c = live.connect().await;
