@@ -60,6 +60,7 @@ both_backends!(
     the_per_identity_limit_refuses_one_more_init,
     a_slow_consumer_is_cut_off,
     shutdown_says_308_with_a_backoff,
+    an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot,
 );
 
 fn postgres_skipped() -> bool {
@@ -125,6 +126,10 @@ impl Drop for TempDir {
 
 impl Live {
     async fn spawn(backend: Backend, tweak: impl FnOnce(&mut parley_http::LiveConfig)) -> Live {
+        Self::spawn_with(backend, |c| tweak(&mut c.live)).await
+    }
+
+    async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Live {
         let (url, dir, key) = match backend {
             Backend::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("parley-live-{}", unique()));
@@ -153,7 +158,7 @@ impl Live {
         if let Some(key) = key {
             config.db.secret_key = Some(Secret::new(key));
         }
-        tweak(&mut config.live);
+        tweak(&mut config);
         let (store, secrets) = parley_server::db::open(&config.db).await.unwrap();
         let a = parley_server::admin::create_account(store.as_ref(), &secrets, None, None, None)
             .await
@@ -745,5 +750,48 @@ async fn shutdown_says_308_with_a_backoff(b: Backend) {
         "{body}"
     );
     c.expect_ws_close(1001).await;
+    live.stop().await;
+}
+
+async fn an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot(b: Backend) {
+    let mut live = Live::spawn_with(b, |c| {
+        c.conn.header_read_timeout = Duration::from_secs(1);
+        c.conn.keep_alive_timeout = Duration::from_secs(1);
+        c.conn.body_read_timeout = Duration::from_secs(1);
+        c.conn.max_connections = 2;
+        c.live.ping_interval = Duration::from_secs(60);
+    })
+    .await;
+    let (mut c1, _) = live.login("alice").await;
+    let (_c2, _) = live.login("alice").await;
+    // Idle for longer than every HTTP timeout: still open and usable.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c1.request("GET", "/nothing", None).await;
+    assert_eq!(r.header["http_status"]["code"], 404);
+    // The two sockets hold both connection slots: plain HTTP is refused 503 meanwhile.
+    let (status, body) = http(
+        live.addr,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    // Closing one frees its slot.
+    c1.send(&Frame::new("close", "TMbye")).await;
+    c1.expect_ws_close(1000).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        status = http(
+            live.addr,
+            "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
     live.stop().await;
 }
