@@ -193,9 +193,7 @@ pub(crate) async fn add_member(
         identity: user.identity,
         role_sid: role,
         last_consumed_message_index: horizon,
-        last_consumption_timestamp: new
-            .last_consumption_timestamp
-            .or(horizon.map(|_| now)),
+        last_consumption_timestamp: new.last_consumption_timestamp.or(horizon.map(|_| now)),
         attributes: attrs,
         notification_level: NotificationLevel::Default,
         date_created: created,

@@ -70,15 +70,15 @@ impl ChannelResource {
 }
 
 /// Longest names on create (contract §7: 64 on create, 256 on update).
-const MAX_NAME_ON_CREATE: usize = 64;
+pub(crate) const MAX_NAME_ON_CREATE: usize = 64;
 
 /// Longest `CreatedBy` (an identity, usually): 256 characters, as identities and message
 /// authors; too long is Chat 50310 "Author parameter too long" (GUESS: the code Twilio lists
 /// for an author in the channel range).
-const MAX_CREATED_BY: usize = 256;
+pub(crate) const MAX_CREATED_BY: usize = 256;
 
 /// A channel name parameter: at most `max` characters (Chat 50003/50004); empty clears it.
-fn name_param(
+pub(crate) fn name_param(
     p: &Params,
     name: &str,
     code: u32,
@@ -96,7 +96,10 @@ fn name_param(
     }
 }
 
-fn unique_name_param(p: &Params, max: usize) -> Result<Option<Option<String>>, ApiError> {
+pub(crate) fn unique_name_param(
+    p: &Params,
+    max: usize,
+) -> Result<Option<Option<String>>, ApiError> {
     let v = name_param(p, "UniqueName", 50004, max)?;
     if let Some(Some(name)) = &v {
         if is_sid(ChannelSid::PREFIX, name) {
@@ -129,7 +132,7 @@ fn dates(p: &Params) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError>
 }
 
 /// The `Type` values of a list filter or a create.
-fn channel_type(text: &str) -> Result<ChannelType, ApiError> {
+pub(crate) fn channel_type(text: &str) -> Result<ChannelType, ApiError> {
     ChannelType::parse(text).ok_or_else(|| {
         ApiError::invalid_param(
             "Type",

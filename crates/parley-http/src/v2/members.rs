@@ -6,9 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use parley_core::channel::{
-    ChannelRef, Member, MemberRef, MemberUpdate,
-};
+use parley_core::channel::{ChannelRef, Member, MemberRef, MemberUpdate};
 use parley_core::role::RoleType;
 use parley_core::store::StoreError;
 use parley_core::{RoleSid, ServiceSid, Timestamp};
@@ -180,8 +178,7 @@ pub(crate) async fn create(
         date_created: created,
         date_updated: updated,
     };
-    let member =
-        crate::actions::add_member(&app, &service, &channel, new, None, &origin).await?;
+    let member = crate::actions::add_member(&app, &service, &channel, new, None, &origin).await?;
     Ok((
         StatusCode::CREATED,
         Json(MemberResource::new(&member, &app.urls)),

@@ -69,7 +69,7 @@ impl MessageResource {
     }
 }
 
-fn body_param(p: &Params) -> Result<Option<String>, ApiError> {
+pub(crate) fn body_param(p: &Params) -> Result<Option<String>, ApiError> {
     match p.string("Body") {
         Some(b) if b.len() > MAX_BODY_BYTES => Err(ApiError::chat_param(
             50504,
@@ -80,7 +80,7 @@ fn body_param(p: &Params) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn author(p: &Params, name: &str, code: u32) -> Result<Option<String>, ApiError> {
+pub(crate) fn author(p: &Params, name: &str, code: u32) -> Result<Option<String>, ApiError> {
     match p.string(name) {
         Some(a) if a.chars().count() > MAX_AUTHOR => Err(ApiError::chat_param(
             code,
@@ -91,7 +91,7 @@ fn author(p: &Params, name: &str, code: u32) -> Result<Option<String>, ApiError>
     }
 }
 
-fn reject_media(p: &Params) -> Result<(), ApiError> {
+pub(crate) fn reject_media(p: &Params) -> Result<(), ApiError> {
     if p.has("MediaSid") {
         return Err(ApiError::invalid_param(
             "MediaSid",
@@ -242,7 +242,6 @@ pub(crate) async fn delete(
     let service: ServiceSid = seg.sid(0)?;
     let sid: MessageSid = seg.sid(2)?;
     let channel = ChannelRef::parse(seg.get(1)?);
-    crate::actions::delete_message(&app, account(&auth), &service, &channel, &sid, &origin)
-        .await?;
+    crate::actions::delete_message(&app, account(&auth), &service, &channel, &sid, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
