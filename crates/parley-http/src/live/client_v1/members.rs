@@ -30,8 +30,9 @@ fn joining_role(
     })
 }
 
-/// `POST …/Participants` {identity} — join (the caller's own identity: `joinChannel`; a
-/// private channel also needs an invite) or add someone else (`addMember`).
+/// `POST …/Participants` {identity} — join (the caller's own identity: `joinChannel`, or an
+/// invite; a private channel needs an invite unless the caller created it) or add someone else
+/// (`addMember`).
 pub(super) async fn add(
     State(app): State<AppState>,
     Client(ctx): Client,
@@ -48,7 +49,8 @@ pub(super) async fn add(
     let perms = permissions(&app, &caller, seen.member.as_ref()).await?;
     let invite_role = if identity == caller.identity() {
         let invited = seen.invite.is_some();
-        if seen.channel.channel_type == ChannelType::Private && !invited {
+        let creator = seen.channel.created_by.as_deref() == Some(caller.identity());
+        if seen.channel.channel_type == ChannelType::Private && !invited && !creator {
             perms.require(&["addMember"])?;
         } else if !invited {
             perms.require(&["joinChannel"])?;

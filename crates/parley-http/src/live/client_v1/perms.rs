@@ -4,8 +4,8 @@
 //! 50107** "User not authorized for command" (the code Twilio's error catalogue gives for a
 //! runtime permission refusal; docs/live-clients.md "Client API").
 //!
-//! Private channels are visible to their members and invitees only: to anyone else they do not
-//! exist (404, as an unknown channel).
+//! Private channels are visible to their members, their invitees and their creator only: to
+//! anyone else they do not exist (404, as an unknown channel).
 
 use axum::http::StatusCode;
 use parley_core::channel::{Channel, ChannelRef, ChannelType, Invite, Member, MemberRef};
@@ -144,7 +144,7 @@ pub(crate) async fn invitation(
 }
 
 /// The channel named by `segment` (SID or unique name) as the caller sees it; a private channel
-/// the caller neither belongs to nor is invited to is a 404.
+/// the caller neither belongs to, nor is invited to, nor created is a 404.
 pub(crate) async fn see_channel(
     app: &AppState,
     caller: &Caller,
@@ -165,7 +165,12 @@ pub(crate) async fn see_channel(
     } else {
         None
     };
-    if channel.channel_type == ChannelType::Private && member.is_none() && invite.is_none() {
+    let creator = channel.created_by.as_deref() == Some(caller.identity());
+    if channel.channel_type == ChannelType::Private
+        && member.is_none()
+        && invite.is_none()
+        && !creator
+    {
         return Err(ApiError::not_found());
     }
     Ok(Seen {
