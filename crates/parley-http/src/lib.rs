@@ -9,6 +9,7 @@ use parley_core::crypto::SecretBox;
 use parley_core::store::Store;
 
 pub mod access_token;
+mod actions;
 pub mod auth;
 pub mod credential_check;
 pub mod error;

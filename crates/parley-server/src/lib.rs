@@ -105,26 +105,19 @@ impl Application {
             live: config.live.clone(),
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
+        // The webhook client always exists: client (SDK) changes call a service's pre-event
+        // webhook whenever the service has one, whatever the other webhook settings.
+        let client_config = parley_webhooks::WebhookConfig::from_env()
+            .context("invalid webhook destination policy")?;
         let webhook_client =
-            if config.webhooks || config.rest_pre_webhooks != parley_http::PreHookScope::Off {
-                let client_config = parley_webhooks::WebhookConfig::from_env()
-                    .context("invalid webhook destination policy")?;
-                Some(
-                    parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
-                        .context("cannot set up the webhook client")?,
-                )
-            } else {
-                None
-            };
-        if let (Some(client), scope) = (&webhook_client, &config.rest_pre_webhooks) {
-            if *scope != parley_http::PreHookScope::Off {
-                state = state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
-                    scope.clone(),
-                    client.clone(),
-                )));
-            }
-        }
-        let webhooks = if let (true, Some(client)) = (config.webhooks, webhook_client) {
+            parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
+                .context("cannot set up the webhook client")?;
+        state = state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
+            config.rest_pre_webhooks.clone(),
+            webhook_client.clone(),
+        )));
+        let webhooks = if config.webhooks {
+            let client = webhook_client;
             let metrics = match parley_webhooks::QueueMetrics::register(state.metrics.registry()) {
                 Ok(m) => Some(m),
                 Err(e) => {
