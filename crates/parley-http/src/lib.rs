@@ -101,6 +101,8 @@ pub struct AppStateInner {
     pub pre_hooks: Option<Arc<pre_hooks::PreHooks>>,
     /// This node's live client connections.
     pub live: Arc<live::Hub>,
+    /// This node's Sync subscriptions (live clients).
+    pub sync: Arc<live::sync::Registry>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
     failures: Arc<auth::FailureLimiter>,
@@ -132,6 +134,7 @@ impl AppState {
             push_tester: None,
             pre_hooks: None,
             live: Arc::new(live::Hub::default()),
+            sync: Arc::new(live::sync::Registry::default()),
         }))
     }
 
