@@ -84,6 +84,7 @@ impl World {
                     service_sid: service,
                     endpoint_id: None,
                     push_credential_sid: None,
+                    expires_at: None,
                 },
             },
             rx,
