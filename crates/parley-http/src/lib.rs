@@ -9,6 +9,7 @@ use parley_core::crypto::SecretBox;
 use parley_core::store::Store;
 
 pub mod access_token;
+mod actions;
 pub mod auth;
 pub mod credential_check;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod registrations;
 pub mod urls;
 mod v2;
 
+pub use live::{ConnHold, LiveConfig};
 pub use pre_hooks::{PreHookScope, PreHooks};
 
 /// Settings the HTTP layer needs (built by `parley-server` from its config).
@@ -37,6 +39,8 @@ pub struct HttpConfig {
     pub fcm_token_uri_allow: Vec<String>,
     /// Failed logins per minute per client address; `None` = off.
     pub auth_failure_limit_per_min: Option<u32>,
+    /// Live client (twilsock) limits and timers.
+    pub live: live::LiveConfig,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +51,7 @@ impl Default for HttpConfig {
             max_bindings_per_user: parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER,
             fcm_token_uri_allow: Vec::new(),
             auth_failure_limit_per_min: None,
+            live: live::LiveConfig::default(),
         }
     }
 }
@@ -96,6 +101,8 @@ pub struct AppStateInner {
     pub pre_hooks: Option<Arc<pre_hooks::PreHooks>>,
     /// This node's live client connections.
     pub live: Arc<live::Hub>,
+    /// This node's Sync subscriptions (live clients).
+    pub sync: Arc<live::sync::Registry>,
     auth_cache: Arc<auth::AuthCache>,
     limiter: Arc<auth::RateLimiter>,
     failures: Arc<auth::FailureLimiter>,
@@ -127,6 +134,7 @@ impl AppState {
             push_tester: None,
             pre_hooks: None,
             live: Arc::new(live::Hub::default()),
+            sync: Arc::new(live::sync::Registry::default()),
         }))
     }
 
@@ -145,7 +153,12 @@ impl AppState {
 
 /// The whole application router (API, registrations, health, metrics), ready to serve.
 pub fn router(state: AppState) -> Router {
+    let upstream = live::socket::Upstream::new(state.clone());
     Router::new()
+        .route(
+            "/v3/wsconnect",
+            get(live::socket::wsconnect).layer(axum::Extension(upstream)),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

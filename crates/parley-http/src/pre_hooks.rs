@@ -154,10 +154,11 @@ pub(crate) struct PreCall<'a> {
     target: Target,
 }
 
-/// Whether the REST change `event_type` (e.g. `onMessageSend`) in `service` fires a pre-event:
-/// the server lists the service in `rest_pre_webhooks`, the request carried
-/// `X-Twilio-Webhook-Enabled: true`, and the service has a `PreWebhookUrl` and lists the event
-/// in its `WebhookFilters`. Reads the service only when the first two hold.
+/// Whether the change `event_type` (e.g. `onMessageSend`) in `service` fires a pre-event: the
+/// service has a `PreWebhookUrl` and lists the event in its `WebhookFilters`, and either the
+/// change comes from a client (SDK: always) or, over REST, the server lists the service in
+/// `rest_pre_webhooks` and the request carried `X-Twilio-Webhook-Enabled: true`. Reads the
+/// service only when the origin qualifies.
 pub(crate) async fn pre_hook<'a>(
     app: &'a AppState,
     account: &'a AccountSid,
@@ -168,7 +169,10 @@ pub(crate) async fn pre_hook<'a>(
     let Some(hooks) = app.pre_hooks.as_deref() else {
         return Ok(None);
     };
-    if !origin.webhooks || !hooks.scope.includes(service) {
+    // Client (SDK) changes always fire pre-events (Twilio's behaviour); REST changes only when
+    // opted in.
+    let client = origin.source == parley_core::event::Source::Sdk;
+    if !client && (!origin.webhooks || !hooks.scope.includes(service)) {
         return Ok(None);
     }
     let settings = app.store.fetch_service(account, service).await?.settings;

@@ -87,6 +87,17 @@ impl EventStore for PgStore {
         convert_all(rows)
     }
 
+    #[tracing::instrument(skip_all, fields(service.sid = %service))]
+    async fn last_seq(&self, service: &ServiceSid) -> StoreResult<i64> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("select last_seq from event_seqs where service_sid = $1")
+                .bind(service.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(seq.unwrap_or(0))
+    }
+
     #[tracing::instrument(skip_all, fields(consumer = consumer))]
     async fn claim_log(
         &self,

@@ -76,6 +76,13 @@ impl EventStore for SqliteStore {
         convert_all(rows)
     }
 
+    async fn last_seq(&self, service: &ServiceSid) -> StoreResult<i64> {
+        let seqs: Vec<i64> = self.read_all(
+            &q("select last_seq from event_seqs where service_sid = ?").bind(service.as_str()),
+        )?;
+        Ok(seqs.first().copied().unwrap_or(0))
+    }
+
     async fn claim_log(
         &self,
         consumer: &str,

@@ -260,6 +260,11 @@ pub trait EventStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<Event>>;
 
+    /// The service's last assigned `seq` (`event_seqs.last_seq`): every event of the service
+    /// with a greater seq commits after this read. 0 when the service never had an event (also
+    /// when it does not exist). Trimming never lowers it.
+    async fn last_seq(&self, service: &ServiceSid) -> StoreResult<i64>;
+
     /// Claim one service's events for `consumer` (docs/change-log.md, "Consumers"): choose a
     /// service whose last `seq` is past the consumer's position there and whose lease for this
     /// consumer is free (no owner, or `lease_until < now`) — services never claimed first, then

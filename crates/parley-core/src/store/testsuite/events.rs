@@ -914,6 +914,38 @@ pub async fn seq_counts_from_one_per_service_independently(store: DynStore) {
         .is_empty());
 }
 
+/// `last_seq` is the service's last assigned seq, per service; 0 before any event; trimming
+/// every event leaves it where it was.
+pub async fn last_seq_is_the_services_last_assigned_seq_and_survives_trimming(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let a = service(&store, &account).await;
+    let b = service(&store, &account).await;
+    let before_a = store.last_seq(&a.sid).await.expect("last seq");
+    let before_b = store.last_seq(&b.sid).await.expect("last seq");
+
+    // Act
+    // (no push kinds: their outbox rows would keep them from being trimmed)
+    channel(&store, &a, "a").await;
+    user(&store, &a, "alice").await;
+    user(&store, &a, "bob").await;
+    let after_a = store.last_seq(&a.sid).await.expect("last seq");
+    let after_b = store.last_seq(&b.sid).await.expect("last seq");
+    let deleted = store
+        .trim_events(&[], Timestamp::now().plus_secs(3600), 1000)
+        .await
+        .expect("trim");
+    let after_trim = store.last_seq(&a.sid).await.expect("last seq");
+
+    // Assert
+    assert_eq!((before_a, before_b), (0, 0));
+    let events = super::chat::events_of(&store, &a).await;
+    assert_eq!(after_a, 3);
+    assert_eq!(after_b, 0, "another service's log is its own");
+    assert!(deleted >= 1 && events.is_empty(), "everything trimmed");
+    assert_eq!(after_trim, 3, "trimming never lowers the last seq");
+}
+
 /// Many writers on one service (8 tasks × 25 posts over 4 channels): the seqs are exactly
 /// 1..=n, and a reader polling `list_events` all along never sees a seq before all lower ones
 /// (it would see a gap): seq order is commit order. Within a channel, seq order is also the

@@ -133,6 +133,7 @@ macro_rules! store_conformance_tests {
             deleting_a_channel_appends_one_channel_removed_with_its_last_state,
             rolled_back_mutations_append_nothing_and_take_no_seq,
             seq_counts_from_one_per_service_independently,
+            last_seq_is_the_services_last_assigned_seq_and_survives_trimming,
             concurrent_writers_append_a_gapless_seq_in_commit_order,
             another_accounts_chat_rows_are_not_found,
             channel_webhooks_round_trip_update_and_delete,

@@ -1,0 +1,801 @@
+//! The chat projector: which Sync objects the chat SDK reads (sdk-transport.md §2, names in
+//! [`crate::live::names`]), who may read them, their contents computed from the chat tables on
+//! read, and the Sync events a change-log event becomes. No Sync state is stored: contents are
+//! read, events are projected; event ids are the change log's per-service `seq`.
+
+use std::collections::{HashMap, HashSet};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use parley_core::channel::{
+    Channel, ChannelRef, ChannelType, Invite, Member, MemberRef, Message, MessageOrder,
+    NotificationLevel, UserChannelStatus,
+};
+use parley_core::event::{Event, EventKind, Resource};
+use parley_core::paging::{Cursor, PageRequest};
+use parley_core::store::{Store, StoreError, StoreResult};
+use parley_core::user::{User, UserRef};
+use parley_core::{AccountSid, ChannelSid, ServiceSid, Timestamp};
+use serde_json::{json, Value};
+
+use super::engine::{
+    iso, Change, Item, ItemKey, ItemPage, ObjectKind, Order, PageQuery, SyncEvent,
+};
+use super::subscriptions::Routed;
+use crate::live::names;
+
+/// A chat Sync object, by name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChatObject {
+    /// The user's channels map (key: channel SID).
+    UserChannels(String),
+    /// The user's info map (`friendlyName`, `attributes`, `reachability`).
+    UserInfo(String),
+    /// The channel document.
+    Channel(ChannelSid),
+    /// The channel's messages list (index: message index).
+    Messages(ChannelSid),
+    /// The channel's roster map (key: member SID).
+    Roster(ChannelSid),
+}
+
+impl ChatObject {
+    /// Parse an object name (see [`names`]).
+    pub fn parse(name: &str) -> Option<Self> {
+        if let Some(rest) = name.strip_prefix("user.") {
+            let (ident, what) = rest.rsplit_once('.')?;
+            let identity = String::from_utf8(URL_SAFE_NO_PAD.decode(ident).ok()?).ok()?;
+            return match what {
+                "channels" => Some(Self::UserChannels(identity)),
+                "info" => Some(Self::UserInfo(identity)),
+                _ => None,
+            };
+        }
+        let (ch, what) = name.split_once('.')?;
+        let ch = ChannelSid::parse(ch).ok()?;
+        match what {
+            "channel" => Some(Self::Channel(ch)),
+            "messages" => Some(Self::Messages(ch)),
+            "roster" => Some(Self::Roster(ch)),
+            _ => None,
+        }
+    }
+
+    /// Its Sync kind.
+    pub fn kind(&self) -> ObjectKind {
+        match self {
+            Self::UserChannels(_) | Self::UserInfo(_) | Self::Roster(_) => ObjectKind::Map,
+            Self::Messages(_) => ObjectKind::List,
+            Self::Channel(_) => ObjectKind::Document,
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> String {
+        match self {
+            Self::UserChannels(i) => names::user_channels_map(i),
+            Self::UserInfo(i) => names::user_info_map(i),
+            Self::Channel(c) => names::channel_document(c.as_str()),
+            Self::Messages(c) => names::messages_list(c.as_str()),
+            Self::Roster(c) => names::roster_map(c.as_str()),
+        }
+    }
+
+    /// The channel it belongs to, if any.
+    pub fn channel(&self) -> Option<&ChannelSid> {
+        match self {
+            Self::Channel(c) | Self::Messages(c) | Self::Roster(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Why an object may not be read.
+#[derive(Debug)]
+pub enum Refusal {
+    /// It does not exist, or is a private channel's the caller is not in (hidden like Twilio's
+    /// missing objects).
+    NotFound,
+    /// Another user's channels map.
+    Forbidden,
+    /// Storage failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound,
+            e => Self::Store(e),
+        }
+    }
+}
+
+/// The caller of a Sync read (from the connection's token).
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    /// Account.
+    pub account: &'a AccountSid,
+    /// Service.
+    pub service: &'a ServiceSid,
+    /// Identity.
+    pub identity: &'a str,
+}
+
+fn ch_ref(c: &ChannelSid) -> ChannelRef {
+    ChannelRef::Sid(c.clone())
+}
+
+/// Everything of a paged store list (bounded sets: a channel's members, a user's channels).
+const ALL: u32 = 1000;
+
+/// May `who` read `obj`? Own channels map only; any user's info map of the service (the SDK
+/// opens other users' info maps for `getUser`, and REST users are readable by every client);
+/// a channel's objects if the channel is public or `who` is a member or invitee. Returns the
+/// channel for channel objects.
+pub async fn check_access(
+    store: &dyn Store,
+    who: &Reader<'_>,
+    obj: &ChatObject,
+) -> Result<Option<Channel>, Refusal> {
+    match obj {
+        ChatObject::UserChannels(i) if i != who.identity => Err(Refusal::Forbidden),
+        ChatObject::UserChannels(_) | ChatObject::UserInfo(_) => Ok(None),
+        ChatObject::Channel(c) | ChatObject::Messages(c) | ChatObject::Roster(c) => {
+            let channel = store
+                .fetch_channel(who.account, who.service, &ch_ref(c))
+                .await?;
+            if channel.channel_type == ChannelType::Private && !is_in(store, who, c).await? {
+                return Err(Refusal::NotFound);
+            }
+            Ok(Some(channel))
+        }
+    }
+}
+
+/// Whether `who` is a member of (or invited to) the channel.
+async fn is_in(store: &dyn Store, who: &Reader<'_>, c: &ChannelSid) -> StoreResult<bool> {
+    match store
+        .fetch_member(
+            who.account,
+            who.service,
+            &ch_ref(c),
+            &MemberRef::Identity(who.identity.to_owned()),
+        )
+        .await
+    {
+        Ok(_) => return Ok(true),
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e),
+    }
+    let invites = store
+        .list_invites(
+            who.account,
+            who.service,
+            &ch_ref(c),
+            &[who.identity.to_owned()],
+            &PageRequest::first(1),
+        )
+        .await?;
+    Ok(!invites.items.is_empty())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item data, as the SDK reads it (camelCase; dates ISO; see sdk-transport.md §2).
+
+/// A channel document: `attributes` as a JSON object (channel.ts parses a string too).
+pub fn channel_doc(c: &Channel, last_message_at: Option<Timestamp>) -> Value {
+    let mut doc = json!({
+        "sid": c.sid.as_str(),
+        "friendlyName": c.friendly_name,
+        "uniqueName": c.unique_name,
+        "type": c.channel_type.as_str(),
+        "attributes": parse_attributes(c.attributes.as_deref()),
+        "createdBy": c.created_by,
+        "dateCreated": iso(c.date_created),
+        "dateUpdated": iso(c.date_updated),
+        "messages": names::messages_list(c.sid.as_str()),
+        "roster": names::roster_map(c.sid.as_str()),
+    });
+    if let (Some(index), Some(o)) = (c.last_message_index, doc.as_object_mut()) {
+        let mut last = json!({ "index": index });
+        if let (Some(t), Some(l)) = (last_message_at, last.as_object_mut()) {
+            l.insert("timestamp".into(), json!(iso(t)));
+        }
+        o.insert("lastMessage".into(), last);
+    }
+    doc
+}
+
+fn parse_attributes(a: Option<&str>) -> Value {
+    a.and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_else(|| json!({}))
+}
+
+/// A message item: `attributes` as a JSON string (message.ts parses it).
+pub fn message_item(m: &Message, member_sid: Option<&str>) -> Value {
+    json!({
+        "sid": m.sid.as_str(),
+        "index": m.index,
+        "author": m.from,
+        "text": m.body,
+        "timestamp": iso(m.date_created),
+        "dateUpdated": iso(m.date_updated),
+        "lastUpdatedBy": m.last_updated_by,
+        "attributes": m.attributes.clone().unwrap_or_else(|| "{}".to_owned()),
+        "type": "text",
+        "memberSid": member_sid,
+    })
+}
+
+/// A roster item: `attributes` as a JSON string (member.ts parses it).
+pub fn roster_item(m: &Member) -> Value {
+    json!({
+        "sid": m.sid.as_str(),
+        "identity": m.identity,
+        "type": "chat",
+        "roleSid": m.role_sid.as_ref().map(|r| r.as_str()),
+        "attributes": m.attributes.clone().unwrap_or_else(|| "{}".to_owned()),
+        "dateCreated": iso(m.date_created),
+        "dateUpdated": iso(m.date_updated),
+        "lastConsumedMessageIndex": m.last_consumed_message_index,
+        "lastConsumptionTimestamp": m.last_consumption_timestamp.map(iso),
+        "userInfo": names::user_info_map(&m.identity),
+    })
+}
+
+/// A user's-channels item (data/channels.ts `upsertChannel`): the channel document's name, the
+/// user's status and horizon, the channel type. Mutable channel fields are not repeated here
+/// (the SDK reads them from the channel document), so channel updates need no map event.
+pub fn user_channel_item(
+    channel: &ChannelSid,
+    status: UserChannelStatus,
+    channel_type: ChannelType,
+    last_consumed: Option<i64>,
+    level: NotificationLevel,
+) -> Value {
+    json!({
+        "channel": names::channel_document(channel.as_str()),
+        "channel_sid": channel.as_str(),
+        "status": status.as_str(),
+        "type": channel_type.as_str(),
+        "lastConsumedMessageIndex": last_consumed,
+        "notificationLevel": level.as_str(),
+        "messages": names::messages_list(channel.as_str()),
+        "roster": names::roster_map(channel.as_str()),
+    })
+}
+
+/// A user's info items (user.ts): `friendlyName` {value}, `attributes` {value: JSON string}.
+pub fn user_info_items(identity: &str, user: Option<&User>) -> Vec<(String, Value)> {
+    let _ = identity;
+    vec![
+        (
+            "attributes".into(),
+            json!({ "value": user.and_then(|u| u.attributes.clone()).unwrap_or_else(|| "{}".into()) }),
+        ),
+        (
+            "friendlyName".into(),
+            json!({ "value": user.and_then(|u| u.friendly_name.clone()) }),
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads.
+
+/// When the channel's last message was posted (for `lastMessage.timestamp`).
+async fn last_message_at(store: &dyn Store, c: &Channel) -> StoreResult<Option<Timestamp>> {
+    if c.last_message_index.is_none() {
+        return Ok(None);
+    }
+    let page = store
+        .list_messages(
+            &c.account_sid,
+            &c.service_sid,
+            &ch_ref(&c.sid),
+            MessageOrder::Desc,
+            &PageRequest::first(1),
+        )
+        .await?;
+    Ok(page.items.first().map(|m| m.date_created))
+}
+
+/// The channel document's data and last change.
+pub async fn document(store: &dyn Store, c: &Channel) -> StoreResult<(Value, Timestamp)> {
+    let at = last_message_at(store, c).await?;
+    Ok((channel_doc(c, at), c.date_updated))
+}
+
+/// Every item of a map object, sorted by key.
+pub async fn map_items(
+    store: &dyn Store,
+    who: &Reader<'_>,
+    obj: &ChatObject,
+    reachability: Option<(bool, bool)>,
+) -> StoreResult<Vec<Item>> {
+    let mut items = Vec::new();
+    match obj {
+        ChatObject::UserChannels(identity) => {
+            let user = UserRef::Identity(identity.clone());
+            let mut page = PageRequest::first(ALL);
+            loop {
+                let got = match store
+                    .list_user_channels(who.account, who.service, &user, &page)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(StoreError::NotFound) => break, // no user yet: no channels
+                    Err(e) => return Err(e),
+                };
+                for uc in &got.items {
+                    let ty = match store
+                        .fetch_channel(who.account, who.service, &ch_ref(&uc.channel_sid))
+                        .await
+                    {
+                        Ok(c) => c.channel_type,
+                        Err(StoreError::NotFound) => continue, // deleted meanwhile
+                        Err(e) => return Err(e),
+                    };
+                    items.push(Item {
+                        key: ItemKey::Key(uc.channel_sid.as_str().to_owned()),
+                        data: user_channel_item(
+                            &uc.channel_sid,
+                            uc.status,
+                            ty,
+                            uc.last_consumed_message_index,
+                            uc.notification_level,
+                        ),
+                        date_updated: uc.date_created,
+                    });
+                }
+                match got.next {
+                    Some(next) if got.more => {
+                        page = PageRequest {
+                            size: ALL,
+                            cursor: Some(next),
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        ChatObject::UserInfo(identity) => {
+            let user = match store
+                .fetch_user(
+                    who.account,
+                    who.service,
+                    &UserRef::Identity(identity.clone()),
+                )
+                .await
+            {
+                Ok(u) => Some(u),
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            let at = user
+                .as_ref()
+                .map_or(Timestamp::from_unix_secs(0), |u| u.date_updated);
+            for (key, data) in user_info_items(identity, user.as_ref()) {
+                items.push(Item {
+                    key: ItemKey::Key(key),
+                    data,
+                    date_updated: at,
+                });
+            }
+            if let Some((online, notifiable)) = reachability {
+                items.push(Item {
+                    key: ItemKey::Key("reachability".into()),
+                    data: json!({ "online": online, "notifiable": notifiable }),
+                    date_updated: Timestamp::now(),
+                });
+            }
+        }
+        ChatObject::Roster(c) => {
+            let mut page = PageRequest::first(ALL);
+            loop {
+                let got = store
+                    .list_members(who.account, who.service, &ch_ref(c), &[], &page)
+                    .await?;
+                for m in &got.items {
+                    items.push(Item {
+                        key: ItemKey::Key(m.sid.as_str().to_owned()),
+                        data: roster_item(m),
+                        date_updated: m.date_updated,
+                    });
+                }
+                match got.next {
+                    Some(next) if got.more => {
+                        page = PageRequest {
+                            size: ALL,
+                            cursor: Some(next),
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+        ChatObject::Channel(_) | ChatObject::Messages(_) => {}
+    }
+    items.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(items)
+}
+
+/// Member SIDs of these identities in the channel.
+async fn member_sids(
+    store: &dyn Store,
+    account: &AccountSid,
+    service: &ServiceSid,
+    c: &ChannelSid,
+    identities: &[String],
+) -> StoreResult<HashMap<String, String>> {
+    if identities.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let page = store
+        .list_members(
+            account,
+            service,
+            &ch_ref(c),
+            identities,
+            &PageRequest::first(ALL),
+        )
+        .await?;
+    Ok(page
+        .items
+        .into_iter()
+        .map(|m| (m.identity, m.sid.as_str().to_owned()))
+        .collect())
+}
+
+fn message_items(msgs: &[Message], sids: &HashMap<String, String>) -> Vec<Item> {
+    msgs.iter()
+        .map(|m| Item {
+            key: ItemKey::Index(m.index),
+            data: message_item(m, sids.get(&m.from).map(String::as_str)),
+            date_updated: m.date_updated,
+        })
+        .collect()
+}
+
+/// One page of a messages list (keyset paging in the store, by index).
+pub async fn messages_page(
+    store: &dyn Store,
+    who: &Reader<'_>,
+    c: &ChannelSid,
+    q: &PageQuery,
+) -> StoreResult<ItemPage> {
+    let from = match &q.from {
+        Some(ItemKey::Index(i)) => Some(*i),
+        Some(ItemKey::Key(k)) => k.parse::<i64>().ok(),
+        None => None,
+    };
+    let store_order = match q.order {
+        Order::Asc => MessageOrder::Asc,
+        Order::Desc => MessageOrder::Desc,
+    };
+    // The store's cursors are exclusive; `From` is inclusive: step one index back.
+    let cursor_key = from.map(|f| match (q.inclusive && !q.backwards, q.order) {
+        (true, Order::Asc) => f.saturating_sub(1),
+        (true, Order::Desc) => f.saturating_add(1),
+        (false, _) => f,
+    });
+    let req = PageRequest {
+        size: q.size.clamp(1, super::engine::MAX_PAGE_SIZE),
+        cursor: cursor_key.map(|key| Cursor {
+            key,
+            sid: String::new(),
+            backwards: q.backwards,
+        }),
+    };
+    let page = store
+        .list_messages(who.account, who.service, &ch_ref(c), store_order, &req)
+        .await?;
+    let mut authors: Vec<String> = page.items.iter().map(|m| m.from.clone()).collect();
+    authors.sort();
+    authors.dedup();
+    let sids = member_sids(store, who.account, who.service, c, &authors).await?;
+    let items = message_items(&page.items, &sids);
+    let neighbour = |item: Option<&Item>, backwards: bool| {
+        item.map(|i| PageQuery {
+            object: q.object.clone(),
+            from: Some(i.key.clone()),
+            inclusive: false,
+            order: q.order,
+            size: q.size,
+            backwards,
+        })
+    };
+    // `prev` exactly: is there any message before the first one (in this order)?
+    let has_prev = match (q.backwards, items.first()) {
+        (true, _) => page.more,
+        (false, None) => false,
+        (false, Some(first)) => {
+            let ItemKey::Index(i) = first.key else {
+                return Err(StoreError::Other(anyhow::anyhow!("list key")));
+            };
+            let probe = PageRequest {
+                size: 1,
+                cursor: Some(Cursor {
+                    key: i,
+                    sid: String::new(),
+                    backwards: true,
+                }),
+            };
+            !store
+                .list_messages(who.account, who.service, &ch_ref(c), store_order, &probe)
+                .await?
+                .items
+                .is_empty()
+        }
+    };
+    let has_next = if q.backwards {
+        !items.is_empty()
+    } else {
+        page.more
+    };
+    Ok(ItemPage {
+        next: neighbour(items.last(), false).filter(|_| has_next),
+        prev: neighbour(items.first(), true).filter(|_| has_prev),
+        items,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projection of change-log events.
+
+fn ev(e: &Event, obj: ChatObject, change: Change) -> Routed {
+    Routed::To(SyncEvent {
+        kind: obj.kind(),
+        name: obj.name(),
+        id: e.seq,
+        date_created: e.date_created,
+        change,
+    })
+}
+
+/// The current channel (`None` if it is gone).
+async fn channel_now(store: &dyn Store, e: &Event, c: &ChannelSid) -> StoreResult<Option<Channel>> {
+    match store
+        .fetch_channel(&e.account_sid, &e.service_sid, &ch_ref(c))
+        .await
+    {
+        Ok(c) => Ok(Some(c)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+async fn doc_update(
+    store: &dyn Store,
+    e: &Event,
+    c: &ChannelSid,
+    known_last: Option<&Message>,
+) -> StoreResult<Option<Routed>> {
+    let Some(channel) = channel_now(store, e, c).await? else {
+        return Ok(None);
+    };
+    let at = match known_last {
+        Some(m) if Some(m.index) == channel.last_message_index => Some(m.date_created),
+        _ => last_message_at(store, &channel).await?,
+    };
+    Ok(Some(ev(
+        e,
+        ChatObject::Channel(c.clone()),
+        Change::DocumentUpdated(channel_doc(&channel, at)),
+    )))
+}
+
+fn member_channel_item(m: &Member, ty: ChannelType) -> Value {
+    user_channel_item(
+        &m.channel_sid,
+        UserChannelStatus::Joined,
+        ty,
+        m.last_consumed_message_index,
+        m.notification_level,
+    )
+}
+
+fn invite_channel_item(i: &Invite, ty: ChannelType) -> Value {
+    user_channel_item(
+        &i.channel_sid,
+        UserChannelStatus::Invited,
+        ty,
+        None,
+        NotificationLevel::Default,
+    )
+}
+
+/// The Sync events of one change-log event, in order. May read the store for what the event
+/// does not carry (a channel's type, the channel document after a message, authors' member
+/// SIDs); a channel deleted meanwhile yields no event for its document (its `channel_removed`
+/// follows).
+pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
+    let Some(state) = &e.state else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    match (e.kind, state) {
+        (EventKind::NewMessage | EventKind::MessageUpdated, Resource::Message(m)) => {
+            let sids = member_sids(
+                store,
+                &e.account_sid,
+                &e.service_sid,
+                &m.channel_sid,
+                std::slice::from_ref(&m.from),
+            )
+            .await?;
+            let data = message_item(m, sids.get(&m.from).map(String::as_str));
+            let key = ItemKey::Index(m.index);
+            let change = if e.kind == EventKind::NewMessage {
+                Change::ItemAdded(key, data)
+            } else {
+                Change::ItemUpdated(key, data)
+            };
+            out.push(ev(e, ChatObject::Messages(m.channel_sid.clone()), change));
+            if e.kind == EventKind::NewMessage {
+                out.extend(doc_update(store, e, &m.channel_sid, Some(m)).await?);
+            }
+        }
+        (EventKind::MessageRemoved, Resource::Message(m)) => {
+            out.push(ev(
+                e,
+                ChatObject::Messages(m.channel_sid.clone()),
+                Change::ItemRemoved(ItemKey::Index(m.index), Some(message_item(m, None))),
+            ));
+            out.extend(doc_update(store, e, &m.channel_sid, None).await?);
+        }
+        (EventKind::ChannelUpdated, Resource::Channel(c)) => {
+            let at = last_message_at(store, c).await?;
+            out.push(ev(
+                e,
+                ChatObject::Channel(c.sid.clone()),
+                Change::DocumentUpdated(channel_doc(c, at)),
+            ));
+        }
+        (EventKind::ChannelRemoved, Resource::Channel(c)) => {
+            out.push(ev(e, ChatObject::Channel(c.sid.clone()), Change::Removed));
+            out.push(ev(e, ChatObject::Messages(c.sid.clone()), Change::Removed));
+            out.push(ev(e, ChatObject::Roster(c.sid.clone()), Change::Removed));
+            out.push(Routed::RemoveKeyFromHolders {
+                id: e.seq,
+                date_created: e.date_created,
+                key: c.sid.as_str().to_owned(),
+            });
+        }
+        (EventKind::AddedToChannel | EventKind::MemberUpdated, Resource::Member(m)) => {
+            let key = ItemKey::Key(m.sid.as_str().to_owned());
+            let added = e.kind == EventKind::AddedToChannel;
+            let roster = if added {
+                Change::ItemAdded(key, roster_item(m))
+            } else {
+                Change::ItemUpdated(key, roster_item(m))
+            };
+            out.push(ev(e, ChatObject::Roster(m.channel_sid.clone()), roster));
+            if let Some(c) = channel_now(store, e, &m.channel_sid).await? {
+                let key = ItemKey::Key(m.channel_sid.as_str().to_owned());
+                let data = member_channel_item(m, c.channel_type);
+                let change = if added {
+                    Change::ItemAdded(key, data)
+                } else {
+                    Change::ItemUpdated(key, data)
+                };
+                out.push(ev(e, ChatObject::UserChannels(m.identity.clone()), change));
+            }
+        }
+        (EventKind::RemovedFromChannel, Resource::Member(m)) => {
+            out.push(ev(
+                e,
+                ChatObject::Roster(m.channel_sid.clone()),
+                Change::ItemRemoved(
+                    ItemKey::Key(m.sid.as_str().to_owned()),
+                    Some(roster_item(m)),
+                ),
+            ));
+            out.push(ev(
+                e,
+                ChatObject::UserChannels(m.identity.clone()),
+                Change::ItemRemoved(ItemKey::Key(m.channel_sid.as_str().to_owned()), None),
+            ));
+        }
+        (EventKind::InvitedToChannel, Resource::Invite(i)) => {
+            if let Some(c) = channel_now(store, e, &i.channel_sid).await? {
+                out.push(ev(
+                    e,
+                    ChatObject::UserChannels(i.identity.clone()),
+                    Change::ItemAdded(
+                        ItemKey::Key(i.channel_sid.as_str().to_owned()),
+                        invite_channel_item(i, c.channel_type),
+                    ),
+                ));
+            }
+        }
+        (EventKind::InviteRemoved, Resource::Invite(i)) => {
+            out.push(ev(
+                e,
+                ChatObject::UserChannels(i.identity.clone()),
+                Change::ItemRemoved(ItemKey::Key(i.channel_sid.as_str().to_owned()), None),
+            ));
+        }
+        (EventKind::UserAdded | EventKind::UserUpdated, Resource::User(u)) => {
+            for (key, data) in user_info_items(&u.identity, Some(u)) {
+                let wanted = e.kind == EventKind::UserAdded
+                    || e.changed.is_empty()
+                    || e.changed.iter().any(|f| {
+                        (key == "friendlyName" && f == "friendly_name")
+                            || (key == "attributes" && f == "attributes")
+                    });
+                if wanted {
+                    out.push(ev(
+                        e,
+                        ChatObject::UserInfo(u.identity.clone()),
+                        Change::ItemUpdated(ItemKey::Key(key), data),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// The channel SIDs in a user's channels map now (the keys a key-tracking subscription starts
+/// with).
+pub fn keys_of(items: &[Item]) -> HashSet<String> {
+    items
+        .iter()
+        .filter_map(|i| match &i.key {
+            ItemKey::Key(k) => Some(k.clone()),
+            ItemKey::Index(_) => None,
+        })
+        .collect()
+}
+
+/// Whether a change-log event can concern any of `objs` (a cheap filter before [`project`],
+/// which may read the store).
+pub fn may_concern(e: &Event, objs: &[&ChatObject]) -> bool {
+    objs.iter().any(|o| match o {
+        ChatObject::Channel(c) | ChatObject::Messages(c) | ChatObject::Roster(c) => {
+            e.channel_sid.as_ref() == Some(c)
+        }
+        ChatObject::UserChannels(i) => {
+            e.kind == EventKind::ChannelRemoved || e.identity.as_deref() == Some(i.as_str())
+        }
+        ChatObject::UserInfo(i) => {
+            matches!(e.kind, EventKind::UserAdded | EventKind::UserUpdated)
+                && e.identity.as_deref() == Some(i.as_str())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_names_parse_back_to_their_objects() {
+        let ch = ChannelSid::generate();
+        for obj in [
+            ChatObject::UserChannels("alice@example.com / ü".into()),
+            ChatObject::UserInfo("bob".into()),
+            ChatObject::Channel(ch.clone()),
+            ChatObject::Messages(ch.clone()),
+            ChatObject::Roster(ch.clone()),
+        ] {
+            assert_eq!(ChatObject::parse(&obj.name()), Some(obj.clone()), "{obj:?}");
+        }
+        assert_eq!(ChatObject::Messages(ch.clone()).kind(), ObjectKind::List);
+        assert_eq!(ChatObject::Channel(ch.clone()).kind(), ObjectKind::Document);
+        assert_eq!(ChatObject::Roster(ch).kind(), ObjectKind::Map);
+        for bad in [
+            "",
+            "user.",
+            "user.!!.channels",
+            "user.YQ.other",
+            "CH1.channel",
+            "x.messages",
+        ] {
+            assert_eq!(ChatObject::parse(bad), None, "{bad}");
+        }
+    }
+}
