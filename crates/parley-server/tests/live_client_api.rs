@@ -936,7 +936,30 @@ async fn requests_without_a_client_context_are_refused(backend: Backend) {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
 
+/// `createChannel({isPrivate: true})` in the SDK opens the channel document (`{CH}.channel`)
+/// right after the POST, before the creator joins: the creator may read it, others may not.
+async fn the_creator_reads_its_private_channel_document_before_joining(backend: Backend) {
+    let w = world(backend).await;
+    let alice = w.connect("alice");
+    let bob = w.connect("bob");
+    w.config(&alice).await;
+    w.config(&bob).await;
+    let ch = w
+        .create_channel(&alice, json!({"type": "private", "unique_name": "mine"}))
+        .await;
+    let sid = ch["sid"].as_str().unwrap();
+    let doc = format!("/v3/Documents/{sid}.channel");
+    let (s, v) = w.get(&alice, &doc).await;
+    assert_eq!(s, StatusCode::OK, "the creator reads {doc}: {v}");
+    assert_eq!(v["data"]["type"], "private", "{v}");
+    let (s, v) = w.get(&bob, &doc).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a non-member does not: {v}");
+    let (s, v) = w.get(&bob, &format!("/v3/Lists/{sid}.messages")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nor its messages: {v}");
+}
+
 both_backends!(
+    the_creator_reads_its_private_channel_document_before_joining,
     configuration_links_are_absolute,
     create_join_and_leave_channels,
     messages_obey_own_and_any_permissions,

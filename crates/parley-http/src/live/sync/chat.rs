@@ -145,7 +145,12 @@ pub async fn check_access(
             let channel = store
                 .fetch_channel(who.account, who.service, &ch_ref(c))
                 .await?;
-            if channel.channel_type == ChannelType::Private && !is_in(store, who, c).await? {
+            // A private channel is visible to its members, invitees and its creator (who
+            // opens it right after createChannel, before joining, as the client API allows).
+            if channel.channel_type == ChannelType::Private
+                && channel.created_by.as_deref() != Some(who.identity)
+                && !is_in(store, who, c).await?
+            {
                 return Err(Refusal::NotFound);
             }
             Ok(Some(channel))
