@@ -698,10 +698,13 @@ async fn a_repeated_mutation_id_is_answered_once(backend: Backend) {
     );
 }
 
-/// A local webhook receiver: records `(path, form params)`; `/pre` answers `pre_status`.
+/// One received webhook call: path and form parameters.
+type Hit = (String, Vec<(String, String)>);
+
+/// A local webhook receiver: records each [`Hit`]; `/pre` answers `pre_status`.
 #[derive(Clone, Default)]
 struct Hooks {
-    hits: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
     pre_status: Arc<AtomicU16>,
 }
 
