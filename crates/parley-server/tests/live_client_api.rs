@@ -952,3 +952,27 @@ both_backends!(
     paging_tokens_are_opaque_and_scoped,
     requests_without_a_client_context_are_refused,
 );
+
+/// A figure, not a check: client message sends per second through the upstream router, one
+/// sender, SQLite (`cargo test -p parley-server --test live_client_api --
+/// --ignored --nocapture client_send_rate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn client_send_rate() {
+    let w = world(Backend::Sqlite).await;
+    let alice = w.connect("alice");
+    let ch = w.create_channel(&alice, json!({})).await;
+    w.join(&alice, &ch).await;
+    let n = 500;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let (s, v) = w.send(&alice, &ch, &format!("m{i}")).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{n} client sends in {secs:.2} s: {:.0}/s, {:.2} ms each",
+        f64::from(n) / secs,
+        secs * 1000.0 / f64::from(n)
+    );
+}
