@@ -97,7 +97,7 @@ pub struct AppStateInner {
     pub metrics: Arc<ops::Metrics>,
     /// Test-notification sender, when push delivery runs on this server.
     pub push_tester: Option<Arc<dyn PushTester>>,
-    /// Pre-event webhooks for REST changes (Parley extension), when configured.
+    /// Pre-event webhooks: for client changes, and for the REST changes of opted-in services.
     pub pre_hooks: Option<Arc<pre_hooks::PreHooks>>,
     /// This node's live client connections.
     pub live: Arc<live::Hub>,

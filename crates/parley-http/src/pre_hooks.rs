@@ -1,8 +1,10 @@
-//! Pre-event webhooks for REST changes — a Parley extension, off by default (docs/webhooks.md
-//! "Pre-events for REST changes"). Twilio fires pre-events for client (SDK) changes only; a
-//! server started with `rest_pre_webhooks` (`PARLEY_REST_PRE_WEBHOOKS`) listing a service also
-//! calls that service's `PreWebhookUrl` before a REST change sent with
-//! `X-Twilio-Webhook-Enabled: true`, and applies its answer: proceed, proceed modified, or reject.
+//! Pre-event webhooks. Client (SDK) changes always call the service's `PreWebhookUrl` when its
+//! `WebhookFilters` list the event (docs/live-clients.md "Client API"). For REST changes they are
+//! a Parley extension, off by default (docs/webhooks.md "Pre-events for REST changes"): a server
+//! started with `rest_pre_webhooks` (`PARLEY_REST_PRE_WEBHOOKS`) listing a service also calls
+//! that service's `PreWebhookUrl` before a REST change sent with `X-Twilio-Webhook-Enabled:
+//! true`, and applies its answer: proceed, proceed modified, or reject. The server always
+//! installs [`PreHooks`] (with the REST scope, possibly off) so client changes can use them.
 //!
 //! Handlers use two steps so the common case (not opted in, no header) costs nothing:
 //! [`pre_hook`] says whether a pre-event is due (and reads the service), then

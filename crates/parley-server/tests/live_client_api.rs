@@ -699,10 +699,13 @@ async fn a_repeated_mutation_id_is_answered_once(backend: Backend) {
     );
 }
 
-/// A local webhook receiver: records `(path, form params)`; `/pre` answers `pre_status`.
+/// One received webhook call: path and form parameters.
+type Hit = (String, Vec<(String, String)>);
+
+/// A local webhook receiver: records each [`Hit`]; `/pre` answers `pre_status`.
 #[derive(Clone, Default)]
 struct Hooks {
-    hits: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    hits: Arc<Mutex<Vec<Hit>>>,
     pre_status: Arc<AtomicU16>,
 }
 
@@ -973,3 +976,27 @@ both_backends!(
     paging_tokens_are_opaque_and_scoped,
     requests_without_a_client_context_are_refused,
 );
+
+/// A figure, not a check: client message sends per second through the upstream router, one
+/// sender, SQLite (`cargo test -p parley-server --test live_client_api --
+/// --ignored --nocapture client_send_rate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn client_send_rate() {
+    let w = world(Backend::Sqlite).await;
+    let alice = w.connect("alice");
+    let ch = w.create_channel(&alice, json!({})).await;
+    w.join(&alice, &ch).await;
+    let n = 500;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let (s, v) = w.send(&alice, &ch, &format!("m{i}")).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{n} client sends in {secs:.2} s: {:.0}/s, {:.2} ms each",
+        f64::from(n) / secs,
+        secs * 1000.0 / f64::from(n)
+    );
+}

@@ -283,6 +283,69 @@ mod tests {
         assert!(matches!(c.begin(&k2), Claim::Run));
     }
 
+    /// Two concurrent requests with one id: the handler runs once, both get its answer; a
+    /// request without the header always runs.
+    #[tokio::test]
+    async fn a_concurrent_duplicate_waits_for_the_first_answer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tower::ServiceExt;
+
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        let router = axum::Router::new()
+            .route(
+                "/m",
+                axum::routing::post(move || {
+                    let r = r.clone();
+                    async move {
+                        let n = r.fetch_add(1, Ordering::SeqCst) + 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        (StatusCode::CREATED, format!("run {n}"))
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn(dedupe));
+        let ctx = ClientContext {
+            conn: crate::live::ConnId(1),
+            identity: crate::access_token::ChatIdentity {
+                account_sid: parley_core::AccountSid::generate(),
+                api_key_sid: parley_core::ApiKeySid::generate(),
+                identity: "alice".to_owned(),
+                service_sid: ServiceSid::generate(),
+                endpoint_id: None,
+                push_credential_sid: None,
+            },
+        };
+        let call = |id: Option<&'static str>| {
+            let router = router.clone();
+            let ctx = ctx.clone();
+            async move {
+                let mut req = axum::http::Request::builder()
+                    .method(Method::POST)
+                    .uri("/m");
+                if let Some(id) = id {
+                    req = req.header(MUTATION_ID_HEADER, id);
+                }
+                let mut req = req.body(Body::empty()).unwrap();
+                req.extensions_mut().insert(ctx);
+                let res = router.oneshot(req).await.unwrap();
+                let status = res.status();
+                let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+                (status, body)
+            }
+        };
+        let (a, b) = tokio::join!(call(Some("same")), call(Some("same")));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(a, b);
+        assert_eq!(a.0, StatusCode::CREATED);
+        let c = call(Some("same")).await;
+        assert_eq!(c, a, "replayed later too");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        call(None).await;
+        call(None).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
     #[test]
     fn memory_is_bounded() {
         let c = MutationCache::default();
