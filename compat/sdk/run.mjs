@@ -16,6 +16,7 @@
 
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import { promisify } from "node:util";
 import {
   CHAT_VERSION,
@@ -128,6 +129,35 @@ async function sendAndSee(fromCh, toCh, body, author, what) {
   assert(typeof m.index === "number", `${what}: message index is a number (got ${m.index})`);
   if (typeof index === "number") assertEqual(m.index, index, `${what}: index sendMessage returned`);
   return m;
+}
+
+/**
+ * A webhook receiver on 127.0.0.1: records every call ({path, params}) and answers
+ * `status(params)`.
+ */
+function startHookReceiver(status) {
+  const calls = [];
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => { body += c; });
+    req.on("end", () => {
+      const u = new URL(req.url, "http://x");
+      const params = Object.fromEntries(new URLSearchParams(req.method === "GET" ? u.search : body));
+      calls.push({ path: u.pathname, params });
+      res.writeHead(status(params), { "Content-Type": "application/json" });
+      res.end("{}");
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      resolve({
+        url: `http://127.0.0.1:${server.address().port}`,
+        calls,
+        close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+      });
+    });
+  });
 }
 
 // -------------------------------------------------------------------------------------------
@@ -404,6 +434,81 @@ const scenarios = [
       await noRemoval;
       const still = await rest.chat.v2.services(ctx.serviceSid).channels(r.sid).messages(theirs.sid).fetch();
       assertEqual(still.body, `not yours ${RUN}`, "the message is still there over REST");
+    },
+  },
+  {
+    name: "webhooks: a pre-event refusal fails the client action; post-events say Source=SDK",
+    needs: ["alice", "bob"],
+    async run() {
+      const r = await room();
+      const hooks = await startHookReceiver((p) => (p.EventType === "onMessageSend" && /forbidden/.test(p.Body || "") ? 403 : 200));
+      const svc = rest.chat.v2.services(ctx.serviceSid);
+      try {
+        await svc.update({
+          preWebhookUrl: `${hooks.url}/pre`,
+          postWebhookUrl: `${hooks.url}/post`,
+          webhookMethod: "POST",
+          webhookFilters: ["onMessageSend", "onMessageSent"],
+        });
+        let refused = null;
+        try {
+          await withTimeout(r.aliceCh.sendMessage(`forbidden ${RUN}`), EVENT_MS, "alice sends a message the pre-event refuses");
+        } catch (e) {
+          refused = e;
+        }
+        assert(refused && !/timed out/.test(refused.message), `the refused send fails (got ${refused ? refused.message : "success"})`);
+        const pre = hooks.calls.find((c) => c.path === "/pre" && c.params.Body === `forbidden ${RUN}`);
+        assert(pre, `the pre-event webhook was called (calls: ${JSON.stringify(hooks.calls.map((c) => c.path))})`);
+        assertEqual(pre.params.Source, "SDK", "pre-event Source");
+        assertEqual(pre.params.ClientIdentity, ctx.ids.alice, "pre-event ClientIdentity");
+        const stored = await svc.channels(r.sid).messages.list();
+        assert(!stored.some((m) => m.body === `forbidden ${RUN}`), "the refused message is not stored");
+        await sendAndSee(r.aliceCh, r.bobCh, `allowed ${RUN}`, ctx.ids.alice, "bob receives the allowed message");
+        const post = await eventually(
+          () => hooks.calls.find((c) => c.path === "/post" && c.params.EventType === "onMessageSent" && c.params.Body === `allowed ${RUN}`),
+          EVENT_MS,
+          "the post-event onMessageSent arrives",
+        );
+        assertEqual(post.params.Source, "SDK", "post-event Source");
+        assertEqual(post.params.ClientIdentity, ctx.ids.alice, "post-event ClientIdentity");
+      } finally {
+        await svc.update({ preWebhookUrl: "", postWebhookUrl: "", webhookFilters: [] }).catch(() => {});
+        await hooks.close();
+      }
+    },
+  },
+  {
+    name: "reachability: online users, offline after disconnecting",
+    needs: ["serviceSid"],
+    async run() {
+      await rest.chat.v2.services(ctx.serviceSid).update({ reachabilityEnabled: true });
+      try {
+        // Clients read reachability_enabled from Client/v1/Configuration when they connect.
+        const [dave, erin] = await Promise.all([
+          connect(token(`dave-${RUN}`), WS_URL, STEP_MS, "dave"),
+          connect(token(`erin-${RUN}`), WS_URL, STEP_MS, "erin"),
+        ]);
+        assert(erin.reachabilityEnabled === true, "client.reachabilityEnabled");
+        const seen = await erin.getUser(`dave-${RUN}`);
+        await eventually(() => seen.online === true, EVENT_MS, `erin sees dave online (online=${seen.online})`);
+        const erinRest = await rest.chat.v2.services(ctx.serviceSid).users(`erin-${RUN}`).fetch();
+        assertEqual(erinRest.isOnline, true, "REST is_online of connected erin");
+        // Going offline is seen by whoever reads reachability afterwards (Parley computes it
+        // when the user info map is read; a live `updated` event for subscribers of that map
+        // is not sent yet — see compat/sdk/README.md).
+        await shutdown(dave);
+        await eventually(async () => {
+          const u = await rest.chat.v2.services(ctx.serviceSid).users(`dave-${RUN}`).fetch();
+          return u.isOnline === false;
+        }, EVENT_MS, "REST is_online of dave becomes false after dave disconnects");
+        const frank = await connect(token(`frank-${RUN}`), WS_URL, STEP_MS, "frank");
+        const later = await frank.getUser(`dave-${RUN}`);
+        await eventually(() => later.online === false, EVENT_MS, `a later reader sees dave offline (online=${later.online})`);
+        await shutdown(frank);
+        await shutdown(erin);
+      } finally {
+        await rest.chat.v2.services(ctx.serviceSid).update({ reachabilityEnabled: false }).catch(() => {});
+      }
     },
   },
   {

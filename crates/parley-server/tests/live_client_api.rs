@@ -961,7 +961,58 @@ async fn the_creator_reads_its_private_channel_document_before_joining(backend: 
     assert_eq!(s, StatusCode::NOT_FOUND, "nor its messages: {v}");
 }
 
+/// With reachability on, REST `is_online` (fetch and update answers) follows the user's live
+/// connections, as the client API and the user info map do.
+async fn rest_is_online_follows_live_connections(backend: Backend) {
+    use base64::Engine as _;
+    let w = world(backend).await;
+    let rest = parley_http::router(w.state.clone());
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", w.app.account.sid, w.app.account.token));
+    let call = |method: Method, path: String, form: &'static str| {
+        let rest = rest.clone();
+        let basic = basic.clone();
+        async move {
+            let req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Basic {basic}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap();
+            let res = rest.oneshot(req).await.unwrap();
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        }
+    };
+    let svc = w.svc.clone();
+    call(
+        Method::POST,
+        format!("/v2/Services/{svc}"),
+        "ReachabilityEnabled=true",
+    )
+    .await;
+    let user = format!("/v2/Services/{svc}/Users/alice");
+    call(
+        Method::POST,
+        format!("/v2/Services/{svc}/Users"),
+        "Identity=alice",
+    )
+    .await;
+    assert_eq!(
+        call(Method::GET, user.clone(), "").await["is_online"],
+        false
+    );
+    let alice = w.connect("alice");
+    assert_eq!(call(Method::GET, user.clone(), "").await["is_online"], true);
+    let updated = call(Method::POST, user.clone(), "FriendlyName=Alice").await;
+    assert_eq!(updated["is_online"], true, "{updated}");
+    w.state.live.unregister(alice.ctx.conn);
+    assert_eq!(call(Method::GET, user, "").await["is_online"], false);
+}
+
 both_backends!(
+    rest_is_online_follows_live_connections,
     the_creator_reads_its_private_channel_document_before_joining,
     configuration_links_are_absolute,
     create_join_and_leave_channels,

@@ -226,8 +226,8 @@ pub(crate) async fn create(
 }
 
 /// `is_online` / `is_notifiable` for a single-user answer: null when reachability is off;
-/// otherwise offline (Parley has no live client connections yet) and notifiable when the user
-/// has at least one push binding.
+/// otherwise online when the user has a live client connection to this node (as the client
+/// API and the user info map report it) and notifiable when the user has a push binding.
 async fn reachability(
     app: &AppState,
     service: &Service,
@@ -240,7 +240,14 @@ async fn reachability(
         .store
         .count_user_bindings(&user.account_sid, &user.service_sid, &user.sid)
         .await?;
-    Ok(Some((false, n > 0)))
+    Ok(Some((online(app, user), n > 0)))
+}
+
+/// Whether `user` has a live client connection to this node.
+fn online(app: &AppState, user: &User) -> bool {
+    !app.live
+        .connections_of(&user.service_sid, &user.identity)
+        .is_empty()
 }
 
 /// How many channels the user has joined.
@@ -269,8 +276,11 @@ pub(crate) async fn fetch(
         .store
         .fetch_user_view(account(&auth), &service_sid, &user_ref)
         .await?;
-    // Reachability as `reachability` reports it: offline, notifiable with a binding.
-    let reach = view.bindings_count.map(|n| (false, n > 0));
+    // Reachability as `reachability` reports it: online with a live connection, notifiable
+    // with a binding.
+    let reach = view
+        .bindings_count
+        .map(|n| (online(&app, &view.user), n > 0));
     Ok(Json(UserResource::new(
         &view.user,
         &app.urls,
