@@ -61,6 +61,7 @@ both_backends!(
     a_slow_consumer_is_cut_off,
     shutdown_says_308_with_a_backoff,
     an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot,
+    requests_over_the_in_flight_limit_are_answered_429,
 );
 
 fn postgres_skipped() -> bool {
@@ -470,6 +471,16 @@ async fn init_is_accepted_and_upstream_requests_answer(b: Backend) {
     assert_eq!(status_code(&r), 400, "{:?}", r.header);
     assert!(r.header["status"]["description"].is_string());
 
+    // A plain GET of the socket path (no upgrade) is a Twilio error, not a hang.
+    let (status, body) = http(
+        live.addr,
+        "GET /v3/wsconnect HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["code"].as_u64().is_some(), "{body}");
+
     // Metrics see the connection.
     let (status, _) = http(
         live.addr,
@@ -793,5 +804,42 @@ async fn an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 200);
+    live.stop().await;
+}
+
+async fn requests_over_the_in_flight_limit_are_answered_429(b: Backend) {
+    let mut live = Live::spawn(b, |l| l.max_requests_in_flight = 1).await;
+    let (mut c, _) = live.login("alice").await;
+    // A burst in one write: the socket reads the frames faster than requests finish.
+    let n = 200;
+    for i in 0..n {
+        let f = Frame::new("message", &format!("TMb{i}")).with(
+            "http_request",
+            json!({"host": "aim.us1.twilio.com", "path": "/nothing", "method": "GET"}),
+        );
+        c.ws.feed(Message::Binary(f.encode().into())).await.unwrap();
+    }
+    c.ws.flush().await.unwrap();
+    let (mut answered, mut refused) = (0, 0);
+    for _ in 0..n {
+        let r = c.frame().await;
+        assert_eq!(r.method(), "reply");
+        match status_code(&r) {
+            200 => {
+                assert_eq!(r.header["http_status"]["code"], 404);
+                answered += 1;
+            }
+            429 => {
+                assert!(r.header["status"]["description"].is_string());
+                refused += 1;
+            }
+            other => panic!("status {other}: {:?}", r.header),
+        }
+    }
+    assert!(answered >= 1, "{answered} answered, {refused} refused");
+    assert!(refused >= 1, "{answered} answered, {refused} refused");
+    // Once the burst is over, requests are served again.
+    let r = c.request("GET", "/nothing", None).await;
+    assert_eq!(status_code(&r), 200);
     live.stop().await;
 }

@@ -62,6 +62,8 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(180);
 pub const RECONNECT_MIN_MS: u64 = 1_000;
 /// See [`RECONNECT_MIN_MS`].
 pub const RECONNECT_MAX_MS: u64 = 10_000;
+/// Websocket read buffer per socket.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Largest upstream response body relayed in a reply.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -129,7 +131,10 @@ pub async fn wsconnect(
 ) -> Response {
     let max = state.config.live.max_frame_bytes;
     let peer = peer.map(|Extension(ConnectInfo(p))| p);
-    ws.max_message_size(max)
+    // A small read buffer (tungstenite's default is 128 KiB per socket, allocated up front): idle
+    // sockets must stay cheap; a large frame still arrives whole (the buffer grows for it).
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| async move {
