@@ -2,8 +2,8 @@
 //! every status and close code).
 //!
 //! One task per socket reads frames, writes frames and runs the timers; upstream requests
-//! (`message` frames) run as their own tasks, up to `max_requests_in_flight` at once, and hand
-//! their replies back through a channel. The flow:
+//! (`message` frames) run as their own tasks, up to `max_requests_in_flight` at once, and the
+//! socket task writes their replies as they finish. The flow:
 //!
 //! 1. The first frame must be `init` within [`LiveConfig::init_timeout`]; its Access Token is
 //!    verified exactly as the registration door does ([`crate::access_token::verify`] and the
@@ -192,8 +192,16 @@ struct Session {
     expire_at: Option<Instant>,
 }
 
-/// Replies of upstream requests back to the socket task.
-type ReplyRx = mpsc::Receiver<Frame>;
+/// The upstream requests of a connection still running. Empty costs nothing (idle sockets stay
+/// small); when the connection ends, running requests are left to finish (detached, not
+/// aborted: a change half made is not cut short), their replies dropped.
+struct InFlight(tokio::task::JoinSet<Frame>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.detach_all();
+    }
+}
 
 struct Conn {
     state: AppState,
@@ -380,9 +388,7 @@ impl Conn {
             live.ping_interval.max(Duration::from_millis(10)),
         );
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (reply_tx, mut reply_rx): (mpsc::Sender<Frame>, ReplyRx) =
-            mpsc::channel(live.max_requests_in_flight.max(1));
-        let mut in_flight: usize = 0;
+        let mut in_flight = InFlight(tokio::task::JoinSet::new());
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
             let warn_at = session.warn_at;
@@ -414,10 +420,15 @@ impl Conn {
                         return Ending::quiet(WS_NORMAL);
                     }
                 }
-                Some(reply) = reply_rx.recv() => {
-                    in_flight = in_flight.saturating_sub(1);
-                    if !self.send(&reply).await {
-                        return Ending::quiet(WS_NORMAL);
+                Some(done) = in_flight.0.join_next(), if !in_flight.0.is_empty() => {
+                    match done {
+                        Ok(reply) => {
+                            if !self.send(&reply).await {
+                                return Ending::quiet(WS_NORMAL);
+                            }
+                        }
+                        // The router catches handler panics; this is not expected.
+                        Err(e) => tracing::error!(error = %e, "upstream request task failed"),
                     }
                 }
                 out = out_rx.recv() => match out {
@@ -448,7 +459,7 @@ impl Conn {
                     let id = frame.id().unwrap_or("").to_owned();
                     match frame.method() {
                         "message" => {
-                            if in_flight >= live.max_requests_in_flight {
+                            if in_flight.0.len() >= live.max_requests_in_flight {
                                 let f = status_reply(&id, 429, "Too Many Requests", Some(format!(
                                     "More than {} requests in flight on this connection",
                                     live.max_requests_in_flight
@@ -460,12 +471,9 @@ impl Conn {
                             }
                             match build_request(&frame, &session, self.peer) {
                                 Ok(req) => {
-                                    in_flight += 1;
                                     let router = self.upstream.0.clone();
-                                    let tx = reply_tx.clone();
-                                    tokio::spawn(async move {
-                                        let reply = call_upstream(router, req, &id).await;
-                                        let _ = tx.send(reply).await;
+                                    in_flight.0.spawn(async move {
+                                        call_upstream(router, req, &id).await
                                     });
                                 }
                                 Err(description) => {
