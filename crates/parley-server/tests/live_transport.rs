@@ -62,6 +62,7 @@ both_backends!(
     shutdown_says_308_with_a_backoff,
     an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot,
     requests_over_the_in_flight_limit_are_answered_429,
+    repeated_failed_inits_are_throttled,
 );
 
 fn postgres_skipped() -> bool {
@@ -841,5 +842,27 @@ async fn requests_over_the_in_flight_limit_are_answered_429(b: Backend) {
     // Once the burst is over, requests are served again.
     let r = c.request("GET", "/nothing", None).await;
     assert_eq!(status_code(&r), 200);
+    live.stop().await;
+}
+
+async fn repeated_failed_inits_are_throttled(b: Backend) {
+    let mut live = Live::spawn_with(b, |c| c.auth_failure_limit = Some(2)).await;
+    let bad = Key {
+        sid: live.key.sid.clone(),
+        secret: "wrong".into(),
+    };
+    for _ in 0..2 {
+        let mut c = live.connect().await;
+        let r = c.init(&live.token(&bad, "alice", 3600)).await;
+        assert_eq!(status_code(&r), 401);
+        c.expect_ws_close(1008).await;
+    }
+    // Over the limit: even a good token waits (429 with a backoff), as on the HTTP doors.
+    let mut c = live.connect().await;
+    let r = c.init(&live.token(&live.key, "alice", 3600)).await;
+    assert_eq!(status_code(&r), 429, "{:?}", r.header);
+    assert_eq!(r.header["status"]["errorCode"], 20429);
+    assert!(payload_json(&r)["backoff_policy"]["reconnect_min_ms"].is_u64());
+    c.expect_ws_close(1013).await;
     live.stop().await;
 }

@@ -327,9 +327,40 @@ impl Conn {
         };
         let init_id = init.id().unwrap_or("").to_owned();
         let token = init.str("token").unwrap_or("").to_owned();
+        // The failed-login limiter of the HTTP doors applies to `init` too (per address).
+        let ip = self.peer.map(|p| p.ip());
+        if let Some(wait) = ip.and_then(|ip| self.state.failures.check(ip)) {
+            self.state
+                .metrics
+                .auth_throttled
+                .with_label_values(&["access_token"])
+                .inc();
+            let ms = u64::try_from(wait.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(RECONNECT_MIN_MS);
+            let reply = Frame::new("reply", &init_id)
+                .with(
+                    "status",
+                    json!({"code": 429, "status": "Too Many Requests", "errorCode": 20429,
+                        "description": "Too many failed logins from this address; retry later"}),
+                )
+                .with_json(&json!({"backoff_policy": {"reconnect_min_ms": ms, "reconnect_max_ms": ms.max(RECONNECT_MAX_MS)}}));
+            self.send(&reply).await;
+            return Ending::quiet(WS_TRY_LATER);
+        }
         let identity = match authenticate(&self.state, &token).await {
             Ok(i) => i,
             Err(e) => {
+                if e.status == StatusCode::UNAUTHORIZED {
+                    self.state
+                        .metrics
+                        .auth_failures
+                        .with_label_values(&["access_token"])
+                        .inc();
+                    if let Some(ip) = ip {
+                        self.state.failures.failed(ip);
+                    }
+                }
                 let reply = auth_failure_reply(&init_id, &e);
                 self.send(&reply).await;
                 return Ending::quiet(WS_POLICY);
