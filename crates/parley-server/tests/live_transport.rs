@@ -747,8 +747,12 @@ async fn a_slow_consumer_is_cut_off(b: Backend) {
 async fn shutdown_says_308_with_a_backoff(b: Backend) {
     let mut live = Live::spawn(b, |_| {}).await;
     let (mut c, _) = live.login("alice").await;
+    // A socket still waiting for its init is told too (it does not hold the shutdown up).
+    let mut waiting = live.connect().await;
     let stop = live.stop.take().unwrap();
+    let stopping = Instant::now();
     stop.send(()).unwrap();
+    waiting.expect_close(308, 1001).await;
     let f = c.frame().await;
     assert_eq!(f.method(), "close");
     assert_eq!(f.header["status"]["code"], 308);
@@ -763,6 +767,11 @@ async fn shutdown_says_308_with_a_backoff(b: Backend) {
     );
     c.expect_ws_close(1001).await;
     live.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
 }
 
 async fn an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot(b: Backend) {

@@ -308,8 +308,13 @@ impl Conn {
     async fn serve(&mut self) -> Ending {
         let live = self.state.config.live.clone();
         // 1. init.
+        let init_deadline = Instant::now() + live.init_timeout;
+        let mut shutdown = self.state.live.shutdown_signal();
         let init = loop {
-            let got = tokio::time::timeout(live.init_timeout, self.recv()).await;
+            let got = tokio::select! {
+                got = tokio::time::timeout_at(init_deadline, self.recv()) => got,
+                () = shutting_down(&mut shutdown) => return goodbye(),
+            };
             match got {
                 Err(_) => return Ending::new(408, "Timed out waiting for init", WS_POLICY),
                 Ok(Incoming::Nothing) => continue,
@@ -413,7 +418,6 @@ impl Conn {
         tracing::debug!(conn = conn.0, identity = %session.identity.identity, "live connection initialised");
 
         // 2. The connection.
-        let mut shutdown = hub.shutdown_signal();
         let mut ping = tokio::time::interval_at(
             Instant::now() + live.ping_interval,
             live.ping_interval.max(Duration::from_millis(10)),
@@ -429,11 +433,7 @@ impl Conn {
                 () = kick.notified() => {
                     return Ending::new(503, "Slow consumer: the connection fell behind; reconnect", WS_TRY_LATER);
                 }
-                () = shutting_down(&mut shutdown) => {
-                    let mut e = Ending::new(308, "Server shutting down; reconnect", WS_GOING_AWAY);
-                    e.backoff = true;
-                    return e;
-                }
+                () = shutting_down(&mut shutdown) => return goodbye(),
                 () = sleep_until(expire_at.unwrap_or(far)), if expire_at.is_some() => {
                     return Ending::new(410, "Token expired", WS_NORMAL);
                 }
@@ -642,6 +642,13 @@ fn expiry_timers(
     let expire_at = mono.checked_add(left);
     let warn_at = mono.checked_add(left.saturating_sub(lead));
     (warn_at, expire_at)
+}
+
+/// The shutdown ending: twilsock `close` 308 with a backoff, websocket 1001.
+fn goodbye() -> Ending {
+    let mut e = Ending::new(308, "Server shutting down; reconnect", WS_GOING_AWAY);
+    e.backoff = true;
+    e
 }
 
 fn backoff_body() -> Value {
