@@ -527,8 +527,13 @@ impl Conn {
                                 }
                                 Err(e) => {
                                     let reply = auth_failure_reply(&id, &e);
-                                    self.send(&reply).await;
-                                    return Ending::quiet(WS_POLICY);
+                                    let sent = self.send(&reply).await;
+                                    // A refused token ends the connection; a database failure
+                                    // (500) does not: the old token still holds and the SDK
+                                    // retries the update.
+                                    if !sent || e.status.is_client_error() {
+                                        return Ending::quiet(WS_POLICY);
+                                    }
                                 }
                             }
                         }
