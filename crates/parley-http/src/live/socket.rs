@@ -62,8 +62,8 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(180);
 pub const RECONNECT_MIN_MS: u64 = 1_000;
 /// See [`RECONNECT_MIN_MS`].
 pub const RECONNECT_MAX_MS: u64 = 10_000;
-/// Websocket read buffer per socket.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Websocket read buffer per socket (chat frames are small; a larger frame grows it for itself).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Largest upstream response body relayed in a reply.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -412,9 +412,12 @@ impl Conn {
         registered.gauge().inc();
         let mut session = Session::new(conn, identity, Timestamp::now());
         let reply = init_reply(&init, &init_id, &session);
+        // Nothing of the init frame (token, metadata, registrations) is kept per connection.
+        drop((init, init_id, token));
         if !self.send(&reply).await {
             return Ending::quiet(WS_NORMAL);
         }
+        drop(reply);
         tracing::debug!(conn = conn.0, identity = %session.identity.identity, "live connection initialised");
 
         // 2. The connection.
