@@ -766,6 +766,43 @@ mod tests {
     }
 
     #[test]
+    fn live_settings_have_defaults_layers_and_lower_bounds() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.live, parley_http::LiveConfig::default());
+        assert_eq!(config.live.ping_interval.as_secs(), 25);
+        assert_eq!(config.live.max_frame_bytes, 1024 * 1024);
+        assert_eq!(config.live.max_requests_in_flight, 32);
+        assert_eq!(config.live.max_connections_per_identity, 50);
+        assert_eq!(config.live.send_queue, 1024);
+        let file = Settings::from_toml(
+            "live_ping_interval_secs = 5\nlive_max_frame_bytes = 65536\n\
+             live_max_requests_in_flight = 4\nlive_max_connections_per_identity = 3\n\
+             live_send_queue = 16\n",
+        )
+        .expect("toml");
+        let cli = Settings {
+            live_send_queue: Some(8),
+            ..Settings::default()
+        };
+        let config = Config::from_settings(&cli.or(file), None).expect("config");
+        assert_eq!(config.live.ping_interval.as_secs(), 5);
+        assert_eq!(config.live.max_frame_bytes, 65536);
+        assert_eq!(config.live.max_requests_in_flight, 4);
+        assert_eq!(config.live.max_connections_per_identity, 3);
+        assert_eq!(config.live.send_queue, 8, "flag beats file");
+        for bad in [
+            "live_ping_interval_secs = 0\n",
+            "live_max_frame_bytes = 100\n",
+            "live_max_requests_in_flight = 0\n",
+            "live_max_connections_per_identity = 0\n",
+            "live_send_queue = 0\n",
+        ] {
+            let settings = Settings::from_toml(bad).expect("toml");
+            assert!(Config::from_settings(&settings, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_an_error() {
         let err = Settings::from_toml("listen = \"x:1\"\nlisten_adress = \"y\"\n")
             .expect_err("unknown key");
