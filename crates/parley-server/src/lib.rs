@@ -43,6 +43,8 @@ pub struct Application {
     webhooks: Option<Arc<parley_webhooks::Worker>>,
     conn: serve::ConnLimits,
     change_log: ChangeLogUpkeep,
+    /// The HTTP state (for the live-client tail) and the tail's poll interval.
+    live: (parley_http::AppState, std::time::Duration),
 }
 
 /// What the change-log trimming task needs.
@@ -185,6 +187,7 @@ impl Application {
                 .map_err(|e| tracing::warn!(error = %e, "change-log metrics unavailable"))
                 .ok(),
         };
+        let live = (state.clone(), config.live_poll);
         let router = parley_http::router(state);
         Ok(Application {
             listener,
@@ -197,6 +200,7 @@ impl Application {
             webhooks,
             conn,
             change_log,
+            live,
         })
     }
 
@@ -253,6 +257,13 @@ impl Application {
             .webhooks
             .clone()
             .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
+        // Live clients: Sync events from the change log to subscribed sockets.
+        let (live_state, live_poll) = self.live.clone();
+        let tail = tokio::spawn(parley_http::live::sync::tail::run(
+            live_state,
+            live_poll,
+            stopped(stop_rx.clone()),
+        ));
         tracing::info!("listening on http://{}", self.local_addr);
         serve::serve(self.listener, self.router, self.conn, stop_rx).await;
         let served: anyhow::Result<()> = Ok(());
@@ -269,6 +280,7 @@ impl Application {
         if let Some(task) = hooker {
             let _ = task.await;
         }
+        let _ = tail.await;
         tracing::info!("stopped");
         served
     }

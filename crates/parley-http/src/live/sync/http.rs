@@ -727,6 +727,7 @@ async fn establish_inner(
             from,
         });
     }
+    let mut read_to = None;
     if let Some(start) = accepted.iter().map(|a| a.from).min() {
         let wanted: HashSet<String> = accepted
             .iter()
@@ -758,6 +759,7 @@ async fn establish_inner(
                 break;
             }
         }
+        read_to = Some(pos);
     }
     let mut done: HashMap<String, i64> = HashMap::new();
     for a in &accepted {
@@ -768,6 +770,10 @@ async fn establish_inner(
         {
             done.insert(a.name.clone(), last);
         }
+    }
+    if let Some(pos) = read_to {
+        // Everything after `pos` reaches these subscriptions live, through the tail.
+        state.sync.request_tail_from(service, pos);
     }
     tracing::debug!(objects = done.len(), "subscriptions established");
     Ok(())

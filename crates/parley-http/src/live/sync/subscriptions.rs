@@ -67,6 +67,8 @@ struct Inner {
     by_conn: HashMap<ConnId, HashSet<ObjKey>>,
     /// (conn, object sid, last_event_id) already answered `interrupted`.
     interrupted: HashSet<(ConnId, String, i64)>,
+    /// Per service, the lowest seq a finished replay read up to, not yet taken by the tail.
+    tail_from: HashMap<ServiceSid, i64>,
 }
 
 impl Inner {
@@ -242,6 +244,20 @@ impl Registry {
         if let Some(objs) = inner.by_conn.get_mut(&conn) {
             objs.remove(&key);
         }
+    }
+
+    /// Ask the change-log tail to deliver the service's events after `seq` (again): a replay
+    /// read the log up to `seq`, and the tail may have started following the service later (it
+    /// starts at the end of the log). Redelivered events are dropped per subscription by id.
+    pub fn request_tail_from(&self, service: &ServiceSid, seq: i64) {
+        let mut inner = self.lock();
+        let at = inner.tail_from.entry(service.clone()).or_insert(seq);
+        *at = (*at).min(seq);
+    }
+
+    /// The tail takes the lowest position requested for `service` since it last asked.
+    pub fn take_tail_request(&self, service: &ServiceSid) -> Option<i64> {
+        self.lock().tail_from.remove(service)
     }
 
     /// Forget every subscription of `conn` (it closed).
