@@ -815,7 +815,7 @@ async fn destroying_a_channel_removes_it_from_its_members_maps(b: Backend) {
     assert_eq!(s, StatusCode::NO_CONTENT);
 
     // Assert: bob's document and map hear of it; alice (not a member) does not.
-    let mut got = vec![expect(&mut bob).await.1, expect(&mut bob).await.1];
+    let mut got = [expect(&mut bob).await.1, expect(&mut bob).await.1];
     got.sort_by_key(|p| p["event_type"].as_str().unwrap().to_owned());
     assert_eq!(got[0]["event_type"], "document_removed");
     assert_eq!(got[0]["event"]["document_sid"], doc_sid.as_str());
