@@ -858,7 +858,40 @@ async fn a_message_between_a_replay_and_the_tails_first_look_is_delivered(b: Bac
     assert!(next(&mut alice, Duration::from_millis(200)).await.is_none());
 }
 
+async fn a_replay_from_before_the_trimmed_log_is_interrupted_once(b: Backend) {
+    // Arrange: events the client never saw were trimmed (no push kinds, so they can go).
+    let env = Env::new(b).await;
+    env.user("alice").await;
+    let ch = env.channel("general", "public").await;
+    env.user("bob").await;
+    let store = env.state.store.clone();
+    let now = parley_core::Timestamp::now().plus_secs(3600);
+    assert!(store.trim_events(&[], now, 1000).await.unwrap() >= 3);
+    let service = ServiceSid::parse(&env.service).unwrap();
+    let last = store.last_seq(&service).await.unwrap();
+    let mut alice = env.connect("alice");
+    let roster = env.get_ok(&alice, &format!("/v3/Maps/{ch}.roster")).await;
+    let sid = roster["sid"].as_str().unwrap().to_owned();
+
+    // Act: twice from 0, as twilio-sync does after `interrupted` (it cannot move its id).
+    env.subscribe(&alice, "establish", &[(&sid, "map", 0)], 1)
+        .await;
+    let (_, first) = expect(&mut alice).await;
+    env.subscribe(&alice, "establish", &[(&sid, "map", 0)], 2)
+        .await;
+    let (_, second) = expect(&mut alice).await;
+
+    // Assert
+    assert_eq!(first["event_type"], "subscription_established");
+    assert_eq!(first["event"]["replay_status"], "interrupted");
+    assert_eq!(first["correlation_id"], 1);
+    assert_eq!(second["event"]["replay_status"], "completed");
+    assert_eq!(second["event"]["last_event_id"], last);
+    assert_eq!(second["correlation_id"], 2);
+}
+
 both_backends!(
+    a_replay_from_before_the_trimmed_log_is_interrupted_once,
     a_message_between_a_replay_and_the_tails_first_look_is_delivered,
     objects_open_and_page_with_tokens_that_carry_the_query,
     a_private_channels_objects_are_hidden_from_non_members,
