@@ -890,7 +890,59 @@ async fn a_replay_from_before_the_trimmed_log_is_interrupted_once(b: Backend) {
     assert_eq!(second["correlation_id"], 2);
 }
 
+async fn leaving_a_private_channel_ends_its_subscriptions(b: Backend) {
+    // Arrange: alice and bob in a private channel, alice subscribed to its messages.
+    let mut env = Env::new(b).await;
+    env.user("alice").await;
+    env.user("bob").await;
+    let ch = env.channel("secret", "private").await;
+    env.join(&ch, "alice").await;
+    env.join(&ch, "bob").await;
+    env.start_tail();
+    let mut alice = env.connect("alice");
+    let list = env
+        .get_ok(&alice, &format!("/v3/Lists/{ch}.messages"))
+        .await;
+    let sid = list["sid"].as_str().unwrap().to_owned();
+    env.subscribe(
+        &alice,
+        "establish",
+        &[(&sid, "list", list["last_event_id"].as_i64().unwrap())],
+        1,
+    )
+    .await;
+    assert_eq!(
+        expect(&mut alice).await.1["event_type"],
+        "subscription_established"
+    );
+    env.say(&ch, "bob", "while in").await;
+    assert_eq!(
+        expect(&mut alice).await.1["event"]["item_data"]["text"],
+        "while in"
+    );
+
+    // Act: alice is removed; bob goes on talking.
+    let (s, _) = env
+        .rest_call(
+            Method::DELETE,
+            &env.svc(&format!("/Channels/{ch}/Members/alice")),
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    env.say(&ch, "bob", "after she left").await;
+
+    // Assert
+    assert!(
+        next(&mut alice, Duration::from_millis(600)).await.is_none(),
+        "nothing after leaving"
+    );
+    let service = ServiceSid::parse(&env.service).unwrap();
+    assert!(!env.state.sync.is_subscribed(&service, &sid, alice.ctx.conn));
+}
+
 both_backends!(
+    leaving_a_private_channel_ends_its_subscriptions,
     a_replay_from_before_the_trimmed_log_is_interrupted_once,
     a_message_between_a_replay_and_the_tails_first_look_is_delivered,
     objects_open_and_page_with_tokens_that_carry_the_query,

@@ -577,6 +577,7 @@ pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
             | EventKind::AddedToChannel
             | EventKind::MemberUpdated
             | EventKind::InvitedToChannel
+            | EventKind::RemovedFromChannel
     );
     if let (true, Some(c)) = (needs_channel, &e.channel_sid) {
         en.channel = match store
@@ -749,6 +750,25 @@ pub fn project_with(e: &Event, en: &Enrichment) -> Vec<Routed> {
                 ChatObject::UserChannels(m.identity.clone()),
                 Change::ItemRemoved(ItemKey::Key(m.channel_sid.as_str().to_owned()), None),
             ));
+            // A private channel's objects are no longer the former member's to read.
+            if en
+                .channel
+                .as_ref()
+                .is_some_and(|c| c.channel_type == ChannelType::Private)
+            {
+                let c = &m.channel_sid;
+                out.push(Routed::Revoke {
+                    identity: m.identity.clone(),
+                    objects: [
+                        ChatObject::Channel(c.clone()),
+                        ChatObject::Messages(c.clone()),
+                        ChatObject::Roster(c.clone()),
+                    ]
+                    .iter()
+                    .map(|o| (o.kind(), o.name()))
+                    .collect(),
+                });
+            }
         }
         (EventKind::InvitedToChannel, Resource::Invite(i)) => {
             if let Some(c) = &en.channel {
@@ -910,6 +930,9 @@ mod tests {
                         .to_owned(),
                 ),
                 Routed::RemoveKeyFromHolders { key, .. } => ("*".into(), format!("remove {key}")),
+                Routed::Revoke { identity, objects } => {
+                    (identity.clone(), format!("revoke {}", objects.len()))
+                }
             })
             .collect()
     }

@@ -746,7 +746,7 @@ async fn establish_inner(
                 for routed in chat::project(store, e).await? {
                     let mine = match &routed {
                         Routed::To(ev) => wanted.contains(&ev.sid()),
-                        Routed::RemoveKeyFromHolders { .. } => true,
+                        Routed::RemoveKeyFromHolders { .. } | Routed::Revoke { .. } => true,
                     };
                     if mine {
                         state

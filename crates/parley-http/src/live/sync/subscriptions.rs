@@ -31,6 +31,14 @@ pub enum Routed {
         /// The key.
         key: String,
     },
+    /// End the subscriptions of `identity`'s connections to these objects (after the events
+    /// before it): it may no longer read them (it left a private channel).
+    Revoke {
+        /// Whose connections.
+        identity: String,
+        /// The objects (kind, name).
+        objects: Vec<(ObjectKind, String)>,
+    },
 }
 
 struct Sub {
@@ -153,6 +161,14 @@ impl Registry {
         hub: &Hub,
         urls: &SyncUrls,
     ) {
+        if let Routed::Revoke { identity, objects } = routed {
+            if hub.connections_of(service, identity).contains(&conn) {
+                for (kind, name) in objects {
+                    self.cancel(service, &object_sid(*kind, name), conn);
+                }
+            }
+            return;
+        }
         let mut inner = self.lock();
         let mut gone = false;
         for (ev, key) in resolve(&inner, service, routed, Some(conn)) {
@@ -305,6 +321,14 @@ impl Registry {
     /// Deliver a live event to every subscriber: sent at once when its replay is done and the
     /// id is new to it, buffered while it replays.
     pub fn deliver(&self, service: &ServiceSid, routed: &Routed, hub: &Hub, urls: &SyncUrls) {
+        if let Routed::Revoke { identity, objects } = routed {
+            for conn in hub.connections_of(service, identity) {
+                for (kind, name) in objects {
+                    self.cancel(service, &object_sid(*kind, name), conn);
+                }
+            }
+            return;
+        }
         let mut inner = self.lock();
         let mut gone = Vec::new();
         for (ev, key) in resolve(&inner, service, routed, None) {
@@ -369,6 +393,7 @@ fn resolve(
             }
             out
         }
+        Routed::Revoke { .. } => Vec::new(),
     }
 }
 
