@@ -953,3 +953,55 @@ both_backends!(
     a_join_reaches_the_roster_and_the_users_channels_map,
     destroying_a_channel_removes_it_from_its_members_maps,
 );
+
+/// Figures (not a pass/fail test): one REST message fanned out live to 1,000 subscribed
+/// connections of one channel, on SQLite. `cargo test -p parley-server --release --test
+/// live_sync fan_out_figures -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run by hand"]
+async fn fan_out_figures() {
+    let mut env = Env::new(Backend::Sqlite).await;
+    env.user("alice").await;
+    let ch = env.channel("general", "public").await;
+    env.join(&ch, "alice").await;
+    let n = 1000;
+    let mut conns = Vec::new();
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let mut c = env.connect(&format!("u{i}"));
+        let list = env.get_ok(&c, &format!("/v3/Lists/{ch}.messages")).await;
+        let sid = list["sid"].as_str().unwrap().to_owned();
+        env.subscribe(
+            &c,
+            "establish",
+            &[(&sid, "list", list["last_event_id"].as_i64().unwrap())],
+            1,
+        )
+        .await;
+        assert_eq!(
+            expect(&mut c).await.1["event_type"],
+            "subscription_established"
+        );
+        conns.push(c);
+    }
+    let subscribe_ms = started.elapsed().as_millis();
+    env.start_tail();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut lat = Vec::new();
+    for round in 0..5 {
+        let sent = std::time::Instant::now();
+        env.say(&ch, "alice", &format!("r{round}")).await;
+        let mut times = Vec::with_capacity(n);
+        for c in &mut conns {
+            let (_, ev) = expect(c).await;
+            assert_eq!(ev["event"]["item_data"]["text"], format!("r{round}"));
+            times.push(sent.elapsed().as_millis());
+        }
+        times.sort_unstable();
+        lat.push((times[n / 2], times[n * 99 / 100], times[n - 1]));
+    }
+    println!("subscribe {n} connections (read + establish each): {subscribe_ms} ms");
+    for (i, (p50, p99, max)) in lat.iter().enumerate() {
+        println!("round {i}: REST post -> live event on all {n}: p50 {p50} ms, p99 {p99} ms, max {max} ms (poll 10 ms)");
+    }
+}

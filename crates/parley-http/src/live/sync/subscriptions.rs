@@ -335,13 +335,16 @@ impl Registry {
             let Some(subs) = inner.objects.get_mut(&key) else {
                 continue;
             };
+            // The same payload for every subscriber of the object: built once.
+            let mut payload: Option<Value> = None;
             for (conn, sub) in subs.iter_mut() {
                 sub.track(&ev.change);
                 if sub.replaying {
                     sub.buffer.push(ev.clone());
                 } else if ev.id > sub.last_sent {
                     sub.last_sent = ev.id;
-                    if !hub.notify(*conn, ev.kind.live_message_type(), ev.payload(urls)) {
+                    let p = payload.get_or_insert_with(|| ev.payload(urls)).clone();
+                    if !hub.notify(*conn, ev.kind.live_message_type(), p) {
                         gone.push(*conn);
                     }
                 }
