@@ -888,6 +888,25 @@ async fn a_replay_from_before_the_trimmed_log_is_interrupted_once(b: Backend) {
     assert_eq!(second["event"]["replay_status"], "completed");
     assert_eq!(second["event"]["last_event_id"], last);
     assert_eq!(second["correlation_id"], 2);
+
+    // A document is sent whole instead, then `completed`.
+    let doc = parley_http::live::sync::engine::object_sid(
+        parley_http::live::sync::engine::ObjectKind::Document,
+        &format!("{ch}.channel"),
+    );
+    env.subscribe(&alice, "establish", &[(&doc, "document", 0)], 3)
+        .await;
+    let (t1, current) = expect(&mut alice).await;
+    let (t2, done) = expect(&mut alice).await;
+    assert_eq!(
+        (t1.as_str(), t2.as_str()),
+        ("twilio.sync.event", "twilio.sync.event")
+    );
+    assert_eq!(current["event_type"], "document_updated");
+    assert_eq!(current["event"]["id"], last);
+    assert_eq!(current["event"]["document_data"]["friendlyName"], "general");
+    assert_eq!(done["event"]["replay_status"], "completed");
+    assert_eq!(done["event"]["last_event_id"], last);
 }
 
 async fn leaving_a_private_channel_ends_its_subscriptions(b: Backend) {

@@ -663,8 +663,8 @@ async fn establish_inner(
             );
             continue;
         };
-        match chat::check_access(store, &who, &obj).await {
-            Ok(_) => {}
+        let channel = match chat::check_access(store, &who, &obj).await {
+            Ok(c) => c,
             Err(Refusal::NotFound) => {
                 fail(
                     state,
@@ -688,11 +688,33 @@ async fn establish_inner(
                 continue;
             }
             Err(Refusal::Store(e)) => return Err(e),
-        }
+        };
         // Null `last_event_id` (a session-cached map or list): from now.
         let mut from = r.last_event_id.unwrap_or(now).min(now).max(0);
         if from < now && from + 1 < oldest {
-            // Events after `from` were trimmed: the replay would have a hole.
+            // Events after `from` were trimmed: the replay would have a hole. A document is
+            // whole in one event: send it as it is now (id = now) instead.
+            if let (ObjectKind::Document, Some(c)) = (kind, &channel) {
+                let (data, _) = chat::document(store, c).await?;
+                state.sync.begin(service, kind, &name, ctx.conn, from, None);
+                let current = Routed::To(super::engine::SyncEvent {
+                    kind,
+                    name: name.clone(),
+                    id: now,
+                    date_created: parley_core::Timestamp::now(),
+                    change: super::engine::Change::DocumentUpdated(data),
+                });
+                state
+                    .sync
+                    .replay(service, ctx.conn, &current, &state.live, &urls);
+                accepted.push(Accepted {
+                    obj,
+                    kind,
+                    name,
+                    from: now,
+                });
+                continue;
+            }
             if !state.sync.interrupted_before(ctx.conn, &r.object_sid, from) {
                 state.sync.cancel(service, &r.object_sid, ctx.conn);
                 state.live.notify(
