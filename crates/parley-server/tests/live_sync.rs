@@ -960,7 +960,47 @@ async fn leaving_a_private_channel_ends_its_subscriptions(b: Backend) {
     assert!(!env.state.sync.is_subscribed(&service, &sid, alice.ctx.conn));
 }
 
+async fn a_channels_map_replay_removes_a_channel_destroyed_while_away(b: Backend) {
+    // Arrange: bob read his channels map, then his channel was destroyed before he subscribed.
+    let env = Env::new(b).await;
+    env.user("bob").await;
+    let ch = env.channel("doomed", "private").await;
+    env.join(&ch, "bob").await;
+    let mut bob = env.connect("bob");
+    let map = env
+        .get_ok(
+            &bob,
+            &format!("/v3/Maps/{}", names::user_channels_map("bob")),
+        )
+        .await;
+    assert!(map["last_event_id"].as_i64().unwrap() > 0);
+    let (s, _) = env
+        .rest_call(Method::DELETE, &env.svc(&format!("/Channels/{ch}")), &[])
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // Act
+    let sid = map["sid"].as_str().unwrap().to_owned();
+    env.subscribe(
+        &bob,
+        "establish",
+        &[(&sid, "map", map["last_event_id"].as_i64().unwrap())],
+        4,
+    )
+    .await;
+
+    // Assert
+    let (t, removed) = expect(&mut bob).await;
+    assert_eq!(t, "twilio.sync.event");
+    assert_eq!(removed["event_type"], "map_item_removed");
+    assert_eq!(removed["event"]["item_key"], ch.as_str());
+    let (_, done) = expect(&mut bob).await;
+    assert_eq!(done["event"]["replay_status"], "completed");
+    assert_eq!(done["event"]["last_event_id"], removed["event"]["id"]);
+}
+
 both_backends!(
+    a_channels_map_replay_removes_a_channel_destroyed_while_away,
     leaving_a_private_channel_ends_its_subscriptions,
     a_replay_from_before_the_trimmed_log_is_interrupted_once,
     a_message_between_a_replay_and_the_tails_first_look_is_delivered,

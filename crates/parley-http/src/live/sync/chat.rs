@@ -710,11 +710,25 @@ pub fn project_with(e: &Event, en: &Enrichment) -> Vec<Routed> {
             out.push(ev(e, ChatObject::Channel(c.sid.clone()), Change::Removed));
             out.push(ev(e, ChatObject::Messages(c.sid.clone()), Change::Removed));
             out.push(ev(e, ChatObject::Roster(c.sid.clone()), Change::Removed));
-            out.push(Routed::RemoveKeyFromHolders {
-                id: e.seq,
-                date_created: e.date_created,
-                key: c.sid.as_str().to_owned(),
-            });
+            let key = ItemKey::Key(c.sid.as_str().to_owned());
+            match &e.channel_identities {
+                // Schema v8: the event names the members and invitees.
+                Some(identities) => {
+                    for identity in identities {
+                        out.push(ev(
+                            e,
+                            ChatObject::UserChannels(identity.clone()),
+                            Change::ItemRemoved(key.clone(), None),
+                        ));
+                    }
+                }
+                // Older events: every key-tracking channels map holding the channel.
+                None => out.push(Routed::RemoveKeyFromHolders {
+                    id: e.seq,
+                    date_created: e.date_created,
+                    key: c.sid.as_str().to_owned(),
+                }),
+            }
         }
         (EventKind::AddedToChannel | EventKind::MemberUpdated, Resource::Member(m)) => {
             let key = ItemKey::Key(m.sid.as_str().to_owned());
@@ -830,9 +844,11 @@ pub fn may_concern(e: &Event, objs: &[&ChatObject]) -> bool {
         ChatObject::Channel(c) | ChatObject::Messages(c) | ChatObject::Roster(c) => {
             e.channel_sid.as_ref() == Some(c)
         }
-        ChatObject::UserChannels(i) => {
-            e.kind == EventKind::ChannelRemoved || e.identity.as_deref() == Some(i.as_str())
-        }
+        ChatObject::UserChannels(i) => match (e.kind, &e.channel_identities) {
+            (EventKind::ChannelRemoved, Some(ids)) => ids.iter().any(|x| x == i),
+            (EventKind::ChannelRemoved, None) => true,
+            _ => e.identity.as_deref() == Some(i.as_str()),
+        },
         ChatObject::UserInfo(i) => {
             matches!(e.kind, EventKind::UserAdded | EventKind::UserUpdated)
                 && e.identity.as_deref() == Some(i.as_str())
@@ -878,6 +894,7 @@ mod tests {
             state: Some(state),
             changed: vec![],
             channel_webhooks: vec![],
+            channel_identities: None,
             date_created: t(seq),
         }
     }
@@ -1073,11 +1090,23 @@ mod tests {
                 (format!("{ch}.messages"), "list_removed".into()),
                 (format!("{ch}.roster"), "map_removed".into()),
                 ("*".into(), format!("remove {ch}")),
-            ]
+            ],
+            "an event from before schema v8: every map holding the channel"
         );
         let objs = [ChatObject::UserChannels("zed".into())];
         let refs: Vec<&ChatObject> = objs.iter().collect();
         assert!(may_concern(&e, &refs));
+        // Schema v8: the members and invitees are named.
+        let mut named = e.clone();
+        named.channel_identities = Some(vec!["amy".into(), "bob".into()]);
+        assert_eq!(
+            targets(&project_with(&named, &Enrichment::default()))[3..],
+            [
+                (names::user_channels_map("amy"), "map_item_removed".into()),
+                (names::user_channels_map("bob"), "map_item_removed".into()),
+            ]
+        );
+        assert!(!may_concern(&named, &refs), "zed was not in it");
         let other = [ChatObject::Roster(ChannelSid::generate())];
         let refs: Vec<&ChatObject> = other.iter().collect();
         assert!(!may_concern(&e, &refs));
