@@ -489,6 +489,10 @@ struct SubscriptionRequest {
 const MAX_BATCH: usize = 100;
 /// Events read per log page during a replay.
 const REPLAY_PAGE: u32 = 500;
+/// A replay longer than this (in change-log events of the service) is not attempted: it is
+/// answered as if the log were trimmed (a client that far behind is better served by reading
+/// the objects again).
+pub const MAX_REPLAY_EVENTS: i64 = 10_000;
 
 async fn subscriptions(
     State(state): State<AppState>,
@@ -691,7 +695,7 @@ async fn establish_inner(
         };
         // Null `last_event_id` (a session-cached map or list): from now.
         let mut from = r.last_event_id.unwrap_or(now).min(now).max(0);
-        if from < now && from + 1 < oldest {
+        if from < now && (from + 1 < oldest || now - from > MAX_REPLAY_EVENTS) {
             // Events after `from` were trimmed: the replay would have a hole. A document is
             // whole in one event: send it as it is now (id = now) instead.
             if let (ObjectKind::Document, Some(c)) = (kind, &channel) {
