@@ -17,6 +17,9 @@ use crate::AppState;
 /// Clock skew tolerated on `exp` / `nbf`, in seconds.
 const LEEWAY_SECS: i64 = 60;
 
+/// Latest `exp` kept as is (year ~9999); later ones are read as this.
+const MAX_EXP_SECS: i64 = 253_402_300_799;
+
 /// A verified token's chat identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatIdentity {
@@ -32,6 +35,8 @@ pub struct ChatIdentity {
     pub endpoint_id: Option<String>,
     /// `grants.chat.push_credential_sid`.
     pub push_credential_sid: Option<CredentialSid>,
+    /// `exp`: when the token expires (a live connection is closed then unless refreshed).
+    pub expires_at: Option<Timestamp>,
 }
 
 #[derive(Deserialize)]
@@ -143,15 +148,18 @@ fn check(token: Unverified<'_>, secret: &[u8], now: Timestamp) -> Result<ChatIde
         ..
     } = token;
     let now_secs = now.unix_secs();
-    match claims.exp {
-        Some(exp) if exp.saturating_add(LEEWAY_SECS) >= now_secs => {}
+    let expires_at = match claims.exp {
+        // Clamped to a range `Timestamp` (microseconds in an i64) can hold.
+        Some(exp) if exp.saturating_add(LEEWAY_SECS) >= now_secs => {
+            Timestamp::from_unix_secs(exp.min(MAX_EXP_SECS))
+        }
         _ => {
             return Err(reject(
                 20104,
                 "Access Token expired or expiration date invalid",
             ))
         }
-    }
+    };
     if claims
         .nbf
         .is_some_and(|nbf| nbf.saturating_sub(LEEWAY_SECS) > now_secs)
@@ -193,6 +201,7 @@ fn check(token: Unverified<'_>, secret: &[u8], now: Timestamp) -> Result<ChatIde
         service_sid,
         endpoint_id: chat.endpoint_id.filter(|e| !e.is_empty()),
         push_credential_sid,
+        expires_at: Some(expires_at),
     })
 }
 

@@ -9,6 +9,7 @@ use parley_core::crypto::SecretBox;
 use parley_core::store::Store;
 
 pub mod access_token;
+mod actions;
 pub mod auth;
 pub mod credential_check;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod registrations;
 pub mod urls;
 mod v2;
 
+pub use live::{ConnHold, LiveConfig};
 pub use pre_hooks::{PreHookScope, PreHooks};
 
 /// Settings the HTTP layer needs (built by `parley-server` from its config).
@@ -37,6 +39,8 @@ pub struct HttpConfig {
     pub fcm_token_uri_allow: Vec<String>,
     /// Failed logins per minute per client address; `None` = off.
     pub auth_failure_limit_per_min: Option<u32>,
+    /// Live client (twilsock) limits and timers.
+    pub live: live::LiveConfig,
 }
 
 impl Default for HttpConfig {
@@ -47,6 +51,7 @@ impl Default for HttpConfig {
             max_bindings_per_user: parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER,
             fcm_token_uri_allow: Vec::new(),
             auth_failure_limit_per_min: None,
+            live: live::LiveConfig::default(),
         }
     }
 }
@@ -92,7 +97,7 @@ pub struct AppStateInner {
     pub metrics: Arc<ops::Metrics>,
     /// Test-notification sender, when push delivery runs on this server.
     pub push_tester: Option<Arc<dyn PushTester>>,
-    /// Pre-event webhooks for REST changes (Parley extension), when configured.
+    /// Pre-event webhooks: for client changes, and for the REST changes of opted-in services.
     pub pre_hooks: Option<Arc<pre_hooks::PreHooks>>,
     /// This node's live client connections.
     pub live: Arc<live::Hub>,
@@ -148,7 +153,12 @@ impl AppState {
 
 /// The whole application router (API, registrations, health, metrics), ready to serve.
 pub fn router(state: AppState) -> Router {
+    let upstream = live::socket::Upstream::new(state.clone());
     Router::new()
+        .route(
+            "/v3/wsconnect",
+            get(live::socket::wsconnect).layer(axum::Extension(upstream)),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -8,7 +8,8 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::error::ApiError;
@@ -24,6 +25,10 @@ pub struct Metrics {
     pub(crate) auth_failures: IntCounterVec,
     /// Requests refused 429 because their address failed to log in too often, by kind.
     pub(crate) auth_throttled: IntCounterVec,
+    /// Open live (twilsock) connections past `init`.
+    pub(crate) live_connections: IntGauge,
+    /// twilsock frames by direction (`in`, `out`).
+    pub(crate) live_frames: IntCounterVec,
 }
 
 impl Metrics {
@@ -68,6 +73,19 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let live_connections = IntGauge::new(
+            "parley_live_connections",
+            "Open live client (twilsock) connections that passed init",
+        )?;
+        let live_frames = IntCounterVec::new(
+            Opts::new(
+                "parley_live_frames_total",
+                "twilsock frames received (in) and sent (out)",
+            ),
+            &["direction"],
+        )?;
+        registry.register(Box::new(live_connections.clone()))?;
+        registry.register(Box::new(live_frames.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(auth_throttled.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -80,6 +98,8 @@ impl Metrics {
             pool,
             auth_failures,
             auth_throttled,
+            live_connections,
+            live_frames,
         })
     }
 

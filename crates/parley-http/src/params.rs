@@ -18,7 +18,12 @@ const MAX_BODY: usize = 1 << 20;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    /// Decode `a=1&b=2` text.
+    /// Parameters from name/value pairs (e.g. a JSON body mapped to parameter names).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs)
+    }
+
+    /// Parse `a=1&b=2` (percent-decoded, `+` is a space).
     pub fn parse(text: &str) -> Self {
         Self(
             url::form_urlencoded::parse(text.as_bytes())

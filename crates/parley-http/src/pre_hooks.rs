@@ -1,8 +1,10 @@
-//! Pre-event webhooks for REST changes — a Parley extension, off by default (docs/webhooks.md
-//! "Pre-events for REST changes"). Twilio fires pre-events for client (SDK) changes only; a
-//! server started with `rest_pre_webhooks` (`PARLEY_REST_PRE_WEBHOOKS`) listing a service also
-//! calls that service's `PreWebhookUrl` before a REST change sent with
-//! `X-Twilio-Webhook-Enabled: true`, and applies its answer: proceed, proceed modified, or reject.
+//! Pre-event webhooks. Client (SDK) changes always call the service's `PreWebhookUrl` when its
+//! `WebhookFilters` list the event (docs/live-clients.md "Client API"). For REST changes they are
+//! a Parley extension, off by default (docs/webhooks.md "Pre-events for REST changes"): a server
+//! started with `rest_pre_webhooks` (`PARLEY_REST_PRE_WEBHOOKS`) listing a service also calls
+//! that service's `PreWebhookUrl` before a REST change sent with `X-Twilio-Webhook-Enabled:
+//! true`, and applies its answer: proceed, proceed modified, or reject. The server always
+//! installs [`PreHooks`] (with the REST scope, possibly off) so client changes can use them.
 //!
 //! Handlers use two steps so the common case (not opted in, no header) costs nothing:
 //! [`pre_hook`] says whether a pre-event is due (and reads the service), then
@@ -154,10 +156,11 @@ pub(crate) struct PreCall<'a> {
     target: Target,
 }
 
-/// Whether the REST change `event_type` (e.g. `onMessageSend`) in `service` fires a pre-event:
-/// the server lists the service in `rest_pre_webhooks`, the request carried
-/// `X-Twilio-Webhook-Enabled: true`, and the service has a `PreWebhookUrl` and lists the event
-/// in its `WebhookFilters`. Reads the service only when the first two hold.
+/// Whether the change `event_type` (e.g. `onMessageSend`) in `service` fires a pre-event: the
+/// service has a `PreWebhookUrl` and lists the event in its `WebhookFilters`, and either the
+/// change comes from a client (SDK: always) or, over REST, the server lists the service in
+/// `rest_pre_webhooks` and the request carried `X-Twilio-Webhook-Enabled: true`. Reads the
+/// service only when the origin qualifies.
 pub(crate) async fn pre_hook<'a>(
     app: &'a AppState,
     account: &'a AccountSid,
@@ -168,7 +171,10 @@ pub(crate) async fn pre_hook<'a>(
     let Some(hooks) = app.pre_hooks.as_deref() else {
         return Ok(None);
     };
-    if !origin.webhooks || !hooks.scope.includes(service) {
+    // Client (SDK) changes always fire pre-events (Twilio's behaviour); REST changes only when
+    // opted in.
+    let client = origin.source == parley_core::event::Source::Sdk;
+    if !client && (!origin.webhooks || !hooks.scope.includes(service)) {
         return Ok(None);
     }
     let settings = app.store.fetch_service(account, service).await?.settings;

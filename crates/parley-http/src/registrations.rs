@@ -244,20 +244,23 @@ struct RemoveBody {
     address: Option<String>,
 }
 
+/// `productId` must be `ip_messaging` (both doors).
+pub(crate) fn check_product(q: &crate::params::Params) -> Result<(), ApiError> {
+    match q.get("productId") {
+        Some("ip_messaging") => Ok(()),
+        _ => Err(ApiError::invalid_param(
+            "productId",
+            "productId must be ip_messaging",
+        )),
+    }
+}
+
 async fn token_identity(
     app: &AppState,
     headers: &HeaderMap,
     q: &crate::params::Params,
 ) -> Result<ChatIdentity, ApiError> {
-    match q.get("productId") {
-        Some("ip_messaging") => {}
-        _ => {
-            return Err(ApiError::invalid_param(
-                "productId",
-                "productId must be ip_messaging",
-            ))
-        }
-    }
+    check_product(q)?;
     let token = headers
         .get("x-twilio-token")
         .and_then(|v| v.to_str().ok())
@@ -325,7 +328,18 @@ async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let who = token_identity(&app, &headers, &q).await?;
-    let body: RegistrationBody = parse_json(&body)?;
+    register_as(&app, &who, &body).await
+}
+
+/// The SDK's registration (`POST /v1/registrations`, JSON body) for `who`, whichever door it
+/// came through: the HTTPS one (token in `X-Twilio-Token`) or the socket (the connection's
+/// identity). Answers 201 with a new binding, 200 with a refreshed one.
+pub(crate) async fn register_as(
+    app: &AppState,
+    who: &ChatIdentity,
+    body: &Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: RegistrationBody = parse_json(body)?;
     let type_text = body
         .channel_type
         .ok_or_else(|| ApiError::missing_param("channel_type"))?;
@@ -352,7 +366,7 @@ async fn create(
     if let Some(e) = &who.endpoint_id {
         check_endpoint(e, "endpoint_id")?;
     }
-    let service = token_service(&app, &who).await?;
+    let service = token_service(app, who).await?;
     let reg = Registration {
         binding_type,
         address,
@@ -361,7 +375,7 @@ async fn create(
         message_types,
     };
     let registered = register(
-        &app,
+        app,
         &service,
         &who.identity,
         reg,
@@ -387,7 +401,16 @@ async fn remove(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let who = token_identity(&app, &headers, &q).await?;
-    let sid = BindingSid::parse(&id).map_err(|_| ApiError::not_found())?;
+    unregister_as(&app, &who, &id).await
+}
+
+/// Remove `who`'s binding `id` (another identity's binding is a 404), either door.
+pub(crate) async fn unregister_as(
+    app: &AppState,
+    who: &ChatIdentity,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    let sid = BindingSid::parse(id).map_err(|_| ApiError::not_found())?;
     let binding = app
         .store
         .fetch_binding(&who.account_sid, &who.service_sid, &sid)
@@ -410,7 +433,16 @@ async fn remove_by_address(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let who = token_identity(&app, &headers, &q).await?;
-    let body: RemoveBody = parse_json(&body)?;
+    unregister_address_as(&app, &who, &body).await
+}
+
+/// Remove `who`'s bindings for the device token in the JSON body, either door.
+pub(crate) async fn unregister_address_as(
+    app: &AppState,
+    who: &ChatIdentity,
+    body: &Bytes,
+) -> Result<StatusCode, ApiError> {
+    let body: RemoveBody = parse_json(body)?;
     let type_text = body
         .binding_type
         .ok_or_else(|| ApiError::missing_param("binding_type"))?;

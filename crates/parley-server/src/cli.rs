@@ -93,7 +93,8 @@ pub struct DbArgs {
     /// change_log_retention_secs, header_read_timeout_secs, keep_alive_timeout_secs,
     /// body_read_timeout_secs,
     /// max_header_bytes,
-    /// max_connections, auth_failure_limit).
+    /// max_connections, auth_failure_limit, live_ping_interval_secs, live_max_frame_bytes,
+    /// live_max_requests_in_flight, live_max_connections_per_identity, live_send_queue).
     #[arg(long, env = "PARLEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
@@ -206,6 +207,29 @@ pub struct ServeArgs {
     /// turn 429; 0 = off [default: 30].
     #[arg(long, env = "PARLEY_AUTH_FAILURE_LIMIT", value_name = "N")]
     pub auth_failure_limit: Option<u32>,
+    /// Seconds between server pings on live client (twilsock) connections [default: 25].
+    #[arg(long, env = "PARLEY_LIVE_PING_INTERVAL_SECS", value_name = "SECS")]
+    pub live_ping_interval_secs: Option<u32>,
+    /// Largest twilsock frame (websocket message) a live client may send; a larger one closes the
+    /// connection (twilsock close 406) [default: 1048576, minimum 1024].
+    #[arg(long, env = "PARLEY_LIVE_MAX_FRAME_BYTES", value_name = "BYTES")]
+    pub live_max_frame_bytes: Option<u32>,
+    /// Upstream requests one live connection may have running at once; more are answered with
+    /// transport status 429 [default: 32].
+    #[arg(long, env = "PARLEY_LIVE_MAX_REQUESTS_IN_FLIGHT", value_name = "N")]
+    pub live_max_requests_in_flight: Option<u32>,
+    /// Live connections one identity of one service may hold on this node; the `init` of one more
+    /// is answered 429 [default: 50].
+    #[arg(
+        long,
+        env = "PARLEY_LIVE_MAX_CONNECTIONS_PER_IDENTITY",
+        value_name = "N"
+    )]
+    pub live_max_connections_per_identity: Option<u32>,
+    /// Notifications queued per live connection; a connection that falls this far behind is
+    /// closed (twilsock close 503) and recovers by reconnecting [default: 1024].
+    #[arg(long, env = "PARLEY_LIVE_SEND_QUEUE", value_name = "N")]
+    pub live_send_queue: Option<u32>,
 }
 
 impl ServeArgs {
@@ -232,6 +256,11 @@ impl ServeArgs {
             max_header_bytes: self.max_header_bytes,
             max_connections: self.max_connections,
             auth_failure_limit: self.auth_failure_limit,
+            live_ping_interval_secs: self.live_ping_interval_secs,
+            live_max_frame_bytes: self.live_max_frame_bytes,
+            live_max_requests_in_flight: self.live_max_requests_in_flight,
+            live_max_connections_per_identity: self.live_max_connections_per_identity,
+            live_send_queue: self.live_send_queue,
             ..self.db.settings()?
         };
         let settings = cli.with_file(self.db.config.as_deref())?;

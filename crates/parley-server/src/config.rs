@@ -98,6 +98,16 @@ pub struct Settings {
     pub max_connections: Option<u32>,
     /// Failed logins per minute per client address (0 = off).
     pub auth_failure_limit: Option<u32>,
+    /// Seconds between server pings on live client (twilsock) connections.
+    pub live_ping_interval_secs: Option<u32>,
+    /// Largest twilsock frame a live client may send, in bytes.
+    pub live_max_frame_bytes: Option<u32>,
+    /// Upstream requests one live connection may have running at once.
+    pub live_max_requests_in_flight: Option<u32>,
+    /// Live connections one identity of one service may hold on this node.
+    pub live_max_connections_per_identity: Option<u32>,
+    /// Notifications queued per live connection before it counts as a slow consumer and is closed.
+    pub live_send_queue: Option<u32>,
 }
 
 impl fmt::Debug for Settings {
@@ -131,6 +141,17 @@ impl fmt::Debug for Settings {
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_connections", &self.max_connections)
             .field("auth_failure_limit", &self.auth_failure_limit)
+            .field("live_ping_interval_secs", &self.live_ping_interval_secs)
+            .field("live_max_frame_bytes", &self.live_max_frame_bytes)
+            .field(
+                "live_max_requests_in_flight",
+                &self.live_max_requests_in_flight,
+            )
+            .field(
+                "live_max_connections_per_identity",
+                &self.live_max_connections_per_identity,
+            )
+            .field("live_send_queue", &self.live_send_queue)
             .finish()
     }
 }
@@ -173,6 +194,17 @@ impl Settings {
             max_header_bytes: self.max_header_bytes.or(lower.max_header_bytes),
             max_connections: self.max_connections.or(lower.max_connections),
             auth_failure_limit: self.auth_failure_limit.or(lower.auth_failure_limit),
+            live_ping_interval_secs: self
+                .live_ping_interval_secs
+                .or(lower.live_ping_interval_secs),
+            live_max_frame_bytes: self.live_max_frame_bytes.or(lower.live_max_frame_bytes),
+            live_max_requests_in_flight: self
+                .live_max_requests_in_flight
+                .or(lower.live_max_requests_in_flight),
+            live_max_connections_per_identity: self
+                .live_max_connections_per_identity
+                .or(lower.live_max_connections_per_identity),
+            live_send_queue: self.live_send_queue.or(lower.live_send_queue),
         }
     }
 
@@ -449,6 +481,8 @@ pub struct Config {
     pub conn: crate::serve::ConnLimits,
     /// Failed logins per minute per client address; `None` = off.
     pub auth_failure_limit: Option<u32>,
+    /// Live client (twilsock) limits and timers.
+    pub live: parley_http::LiveConfig,
 }
 
 impl Config {
@@ -518,6 +552,7 @@ impl Config {
             auth_failure_limit: settings
                 .auth_failure_limit
                 .map_or(Some(DEFAULT_AUTH_FAILURE_LIMIT), |n| (n > 0).then_some(n)),
+            live: live_config(settings)?,
         })
     }
 
@@ -529,6 +564,56 @@ impl Config {
         };
         Config::from_settings(&settings, None)
     }
+}
+
+/// The live client settings from merged settings (defaults applied here; each at least 1).
+fn live_config(settings: &Settings) -> anyhow::Result<parley_http::LiveConfig> {
+    use parley_http::live::socket::{
+        DEFAULT_MAX_CONNECTIONS_PER_IDENTITY, DEFAULT_MAX_FRAME_BYTES,
+        DEFAULT_MAX_REQUESTS_IN_FLIGHT, DEFAULT_PING_INTERVAL_SECS, DEFAULT_SEND_QUEUE,
+    };
+    let at_least_1 = |v: Option<u32>, default: u32, name: &str| -> anyhow::Result<u32> {
+        match v.unwrap_or(default) {
+            0 => bail!("{name} must be at least 1"),
+            n => Ok(n),
+        }
+    };
+    let usize_of = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+    let max_frame_bytes = at_least_1(
+        settings.live_max_frame_bytes,
+        DEFAULT_MAX_FRAME_BYTES,
+        "live_max_frame_bytes",
+    )?;
+    if max_frame_bytes < 1024 {
+        bail!("live_max_frame_bytes must be at least 1024");
+    }
+    Ok(parley_http::LiveConfig {
+        ping_interval: std::time::Duration::from_secs(
+            at_least_1(
+                settings.live_ping_interval_secs,
+                DEFAULT_PING_INTERVAL_SECS,
+                "live_ping_interval_secs",
+            )?
+            .into(),
+        ),
+        max_frame_bytes: usize_of(max_frame_bytes),
+        max_requests_in_flight: usize_of(at_least_1(
+            settings.live_max_requests_in_flight,
+            DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+            "live_max_requests_in_flight",
+        )?),
+        max_connections_per_identity: usize_of(at_least_1(
+            settings.live_max_connections_per_identity,
+            DEFAULT_MAX_CONNECTIONS_PER_IDENTITY,
+            "live_max_connections_per_identity",
+        )?),
+        send_queue: usize_of(at_least_1(
+            settings.live_send_queue,
+            DEFAULT_SEND_QUEUE,
+            "live_send_queue",
+        )?),
+        ..parley_http::LiveConfig::default()
+    })
 }
 
 /// Default `--auth-failure-limit`: failed logins per minute per client address.

@@ -43,8 +43,9 @@ pub struct Application {
     webhooks: Option<Arc<parley_webhooks::Worker>>,
     conn: serve::ConnLimits,
     change_log: ChangeLogUpkeep,
-    /// The HTTP state (for the live-client tail) and the tail's poll interval.
-    live: (parley_http::AppState, std::time::Duration),
+    live: Arc<parley_http::live::Hub>,
+    /// The HTTP state (for the live-client Sync tail) and the tail's poll interval.
+    live_tail: (parley_http::AppState, std::time::Duration),
 }
 
 /// What the change-log trimming task needs.
@@ -103,28 +104,22 @@ impl Application {
                     .as_deref(),
             ),
             auth_failure_limit_per_min: config.auth_failure_limit,
+            live: config.live.clone(),
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
+        // The webhook client always exists: client (SDK) changes call a service's pre-event
+        // webhook whenever the service has one, whatever the other webhook settings.
+        let client_config = parley_webhooks::WebhookConfig::from_env()
+            .context("invalid webhook destination policy")?;
         let webhook_client =
-            if config.webhooks || config.rest_pre_webhooks != parley_http::PreHookScope::Off {
-                let client_config = parley_webhooks::WebhookConfig::from_env()
-                    .context("invalid webhook destination policy")?;
-                Some(
-                    parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
-                        .context("cannot set up the webhook client")?,
-                )
-            } else {
-                None
-            };
-        if let (Some(client), scope) = (&webhook_client, &config.rest_pre_webhooks) {
-            if *scope != parley_http::PreHookScope::Off {
-                state = state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
-                    scope.clone(),
-                    client.clone(),
-                )));
-            }
-        }
-        let webhooks = if let (true, Some(client)) = (config.webhooks, webhook_client) {
+            parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
+                .context("cannot set up the webhook client")?;
+        state = state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
+            config.rest_pre_webhooks.clone(),
+            webhook_client.clone(),
+        )));
+        let webhooks = if config.webhooks {
+            let client = webhook_client;
             let metrics = match parley_webhooks::QueueMetrics::register(state.metrics.registry()) {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -187,9 +182,11 @@ impl Application {
                 .map_err(|e| tracing::warn!(error = %e, "change-log metrics unavailable"))
                 .ok(),
         };
-        let live = (state.clone(), config.live_poll);
+        let live = state.live.clone();
+        let live_tail = (state.clone(), config.live_poll);
         let router = parley_http::router(state);
         Ok(Application {
+            live,
             listener,
             local_addr,
             router,
@@ -200,7 +197,7 @@ impl Application {
             webhooks,
             conn,
             change_log,
-            live,
+            live_tail,
         })
     }
 
@@ -217,6 +214,11 @@ impl Application {
     /// The store the server uses.
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    /// This node's live client connections (e.g. to notify one from a test).
+    pub fn live(&self) -> Arc<parley_http::live::Hub> {
+        self.live.clone()
     }
 
     /// What start-up did about the first account (the caller prints generated credentials).
@@ -242,8 +244,12 @@ impl Application {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let signal = stop_tx.clone();
+        let live = self.live.clone();
         tokio::spawn(async move {
             shutdown.await;
+            // Live sockets say goodbye (twilsock close 308) and close; the accept loop waits
+            // for them like for any connection.
+            live.begin_shutdown();
             let _ = signal.send(true);
         });
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -258,7 +264,7 @@ impl Application {
             .clone()
             .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
         // Live clients: Sync events from the change log to subscribed sockets.
-        let (live_state, live_poll) = self.live.clone();
+        let (live_state, live_poll) = self.live_tail.clone();
         let tail = tokio::spawn(parley_http::live::sync::tail::run(
             live_state,
             live_poll,
@@ -266,6 +272,7 @@ impl Application {
         ));
         tracing::info!("listening on http://{}", self.local_addr);
         serve::serve(self.listener, self.router, self.conn, stop_rx).await;
+        self.live.begin_shutdown();
         let served: anyhow::Result<()> = Ok(());
         if let Some(task) = sweeper {
             task.abort();

@@ -537,9 +537,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let stop = stop.clone();
+        // An upgraded connection (a live client websocket) outlives this task: the socket holds
+        // the permit too (through `ConnHold`), so it counts against the cap until it closes.
+        let permit = Arc::new(permit);
         tokio::spawn(async move {
-            serve_connection(stream, peer, router, limits, stop).await;
-            drop(permit);
+            serve_connection(stream, peer, router, limits, stop, permit).await;
         });
     }
     drop(listener);
@@ -564,6 +566,7 @@ async fn serve_connection(
     router: axum::Router,
     limits: ConnLimits,
     mut stop: watch::Receiver<bool>,
+    permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 ) {
     let track = Arc::new(Track::new());
     let io = TokioIo::new(GuardedIo {
@@ -576,6 +579,8 @@ async fn serve_connection(
         let in_flight = InFlight::new(&service_track);
         let mut req = req.map(|body| TimedBody::new(body, &service_track));
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut()
+            .insert(parley_http::ConnHold(permit.clone()));
         let call = tower::ServiceExt::oneshot(router.clone(), req);
         async move {
             let res = call.await;
@@ -586,7 +591,11 @@ async fn serve_connection(
     let conn = http1::Builder::new()
         .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(MIN_MAX_HEADER_BYTES as usize))
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        // Websocket upgrades (`/v3/wsconnect`): once upgraded, this future resolves and the
+        // socket lives on in its own task, out of reach of the timeouts below (the live
+        // connection has its own: init timeout, pings, write timeout).
+        .with_upgrades();
     tokio::pin!(conn);
     let mut stopping = false;
     if *stop.borrow() {

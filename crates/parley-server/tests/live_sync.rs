@@ -235,6 +235,7 @@ impl Env {
                     service_sid: service,
                     endpoint_id: None,
                     push_credential_sid: None,
+                    expires_at: None,
                 },
             },
             rx,

@@ -28,7 +28,8 @@ use crate::access_token::ChatIdentity;
 use crate::error::ApiError;
 use crate::AppState;
 
-pub use hub::{ConnId, Hub, Outbound};
+pub use hub::{ConnId, Hub, Outbound, RegisterError};
+pub use socket::{ConnHold, LiveConfig};
 
 /// Who is calling, for a request that arrived inside a socket: set by the socket as a request
 /// extension on every upstream request. Handlers take it with the [`Client`] extractor.

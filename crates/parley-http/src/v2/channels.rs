@@ -7,7 +7,6 @@ use axum::Json;
 use parley_core::channel::{Channel, ChannelRef, ChannelType, ChannelUpdate, MAX_CHANNEL_NAME};
 use parley_core::sid::is_sid;
 use parley_core::{ChannelSid, ServiceSid, Timestamp};
-use parley_webhooks::PreEvent;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -17,7 +16,6 @@ use crate::error::ApiError;
 use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, CHANNELS};
 use crate::params::{clip, Form, Params, Query};
-use crate::pre_hooks::{modify_channel_update, pre_hook, proposed_channel};
 use crate::urls::UrlBuilder;
 use crate::AppState;
 
@@ -72,15 +70,15 @@ impl ChannelResource {
 }
 
 /// Longest names on create (contract §7: 64 on create, 256 on update).
-const MAX_NAME_ON_CREATE: usize = 64;
+pub(crate) const MAX_NAME_ON_CREATE: usize = 64;
 
 /// Longest `CreatedBy` (an identity, usually): 256 characters, as identities and message
 /// authors; too long is Chat 50310 "Author parameter too long" (GUESS: the code Twilio lists
 /// for an author in the channel range).
-const MAX_CREATED_BY: usize = 256;
+pub(crate) const MAX_CREATED_BY: usize = 256;
 
 /// A channel name parameter: at most `max` characters (Chat 50003/50004); empty clears it.
-fn name_param(
+pub(crate) fn name_param(
     p: &Params,
     name: &str,
     code: u32,
@@ -98,7 +96,10 @@ fn name_param(
     }
 }
 
-fn unique_name_param(p: &Params, max: usize) -> Result<Option<Option<String>>, ApiError> {
+pub(crate) fn unique_name_param(
+    p: &Params,
+    max: usize,
+) -> Result<Option<Option<String>>, ApiError> {
     let v = name_param(p, "UniqueName", 50004, max)?;
     if let Some(Some(name)) = &v {
         if is_sid(ChannelSid::PREFIX, name) {
@@ -131,7 +132,7 @@ fn dates(p: &Params) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError>
 }
 
 /// The `Type` values of a list filter or a create.
-fn channel_type(text: &str) -> Result<ChannelType, ApiError> {
+pub(crate) fn channel_type(text: &str) -> Result<ChannelType, ApiError> {
     ChannelType::parse(text).ok_or_else(|| {
         ApiError::invalid_param(
             "Type",
@@ -184,9 +185,9 @@ pub(crate) async fn create(
     Form(p): Form,
 ) -> Result<(StatusCode, Json<ChannelResource>), ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
-    let mut friendly_name = name_param(&p, "FriendlyName", 50003, MAX_NAME_ON_CREATE)?.flatten();
-    let mut unique_name = unique_name_param(&p, MAX_NAME_ON_CREATE)?.flatten();
-    let mut attrs = attributes(&p)?;
+    let friendly_name = name_param(&p, "FriendlyName", 50003, MAX_NAME_ON_CREATE)?.flatten();
+    let unique_name = unique_name_param(&p, MAX_NAME_ON_CREATE)?.flatten();
+    let attrs = attributes(&p)?;
     let created_by = p.text("CreatedBy", MAX_CREATED_BY, 50310)?;
     let channel_type = match p.get("Type") {
         None => ChannelType::Public,
@@ -194,41 +195,16 @@ pub(crate) async fn create(
     };
     let (created, updated) = dates(&p)?;
     let service = service_of(&app, &auth, &service_sid).await?;
-    let created_by = Some(created_by.unwrap_or_else(|| "system".to_owned()));
-    if let Some(pre) = pre_hook(&app, account(&auth), &service_sid, &origin, "onChannelAdd").await?
-    {
-        let c = pre
-            .run(PreEvent::ChannelAdd {
-                friendly_name: friendly_name.as_deref(),
-                unique_name: unique_name.as_deref(),
-                attributes: attrs.as_deref(),
-                channel_type,
-                created_by: created_by.as_deref(),
-            })
-            .await?;
-        friendly_name = c.friendly_name.unwrap_or(friendly_name);
-        unique_name = c.unique_name.unwrap_or(unique_name);
-        attrs = c.attributes.or(attrs);
-    }
-    let now = Timestamp::now();
-    let created = created.unwrap_or(now);
-    let channel = Channel {
-        sid: ChannelSid::generate(),
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
+    let new = crate::actions::NewChannel {
         friendly_name,
         unique_name,
         attributes: attrs,
         channel_type,
         created_by,
-        members_count: 0,
-        messages_count: 0,
-        last_message_sid: None,
-        last_message_index: None,
         date_created: created,
-        date_updated: updated.unwrap_or(created),
+        date_updated: updated,
     };
-    let channel = app.store.create_channel(&channel, &origin).await?;
+    let channel = crate::actions::create_channel(&app, &service, new, &origin).await?;
     Ok((
         StatusCode::CREATED,
         Json(ChannelResource::new(&channel, &app.urls)),
@@ -259,7 +235,7 @@ pub(crate) async fn update(
 ) -> Result<Json<ChannelResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let (date_created, date_updated) = dates(&p)?;
-    let mut update = ChannelUpdate {
+    let update = ChannelUpdate {
         friendly_name: name_param(&p, "FriendlyName", 50003, MAX_CHANNEL_NAME)?,
         unique_name: unique_name_param(&p, MAX_CHANNEL_NAME)?,
         attributes: attributes(&p)?,
@@ -268,26 +244,15 @@ pub(crate) async fn update(
         date_updated,
     };
     let channel_ref = ChannelRef::parse(seg.get(1)?);
-    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onChannelUpdate").await? {
-        let current = app
-            .store
-            .fetch_channel(account(&auth), &service, &channel_ref)
-            .await?;
-        let proposed = proposed_channel(current, &update);
-        let c = pre.run(PreEvent::ChannelUpdate(&proposed)).await?;
-        modify_channel_update(&mut update, c);
-    }
-    let channel = app
-        .store
-        .update_channel(
-            account(&auth),
-            &service,
-            &channel_ref,
-            &update,
-            Timestamp::now(),
-            &origin,
-        )
-        .await?;
+    let channel = crate::actions::update_channel(
+        &app,
+        account(&auth),
+        &service,
+        &channel_ref,
+        update,
+        &origin,
+    )
+    .await?;
     Ok(Json(ChannelResource::new(&channel, &app.urls)))
 }
 
@@ -301,16 +266,6 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let channel_ref = ChannelRef::parse(seg.get(1)?);
-    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onChannelDestroy").await?
-    {
-        let current = app
-            .store
-            .fetch_channel(account(&auth), &service, &channel_ref)
-            .await?;
-        pre.run(PreEvent::ChannelDestroy(&current)).await?;
-    }
-    app.store
-        .delete_channel(account(&auth), &service, &channel_ref, &origin)
-        .await?;
+    crate::actions::delete_channel(&app, account(&auth), &service, &channel_ref, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use parley_core::channel::{ChannelRef, Invite};
-use parley_core::user::UserRef;
-use parley_core::{InviteSid, ServiceSid, Timestamp};
+use parley_core::{InviteSid, ServiceSid};
 use serde::Serialize;
 
 use super::{account, date, members::channel_role, service_of, Segments};
@@ -102,30 +101,10 @@ pub(crate) async fn create(
         .store
         .fetch_channel(account(&auth), &service_sid, &channel_ref)
         .await?;
-    let role = channel_role(&app, &auth, &service_sid, &p)
-        .await?
-        .or_else(|| service.default_channel_role_sid.clone());
-    // The invitee must exist (Twilio answers 404 for an unknown identity).
-    let user = app
-        .store
-        .fetch_user(account(&auth), &service_sid, &UserRef::Identity(identity))
-        .await?;
-    let now = Timestamp::now();
-    let invite = Invite {
-        sid: InviteSid::generate(),
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        channel_sid: channel.sid.clone(),
-        identity: user.identity,
-        role_sid: role,
-        created_by: None,
-        date_created: now,
-        date_updated: now,
-    };
-    let invite = app
-        .store
-        .create_invite(&channel_ref, &invite, &origin)
-        .await?;
+    let role = channel_role(&app, &auth, &service_sid, &p).await?;
+    let invite =
+        crate::actions::create_invite(&app, &service, &channel, identity, role, None, &origin)
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(InviteResource::new(&invite, &app.urls)),

@@ -6,22 +6,18 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use parley_core::channel::{
-    ChannelRef, Member, MemberLimits, MemberRef, MemberUpdate, NotificationLevel,
-};
+use parley_core::channel::{ChannelRef, Member, MemberRef, MemberUpdate};
 use parley_core::role::RoleType;
 use parley_core::store::StoreError;
-use parley_core::{MemberSid, RoleSid, ServiceSid, Timestamp};
-use parley_webhooks::PreEvent;
+use parley_core::{RoleSid, ServiceSid, Timestamp};
 use serde::Serialize;
 
-use super::{account, attributes, date, new_user, service_of, users::check_identity, Segments};
+use super::{account, attributes, date, service_of, users::check_identity, Segments};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, MEMBERS};
 use crate::params::{clip, Form, Params, Query};
-use crate::pre_hooks::{pre_hook, proposed_member};
 use crate::urls::UrlBuilder;
 use crate::AppState;
 
@@ -164,7 +160,7 @@ pub(crate) async fn create(
     let channel_ref = ChannelRef::parse(seg.get(1)?);
     let identity = p.required("Identity")?;
     check_identity(&identity, "Identity")?;
-    let mut attrs = attributes(&p)?;
+    let attrs = attributes(&p)?;
     let horizon = horizon_index(&p)?.flatten();
     let horizon_at = horizon_time(&p)?;
     let (created, updated) = member_dates(&p)?;
@@ -173,48 +169,16 @@ pub(crate) async fn create(
         .store
         .fetch_channel(account(&auth), &service_sid, &channel_ref)
         .await?;
-    let role = channel_role(&app, &auth, &service_sid, &p)
-        .await?
-        .or_else(|| service.default_channel_role_sid.clone());
-    if let Some(pre) = pre_hook(&app, account(&auth), &service_sid, &origin, "onMemberAdd").await? {
-        let c = pre
-            .run(PreEvent::MemberAdd {
-                channel_sid: &channel.sid,
-                identity: &identity,
-                role_sid: role.as_ref(),
-            })
-            .await?;
-        attrs = c.attributes.or(attrs);
-    }
-    let now = Timestamp::now();
-    let (user, _) = app
-        .store
-        .get_or_create_user(&new_user(&service, &identity, now), &origin)
-        .await?;
-    let created = created.unwrap_or(now);
-    let member = Member {
-        sid: MemberSid::generate(),
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        channel_sid: channel.sid.clone(),
-        user_sid: user.sid,
-        identity: user.identity,
-        role_sid: role,
-        last_consumed_message_index: horizon,
-        last_consumption_timestamp: horizon_at.or(horizon.map(|_| now)),
+    let new = crate::actions::NewMember {
+        identity,
+        role_sid: channel_role(&app, &auth, &service_sid, &p).await?,
         attributes: attrs,
-        notification_level: NotificationLevel::Default,
+        last_consumed_message_index: horizon,
+        last_consumption_timestamp: horizon_at,
         date_created: created,
-        date_updated: updated.unwrap_or(created),
+        date_updated: updated,
     };
-    let limits = MemberLimits {
-        channel_members: service.settings.limits.channel_members,
-        user_channels: service.settings.limits.user_channels,
-    };
-    let member = app
-        .store
-        .create_member(&member, &limits, None, &origin)
-        .await?;
+    let member = crate::actions::add_member(&app, &service, &channel, new, None, &origin).await?;
     Ok((
         StatusCode::CREATED,
         Json(MemberResource::new(&member, &app.urls)),
@@ -250,7 +214,7 @@ pub(crate) async fn update(
 ) -> Result<Json<MemberResource>, ApiError> {
     let service: ServiceSid = seg.sid(0)?;
     let (date_created, date_updated) = member_dates(&p)?;
-    let mut update = MemberUpdate {
+    let update = MemberUpdate {
         role_sid: channel_role(&app, &auth, &service, &p).await?,
         last_consumed_message_index: horizon_index(&p)?,
         last_consumption_timestamp: horizon_time(&p)?,
@@ -263,27 +227,16 @@ pub(crate) async fn update(
         ChannelRef::parse(seg.get(1)?),
         MemberRef::parse(seg.get(2)?),
     );
-    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onMemberUpdate").await? {
-        let current = app
-            .store
-            .fetch_member(account(&auth), &service, &channel, &member)
-            .await?;
-        let proposed = proposed_member(current, &update);
-        let c = pre.run(PreEvent::MemberUpdate(&proposed)).await?;
-        update.attributes = c.attributes.or(update.attributes);
-    }
-    let m = app
-        .store
-        .update_member(
-            account(&auth),
-            &service,
-            &channel,
-            &member,
-            &update,
-            Timestamp::now(),
-            &origin,
-        )
-        .await?;
+    let m = crate::actions::update_member(
+        &app,
+        account(&auth),
+        &service,
+        &channel,
+        &member,
+        update,
+        &origin,
+    )
+    .await?;
     Ok(Json(MemberResource::new(&m, &app.urls)))
 }
 
@@ -300,23 +253,15 @@ pub(crate) async fn delete(
         ChannelRef::parse(seg.get(1)?),
         MemberRef::parse(seg.get(2)?),
     );
-    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onMemberRemove").await? {
-        let current = app
-            .store
-            .fetch_member(account(&auth), &service, &channel, &member)
-            .await?;
-        pre.run(PreEvent::MemberRemove(&current)).await?;
-    }
-    app.store
-        .delete_member(
-            account(&auth),
-            &service,
-            &channel,
-            &member,
-            None,
-            Timestamp::now(),
-            &origin,
-        )
-        .await?;
+    crate::actions::remove_member(
+        &app,
+        account(&auth),
+        &service,
+        &channel,
+        &member,
+        None,
+        &origin,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use parley_core::channel::{ChannelRef, Message, MessageOrder, MessageUpdate, MAX_BODY_BYTES};
-use parley_core::{MessageSid, ServiceSid, Timestamp};
-use parley_webhooks::PreEvent;
+use parley_core::{MessageSid, ServiceSid};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -16,7 +15,6 @@ use crate::error::ApiError;
 use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, MESSAGES};
 use crate::params::{Form, Params, Query};
-use crate::pre_hooks::{modify_message_update, pre_hook, proposed_message};
 use crate::urls::UrlBuilder;
 use crate::AppState;
 
@@ -71,7 +69,7 @@ impl MessageResource {
     }
 }
 
-fn body_param(p: &Params) -> Result<Option<String>, ApiError> {
+pub(crate) fn body_param(p: &Params) -> Result<Option<String>, ApiError> {
     match p.string("Body") {
         Some(b) if b.len() > MAX_BODY_BYTES => Err(ApiError::chat_param(
             50504,
@@ -82,7 +80,7 @@ fn body_param(p: &Params) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn author(p: &Params, name: &str, code: u32) -> Result<Option<String>, ApiError> {
+pub(crate) fn author(p: &Params, name: &str, code: u32) -> Result<Option<String>, ApiError> {
     match p.string(name) {
         Some(a) if a.chars().count() > MAX_AUTHOR => Err(ApiError::chat_param(
             code,
@@ -93,7 +91,7 @@ fn author(p: &Params, name: &str, code: u32) -> Result<Option<String>, ApiError>
     }
 }
 
-fn reject_media(p: &Params) -> Result<(), ApiError> {
+pub(crate) fn reject_media(p: &Params) -> Result<(), ApiError> {
     if p.has("MediaSid") {
         return Err(ApiError::invalid_param(
             "MediaSid",
@@ -158,55 +156,23 @@ pub(crate) async fn create(
             "Missing required parameter Body in the post body",
         ));
     };
-    let mut attrs = attributes(&p)?;
-    let mut from = author(&p, "From", 50310)?
+    let attrs = attributes(&p)?;
+    let from = author(&p, "From", 50310)?
         .filter(|f| !f.is_empty())
         .unwrap_or_else(|| "system".to_owned());
     let last_updated_by = author(&p, "LastUpdatedBy", 50505)?;
     let created = p.date("DateCreated")?;
     let updated = p.date("DateUpdated")?;
     let service = service_of(&app, &auth, &service_sid).await?;
-    let mut body = body;
-    if let Some(pre) =
-        pre_hook(&app, account(&auth), &service_sid, &origin, "onMessageSend").await?
-    {
-        let ch = app
-            .store
-            .fetch_channel(account(&auth), &service_sid, &channel)
-            .await?;
-        let c = pre
-            .run(PreEvent::MessageSend {
-                channel_sid: &ch.sid,
-                body: Some(&body),
-                attributes: attrs.as_deref(),
-                from: &from,
-            })
-            .await?;
-        body = c.body.unwrap_or(body);
-        attrs = c.attributes.or(attrs);
-        from = c.from.unwrap_or(from);
-    }
-    let now = Timestamp::now();
-    let created = created.unwrap_or(now);
-    let message = Message {
-        sid: MessageSid::generate(),
-        account_sid: service.account_sid.clone(),
-        service_sid: service.sid.clone(),
-        // Resolved by the store from `channel`.
-        channel_sid: parley_core::ChannelSid::generate(),
-        index: 0,
-        from,
-        body: Some(body),
+    let new = crate::actions::NewMessage {
+        body,
         attributes: attrs,
+        from,
         last_updated_by,
-        was_edited: false,
         date_created: created,
-        date_updated: updated.unwrap_or(created),
+        date_updated: updated,
     };
-    let message = app
-        .store
-        .create_message(&channel, &message, &origin)
-        .await?;
+    let message = crate::actions::post_message(&app, &service, &channel, new, &origin).await?;
     Ok((
         StatusCode::CREATED,
         Json(MessageResource::new(&message, &app.urls)),
@@ -244,7 +210,7 @@ pub(crate) async fn update(
     let service: ServiceSid = seg.sid(0)?;
     let sid: MessageSid = seg.sid(2)?;
     reject_media(&p)?;
-    let mut update = MessageUpdate {
+    let update = MessageUpdate {
         body: body_param(&p)?,
         attributes: attributes(&p)?,
         from: author(&p, "From", 50310)?,
@@ -253,27 +219,16 @@ pub(crate) async fn update(
         date_updated: p.date("DateUpdated")?,
     };
     let channel = ChannelRef::parse(seg.get(1)?);
-    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onMessageUpdate").await? {
-        let current = app
-            .store
-            .fetch_message(account(&auth), &service, &channel, &sid)
-            .await?;
-        let proposed = proposed_message(current, &update);
-        let c = pre.run(PreEvent::MessageUpdate(&proposed)).await?;
-        modify_message_update(&mut update, c);
-    }
-    let m = app
-        .store
-        .update_message(
-            account(&auth),
-            &service,
-            &channel,
-            &sid,
-            &update,
-            Timestamp::now(),
-            &origin,
-        )
-        .await?;
+    let m = crate::actions::update_message(
+        &app,
+        account(&auth),
+        &service,
+        &channel,
+        &sid,
+        update,
+        &origin,
+    )
+    .await?;
     Ok(Json(MessageResource::new(&m, &app.urls)))
 }
 
@@ -287,15 +242,6 @@ pub(crate) async fn delete(
     let service: ServiceSid = seg.sid(0)?;
     let sid: MessageSid = seg.sid(2)?;
     let channel = ChannelRef::parse(seg.get(1)?);
-    if let Some(pre) = pre_hook(&app, account(&auth), &service, &origin, "onMessageRemove").await? {
-        let current = app
-            .store
-            .fetch_message(account(&auth), &service, &channel, &sid)
-            .await?;
-        pre.run(PreEvent::MessageRemove(&current)).await?;
-    }
-    app.store
-        .delete_message(account(&auth), &service, &channel, &sid, &origin)
-        .await?;
+    crate::actions::delete_message(&app, account(&auth), &service, &channel, &sid, &origin).await?;
     Ok(StatusCode::NO_CONTENT)
 }

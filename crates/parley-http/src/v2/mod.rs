@@ -15,17 +15,17 @@ use crate::AppState;
 
 mod bindings;
 mod channel_webhooks;
-mod channels;
+pub(crate) mod channels;
 mod credentials;
-mod invites;
-mod members;
-mod messages;
+pub(crate) mod invites;
+pub(crate) mod members;
+pub(crate) mod messages;
 mod push;
 mod roles;
 mod services;
 mod user_bindings;
-mod user_channels;
-mod users;
+pub(crate) mod user_channels;
+pub(crate) mod users;
 
 pub(crate) use users::{check_identity, identity_filter, new_user};
 

@@ -8,7 +8,6 @@ use parley_core::role::RoleType;
 use parley_core::service::Service;
 use parley_core::user::{User, UserRef, UserUpdate, MAX_IDENTITY_LEN};
 use parley_core::{sid::is_sid, RoleSid, ServiceSid, Timestamp, UserSid};
-use parley_webhooks::PreEvent;
 use serde::Serialize;
 
 use super::{account, attributes, date, service_of, Segments};
@@ -17,7 +16,6 @@ use crate::error::ApiError;
 use crate::origin::ApiOrigin;
 use crate::paging::{ListPath, PageQuery, USERS};
 use crate::params::{Form, Params, Query};
-use crate::pre_hooks::{modify_user_update, pre_hook, proposed_user};
 use crate::urls::UrlBuilder;
 use crate::AppState;
 
@@ -291,32 +289,20 @@ pub(crate) async fn update(
 ) -> Result<Json<UserResource>, ApiError> {
     let service_sid: ServiceSid = seg.sid(0)?;
     let user_ref: UserRef = seg.user(1)?;
-    let mut update = UserUpdate {
+    let update = UserUpdate {
         friendly_name: p.text("FriendlyName", MAX_USER_FRIENDLY_NAME, 50003)?,
         attributes: attributes(&p)?,
         role_sid: deployment_role(&app, &auth, &service_sid, &p).await?,
     };
-    if let Some(pre) = pre_hook(&app, account(&auth), &service_sid, &origin, "onUserUpdate").await?
-    {
-        let current = app
-            .store
-            .fetch_user(account(&auth), &service_sid, &user_ref)
-            .await?;
-        let proposed = proposed_user(current, &update, Timestamp::now());
-        let c = pre.run(PreEvent::UserUpdate(&proposed)).await?;
-        modify_user_update(&mut update, c);
-    }
-    let user = app
-        .store
-        .update_user(
-            account(&auth),
-            &service_sid,
-            &user_ref,
-            &update,
-            Timestamp::now(),
-            &origin,
-        )
-        .await?;
+    let user = crate::actions::update_user(
+        &app,
+        account(&auth),
+        &service_sid,
+        &user_ref,
+        update,
+        &origin,
+    )
+    .await?;
     let service = service_of(&app, &auth, &service_sid).await?;
     let reach = reachability(&app, &service, &user).await?;
     let joined = joined_count(&app, &user).await?;
