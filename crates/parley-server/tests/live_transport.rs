@@ -61,6 +61,8 @@ both_backends!(
     a_slow_consumer_is_cut_off,
     shutdown_says_308_with_a_backoff,
     an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot,
+    requests_over_the_in_flight_limit_are_answered_429,
+    repeated_failed_inits_are_throttled,
 );
 
 fn postgres_skipped() -> bool {
@@ -470,6 +472,16 @@ async fn init_is_accepted_and_upstream_requests_answer(b: Backend) {
     assert_eq!(status_code(&r), 400, "{:?}", r.header);
     assert!(r.header["status"]["description"].is_string());
 
+    // A plain GET of the socket path (no upgrade) is a Twilio error, not a hang.
+    let (status, body) = http(
+        live.addr,
+        "GET /v3/wsconnect HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(body["code"].as_u64().is_some(), "{body}");
+
     // Metrics see the connection.
     let (status, _) = http(
         live.addr,
@@ -735,8 +747,12 @@ async fn a_slow_consumer_is_cut_off(b: Backend) {
 async fn shutdown_says_308_with_a_backoff(b: Backend) {
     let mut live = Live::spawn(b, |_| {}).await;
     let (mut c, _) = live.login("alice").await;
+    // A socket still waiting for its init is told too (it does not hold the shutdown up).
+    let mut waiting = live.connect().await;
     let stop = live.stop.take().unwrap();
+    let stopping = Instant::now();
     stop.send(()).unwrap();
+    waiting.expect_close(308, 1001).await;
     let f = c.frame().await;
     assert_eq!(f.method(), "close");
     assert_eq!(f.header["status"]["code"], 308);
@@ -751,6 +767,11 @@ async fn shutdown_says_308_with_a_backoff(b: Backend) {
     );
     c.expect_ws_close(1001).await;
     live.stop().await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
 }
 
 async fn an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot(b: Backend) {
@@ -793,5 +814,64 @@ async fn an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 200);
+    live.stop().await;
+}
+
+async fn requests_over_the_in_flight_limit_are_answered_429(b: Backend) {
+    let mut live = Live::spawn(b, |l| l.max_requests_in_flight = 1).await;
+    let (mut c, _) = live.login("alice").await;
+    // A burst in one write: the socket reads the frames faster than requests finish.
+    let n = 200;
+    for i in 0..n {
+        let f = Frame::new("message", &format!("TMb{i}")).with(
+            "http_request",
+            json!({"host": "aim.us1.twilio.com", "path": "/nothing", "method": "GET"}),
+        );
+        c.ws.feed(Message::Binary(f.encode().into())).await.unwrap();
+    }
+    c.ws.flush().await.unwrap();
+    let (mut answered, mut refused) = (0, 0);
+    for _ in 0..n {
+        let r = c.frame().await;
+        assert_eq!(r.method(), "reply");
+        match status_code(&r) {
+            200 => {
+                assert_eq!(r.header["http_status"]["code"], 404);
+                answered += 1;
+            }
+            429 => {
+                assert!(r.header["status"]["description"].is_string());
+                refused += 1;
+            }
+            other => panic!("status {other}: {:?}", r.header),
+        }
+    }
+    assert!(answered >= 1, "{answered} answered, {refused} refused");
+    assert!(refused >= 1, "{answered} answered, {refused} refused");
+    // Once the burst is over, requests are served again.
+    let r = c.request("GET", "/nothing", None).await;
+    assert_eq!(status_code(&r), 200);
+    live.stop().await;
+}
+
+async fn repeated_failed_inits_are_throttled(b: Backend) {
+    let mut live = Live::spawn_with(b, |c| c.auth_failure_limit = Some(2)).await;
+    let bad = Key {
+        sid: live.key.sid.clone(),
+        secret: "wrong".into(),
+    };
+    for _ in 0..2 {
+        let mut c = live.connect().await;
+        let r = c.init(&live.token(&bad, "alice", 3600)).await;
+        assert_eq!(status_code(&r), 401);
+        c.expect_ws_close(1008).await;
+    }
+    // Over the limit: even a good token waits (429 with a backoff), as on the HTTP doors.
+    let mut c = live.connect().await;
+    let r = c.init(&live.token(&live.key, "alice", 3600)).await;
+    assert_eq!(status_code(&r), 429, "{:?}", r.header);
+    assert_eq!(r.header["status"]["errorCode"], 20429);
+    assert!(payload_json(&r)["backoff_policy"]["reconnect_min_ms"].is_u64());
+    c.expect_ws_close(1013).await;
     live.stop().await;
 }

@@ -2,8 +2,8 @@
 //! every status and close code).
 //!
 //! One task per socket reads frames, writes frames and runs the timers; upstream requests
-//! (`message` frames) run as their own tasks, up to `max_requests_in_flight` at once, and hand
-//! their replies back through a channel. The flow:
+//! (`message` frames) run as their own tasks, up to `max_requests_in_flight` at once, and the
+//! socket task writes their replies as they finish. The flow:
 //!
 //! 1. The first frame must be `init` within [`LiveConfig::init_timeout`]; its Access Token is
 //!    verified exactly as the registration door does ([`crate::access_token::verify`] and the
@@ -62,6 +62,8 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(180);
 pub const RECONNECT_MIN_MS: u64 = 1_000;
 /// See [`RECONNECT_MIN_MS`].
 pub const RECONNECT_MAX_MS: u64 = 10_000;
+/// Websocket read buffer per socket (chat frames are small; a larger frame grows it for itself).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Largest upstream response body relayed in a reply.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -129,7 +131,10 @@ pub async fn wsconnect(
 ) -> Response {
     let max = state.config.live.max_frame_bytes;
     let peer = peer.map(|Extension(ConnectInfo(p))| p);
-    ws.max_message_size(max)
+    // A small read buffer (tungstenite's default is 128 KiB per socket, allocated up front): idle
+    // sockets must stay cheap; a large frame still arrives whole (the buffer grows for it).
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
         .on_upgrade(move |socket| async move {
@@ -187,8 +192,16 @@ struct Session {
     expire_at: Option<Instant>,
 }
 
-/// Replies of upstream requests back to the socket task.
-type ReplyRx = mpsc::Receiver<Frame>;
+/// The upstream requests of a connection still running. Empty costs nothing (idle sockets stay
+/// small); when the connection ends, running requests are left to finish (detached, not
+/// aborted: a change half made is not cut short), their replies dropped.
+struct InFlight(tokio::task::JoinSet<Frame>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.detach_all();
+    }
+}
 
 struct Conn {
     state: AppState,
@@ -295,8 +308,13 @@ impl Conn {
     async fn serve(&mut self) -> Ending {
         let live = self.state.config.live.clone();
         // 1. init.
+        let init_deadline = Instant::now() + live.init_timeout;
+        let mut shutdown = self.state.live.shutdown_signal();
         let init = loop {
-            let got = tokio::time::timeout(live.init_timeout, self.recv()).await;
+            let got = tokio::select! {
+                got = tokio::time::timeout_at(init_deadline, self.recv()) => got,
+                () = shutting_down(&mut shutdown) => return goodbye(),
+            };
             match got {
                 Err(_) => return Ending::new(408, "Timed out waiting for init", WS_POLICY),
                 Ok(Incoming::Nothing) => continue,
@@ -314,9 +332,40 @@ impl Conn {
         };
         let init_id = init.id().unwrap_or("").to_owned();
         let token = init.str("token").unwrap_or("").to_owned();
+        // The failed-login limiter of the HTTP doors applies to `init` too (per address).
+        let ip = self.peer.map(|p| p.ip());
+        if let Some(wait) = ip.and_then(|ip| self.state.failures.check(ip)) {
+            self.state
+                .metrics
+                .auth_throttled
+                .with_label_values(&["access_token"])
+                .inc();
+            let ms = u64::try_from(wait.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(RECONNECT_MIN_MS);
+            let reply = Frame::new("reply", &init_id)
+                .with(
+                    "status",
+                    json!({"code": 429, "status": "Too Many Requests", "errorCode": 20429,
+                        "description": "Too many failed logins from this address; retry later"}),
+                )
+                .with_json(&json!({"backoff_policy": {"reconnect_min_ms": ms, "reconnect_max_ms": ms.max(RECONNECT_MAX_MS)}}));
+            self.send(&reply).await;
+            return Ending::quiet(WS_TRY_LATER);
+        }
         let identity = match authenticate(&self.state, &token).await {
             Ok(i) => i,
             Err(e) => {
+                if e.status == StatusCode::UNAUTHORIZED {
+                    self.state
+                        .metrics
+                        .auth_failures
+                        .with_label_values(&["access_token"])
+                        .inc();
+                    if let Some(ip) = ip {
+                        self.state.failures.failed(ip);
+                    }
+                }
                 let reply = auth_failure_reply(&init_id, &e);
                 self.send(&reply).await;
                 return Ending::quiet(WS_POLICY);
@@ -363,21 +412,21 @@ impl Conn {
         registered.gauge().inc();
         let mut session = Session::new(conn, identity, Timestamp::now());
         let reply = init_reply(&init, &init_id, &session);
+        // Nothing of the init frame (token, metadata, registrations) is kept per connection.
+        drop((init, init_id, token));
         if !self.send(&reply).await {
             return Ending::quiet(WS_NORMAL);
         }
+        drop(reply);
         tracing::debug!(conn = conn.0, identity = %session.identity.identity, "live connection initialised");
 
         // 2. The connection.
-        let mut shutdown = hub.shutdown_signal();
         let mut ping = tokio::time::interval_at(
             Instant::now() + live.ping_interval,
             live.ping_interval.max(Duration::from_millis(10)),
         );
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let (reply_tx, mut reply_rx): (mpsc::Sender<Frame>, ReplyRx) =
-            mpsc::channel(live.max_requests_in_flight.max(1));
-        let mut in_flight: usize = 0;
+        let mut in_flight = InFlight(tokio::task::JoinSet::new());
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         loop {
             let warn_at = session.warn_at;
@@ -387,11 +436,7 @@ impl Conn {
                 () = kick.notified() => {
                     return Ending::new(503, "Slow consumer: the connection fell behind; reconnect", WS_TRY_LATER);
                 }
-                () = shutting_down(&mut shutdown) => {
-                    let mut e = Ending::new(308, "Server shutting down; reconnect", WS_GOING_AWAY);
-                    e.backoff = true;
-                    return e;
-                }
+                () = shutting_down(&mut shutdown) => return goodbye(),
                 () = sleep_until(expire_at.unwrap_or(far)), if expire_at.is_some() => {
                     return Ending::new(410, "Token expired", WS_NORMAL);
                 }
@@ -409,10 +454,15 @@ impl Conn {
                         return Ending::quiet(WS_NORMAL);
                     }
                 }
-                Some(reply) = reply_rx.recv() => {
-                    in_flight = in_flight.saturating_sub(1);
-                    if !self.send(&reply).await {
-                        return Ending::quiet(WS_NORMAL);
+                Some(done) = in_flight.0.join_next(), if !in_flight.0.is_empty() => {
+                    match done {
+                        Ok(reply) => {
+                            if !self.send(&reply).await {
+                                return Ending::quiet(WS_NORMAL);
+                            }
+                        }
+                        // The router catches handler panics; this is not expected.
+                        Err(e) => tracing::error!(error = %e, "upstream request task failed"),
                     }
                 }
                 out = out_rx.recv() => match out {
@@ -443,7 +493,7 @@ impl Conn {
                     let id = frame.id().unwrap_or("").to_owned();
                     match frame.method() {
                         "message" => {
-                            if in_flight >= live.max_requests_in_flight {
+                            if in_flight.0.len() >= live.max_requests_in_flight {
                                 let f = status_reply(&id, 429, "Too Many Requests", Some(format!(
                                     "More than {} requests in flight on this connection",
                                     live.max_requests_in_flight
@@ -455,12 +505,9 @@ impl Conn {
                             }
                             match build_request(&frame, &session, self.peer) {
                                 Ok(req) => {
-                                    in_flight += 1;
                                     let router = self.upstream.0.clone();
-                                    let tx = reply_tx.clone();
-                                    tokio::spawn(async move {
-                                        let reply = call_upstream(router, req, &id).await;
-                                        let _ = tx.send(reply).await;
+                                    in_flight.0.spawn(async move {
+                                        call_upstream(router, req, &id).await
                                     });
                                 }
                                 Err(description) => {
@@ -483,8 +530,13 @@ impl Conn {
                                 }
                                 Err(e) => {
                                     let reply = auth_failure_reply(&id, &e);
-                                    self.send(&reply).await;
-                                    return Ending::quiet(WS_POLICY);
+                                    let sent = self.send(&reply).await;
+                                    // A refused token ends the connection; a database failure
+                                    // (500) does not: the old token still holds and the SDK
+                                    // retries the update.
+                                    if !sent || e.status.is_client_error() {
+                                        return Ending::quiet(WS_POLICY);
+                                    }
                                 }
                             }
                         }
@@ -565,6 +617,8 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.state.live.unregister(self.conn);
+        // Its Sync subscriptions go with it.
+        self.state.sync.forget(self.conn);
         self.gauge().dec();
     }
 }
@@ -598,6 +652,13 @@ fn expiry_timers(
     let expire_at = mono.checked_add(left);
     let warn_at = mono.checked_add(left.saturating_sub(lead));
     (warn_at, expire_at)
+}
+
+/// The shutdown ending: twilsock `close` 308 with a backoff, websocket 1001.
+fn goodbye() -> Ending {
+    let mut e = Ending::new(308, "Server shutting down; reconnect", WS_GOING_AWAY);
+    e.backoff = true;
+    e
 }
 
 fn backoff_body() -> Value {
