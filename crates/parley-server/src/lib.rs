@@ -114,11 +114,17 @@ impl Application {
             } else {
                 None
             };
+        // One cache of opened auth tokens (the signing keys) for pre- and post-event calls.
+        let tokens = Arc::new(parley_webhooks::AuthTokens::new(
+            store.clone(),
+            secrets.clone(),
+        ));
         if let (Some(client), scope) = (&webhook_client, &config.rest_pre_webhooks) {
             if *scope != parley_http::PreHookScope::Off {
                 state = state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
                     scope.clone(),
                     client.clone(),
+                    tokens.clone(),
                 )));
             }
         }
@@ -138,7 +144,7 @@ impl Application {
             };
             Some(parley_webhooks::Worker::new(
                 store.clone(),
-                secrets.clone(),
+                tokens,
                 client,
                 worker_config,
                 metrics,
