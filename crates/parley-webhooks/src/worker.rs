@@ -425,6 +425,10 @@ impl Worker {
             )
             .await?;
         let n = claimed.len();
+        // Calls that cannot start now go back to the queue together, in one write (one per
+        // call was what slowed delivery to a crawl once more keys were waiting than a host's
+        // slots: every round handed the surplus back a statement at a time).
+        let mut back = Vec::new();
         for call in claimed {
             let host = host_of(&call.url);
             let slots = self.host_slots(&host);
@@ -432,24 +436,24 @@ impl Worker {
                 // This host has all its slots busy and as many calls waiting for them: let the
                 // call wait its turn in the queue (still the head of its key, so order is kept)
                 // instead of holding it here.
-                let settle = Settle::Retry {
-                    at: after(now, self.config.host_busy_delay),
-                    attempts: call.attempts,
-                };
-                self.store
-                    .settle_webhook_call(call.id, &self.config.node_id, &settle)
-                    .await?;
+                back.push((
+                    call.id,
+                    Settle::Retry {
+                        at: after(now, self.config.host_busy_delay),
+                        attempts: call.attempts,
+                    },
+                ));
                 continue;
             };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
                 drop(held);
-                let settle = Settle::Retry {
-                    at: now,
-                    attempts: call.attempts,
-                };
-                self.store
-                    .settle_webhook_call(call.id, &self.config.node_id, &settle)
-                    .await?;
+                back.push((
+                    call.id,
+                    Settle::Retry {
+                        at: now,
+                        attempts: call.attempts,
+                    },
+                ));
                 continue;
             };
             let worker = self.clone();
@@ -460,6 +464,11 @@ impl Worker {
                 };
                 worker.deliver(call, sending, held, permit).await;
             });
+        }
+        if !back.is_empty() {
+            self.store
+                .settle_webhook_calls(&self.config.node_id, &back)
+                .await?;
         }
         Ok(n)
     }
@@ -660,15 +669,24 @@ impl Worker {
                 continue;
             }
             if let Some(p) = self.pause_after(outcome, "sender") {
-                tokio::select! {
+                let woken = tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
-                    _ = self.wake.notified() => {},
-                    _ = tokio::time::sleep(p) => {},
+                    _ = self.wake.notified() => true,
+                    _ = tokio::time::sleep(p) => false,
+                };
+                // Settlements and queueings come in bursts: gather a moment, so one claim
+                // takes the heads a burst freed instead of one claim per settlement (a claim
+                // walks every key's head, so under load frequent small claims cost the most).
+                if woken && Self::pause(&mut stop, CLAIM_GATHER).await {
+                    return;
                 }
             }
         }
     }
 }
+
+/// How long the sender gathers after a wake-up before it claims.
+const CLAIM_GATHER: Duration = Duration::from_millis(10);
 
 #[cfg(test)]
 mod tests {
