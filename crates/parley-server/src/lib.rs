@@ -114,9 +114,17 @@ impl Application {
             } else {
                 None
             };
+        // The webhook worker's store: on PostgreSQL its own small pool (posting at full speed
+        // keeps every connection of the main pool busy; behind them the worker fell ever
+        // further behind).
+        let webhook_store = if config.webhooks {
+            db::open_worker_store(&config.db.database_url, &store, 4).await?
+        } else {
+            store.clone()
+        };
         // One cache of opened auth tokens (the signing keys) for pre- and post-event calls.
         let tokens = Arc::new(parley_webhooks::AuthTokens::new(
-            store.clone(),
+            webhook_store.clone(),
             secrets.clone(),
         ));
         if let (Some(client), scope) = (&webhook_client, &config.rest_pre_webhooks) {
@@ -143,7 +151,7 @@ impl Application {
                 ..parley_webhooks::WorkerConfig::default()
             };
             Some(parley_webhooks::Worker::new(
-                store.clone(),
+                webhook_store,
                 tokens,
                 client,
                 worker_config,
