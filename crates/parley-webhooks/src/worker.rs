@@ -669,24 +669,15 @@ impl Worker {
                 continue;
             }
             if let Some(p) = self.pause_after(outcome, "sender") {
-                let woken = tokio::select! {
+                tokio::select! {
                     _ = stop.wait_for(|s| *s) => return,
-                    _ = self.wake.notified() => true,
-                    _ = tokio::time::sleep(p) => false,
-                };
-                // Settlements and queueings come in bursts: gather a moment, so one claim
-                // takes the heads a burst freed instead of one claim per settlement (a claim
-                // walks every key's head, so under load frequent small claims cost the most).
-                if woken && Self::pause(&mut stop, CLAIM_GATHER).await {
-                    return;
+                    _ = self.wake.notified() => {},
+                    _ = tokio::time::sleep(p) => {},
                 }
             }
         }
     }
 }
-
-/// How long the sender gathers after a wake-up before it claims.
-const CLAIM_GATHER: Duration = Duration::from_millis(10);
 
 #[cfg(test)]
 mod tests {
