@@ -275,6 +275,17 @@ fn check_url(url: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `hooks` grouped by channel in the order of `channels` (a stable sort: the order within one
+/// channel is kept); hooks of other channels are dropped.
+pub fn grouped_by_channel(
+    mut hooks: Vec<ChannelWebhook>,
+    channels: &[crate::ChannelSid],
+) -> Vec<ChannelWebhook> {
+    hooks.retain(|h| channels.contains(&h.channel_sid));
+    hooks.sort_by_key(|h| channels.iter().position(|c| *c == h.channel_sid));
+    hooks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! HTTP Basic auth (contract §0.1): Account SID + Auth Token, or API Key SID + secret.
-//! Secrets are stored sealed; opened secrets are cached briefly (5 s) so a request costs no
-//! decryption and usually no query. A rotated token takes effect on every node within that TTL.
+//! Secrets are stored sealed. Every request reads the stored (sealed) secret, so a rotated token
+//! or a deleted key stops working at once, on every node; what is cached is only the opening of
+//! a sealed secret (keyed by the sealed bytes themselves, so a changed secret is never matched
+//! against its old opened form).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -21,7 +23,6 @@ use parley_core::{AccountSid, ApiKeySid};
 use crate::error::ApiError;
 use crate::AppState;
 
-const CACHE_TTL: Duration = Duration::from_secs(5);
 const CACHE_MAX: usize = 10_000;
 
 /// The caller, authenticated.
@@ -35,32 +36,29 @@ pub struct Authenticated {
 struct Entry {
     secret: String,
     account_sid: AccountSid,
-    at: Instant,
 }
 
-/// Short-lived cache of opened secrets, keyed by username (AC… or SK…).
+/// Opened secrets, keyed by username (AC… or SK…) and valid only for the sealed value they were
+/// opened from.
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<String, (Vec<u8>, String)>>,
 }
 
 impl AuthCache {
-    fn get(&self, user: &str) -> Option<Entry> {
+    fn opened(&self, user: &str, sealed: &[u8]) -> Option<String> {
         let map = self.entries.lock().ok()?;
         map.get(user)
-            .filter(|e| e.at.elapsed() < CACHE_TTL)
-            .cloned()
+            .filter(|(s, _)| s.as_slice() == sealed)
+            .map(|(_, secret)| secret.clone())
     }
 
-    fn put(&self, user: &str, entry: Entry) {
+    fn put(&self, user: &str, sealed: Vec<u8>, secret: String) {
         if let Ok(mut map) = self.entries.lock() {
             if map.len() >= CACHE_MAX {
-                map.retain(|_, e| e.at.elapsed() < CACHE_TTL);
-                if map.len() >= CACHE_MAX {
-                    map.clear();
-                }
+                map.clear();
             }
-            map.insert(user.to_owned(), entry);
+            map.insert(user.to_owned(), (sealed, secret));
         }
     }
 }
@@ -77,12 +75,10 @@ pub fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
     Some((user.to_owned(), pass.to_owned()))
 }
 
-/// Look up and open the secret of `user` (an AC or SK SID); `None` if there is no such user.
+/// Look up the secret of `user` (an AC or SK SID) as stored now, and open it (reusing an earlier
+/// opening of the same sealed value); `None` if there is no such user.
 async fn load(state: &AppState, user: &str) -> Result<Option<Entry>, ApiError> {
-    if let Some(e) = state.auth_cache.get(user) {
-        return Ok(Some(e));
-    }
-    let opened = if let Ok(sid) = AccountSid::parse(user) {
+    let stored = if let Ok(sid) = AccountSid::parse(user) {
         match state.store.fetch_account(&sid).await {
             Ok(acc) => Some((acc.auth_token_sealed, acc.sid)),
             Err(StoreError::NotFound) => None,
@@ -97,20 +93,24 @@ async fn load(state: &AppState, user: &str) -> Result<Option<Entry>, ApiError> {
     } else {
         None
     };
-    let Some((sealed, account_sid)) = opened else {
+    let Some((sealed, account_sid)) = stored else {
         return Ok(None);
     };
+    if let Some(secret) = state.auth_cache.opened(user, &sealed) {
+        return Ok(Some(Entry {
+            secret,
+            account_sid,
+        }));
+    }
     let secret = state
         .secrets
         .open_str(&sealed)
         .map_err(ApiError::internal)?;
-    let entry = Entry {
+    state.auth_cache.put(user, sealed, secret.clone());
+    Ok(Some(Entry {
         secret,
         account_sid,
-        at: Instant::now(),
-    };
-    state.auth_cache.put(user, entry.clone());
-    Ok(Some(entry))
+    }))
 }
 
 impl FromRequestParts<AppState> for Authenticated {

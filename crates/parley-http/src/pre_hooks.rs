@@ -11,26 +11,21 @@
 //! [`PreCall::run`] describes the proposed change, calls, and returns the modifications or the
 //! error to answer.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use parley_core::channel::{Channel, ChannelUpdate, Member, MemberUpdate, Message, MessageUpdate};
 use parley_core::event::Origin;
-use parley_core::store::StoreError;
 use parley_core::user::{User, UserUpdate};
 use parley_core::{AccountSid, ServiceSid};
 use parley_webhooks::{
-    call_pre_event, pre_event_params, service_pre_target, PreChanges, PreContext, PreEvent,
-    PreOutcome, Target, WebhookClient, CODE_REJECTED,
+    call_pre_event, pre_event_params, service_pre_target, AuthTokens, PreChanges, PreContext,
+    PreEvent, PreOutcome, Target, WebhookClient, CODE_REJECTED,
 };
 
 use crate::error::ApiError;
 use crate::AppState;
-
-/// How long an opened account auth token (the signing key) is reused.
-const TOKEN_TTL: Duration = Duration::from_secs(5);
 
 /// Which services' REST changes fire pre-events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,11 +77,11 @@ impl PreHookScope {
 }
 
 /// The pre-event machinery of the HTTP layer: which services opted in, the webhook client, and
-/// a short cache of opened account auth tokens.
+/// the node's cache of opened account auth tokens (shared with the post-event sender).
 pub struct PreHooks {
     scope: PreHookScope,
     client: WebhookClient,
-    tokens: Mutex<HashMap<AccountSid, (Option<String>, Instant)>>,
+    tokens: Arc<AuthTokens>,
 }
 
 impl std::fmt::Debug for PreHooks {
@@ -98,58 +93,19 @@ impl std::fmt::Debug for PreHooks {
 }
 
 impl PreHooks {
-    /// Pre-events for the services in `scope`, sent with `client`.
-    pub fn new(scope: PreHookScope, client: WebhookClient) -> Self {
+    /// Pre-events for the services in `scope`, sent with `client`, signed with `tokens`.
+    pub fn new(scope: PreHookScope, client: WebhookClient, tokens: Arc<AuthTokens>) -> Self {
         Self {
             scope,
             client,
-            tokens: Mutex::new(HashMap::new()),
+            tokens,
         }
-    }
-
-    fn cached_token(&self, account: &AccountSid) -> Option<Option<String>> {
-        let tokens = self
-            .tokens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tokens
-            .get(account)
-            .filter(|(_, at)| at.elapsed() < TOKEN_TTL)
-            .map(|(t, _)| t.clone())
-    }
-
-    async fn auth_token(
-        &self,
-        app: &AppState,
-        account: &AccountSid,
-    ) -> Result<Option<String>, ApiError> {
-        if let Some(t) = self.cached_token(account) {
-            return Ok(t);
-        }
-        let token = match app.store.fetch_account(account).await {
-            Ok(acc) => match app.secrets.open_str(&acc.auth_token_sealed) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::error!(account.sid = %account, error = %e,
-                        "cannot open the account's auth token to sign a pre-event webhook");
-                    None
-                }
-            },
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        self.tokens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(account.clone(), (token.clone(), Instant::now()));
-        Ok(token)
     }
 }
 
 /// A pre-event that is due: where to send it and for whom.
 pub(crate) struct PreCall<'a> {
     hooks: &'a PreHooks,
-    app: &'a AppState,
     account: &'a AccountSid,
     service: &'a ServiceSid,
     origin: &'a Origin,
@@ -181,7 +137,6 @@ pub(crate) async fn pre_hook<'a>(
     Ok(
         service_pre_target(&settings, event_type).map(|target| PreCall {
             hooks,
-            app,
             account,
             service,
             origin,
@@ -211,7 +166,7 @@ impl PreCall<'_> {
             origin: self.origin,
         };
         let params = pre_event_params(&ctx, &event);
-        let Some(token) = self.hooks.auth_token(self.app, self.account).await? else {
+        let Some(token) = self.hooks.tokens.get(self.account).await? else {
             tracing::warn!(account.sid = %self.account, event = params.event_type,
                 "pre-event webhook not called: no auth token to sign it; the change proceeds");
             return Ok(PreChanges::default());

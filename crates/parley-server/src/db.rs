@@ -53,6 +53,24 @@ pub async fn open_store(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// The store and the server key, checked against each other.
+/// The store a background worker uses: on PostgreSQL a pool of its own (at most
+/// `max_connections`), so it never queues behind request handlers for a connection; on SQLite
+/// `main` itself (one writer per process).
+pub async fn open_worker_store(
+    url: &DatabaseUrl,
+    main: &Arc<dyn Store>,
+    max_connections: u32,
+) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match url.backend() {
+        Backend::Sqlite => main.clone(),
+        Backend::Postgres => Arc::new(
+            parley_store_postgres::PgStore::connect_with_pool_size(url.expose(), max_connections)
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL database {url}"))?,
+        ),
+    })
+}
+
 pub async fn open(db: &DbConfig) -> anyhow::Result<(Arc<dyn Store>, SecretBox)> {
     if db.secret_key.is_none() && db.database_url.backend() == Backend::Postgres {
         bail!("{POSTGRES_NEEDS_KEY}");

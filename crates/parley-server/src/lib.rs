@@ -115,9 +115,23 @@ impl Application {
         let webhook_client =
             parley_webhooks::WebhookClient::new(client_config, state.metrics.registry())
                 .context("cannot set up the webhook client")?;
+        // The webhook worker's store: on PostgreSQL its own small pool (posting at full speed
+        // keeps every connection of the main pool busy; behind them the worker fell ever
+        // further behind).
+        let webhook_store = if config.webhooks {
+            db::open_worker_store(&config.db.database_url, &store, 4).await?
+        } else {
+            store.clone()
+        };
+        // One cache of opened auth tokens (the signing keys) for pre- and post-event calls.
+        let tokens = Arc::new(parley_webhooks::AuthTokens::new(
+            webhook_store.clone(),
+            secrets.clone(),
+        ));
         state = state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
             config.rest_pre_webhooks.clone(),
             webhook_client.clone(),
+            tokens.clone(),
         )));
         let webhooks = if config.webhooks {
             let client = webhook_client;
@@ -135,8 +149,8 @@ impl Application {
                 ..parley_webhooks::WorkerConfig::default()
             };
             Some(parley_webhooks::Worker::new(
-                store.clone(),
-                secrets.clone(),
+                webhook_store,
+                tokens,
                 client,
                 worker_config,
                 metrics,

@@ -759,9 +759,14 @@ async fn client_actions_fire_pre_and_post_events(backend: Backend) {
         )
         .unwrap();
         // Not opted in for REST: client changes fire pre-events anyway.
+        let tokens = Arc::new(parley_webhooks::AuthTokens::new(
+            state.store.clone(),
+            state.secrets.clone(),
+        ));
         state.with_pre_hooks(Arc::new(parley_http::PreHooks::new(
             parley_http::PreHookScope::Off,
             client,
+            tokens,
         )))
     })
     .await;
@@ -805,7 +810,10 @@ async fn client_actions_fire_pre_and_post_events(backend: Backend) {
     assert_eq!(w.rest_bodies(sid).await, ["fine words"]);
     let worker = parley_webhooks::Worker::new(
         w.app.store.clone(),
-        w.app.secrets.clone(),
+        Arc::new(parley_webhooks::AuthTokens::new(
+            w.app.store.clone(),
+            w.app.secrets.clone(),
+        )),
         parley_webhooks::WebhookClient::new(
             parley_webhooks::WebhookConfig::default(),
             &prometheus::Registry::new(),

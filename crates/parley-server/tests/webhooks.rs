@@ -884,6 +884,62 @@ fn a_receiver_that_was_down_gets_the_call_as_a_retry(db: &TestDb) {
     assert!(node.terminate().0);
 }
 
+/// Calls keep up with posting on PostgreSQL (issue 12 item 9): 16 writers post 25 messages each at once, each
+/// into its own channel, with webhooks on. When the last post returns, at most half of the 400
+/// calls may still be on their way (a bound in events, not seconds: writers and sender slow down
+/// together on a busy machine), and every call arrives, once, in order per channel. The worker
+/// used to share the request handlers' connection pool and spend a statement per settled call,
+/// so against busy writers it fell ever further behind (14–40 calls/s while posting ran at
+/// 400–1,000/s).
+fn calls_keep_up_with_concurrent_writers(db: &TestDb) {
+    const WRITERS: usize = 16;
+    const POSTS: usize = 25;
+    let recv = Receiver::start();
+    let node = start(db, &[]);
+    let (svc, _) = world(&node, &recv.url("/k"), &["onMessageSent"], 0);
+    let channels: Vec<String> = (0..WRITERS)
+        .map(|w| {
+            let ch = node.ok(
+                "POST",
+                &format!("/v2/Services/{svc}/Channels"),
+                AUTH,
+                &[("FriendlyName", &format!("w{w}"))],
+            );
+            ch["sid"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for ch in &channels {
+            let (node, svc) = (&node, &svc);
+            s.spawn(move || {
+                for i in 0..POSTS {
+                    post_message(node, svc, ch, &format!("m{i}"), true);
+                }
+            });
+        }
+    });
+    let total = WRITERS * POSTS;
+    let behind = total - recv.hits().len().min(total);
+    assert!(
+        behind <= total / 2,
+        "{behind} of {total} calls still to come when posting ended: delivery does not keep up"
+    );
+    let hits = recv.wait_for(total, 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(recv.hits().len(), total, "each call once");
+    // Per channel, in order.
+    for ch in &channels {
+        let bodies: Vec<&str> = hits
+            .iter()
+            .filter(|h| h.param("ChannelSid") == Some(ch.as_str()))
+            .map(|h| h.param("Body").unwrap())
+            .collect();
+        let expected: Vec<String> = (0..POSTS).map(|i| format!("m{i}")).collect();
+        assert_eq!(bodies, expected);
+    }
+    assert!(node.terminate().0);
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -909,3 +965,15 @@ both_backends!(
     channel_webhooks_get_on_channel_destroyed,
     a_receiver_that_was_down_gets_the_call_as_a_retry,
 );
+
+/// The keep-up bound is a PostgreSQL check (its defect); SQLite (one writer shared by posting
+/// and the queue) lags further in this shape with a debug build: see docs/WEBHOOK-DELIVERY.md.
+mod postgres_only {
+    #[test]
+    fn calls_keep_up_with_concurrent_writers() {
+        super::on(
+            super::Backend::Postgres,
+            super::calls_keep_up_with_concurrent_writers,
+        );
+    }
+}

@@ -4,6 +4,7 @@
 
 use parley_core::channel::ChannelRef;
 use parley_core::channel_webhook::{ChannelWebhook, WebhookConfiguration, MAX_CHANNEL_WEBHOOKS};
+use parley_core::event::Event;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{ChannelWebhookStore, Limit, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, ChannelWebhookSid, ServiceSid, Timestamp};
@@ -12,7 +13,7 @@ use sqlx::{Postgres, QueryBuilder};
 use crate::channel::{channel_sid_sql, lock_channel, not_found_unless_channel, push_channel_sid};
 use crate::error::{db, one_row};
 use crate::paging::push_keyset;
-use crate::rows::{channel_key, convert_all, to_json, ChannelWebhookRow, Pg};
+use crate::rows::{channel_key, convert_all, to_json, ChannelWebhookRow, EventRow, Pg};
 use crate::PgStore;
 
 /// Append the `list_channel_webhooks` query to `qb` (shared with the query-plan test).
@@ -181,24 +182,52 @@ impl ChannelWebhookStore for PgStore {
         one_row(done.rows_affected())
     }
 
-    #[tracing::instrument(skip_all, fields(service.sid = %service_sid, channel.sid = %channel_sid))]
+    #[tracing::instrument(skip_all, fields(service.sid = %service_sid, channels = channels.len()))]
     async fn channel_webhooks_for_delivery(
         &self,
         account: &AccountSid,
         service_sid: &ServiceSid,
-        channel_sid: &ChannelSid,
+        channels: &[ChannelSid],
+        after_seq: i64,
     ) -> StoreResult<Vec<ChannelWebhook>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids: Vec<&str> = channels.iter().map(ChannelSid::as_str).collect();
         let rows: Vec<Pg<ChannelWebhookRow>> = sqlx::query_as(
             "select * from channel_webhooks
-             where channel_sid = $1 and service_sid = $2 and account_sid = $3
+             where channel_sid = any($1) and service_sid = $2 and account_sid = $3
              order by date_created, sid",
         )
-        .bind(channel_sid.as_str())
+        .bind(&sids)
         .bind(service_sid.as_str())
         .bind(account.as_str())
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        convert_all(rows)
+        let mut found: Vec<ChannelWebhook> = convert_all(rows)?;
+        // Channels deleted meanwhile: their hooks as the channel_removed event kept them.
+        let removed: Vec<Pg<EventRow>> = sqlx::query_as(
+            "select e.* from unnest($1::text[]) c(sid)
+             cross join lateral (
+                 select * from events x
+                 where x.service_sid = $2 and x.seq > $4 and x.channel_sid = c.sid
+                   and x.kind = 'channel_removed'
+                 order by x.seq limit 1) e
+             where e.account_sid = $3
+               and not exists (select 1 from channels ch where ch.sid = c.sid)",
+        )
+        .bind(&sids)
+        .bind(service_sid.as_str())
+        .bind(account.as_str())
+        .bind(after_seq)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let removed: Vec<Event> = convert_all(removed)?;
+        found.extend(removed.into_iter().flat_map(|e| e.channel_webhooks));
+        Ok(parley_core::channel_webhook::grouped_by_channel(
+            found, channels,
+        ))
     }
 }

@@ -52,6 +52,20 @@ impl PgStore {
         Self::migrated(pool).await
     }
 
+    /// As [`PgStore::connect`], with a pool of at most `max_connections` of its own: a
+    /// background worker on it never waits behind request handlers for a connection (with
+    /// busy writers holding the main pool, the webhook worker got one only now and then).
+    pub async fn connect_with_pool_size(
+        url: &str,
+        max_connections: u32,
+    ) -> anyhow::Result<PgStore> {
+        let pool = pool_options()
+            .max_connections(max_connections.max(1))
+            .connect(url)
+            .await?;
+        Self::migrated(pool).await
+    }
+
     /// Connect to `url` and use `schema` for everything (created if missing; `search_path` is
     /// set on every pooled connection), then run pending migrations inside it. Gives each test
     /// an isolated database. `schema` must be a plain identifier (`[A-Za-z0-9_]`, not starting

@@ -34,42 +34,18 @@ pub(crate) async fn claim_log(
     lease_until: Timestamp,
     limit: u32,
 ) -> StoreResult<Option<LogClaim>> {
-    // Position rows of services this consumer has never read (position 0).
-    sqlx::query(
-        "insert into log_positions (consumer, service_sid, position)
-         select $1, es.service_sid, 0 from event_seqs es
-         where not exists (select 1 from log_positions lp
-                           where lp.consumer = $1 and lp.service_sid = es.service_sid)
-         on conflict do nothing",
-    )
-    .bind(consumer)
-    .execute(store.pool())
-    .await
-    .map_err(db)?;
-    // Never-claimed services first (no lease_until), then the one whose last lease ended
-    // earliest: every service with events gets its turn.
-    let claimed: Option<(String, i64, String)> = sqlx::query_as(
-        "update log_positions lp set lease_owner = $2, lease_until = $4
-         from services s
-         where s.sid = lp.service_sid and lp.consumer = $1
-           and (lp.lease_owner is null or lp.lease_until < $3)
-           and lp.service_sid in (
-               select p.service_sid from log_positions p
-               join event_seqs es on es.service_sid = p.service_sid
-               where p.consumer = $1 and es.last_seq > p.position
-                 and (p.lease_owner is null or p.lease_until < $3)
-               order by p.lease_until asc nulls first, p.service_sid
-               limit 1
-               for update of p skip locked)
-         returning lp.service_sid, lp.position, s.account_sid",
-    )
-    .bind(consumer)
-    .bind(owner)
-    .bind(now.unix_micros())
-    .bind(lease_until.unix_micros())
-    .fetch_optional(store.pool())
-    .await
-    .map_err(db)?;
+    // One statement (a round trip counts against busy writers): position rows of services this
+    // consumer has never read (position 0) are added — the update does not see them, so a
+    // claim that finds nothing looks once more — and then the claim: never-claimed services
+    // first (no lease_until), then the one whose last lease ended earliest, so every service
+    // with events gets its turn.
+    let mut claimed = None;
+    for _ in 0..2 {
+        claimed = claim_position(store, consumer, owner, now, lease_until).await?;
+        if claimed.is_some() {
+            break;
+        }
+    }
     let Some((service_sid, position, account_sid)) = claimed else {
         return Ok(None);
     };
@@ -91,6 +67,46 @@ pub(crate) async fn claim_log(
         lease_until,
         events,
     }))
+}
+
+/// The claim statement of [`claim_log`]: (service, position, account) of the position row it
+/// leased, if any.
+async fn claim_position(
+    store: &PgStore,
+    consumer: &str,
+    owner: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> StoreResult<Option<(String, i64, String)>> {
+    sqlx::query_as(
+        "with added as (
+             insert into log_positions (consumer, service_sid, position)
+             select $1, es.service_sid, 0 from event_seqs es
+             where not exists (select 1 from log_positions lp
+                               where lp.consumer = $1 and lp.service_sid = es.service_sid)
+             on conflict do nothing
+         )
+         update log_positions lp set lease_owner = $2, lease_until = $4
+         from services s
+         where s.sid = lp.service_sid and lp.consumer = $1
+           and (lp.lease_owner is null or lp.lease_until < $3)
+           and lp.service_sid in (
+               select p.service_sid from log_positions p
+               join event_seqs es on es.service_sid = p.service_sid
+               where p.consumer = $1 and es.last_seq > p.position
+                 and (p.lease_owner is null or p.lease_until < $3)
+               order by p.lease_until asc nulls first, p.service_sid
+               limit 1
+               for update of p skip locked)
+         returning lp.service_sid, lp.position, s.account_sid",
+    )
+    .bind(consumer)
+    .bind(owner)
+    .bind(now.unix_micros())
+    .bind(lease_until.unix_micros())
+    .fetch_optional(store.pool())
+    .await
+    .map_err(db)
 }
 
 /// `EventStore::advance_log` on PostgreSQL.

@@ -4,13 +4,14 @@
 
 use parley_core::channel::ChannelRef;
 use parley_core::channel_webhook::{ChannelWebhook, WebhookConfiguration, MAX_CHANNEL_WEBHOOKS};
+use parley_core::event::Event;
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::{ChannelWebhookStore, Conflict, Limit, StoreError, StoreResult};
 use parley_core::{AccountSid, ChannelSid, ChannelWebhookSid, ServiceSid, Timestamp};
 
 use crate::channel::{in_channel, resolve_channel};
 use crate::lite::{lite_err, lite_write_err, q, Q};
-use crate::rows::{channel_key, convert_all, ChannelWebhookRow};
+use crate::rows::{channel_key, convert_all, ChannelWebhookRow, EventRow};
 use crate::{push_keyset, to_json, SqliteStore};
 
 /// `<head> from channel_webhooks where channel_sid = ? order by … limit …`.
@@ -168,16 +169,42 @@ impl ChannelWebhookStore for SqliteStore {
         &self,
         account: &AccountSid,
         service_sid: &ServiceSid,
-        channel_sid: &ChannelSid,
+        channels: &[ChannelSid],
+        after_seq: i64,
     ) -> StoreResult<Vec<ChannelWebhook>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sids = to_json(&channels.iter().map(ChannelSid::as_str).collect::<Vec<_>>())?;
         let rows: Vec<ChannelWebhookRow> = self.read_all(
             &q("select * from channel_webhooks
-                where channel_sid = ? and service_sid = ? and account_sid = ?
+                where channel_sid in (select value from json_each(?1))
+                  and service_sid = ?2 and account_sid = ?3
                 order by date_created, sid")
-            .bind(channel_sid.as_str())
+            .bind(sids.as_str())
             .bind(service_sid.as_str())
             .bind(account.as_str()),
         )?;
-        convert_all(rows)
+        let mut found: Vec<ChannelWebhook> = convert_all(rows)?;
+        // Channels deleted meanwhile: their hooks as the channel_removed event kept them.
+        let removed: Vec<EventRow> = self.read_all(
+            &q("select e.* from json_each(?1) c
+                join events e on e.id = (
+                    select x.id from events x
+                    where x.service_sid = ?2 and x.seq > ?4 and x.channel_sid = c.value
+                      and x.kind = 'channel_removed'
+                    order by x.seq limit 1)
+                where e.account_sid = ?3
+                  and not exists (select 1 from channels ch where ch.sid = c.value)")
+            .bind(sids.as_str())
+            .bind(service_sid.as_str())
+            .bind(account.as_str())
+            .bind(after_seq),
+        )?;
+        let removed: Vec<Event> = convert_all(removed)?;
+        found.extend(removed.into_iter().flat_map(|e| e.channel_webhooks));
+        Ok(parley_core::channel_webhook::grouped_by_channel(
+            found, channels,
+        ))
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Every write runs on the single writer connection (`BEGIN IMMEDIATE`), so a claim and an
 //! enqueue never interleave: two claimers never take the same call, and the calls of one
-//! service are inserted in the order their events were consumed.
+//! service are inserted in the order their events were consumed. A claim looks for its
+//! candidates on a read connection first, so the writer (which posting needs) is held only for
+//! the update of the calls it takes.
 
 use parley_core::store::rows::{WebhookCallRow, WEBHOOK_CALL_COLUMNS};
 use parley_core::store::{StoreResult, WebhookStore};
@@ -65,20 +67,41 @@ impl WebhookStore for SqliteStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> StoreResult<Vec<WebhookCall>> {
+        // The heads (lowest id of each key) that are due and free, found on a read connection
+        // with a skip scan of the key index (one descent per key, however many calls wait
+        // behind the heads), so the single writer is held only for the short update below,
+        // which re-checks each candidate (still due, free and the head of its key).
+        let candidates: Vec<i64> = self.read_all(
+            &q("with recursive keys (k) as (
+                    select min(order_key) from webhook_calls
+                    union all
+                    select (select min(w.order_key) from webhook_calls w where w.order_key > keys.k)
+                    from keys where keys.k is not null
+                )
+                select c.id from keys
+                join webhook_calls c
+                  on c.id = (select min(h.id) from webhook_calls h where h.order_key = keys.k)
+                where c.available_at <= ?1 and (c.lease_until is null or c.lease_until < ?1)
+                order by c.id limit ?2")
+            .bind(now.unix_micros())
+            .bind(i64::from(limit)),
+        )?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
         let query = q(format!(
             "update webhook_calls set lease_owner = ?1, lease_until = ?2
-             where id in (
-                 select c.id from webhook_calls c
-                 where c.available_at <= ?3 and (c.lease_until is null or c.lease_until < ?3)
-                   and not exists (select 1 from webhook_calls p
-                                   where p.order_key = c.order_key and p.id < c.id)
-                 order by c.id limit ?4)
+             where id in (select value from json_each(?4))
+               and available_at <= ?3 and (lease_until is null or lease_until < ?3)
+               and not exists (select 1 from webhook_calls p
+                               where p.order_key = webhook_calls.order_key
+                                 and p.id < webhook_calls.id)
              returning {WEBHOOK_CALL_COLUMNS}"
         ))
         .bind(owner)
         .bind(lease_until.unix_micros())
         .bind(now.unix_micros())
-        .bind(i64::from(limit));
+        .bind(to_json(&candidates)?);
         let mut rows: Vec<WebhookCallRow> = self.write(|c| query.all(c).map_err(lite_err)).await?;
         // `returning` has no order: oldest first again.
         rows.sort_by_key(|r| r.id);

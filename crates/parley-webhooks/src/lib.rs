@@ -20,6 +20,7 @@ mod post;
 mod pre;
 mod route;
 mod sign;
+mod tokens;
 pub mod worker;
 
 pub use client::{
@@ -39,4 +40,5 @@ pub use route::{
     Method, Target, MAX_RETRY_COUNT,
 };
 pub use sign::{signature, SIGNATURE_HEADER};
+pub use tokens::{AuthTokens, TOKEN_TTL};
 pub use worker::{QueueMetrics, RunOutcome, Worker, WorkerConfig, CONSUMER};

@@ -23,19 +23,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use parley_core::channel_webhook::ChannelWebhook;
-use parley_core::crypto::SecretBox;
 use parley_core::event::{Event, EventKind, Resource};
 use parley_core::log::LogClaim;
 use parley_core::service::Service;
 use parley_core::store::{Conflict, Store, StoreError};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
-use parley_core::{AccountSid, ChannelSid, Timestamp};
+use parley_core::{ChannelSid, Timestamp};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::{backoff, Call, Outcome, WebhookClient};
 use crate::post::{post_event, PostEvent};
 use crate::route::{channel_hook_wants, service_post_target, Method, Target, MAX_RETRY_COUNT};
+use crate::tokens::AuthTokens;
 
 /// The change-log consumer name of the webhook engine (its `log_positions` rows).
 pub const CONSUMER: &str = "webhooks";
@@ -71,7 +71,7 @@ impl Default for WorkerConfig {
         Self {
             node_id: format!("node-{}", parley_core::sid::random_hex32()),
             poll: Duration::from_millis(250),
-            events_per_claim: 200,
+            events_per_claim: 500,
             calls_per_claim: 64,
             lease: Duration::from_secs(60),
             max_in_flight: 256,
@@ -131,10 +131,6 @@ fn after(now: Timestamp, d: Duration) -> Timestamp {
     )
 }
 
-/// How long an opened auth token is reused before it is read again (a rotated token is used
-/// within this time).
-const TOKEN_TTL: Duration = Duration::from_secs(5);
-
 /// A destination host's limits on this node: calls being sent, and calls held (sending or
 /// waiting in memory for a sending slot).
 #[derive(Clone)]
@@ -153,7 +149,7 @@ struct Settled {
 /// The webhook worker of one node.
 pub struct Worker {
     store: Arc<dyn Store>,
-    secrets: SecretBox,
+    tokens: Arc<AuthTokens>,
     client: WebhookClient,
     config: WorkerConfig,
     metrics: Option<QueueMetrics>,
@@ -164,7 +160,6 @@ pub struct Worker {
     /// Rings when calls were queued or settled on this node (the sender then claims at once
     /// instead of waiting for its poll; other nodes' work is seen at the poll).
     wake: tokio::sync::Notify,
-    tokens: Mutex<HashMap<AccountSid, (Option<String>, Instant)>>,
 }
 
 /// The queue entry of `target` for `post` (from `event`).
@@ -260,10 +255,11 @@ fn host_of(url: &str) -> String {
 }
 
 impl Worker {
-    /// A worker over `store`, opening account tokens with `secrets`, sending with `client`.
+    /// A worker over `store`, signing with the account tokens of `tokens`, sending with
+    /// `client`.
     pub fn new(
         store: Arc<dyn Store>,
-        secrets: SecretBox,
+        tokens: Arc<AuthTokens>,
         client: WebhookClient,
         config: WorkerConfig,
         metrics: Option<QueueMetrics>,
@@ -271,7 +267,7 @@ impl Worker {
         Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             store,
-            secrets,
+            tokens,
             client,
             config,
             metrics,
@@ -279,7 +275,6 @@ impl Worker {
             pending: Mutex::new(Vec::new()),
             settling: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
-            tokens: Mutex::new(HashMap::new()),
         })
     }
 
@@ -337,7 +332,13 @@ impl Worker {
         claim: &LogClaim,
         now: Timestamp,
     ) -> Result<Vec<NewWebhookCall>, StoreError> {
-        if claim.events.is_empty() {
+        // Cheap checks first: most events of most services cause no call, and need no read.
+        let firing: Vec<&Event> = claim
+            .events
+            .iter()
+            .filter(|e| e.webhooks && e.state.is_some())
+            .collect();
+        if firing.is_empty() {
             return Ok(Vec::new());
         }
         let service = match self
@@ -350,60 +351,46 @@ impl Worker {
             Err(StoreError::NotFound) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
-        let available_at = after(now, self.config.first_try_delay);
-        let mut hooks: HashMap<ChannelSid, Vec<ChannelWebhook>> = HashMap::new();
-        let mut calls = Vec::new();
-        for event in &claim.events {
-            // Cheap checks first: most events of most services cause no call.
-            if !event.webhooks || event.state.is_none() {
-                continue;
+        // The webhooks of every channel concerned, in one read. A channel deleted meanwhile
+        // (also later in this batch) gives the hooks its channel_removed event kept.
+        let mut channels: Vec<ChannelSid> = Vec::new();
+        for e in &firing {
+            if let Some(ch) = &e.channel_sid {
+                if e.kind != EventKind::ChannelRemoved && !channels.contains(ch) {
+                    channels.push(ch.clone());
+                }
             }
+        }
+        let mut hooks: HashMap<ChannelSid, Vec<ChannelWebhook>> = HashMap::new();
+        if !channels.is_empty() {
+            for hook in self
+                .store
+                .channel_webhooks_for_delivery(
+                    &claim.account_sid,
+                    &claim.service_sid,
+                    &channels,
+                    claim.position,
+                )
+                .await?
+            {
+                hooks
+                    .entry(hook.channel_sid.clone())
+                    .or_default()
+                    .push(hook);
+            }
+        }
+        let available_at = after(now, self.config.first_try_delay);
+        let mut calls = Vec::new();
+        for event in firing {
             let channel_hooks: &[ChannelWebhook] = match &event.channel_sid {
                 // The channel and its webhooks are gone: the event keeps them as they were.
                 Some(_) if event.kind == EventKind::ChannelRemoved => &event.channel_webhooks,
-                Some(ch) => {
-                    if !hooks.contains_key(ch) {
-                        let found = self
-                            .store
-                            .channel_webhooks_for_delivery(
-                                &claim.account_sid,
-                                &claim.service_sid,
-                                ch,
-                            )
-                            .await?;
-                        hooks.insert(ch.clone(), found);
-                    }
-                    hooks.get(ch).map(Vec::as_slice).unwrap_or_default()
-                }
+                Some(ch) => hooks.get(ch).map(Vec::as_slice).unwrap_or_default(),
                 None => &[],
             };
             calls.extend(calls_for(event, &service, channel_hooks, available_at, now));
         }
         Ok(calls)
-    }
-
-    /// The account's auth token (the signing key), cached briefly; `None` when the account is
-    /// gone or its token cannot be opened.
-    async fn auth_token(&self, account: &AccountSid) -> Result<Option<String>, StoreError> {
-        if let Some((token, at)) = lock(&self.tokens).get(account) {
-            if at.elapsed() < TOKEN_TTL {
-                return Ok(token.clone());
-            }
-        }
-        let token = match self.store.fetch_account(account).await {
-            Ok(acc) => match self.secrets.open_str(&acc.auth_token_sealed) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    tracing::error!(account.sid = %account, error = %e,
-                        "cannot open the account's auth token to sign webhooks");
-                    None
-                }
-            },
-            Err(StoreError::NotFound) => None,
-            Err(e) => return Err(e),
-        };
-        lock(&self.tokens).insert(account.clone(), (token.clone(), Instant::now()));
-        Ok(token)
     }
 
     fn host_slots(&self, host: &str) -> HostSlots {
@@ -438,6 +425,10 @@ impl Worker {
             )
             .await?;
         let n = claimed.len();
+        // Calls that cannot start now go back to the queue together, in one write (one per
+        // call was what slowed delivery to a crawl once more keys were waiting than a host's
+        // slots: every round handed the surplus back a statement at a time).
+        let mut back = Vec::new();
         for call in claimed {
             let host = host_of(&call.url);
             let slots = self.host_slots(&host);
@@ -445,24 +436,24 @@ impl Worker {
                 // This host has all its slots busy and as many calls waiting for them: let the
                 // call wait its turn in the queue (still the head of its key, so order is kept)
                 // instead of holding it here.
-                let settle = Settle::Retry {
-                    at: after(now, self.config.host_busy_delay),
-                    attempts: call.attempts,
-                };
-                self.store
-                    .settle_webhook_call(call.id, &self.config.node_id, &settle)
-                    .await?;
+                back.push((
+                    call.id,
+                    Settle::Retry {
+                        at: after(now, self.config.host_busy_delay),
+                        attempts: call.attempts,
+                    },
+                ));
                 continue;
             };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
                 drop(held);
-                let settle = Settle::Retry {
-                    at: now,
-                    attempts: call.attempts,
-                };
-                self.store
-                    .settle_webhook_call(call.id, &self.config.node_id, &settle)
-                    .await?;
+                back.push((
+                    call.id,
+                    Settle::Retry {
+                        at: now,
+                        attempts: call.attempts,
+                    },
+                ));
                 continue;
             };
             let worker = self.clone();
@@ -473,6 +464,11 @@ impl Worker {
                 };
                 worker.deliver(call, sending, held, permit).await;
             });
+        }
+        if !back.is_empty() {
+            self.store
+                .settle_webhook_calls(&self.config.node_id, &back)
+                .await?;
         }
         Ok(n)
     }
@@ -537,7 +533,7 @@ impl Worker {
     }
 
     async fn attempt(&self, call: &WebhookCall) -> Result<Settle, StoreError> {
-        let Some(auth_token) = self.auth_token(&call.account_sid).await? else {
+        let Some(auth_token) = self.tokens.get(&call.account_sid).await? else {
             self.given_up("no_token");
             tracing::warn!(webhook_call.id = call.id, account.sid = %call.account_sid,
                 "webhook call dropped: the account or its auth token is gone");
@@ -688,7 +684,7 @@ mod tests {
     use parley_core::channel_webhook::{WebhookConfiguration, WebhookMethod, WebhookType};
     use parley_core::event::{EventKind, Resource, Source};
     use parley_core::service::ServiceSettings;
-    use parley_core::{ChannelWebhookSid, ServiceSid};
+    use parley_core::{AccountSid, ChannelWebhookSid, ServiceSid};
 
     use super::*;
     use crate::post::tests::{event, message, t0, user, AC, IS};

@@ -662,12 +662,18 @@ async fn a_pre_event_retries_503_up_to_the_configured_count() {
 }
 
 /// The official twilio-python `RequestValidator` accepts what was received. Needs a Python with
-/// `twilio` installed: `PARLEY_TWILIO_PYTHON`, else `.venv/bin/python` or
-/// `compat/.venv/bin/python` at the workspace root; skipped (with a notice) when none has it.
+/// `twilio` installed: `PARLEY_TWILIO_PYTHON` (scripts/test sets it to `compat/.venv`, which it
+/// creates before `cargo test`; then a Python without `twilio` is a failure), else
+/// `.venv/bin/python` or `compat/.venv/bin/python` at the workspace root. Skipped, loudly, only
+/// when neither is set up (plain `cargo test` without Python).
 #[tokio::test]
 async fn the_official_twilio_validator_accepts_our_signatures() {
     let Some(python) = twilio_python() else {
-        eprintln!("SKIPPED: no Python with the twilio package (set PARLEY_TWILIO_PYTHON)");
+        eprintln!(
+            "\n*** SKIPPED the_official_twilio_validator_accepts_our_signatures: no Python with \
+             the twilio package (run scripts/test, or `compat/run --venv-only` and set \
+             PARLEY_TWILIO_PYTHON=compat/.venv/bin/python) ***\n"
+        );
         return;
     };
     let (rx, addr) = receiver().await;
@@ -719,23 +725,29 @@ print(json.dumps([v.validate(c["url"], c["params"], c["signature"]) == c.get("ex
     assert_eq!(results, vec![true; 3], "{cases:?}");
 }
 
+/// The Python to validate with: `PARLEY_TWILIO_PYTHON` when set (it must have `twilio`: a
+/// broken setup fails instead of skipping), else the first workspace venv that has it.
 fn twilio_python() -> Option<std::path::PathBuf> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let candidates = std::env::var_os("PARLEY_TWILIO_PYTHON")
-        .map(std::path::PathBuf::from)
-        .into_iter()
-        .chain([
-            root.join(".venv/bin/python"),
-            root.join("compat/.venv/bin/python"),
-        ]);
-    for p in candidates {
-        let ok = std::process::Command::new(&p)
+    let has_twilio = |p: &std::path::Path| {
+        std::process::Command::new(p)
             .args(["-c", "import twilio.request_validator"])
             .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(p);
-        }
+            .is_ok_and(|o| o.status.success())
+    };
+    if let Some(p) = std::env::var_os("PARLEY_TWILIO_PYTHON").filter(|p| !p.is_empty()) {
+        let p = std::path::PathBuf::from(p);
+        assert!(
+            has_twilio(&p),
+            "PARLEY_TWILIO_PYTHON={} cannot import twilio.request_validator",
+            p.display()
+        );
+        return Some(p);
     }
-    None
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    [
+        root.join(".venv/bin/python"),
+        root.join("compat/.venv/bin/python"),
+    ]
+    .into_iter()
+    .find(|p| has_twilio(p))
 }

@@ -57,12 +57,18 @@ pub trait ChannelWebhookStore: Send + Sync {
         channel: &ChannelRef,
         sid: &ChannelWebhookSid,
     ) -> StoreResult<()>;
-    /// Every webhook of the channel, oldest first (`(date_created, sid)`), for the delivery
-    /// engine; empty when the channel has none or does not exist in the account and service.
+    /// For the delivery engine, in one read: the webhooks of each of `channels` in the account
+    /// and service, grouped by channel (in the order of `channels`), oldest first within one
+    /// (`(date_created, sid)`). A channel deleted meanwhile gives the webhooks its
+    /// `channel_removed` event recorded (the first such event after `after_seq` in the
+    /// service's change log), so the events written before a deletion still reach the hooks
+    /// the channel had; a channel that has none, or is not in the account and service, gives
+    /// nothing.
     async fn channel_webhooks_for_delivery(
         &self,
         account: &AccountSid,
         service_sid: &ServiceSid,
-        channel_sid: &ChannelSid,
+        channels: &[ChannelSid],
+        after_seq: i64,
     ) -> StoreResult<Vec<ChannelWebhook>>;
 }

@@ -146,7 +146,48 @@ async fn rate_limit_answers_429_with_retry_after(b: Backend) {
     assert_eq!(s, StatusCode::OK, "other accounts have their own budget");
 }
 
+/// A rotated auth token or a deleted API key stops working at once (as `parley account
+/// rotate-token` promises), even on a node that has just used it: no cached opening of the old
+/// secret is accepted. The rotation goes straight to the store, as another process or node
+/// would do it.
+async fn a_rotated_token_or_deleted_key_is_refused_at_once(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    for creds in [&app.account, &app.api_key] {
+        let (s, _, _) = app
+            .call(Method::GET, "/v2/Services", Some(creds), &[], &[])
+            .await;
+        assert_eq!(s, StatusCode::OK, "{creds:?} works (and is now cached)");
+    }
+    let account = parley_core::AccountSid::parse(&app.account.sid).unwrap();
+    let rotated =
+        parley_server::admin::rotate_auth_token(app.store.as_ref(), &app.secrets, &account)
+            .await
+            .unwrap();
+    parley_server::admin::delete_api_key(
+        app.store.as_ref(),
+        &parley_core::ApiKeySid::parse(&app.api_key.sid).unwrap(),
+    )
+    .await
+    .unwrap();
+    for creds in [&app.account, &app.api_key] {
+        let (s, _, v) = app
+            .call(Method::GET, "/v2/Services", Some(creds), &[], &[])
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{creds:?}: {v}");
+        assert_twilio_error(&v, 401, 20003);
+    }
+    let new = Creds {
+        sid: app.account.sid.clone(),
+        token: rotated.auth_token,
+    };
+    let (s, _, _) = app
+        .call(Method::GET, "/v2/Services", Some(&new), &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::OK, "the new token works at once");
+}
+
 both_backends!(
+    a_rotated_token_or_deleted_key_is_refused_at_once,
     missing_or_wrong_credentials_are_401_20003_with_www_authenticate,
     api_key_credentials_act_for_their_account,
     unknown_routes_and_wrong_methods_get_twilio_bodies,

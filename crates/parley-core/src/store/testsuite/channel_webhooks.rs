@@ -48,7 +48,12 @@ fn assert_too_many<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str
 
 async fn delivery_sids(store: &DynStore, channel: &Channel) -> Vec<ChannelWebhookSid> {
     store
-        .channel_webhooks_for_delivery(&channel.account_sid, &channel.service_sid, &channel.sid)
+        .channel_webhooks_for_delivery(
+            &channel.account_sid,
+            &channel.service_sid,
+            std::slice::from_ref(&channel.sid),
+            0,
+        )
         .await
         .expect("delivery view")
         .into_iter()
@@ -356,15 +361,32 @@ pub async fn a_channel_removed_event_keeps_the_channels_webhooks_when_webhooks_f
     {
         assert!(e.channel_webhooks.is_empty(), "{e:?}");
     }
-    assert!(
-        delivery_sids(&store, &hooked).await.is_empty(),
-        "the rows are gone"
-    );
+    // The delivery view, for events before the deletion: the deleted channel's hooks as its
+    // event kept them, with the other channels' in one read, grouped in the order asked.
+    let asked = [other.sid.clone(), hooked.sid.clone(), quiet.sid.clone()];
+    let before = store
+        .channel_webhooks_for_delivery(&account, &svc.sid, &asked, 0)
+        .await
+        .expect("delivery view");
+    let channels: Vec<_> = before.iter().map(|w| w.channel_sid.clone()).collect();
     assert_eq!(
-        delivery_sids(&store, &other).await.len(),
-        1,
-        "others untouched"
+        channels,
+        [other.sid.clone(), hooked.sid.clone(), hooked.sid.clone()],
+        "others untouched; the deleted channel's kept hooks; none kept with webhooks off"
     );
+    assert_eq!(before[1..], made[..]);
+    // Past the deletion, nothing of the deleted channel is left.
+    let after = store
+        .channel_webhooks_for_delivery(&account, &svc.sid, &asked, removed[1].seq)
+        .await
+        .expect("delivery view");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].channel_sid, other.sid);
+    assert!(store
+        .channel_webhooks_for_delivery(&account, &svc.sid, &[], 0)
+        .await
+        .expect("nothing asked")
+        .is_empty());
 }
 
 /// Deleting a channel removes its webhooks (a new channel with the same unique name has none);
@@ -485,7 +507,7 @@ pub async fn another_accounts_channel_webhooks_are_not_found(store: DynStore) {
             "create",
         );
         assert!(store
-            .channel_webhooks_for_delivery(acct, service_sid, &ch.sid)
+            .channel_webhooks_for_delivery(acct, service_sid, std::slice::from_ref(&ch.sid), 0)
             .await
             .expect("delivery view")
             .is_empty());
