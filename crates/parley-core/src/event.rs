@@ -240,6 +240,10 @@ pub struct Event {
     /// deleted (the rows go with the channel, before the webhook consumer reads the event).
     /// Empty for every other event.
     pub channel_webhooks: Vec<ChannelWebhook>,
+    /// `channel_removed`: the identities that had the channel in their channels when it was
+    /// deleted (its members and invitees, sorted; their rows go with the channel, without an
+    /// event each). `None` for every other event and for events written before schema v8.
+    pub channel_identities: Option<Vec<String>>,
     /// When the change committed (server clock).
     pub date_created: Timestamp,
 }

@@ -89,7 +89,7 @@ pub struct DbArgs {
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
     /// push_lease_secs, push_bad_token_threshold, webhooks, webhook_first_try_delay_ms,
-    /// rest_pre_webhooks,
+    /// rest_pre_webhooks, live_poll_ms,
     /// change_log_retention_secs, header_read_timeout_secs, keep_alive_timeout_secs,
     /// body_read_timeout_secs,
     /// max_header_bytes,
@@ -171,6 +171,10 @@ pub struct ServeArgs {
     /// stop a node between queueing and sending) [default: 0].
     #[arg(long, env = "PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", value_name = "MS")]
     pub webhook_first_try_delay_ms: Option<u32>,
+    /// Milliseconds between two reads of the change log by this node's live-client tail (Sync
+    /// events to connected SDK clients) [default: 50].
+    #[arg(long, env = "PARLEY_LIVE_POLL_MS", value_name = "MS")]
+    pub live_poll_ms: Option<u32>,
     /// Parley extension: services whose REST changes sent with `X-Twilio-Webhook-Enabled: true`
     /// call their pre-event webhook (`PreWebhookUrl`) first, as client changes do: comma-separated
     /// service SIDs, or `*` for every service [default: none — Twilio's behaviour].
@@ -243,6 +247,7 @@ impl ServeArgs {
             push_bad_token_threshold: self.push_bad_token_threshold,
             webhooks: self.webhooks,
             webhook_first_try_delay_ms: self.webhook_first_try_delay_ms,
+            live_poll_ms: self.live_poll_ms,
             rest_pre_webhooks: self.rest_pre_webhooks.clone(),
             change_log_retention_secs: self.change_log_retention_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,

@@ -34,6 +34,8 @@ pub const DEFAULT_PUSH_BAD_TOKEN_THRESHOLD: u32 = 20;
 
 /// Default `--change-log-retention-secs` (7 days).
 pub const DEFAULT_CHANGE_LOG_RETENTION_SECS: u64 = 604_800;
+/// Default interval of the live-client change-log tail, in milliseconds.
+pub const DEFAULT_LIVE_POLL_MS: u32 = 50;
 
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
@@ -76,6 +78,8 @@ pub struct Settings {
     pub webhooks: Option<bool>,
     /// Milliseconds a queued webhook call waits before its first try (default 0; a testing aid).
     pub webhook_first_try_delay_ms: Option<u32>,
+    /// Milliseconds between two change-log reads of the live-client tail (default 50).
+    pub live_poll_ms: Option<u32>,
     /// Services whose REST changes (with `X-Twilio-Webhook-Enabled: true`) call their
     /// pre-event webhook: comma-separated service SIDs, or `*` for all; empty = none (Twilio).
     pub rest_pre_webhooks: Option<String>,
@@ -128,6 +132,7 @@ impl fmt::Debug for Settings {
                 "webhook_first_try_delay_ms",
                 &self.webhook_first_try_delay_ms,
             )
+            .field("live_poll_ms", &self.live_poll_ms)
             .field("rest_pre_webhooks", &self.rest_pre_webhooks)
             .field("change_log_retention_secs", &self.change_log_retention_secs)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
@@ -174,6 +179,7 @@ impl Settings {
             webhook_first_try_delay_ms: self
                 .webhook_first_try_delay_ms
                 .or(lower.webhook_first_try_delay_ms),
+            live_poll_ms: self.live_poll_ms.or(lower.live_poll_ms),
             rest_pre_webhooks: self.rest_pre_webhooks.or(lower.rest_pre_webhooks),
             change_log_retention_secs: self
                 .change_log_retention_secs
@@ -462,6 +468,8 @@ pub struct Config {
     pub webhooks: bool,
     /// Delay of a queued webhook call's first try, in milliseconds.
     pub webhook_first_try_delay_ms: u32,
+    /// Interval of the live-client change-log tail.
+    pub live_poll: std::time::Duration,
     /// Services whose REST changes fire pre-events (Parley extension; default none).
     pub rest_pre_webhooks: parley_http::PreHookScope,
     /// Change-log events are trimmed once every consumer has passed them and they are older
@@ -525,6 +533,9 @@ impl Config {
             },
             webhooks: settings.webhooks.unwrap_or(true),
             webhook_first_try_delay_ms: settings.webhook_first_try_delay_ms.unwrap_or(0),
+            live_poll: std::time::Duration::from_millis(u64::from(
+                settings.live_poll_ms.unwrap_or(DEFAULT_LIVE_POLL_MS).max(1),
+            )),
             rest_pre_webhooks: parley_http::PreHookScope::parse(
                 settings.rest_pre_webhooks.as_deref().unwrap_or(""),
             )

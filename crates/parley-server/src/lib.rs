@@ -44,6 +44,8 @@ pub struct Application {
     conn: serve::ConnLimits,
     change_log: ChangeLogUpkeep,
     live: Arc<parley_http::live::Hub>,
+    /// The HTTP state (for the live-client Sync tail) and the tail's poll interval.
+    live_tail: (parley_http::AppState, std::time::Duration),
 }
 
 /// What the change-log trimming task needs.
@@ -181,6 +183,7 @@ impl Application {
                 .ok(),
         };
         let live = state.live.clone();
+        let live_tail = (state.clone(), config.live_poll);
         let router = parley_http::router(state);
         Ok(Application {
             live,
@@ -194,6 +197,7 @@ impl Application {
             webhooks,
             conn,
             change_log,
+            live_tail,
         })
     }
 
@@ -259,6 +263,13 @@ impl Application {
             .webhooks
             .clone()
             .map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
+        // Live clients: Sync events from the change log to subscribed sockets.
+        let (live_state, live_poll) = self.live_tail.clone();
+        let tail = tokio::spawn(parley_http::live::sync::tail::run(
+            live_state,
+            live_poll,
+            stopped(stop_rx.clone()),
+        ));
         tracing::info!("listening on http://{}", self.local_addr);
         serve::serve(self.listener, self.router, self.conn, stop_rx).await;
         self.live.begin_shutdown();
@@ -276,6 +287,7 @@ impl Application {
         if let Some(task) = hooker {
             let _ = task.await;
         }
+        let _ = tail.await;
         tracing::info!("stopped");
         served
     }

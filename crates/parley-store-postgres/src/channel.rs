@@ -299,6 +299,35 @@ impl ChannelStore for PgStore {
         } else {
             Vec::new()
         };
+        // Who had the channel in their channels (its event names them for live clients). The
+        // channel row is locked first: a concurrent join or invite (which updates or references
+        // that row) waits, and then finds no channel, so nobody is missed.
+        let lock_sql = format!(
+            "select sid from channels
+             where account_sid = $1 and service_sid = $2 and {column} = $3 for update"
+        );
+        let _locked: Vec<String> = sqlx::query_scalar(&lock_sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let who_sql = format!(
+            "select m.identity from members m join channels c on c.sid = m.channel_sid
+             where c.account_sid = $1 and c.service_sid = $2 and c.{column} = $3
+             union
+             select i.identity from invites i join channels c on c.sid = i.channel_sid
+             where c.account_sid = $1 and c.service_sid = $2 and c.{column} = $3
+             order by 1"
+        );
+        let identities: Vec<String> = sqlx::query_scalar(&who_sql)
+            .bind(account.as_str())
+            .bind(service.as_str())
+            .bind(value)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
         let Pg(row): Pg<ChannelRow> = sqlx::query_as(&sql)
             .bind(account.as_str())
             .bind(service.as_str())
@@ -309,6 +338,7 @@ impl ChannelStore for PgStore {
         let state = Resource::Channel(row.try_into()?);
         let mut event = NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now());
         event.channel_webhooks = Some(&hooks);
+        event.channel_identities = Some(&identities);
         append(&mut tx, &event).await?;
         tx.commit().await.map_err(db)
     }

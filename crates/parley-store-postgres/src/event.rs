@@ -31,9 +31,9 @@ pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> Sto
                                  channel_unique_name, channel_friendly_name, message_sid,
                                  message_index, body, member_sid, invite_sid, identity, actor,
                                  source, webhooks, state, changed, date_created,
-                                 channel_webhooks)
+                                 channel_webhooks, channel_identities)
              select s.last_seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                    $16, $17, $18, $20
+                    $16, $17, $18, $20, $21
              from s
              returning id
          )
@@ -60,6 +60,7 @@ pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> Sto
     .bind(event.now.unix_micros())
     .bind(event.kind.is_push())
     .bind(event.channel_webhooks_json()?)
+    .bind(event.channel_identities_json()?)
     .execute(conn)
     .await
     .map_err(db)?;

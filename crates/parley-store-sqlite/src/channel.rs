@@ -203,7 +203,25 @@ impl ChannelStore for SqliteStore {
              where c.account_sid = ? and c.service_sid = ? and c.{column} = ?
              order by w.date_created, w.sid"
         );
+        // Who had the channel in their channels (its event names them for live clients).
+        let who_sql = format!(
+            "select m.identity from members m join channels c on c.sid = m.channel_sid
+             where c.account_sid = ? and c.service_sid = ? and c.{column} = ?
+             union
+             select i.identity from invites i join channels c on c.sid = i.channel_sid
+             where c.account_sid = ? and c.service_sid = ? and c.{column} = ?
+             order by 1"
+        );
         self.write(|c| {
+            let identities: Vec<String> = q(who_sql)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .bind(account.as_str())
+                .bind(service.as_str())
+                .bind(value)
+                .all(c)
+                .map_err(lite_err)?;
             let hooks: Vec<ChannelWebhook> = if origin.webhooks {
                 let rows: Vec<ChannelWebhookRow> = q(hooks_sql)
                     .bind(account.as_str())
@@ -225,6 +243,7 @@ impl ChannelStore for SqliteStore {
             let mut event =
                 NewEvent::new(EventKind::ChannelRemoved, &state, origin, Timestamp::now());
             event.channel_webhooks = Some(&hooks);
+            event.channel_identities = Some(&identities);
             event::append(c, &event)
         })
         .await

@@ -24,8 +24,8 @@ const INSERT_EVENT: &str =
     "insert into events (seq, kind, account_sid, service_sid, channel_sid, channel_unique_name,
                          channel_friendly_name, message_sid, message_index, body,
                          member_sid, invite_sid, identity, actor, source, webhooks, state,
-                         changed, date_created, channel_webhooks)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+                         changed, date_created, channel_webhooks, channel_identities)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
 /// Append `event` inside the caller's write transaction (call it last, right before commit).
 pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreResult<()> {
@@ -54,6 +54,7 @@ pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreRes
         .bind(event.changed_json()?)
         .bind(event.now.unix_micros())
         .bind(event.channel_webhooks_json()?)
+        .bind(event.channel_identities_json()?)
         .execute(c)
         .map_err(lite_err)?;
     Ok(())

@@ -72,6 +72,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "webhook calls",
         sql: include_str!("../migrations/0007_webhook_calls.sql"),
     },
+    Migration {
+        version: 8,
+        description: "channel removed identities",
+        sql: include_str!("../migrations/0008_channel_removed_identities.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

@@ -357,6 +357,7 @@ pub(crate) mod tests {
             state: Some(state),
             changed: vec![],
             channel_webhooks: vec![],
+            channel_identities: None,
             date_created: t2(),
         }
     }

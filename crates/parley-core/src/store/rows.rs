@@ -150,6 +150,8 @@ pub struct NewEvent<'a> {
     pub changed: Vec<String>,
     /// `channel_removed`: the channel's webhooks as they were (stored only when webhooks fire).
     pub channel_webhooks: Option<&'a [ChannelWebhook]>,
+    /// `channel_removed`: the identities that had the channel (members and invitees).
+    pub channel_identities: Option<&'a [String]>,
     /// When the change happened (server clock); also when the push is first due.
     pub now: Timestamp,
 }
@@ -181,6 +183,7 @@ impl<'a> NewEvent<'a> {
             state,
             changed: Vec::new(),
             channel_webhooks: None,
+            channel_identities: None,
             now,
         };
         match state {
@@ -267,6 +270,11 @@ impl<'a> NewEvent<'a> {
             Some(hooks) if self.origin.webhooks => to_json(&hooks).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The `channel_identities` column: a JSON array, for `channel_removed`; else null.
+    pub fn channel_identities_json(&self) -> Result<Option<String>, StoreError> {
+        self.channel_identities.map(to_json).transpose()
     }
 }
 
@@ -507,6 +515,7 @@ rows! { $
         changed: String,
         date_created: i64,
         channel_webhooks: Option<String>,
+        channel_identities: Option<String>,
     }
     /// `push_deliveries` as claimed (`attempts` already reduced to the count before the claim).
     DeliveryRow {
@@ -834,6 +843,13 @@ impl TryFrom<EventRow> for Event {
                 Some(json) => serde_json::from_str(&json)
                     .map_err(|_| corrupt("event channel webhooks", &json))?,
                 None => Vec::new(),
+            },
+            channel_identities: match r.channel_identities {
+                Some(json) => Some(
+                    serde_json::from_str(&json)
+                        .map_err(|_| corrupt("event channel identities", &json))?,
+                ),
+                None => None,
             },
             date_created: ts(r.date_created),
         })

@@ -617,6 +617,8 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.state.live.unregister(self.conn);
+        // Its Sync subscriptions go with it.
+        self.state.sync.forget(self.conn);
         self.gauge().dec();
     }
 }

@@ -632,6 +632,42 @@ pub async fn deleting_a_channel_appends_one_channel_removed_with_its_last_state(
     );
     assert_eq!(e.channel_sid.as_ref(), Some(&ch.sid));
     assert_eq!(e.channel_unique_name.as_deref(), Some("doomed"));
+    // It names who had the channel: the member and the invitee, sorted (schema v8).
+    assert_eq!(
+        e.channel_identities,
+        Some(vec!["alice".to_owned(), "bob".to_owned()])
+    );
+    // Other events name nobody.
+    let earlier = super::chat::events_of(&store, &svc).await;
+    assert!(earlier
+        .iter()
+        .filter(|x| x.kind != EventKind::ChannelRemoved)
+        .all(|x| x.channel_identities.is_none()));
+}
+
+/// A channel nobody is in is removed with an empty list of identities.
+pub async fn deleting_an_empty_channel_names_nobody(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let ch = channel(&store, &svc, "empty").await;
+    let mut log = Log::new(&store, &svc).await;
+
+    // Act
+    store
+        .delete_channel(
+            &account,
+            &svc.sid,
+            &ChannelRef::Sid(ch.sid.clone()),
+            &Origin::rest(),
+        )
+        .await
+        .expect("delete");
+
+    // Assert
+    let e = log.one("delete channel").await;
+    assert_eq!(e.kind, EventKind::ChannelRemoved);
+    assert_eq!(e.channel_identities, Some(vec![]));
 }
 
 // ---- rolled back mutations ------------------------------------------------------------------------

@@ -131,6 +131,7 @@ macro_rules! store_conformance_tests {
             chat_mutations_append_one_event_each_with_state_and_origin,
             user_mutations_append_user_events_memberships_first,
             deleting_a_channel_appends_one_channel_removed_with_its_last_state,
+            deleting_an_empty_channel_names_nobody,
             rolled_back_mutations_append_nothing_and_take_no_seq,
             seq_counts_from_one_per_service_independently,
             last_seq_is_the_services_last_assigned_seq_and_survives_trimming,

@@ -314,6 +314,7 @@ mod tests {
                 service_sid: ServiceSid::generate(),
                 endpoint_id: None,
                 push_credential_sid: None,
+                expires_at: None,
             },
         };
         let call = |id: Option<&'static str>| {

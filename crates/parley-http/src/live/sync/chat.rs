@@ -554,36 +554,88 @@ fn ev(e: &Event, obj: ChatObject, change: Change) -> Routed {
     })
 }
 
-/// The current channel (`None` if it is gone).
-async fn channel_now(store: &dyn Store, e: &Event, c: &ChannelSid) -> StoreResult<Option<Channel>> {
-    match store
-        .fetch_channel(&e.account_sid, &e.service_sid, &ch_ref(c))
-        .await
-    {
-        Ok(c) => Ok(Some(c)),
-        Err(StoreError::NotFound) => Ok(None),
-        Err(err) => Err(err),
-    }
+/// What a projection needs beyond the event itself, read from the store by [`enrich`].
+#[derive(Clone, Debug, Default)]
+pub struct Enrichment {
+    /// The event's channel as it is now (`None`: gone, or not needed).
+    pub channel: Option<Channel>,
+    /// When that channel's last message was posted.
+    pub last_message_at: Option<Timestamp>,
+    /// The member SID of a message event's author, if the author is a member.
+    pub author_member: Option<String>,
 }
 
-async fn doc_update(
-    store: &dyn Store,
-    e: &Event,
-    c: &ChannelSid,
-    known_last: Option<&Message>,
-) -> StoreResult<Option<Routed>> {
-    let Some(channel) = channel_now(store, e, c).await? else {
-        return Ok(None);
-    };
-    let at = match known_last {
-        Some(m) if Some(m.index) == channel.last_message_index => Some(m.date_created),
-        _ => last_message_at(store, &channel).await?,
-    };
-    Ok(Some(ev(
-        e,
-        ChatObject::Channel(c.clone()),
-        Change::DocumentUpdated(channel_doc(&channel, at)),
-    )))
+/// Read what [`project_with`] needs for `e`: the current channel for message and member
+/// events (a channel's type is not in member events; the document after a message needs the
+/// channel), the last message's time, the author's member SID.
+pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
+    let mut en = Enrichment::default();
+    let needs_channel = matches!(
+        e.kind,
+        EventKind::NewMessage
+            | EventKind::MessageRemoved
+            | EventKind::AddedToChannel
+            | EventKind::MemberUpdated
+            | EventKind::InvitedToChannel
+            | EventKind::RemovedFromChannel
+    );
+    if let (true, Some(c)) = (needs_channel, &e.channel_sid) {
+        en.channel = match store
+            .fetch_channel(&e.account_sid, &e.service_sid, &ch_ref(c))
+            .await
+        {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound) => None,
+            Err(err) => return Err(err),
+        };
+    }
+    match (&e.state, &en.channel) {
+        (Some(Resource::Message(m)), Some(c))
+            if e.kind == EventKind::NewMessage && c.last_message_index == Some(m.index) =>
+        {
+            en.last_message_at = Some(m.date_created);
+        }
+        (Some(Resource::Message(_)), Some(c)) => {
+            en.last_message_at = last_message_at(store, c).await?
+        }
+        (Some(Resource::Channel(c)), _) if e.kind == EventKind::ChannelUpdated => {
+            en.last_message_at = last_message_at(store, c).await?;
+        }
+        _ => {}
+    }
+    if let (Some(Resource::Message(m)), EventKind::NewMessage | EventKind::MessageUpdated) =
+        (&e.state, e.kind)
+    {
+        let sids = member_sids(
+            store,
+            &e.account_sid,
+            &e.service_sid,
+            &m.channel_sid,
+            std::slice::from_ref(&m.from),
+        )
+        .await?;
+        en.author_member = sids.get(&m.from).cloned();
+    }
+    Ok(en)
+}
+
+/// The Sync events of one change-log event ([`enrich`] then [`project_with`]).
+pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
+    if e.state.is_none() {
+        return Ok(Vec::new());
+    }
+    let en = enrich(store, e).await?;
+    Ok(project_with(e, &en))
+}
+
+fn doc_update(e: &Event, en: &Enrichment) -> Option<Routed> {
+    en.channel.as_ref().map(|c| {
+        ev(
+            e,
+            ChatObject::Channel(c.sid.clone()),
+            Change::DocumentUpdated(channel_doc(c, en.last_message_at)),
+        )
+    })
 }
 
 fn member_channel_item(m: &Member, ty: ChannelType) -> Value {
@@ -606,26 +658,28 @@ fn invite_channel_item(i: &Invite, ty: ChannelType) -> Value {
     )
 }
 
-/// The Sync events of one change-log event, in order. May read the store for what the event
-/// does not carry (a channel's type, the channel document after a message, authors' member
-/// SIDs); a channel deleted meanwhile yields no event for its document (its `channel_removed`
-/// follows).
-pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
+/// The Sync events of one change-log event, in order, given its [`Enrichment`]. Which
+/// objects an event concerns:
+/// * messages list: `new_message` (added), `message_updated` (updated), `message_removed`
+///   (removed), `channel_removed` (list removed);
+/// * channel document: `new_message` and `message_removed` (its `lastMessage`),
+///   `channel_updated` (the whole document), `channel_removed`;
+/// * roster: `added_to_channel`, `member_updated`, `removed_from_channel`, `channel_removed`;
+/// * the member's (invitee's) channels map: `added_to_channel`, `invited_to_channel`,
+///   `member_updated`, `removed_from_channel`, `invite_removed`; `channel_removed` removes the
+///   channel from every key-tracking map holding it (the log does not name the members);
+/// * the user's info map: `user_added`, `user_updated` (the changed items).
+///
+/// A channel gone by the time of projection yields no document or channels-map event (its
+/// `channel_removed` follows).
+pub fn project_with(e: &Event, en: &Enrichment) -> Vec<Routed> {
     let Some(state) = &e.state else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     let mut out = Vec::new();
     match (e.kind, state) {
         (EventKind::NewMessage | EventKind::MessageUpdated, Resource::Message(m)) => {
-            let sids = member_sids(
-                store,
-                &e.account_sid,
-                &e.service_sid,
-                &m.channel_sid,
-                std::slice::from_ref(&m.from),
-            )
-            .await?;
-            let data = message_item(m, sids.get(&m.from).map(String::as_str));
+            let data = message_item(m, en.author_member.as_deref());
             let key = ItemKey::Index(m.index);
             let change = if e.kind == EventKind::NewMessage {
                 Change::ItemAdded(key, data)
@@ -634,7 +688,7 @@ pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
             };
             out.push(ev(e, ChatObject::Messages(m.channel_sid.clone()), change));
             if e.kind == EventKind::NewMessage {
-                out.extend(doc_update(store, e, &m.channel_sid, Some(m)).await?);
+                out.extend(doc_update(e, en));
             }
         }
         (EventKind::MessageRemoved, Resource::Message(m)) => {
@@ -643,25 +697,38 @@ pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
                 ChatObject::Messages(m.channel_sid.clone()),
                 Change::ItemRemoved(ItemKey::Index(m.index), Some(message_item(m, None))),
             ));
-            out.extend(doc_update(store, e, &m.channel_sid, None).await?);
+            out.extend(doc_update(e, en));
         }
         (EventKind::ChannelUpdated, Resource::Channel(c)) => {
-            let at = last_message_at(store, c).await?;
             out.push(ev(
                 e,
                 ChatObject::Channel(c.sid.clone()),
-                Change::DocumentUpdated(channel_doc(c, at)),
+                Change::DocumentUpdated(channel_doc(c, en.last_message_at)),
             ));
         }
         (EventKind::ChannelRemoved, Resource::Channel(c)) => {
             out.push(ev(e, ChatObject::Channel(c.sid.clone()), Change::Removed));
             out.push(ev(e, ChatObject::Messages(c.sid.clone()), Change::Removed));
             out.push(ev(e, ChatObject::Roster(c.sid.clone()), Change::Removed));
-            out.push(Routed::RemoveKeyFromHolders {
-                id: e.seq,
-                date_created: e.date_created,
-                key: c.sid.as_str().to_owned(),
-            });
+            let key = ItemKey::Key(c.sid.as_str().to_owned());
+            match &e.channel_identities {
+                // Schema v8: the event names the members and invitees.
+                Some(identities) => {
+                    for identity in identities {
+                        out.push(ev(
+                            e,
+                            ChatObject::UserChannels(identity.clone()),
+                            Change::ItemRemoved(key.clone(), None),
+                        ));
+                    }
+                }
+                // Older events: every key-tracking channels map holding the channel.
+                None => out.push(Routed::RemoveKeyFromHolders {
+                    id: e.seq,
+                    date_created: e.date_created,
+                    key: c.sid.as_str().to_owned(),
+                }),
+            }
         }
         (EventKind::AddedToChannel | EventKind::MemberUpdated, Resource::Member(m)) => {
             let key = ItemKey::Key(m.sid.as_str().to_owned());
@@ -672,7 +739,7 @@ pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
                 Change::ItemUpdated(key, roster_item(m))
             };
             out.push(ev(e, ChatObject::Roster(m.channel_sid.clone()), roster));
-            if let Some(c) = channel_now(store, e, &m.channel_sid).await? {
+            if let Some(c) = &en.channel {
                 let key = ItemKey::Key(m.channel_sid.as_str().to_owned());
                 let data = member_channel_item(m, c.channel_type);
                 let change = if added {
@@ -697,9 +764,28 @@ pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
                 ChatObject::UserChannels(m.identity.clone()),
                 Change::ItemRemoved(ItemKey::Key(m.channel_sid.as_str().to_owned()), None),
             ));
+            // A private channel's objects are no longer the former member's to read.
+            if en
+                .channel
+                .as_ref()
+                .is_some_and(|c| c.channel_type == ChannelType::Private)
+            {
+                let c = &m.channel_sid;
+                out.push(Routed::Revoke {
+                    identity: m.identity.clone(),
+                    objects: [
+                        ChatObject::Channel(c.clone()),
+                        ChatObject::Messages(c.clone()),
+                        ChatObject::Roster(c.clone()),
+                    ]
+                    .iter()
+                    .map(|o| (o.kind(), o.name()))
+                    .collect(),
+                });
+            }
         }
         (EventKind::InvitedToChannel, Resource::Invite(i)) => {
-            if let Some(c) = channel_now(store, e, &i.channel_sid).await? {
+            if let Some(c) = &en.channel {
                 out.push(ev(
                     e,
                     ChatObject::UserChannels(i.identity.clone()),
@@ -736,7 +822,7 @@ pub async fn project(store: &dyn Store, e: &Event) -> StoreResult<Vec<Routed>> {
         }
         _ => {}
     }
-    Ok(out)
+    out
 }
 
 /// The channel SIDs in a user's channels map now (the keys a key-tracking subscription starts
@@ -758,9 +844,11 @@ pub fn may_concern(e: &Event, objs: &[&ChatObject]) -> bool {
         ChatObject::Channel(c) | ChatObject::Messages(c) | ChatObject::Roster(c) => {
             e.channel_sid.as_ref() == Some(c)
         }
-        ChatObject::UserChannels(i) => {
-            e.kind == EventKind::ChannelRemoved || e.identity.as_deref() == Some(i.as_str())
-        }
+        ChatObject::UserChannels(i) => match (e.kind, &e.channel_identities) {
+            (EventKind::ChannelRemoved, Some(ids)) => ids.iter().any(|x| x == i),
+            (EventKind::ChannelRemoved, None) => true,
+            _ => e.identity.as_deref() == Some(i.as_str()),
+        },
         ChatObject::UserInfo(i) => {
             matches!(e.kind, EventKind::UserAdded | EventKind::UserUpdated)
                 && e.identity.as_deref() == Some(i.as_str())
@@ -771,6 +859,294 @@ pub fn may_concern(e: &Event, objs: &[&ChatObject]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parley_core::event::Source;
+    use parley_core::{MemberSid, MessageSid, UserSid};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_secs(1_700_000_000 + s)
+    }
+
+    fn event(
+        kind: EventKind,
+        seq: i64,
+        ch: Option<&ChannelSid>,
+        identity: Option<&str>,
+        state: Resource,
+    ) -> Event {
+        Event {
+            id: seq,
+            seq,
+            kind,
+            account_sid: AccountSid::generate(),
+            service_sid: ServiceSid::generate(),
+            channel_sid: ch.cloned(),
+            channel_unique_name: None,
+            channel_friendly_name: None,
+            message_sid: None,
+            message_index: None,
+            body: None,
+            member_sid: None,
+            invite_sid: None,
+            identity: identity.map(str::to_owned),
+            actor: None,
+            source: Source::Api,
+            webhooks: false,
+            state: Some(state),
+            changed: vec![],
+            channel_webhooks: vec![],
+            channel_identities: None,
+            date_created: t(seq),
+        }
+    }
+
+    fn channel(sid: &ChannelSid, ty: ChannelType) -> Channel {
+        Channel {
+            sid: sid.clone(),
+            account_sid: AccountSid::generate(),
+            service_sid: ServiceSid::generate(),
+            friendly_name: Some("general".into()),
+            unique_name: None,
+            attributes: Some(r#"{"topic":"x"}"#.into()),
+            channel_type: ty,
+            created_by: Some("system".into()),
+            members_count: 1,
+            messages_count: 1,
+            last_message_sid: None,
+            last_message_index: Some(7),
+            date_created: t(0),
+            date_updated: t(1),
+        }
+    }
+
+    fn member(ch: &ChannelSid, identity: &str) -> Member {
+        Member {
+            sid: MemberSid::generate(),
+            account_sid: AccountSid::generate(),
+            service_sid: ServiceSid::generate(),
+            channel_sid: ch.clone(),
+            user_sid: UserSid::generate(),
+            identity: identity.into(),
+            role_sid: None,
+            last_consumed_message_index: Some(3),
+            last_consumption_timestamp: Some(t(2)),
+            attributes: None,
+            notification_level: NotificationLevel::Muted,
+            date_created: t(0),
+            date_updated: t(2),
+        }
+    }
+
+    fn targets(out: &[Routed]) -> Vec<(String, String)> {
+        out.iter()
+            .map(|r| match r {
+                Routed::To(e) => (
+                    e.name.clone(),
+                    e.payload(&super::super::engine::SyncUrls::new("http://x"))["event_type"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ),
+                Routed::RemoveKeyFromHolders { key, .. } => ("*".into(), format!("remove {key}")),
+                Routed::Revoke { identity, objects } => {
+                    (identity.clone(), format!("revoke {}", objects.len()))
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_message_adds_a_list_item_and_updates_the_channel_document() {
+        let ch = ChannelSid::generate();
+        let m = Message {
+            sid: MessageSid::generate(),
+            account_sid: AccountSid::generate(),
+            service_sid: ServiceSid::generate(),
+            channel_sid: ch.clone(),
+            index: 7,
+            from: "alice".into(),
+            body: Some("hi".into()),
+            attributes: None,
+            last_updated_by: None,
+            was_edited: false,
+            date_created: t(5),
+            date_updated: t(5),
+        };
+        let e = event(
+            EventKind::NewMessage,
+            42,
+            Some(&ch),
+            None,
+            Resource::Message(m.clone()),
+        );
+        let en = Enrichment {
+            channel: Some(channel(&ch, ChannelType::Public)),
+            last_message_at: Some(m.date_created),
+            author_member: Some("MB1".into()),
+        };
+        let out = project_with(&e, &en);
+        assert_eq!(
+            targets(&out),
+            [
+                (format!("{ch}.messages"), "list_item_added".into()),
+                (format!("{ch}.channel"), "document_updated".into()),
+            ]
+        );
+        let Routed::To(list) = &out[0] else {
+            panic!("list event")
+        };
+        assert_eq!(list.id, 42);
+        let Change::ItemAdded(ItemKey::Index(7), data) = &list.change else {
+            panic!("{list:?}")
+        };
+        assert_eq!(data["text"], "hi");
+        assert_eq!(data["author"], "alice");
+        assert_eq!(data["memberSid"], "MB1");
+        assert_eq!(data["attributes"], "{}");
+        assert_eq!(data["timestamp"], iso(t(5)));
+        let Routed::To(doc) = &out[1] else {
+            panic!("doc event")
+        };
+        let Change::DocumentUpdated(d) = &doc.change else {
+            panic!("{doc:?}")
+        };
+        assert_eq!(d["lastMessage"]["index"], 7);
+        assert_eq!(d["lastMessage"]["timestamp"], iso(t(5)));
+        assert_eq!(d["attributes"]["topic"], "x", "an object, not a string");
+        // The channel gone meanwhile: the list event only.
+        let out = project_with(&e, &Enrichment::default());
+        assert_eq!(targets(&out).len(), 1);
+    }
+
+    #[test]
+    fn member_events_reach_the_roster_and_the_members_channels_map() {
+        let ch = ChannelSid::generate();
+        let m = member(&ch, "bob");
+        let en = Enrichment {
+            channel: Some(channel(&ch, ChannelType::Private)),
+            ..Enrichment::default()
+        };
+        let joined = project_with(
+            &event(
+                EventKind::AddedToChannel,
+                5,
+                Some(&ch),
+                Some("bob"),
+                Resource::Member(m.clone()),
+            ),
+            &en,
+        );
+        assert_eq!(
+            targets(&joined),
+            [
+                (format!("{ch}.roster"), "map_item_added".into()),
+                (names::user_channels_map("bob"), "map_item_added".into()),
+            ]
+        );
+        let Routed::To(map) = &joined[1] else {
+            panic!()
+        };
+        let Change::ItemAdded(ItemKey::Key(k), data) = &map.change else {
+            panic!()
+        };
+        assert_eq!(k, ch.as_str());
+        assert_eq!(data["status"], "joined");
+        assert_eq!(data["type"], "private");
+        assert_eq!(data["lastConsumedMessageIndex"], 3);
+        assert_eq!(data["notificationLevel"], "muted");
+        assert_eq!(data["channel"], format!("{ch}.channel"));
+        let left = project_with(
+            &event(
+                EventKind::RemovedFromChannel,
+                6,
+                Some(&ch),
+                Some("bob"),
+                Resource::Member(m),
+            ),
+            &Enrichment::default(),
+        );
+        assert_eq!(
+            targets(&left),
+            [
+                (format!("{ch}.roster"), "map_item_removed".into()),
+                (names::user_channels_map("bob"), "map_item_removed".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_destroyed_channel_removes_its_objects_and_its_key_from_holders() {
+        let ch = ChannelSid::generate();
+        let e = event(
+            EventKind::ChannelRemoved,
+            9,
+            Some(&ch),
+            None,
+            Resource::Channel(channel(&ch, ChannelType::Public)),
+        );
+        assert_eq!(
+            targets(&project_with(&e, &Enrichment::default())),
+            [
+                (format!("{ch}.channel"), "document_removed".into()),
+                (format!("{ch}.messages"), "list_removed".into()),
+                (format!("{ch}.roster"), "map_removed".into()),
+                ("*".into(), format!("remove {ch}")),
+            ],
+            "an event from before schema v8: every map holding the channel"
+        );
+        let objs = [ChatObject::UserChannels("zed".into())];
+        let refs: Vec<&ChatObject> = objs.iter().collect();
+        assert!(may_concern(&e, &refs));
+        // Schema v8: the members and invitees are named.
+        let mut named = e.clone();
+        named.channel_identities = Some(vec!["amy".into(), "bob".into()]);
+        assert_eq!(
+            targets(&project_with(&named, &Enrichment::default()))[3..],
+            [
+                (names::user_channels_map("amy"), "map_item_removed".into()),
+                (names::user_channels_map("bob"), "map_item_removed".into()),
+            ]
+        );
+        assert!(!may_concern(&named, &refs), "zed was not in it");
+        let other = [ChatObject::Roster(ChannelSid::generate())];
+        let refs: Vec<&ChatObject> = other.iter().collect();
+        assert!(!may_concern(&e, &refs));
+    }
+
+    #[test]
+    fn a_user_update_updates_only_the_changed_info_items() {
+        let u = User {
+            sid: UserSid::generate(),
+            account_sid: AccountSid::generate(),
+            service_sid: ServiceSid::generate(),
+            identity: "alice".into(),
+            friendly_name: Some("Alice".into()),
+            attributes: Some(r#"{"a":1}"#.into()),
+            role_sid: None,
+            date_created: t(0),
+            date_updated: t(1),
+        };
+        let mut e = event(
+            EventKind::UserUpdated,
+            3,
+            None,
+            Some("alice"),
+            Resource::User(u),
+        );
+        e.changed = vec!["friendly_name".into()];
+        let out = project_with(&e, &Enrichment::default());
+        assert_eq!(
+            targets(&out),
+            [(names::user_info_map("alice"), "map_item_updated".into())]
+        );
+        let Routed::To(ev) = &out[0] else { panic!() };
+        assert_eq!(
+            ev.change,
+            Change::ItemUpdated(
+                ItemKey::Key("friendlyName".into()),
+                json!({ "value": "Alice" })
+            )
+        );
+    }
 
     #[test]
     fn object_names_parse_back_to_their_objects() {

@@ -489,6 +489,10 @@ struct SubscriptionRequest {
 const MAX_BATCH: usize = 100;
 /// Events read per log page during a replay.
 const REPLAY_PAGE: u32 = 500;
+/// A replay longer than this (in change-log events of the service) is not attempted: it is
+/// answered as if the log were trimmed (a client that far behind is better served by reading
+/// the objects again).
+pub const MAX_REPLAY_EVENTS: i64 = 10_000;
 
 async fn subscriptions(
     State(state): State<AppState>,
@@ -663,8 +667,8 @@ async fn establish_inner(
             );
             continue;
         };
-        match chat::check_access(store, &who, &obj).await {
-            Ok(_) => {}
+        let channel = match chat::check_access(store, &who, &obj).await {
+            Ok(c) => c,
             Err(Refusal::NotFound) => {
                 fail(
                     state,
@@ -688,11 +692,33 @@ async fn establish_inner(
                 continue;
             }
             Err(Refusal::Store(e)) => return Err(e),
-        }
+        };
         // Null `last_event_id` (a session-cached map or list): from now.
         let mut from = r.last_event_id.unwrap_or(now).min(now).max(0);
-        if from < now && from + 1 < oldest {
-            // Events after `from` were trimmed: the replay would have a hole.
+        if from < now && (from + 1 < oldest || now - from > MAX_REPLAY_EVENTS) {
+            // Events after `from` were trimmed: the replay would have a hole. A document is
+            // whole in one event: send it as it is now (id = now) instead.
+            if let (ObjectKind::Document, Some(c)) = (kind, &channel) {
+                let (data, _) = chat::document(store, c).await?;
+                state.sync.begin(service, kind, &name, ctx.conn, from, None);
+                let current = Routed::To(super::engine::SyncEvent {
+                    kind,
+                    name: name.clone(),
+                    id: now,
+                    date_created: parley_core::Timestamp::now(),
+                    change: super::engine::Change::DocumentUpdated(data),
+                });
+                state
+                    .sync
+                    .replay(service, ctx.conn, &current, &state.live, &urls);
+                accepted.push(Accepted {
+                    obj,
+                    kind,
+                    name,
+                    from: now,
+                });
+                continue;
+            }
             if !state.sync.interrupted_before(ctx.conn, &r.object_sid, from) {
                 state.sync.cancel(service, &r.object_sid, ctx.conn);
                 state.live.notify(
@@ -727,6 +753,7 @@ async fn establish_inner(
             from,
         });
     }
+    let mut read_to = None;
     if let Some(start) = accepted.iter().map(|a| a.from).min() {
         let wanted: HashSet<String> = accepted
             .iter()
@@ -745,7 +772,7 @@ async fn establish_inner(
                 for routed in chat::project(store, e).await? {
                     let mine = match &routed {
                         Routed::To(ev) => wanted.contains(&ev.sid()),
-                        Routed::RemoveKeyFromHolders { .. } => true,
+                        Routed::RemoveKeyFromHolders { .. } | Routed::Revoke { .. } => true,
                     };
                     if mine {
                         state
@@ -758,6 +785,7 @@ async fn establish_inner(
                 break;
             }
         }
+        read_to = Some(pos);
     }
     let mut done: HashMap<String, i64> = HashMap::new();
     for a in &accepted {
@@ -768,6 +796,10 @@ async fn establish_inner(
         {
             done.insert(a.name.clone(), last);
         }
+    }
+    if let Some(pos) = read_to {
+        // Everything after `pos` reaches these subscriptions live, through the tail.
+        state.sync.request_tail_from(service, pos);
     }
     tracing::debug!(objects = done.len(), "subscriptions established");
     Ok(())

@@ -31,6 +31,14 @@ pub enum Routed {
         /// The key.
         key: String,
     },
+    /// End the subscriptions of `identity`'s connections to these objects (after the events
+    /// before it): it may no longer read them (it left a private channel).
+    Revoke {
+        /// Whose connections.
+        identity: String,
+        /// The objects (kind, name).
+        objects: Vec<(ObjectKind, String)>,
+    },
 }
 
 struct Sub {
@@ -67,6 +75,8 @@ struct Inner {
     by_conn: HashMap<ConnId, HashSet<ObjKey>>,
     /// (conn, object sid, last_event_id) already answered `interrupted`.
     interrupted: HashSet<(ConnId, String, i64)>,
+    /// Per service, the lowest seq a finished replay read up to, not yet taken by the tail.
+    tail_from: HashMap<ServiceSid, i64>,
 }
 
 impl Inner {
@@ -151,6 +161,14 @@ impl Registry {
         hub: &Hub,
         urls: &SyncUrls,
     ) {
+        if let Routed::Revoke { identity, objects } = routed {
+            if hub.connections_of(service, identity).contains(&conn) {
+                for (kind, name) in objects {
+                    self.cancel(service, &object_sid(*kind, name), conn);
+                }
+            }
+            return;
+        }
         let mut inner = self.lock();
         let mut gone = false;
         for (ev, key) in resolve(&inner, service, routed, Some(conn)) {
@@ -244,6 +262,20 @@ impl Registry {
         }
     }
 
+    /// Ask the change-log tail to deliver the service's events after `seq` (again): a replay
+    /// read the log up to `seq`, and the tail may have started following the service later (it
+    /// starts at the end of the log). Redelivered events are dropped per subscription by id.
+    pub fn request_tail_from(&self, service: &ServiceSid, seq: i64) {
+        let mut inner = self.lock();
+        let at = inner.tail_from.entry(service.clone()).or_insert(seq);
+        *at = (*at).min(seq);
+    }
+
+    /// The tail takes the lowest position requested for `service` since it last asked.
+    pub fn take_tail_request(&self, service: &ServiceSid) -> Option<i64> {
+        self.lock().tail_from.remove(service)
+    }
+
     /// Forget every subscription of `conn` (it closed).
     pub fn forget(&self, conn: ConnId) {
         self.lock().forget(conn);
@@ -289,19 +321,30 @@ impl Registry {
     /// Deliver a live event to every subscriber: sent at once when its replay is done and the
     /// id is new to it, buffered while it replays.
     pub fn deliver(&self, service: &ServiceSid, routed: &Routed, hub: &Hub, urls: &SyncUrls) {
+        if let Routed::Revoke { identity, objects } = routed {
+            for conn in hub.connections_of(service, identity) {
+                for (kind, name) in objects {
+                    self.cancel(service, &object_sid(*kind, name), conn);
+                }
+            }
+            return;
+        }
         let mut inner = self.lock();
         let mut gone = Vec::new();
         for (ev, key) in resolve(&inner, service, routed, None) {
             let Some(subs) = inner.objects.get_mut(&key) else {
                 continue;
             };
+            // The same payload for every subscriber of the object: built once.
+            let mut payload: Option<Value> = None;
             for (conn, sub) in subs.iter_mut() {
                 sub.track(&ev.change);
                 if sub.replaying {
                     sub.buffer.push(ev.clone());
                 } else if ev.id > sub.last_sent {
                     sub.last_sent = ev.id;
-                    if !hub.notify(*conn, ev.kind.live_message_type(), ev.payload(urls)) {
+                    let p = payload.get_or_insert_with(|| ev.payload(urls)).clone();
+                    if !hub.notify(*conn, ev.kind.live_message_type(), p) {
                         gone.push(*conn);
                     }
                 }
@@ -353,6 +396,7 @@ fn resolve(
             }
             out
         }
+        Routed::Revoke { .. } => Vec::new(),
     }
 }
 

@@ -2,7 +2,9 @@
 //! node and sends each event's Sync projection to the subscribed connections, live.
 //!
 //! Each service's position starts at its last seq when first seen (older events reach a
-//! subscriber through its replay) and moves as events are delivered. Polls every `poll`
+//! subscriber through its replay) and moves as events are delivered; a replay that read the log
+//! only up to an earlier seq moves it back there ([`super::Registry::request_tail_from`]), so no
+//! event falls between a subscription's replay and the tail. Polls every `poll`
 //! (PostgreSQL LISTEN/NOTIFY is issue 14's). Nothing is stored: a restarted node starts at the
 //! end of each log, and clients replay what they missed when they re-subscribe.
 
@@ -60,7 +62,12 @@ pub async fn round(state: &AppState, positions: &mut HashMap<ServiceSid, i64>) {
                 }
             },
         };
-        let mut pos = pos;
+        // A replay that finished before this tail first saw the service (or while it was ahead)
+        // asks it to go back to where that replay stopped reading.
+        let mut pos = match state.sync.take_tail_request(&service) {
+            Some(req) => pos.min(req),
+            None => pos,
+        };
         loop {
             let events = match state.store.list_events(&service, pos, BATCH).await {
                 Ok(ev) => ev,
