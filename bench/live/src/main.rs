@@ -398,7 +398,8 @@ impl Rest {
             .send()
             .await?;
         let status = res.status();
-        let v: Value = res.json().await.unwrap_or(Value::Null);
+        let bytes = res.bytes().await.unwrap_or_default();
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
             bail!("POST {path}: {status} {v}");
         }
