@@ -464,6 +464,10 @@ async fn idle(c: &Common, n: usize, pid: u32, hold_secs: u64) -> Result<Value> {
 
 async fn fanout(c: &Common, n: usize, messages: usize, interval_ms: u64) -> Result<Value> {
     let rest = Arc::new(Rest::new(c)?);
+    // The service's default member limit is below 1,000.
+    let limit = n.max(2).to_string();
+    rest.post("", &[("Limits.ChannelMembers", limit.as_str())])
+        .await?;
     let ch = rest.channel("fanout").await?;
     let ids: Vec<String> = (0..n).map(|i| format!("fan-{i}")).collect();
     let t0 = Instant::now();
