@@ -283,7 +283,12 @@ impl Conn {
             "requests": [{"object_sid": sid, "object_type": "list", "last_event_id": last}],
         });
         let (s, v) = self
-            .call("cds.us1.twilio.com", "POST", "/v4/Subscriptions", Some(&body))
+            .call(
+                "cds.us1.twilio.com",
+                "POST",
+                "/v4/Subscriptions",
+                Some(&body),
+            )
             .await?;
         if s != 202 {
             bail!("POST /v4/Subscriptions: {s} {v}");
@@ -315,11 +320,7 @@ fn sent_at(f: &Frame) -> Option<u64> {
         return None;
     }
     let text = p["event"]["item_data"]["text"].as_str()?;
-    text.strip_prefix("t=")?
-        .split(' ')
-        .next()?
-        .parse()
-        .ok()
+    text.strip_prefix("t=")?.split(' ').next()?.parse().ok()
 }
 
 fn vm_kb(pid: u32, key: &str) -> Result<u64> {
@@ -333,11 +334,7 @@ fn vm_kb(pid: u32, key: &str) -> Result<u64> {
 }
 
 /// Open `n` connections for `identity(i)`, `concurrency` at a time, each then handed to `hold`.
-async fn open_many<F>(
-    c: &Common,
-    n: usize,
-    identity: F,
-) -> Result<(Vec<Conn>, Duration)>
+async fn open_many<F>(c: &Common, n: usize, identity: F) -> Result<(Vec<Conn>, Duration)>
 where
     F: Fn(usize) -> String,
 {
@@ -600,7 +597,9 @@ async fn e2e(c: &Common, inflight: usize, warmup: u64, duration: u64) -> Result<
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let Ok(permit) = slots.acquire().await else { break };
+                let Ok(permit) = slots.acquire().await else {
+                    break;
+                };
                 permit.forget();
                 n += 1;
                 let body = json!({"body": format!("t={} e2e {n}", now_us())});
