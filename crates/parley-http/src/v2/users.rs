@@ -226,8 +226,8 @@ pub(crate) async fn create(
 }
 
 /// `is_online` / `is_notifiable` for a single-user answer: null when reachability is off;
-/// otherwise offline (Parley has no live client connections yet) and notifiable when the user
-/// has at least one push binding.
+/// otherwise online when the user has a live connection on any node (the shared presence) and
+/// notifiable when the user has at least one push binding.
 async fn reachability(
     app: &AppState,
     service: &Service,
@@ -240,7 +240,13 @@ async fn reachability(
         .store
         .count_user_bindings(&user.account_sid, &user.service_sid, &user.sid)
         .await?;
-    Ok(Some((false, n > 0)))
+    let key = parley_core::store::PresenceKey {
+        account: user.account_sid.clone(),
+        service: user.service_sid.clone(),
+        identity: user.identity.clone(),
+    };
+    let online = app.store.is_online(&key, Timestamp::now()).await?;
+    Ok(Some((online, n > 0)))
 }
 
 /// How many channels the user has joined.
@@ -269,8 +275,10 @@ pub(crate) async fn fetch(
         .store
         .fetch_user_view(account(&auth), &service_sid, &user_ref)
         .await?;
-    // Reachability as `reachability` reports it: offline, notifiable with a binding.
-    let reach = view.bindings_count.map(|n| (false, n > 0));
+    // Reachability: online = a live connection on any node; notifiable = a push binding.
+    let reach = view
+        .bindings_count
+        .map(|n| (view.online.unwrap_or(false), n > 0));
     Ok(Json(UserResource::new(
         &view.user,
         &app.urls,
