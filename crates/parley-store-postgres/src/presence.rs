@@ -8,8 +8,47 @@ use parley_core::store::{PresenceKey, PresenceStore, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 use sqlx::PgConnection;
 
+use parley_core::event::{EventKind, Origin, Resource};
+use parley_core::user::User;
+
 use crate::error::db;
+use crate::event::{append, NewEvent};
+use crate::rows::{Pg, UserRow};
 use crate::PgStore;
+
+/// The user's online state changed: when the service has reachability on and the user exists,
+/// append `user_updated` (the user, `changed = ["is_online"]`, no webhooks: Twilio fires none
+/// for reachability) in the caller's transaction.
+async fn online_changed(c: &mut PgConnection, key: &PresenceKey) -> StoreResult<()> {
+    let row: Option<Pg<UserRow>> = sqlx::query_as(
+        "select u.* from users u
+           join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
+          where u.account_sid = $1 and u.service_sid = $2 and u.identity = $3
+            and (s.settings::jsonb ->> 'reachability_enabled')::boolean",
+    )
+    .bind(key.account.as_str())
+    .bind(key.service.as_str())
+    .bind(key.identity.as_str())
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(db)?;
+    if let Some(Pg(row)) = row {
+        let user: User = row.try_into()?;
+        let state = Resource::User(user);
+        append(
+            c,
+            &NewEvent::new(
+                EventKind::UserUpdated,
+                &state,
+                &Origin::rest(),
+                Timestamp::now(),
+            )
+            .changed(vec!["is_online".to_owned()]),
+        )
+        .await?;
+    }
+    Ok(())
+}
 
 /// Serialise presence changes of one user until the transaction ends.
 async fn lock_user(c: &mut PgConnection, key: &PresenceKey) -> StoreResult<()> {
@@ -70,6 +109,9 @@ impl PresenceStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        if before == 0 {
+            online_changed(&mut tx, key).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(before == 0)
     }
@@ -111,8 +153,12 @@ impl PresenceStore for PgStore {
         .await
         .map_err(db)?;
         let after = live(&mut tx, key, now).await?;
+        let edge = before > 0 && after == 0;
+        if edge {
+            online_changed(&mut tx, key).await?;
+        }
         tx.commit().await.map_err(db)?;
-        Ok(before > 0 && after == 0)
+        Ok(edge)
     }
 
     async fn presence_heartbeat(&self, node: &str, expires_at: Timestamp) -> StoreResult<u64> {
@@ -162,6 +208,9 @@ impl PresenceStore for PgStore {
             .map_err(db)?
             .rows_affected();
             let gone = deleted > 0 && live(&mut tx, &key, now).await? == 0;
+            if gone {
+                online_changed(&mut tx, &key).await?;
+            }
             tx.commit().await.map_err(db)?;
             if gone {
                 offline.push(key);

@@ -1,14 +1,49 @@
 //! Presence shared by nodes (`presence`, migrations/0011_presence.sql). Each call is one write
 //! transaction, so the "was online / is online" answers are exact against concurrent callers
-//! (writes are serialised).
+//! (writes are serialised). An online edge appends `user_updated` in the same transaction.
 
 use parley_core::store::rows::sid;
 use parley_core::store::{PresenceKey, PresenceStore, StoreResult};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 use rusqlite::Connection;
 
+use parley_core::event::{EventKind, Origin, Resource};
+use parley_core::user::User;
+
+use crate::event::{self, NewEvent};
 use crate::lite::{lite_err, q};
+use crate::rows::UserRow;
 use crate::SqliteStore;
+
+/// The user's online state changed: when the service has reachability on and the user exists,
+/// append `user_updated` (the user, `changed = ["is_online"]`, no webhooks: Twilio fires none
+/// for reachability) in the caller's transaction.
+fn online_changed(c: &Connection, key: &PresenceKey) -> StoreResult<()> {
+    let row: Option<UserRow> = q("select u.* from users u
+          join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
+         where u.account_sid = ? and u.service_sid = ? and u.identity = ?
+           and json_extract(s.settings, '$.reachability_enabled')")
+    .bind(key.account.as_str())
+    .bind(key.service.as_str())
+    .bind(key.identity.as_str())
+    .optional(c)
+    .map_err(lite_err)?;
+    if let Some(row) = row {
+        let user: User = row.try_into()?;
+        let state = Resource::User(user);
+        event::append(
+            c,
+            &NewEvent::new(
+                EventKind::UserUpdated,
+                &state,
+                &Origin::rest(),
+                Timestamp::now(),
+            )
+            .changed(vec!["is_online".to_owned()]),
+        )?;
+    }
+    Ok(())
+}
 
 /// Live rows of `key` at `now` (any node).
 fn live(c: &Connection, key: &PresenceKey, now: Timestamp) -> rusqlite::Result<i64> {
@@ -50,6 +85,9 @@ impl PresenceStore for SqliteStore {
             .bind(now.unix_micros())
             .execute(c)
             .map_err(lite_err)?;
+            if before == 0 {
+                online_changed(c, key)?;
+            }
             Ok(before == 0)
         })
         .await
@@ -85,7 +123,11 @@ impl PresenceStore for SqliteStore {
             .execute(c)
             .map_err(lite_err)?;
             let after = live(c, key, now).map_err(lite_err)?;
-            Ok(before > 0 && after == 0)
+            let edge = before > 0 && after == 0;
+            if edge {
+                online_changed(c, key)?;
+            }
+            Ok(edge)
         })
         .await
     }
@@ -100,46 +142,33 @@ impl PresenceStore for SqliteStore {
     }
 
     async fn expire_presence(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<PresenceKey>> {
-        let rows: Vec<(String, String, String)> = self
-            .write(|c| {
-                let gone: Vec<(String, String, String)> = q("delete from presence
-                    where rowid in (select rowid from presence where expires_at <= ?
-                                     order by expires_at limit ?)
-                    returning account_sid, service_sid, identity")
-                .bind(now.unix_micros())
-                .bind(i64::from(limit))
-                .all(c)
-                .map_err(lite_err)?;
-                let mut offline = Vec::new();
-                for g in gone {
-                    if offline.contains(&g) {
-                        continue;
-                    }
-                    let still: i64 = q("select count(*) from presence
-                        where account_sid = ? and service_sid = ? and identity = ?
-                          and connections > 0 and expires_at > ?")
-                    .bind(g.0.as_str())
-                    .bind(g.1.as_str())
-                    .bind(g.2.as_str())
-                    .bind(now.unix_micros())
-                    .one(c)
-                    .map_err(lite_err)?;
-                    if still == 0 {
-                        offline.push(g);
-                    }
-                }
-                Ok(offline)
-            })
-            .await?;
-        rows.into_iter()
-            .map(|(a, s, identity)| {
-                Ok(PresenceKey {
+        self.write(|c| {
+            let gone: Vec<(String, String, String)> = q("delete from presence
+                where rowid in (select rowid from presence where expires_at <= ?
+                                 order by expires_at limit ?)
+                returning account_sid, service_sid, identity")
+            .bind(now.unix_micros())
+            .bind(i64::from(limit))
+            .all(c)
+            .map_err(lite_err)?;
+            let mut offline: Vec<PresenceKey> = Vec::new();
+            for (a, s, identity) in gone {
+                let key = PresenceKey {
                     account: sid(AccountSid::parse, &a)?,
                     service: sid(ServiceSid::parse, &s)?,
                     identity,
-                })
-            })
-            .collect()
+                };
+                if offline.contains(&key) {
+                    continue;
+                }
+                if live(c, &key, now).map_err(lite_err)? == 0 {
+                    online_changed(c, &key)?;
+                    offline.push(key);
+                }
+            }
+            Ok(offline)
+        })
+        .await
     }
 
     async fn is_online(&self, key: &PresenceKey, now: Timestamp) -> StoreResult<bool> {
