@@ -70,13 +70,15 @@ impl PresenceStore for SqliteStore {
             let before = live(c, key, now).map_err(lite_err)?;
             // An expired row starts afresh: its connections belonged to a node that went
             // silent (or to this node before it lost its heartbeat).
-            q("insert into presence (account_sid, service_sid, identity, node_id, connections,
+            q(
+                "insert into presence (account_sid, service_sid, identity, node_id, connections,
                                      expires_at)
                values (?, ?, ?, ?, 1, ?)
                on conflict (account_sid, service_sid, identity, node_id) do update set
                    connections = case when presence.expires_at > ?
                                       then presence.connections + 1 else 1 end,
-                   expires_at = max(presence.expires_at, excluded.expires_at)")
+                   expires_at = max(presence.expires_at, excluded.expires_at)",
+            )
             .bind(key.account.as_str())
             .bind(key.service.as_str())
             .bind(key.identity.as_str())

@@ -38,9 +38,9 @@ use tower::ServiceExt as _;
 use super::twilsock::{Frame, FrameError};
 use super::{ClientContext, ConnId, Outbound, RegisterError};
 use crate::access_token::{self, ChatIdentity};
-use parley_core::store::PresenceKey;
 use crate::error::ApiError;
 use crate::AppState;
+use parley_core::store::PresenceKey;
 
 /// Default `--live-ping-interval-secs`.
 pub const DEFAULT_PING_INTERVAL_SECS: u32 = 25;

@@ -623,16 +623,10 @@ pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
     if let (EventKind::UserUpdated, Some(Resource::User(u))) = (e.kind, &e.state) {
         if e.changed.iter().any(|f| f == "is_online") {
             en.reachability = match store
-                .fetch_user_view(
-                    &e.account_sid,
-                    &e.service_sid,
-                    &UserRef::Sid(u.sid.clone()),
-                )
+                .fetch_user_view(&e.account_sid, &e.service_sid, &UserRef::Sid(u.sid.clone()))
                 .await
             {
-                Ok(v) => v
-                    .bindings_count
-                    .map(|n| (v.online.unwrap_or(false), n > 0)),
+                Ok(v) => v.bindings_count.map(|n| (v.online.unwrap_or(false), n > 0)),
                 Err(StoreError::NotFound) => None,
                 Err(err) => return Err(err),
             };
