@@ -1008,6 +1008,7 @@ mod tests {
             channel: Some(channel(&ch, ChannelType::Public)),
             last_message_at: Some(m.date_created),
             author_member: Some("MB1".into()),
+            reachability: None,
         };
         let out = project_with(&e, &en);
         assert_eq!(
