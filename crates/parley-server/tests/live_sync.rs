@@ -415,6 +415,56 @@ async fn reachability_edges_reach_a_subscribed_info_map_and_rest(b: Backend) {
     assert_eq!(after["is_online"], false);
 }
 
+/// A "dead node" that held alice's only connection: once its row expires, a sweep by any node
+/// sends bob's subscription of alice's info map the offline update.
+async fn a_dead_nodes_presence_expires_into_an_offline_update(b: Backend) {
+    // Arrange
+    let mut env = Env::new(b).await;
+    let (s, v) = env
+        .post(&env.svc(""), &[("ReachabilityEnabled", "true")])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.user("alice").await;
+    env.user("bob").await;
+    env.start_tail();
+    let mut bob = env.connect("bob");
+    let info = env
+        .get_ok(&bob, &format!("/v3/Maps/{}", names::user_info_map("alice")))
+        .await;
+    let i_sid = info["sid"].as_str().unwrap().to_owned();
+    env.subscribe(
+        &bob,
+        "establish",
+        &[(&i_sid, "map", info["last_event_id"].as_i64().unwrap())],
+        1,
+    )
+    .await;
+    assert_eq!(
+        expect(&mut bob).await.1["event_type"],
+        "subscription_established"
+    );
+    let key = alice_key(&env);
+    let now = parley_core::Timestamp::now();
+    let store = &env.state.store;
+    assert!(store
+        .presence_opened(&key, "dead-node", now, now.plus_secs(90))
+        .await
+        .unwrap());
+    let (_, ev) = expect(&mut bob).await;
+    assert_eq!(ev["event"]["item_data"]["online"], true);
+
+    // Act: the dead node never heartbeats; a sweep runs after its expiry.
+    let gone = store.expire_presence(now.plus_secs(91), 100).await.unwrap();
+
+    // Assert
+    assert_eq!(gone, vec![key]);
+    let (_, ev) = expect(&mut bob).await;
+    assert_eq!(ev["event_type"], "map_item_updated");
+    assert_eq!(ev["event"]["item_key"], "reachability");
+    assert_eq!(ev["event"]["item_data"]["online"], false);
+    assert_eq!(rest_user(&env, "alice").await["is_online"], false);
+}
+
 /// Reachability off (the default): connections append no event and REST shows nulls.
 async fn reachability_off_sends_nothing_and_rest_shows_nulls(b: Backend) {
     // Arrange
@@ -1122,6 +1172,7 @@ async fn a_channels_map_replay_removes_a_channel_destroyed_while_away(b: Backend
 }
 
 both_backends!(
+    a_dead_nodes_presence_expires_into_an_offline_update,
     reachability_edges_reach_a_subscribed_info_map_and_rest,
     reachability_off_sends_nothing_and_rest_shows_nulls,
     a_channels_map_replay_removes_a_channel_destroyed_while_away,
