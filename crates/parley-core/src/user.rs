@@ -16,6 +16,9 @@ pub struct UserView {
     /// How many push bindings the user has, when its service has reachability on; `None` when
     /// it is off (then the answer shows no reachability).
     pub bindings_count: Option<u64>,
+    /// Whether the user has a live connection on any node (the presence table), when its
+    /// service has reachability on; `None` when it is off.
+    pub online: Option<bool>,
 }
 
 /// A user of a service.

@@ -333,6 +333,177 @@ async fn expect(c: &mut Conn) -> (String, Value) {
 
 // -------------------------------------------------------------------------------------------
 
+/// Alice's presence (what the socket records at init and on close) on this node.
+fn alice_key(env: &Env) -> parley_core::store::PresenceKey {
+    parley_core::store::PresenceKey {
+        account: AccountSid::parse(&env.account.0).unwrap(),
+        service: ServiceSid::parse(&env.service).unwrap(),
+        identity: "alice".to_owned(),
+    }
+}
+
+async fn rest_user(env: &Env, identity: &str) -> Value {
+    let (s, v) = env
+        .rest_call(Method::GET, &env.svc(&format!("/Users/{identity}")), &[])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+/// With reachability on: alice's first connection anywhere and her last one gone reach bob's
+/// subscription of her info map as `reachability` updates; a second connection and closing
+/// one of two change nothing; REST shows `is_online` each time.
+async fn reachability_edges_reach_a_subscribed_info_map_and_rest(b: Backend) {
+    // Arrange
+    let mut env = Env::new(b).await;
+    let (s, v) = env
+        .post(&env.svc(""), &[("ReachabilityEnabled", "true")])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.user("alice").await;
+    env.user("bob").await;
+    env.start_tail();
+    let mut bob = env.connect("bob");
+    let info = env
+        .get_ok(&bob, &format!("/v3/Maps/{}", names::user_info_map("alice")))
+        .await;
+    let i_sid = info["sid"].as_str().unwrap().to_owned();
+    env.subscribe(
+        &bob,
+        "establish",
+        &[(&i_sid, "map", info["last_event_id"].as_i64().unwrap())],
+        1,
+    )
+    .await;
+    assert_eq!(
+        expect(&mut bob).await.1["event_type"],
+        "subscription_established"
+    );
+    let before = rest_user(&env, "alice").await;
+    let key = alice_key(&env);
+    let presence = &env.state.live.presence;
+    let store = &env.state.store;
+
+    // Act + Assert: first connection.
+    assert!(presence.opened(store, &key).await);
+    let (ty, ev) = expect(&mut bob).await;
+    assert_eq!(ty, "com.twilio.rtd.cds.map");
+    assert_eq!(ev["event_type"], "map_item_updated");
+    assert_eq!(ev["event"]["map_sid"], i_sid.as_str());
+    assert_eq!(ev["event"]["item_key"], "reachability");
+    assert_eq!(ev["event"]["item_data"]["online"], true);
+    assert_eq!(ev["event"]["item_data"]["notifiable"], false);
+    let online = rest_user(&env, "alice").await;
+    // Second connection, then one of two closed: no event, still online.
+    assert!(!presence.opened(store, &key).await);
+    assert!(!presence.closed(store, &key).await);
+    assert!(next(&mut bob, Duration::from_millis(300)).await.is_none());
+    assert_eq!(rest_user(&env, "alice").await["is_online"], true);
+    // Last connection gone.
+    assert!(presence.closed(store, &key).await);
+    let (_, ev) = expect(&mut bob).await;
+    assert_eq!(ev["event_type"], "map_item_updated");
+    assert_eq!(ev["event"]["item_key"], "reachability");
+    assert_eq!(ev["event"]["item_data"]["online"], false);
+    let after = rest_user(&env, "alice").await;
+
+    assert_eq!(
+        (&before["is_online"], &before["is_notifiable"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(online["is_online"], true);
+    assert_eq!(after["is_online"], false);
+}
+
+/// A "dead node" that held alice's only connection: once its row expires, a sweep by any node
+/// sends bob's subscription of alice's info map the offline update.
+async fn a_dead_nodes_presence_expires_into_an_offline_update(b: Backend) {
+    // Arrange
+    let mut env = Env::new(b).await;
+    let (s, v) = env
+        .post(&env.svc(""), &[("ReachabilityEnabled", "true")])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    env.user("alice").await;
+    env.user("bob").await;
+    env.start_tail();
+    let mut bob = env.connect("bob");
+    let info = env
+        .get_ok(&bob, &format!("/v3/Maps/{}", names::user_info_map("alice")))
+        .await;
+    let i_sid = info["sid"].as_str().unwrap().to_owned();
+    env.subscribe(
+        &bob,
+        "establish",
+        &[(&i_sid, "map", info["last_event_id"].as_i64().unwrap())],
+        1,
+    )
+    .await;
+    assert_eq!(
+        expect(&mut bob).await.1["event_type"],
+        "subscription_established"
+    );
+    let key = alice_key(&env);
+    let now = parley_core::Timestamp::now();
+    let store = &env.state.store;
+    assert!(store
+        .presence_opened(&key, "dead-node", now, now.plus_secs(90))
+        .await
+        .unwrap());
+    let (_, ev) = expect(&mut bob).await;
+    assert_eq!(ev["event"]["item_data"]["online"], true);
+
+    // Act: the dead node never heartbeats; a sweep runs after its expiry.
+    let gone = store.expire_presence(now.plus_secs(91), 100).await.unwrap();
+
+    // Assert
+    assert_eq!(gone, vec![key]);
+    let (_, ev) = expect(&mut bob).await;
+    assert_eq!(ev["event_type"], "map_item_updated");
+    assert_eq!(ev["event"]["item_key"], "reachability");
+    assert_eq!(ev["event"]["item_data"]["online"], false);
+    assert_eq!(rest_user(&env, "alice").await["is_online"], false);
+}
+
+/// Reachability off (the default): connections append no event and REST shows nulls.
+async fn reachability_off_sends_nothing_and_rest_shows_nulls(b: Backend) {
+    // Arrange
+    let mut env = Env::new(b).await;
+    env.user("alice").await;
+    env.user("bob").await;
+    env.start_tail();
+    let mut bob = env.connect("bob");
+    let info = env
+        .get_ok(&bob, &format!("/v3/Maps/{}", names::user_info_map("alice")))
+        .await;
+    let i_sid = info["sid"].as_str().unwrap().to_owned();
+    env.subscribe(
+        &bob,
+        "establish",
+        &[(&i_sid, "map", info["last_event_id"].as_i64().unwrap())],
+        1,
+    )
+    .await;
+    assert_eq!(
+        expect(&mut bob).await.1["event_type"],
+        "subscription_established"
+    );
+    let key = alice_key(&env);
+    let svc = ServiceSid::parse(&env.service).unwrap();
+    let seq_before = env.state.store.last_seq(&svc).await.unwrap();
+
+    // Act
+    env.state.live.presence.opened(&env.state.store, &key).await;
+    let user = rest_user(&env, "alice").await;
+    env.state.live.presence.closed(&env.state.store, &key).await;
+
+    // Assert
+    assert_eq!(env.state.store.last_seq(&svc).await.unwrap(), seq_before);
+    assert!(next(&mut bob, Duration::from_millis(300)).await.is_none());
+    assert_eq!(user["is_online"], Value::Null);
+    assert_eq!(user["is_notifiable"], Value::Null);
+}
+
 async fn objects_open_and_page_with_tokens_that_carry_the_query(b: Backend) {
     // Arrange
     let env = Env::new(b).await;
@@ -1001,6 +1172,9 @@ async fn a_channels_map_replay_removes_a_channel_destroyed_while_away(b: Backend
 }
 
 both_backends!(
+    a_dead_nodes_presence_expires_into_an_offline_update,
+    reachability_edges_reach_a_subscribed_info_map_and_rest,
+    reachability_off_sends_nothing_and_rest_shows_nulls,
     a_channels_map_replay_removes_a_channel_destroyed_while_away,
     leaving_a_private_channel_ends_its_subscriptions,
     a_replay_from_before_the_trimmed_log_is_interrupted_once,

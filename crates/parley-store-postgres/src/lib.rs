@@ -26,6 +26,7 @@ mod log;
 mod member;
 mod message;
 mod paging;
+mod presence;
 mod push;
 mod role;
 mod rows;

@@ -143,7 +143,15 @@ impl UserStore for PgStore {
                         (select count(*) from bindings b
                           where b.account_sid = u.account_sid and b.service_sid = u.service_sid
                             and b.user_sid = u.sid)
-                    end as bindings_count
+                    end as bindings_count,
+                    case when (s.settings::jsonb ->> 'reachability_enabled')::boolean then
+                        exists(select 1 from presence p
+                                where p.account_sid = u.account_sid
+                                  and p.service_sid = u.service_sid
+                                  and p.identity = u.identity and p.connections > 0
+                                  and p.expires_at > (extract(epoch from clock_timestamp())
+                                                      * 1000000)::bigint)
+                    end as online
                from users u
                join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
               where u.account_sid = $1 and u.service_sid = $2 and u.{column} = $3"
@@ -158,10 +166,12 @@ impl UserStore for PgStore {
         let Pg(user_row) = Pg::<UserRow>::from_row(&row).map_err(db)?;
         let joined: i64 = row.try_get("joined_channels_count").map_err(db)?;
         let bindings: Option<i64> = row.try_get("bindings_count").map_err(db)?;
+        let online: Option<bool> = row.try_get("online").map_err(db)?;
         Ok(UserView {
             user: user_row.try_into()?,
             joined_channels_count: joined,
             bindings_count: bindings.map(|n| u64::try_from(n).unwrap_or(0)),
+            online,
         })
     }
 

@@ -55,6 +55,7 @@ mod log;
 mod member;
 mod message;
 mod migrate;
+mod presence;
 mod push;
 mod role;
 mod rows;

@@ -77,6 +77,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "channel removed identities",
         sql: include_str!("../migrations/0008_channel_removed_identities.sql"),
     },
+    Migration {
+        version: 9,
+        description: "presence",
+        sql: include_str!("../migrations/0009_presence.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

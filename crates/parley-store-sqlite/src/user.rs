@@ -59,7 +59,15 @@ macro_rules! view_sql {
                         (select count(*) from bindings b
                           where b.account_sid = u.account_sid and b.service_sid = u.service_sid
                             and b.user_sid = u.sid)
-                    end as bindings_count
+                    end as bindings_count,
+                    case when json_extract(s.settings, '$.reachability_enabled') then
+                        exists(select 1 from presence p
+                                where p.account_sid = u.account_sid
+                                  and p.service_sid = u.service_sid
+                                  and p.identity = u.identity and p.connections > 0
+                                  and p.expires_at > cast((julianday('now') - 2440587.5)
+                                                          * 86400000000.0 as integer))
+                    end as online
                from users u
                join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
               where u.account_sid = ? and u.service_sid = ? and u.",
@@ -74,6 +82,7 @@ struct UserViewRow {
     user: UserRow,
     joined_channels_count: i64,
     bindings_count: Option<i64>,
+    online: Option<bool>,
 }
 
 /// The columns `view_sql!` selects, in order: `UserRow::COLUMNS` (checked by a test), then
@@ -92,6 +101,7 @@ const USER_VIEW_COLUMNS: &[&str] = &[
     "date_updated",
     "joined_channels_count",
     "bindings_count",
+    "online",
 ];
 
 /// Positions `0..` of the user's columns in `view_sql!`.
@@ -103,6 +113,7 @@ impl FromLite for UserViewRow {
             user: UserRow::from_lite(row, &USER_POSITIONS)?,
             joined_channels_count: row.get(9)?,
             bindings_count: row.get(10)?,
+            online: row.get(11)?,
         })
     }
 }
@@ -190,6 +201,7 @@ impl UserStore for SqliteStore {
             user: row.user.try_into()?,
             joined_channels_count: row.joined_channels_count,
             bindings_count: row.bindings_count.map(|n| u64::try_from(n).unwrap_or(0)),
+            online: row.online,
         })
     }
 
@@ -340,7 +352,7 @@ mod tests {
         assert_eq!(&USER_VIEW_COLUMNS[..n], <UserRow as FromLite>::COLUMNS);
         assert_eq!(
             &USER_VIEW_COLUMNS[n..],
-            ["joined_channels_count", "bindings_count"]
+            ["joined_channels_count", "bindings_count", "online"]
         );
         // The statement selects exactly these columns, in this order.
         let mut c = rusqlite::Connection::open_in_memory().expect("open");

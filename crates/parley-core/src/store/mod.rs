@@ -10,6 +10,7 @@ mod binding;
 mod channel_webhook;
 mod chat;
 mod credential;
+mod presence;
 mod push;
 mod role;
 pub mod rows;
@@ -25,6 +26,7 @@ pub use binding::BindingStore;
 pub use channel_webhook::ChannelWebhookStore;
 pub use chat::{ChannelStore, EventStore, InviteStore, MemberStore, MessageStore};
 pub use credential::{CredentialChange, CredentialStore};
+pub use presence::{PresenceKey, PresenceStore};
 pub use push::PushStore;
 pub use role::RoleStore;
 pub use service::ServiceStore;
@@ -99,6 +101,7 @@ pub trait Store:
     + ChannelWebhookStore
     + EventStore
     + PushStore
+    + PresenceStore
     + WebhookStore
     + Send
     + Sync

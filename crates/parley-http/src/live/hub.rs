@@ -80,6 +80,8 @@ pub struct Hub {
     conns: Mutex<Registry>,
     /// Turns `true` when the server shuts down: every socket says goodbye (308) and closes.
     shutdown: watch::Sender<bool>,
+    /// This node's rows in the presence table shared by nodes.
+    pub presence: super::presence::Presence,
 }
 
 impl Default for Hub {
@@ -88,6 +90,7 @@ impl Default for Hub {
             next: AtomicU64::new(0),
             conns: Mutex::new(Registry::default()),
             shutdown: watch::Sender::new(false),
+            presence: super::presence::Presence::default(),
         }
     }
 }

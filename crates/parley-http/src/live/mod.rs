@@ -15,6 +15,7 @@
 pub mod client_v1;
 pub mod hub;
 pub mod names;
+pub mod presence;
 pub mod socket;
 pub mod sync;
 pub mod twilsock;

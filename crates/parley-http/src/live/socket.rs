@@ -40,6 +40,7 @@ use super::{ClientContext, ConnId, Outbound, RegisterError};
 use crate::access_token::{self, ChatIdentity};
 use crate::error::ApiError;
 use crate::AppState;
+use parley_core::store::PresenceKey;
 
 /// Default `--live-ping-interval-secs`.
 pub const DEFAULT_PING_INTERVAL_SECS: u32 = 25;
@@ -405,11 +406,19 @@ impl Conn {
                 return Ending::quiet(WS_GOING_AWAY);
             }
         };
+        let presence_key = PresenceKey {
+            account: identity.account_sid.clone(),
+            service: identity.service_sid.clone(),
+            identity: identity.identity.clone(),
+        };
         let registered = Registered {
             state: self.state.clone(),
             conn,
+            presence: presence_key.clone(),
         };
         registered.gauge().inc();
+        // Counted in the presence shared by nodes (after `Registered`, whose drop uncounts it).
+        hub.presence.opened(&self.state.store, &presence_key).await;
         let mut session = Session::new(conn, identity, Timestamp::now());
         let reply = init_reply(&init, &init_id, &session);
         // Nothing of the init frame (token, metadata, registrations) is kept per connection.
@@ -606,6 +615,7 @@ async fn shutting_down(rx: &mut tokio::sync::watch::Receiver<bool>) {
 struct Registered {
     state: AppState,
     conn: ConnId,
+    presence: PresenceKey,
 }
 
 impl Registered {
@@ -620,6 +630,14 @@ impl Drop for Registered {
         // Its Sync subscriptions go with it.
         self.state.sync.forget(self.conn);
         self.gauge().dec();
+        // Uncount it in the shared presence (a task: drop cannot wait).
+        let state = self.state.clone();
+        let key = self.presence.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                state.live.presence.closed(&state.store, &key).await;
+            });
+        }
     }
 }
 

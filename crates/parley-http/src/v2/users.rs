@@ -226,8 +226,8 @@ pub(crate) async fn create(
 }
 
 /// `is_online` / `is_notifiable` for a single-user answer: null when reachability is off;
-/// otherwise online when the user has a live client connection to this node (as the client
-/// API and the user info map report it) and notifiable when the user has a push binding.
+/// otherwise online when the user has a live connection on any node (the shared presence) and
+/// notifiable when the user has at least one push binding.
 async fn reachability(
     app: &AppState,
     service: &Service,
@@ -240,14 +240,13 @@ async fn reachability(
         .store
         .count_user_bindings(&user.account_sid, &user.service_sid, &user.sid)
         .await?;
-    Ok(Some((online(app, user), n > 0)))
-}
-
-/// Whether `user` has a live client connection to this node.
-fn online(app: &AppState, user: &User) -> bool {
-    !app.live
-        .connections_of(&user.service_sid, &user.identity)
-        .is_empty()
+    let key = parley_core::store::PresenceKey {
+        account: user.account_sid.clone(),
+        service: user.service_sid.clone(),
+        identity: user.identity.clone(),
+    };
+    let online = app.store.is_online(&key, Timestamp::now()).await?;
+    Ok(Some((online, n > 0)))
 }
 
 /// How many channels the user has joined.
@@ -276,11 +275,10 @@ pub(crate) async fn fetch(
         .store
         .fetch_user_view(account(&auth), &service_sid, &user_ref)
         .await?;
-    // Reachability as `reachability` reports it: online with a live connection, notifiable
-    // with a binding.
+    // Reachability: online = a live connection on any node; notifiable = a push binding.
     let reach = view
         .bindings_count
-        .map(|n| (online(&app, &view.user), n > 0));
+        .map(|n| (view.online.unwrap_or(false), n > 0));
     Ok(Json(UserResource::new(
         &view.user,
         &app.urls,

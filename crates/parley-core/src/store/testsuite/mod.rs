@@ -41,6 +41,7 @@ mod credentials;
 mod events;
 mod log;
 mod paging;
+mod presence;
 mod push;
 mod roles;
 mod services;
@@ -56,6 +57,7 @@ pub use credentials::*;
 pub use events::*;
 pub use log::*;
 pub use paging::*;
+pub use presence::*;
 pub use push::*;
 pub use roles::*;
 pub use services::*;
@@ -171,6 +173,9 @@ macro_rules! store_conformance_tests {
             concurrent_webhook_claims_never_share_a_call,
             deleting_a_service_removes_its_webhook_calls,
             a_settlement_batch_settles_each_call_and_skips_calls_not_leased_by_the_owner,
+            presence_online_edges_count_connections_across_nodes,
+            stale_presence_of_a_dead_node_expires,
+            opening_over_an_expired_row_is_an_online_edge,
         );
     };
 }

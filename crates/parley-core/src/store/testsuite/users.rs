@@ -388,6 +388,7 @@ pub async fn user_view_counts_joined_channels_and_bindings_when_reachability_is_
         assert_eq!(v.user, alice);
         assert_eq!(v.joined_channels_count, 2);
         assert_eq!(v.bindings_count, None);
+        assert_eq!(v.online, None);
     }
     let bobs = view(&UserRef::Sid(bob.sid.clone())).await.expect("bob");
     assert_eq!((bobs.joined_channels_count, bobs.bindings_count), (1, None));
@@ -410,6 +411,28 @@ pub async fn user_view_counts_joined_channels_and_bindings_when_reachability_is_
         (bobs.joined_channels_count, bobs.bindings_count),
         (1, Some(0))
     );
+    assert_eq!(v.online, Some(false));
+
+    // Online: a live presence row of alice (on any node) at the wall clock.
+    let key = crate::store::PresenceKey {
+        account: account.clone(),
+        service: svc.sid.clone(),
+        identity: "alice".to_owned(),
+    };
+    let now = Timestamp::now();
+    store
+        .presence_opened(&key, "node-x", now, now.plus_secs(300))
+        .await
+        .expect("presence");
+    let v = view(&by_sid).await.expect("view");
+    assert_eq!(v.online, Some(true));
+    let bobs = view(&UserRef::Sid(bob.sid.clone())).await.expect("bob");
+    assert_eq!(bobs.online, Some(false));
+    store
+        .presence_closed(&key, "node-x", Timestamp::now())
+        .await
+        .expect("closed");
+    assert_eq!(view(&by_sid).await.expect("view").online, Some(false));
 
     // Not found: unknown user, another service, another account.
     assert_not_found(

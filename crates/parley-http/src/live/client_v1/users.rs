@@ -64,7 +64,7 @@ pub(super) async fn configuration(
 }
 
 /// `(is_online, is_notifiable)` when the service has reachability on: online = connected to
-/// this node now; notifiable = has a push binding.
+/// any node now (the shared presence); notifiable = has a push binding.
 async fn reachability(
     app: &AppState,
     caller: &Caller,
@@ -73,10 +73,15 @@ async fn reachability(
     if !caller.service.settings.reachability_enabled {
         return Ok(None);
     }
-    let online = !app
-        .live
-        .connections_of(&caller.service.sid, &user.identity)
-        .is_empty();
+    let key = parley_core::store::PresenceKey {
+        account: user.account_sid.clone(),
+        service: user.service_sid.clone(),
+        identity: user.identity.clone(),
+    };
+    let online = app
+        .store
+        .is_online(&key, parley_core::Timestamp::now())
+        .await?;
     let bindings = app
         .store
         .count_user_bindings(&user.account_sid, &user.service_sid, &user.sid)

@@ -568,6 +568,10 @@ pub struct Enrichment {
     pub last_message_at: Option<Timestamp>,
     /// The member SID of a message event's author, if the author is a member.
     pub author_member: Option<String>,
+    /// `(online, notifiable)` of the user of a `user_updated` event whose `changed` has
+    /// `is_online` (an online edge), read when projecting: the latest state, so subscribers
+    /// converge on it even when edges follow each other quickly. `None`: reachability off.
+    pub reachability: Option<(bool, bool)>,
 }
 
 /// Read what [`project_with`] needs for `e`: the current channel for message and member
@@ -620,6 +624,18 @@ pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
         )
         .await?;
         en.author_member = sids.get(&m.from).cloned();
+    }
+    if let (EventKind::UserUpdated, Some(Resource::User(u))) = (e.kind, &e.state) {
+        if e.changed.iter().any(|f| f == "is_online") {
+            en.reachability = match store
+                .fetch_user_view(&e.account_sid, &e.service_sid, &UserRef::Sid(u.sid.clone()))
+                .await
+            {
+                Ok(v) => v.bindings_count.map(|n| (v.online.unwrap_or(false), n > 0)),
+                Err(StoreError::NotFound) => None,
+                Err(err) => return Err(err),
+            };
+        }
     }
     Ok(en)
 }
@@ -824,6 +840,16 @@ pub fn project_with(e: &Event, en: &Enrichment) -> Vec<Routed> {
                     ));
                 }
             }
+            if let Some((online, notifiable)) = en.reachability {
+                out.push(ev(
+                    e,
+                    ChatObject::UserInfo(u.identity.clone()),
+                    Change::ItemUpdated(
+                        ItemKey::Key("reachability".into()),
+                        json!({ "online": online, "notifiable": notifiable }),
+                    ),
+                ));
+            }
         }
         _ => {}
     }
@@ -987,6 +1013,7 @@ mod tests {
             channel: Some(channel(&ch, ChannelType::Public)),
             last_message_at: Some(m.date_created),
             author_member: Some("MB1".into()),
+            reachability: None,
         };
         let out = project_with(&e, &en);
         assert_eq!(

@@ -108,7 +108,7 @@ async fn open(
 }
 
 /// `{online, notifiable}` of a user when the service has reachability on: online = a live
-/// connection on this node; notifiable = the user has a push binding.
+/// connection on any node (the shared presence); notifiable = the user has a push binding.
 async fn reachability(
     state: &AppState,
     ctx: &ClientContext,
@@ -126,7 +126,16 @@ async fn reachability(
     if !service.settings.reachability_enabled {
         return Ok(None);
     }
-    let online = !state.live.connections_of(who.service, identity).is_empty();
+    let key = parley_core::store::PresenceKey {
+        account: who.account.clone(),
+        service: who.service.clone(),
+        identity: identity.clone(),
+    };
+    let online = state
+        .store
+        .is_online(&key, parley_core::Timestamp::now())
+        .await
+        .map_err(ApiError::internal)?;
     let notifiable = match state
         .store
         .fetch_user(
