@@ -1011,11 +1011,20 @@ async fn rest_is_online_follows_live_connections(backend: Backend) {
         call(Method::GET, user.clone(), "").await["is_online"],
         false
     );
+    // What the socket does after init and when it closes: count the connection in the
+    // presence every node shares.
     let alice = w.connect("alice");
+    let key = parley_core::store::PresenceKey {
+        account: alice.ctx.identity.account_sid.clone(),
+        service: alice.ctx.identity.service_sid.clone(),
+        identity: "alice".to_owned(),
+    };
+    assert!(w.state.live.presence.opened(&w.state.store, &key).await);
     assert_eq!(call(Method::GET, user.clone(), "").await["is_online"], true);
     let updated = call(Method::POST, user.clone(), "FriendlyName=Alice").await;
     assert_eq!(updated["is_online"], true, "{updated}");
     w.state.live.unregister(alice.ctx.conn);
+    assert!(w.state.live.presence.closed(&w.state.store, &key).await);
     assert_eq!(call(Method::GET, user, "").await["is_online"], false);
 }
 
