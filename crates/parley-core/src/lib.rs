@@ -16,6 +16,7 @@ pub mod push;
 pub mod role;
 pub mod service;
 pub mod sid;
+pub mod signal;
 pub mod store;
 pub mod time;
 pub mod user;

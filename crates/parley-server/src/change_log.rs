@@ -1,6 +1,6 @@
 //! Change-log upkeep on every node: the trimming task (docs/change-log.md, "Trimming").
 //!
-//! Every [`TRIM_INTERVAL`] the node deletes events that every registered consumer has passed
+//! Every `--change-log-trim-interval-secs` (default a minute) the node deletes events that every registered consumer has passed
 //! and that are older than `--change-log-retention-secs`, in batches of [`TRIM_BATCH`]. Running
 //! it on several nodes at once is safe (each batch is a plain conditional delete).
 
@@ -11,8 +11,6 @@ use parley_core::store::{Store, StoreResult};
 use parley_core::Timestamp;
 use prometheus::{IntCounter, Registry};
 
-/// How often each node trims the change log.
-pub const TRIM_INTERVAL: Duration = Duration::from_secs(60);
 /// Events deleted per trim call (short transactions; writers interleave).
 pub const TRIM_BATCH: u32 = 1000;
 /// The webhook sender's consumer name (its positions are in `log_positions`).
@@ -55,14 +53,15 @@ pub async fn trim_change_log(
     }
 }
 
-/// Trim every [`TRIM_INTERVAL`] (the first pass at once) until the task is aborted.
+/// Trim every `interval` (the first pass at once) until the task is aborted.
 pub async fn trim_forever(
     store: Arc<dyn Store>,
     consumers: Vec<String>,
     retention: Duration,
+    interval: Duration,
     trimmed: Option<IntCounter>,
 ) {
-    let mut ticker = tokio::time::interval(TRIM_INTERVAL);
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;

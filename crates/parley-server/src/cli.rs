@@ -196,8 +196,9 @@ pub struct ServeArgs {
     /// stop a node between queueing and sending) [default: 0].
     #[arg(long, env = "PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", value_name = "MS")]
     pub webhook_first_try_delay_ms: Option<u32>,
-    /// Milliseconds between two reads of the change log by this node's live-client tail (Sync
-    /// events to connected SDK clients) [default: 50].
+    /// Milliseconds between two full reads of the change log by this node's live-client tail
+    /// when no wake-up came (wake-ups deliver changes at once; this bounds the delay when one
+    /// is lost) [default: 1000].
     #[arg(long, env = "PARLEY_LIVE_POLL_MS", value_name = "MS")]
     pub live_poll_ms: Option<u32>,
     /// Parley extension: services whose REST changes sent with `X-Twilio-Webhook-Enabled: true`
@@ -209,6 +210,13 @@ pub struct ServeArgs {
     /// the log has passed it and it is older than this [default: 604800 (7 days)].
     #[arg(long, env = "PARLEY_CHANGE_LOG_RETENTION_SECS", value_name = "SECS")]
     pub change_log_retention_secs: Option<u64>,
+    /// Seconds between two trims of the change log on this node [default: 60].
+    #[arg(
+        long,
+        env = "PARLEY_CHANGE_LOG_TRIM_INTERVAL_SECS",
+        value_name = "SECS"
+    )]
+    pub change_log_trim_interval_secs: Option<u64>,
     /// Seconds a client has to send a whole request head; slower connections are closed
     /// [default: 10].
     #[arg(long, env = "PARLEY_HEADER_READ_TIMEOUT_SECS", value_name = "SECS")]
@@ -275,6 +283,7 @@ impl ServeArgs {
             live_poll_ms: self.live_poll_ms,
             rest_pre_webhooks: self.rest_pre_webhooks.clone(),
             change_log_retention_secs: self.change_log_retention_secs,
+            change_log_trim_interval_secs: self.change_log_trim_interval_secs,
             header_read_timeout_secs: self.header_read_timeout_secs,
             keep_alive_timeout_secs: self.keep_alive_timeout_secs,
             body_read_timeout_secs: self.body_read_timeout_secs,

@@ -34,8 +34,10 @@ pub const DEFAULT_PUSH_BAD_TOKEN_THRESHOLD: u32 = 20;
 
 /// Default `--change-log-retention-secs` (7 days).
 pub const DEFAULT_CHANGE_LOG_RETENTION_SECS: u64 = 604_800;
+/// Default `--change-log-trim-interval-secs` (a minute).
+pub const DEFAULT_CHANGE_LOG_TRIM_INTERVAL_SECS: u64 = 60;
 /// Default interval of the live-client change-log tail, in milliseconds.
-pub const DEFAULT_LIVE_POLL_MS: u32 = 50;
+pub const DEFAULT_LIVE_POLL_MS: u32 = 1000;
 
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
@@ -78,7 +80,8 @@ pub struct Settings {
     pub webhooks: Option<bool>,
     /// Milliseconds a queued webhook call waits before its first try (default 0; a testing aid).
     pub webhook_first_try_delay_ms: Option<u32>,
-    /// Milliseconds between two change-log reads of the live-client tail (default 50).
+    /// Milliseconds between two full change-log reads of the live-client tail without a
+    /// wake-up (default 1000).
     pub live_poll_ms: Option<u32>,
     /// Services whose REST changes (with `X-Twilio-Webhook-Enabled: true`) call their
     /// pre-event webhook: comma-separated service SIDs, or `*` for all; empty = none (Twilio).
@@ -86,6 +89,8 @@ pub struct Settings {
     /// Seconds change-log events are kept at least (they go once every consumer has passed
     /// them and they are this old).
     pub change_log_retention_secs: Option<u64>,
+    /// Seconds between two trims of the change log on a node (default 60).
+    pub change_log_trim_interval_secs: Option<u64>,
     /// Seconds a client has to send a whole request head.
     pub header_read_timeout_secs: Option<u32>,
     /// Seconds an idle keep-alive connection stays open.
@@ -135,6 +140,10 @@ impl fmt::Debug for Settings {
             .field("live_poll_ms", &self.live_poll_ms)
             .field("rest_pre_webhooks", &self.rest_pre_webhooks)
             .field("change_log_retention_secs", &self.change_log_retention_secs)
+            .field(
+                "change_log_trim_interval_secs",
+                &self.change_log_trim_interval_secs,
+            )
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keep_alive_timeout_secs", &self.keep_alive_timeout_secs)
             .field("body_read_timeout_secs", &self.body_read_timeout_secs)
@@ -184,6 +193,9 @@ impl Settings {
             change_log_retention_secs: self
                 .change_log_retention_secs
                 .or(lower.change_log_retention_secs),
+            change_log_trim_interval_secs: self
+                .change_log_trim_interval_secs
+                .or(lower.change_log_trim_interval_secs),
             header_read_timeout_secs: self
                 .header_read_timeout_secs
                 .or(lower.header_read_timeout_secs),
@@ -475,6 +487,8 @@ pub struct Config {
     /// Change-log events are trimmed once every consumer has passed them and they are older
     /// than this.
     pub change_log_retention: std::time::Duration,
+    /// How often a node trims the change log.
+    pub change_log_trim_interval: std::time::Duration,
     /// Account to create on first start instead of a random one.
     pub bootstrap: Option<BootstrapAccount>,
     /// Connection limits (header-read and keep-alive timeouts, head size, connection cap).
@@ -546,6 +560,15 @@ impl Config {
                 settings
                     .change_log_retention_secs
                     .unwrap_or(DEFAULT_CHANGE_LOG_RETENTION_SECS),
+            ),
+            change_log_trim_interval: std::time::Duration::from_secs(
+                match settings.change_log_trim_interval_secs {
+                    Some(0) => anyhow::bail!(
+                        "change_log_trim_interval_secs (PARLEY_CHANGE_LOG_TRIM_INTERVAL_SECS) must be at least 1"
+                    ),
+                    Some(n) => n,
+                    None => DEFAULT_CHANGE_LOG_TRIM_INTERVAL_SECS,
+                },
             ),
             bootstrap,
             conn: conn_limits(settings)?,
@@ -735,6 +758,20 @@ mod tests {
             ..Settings::default()
         };
         assert!(Config::from_settings(&tiny, None).is_err());
+    }
+
+    #[test]
+    fn change_log_trim_interval_defaults_to_a_minute_and_refuses_zero() {
+        let config = Config::from_settings(&Settings::default(), None).expect("config");
+        assert_eq!(config.change_log_trim_interval.as_secs(), 60);
+        let file = Settings::from_toml("change_log_trim_interval_secs = 2\n").expect("toml");
+        let config = Config::from_settings(&file, None).expect("config");
+        assert_eq!(config.change_log_trim_interval.as_secs(), 2);
+        let zero = Settings {
+            change_log_trim_interval_secs: Some(0),
+            ..Settings::default()
+        };
+        assert!(Config::from_settings(&zero, None).is_err());
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub struct Application {
 struct ChangeLogUpkeep {
     consumers: Vec<String>,
     retention: Duration,
+    interval: Duration,
     trimmed: Option<prometheus::IntCounter>,
 }
 
@@ -193,6 +194,7 @@ impl Application {
         let change_log = ChangeLogUpkeep {
             consumers: change_log::registered_consumers(),
             retention: config.change_log_retention,
+            interval: config.change_log_trim_interval,
             trimmed: change_log::register_trimmed_counter(state.metrics.registry())
                 .map_err(|e| tracing::warn!(error = %e, "change-log metrics unavailable"))
                 .ok(),
@@ -253,6 +255,7 @@ impl Application {
             self.store.clone(),
             self.change_log.consumers,
             self.change_log.retention,
+            self.change_log.interval,
             self.change_log.trimmed,
         ));
         // One shutdown signal for the HTTP server, the push worker and the webhook worker.

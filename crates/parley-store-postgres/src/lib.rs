@@ -31,6 +31,7 @@ mod push;
 mod role;
 mod rows;
 mod service;
+mod signal;
 mod user;
 mod webhook_call;
 
@@ -44,6 +45,8 @@ const MAX_CONNECTIONS: u32 = 10;
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// `LISTEN`/`NOTIFY` signals between the nodes ([`signal`]).
+    bus: Arc<signal::PgBus>,
 }
 
 impl PgStore {
@@ -110,7 +113,8 @@ impl PgStore {
 
     async fn migrated(pool: PgPool) -> anyhow::Result<PgStore> {
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool })
+        let bus = Arc::new(signal::PgBus::new(pool.clone()));
+        Ok(PgStore { pool, bus })
     }
 
     /// The connection pool (for tests and maintenance tasks).
@@ -132,6 +136,10 @@ fn pool_options() -> PgPoolOptions {
 
 #[async_trait::async_trait]
 impl Store for PgStore {
+    fn signals(&self) -> &dyn parley_core::signal::SignalBus {
+        self.bus.as_ref()
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("select 1")
             .execute(&self.pool)

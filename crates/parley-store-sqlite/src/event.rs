@@ -27,8 +27,26 @@ const INSERT_EVENT: &str =
                          changed, date_created, channel_webhooks, channel_identities)
      values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 
+thread_local! {
+    /// The services whose log the write transaction running on this thread appended to
+    /// ([`crate::SqliteStore::write`] runs the whole transaction on one thread, synchronously,
+    /// clears this before and takes it after, to publish `Signal::Changed` once it committed).
+    static APPENDED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Take (and clear) the services appended to on this thread since the last call.
+pub(crate) fn take_appended() -> Vec<String> {
+    APPENDED.with(|a| std::mem::take(&mut *a.borrow_mut()))
+}
+
 /// Append `event` inside the caller's write transaction (call it last, right before commit).
 pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreResult<()> {
+    APPENDED.with(|a| {
+        let mut a = a.borrow_mut();
+        if !a.iter().any(|s| s == event.service_sid) {
+            a.push(event.service_sid.to_owned());
+        }
+    });
     let seq: i64 = q(NEXT_SEQ)
         .bind(event.service_sid)
         .one(c)

@@ -42,6 +42,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use parley_core::paging::{Cursor, PageRequest};
 use parley_core::store::{Store, StoreError, StoreResult};
+use parley_core::ServiceSid;
 
 mod account;
 mod binding;
@@ -78,6 +79,9 @@ pub struct SqliteStore {
     lite: Arc<lite::Lite>,
     /// The temporary file behind a `sqlite::memory:` store, removed with the last clone.
     _temp: Option<Arc<TempDb>>,
+    /// Signals to this process's live clients (one process serves an SQLite file):
+    /// `Changed` after every commit that appended events.
+    bus: parley_core::signal::LocalBus,
 }
 
 /// The write lock; it guards whether the store is still open.
@@ -165,6 +169,7 @@ impl SqliteStore {
             writer,
             lite,
             _temp: temp,
+            bus: parley_core::signal::LocalBus::new(),
         })
     }
 
@@ -199,7 +204,20 @@ impl SqliteStore {
                 "the SQLite store is closed"
             )));
         }
-        self.lite.write_locked(f)
+        event::take_appended();
+        let out = self.lite.write_locked(f);
+        let appended = event::take_appended();
+        if out.is_ok() && self.bus.has_subscribers() {
+            for service in appended {
+                match ServiceSid::parse(&service) {
+                    Ok(service) => self.bus.send(parley_core::signal::Wake::Signal(
+                        parley_core::signal::Signal::Changed { service },
+                    )),
+                    Err(_) => self.bus.send(parley_core::signal::Wake::Missed),
+                }
+            }
+        }
+        out
     }
 }
 
@@ -246,6 +264,10 @@ fn redact(url: &str) -> &str {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
+    fn signals(&self) -> &dyn parley_core::signal::SignalBus {
+        &self.bus
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| {
             lite::q("select 1")

@@ -82,6 +82,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "presence",
         sql: include_str!("../migrations/0009_presence.sql"),
     },
+    Migration {
+        version: 10,
+        description: "change signal",
+        sql: include_str!("../migrations/0010_change_signal.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

@@ -112,4 +112,7 @@ pub trait Store:
     fn pool_stats(&self) -> (u32, u32);
     /// Which backend: `"sqlite"` or `"postgres"`.
     fn backend(&self) -> &'static str;
+    /// The signals between the nodes sharing this store ([`crate::signal`]): every commit that
+    /// appended change-log events publishes [`crate::signal::Signal::Changed`] on it.
+    fn signals(&self) -> &dyn crate::signal::SignalBus;
 }

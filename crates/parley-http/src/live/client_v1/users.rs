@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use parley_core::paging::PageRequest;
+use parley_core::signal::Signal;
 use parley_core::store::StoreError;
 use parley_core::user::{User, UserRef, UserUpdate};
 use serde_json::{json, Value};
@@ -194,8 +194,8 @@ pub(super) async fn update(
     Ok(Json(wire::user(&app, &user, reach)))
 }
 
-/// `POST {typing}` with the form body `ChannelSid=CH…` — tells every connection of the
-/// channel's other members (`twilio.ipmsg.typing_indicator` {channel_sid, identity,
+/// `POST {typing}` with the form body `ChannelSid=CH…` — tells every connection, on every
+/// node (a channel notice on the store's signal bus), of the channel's other members (`twilio.ipmsg.typing_indicator` {channel_sid, identity,
 /// typing_timeout}); nothing is stored. The caller must be a member. Answers
 /// `{typing_timeout}` (the service's `TypingIndicatorTimeout`, seconds).
 pub(super) async fn typing(
@@ -219,31 +219,17 @@ pub(super) async fn typing(
         "identity": caller.identity(),
         "typing_timeout": timeout,
     });
-    let mut request = PageRequest::first(1000);
-    loop {
-        let page = app
-            .store
-            .list_members(
-                &caller.service.account_sid,
-                &caller.service.sid,
-                &seen.channel_ref(),
-                &[],
-                &request,
-            )
-            .await?;
-        for m in page
-            .items
-            .iter()
-            .filter(|m| m.identity != caller.identity())
-        {
-            for conn in app.live.connections_of(&caller.service.sid, &m.identity) {
-                app.live.notify(conn, TYPING_MESSAGE_TYPE, payload.clone());
-            }
-        }
-        match page.next {
-            Some(next) if page.more => request.cursor = Some(next),
-            _ => break,
-        }
-    }
+    // Every node (this one too) hands it to its connections of the other members.
+    app.store
+        .signals()
+        .publish(&Signal::ChannelNotice {
+            account: caller.service.account_sid.clone(),
+            service: caller.service.sid.clone(),
+            channel: seen.channel.sid.clone(),
+            except_identity: caller.identity().to_owned(),
+            message_type: TYPING_MESSAGE_TYPE.to_owned(),
+            payload,
+        })
+        .await?;
     Ok(Json(json!({ "typing_timeout": timeout })))
 }

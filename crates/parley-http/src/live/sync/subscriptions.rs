@@ -116,6 +116,8 @@ pub fn outcome(
 #[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Wakes the change-log tail when a replay asked it to go back ([`Self::request_tail_from`]).
+    tail_wake: tokio::sync::Notify,
 }
 
 impl Registry {
@@ -269,6 +271,14 @@ impl Registry {
         let mut inner = self.lock();
         let at = inner.tail_from.entry(service.clone()).or_insert(seq);
         *at = (*at).min(seq);
+        drop(inner);
+        self.tail_wake.notify_one();
+    }
+
+    /// Resolves after [`Self::request_tail_from`] was called (at once if it was called since the
+    /// last wait).
+    pub async fn tail_requested(&self) {
+        self.tail_wake.notified().await;
     }
 
     /// The tail takes the lowest position requested for `service` since it last asked.
