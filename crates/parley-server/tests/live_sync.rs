@@ -60,7 +60,8 @@ fn unique() -> String {
     format!("{}_{:016x}", std::process::id(), rand::random::<u64>())
 }
 
-async fn store_for(backend: Backend) -> (Arc<dyn Store>, Option<TempDir>) {
+/// A fresh store; for PostgreSQL also its schema (another node may open it too).
+async fn store_for(backend: Backend) -> (Arc<dyn Store>, Option<TempDir>, Option<String>) {
     match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join(format!("parley-sync-{}", unique()));
@@ -69,7 +70,7 @@ async fn store_for(backend: Backend) -> (Arc<dyn Store>, Option<TempDir>) {
             let store = parley_store_sqlite::SqliteStore::connect(&url)
                 .await
                 .unwrap();
-            (Arc::new(store), Some(TempDir(dir)))
+            (Arc::new(store), Some(TempDir(dir)), None)
         }
         Backend::Postgres => {
             let url = std::env::var("TEST_DATABASE_URL")
@@ -82,7 +83,7 @@ async fn store_for(backend: Backend) -> (Arc<dyn Store>, Option<TempDir>) {
             let store = parley_store_postgres::PgStore::connect_in_schema(&url, &schema)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL unreachable at {url}: {e:#}"));
-            (Arc::new(store), None)
+            (Arc::new(store), None, Some(schema))
         }
     }
 }
@@ -95,6 +96,8 @@ struct Env {
     account: (String, String),
     service: String,
     tail_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    secrets: SecretBox,
+    schema: Option<String>,
     _dir: Option<TempDir>,
 }
 
@@ -106,7 +109,7 @@ struct Conn {
 
 impl Env {
     async fn new(backend: Backend) -> Self {
-        let (store, dir) = store_for(backend).await;
+        let (store, dir, schema) = store_for(backend).await;
         let secrets = SecretBox::from_hex(&SecretBox::generate_hex()).unwrap();
         let config = HttpConfig {
             public_url: "http://parley.test:8080".to_owned(),
@@ -115,7 +118,7 @@ impl Env {
         let a = parley_server::admin::create_account(store.as_ref(), &secrets, None, None, None)
             .await
             .unwrap();
-        let state = AppState::new(store, secrets, config);
+        let state = AppState::new(store, secrets.clone(), config);
         let rest = parley_http::router(state.clone());
         let upstream = parley_http::live::upstream_router().with_state(state.clone());
         let mut env = Self {
@@ -125,6 +128,8 @@ impl Env {
             account: (a.sid.to_string(), a.auth_token),
             service: String::new(),
             tail_stop: None,
+            secrets,
+            schema,
             _dir: dir,
         };
         let (s, v) = env.post("/v2/Services", &[("FriendlyName", "sync")]).await;
@@ -300,12 +305,47 @@ impl Env {
         assert_eq!(v["max_batch_size"], 100);
     }
 
+    /// Another node on the same PostgreSQL database (its own store connection, hub, tail and
+    /// routers), with this one's account and service.
+    async fn second_node(&self) -> Env {
+        let schema = self
+            .schema
+            .as_deref()
+            .expect("a second node needs PostgreSQL");
+        let url = std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let store = parley_store_postgres::PgStore::connect_in_schema(&url, schema)
+            .await
+            .unwrap();
+        let state = AppState::new(
+            Arc::new(store),
+            self.secrets.clone(),
+            (*self.state.config).clone(),
+        );
+        Env {
+            rest: parley_http::router(state.clone()),
+            upstream: parley_http::live::upstream_router().with_state(state.clone()),
+            state,
+            account: self.account.clone(),
+            service: self.service.clone(),
+            tail_stop: None,
+            secrets: self.secrets.clone(),
+            schema: self.schema.clone(),
+            _dir: None,
+        }
+    }
+
     /// Run the live tail (as parley-server does) until the env is dropped.
     fn start_tail(&mut self) {
+        self.start_tail_polling(Duration::from_millis(10));
+    }
+
+    /// As [`Env::start_tail`], re-reading the log without a wake-up only every `poll`.
+    fn start_tail_polling(&mut self, poll: Duration) {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(parley_http::live::sync::tail::run(
             self.state.clone(),
-            Duration::from_millis(10),
+            poll,
             async move {
                 let _ = rx.await;
             },
@@ -794,6 +834,107 @@ async fn a_rest_message_reaches_a_subscribed_connection_live(b: Backend) {
     assert_eq!(ev["event"]["item_data"]["sid"], posted["sid"]);
 }
 
+/// Subscribe `c` to the messages list of `ch` (from now) and wait for `completed`.
+async fn subscribe_messages(env: &Env, c: &mut Conn, ch: &str) -> String {
+    let list = env.get_ok(c, &format!("/v3/Lists/{ch}.messages")).await;
+    let sid = list["sid"].as_str().unwrap().to_owned();
+    let last = list["last_event_id"].as_i64().unwrap();
+    env.subscribe(c, "establish", &[(&sid, "list", last)], 1)
+        .await;
+    let (_, est) = expect(c).await;
+    assert_eq!(est["event"]["replay_status"], "completed", "{est}");
+    sid
+}
+
+/// Wake-ups, not polling, deliver a change: with the tail's full re-read every 60 s, a REST
+/// message still reaches a subscribed connection within a second (SQLite: the store signals
+/// its tail in process; PostgreSQL: the `events` trigger's NOTIFY).
+async fn a_change_wakes_the_tail_without_waiting_for_its_poll(b: Backend) {
+    // Arrange
+    let mut env = Env::new(b).await;
+    env.user("alice").await;
+    let ch = env.channel("general", "public").await;
+    env.join(&ch, "alice").await;
+    let mut alice = env.connect("alice");
+    env.start_tail_polling(Duration::from_secs(60));
+    let sid = subscribe_messages(&env, &mut alice, &ch).await;
+    // The tail's first full pass (at once) and a PostgreSQL listener connecting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for body in ["one", "two", "three"] {
+        // Act
+        let posted = env.say(&ch, "alice", body).await;
+
+        // Assert
+        let (ty, ev) = next(&mut alice, Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|| panic!("{body}: not delivered within 1 s of the post"));
+        assert_eq!(ty, "com.twilio.rtd.cds.list");
+        assert_eq!(ev["event"]["list_sid"], sid.as_str());
+        assert_eq!(ev["event"]["item_index"], posted["index"]);
+    }
+}
+
+/// Two nodes on one PostgreSQL database: a message posted through node A reaches bob's
+/// connection on node B within a second (wake-up by NOTIFY; B re-reads without one only every
+/// 60 s), in order; typing by alice on A reaches bob on B and not alice.
+async fn two_nodes_share_messages_and_typing(b: Backend) {
+    if matches!(b, Backend::Sqlite) {
+        eprintln!("SKIP two_nodes_share_messages_and_typing on SQLite: one process per file");
+        return;
+    }
+    // Arrange
+    let mut a = Env::new(b).await;
+    a.user("alice").await;
+    a.user("bob").await;
+    let ch = a.channel("general", "public").await;
+    a.join(&ch, "alice").await;
+    a.join(&ch, "bob").await;
+    let mut node_b = a.second_node().await;
+    a.start_tail_polling(Duration::from_secs(60));
+    node_b.start_tail_polling(Duration::from_secs(60));
+    let mut alice = a.connect("alice");
+    let mut bob = node_b.connect("bob");
+    let sid = subscribe_messages(&node_b, &mut bob, &ch).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Act + Assert: messages through A, live on B, in order.
+    let mut indexes = Vec::new();
+    for body in ["one", "two", "three"] {
+        let posted = a.say(&ch, "alice", body).await;
+        let (_, ev) = next(&mut bob, Duration::from_secs(1))
+            .await
+            .unwrap_or_else(|| panic!("{body}: not on node B within 1 s"));
+        assert_eq!(ev["event"]["list_sid"], sid.as_str());
+        assert_eq!(ev["event"]["item_data"]["text"], body);
+        assert_eq!(ev["event"]["item_index"], posted["index"]);
+        indexes.push(ev["event"]["id"].as_i64().unwrap());
+    }
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+
+    // Act + Assert: typing on A reaches bob on B.
+    let channel_sid = ch.clone();
+    let (s, v) = a
+        .up(
+            &alice,
+            Method::POST,
+            "/Client/v1/Typing",
+            Some(json!({ "channel_sid": channel_sid })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (ty, ev) = next(&mut bob, Duration::from_secs(2))
+        .await
+        .expect("typing reached node B");
+    assert_eq!(ty, "twilio.ipmsg.typing_indicator");
+    assert_eq!(ev["identity"], "alice");
+    assert_eq!(ev["channel_sid"], ch.as_str());
+    assert!(
+        next(&mut alice, Duration::from_millis(300)).await.is_none(),
+        "the typist is not told"
+    );
+}
+
 async fn a_subscription_replays_what_was_missed_then_completes(b: Backend) {
     // Arrange: the client read the list, then two messages were posted before it subscribed.
     let env = Env::new(b).await;
@@ -1172,6 +1313,8 @@ async fn a_channels_map_replay_removes_a_channel_destroyed_while_away(b: Backend
 }
 
 both_backends!(
+    a_change_wakes_the_tail_without_waiting_for_its_poll,
+    two_nodes_share_messages_and_typing,
     a_dead_nodes_presence_expires_into_an_offline_update,
     reachability_edges_reach_a_subscribed_info_map_and_rest,
     reachability_off_sends_nothing_and_rest_shows_nulls,

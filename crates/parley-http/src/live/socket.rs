@@ -445,7 +445,21 @@ impl Conn {
                 () = kick.notified() => {
                     return Ending::new(503, "Slow consumer: the connection fell behind; reconnect", WS_TRY_LATER);
                 }
-                () = shutting_down(&mut shutdown) => return goodbye(),
+                () = shutting_down(&mut shutdown) => {
+                    // Stop reading; answer what is running (its change may be made: the
+                    // client must learn it was), then the reconnect code.
+                    let until = Instant::now() + SHUTDOWN_DRAIN;
+                    while let Ok(Some(done)) =
+                        tokio::time::timeout_at(until, in_flight.0.join_next()).await
+                    {
+                        if let Ok(reply) = done {
+                            if !self.send(&reply).await {
+                                return Ending::quiet(WS_NORMAL);
+                            }
+                        }
+                    }
+                    return goodbye();
+                }
                 () = sleep_until(expire_at.unwrap_or(far)), if expire_at.is_some() => {
                     return Ending::new(410, "Token expired", WS_NORMAL);
                 }
@@ -671,6 +685,10 @@ fn expiry_timers(
     let warn_at = mono.checked_add(left.saturating_sub(lead));
     (warn_at, expire_at)
 }
+
+/// At shutdown, how long a connection waits for its running upstream requests to answer
+/// before it sends the reconnect code anyway.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// The shutdown ending: twilsock `close` 308 with a backoff, websocket 1001.
 fn goodbye() -> Ending {

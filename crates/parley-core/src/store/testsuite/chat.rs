@@ -196,7 +196,11 @@ fn indexes(page: &Page<Message>) -> Vec<i64> {
 }
 
 #[track_caller]
-fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, conflict: Conflict, what: &str) {
+pub(super) fn assert_conflict<T: std::fmt::Debug>(
+    result: StoreResult<T>,
+    conflict: Conflict,
+    what: &str,
+) {
     match result {
         Err(StoreError::Conflict(c)) if c == conflict => {}
         other => panic!("{what}: expected Conflict({conflict:?}), got {other:?}"),

@@ -45,6 +45,7 @@ mod presence;
 mod push;
 mod roles;
 mod services;
+mod signals;
 mod tenancy;
 mod users;
 mod webhooks;
@@ -61,6 +62,7 @@ pub use presence::*;
 pub use push::*;
 pub use roles::*;
 pub use services::*;
+pub use signals::*;
 pub use tenancy::*;
 pub use users::*;
 pub use webhooks::*;
@@ -176,6 +178,7 @@ macro_rules! store_conformance_tests {
             presence_online_edges_count_connections_across_nodes,
             stale_presence_of_a_dead_node_expires,
             opening_over_an_expired_row_is_an_online_edge,
+            committed_changes_signal_their_service_and_rolled_back_ones_do_not,
         );
     };
 }

@@ -578,26 +578,84 @@ pub struct Enrichment {
 /// events (a channel's type is not in member events; the document after a message needs the
 /// channel), the last message's time, the author's member SID.
 pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
-    let mut en = Enrichment::default();
-    let needs_channel = matches!(
-        e.kind,
+    let mut all = enrich_all(store, &[e]).await?;
+    Ok(all.pop().unwrap_or_default())
+}
+
+/// Reads shared by the events of one batch: each is of the store as it is now, so one read per
+/// channel serves every event of the batch.
+#[derive(Default)]
+struct BatchReads {
+    channels: HashMap<ChannelSid, Option<Channel>>,
+    last_message_at: HashMap<ChannelSid, Option<Timestamp>>,
+    /// Member SIDs by identity, per channel, of every message author in the batch.
+    authors: HashMap<ChannelSid, HashMap<String, String>>,
+}
+
+fn needs_channel(kind: EventKind) -> bool {
+    matches!(
+        kind,
         EventKind::NewMessage
             | EventKind::MessageRemoved
             | EventKind::AddedToChannel
             | EventKind::MemberUpdated
             | EventKind::InvitedToChannel
             | EventKind::RemovedFromChannel
-    );
-    if let (true, Some(c)) = (needs_channel, &e.channel_sid) {
-        en.channel = match store
-            .fetch_channel(&e.account_sid, &e.service_sid, &ch_ref(c))
-            .await
+    )
+}
+
+/// [`enrich`] for a batch of events (in order): the same result as one call per event, with one
+/// channel read, one last-message read and one author lookup per channel of the batch instead
+/// of per event (the live tail reads up to 500 events at a time).
+pub async fn enrich_all(store: &dyn Store, events: &[&Event]) -> StoreResult<Vec<Enrichment>> {
+    let mut reads = BatchReads::default();
+    // Every author of the batch, per channel, looked up at once.
+    let mut authors: HashMap<&ChannelSid, (&Event, Vec<String>)> = HashMap::new();
+    for &e in events {
+        if let (Some(Resource::Message(m)), EventKind::NewMessage | EventKind::MessageUpdated) =
+            (&e.state, e.kind)
         {
-            Ok(c) => Some(c),
-            Err(StoreError::NotFound) => None,
-            Err(err) => return Err(err),
+            let (_, who) = authors.entry(&m.channel_sid).or_insert((e, Vec::new()));
+            if !who.contains(&m.from) {
+                who.push(m.from.clone());
+            }
+        }
+    }
+    for (channel, (e, who)) in authors {
+        let sids = member_sids(store, &e.account_sid, &e.service_sid, channel, &who).await?;
+        reads.authors.insert(channel.clone(), sids);
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for &e in events {
+        out.push(enrich_one(store, e, &mut reads).await?);
+    }
+    Ok(out)
+}
+
+async fn enrich_one(
+    store: &dyn Store,
+    e: &Event,
+    reads: &mut BatchReads,
+) -> StoreResult<Enrichment> {
+    let mut en = Enrichment::default();
+    if let (true, Some(c)) = (needs_channel(e.kind), &e.channel_sid) {
+        en.channel = match reads.channels.get(c) {
+            Some(known) => known.clone(),
+            None => {
+                let read = match store
+                    .fetch_channel(&e.account_sid, &e.service_sid, &ch_ref(c))
+                    .await
+                {
+                    Ok(c) => Some(c),
+                    Err(StoreError::NotFound) => None,
+                    Err(err) => return Err(err),
+                };
+                reads.channels.insert(c.clone(), read.clone());
+                read
+            }
         };
     }
+    let last_of = |c: &Channel, reads: &BatchReads| reads.last_message_at.get(&c.sid).copied();
     match (&e.state, &en.channel) {
         (Some(Resource::Message(m)), Some(c))
             if e.kind == EventKind::NewMessage && c.last_message_index == Some(m.index) =>
@@ -605,7 +663,14 @@ pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
             en.last_message_at = Some(m.date_created);
         }
         (Some(Resource::Message(_)), Some(c)) => {
-            en.last_message_at = last_message_at(store, c).await?
+            en.last_message_at = match last_of(c, reads) {
+                Some(at) => at,
+                None => {
+                    let at = last_message_at(store, c).await?;
+                    reads.last_message_at.insert(c.sid.clone(), at);
+                    at
+                }
+            };
         }
         (Some(Resource::Channel(c)), _) if e.kind == EventKind::ChannelUpdated => {
             en.last_message_at = last_message_at(store, c).await?;
@@ -615,15 +680,11 @@ pub async fn enrich(store: &dyn Store, e: &Event) -> StoreResult<Enrichment> {
     if let (Some(Resource::Message(m)), EventKind::NewMessage | EventKind::MessageUpdated) =
         (&e.state, e.kind)
     {
-        let sids = member_sids(
-            store,
-            &e.account_sid,
-            &e.service_sid,
-            &m.channel_sid,
-            std::slice::from_ref(&m.from),
-        )
-        .await?;
-        en.author_member = sids.get(&m.from).cloned();
+        en.author_member = reads
+            .authors
+            .get(&m.channel_sid)
+            .and_then(|sids| sids.get(&m.from))
+            .cloned();
     }
     if let (EventKind::UserUpdated, Some(Resource::User(u))) = (e.kind, &e.state) {
         if e.changed.iter().any(|f| f == "is_online") {

@@ -774,11 +774,13 @@ async fn establish_inner(
             let events = store.list_events(service, pos, REPLAY_PAGE).await?;
             let Some(last) = events.last() else { break };
             pos = last.seq;
-            for e in &events {
-                if !chat::may_concern(e, &objs) {
-                    continue;
-                }
-                for routed in chat::project(store, e).await? {
+            let concerned: Vec<_> = events
+                .iter()
+                .filter(|e| e.state.is_some() && chat::may_concern(e, &objs))
+                .collect();
+            let ens = chat::enrich_all(store, &concerned).await?;
+            for (&e, en) in concerned.iter().zip(&ens) {
+                for routed in chat::project_with(e, en) {
                     let mine = match &routed {
                         Routed::To(ev) => wanted.contains(&ev.sid()),
                         Routed::RemoveKeyFromHolders { .. } | Routed::Revoke { .. } => true,

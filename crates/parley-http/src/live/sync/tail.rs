@@ -35,10 +35,20 @@ const SWEEP_EVERY: Duration = Duration::from_secs(10);
 const NOTICE_PAGE: u32 = 1000;
 
 /// Follow the logs until `shutdown` resolves: on every wake-up for a followed service, and
-/// every `poll` for all of them.
-pub async fn run(state: AppState, poll: Duration, shutdown: impl Future<Output = ()>) {
+/// every `poll` for all of them. Subscribes to the signal bus when called (signals sent after
+/// the call, once the bus listens, are not missed), not when first polled.
+pub fn run(
+    state: AppState,
+    poll: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> impl Future<Output = ()> {
+    let wakes = state.store.signals().subscribe();
+    follow(state, wakes, poll, shutdown)
+}
+
+async fn follow(state: AppState, wakes: Wakes, poll: Duration, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let mut wakes: Option<Wakes> = Some(state.store.signals().subscribe());
+    let mut wakes: Option<Wakes> = Some(wakes);
     let mut positions: HashMap<ServiceSid, i64> = HashMap::new();
     let mut last_sweep = tokio::time::Instant::now();
     let mut next_full = tokio::time::Instant::now() + poll;
@@ -190,17 +200,19 @@ async fn round_of(
             let Some(last) = events.last() else { break };
             let last_seq = last.seq;
             if state.sync.has_service(&service) {
-                for e in &events {
-                    match chat::project(state.store.as_ref(), e).await {
-                        Ok(routed) => {
-                            for r in &routed {
+                // Events without a state project to nothing (and need no reads).
+                let projectable: Vec<_> = events.iter().filter(|e| e.state.is_some()).collect();
+                match chat::enrich_all(state.store.as_ref(), &projectable).await {
+                    Ok(ens) => {
+                        for (&e, en) in projectable.iter().zip(&ens) {
+                            for r in &chat::project_with(e, en) {
                                 state.sync.deliver(&service, r, &state.live, &urls);
                             }
                         }
-                        Err(err) => {
-                            // Skipped for live delivery; clients still get it by replay.
-                            tracing::warn!(error = %err, seq = e.seq, "live tail: projection");
-                        }
+                    }
+                    Err(err) => {
+                        // Skipped for live delivery; clients still get them by replay.
+                        tracing::warn!(error = %err, from = pos, "live tail: projection");
                     }
                 }
             }
