@@ -60,6 +60,7 @@ both_backends!(
     the_per_identity_limit_refuses_one_more_init,
     a_slow_consumer_is_cut_off,
     shutdown_says_308_with_a_backoff,
+    shutdown_answers_running_requests_before_308,
     an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot,
     requests_over_the_in_flight_limit_are_answered_429,
     repeated_failed_inits_are_throttled,
@@ -113,6 +114,8 @@ struct Live {
     key: Key,
     other_key: Key,
     service: String,
+    /// `Basic …` of the account, for REST calls.
+    basic: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Option<TempDir>,
@@ -206,6 +209,7 @@ impl Live {
                 secret: kb.secret,
             },
             service: body["sid"].as_str().unwrap().to_owned(),
+            basic,
             stop: Some(stop),
             server: Some(server),
             _dir: dir,
@@ -772,6 +776,82 @@ async fn shutdown_says_308_with_a_backoff(b: Backend) {
         "{:?}",
         stopping.elapsed()
     );
+}
+
+/// A pre-event webhook that answers 200 after `delay`; returns its URL.
+async fn slow_hook(delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/pre")
+}
+
+/// SIGTERM while a client's change is running (its pre-event webhook takes 1.5 s): the socket
+/// stops reading but sends that change's reply (201) before the reconnect code, so the client
+/// learns its change was made.
+async fn shutdown_answers_running_requests_before_308(b: Backend) {
+    // Arrange
+    let mut live = Live::spawn(b, |_| {}).await;
+    let hook = slow_hook(Duration::from_millis(1500)).await;
+    let form = format!("PreWebhookUrl={hook}&WebhookFilters=onChannelAdd");
+    let (status, body) = http(
+        live.addr,
+        &format!(
+            "POST /v2/Services/{} HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+             Connection: close\r\n\r\n{form}",
+            live.service,
+            live.basic,
+            form.len()
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (mut c, _) = live.login("alice").await;
+    let id = c.id();
+    let mut f = Frame::new("message", &id)
+        .with("active_grant", json!("ip_messaging"))
+        .with(
+            "http_request",
+            json!({"host": "aim.us1.twilio.com", "path": "/Client/v1/Conversations",
+                "method": "POST", "params": {}, "headers": {"Content-Type": "application/json"}}),
+        )
+        .with("payload_type", json!("application/json"));
+    f.payload = json!({"friendly_name": "made during shutdown"})
+        .to_string()
+        .into_bytes();
+    c.send(&f).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Act
+    let stop = live.stop.take().unwrap();
+    stop.send(()).unwrap();
+
+    // Assert
+    let reply = c.frame().await;
+    assert_eq!(reply.method(), "reply", "the reply comes first: {reply:?}");
+    assert_eq!(reply.id(), Some(id.as_str()));
+    assert_eq!(reply.header["http_status"]["code"], 201, "{reply:?}");
+    assert_eq!(
+        payload_json(&reply)["friendly_name"],
+        "made during shutdown"
+    );
+    let close = c.frame().await;
+    assert_eq!(close.method(), "close");
+    assert_eq!(close.header["status"]["code"], 308);
+    c.expect_ws_close(1001).await;
+    live.stop().await;
 }
 
 async fn an_upgraded_socket_outlives_http_timeouts_and_holds_its_connection_slot(b: Backend) {
