@@ -58,6 +58,7 @@ both_backends!(
     a_short_token_warns_then_closes_410,
     malformed_oversized_and_unknown_frames_close_with_their_status,
     the_per_identity_limit_refuses_one_more_init,
+    the_per_identity_limit_holds_under_a_flood_of_logins,
     a_slow_consumer_is_cut_off,
     shutdown_says_308_with_a_backoff,
     shutdown_answers_running_requests_before_308,
@@ -704,6 +705,55 @@ async fn the_per_identity_limit_refuses_one_more_init(b: Backend) {
     // Another identity is not affected.
     let (_b, rb) = live.login("bob").await;
     assert_eq!(status_code(&rb), 200);
+    live.stop().await;
+}
+
+/// 40 logins of one identity at once against a limit of 5: exactly 5 are accepted (the
+/// limit is checked and taken under one lock), the others refused with 429; the accepted ones
+/// keep working and the limit frees up when one closes.
+async fn the_per_identity_limit_holds_under_a_flood_of_logins(b: Backend) {
+    let mut live = Live::spawn(b, |l| l.max_connections_per_identity = 5).await;
+    let token = live.token(&live.key, "alice", 3600);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let (addr, token) = (live.addr, token.clone());
+        tasks.spawn(async move {
+            let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v3/wsconnect"))
+                .await
+                .expect("websocket upgrade");
+            let mut c = Client { ws, n: 0 };
+            let reply = c.init(&token).await;
+            (status_code(&reply), c)
+        });
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (code, c) = done.unwrap();
+        match code {
+            200 => accepted.push(c),
+            429 => refused += 1,
+            other => panic!("init answered {other}"),
+        }
+    }
+    assert_eq!((accepted.len(), refused), (5, 35));
+    for c in &mut accepted {
+        let r = c.request("GET", "/nothing", None).await;
+        assert_eq!(status_code(&r), 200);
+    }
+    drop(accepted.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_c, r) = live.login("alice").await;
+        if status_code(&r) == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot was never reusable"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     live.stop().await;
 }
 
