@@ -877,7 +877,8 @@ async fn a_change_wakes_the_tail_without_waiting_for_its_poll(b: Backend) {
 
 /// Two nodes on one PostgreSQL database: a message posted through node A reaches bob's
 /// connection on node B within a second (wake-up by NOTIFY; B re-reads without one only every
-/// 60 s), in order; typing by alice on A reaches bob on B and not alice.
+/// 60 s), in order; typing by alice on A reaches bob on B and not alice; alice coming online
+/// on A reaches bob's subscription of her info map on B.
 async fn two_nodes_share_messages_and_typing(b: Backend) {
     if matches!(b, Backend::Sqlite) {
         eprintln!("SKIP two_nodes_share_messages_and_typing on SQLite: one process per file");
@@ -885,6 +886,8 @@ async fn two_nodes_share_messages_and_typing(b: Backend) {
     }
     // Arrange
     let mut a = Env::new(b).await;
+    let (s, v) = a.post(&a.svc(""), &[("ReachabilityEnabled", "true")]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     a.user("alice").await;
     a.user("bob").await;
     let ch = a.channel("general", "public").await;
@@ -933,6 +936,35 @@ async fn two_nodes_share_messages_and_typing(b: Backend) {
         next(&mut alice, Duration::from_millis(300)).await.is_none(),
         "the typist is not told"
     );
+
+    // Act + Assert: alice comes online on A; bob's subscription on B hears it.
+    let info = node_b
+        .get_ok(&bob, &format!("/v3/Maps/{}", names::user_info_map("alice")))
+        .await;
+    let i_sid = info["sid"].as_str().unwrap().to_owned();
+    node_b
+        .subscribe(
+            &bob,
+            "establish",
+            &[(&i_sid, "map", info["last_event_id"].as_i64().unwrap())],
+            2,
+        )
+        .await;
+    let (_, est) = expect(&mut bob).await;
+    assert_eq!(est["event"]["replay_status"], "completed", "{est}");
+    assert!(
+        a.state
+            .live
+            .presence
+            .opened(&a.state.store, &alice_key(&a))
+            .await
+    );
+    let (_, ev) = next(&mut bob, Duration::from_secs(1))
+        .await
+        .expect("alice's reachability reached node B");
+    assert_eq!(ev["event"]["map_sid"], i_sid.as_str());
+    assert_eq!(ev["event"]["item_key"], "reachability");
+    assert_eq!(ev["event"]["item_data"]["online"], true);
 }
 
 async fn a_subscription_replays_what_was_missed_then_completes(b: Backend) {
