@@ -41,6 +41,10 @@ pub struct HttpConfig {
     pub auth_failure_limit_per_min: Option<u32>,
     /// Live client (twilsock) limits and timers.
     pub live: live::LiveConfig,
+    /// One `info` line per request (target `parley::request`).
+    pub request_log: bool,
+    /// Serve `/metrics` on the main router (false when it has an address of its own).
+    pub metrics_on_main: bool,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +56,8 @@ impl Default for HttpConfig {
             fcm_token_uri_allow: Vec::new(),
             auth_failure_limit_per_min: None,
             live: live::LiveConfig::default(),
+            request_log: true,
+            metrics_on_main: true,
         }
     }
 }
@@ -151,17 +157,33 @@ impl AppState {
     }
 }
 
+/// The router of a separate metrics address (`--metrics-listen`): `/metrics`, `/healthz`,
+/// `/readyz`; anything else is a Twilio-style 404.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(error::no_route)
+        .layer(axum::middleware::from_fn(error::render_errors))
+        .with_state(state)
+}
+
 /// The whole application router (API, registrations, health, metrics), ready to serve.
 pub fn router(state: AppState) -> Router {
     let upstream = live::socket::Upstream::new(state.clone());
+    let mut ops_routes = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz));
+    if state.config.metrics_on_main {
+        ops_routes = ops_routes.route("/metrics", get(ops::metrics));
+    }
     Router::new()
         .route(
             "/v3/wsconnect",
             get(live::socket::wsconnect).layer(axum::Extension(upstream)),
         )
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .merge(ops_routes)
         .merge(v2::routes())
         .merge(registrations::routes())
         .fallback(error::no_route)

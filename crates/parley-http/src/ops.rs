@@ -167,6 +167,11 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().as_str().to_owned();
+    let account = if state.config.request_log {
+        basic_user(&req)
+    } else {
+        None
+    };
     let start = Instant::now();
     let login = crate::auth::LoginAttempt::of(&req);
     let throttled = login
@@ -189,7 +194,38 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .requests
         .with_label_values(&[&route, &method, res.status().as_str()])
         .inc();
+    if state.config.request_log {
+        tracing::info!(
+            target: "parley::request",
+            method = %method,
+            route = %route,
+            status = res.status().as_u16(),
+            latency_ms = (start.elapsed().as_secs_f64() * 1e5).round() / 100.0,
+            account = %account.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
     res
+}
+
+/// Who a request authenticates as, for the request log: the Basic auth user when it is an
+/// account SID (`AC…`) or API key SID (`SK…`); `None` for anything else or no credentials.
+/// Never the password.
+fn basic_user(req: &Request) -> Option<String> {
+    use base64::Engine as _;
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, _) = text.split_once(':')?;
+    let looks_like_sid = (user.starts_with("AC") || user.starts_with("SK"))
+        && user.len() == 34
+        && user[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    looks_like_sid.then(|| user.to_owned())
 }
 
 /// Middleware: `X-Twilio-Webhook-Enabled`, when sent, must be `true` or `false` (the spec's enum).

@@ -114,7 +114,8 @@ pub struct DbArgs {
     /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
     /// push_lease_secs, push_bad_token_threshold, webhooks, webhook_first_try_delay_ms,
-    /// rest_pre_webhooks, live_poll_ms,
+    /// rest_pre_webhooks, live_poll_ms, request_log, metrics_listen,
+    /// change_log_trim_interval_secs,
     /// change_log_retention_secs, header_read_timeout_secs, keep_alive_timeout_secs,
     /// body_read_timeout_secs,
     /// max_header_bytes,
@@ -201,6 +202,14 @@ pub struct ServeArgs {
     /// is lost) [default: 1000].
     #[arg(long, env = "PARLEY_LIVE_POLL_MS", value_name = "MS")]
     pub live_poll_ms: Option<u32>,
+    /// One log line per HTTP request at `info` (method, route template, status, latency,
+    /// account SID; target `parley::request`) [default: true].
+    #[arg(long, env = "PARLEY_REQUEST_LOG", value_name = "BOOL")]
+    pub request_log: Option<bool>,
+    /// Serve `/metrics` (and `/healthz`, `/readyz`) on this separate address instead of the
+    /// main one, e.g. `127.0.0.1:9090` [default: on the main address].
+    #[arg(long, env = "PARLEY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Parley extension: services whose REST changes sent with `X-Twilio-Webhook-Enabled: true`
     /// call their pre-event webhook (`PreWebhookUrl`) first, as client changes do: comma-separated
     /// service SIDs, or `*` for every service [default: none — Twilio's behaviour].
@@ -281,6 +290,8 @@ impl ServeArgs {
             webhooks: self.webhooks,
             webhook_first_try_delay_ms: self.webhook_first_try_delay_ms,
             live_poll_ms: self.live_poll_ms,
+            request_log: self.request_log,
+            metrics_listen: self.metrics_listen.clone(),
             rest_pre_webhooks: self.rest_pre_webhooks.clone(),
             change_log_retention_secs: self.change_log_retention_secs,
             change_log_trim_interval_secs: self.change_log_trim_interval_secs,
@@ -421,7 +432,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let config = args.config()?;
-    tracing::info!(?config, "starting parley {}", env!("CARGO_PKG_VERSION"));
+    tracing::info!(
+        "starting parley {}: {}",
+        env!("CARGO_PKG_VERSION"),
+        config.summary()
+    );
     let app = Application::build(config).await?;
     match app.bootstrap() {
         Bootstrap::Generated(created) => print_bootstrap(created),

@@ -83,6 +83,10 @@ pub struct Settings {
     /// Milliseconds between two full change-log reads of the live-client tail without a
     /// wake-up (default 1000).
     pub live_poll_ms: Option<u32>,
+    /// One `info` line per HTTP request (default true).
+    pub request_log: Option<bool>,
+    /// Separate address for `/metrics` (default: the main one).
+    pub metrics_listen: Option<String>,
     /// Services whose REST changes (with `X-Twilio-Webhook-Enabled: true`) call their
     /// pre-event webhook: comma-separated service SIDs, or `*` for all; empty = none (Twilio).
     pub rest_pre_webhooks: Option<String>,
@@ -138,6 +142,8 @@ impl fmt::Debug for Settings {
                 &self.webhook_first_try_delay_ms,
             )
             .field("live_poll_ms", &self.live_poll_ms)
+            .field("request_log", &self.request_log)
+            .field("metrics_listen", &self.metrics_listen)
             .field("rest_pre_webhooks", &self.rest_pre_webhooks)
             .field("change_log_retention_secs", &self.change_log_retention_secs)
             .field(
@@ -189,6 +195,8 @@ impl Settings {
                 .webhook_first_try_delay_ms
                 .or(lower.webhook_first_try_delay_ms),
             live_poll_ms: self.live_poll_ms.or(lower.live_poll_ms),
+            request_log: self.request_log.or(lower.request_log),
+            metrics_listen: self.metrics_listen.or(lower.metrics_listen),
             rest_pre_webhooks: self.rest_pre_webhooks.or(lower.rest_pre_webhooks),
             change_log_retention_secs: self
                 .change_log_retention_secs
@@ -482,6 +490,10 @@ pub struct Config {
     pub webhook_first_try_delay_ms: u32,
     /// Interval of the live-client change-log tail.
     pub live_poll: std::time::Duration,
+    /// One `info` line per HTTP request.
+    pub request_log: bool,
+    /// Serve `/metrics` here instead of on `listen`.
+    pub metrics_listen: Option<String>,
     /// Services whose REST changes fire pre-events (Parley extension; default none).
     pub rest_pre_webhooks: parley_http::PreHookScope,
     /// Change-log events are trimmed once every consumer has passed them and they are older
@@ -500,6 +512,112 @@ pub struct Config {
 }
 
 impl Config {
+    /// The settings in effect as readable `key=value` pairs, for the start-up log line: the
+    /// database URL without its password; the server key, auth tokens and other secrets never.
+    pub fn summary(&self) -> String {
+        let secs = |d: std::time::Duration| d.as_secs_f64();
+        let pre = match &self.rest_pre_webhooks {
+            parley_http::PreHookScope::Off => "off".to_owned(),
+            parley_http::PreHookScope::All => "*".to_owned(),
+            parley_http::PreHookScope::Services(s) => {
+                let mut sids: Vec<&str> = s.iter().map(|x| x.as_str()).collect();
+                sids.sort_unstable();
+                sids.join(",")
+            }
+        };
+        let pairs: Vec<(&str, String)> = vec![
+            ("listen", self.listen.clone()),
+            (
+                "public_url",
+                self.public_url
+                    .clone()
+                    .unwrap_or_else(|| "(from Host)".into()),
+            ),
+            ("database", self.db.database_url.to_string()),
+            (
+                "secret_key",
+                if self.db.secret_key.is_some() {
+                    "set"
+                } else {
+                    "key file"
+                }
+                .into(),
+            ),
+            (
+                "rate_limit",
+                self.rate_limit.map_or("off".into(), |n| n.to_string()),
+            ),
+            ("push", self.push.to_string()),
+            ("webhooks", self.webhooks.to_string()),
+            ("rest_pre_webhooks", pre),
+            (
+                "max_bindings_per_user",
+                self.max_bindings_per_user.to_string(),
+            ),
+            (
+                "binding_max_age_days",
+                self.binding_max_age_days.to_string(),
+            ),
+            (
+                "push_log_retention_days",
+                self.push_log_retention_days.to_string(),
+            ),
+            (
+                "change_log_retention_secs",
+                self.change_log_retention.as_secs().to_string(),
+            ),
+            (
+                "change_log_trim_interval_secs",
+                self.change_log_trim_interval.as_secs().to_string(),
+            ),
+            ("live_poll_ms", self.live_poll.as_millis().to_string()),
+            ("request_log", self.request_log.to_string()),
+            (
+                "metrics_listen",
+                self.metrics_listen
+                    .clone()
+                    .unwrap_or_else(|| "(main address)".into()),
+            ),
+            (
+                "live_ping_interval_secs",
+                secs(self.live.ping_interval).to_string(),
+            ),
+            (
+                "live_max_requests_in_flight",
+                self.live.max_requests_in_flight.to_string(),
+            ),
+            (
+                "live_max_connections_per_identity",
+                self.live.max_connections_per_identity.to_string(),
+            ),
+            ("live_send_queue", self.live.send_queue.to_string()),
+            ("max_connections", self.conn.max_connections.to_string()),
+            ("max_header_bytes", self.conn.max_header_bytes.to_string()),
+            (
+                "auth_failure_limit",
+                self.auth_failure_limit
+                    .map_or("off".into(), |n| n.to_string()),
+            ),
+            (
+                "bootstrap_account",
+                self.bootstrap
+                    .as_ref()
+                    .map_or("none".into(), |b| b.sid.to_string()),
+            ),
+        ];
+        pairs
+            .into_iter()
+            .map(|(k, v)| {
+                if v.is_empty() || v.contains(char::is_whitespace) || v.contains('"') {
+                    format!("{k}={v:?}")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Resolve from merged settings (defaults applied here) and the bootstrap account.
     pub fn from_settings(
         settings: &Settings,
@@ -550,6 +668,11 @@ impl Config {
             live_poll: std::time::Duration::from_millis(u64::from(
                 settings.live_poll_ms.unwrap_or(DEFAULT_LIVE_POLL_MS).max(1),
             )),
+            request_log: settings.request_log.unwrap_or(true),
+            metrics_listen: settings
+                .metrics_listen
+                .clone()
+                .filter(|s| !s.trim().is_empty()),
             rest_pre_webhooks: parley_http::PreHookScope::parse(
                 settings.rest_pre_webhooks.as_deref().unwrap_or(""),
             )

@@ -47,6 +47,8 @@ pub struct Application {
     live: Arc<parley_http::live::Hub>,
     /// The HTTP state (for the live-client Sync tail) and the tail's poll interval.
     live_tail: (parley_http::AppState, std::time::Duration),
+    /// `--metrics-listen`: its listener and router.
+    metrics: Option<(TcpListener, axum::Router)>,
 }
 
 /// What the change-log trimming task needs.
@@ -81,6 +83,14 @@ impl Application {
         let local_addr = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        let metrics_listener = match &config.metrics_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         let bootstrap =
             admin::ensure_first_account(store.as_ref(), &secrets, config.bootstrap.as_ref())
                 .await?;
@@ -107,6 +117,8 @@ impl Application {
             ),
             auth_failure_limit_per_min: config.auth_failure_limit,
             live: config.live.clone(),
+            request_log: config.request_log,
+            metrics_on_main: config.metrics_listen.is_none(),
         };
         let mut state = AppState::new(store.clone(), secrets.clone(), http);
         // The webhook client always exists: client (SDK) changes call a service's pre-event
@@ -201,8 +213,10 @@ impl Application {
         };
         let live = state.live.clone();
         let live_tail = (state.clone(), config.live_poll);
+        let metrics = metrics_listener.map(|l| (l, parley_http::metrics_router(state.clone())));
         let router = parley_http::router(state);
         Ok(Application {
+            metrics,
             live,
             listener,
             local_addr,
@@ -221,6 +235,11 @@ impl Application {
     /// The bound port (useful with `listen = 127.0.0.1:0`).
     pub fn port(&self) -> u16 {
         self.local_addr.port()
+    }
+
+    /// The bound metrics address (`--metrics-listen`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The bound address.
@@ -289,7 +308,16 @@ impl Application {
             stopped(stop_rx.clone()),
         ));
         tracing::info!("listening on http://{}", self.local_addr);
+        let metrics = self.metrics.map(|(listener, router)| {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            tokio::spawn(serve::serve(listener, router, self.conn, stop_rx.clone()))
+        });
         serve::serve(self.listener, self.router, self.conn, stop_rx).await;
+        if let Some(task) = metrics {
+            let _ = task.await;
+        }
         self.live.begin_shutdown();
         let served: anyhow::Result<()> = Ok(());
         if let Some(task) = sweeper {

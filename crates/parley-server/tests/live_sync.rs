@@ -222,7 +222,12 @@ impl Env {
     }
 
     fn connect(&self, identity: &str) -> Conn {
-        let (tx, rx) = mpsc::channel(1000);
+        self.connect_with_queue(identity, 1000)
+    }
+
+    /// A connection whose outbound queue holds `queue` frames (as `--live-send-queue`).
+    fn connect_with_queue(&self, identity: &str, queue: usize) -> Conn {
+        let (tx, rx) = mpsc::channel(queue);
         let service = ServiceSid::parse(&self.service).unwrap();
         let conn = self.state.live.register(
             service.clone(),
@@ -967,6 +972,55 @@ async fn two_nodes_share_messages_and_typing(b: Backend) {
     assert_eq!(ev["event"]["item_data"]["online"], true);
 }
 
+/// A replay far longer than the connection's queue (60 events, queue 8) paces itself to a
+/// client that reads steadily: every event arrives in order, then `completed`; the client is not
+/// cut off as a slow consumer (which would make it reconnect and replay the same again, forever).
+async fn a_replay_longer_than_the_send_queue_paces_itself(b: Backend) {
+    // Arrange
+    let env = Env::new(b).await;
+    env.user("alice").await;
+    let ch = env.channel("general", "public").await;
+    env.join(&ch, "alice").await;
+    let mut alice = env.connect_with_queue("alice", 8);
+    let list = env
+        .get_ok(&alice, &format!("/v3/Lists/{ch}.messages"))
+        .await;
+    let sid = list["sid"].as_str().unwrap().to_owned();
+    let last = list["last_event_id"].as_i64().unwrap();
+    for i in 0..60 {
+        env.say(&ch, "alice", &format!("m{i}")).await;
+    }
+
+    // Act
+    env.subscribe(&alice, "establish", &[(&sid, "list", last)], 1)
+        .await;
+
+    // Assert: read one frame every 2 ms, like a client on a slow link.
+    let mut texts = Vec::new();
+    let outcome = loop {
+        let (_, ev) = expect(&mut alice).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if ev["event_type"] == "subscription_established" {
+            break ev;
+        }
+        if ev["event"]["list_sid"] == sid.as_str() {
+            texts.push(
+                ev["event"]["item_data"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    };
+    assert_eq!(outcome["event"]["replay_status"], "completed", "{outcome}");
+    let want: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want);
+    assert!(
+        env.state.live.all().contains(&alice.ctx.conn),
+        "the connection was cut off"
+    );
+}
+
 async fn a_subscription_replays_what_was_missed_then_completes(b: Backend) {
     // Arrange: the client read the list, then two messages were posted before it subscribed.
     let env = Env::new(b).await;
@@ -1345,6 +1399,7 @@ async fn a_channels_map_replay_removes_a_channel_destroyed_while_away(b: Backend
 }
 
 both_backends!(
+    a_replay_longer_than_the_send_queue_paces_itself,
     a_change_wakes_the_tail_without_waiting_for_its_poll,
     two_nodes_share_messages_and_typing,
     a_dead_nodes_presence_expires_into_an_offline_update,

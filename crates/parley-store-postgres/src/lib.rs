@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use parley_core::store::{Store, StoreError, StoreResult};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor, PgConnection};
 
 mod account;
@@ -52,7 +52,7 @@ pub struct PgStore {
 impl PgStore {
     /// Connect to `url` (e.g. `postgres://user@host/db`) and run pending migrations.
     pub async fn connect(url: &str) -> anyhow::Result<PgStore> {
-        let pool = pool_options().connect(url).await?;
+        let pool = pool_options().connect_with(connect_options(url)?).await?;
         Self::migrated(pool).await
     }
 
@@ -65,7 +65,7 @@ impl PgStore {
     ) -> anyhow::Result<PgStore> {
         let pool = pool_options()
             .max_connections(max_connections.max(1))
-            .connect(url)
+            .connect_with(connect_options(url)?)
             .await?;
         Self::migrated(pool).await
     }
@@ -86,7 +86,7 @@ impl PgStore {
         }
         // Create the schema once, on a connection of its own. Two processes creating the same
         // schema at once can race on the catalog: a unique violation means it exists.
-        let mut conn = PgConnection::connect(url).await?;
+        let mut conn = PgConnection::connect_with(&connect_options(url)?).await?;
         match conn
             .execute(format!(r#"create schema if not exists "{schema}""#).as_str())
             .await
@@ -106,7 +106,7 @@ impl PgStore {
                     Ok(())
                 })
             })
-            .connect(url)
+            .connect_with(connect_options(url)?)
             .await?;
         Self::migrated(pool).await
     }
@@ -126,6 +126,13 @@ impl PgStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Connection options from `url`, with PostgreSQL's notices below warnings turned off: the
+/// idempotent DDL of migrations (`create … if not exists`) would log a NOTICE on every start.
+fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(options.options([("client_min_messages", "warning")]))
 }
 
 fn pool_options() -> PgPoolOptions {

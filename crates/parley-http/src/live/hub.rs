@@ -204,6 +204,26 @@ impl Hub {
         }
     }
 
+    /// Wait until connection `id`'s queue has room for `n` more frames (at most half its size),
+    /// or it is gone, or `limit` passed. A replay paces itself with this: it may send far more
+    /// than a queue holds (everything a client missed), and must not be taken for a slow
+    /// consumer while the client reads as fast as the network lets it. Live sends never wait.
+    pub async fn room(&self, id: ConnId, n: usize, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let tx = match self.lock().conns.get(&id) {
+                Some(e) => e.tx.clone(),
+                None => return,
+            };
+            let want = n.min(tx.max_capacity() / 2).max(1);
+            if tx.is_closed() || tx.capacity() >= want || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            drop(tx);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     /// Queue a notification for connection `id` (see [`Hub::send`]).
     pub fn notify(&self, id: ConnId, message_type: &str, payload: serde_json::Value) -> bool {
         self.send(

@@ -502,6 +502,12 @@ const REPLAY_PAGE: u32 = 500;
 /// answered as if the log were trimmed (a client that far behind is better served by reading
 /// the objects again).
 pub const MAX_REPLAY_EVENTS: i64 = 10_000;
+/// Free queue slots a replay waits for before sending each event's projection (a few Sync
+/// events; see `Hub::room`), and before completing (the live events buffered meanwhile).
+const REPLAY_ROOM: usize = 8;
+/// How long a replay waits for its client to read before sending anyway (then, if the queue is
+/// still full, the client is cut off as a slow consumer).
+const REPLAY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn subscriptions(
     State(state): State<AppState>,
@@ -780,6 +786,8 @@ async fn establish_inner(
                 .collect();
             let ens = chat::enrich_all(store, &concerned).await?;
             for (&e, en) in concerned.iter().zip(&ens) {
+                // Pace the replay to the client's reading (see `Hub::room`).
+                state.live.room(ctx.conn, REPLAY_ROOM, REPLAY_WAIT).await;
                 for routed in chat::project_with(e, en) {
                     let mine = match &routed {
                         Routed::To(ev) => wanted.contains(&ev.sid()),
@@ -800,6 +808,8 @@ async fn establish_inner(
     }
     let mut done: HashMap<String, i64> = HashMap::new();
     for a in &accepted {
+        // Completing flushes what arrived live during the replay: leave it room.
+        state.live.room(ctx.conn, usize::MAX, REPLAY_WAIT).await;
         if let Some(last) =
             state
                 .sync
