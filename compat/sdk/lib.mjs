@@ -157,6 +157,68 @@ export async function shutdown(client, ms = 5000) {
   }
 }
 
+export function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+export function assertEqual(got, want, what) {
+  if (JSON.stringify(got) !== JSON.stringify(want)) {
+    throw new Error(`${what}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
+  }
+}
+
+/** The channel object of `client` for `sid`, joined (status "joined"); `ms` per step. */
+export async function joinedChannel(client, sid, who, ms) {
+  const ch = await withTimeout(client.getChannelBySid(sid), ms, `${who} getChannelBySid(${sid})`);
+  if (ch.status !== "joined") {
+    const joined = waitEvent(client, "channelJoined", (c) => c.sid === sid, ms, `${who} gets channelJoined for ${sid}`);
+    await withTimeout(ch.join(), ms, `${who} joins ${sid}`);
+    await joined;
+  }
+  // As an app does after joining: load the latest messages. This also makes the SDK open the
+  // channel's messages list and roster (Channel._subscribeStreams), so what is sent from now on
+  // arrives as events; a message sent while they are still opening is history, not an event.
+  await withTimeout(ch.getMessages(1), ms, `${who} loads the latest message of ${sid}`);
+  return ch;
+}
+
+/**
+ * Run `scenarios` in order ({name, core, needs, run}; `needs` names `ctx` fields that must be
+ * set, otherwise SKIP; `run` may return {skip: reason}), each under `limitMs`, printing
+ * `PASS name (ms)` / `FAIL name: reason` / `SKIP name: reason`. With `only` (words), scenarios
+ * whose name contains none of them are left out (except `core` ones). Returns the counts.
+ */
+export async function runScenarios(scenarios, ctx, { only = [], limitMs }) {
+  const counts = { passed: 0, failed: 0, skipped: 0 };
+  for (const s of scenarios) {
+    if (only.length && !s.core && !only.some((o) => s.name.includes(o))) continue;
+    const missing = (s.needs || []).filter((n) => !ctx[n]);
+    if (missing.length) {
+      console.log(`SKIP ${s.name}: needs ${missing.join(", ")} from an earlier scenario`);
+      counts.skipped += 1;
+      continue;
+    }
+    const t0 = Date.now();
+    try {
+      const res = await withTimeout(Promise.resolve().then(() => s.run()), limitMs, s.name);
+      if (res && res.skip) {
+        console.log(`SKIP ${s.name}: ${res.skip}`);
+        counts.skipped += 1;
+      } else {
+        console.log(`PASS ${s.name} (${Date.now() - t0} ms)`);
+        counts.passed += 1;
+      }
+    } catch (e) {
+      const detail = e && e.body ? ` ${JSON.stringify(e.body)}` : "";
+      console.log(`FAIL ${s.name}: ${e && e.message ? e.message : String(e)}${detail}`);
+      counts.failed += 1;
+    } finally {
+      if (s.cleanup) await s.cleanup().catch(() => {});
+    }
+  }
+  return counts;
+}
+
 /** Every item of an SDK Paginator, following nextPage. */
 export async function allPages(paginator, limit = 50) {
   const items = [...paginator.items];

@@ -23,13 +23,17 @@ import {
   Chat,
   TWILIO_VERSION,
   allPages,
+  assert,
+  assertEqual,
   connect,
   env,
   eventually,
   expectNoEvent,
+  joinedChannel as sharedJoinedChannel,
   liveClients,
   makeToken,
   restClient,
+  runScenarios,
   shutdown,
   waitEvent,
   withTimeout,
@@ -73,29 +77,9 @@ function token(identity, ttl = 3600) {
   });
 }
 
-function assert(cond, message) {
-  if (!cond) throw new Error(message);
-}
-
-function assertEqual(got, want, what) {
-  if (JSON.stringify(got) !== JSON.stringify(want)) {
-    throw new Error(`${what}: expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`);
-  }
-}
-
 /** The channel object of `client` for `sid`, joined (status "joined"). */
-async function joinedChannel(client, sid, who) {
-  const ch = await withTimeout(client.getChannelBySid(sid), EVENT_MS, `${who} getChannelBySid(${sid})`);
-  if (ch.status !== "joined") {
-    const joined = waitEvent(client, "channelJoined", (c) => c.sid === sid, EVENT_MS, `${who} gets channelJoined for ${sid}`);
-    await withTimeout(ch.join(), EVENT_MS, `${who} joins ${sid}`);
-    await joined;
-  }
-  // As an app does after joining: load the latest messages. This also makes the SDK open the
-  // channel's messages list and roster (Channel._subscribeStreams), so what is sent from now on
-  // arrives as events; a message sent while they are still opening is history, not an event.
-  await withTimeout(ch.getMessages(1), EVENT_MS, `${who} loads the latest message of ${sid}`);
-  return ch;
+function joinedChannel(client, sid, who) {
+  return sharedJoinedChannel(client, sid, who, EVENT_MS);
 }
 
 /** A new public channel created by alice, joined by alice (and bob when `withBob`). */
@@ -623,33 +607,7 @@ async function main() {
   });
 
   console.log(`sdk: twilio-chat ${CHAT_VERSION}, twilio ${TWILIO_VERSION}, server ${PARLEY_URL}, socket ${WS_URL}, run ${RUN}`);
-  let passed = 0;
-  let failed = 0;
-  let skipped = 0;
-  for (const s of scenarios) {
-    if (ONLY.length && !s.core && !ONLY.some((o) => s.name.includes(o))) continue;
-    const missing = (s.needs || []).filter((n) => !ctx[n]);
-    if (missing.length) {
-      console.log(`SKIP ${s.name}: needs ${missing.join(", ")} from an earlier scenario`);
-      skipped += 1;
-      continue;
-    }
-    const t0 = Date.now();
-    try {
-      const res = await withTimeout(Promise.resolve().then(() => s.run()), STEP_MS * 3, s.name);
-      if (res && res.skip) {
-        console.log(`SKIP ${s.name}: ${res.skip}`);
-        skipped += 1;
-      } else {
-        console.log(`PASS ${s.name} (${Date.now() - t0} ms)`);
-        passed += 1;
-      }
-    } catch (e) {
-      const detail = e && e.body ? ` ${JSON.stringify(e.body)}` : "";
-      console.log(`FAIL ${s.name}: ${e && e.message ? e.message : String(e)}${detail}`);
-      failed += 1;
-    }
-  }
+  const { passed, failed, skipped } = await runScenarios(scenarios, ctx, { only: ONLY, limitMs: STEP_MS * 3 });
   for (const c of [...liveClients]) await shutdown(c);
   console.log(`sdk: ${passed} passed, ${failed} failed, ${skipped} skipped`);
   return failed === 0 ? 0 : 1;

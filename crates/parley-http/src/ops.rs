@@ -29,6 +29,8 @@ pub struct Metrics {
     pub(crate) live_connections: IntGauge,
     /// twilsock frames by direction (`in`, `out`).
     pub(crate) live_frames: IntCounterVec,
+    /// Sync subscription establishments by outcome (`completed`, `interrupted`).
+    pub(crate) sync_replays: IntCounterVec,
 }
 
 impl Metrics {
@@ -84,7 +86,19 @@ impl Metrics {
             ),
             &["direction"],
         )?;
+        let sync_replays = IntCounterVec::new(
+            Opts::new(
+                "parley_sync_replays_total",
+                "Sync subscriptions established, by replay outcome (completed, interrupted: the events after the client's last_event_id were trimmed)",
+            ),
+            &["outcome"],
+        )?;
         registry.register(Box::new(live_connections.clone()))?;
+        registry.register(Box::new(sync_replays.clone()))?;
+        // Both outcomes are listed from the start (at 0), so a reader can tell "none" from "absent".
+        for outcome in ["completed", "interrupted"] {
+            sync_replays.with_label_values(&[outcome]);
+        }
         registry.register(Box::new(live_frames.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(auth_throttled.clone()))?;
@@ -100,6 +114,7 @@ impl Metrics {
             auth_throttled,
             live_connections,
             live_frames,
+            sync_replays,
         })
     }
 

@@ -1306,6 +1306,18 @@ async fn a_replay_from_before_the_trimmed_log_is_interrupted_once(b: Backend) {
     assert_eq!(current["event"]["document_data"]["friendlyName"], "general");
     assert_eq!(done["event"]["replay_status"], "completed");
     assert_eq!(done["event"]["last_event_id"], last);
+    // The outcomes are counted (docs/live-clients.md, Metrics).
+    let metrics = prometheus::TextEncoder::new()
+        .encode_to_string(&env.state.metrics.registry().gather())
+        .unwrap();
+    assert!(
+        metrics.contains("parley_sync_replays_total{outcome=\"interrupted\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("parley_sync_replays_total{outcome=\"completed\"} 2"),
+        "{metrics}"
+    );
 }
 
 async fn leaving_a_private_channel_ends_its_subscriptions(b: Backend) {

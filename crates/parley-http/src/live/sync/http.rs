@@ -747,6 +747,11 @@ async fn establish_inner(
                         json!({ "replay_status": "interrupted", "last_event_id": from }),
                     ),
                 );
+                state
+                    .metrics
+                    .sync_replays
+                    .with_label_values(&["interrupted"])
+                    .inc();
                 continue;
             }
             // Asked again with the same id (twilio-sync cannot move it): serve from now.
@@ -816,6 +821,11 @@ async fn establish_inner(
                 .complete(service, a.kind, &a.name, ctx.conn, corr, &state.live, &urls)
         {
             done.insert(a.name.clone(), last);
+            state
+                .metrics
+                .sync_replays
+                .with_label_values(&["completed"])
+                .inc();
         }
     }
     if let Some(pos) = read_to {
