@@ -57,7 +57,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct Common {
     /// Server base URLs (http://127.0.0.1:PORT), comma-separated or repeated: one per node.
-    #[arg(long, global = true, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
     base: Vec<String>,
     #[arg(long, global = true, default_value = "")]
     account: String,
@@ -178,6 +183,11 @@ fn access_token(c: &Common, identity: &str, ttl: u64) -> Result<String> {
     ))
 }
 
+/// `header[key].code` (`status` or `http_status`), when present.
+fn code(f: &Frame, key: &str) -> Option<u64> {
+    f.header.get(key).and_then(|v| v["code"].as_u64())
+}
+
 fn ws_url(base: &str) -> String {
     let rest = base
         .strip_prefix("http://")
@@ -214,7 +224,7 @@ impl Conn {
             .with("metadata", json!({"type": "chat", "sdk": "parley-bench-live"}));
         conn.send(&init).await?;
         let reply = conn.reply_to(&id).await?;
-        let code = reply.header["status"]["code"].as_u64().unwrap_or(0);
+        let code = code(&reply, "status").unwrap_or(0);
         if code != 200 {
             bail!("init refused: {:?}", reply.header);
         }
@@ -302,7 +312,7 @@ impl Conn {
         let id = f.id().unwrap_or("").to_owned();
         self.send(&f).await?;
         let r = self.reply_to(&id).await?;
-        let status = r.header["http_status"]["code"].as_u64().unwrap_or(0);
+        let status = code(&r, "http_status").unwrap_or(0);
         let v = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
         Ok((status, v))
     }
@@ -648,18 +658,22 @@ async fn e2e(c: &Common, inflight: usize, warmup: u64, duration: u64) -> Result<
     let slots = Arc::new(Semaphore::new(inflight.max(1)));
     let replied_ok = Arc::new(AtomicU64::new(0));
     let replied_err = Arc::new(AtomicU64::new(0));
+    let replied_refused = Arc::new(AtomicU64::new(0));
     let reader = {
         let slots = slots.clone();
         let ok = replied_ok.clone();
         let err = replied_err.clone();
+        let refused = replied_refused.clone();
         tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.next().await {
                 let Message::Binary(b) = msg else { continue };
                 let Ok(f) = Frame::parse(&b) else { continue };
                 if f.method() == "reply" {
-                    match f.header["http_status"]["code"].as_u64() {
+                    match code(&f, "http_status") {
                         Some(201) => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => err.fetch_add(1, Ordering::Relaxed),
+                        Some(_) => err.fetch_add(1, Ordering::Relaxed),
+                        // Refused by the transport (e.g. 429: over the in-flight limit).
+                        None => refused.fetch_add(1, Ordering::Relaxed),
                     };
                     slots.add_permits(1);
                 }
@@ -731,6 +745,7 @@ async fn e2e(c: &Common, inflight: usize, warmup: u64, duration: u64) -> Result<
         "mean_delivery_ms": if window > 0 { (l1 - l0) as f64 / window as f64 / 1000.0 } else { 0.0 },
         "requests_sent": sent, "replies_201": total_ok,
         "replies_not_201": replied_err.load(Ordering::Relaxed),
+        "replies_refused": replied_refused.load(Ordering::Relaxed),
         "received_total": total_received,
     }))
 }

@@ -13,8 +13,9 @@
 //!
 //! Each socket tracks its `last_event_id` (the descriptor's, `subscription_established`'s and
 //! every event's id). On twilsock `close` (308: `backoff_policy.reconnect_min_ms`) or a dropped
-//! socket it waits the backoff jittered by ±20 % (twilsock's retrier: randomness 0.2), doubling
-//! up to `reconnect_max_ms` after a failed attempt, reconnects to the same URL, sends `init` and
+//! socket it waits the backoff times a random factor in [1.0, 1.4) (the spread of twilsock's
+//! retrier, randomness 0.2, but never earlier than `reconnect_min_ms`), doubling up to
+//! `reconnect_max_ms` after a failed attempt, reconnects to the same URL, sends `init` and
 //! `POST /v4/Subscriptions` `establish` with that `last_event_id`, and counts the events replayed
 //! (`twilio.sync.event`) and live. It is caught up when it is back (if it was on the restarted
 //! node) and holds every message; every delivery of a message beyond the first is a duplicate.
@@ -29,7 +30,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{now_us, open_many, pct, Common, Conn, Frame, Rest};
+use super::{code, now_us, open_many, pct, Common, Conn, Frame, Rest};
 
 /// What `reconnect` does (see `Cmd::Reconnect`).
 pub struct Plan {
@@ -56,6 +57,8 @@ struct Stats {
     live: u64,
     interrupted: u32,
     last_event_id: i64,
+    /// Wall clock (µs) when the first reconnect's `init` was accepted.
+    reopened_at_us: Option<u64>,
     /// Wall clock (µs) when the subscription was established again after the first reconnect.
     back_at_us: Option<u64>,
     caught_up_at_us: Option<u64>,
@@ -90,7 +93,7 @@ impl Conn {
                             }
                         }
                         "close" => {
-                            let code = f.header["status"]["code"].as_u64().unwrap_or(0);
+                            let code = code(&f, "status").unwrap_or(0);
                             let body = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
                             return Event::Close(code, body);
                         }
@@ -112,13 +115,14 @@ impl Jitter {
         Jitter(seed | 1)
     }
 
-    /// `ms` scaled by a factor in [0.8, 1.2).
+    /// `ms` scaled by a factor in [1.0, 1.4): the spread of twilsock's ±20 %, never earlier than
+    /// `ms`.
     fn apply(&mut self, ms: u64) -> Duration {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         let unit = (self.0 % 10_000) as f64 / 10_000.0;
-        Duration::from_micros((ms as f64 * 1000.0 * (0.8 + 0.4 * unit)) as u64)
+        Duration::from_micros((ms as f64 * 1000.0 * (1.0 + 0.4 * unit)) as u64)
     }
 }
 
@@ -204,6 +208,7 @@ impl Client {
             let last = {
                 let mut s = self.stats();
                 s.reconnects += 1;
+                s.reopened_at_us.get_or_insert_with(now_us);
                 s.last_event_id
             };
             back = false;
@@ -250,10 +255,11 @@ impl Client {
     fn handle(&self, f: &Frame, back: bool) -> Result<bool> {
         match f.method() {
             "reply" => {
-                let code = f.header["http_status"]["code"].as_u64().unwrap_or(0);
-                if !(200..300).contains(&code) {
+                let http = code(f, "http_status").unwrap_or(0);
+                if !(200..300).contains(&http) {
                     bail!(
-                        "reply {code}: {}",
+                        "reply {:?} / {http}: {}",
+                        code(f, "status"),
                         String::from_utf8_lossy(&f.payload)
                     );
                 }
@@ -437,6 +443,7 @@ pub async fn run(c: &Common, plan: Plan) -> Result<Value> {
     let (mut replayed, mut live, mut interrupted) = (0u64, 0u64, 0);
     let (mut duplicates, mut dup_clients, mut missing, mut missing_clients) = (0u64, 0, 0u64, 0);
     let mut back = Vec::new();
+    let mut reopened = Vec::new();
     let mut caught = Vec::new();
     let mut errors = Vec::new();
     for st in &stats {
@@ -457,6 +464,9 @@ pub async fn run(c: &Common, plan: Plan) -> Result<Value> {
         dup_clients += usize::from(dup > 0);
         missing += miss;
         missing_clients += usize::from(miss > 0);
+        if let Some(t) = s.reopened_at_us {
+            reopened.push(since(t));
+        }
         if let Some(t) = s.back_at_us {
             back.push(since(t));
         }
@@ -470,6 +480,7 @@ pub async fn run(c: &Common, plan: Plan) -> Result<Value> {
         }
     }
     back.sort_unstable();
+    reopened.sort_unstable();
     caught.sort_unstable();
     let on_restarted = (0..n).filter(|i| i % nodes == 0).count();
     let all_caught_up = caught.len() == n;
@@ -484,6 +495,8 @@ pub async fn run(c: &Common, plan: Plan) -> Result<Value> {
         "first_308_ms": since(first_308_us) as f64 / 1000.0,
         "node_up_ms": up_us.map(|t| since(t) as f64 / 1000.0),
         "during_posted_ms": since(posted_at_us) as f64 / 1000.0,
+        "init_p50_ms": pct(&reopened, 0.5), "init_p99_ms": pct(&reopened, 0.99),
+        "init_max_ms": pct(&reopened, 1.0),
         "back_p50_ms": pct(&back, 0.5), "back_p99_ms": pct(&back, 0.99),
         "back_max_ms": pct(&back, 1.0),
         "caught_up": caught.len(), "all_caught_up": all_caught_up,
