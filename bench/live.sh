@@ -130,6 +130,7 @@ RC=$WORK/reconnect.ready
     --messages "$RECONNECT_MESSAGES" --before "$RECONNECT_BEFORE" --ready-file "$RC" \
     >"$WORK/reconnect.json" &
 rc_pid=$!
+EXTRA_PIDS+=("$rc_pid")
 while [[ ! -s "$RC" ]]; do
     kill -0 "$rc_pid" 2>/dev/null || { wait "$rc_pid" || true; die "the reconnect client exited early"; }
     sleep 0.02
