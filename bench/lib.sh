@@ -35,6 +35,8 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 cleanup() {
     local rc=$?
     stop_server || true
+    # new_pg_db usually runs in a command substitution (a subshell): its names are in the file.
+    [[ -f "$WORK/pg_dbs" ]] && mapfile -t -O "${#PG_DBS[@]}" PG_DBS <"$WORK/pg_dbs"
     for db in "${PG_DBS[@]}"; do
         dropdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --if-exists "$db" 2>/dev/null || true
     done
@@ -73,6 +75,7 @@ new_pg_db() {
     name="parley_bench_$(openssl rand -hex 4)"
     createdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$name"
     PG_DBS+=("$name")
+    echo "$name" >>"$WORK/pg_dbs"
     echo "$PG_URL/$name"
 }
 
