@@ -35,6 +35,8 @@ die() { echo "bench: error: $*" >&2; exit 1; }
 cleanup() {
     local rc=$?
     stop_server || true
+    # new_pg_db usually runs in a command substitution (a subshell): its names are in the file.
+    [[ -f "$WORK/pg_dbs" ]] && mapfile -t -O "${#PG_DBS[@]}" PG_DBS <"$WORK/pg_dbs"
     for db in "${PG_DBS[@]}"; do
         dropdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --if-exists "$db" 2>/dev/null || true
     done
@@ -73,6 +75,7 @@ new_pg_db() {
     name="parley_bench_$(openssl rand -hex 4)"
     createdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$name"
     PG_DBS+=("$name")
+    echo "$name" >>"$WORK/pg_dbs"
     echo "$PG_URL/$name"
 }
 
@@ -81,11 +84,12 @@ drop_pg_db() {
     dropdb -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --if-exists "$name"
 }
 
-# start_server NAME DATABASE_URL: sets SERVER_PID and BASE (http://127.0.0.1:PORT, a free port).
+# start_server NAME DATABASE_URL [LISTEN]: sets SERVER_PID and BASE (http://127.0.0.1:PORT; a free
+# port unless LISTEN, e.g. 127.0.0.1:8080, is given).
 start_server() {
-    local name=$1 url=$2
+    local name=$1 url=$2 listen=${3:-127.0.0.1:0}
     local errlog=$WORK/$name.server.log
-    "$PARLEY" serve --listen 127.0.0.1:0 --database-url "$url" >"$WORK/$name.server.out" 2>"$errlog" &
+    "$PARLEY" serve --listen "$listen" --database-url "$url" >"$WORK/$name.server.out" 2>"$errlog" &
     SERVER_PID=$!
     BASE=""
     for _ in $(seq 1 600); do

@@ -66,7 +66,7 @@ FCM_PORT=$(free_port)
 "$FAKES" --quiet --apns-listen "127.0.0.1:$APNS_PORT" --fcm-listen "127.0.0.1:$FCM_PORT" \
     >"$WORK/fakes.out" 2>&1 &
 FAKES_PID=$!
-trap 'rc=$?; kill "$FAKES_PID" "${EXTRA_PIDS[@]}" 2>/dev/null; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; kill "$FAKES_PID" "${EXTRA_PIDS[@]}" 2>/dev/null; (exit $rc); cleanup' EXIT
 APNS=http://127.0.0.1:$APNS_PORT
 FCM=http://127.0.0.1:$FCM_PORT
 for _ in $(seq 1 100); do

@@ -54,7 +54,7 @@ SINK_PORT=$(free_port)
 "$FAKES" --quiet --apns-listen "127.0.0.1:$(free_port)" --fcm-listen "127.0.0.1:$(free_port)" \
     --webhook-sink-listen "127.0.0.1:$SINK_PORT" >"$WORK/fakes.out" 2>&1 &
 FAKES_PID=$!
-trap 'rc=$?; kill "$FAKES_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; kill "$FAKES_PID" 2>/dev/null; (exit $rc); cleanup' EXIT
 SINK=http://127.0.0.1:$SINK_PORT
 for _ in $(seq 1 100); do
     curl -fsS "$SINK/_sink/count" >/dev/null 2>&1 && break

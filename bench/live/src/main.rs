@@ -9,6 +9,16 @@
 //!   `list_item_added` notification (p50/p99/max).
 //! * `e2e`: one socket sends `POST /Client/v1/Conversations/{CH}/Messages` pipelined up to the
 //!   in-flight limit, another subscribed socket receives; messages/s received over a window.
+//! * `reconnect`: N subscribed sockets each track their `last_event_id`; the script restarts the
+//!   first node (SIGTERM: the sockets get twilsock `close` 308) while messages are posted; each
+//!   socket reconnects like twilsock does (the 308's `reconnect_min_ms`, jittered, doubling on
+//!   failure), re-establishes with its `last_event_id` and counts replayed and live events; the
+//!   time from the SIGTERM until every socket is back and holds every message exactly once.
+//!
+//! Several nodes (`--base A,B` or `--base A --base B`): sockets are spread round-robin over
+//! them (socket i on node i mod nodes), REST calls go to the first; fan-out reports deliveries
+//! to sockets on the first node (same node as the POST) and on the others (cross node)
+//! separately; e2e sends on the first node and receives on the second.
 //!
 //! Times are measured on one machine: every message body carries the sender's wall clock
 //! (microseconds since the epoch) and the receiver subtracts it from its own.
@@ -31,6 +41,8 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod reconnect;
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Parser)]
@@ -44,9 +56,14 @@ struct Cli {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Server base URL (http://127.0.0.1:PORT).
-    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
-    base: String,
+    /// Server base URLs (http://127.0.0.1:PORT), comma-separated or repeated: one per node.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    base: Vec<String>,
     #[arg(long, global = true, default_value = "")]
     account: String,
     /// The account's auth token (REST setup calls).
@@ -97,6 +114,40 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         duration_secs: u64,
     },
+    /// N subscribed sockets ride out a restart of the first node (done by the caller).
+    Reconnect {
+        #[arg(long, default_value_t = 1_000)]
+        n: usize,
+        /// Messages in all (`--before` of them posted to the first node just before the restart,
+        /// the rest through a live node during it).
+        #[arg(long, default_value_t = 20)]
+        messages: usize,
+        /// Messages posted just before the restart, not awaited (default: half).
+        #[arg(long)]
+        before: Option<usize>,
+        /// Created when the sockets are subscribed: the caller then writes the wall clock of
+        /// the SIGTERM (µs since the epoch) to `<file>.sigterm`, SIGTERMs the first node,
+        /// starts it again on the same port and creates `<file>.up` once it answers.
+        #[arg(long)]
+        ready_file: std::path::PathBuf,
+        /// Give up waiting for the sockets to catch up after this long (from the ready file).
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+        /// After every socket caught up, keep listening this long to catch duplicates.
+        #[arg(long, default_value_t = 2_000)]
+        grace_ms: u64,
+    },
+}
+
+impl Common {
+    /// The node of socket `i` (round-robin).
+    fn node(&self, i: usize) -> &str {
+        &self.base[i % self.base.len().max(1)]
+    }
+
+    fn nodes(&self) -> usize {
+        self.base.len().max(1)
+    }
 }
 
 fn now_us() -> u64 {
@@ -132,6 +183,11 @@ fn access_token(c: &Common, identity: &str, ttl: u64) -> Result<String> {
     ))
 }
 
+/// `header[key].code` (`status` or `http_status`), when present.
+fn code(f: &Frame, key: &str) -> Option<u64> {
+    f.header.get(key).and_then(|v| v["code"].as_u64())
+}
+
 fn ws_url(base: &str) -> String {
     let rest = base
         .strip_prefix("http://")
@@ -148,8 +204,8 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(c: &Common, identity: &str) -> Result<Conn> {
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url(&c.base))
+    async fn open(c: &Common, base: &str, identity: &str) -> Result<Conn> {
+        let (ws, _) = tokio_tungstenite::connect_async(ws_url(base))
             .await
             .context("websocket upgrade")?;
         let (tx, rx) = ws.split();
@@ -168,7 +224,7 @@ impl Conn {
             .with("metadata", json!({"type": "chat", "sdk": "parley-bench-live"}));
         conn.send(&init).await?;
         let reply = conn.reply_to(&id).await?;
-        let code = reply.header["status"]["code"].as_u64().unwrap_or(0);
+        let code = code(&reply, "status").unwrap_or(0);
         if code != 200 {
             bail!("init refused: {:?}", reply.header);
         }
@@ -256,14 +312,14 @@ impl Conn {
         let id = f.id().unwrap_or("").to_owned();
         self.send(&f).await?;
         let r = self.reply_to(&id).await?;
-        let status = r.header["http_status"]["code"].as_u64().unwrap_or(0);
+        let status = code(&r, "http_status").unwrap_or(0);
         let v = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
         Ok((status, v))
     }
 
     /// Open the channel's messages list and subscribe to it; waits for
-    /// `subscription_established`.
-    async fn subscribe_messages(&mut self, channel: &str) -> Result<()> {
+    /// `subscription_established`. Returns the list's SID and the last event id seen.
+    async fn subscribe_messages(&mut self, channel: &str) -> Result<(String, i64)> {
         let (s, list) = self
             .call(
                 "cds.us1.twilio.com",
@@ -302,7 +358,10 @@ impl Conn {
             }
             let p: Value = serde_json::from_slice(&f.payload).unwrap_or(Value::Null);
             match p["event_type"].as_str() {
-                Some("subscription_established") => return Ok(()),
+                Some("subscription_established") => {
+                    let at = p["event"]["last_event_id"].as_i64().unwrap_or(last);
+                    return Ok((sid, last.max(at)));
+                }
                 Some("subscription_failed") => bail!("subscription failed: {p}"),
                 _ => continue,
             }
@@ -333,7 +392,8 @@ fn vm_kb(pid: u32, key: &str) -> Result<u64> {
         .with_context(|| format!("{key} in /proc/{pid}/status"))
 }
 
-/// Open `n` connections for `identity(i)`, `concurrency` at a time, each then handed to `hold`.
+/// Open `n` connections for `identity(i)` (connection i on node i mod nodes), `concurrency` at a
+/// time.
 async fn open_many<F>(c: &Common, n: usize, identity: F) -> Result<(Vec<Conn>, Duration)>
 where
     F: Fn(usize) -> String,
@@ -346,7 +406,7 @@ where
         let c = c.clone();
         let id = identity(i);
         tasks.push(tokio::spawn(async move {
-            let r = Conn::open(&c, &id).await;
+            let r = Conn::open(&c, c.node(i), &id).await;
             drop(permit);
             r.with_context(|| format!("connection {i} ({id})"))
         }));
@@ -371,12 +431,17 @@ struct Rest {
 }
 
 impl Rest {
+    /// REST calls to the first node.
     fn new(c: &Common) -> Result<Rest> {
+        Rest::on(c, c.node(0))
+    }
+
+    fn on(c: &Common, base: &str) -> Result<Rest> {
         Ok(Rest {
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
                 .build()?,
-            base: c.base.trim_end_matches('/').to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
             auth: format!(
                 "Basic {}",
                 STANDARD.encode(format!("{}:{}", c.account, c.auth_token))
@@ -431,6 +496,16 @@ impl Rest {
     }
 }
 
+/// `{deliveries, expected_deliveries, p50_ms, p90_ms, p99_ms, max_ms}` of delays in µs.
+fn latencies(delays: &mut [u64], expected: usize) -> Value {
+    delays.sort_unstable();
+    json!({
+        "deliveries": delays.len(), "expected_deliveries": expected,
+        "p50_ms": pct(delays, 0.50), "p90_ms": pct(delays, 0.90),
+        "p99_ms": pct(delays, 0.99), "max_ms": pct(delays, 1.0),
+    })
+}
+
 fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -481,7 +556,7 @@ async fn fanout(c: &Common, n: usize, messages: usize, interval_ms: u64) -> Resu
         subs.push(tokio::spawn(async move {
             let r = conn.subscribe_messages(&ch).await;
             drop(permit);
-            r.map(|()| conn)
+            r.map(|_| conn)
         }));
     }
     let mut conns = Vec::with_capacity(n);
@@ -504,6 +579,10 @@ async fn fanout(c: &Common, n: usize, messages: usize, interval_ms: u64) -> Resu
     drop(tx);
     let mut per_message_max = Vec::new();
     let mut delays = Vec::with_capacity(n * messages);
+    // Deliveries to sockets on the first node (where the messages are posted) and on the others.
+    let nodes = c.nodes();
+    let mut same = Vec::with_capacity(n * messages);
+    let mut cross = Vec::with_capacity(n * messages);
     let path = format!("/Channels/{ch}/Messages");
     for m in 0..messages {
         let body = format!("t={} fan-out {m}", now_us());
@@ -515,10 +594,15 @@ async fn fanout(c: &Common, n: usize, messages: usize, interval_ms: u64) -> Resu
         let mut max = 0u64;
         while got < n {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((_, d))) => {
+                Ok(Some((i, d))) => {
                     got += 1;
                     max = max.max(d);
                     delays.push(d);
+                    if i % nodes == 0 {
+                        same.push(d);
+                    } else {
+                        cross.push(d);
+                    }
                 }
                 _ => break,
             }
@@ -531,8 +615,11 @@ async fn fanout(c: &Common, n: usize, messages: usize, interval_ms: u64) -> Resu
     }
     delays.sort_unstable();
     let expected = n * messages;
+    let same_sockets = (0..n).filter(|i| i % nodes == 0).count();
     Ok(json!({
-        "measure": "fanout", "sockets": n, "messages": messages,
+        "measure": "fanout", "sockets": n, "messages": messages, "nodes": nodes,
+        "same_node": latencies(&mut same, same_sockets * messages),
+        "cross_node": latencies(&mut cross, (n - same_sockets) * messages),
         "expected_deliveries": expected, "deliveries": delays.len(),
         "members_secs": members_secs, "connect_secs": connect.as_secs_f64(),
         "subscribe_secs": subscribe_secs,
@@ -547,8 +634,8 @@ async fn e2e(c: &Common, inflight: usize, warmup: u64, duration: u64) -> Result<
     let ch = rest.channel("e2e").await?;
     rest.members(&ch, vec!["e2e-sender".into(), "e2e-receiver".into()])
         .await?;
-    let sender = Conn::open(c, "e2e-sender").await?;
-    let mut receiver = Conn::open(c, "e2e-receiver").await?;
+    let sender = Conn::open(c, c.node(0), "e2e-sender").await?;
+    let mut receiver = Conn::open(c, c.node(1), "e2e-receiver").await?;
     receiver.subscribe_messages(&ch).await?;
 
     let received = Arc::new(AtomicU64::new(0));
@@ -571,18 +658,22 @@ async fn e2e(c: &Common, inflight: usize, warmup: u64, duration: u64) -> Result<
     let slots = Arc::new(Semaphore::new(inflight.max(1)));
     let replied_ok = Arc::new(AtomicU64::new(0));
     let replied_err = Arc::new(AtomicU64::new(0));
+    let replied_refused = Arc::new(AtomicU64::new(0));
     let reader = {
         let slots = slots.clone();
         let ok = replied_ok.clone();
         let err = replied_err.clone();
+        let refused = replied_refused.clone();
         tokio::spawn(async move {
             while let Some(Ok(msg)) = rx.next().await {
                 let Message::Binary(b) = msg else { continue };
                 let Ok(f) = Frame::parse(&b) else { continue };
                 if f.method() == "reply" {
-                    match f.header["http_status"]["code"].as_u64() {
+                    match code(&f, "http_status") {
                         Some(201) => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => err.fetch_add(1, Ordering::Relaxed),
+                        Some(_) => err.fetch_add(1, Ordering::Relaxed),
+                        // Refused by the transport (e.g. 429: over the in-flight limit).
+                        None => refused.fetch_add(1, Ordering::Relaxed),
                     };
                     slots.add_permits(1);
                 }
@@ -647,12 +738,14 @@ async fn e2e(c: &Common, inflight: usize, warmup: u64, duration: u64) -> Result<
     let window = r1 - r0;
     Ok(json!({
         "measure": "e2e", "inflight": inflight, "window_secs": secs,
+        "sender_node": 1, "receiver_node": 1 + 1 % c.nodes(),
         "received_in_window": window,
         "received_per_sec": window as f64 / secs,
         "sent_ok_per_sec": (ok1 - ok0) as f64 / secs,
         "mean_delivery_ms": if window > 0 { (l1 - l0) as f64 / window as f64 / 1000.0 } else { 0.0 },
         "requests_sent": sent, "replies_201": total_ok,
         "replies_not_201": replied_err.load(Ordering::Relaxed),
+        "replies_refused": replied_refused.load(Ordering::Relaxed),
         "received_total": total_received,
     }))
 }
@@ -676,6 +769,24 @@ async fn main() -> Result<()> {
             warmup_secs,
             duration_secs,
         } => e2e(&cli.common, inflight, warmup_secs, duration_secs).await?,
+        Cmd::Reconnect {
+            n,
+            messages,
+            before,
+            ready_file,
+            timeout_secs,
+            grace_ms,
+        } => {
+            let plan = reconnect::Plan {
+                n,
+                messages,
+                before: before.unwrap_or(messages / 2).min(messages),
+                ready_file,
+                timeout: Duration::from_secs(timeout_secs),
+                grace: Duration::from_millis(grace_ms),
+            };
+            reconnect::run(&cli.common, plan).await?
+        }
     };
     println!("{out}");
     Ok(())
