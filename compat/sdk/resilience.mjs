@@ -270,6 +270,23 @@ async function proxy(name, ports) {
 
 const ctx = { serviceSid: null };
 
+/**
+ * Connect each client (`[identity, wsUrl, label]`) and, for those named in `join` (labels),
+ * wait until it sees channel `sid` as joined. Returns `{ clients, channels }` in input order
+ * (a channel is `undefined` for a client not in `join`).
+ */
+async function connectAll(specs, sid, join = specs.map(([, , label]) => label)) {
+  const clients = await Promise.all(
+    specs.map(([identity, url, label]) => connect(token(identity), url, STEP_MS, label)),
+  );
+  const channels = await Promise.all(
+    specs.map(([, , label], i) =>
+      join.includes(label) ? joinedChannel(clients[i], sid, label.split(" ")[0], STEP_MS) : undefined,
+    ),
+  );
+  return { clients, channels };
+}
+
 function token(identity, serviceSid = ctx.serviceSid, ttl = 3600) {
   return makeToken({
     accountSid: ACCOUNT_SID,
@@ -506,16 +523,17 @@ const scenarios = [
       const net1 = await proxy("replay", [node.port]);
       const ids = { alice: `alice-r-${RUN}`, bob: `bob-r-${RUN}`, carol: `carol-r-${RUN}` };
       const sid = await restChannel(node, "replay", Object.values(ids));
-      const [alice, bob, carol] = await Promise.all([
-        connect(token(ids.alice), net1.ws, STEP_MS, "alice"),
-        connect(token(ids.bob), net1.ws, STEP_MS, "bob"),
-        connect(token(ids.carol), node.ws, STEP_MS, "carol (not behind the cut)"),
-      ]);
-      const [aliceCh, bobCh, carolCh] = await Promise.all([
-        joinedChannel(alice, sid, "alice", STEP_MS),
-        joinedChannel(bob, sid, "bob", STEP_MS),
-        joinedChannel(carol, sid, "carol", STEP_MS),
-      ]);
+      const {
+        clients: [alice, bob, carol],
+        channels: [aliceCh, bobCh, carolCh],
+      } = await connectAll(
+        [
+          [ids.alice, net1.ws, "alice"],
+          [ids.bob, net1.ws, "bob"],
+          [ids.carol, node.ws, "carol (not behind the cut)"],
+        ],
+        sid,
+      );
       const atBob = record(bobCh);
       const atAlice = record(aliceCh);
       // Live before the cut.
@@ -560,14 +578,16 @@ const scenarios = [
       const lb = await proxy("kill", [port]);
       const ids = { alice: `alice-k-${RUN}`, bob: `bob-k-${RUN}` };
       const sid = await restChannel(node, "kill", Object.values(ids));
-      const [alice, bob] = await Promise.all([
-        connect(token(ids.alice), lb.ws, STEP_MS, "alice"),
-        connect(token(ids.bob), lb.ws, STEP_MS, "bob"),
-      ]);
-      const [aliceCh, bobCh] = await Promise.all([
-        joinedChannel(alice, sid, "alice", STEP_MS),
-        joinedChannel(bob, sid, "bob", STEP_MS),
-      ]);
+      const {
+        clients: [alice, bob],
+        channels: [aliceCh, bobCh],
+      } = await connectAll(
+        [
+          [ids.alice, lb.ws, "alice"],
+          [ids.bob, lb.ws, "bob"],
+        ],
+        sid,
+      );
       const atBob = record(bobCh);
       const acked = [];
       const failedSends = [];
@@ -621,15 +641,18 @@ const scenarios = [
       const toN2 = await proxy("bob", [n2.port]);
       const ids = { alice: `alice-2-${RUN}`, bob: `bob-2-${RUN}`, carol: `carol-2-${RUN}` };
       const sid = await restChannel(n1, "two", [ids.alice, ids.bob]);
-      const [alice, bob, carol] = await Promise.all([
-        connect(token(ids.alice), toN1.ws, STEP_MS, "alice (node 1)"),
-        connect(token(ids.bob), toN2.ws, STEP_MS, "bob (node 2)"),
-        connect(token(ids.carol), n1.ws, STEP_MS, "carol (node 1)"),
-      ]);
-      const [aliceCh, bobCh] = await Promise.all([
-        joinedChannel(alice, sid, "alice", STEP_MS),
-        joinedChannel(bob, sid, "bob", STEP_MS),
-      ]);
+      const {
+        clients: [alice, bob, carol],
+        channels: [aliceCh, bobCh],
+      } = await connectAll(
+        [
+          [ids.alice, toN1.ws, "alice (node 1)"],
+          [ids.bob, toN2.ws, "bob (node 2)"],
+          [ids.carol, n1.ws, "carol (node 1)"],
+        ],
+        sid,
+        ["alice (node 1)", "bob (node 2)"],
+      );
       const atAlice = record(aliceCh);
       const atBob = record(bobCh);
       const fromAlice = [];
@@ -685,16 +708,17 @@ const scenarios = [
       const n2 = await startNode("typing-2");
       const ids = { alice: `alice-t-${RUN}`, bob: `bob-t-${RUN}`, carol: `carol-t-${RUN}` };
       const sid = await restChannel(n1, "typing", Object.values(ids));
-      const [alice, bob, carol] = await Promise.all([
-        connect(token(ids.alice), n1.ws, STEP_MS, "alice (node 1)"),
-        connect(token(ids.bob), n2.ws, STEP_MS, "bob (node 2)"),
-        connect(token(ids.carol), n1.ws, STEP_MS, "carol (node 1)"),
-      ]);
-      const [aliceCh, bobCh, carolCh] = await Promise.all([
-        joinedChannel(alice, sid, "alice", STEP_MS),
-        joinedChannel(bob, sid, "bob", STEP_MS),
-        joinedChannel(carol, sid, "carol", STEP_MS),
-      ]);
+      const {
+        clients: [alice, bob, carol],
+        channels: [aliceCh, bobCh, carolCh],
+      } = await connectAll(
+        [
+          [ids.alice, n1.ws, "alice (node 1)"],
+          [ids.bob, n2.ws, "bob (node 2)"],
+          [ids.carol, n1.ws, "carol (node 1)"],
+        ],
+        sid,
+      );
       const seen = { bob: false, carol: false };
       const atBob = waitEvent(bobCh, "typingStarted", (m) => m.identity === ids.alice, 5000, "bob").then(() => { seen.bob = true; });
       const atCarol = waitEvent(carolCh, "typingStarted", (m) => m.identity === ids.alice, 5000, "carol").then(() => { seen.carol = true; });
