@@ -8,7 +8,8 @@
 //!
 //! One listener connection per node, taken from the pool when the first subscriber arrives and
 //! kept while anyone listens. Whenever the listener (re)connects — notifications sent while it
-//! was away are lost — subscribers get [`Wake::Missed`] and re-read what they follow.
+//! was away are lost — subscribers get [`Wake::Missed`], sent once the new `LISTEN` is in force,
+//! and re-read what they follow.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -122,8 +123,13 @@ async fn listen(pool: PgPool, local: LocalBus, listening: Arc<AtomicBool>) {
                         tracing::debug!(channel = n.channel(), "signal listener: ignored");
                     }
                 }
-                // The connection was lost; the next call reconnects (and listens again).
-                Ok(None) => local.send(Wake::Missed),
+                // The connection was lost: listen again on a new one, and only then say that
+                // signals were missed (a change committed before the new LISTEN is found by the
+                // re-read that `Missed` asks for; one after it is notified).
+                Ok(None) => {
+                    tracing::info!("signal listener: connection lost; listening again");
+                    continue 'connect;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "signal listener failed; reconnecting");
                     local.send(Wake::Missed);
