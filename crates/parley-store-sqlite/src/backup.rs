@@ -127,3 +127,39 @@ fn restrict(path: &Path) -> anyhow::Result<()> {
     let _ = path;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_core::store::AccountStore as _;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backup_of_an_open_store_holds_its_rows() {
+        let dir = std::env::temp_dir().join(format!(
+            "parley-backup-{}",
+            parley_core::sid::random_hex32()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = dir.join("p.db");
+        let store = crate::SqliteStore::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open");
+        let now = parley_core::Timestamp::now();
+        store
+            .create_account(&parley_core::account::Account {
+                sid: parley_core::AccountSid::generate(),
+                friendly_name: None,
+                auth_token_sealed: vec![1],
+                date_created: now,
+                date_updated: now,
+            })
+            .await
+            .expect("account");
+        let dest = dir.join("copy.db");
+        let summary = backup_file(&db, &dest).expect("backup");
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(summary.accounts, 1, "{summary:?}");
+        assert!(summary.pages > 0, "{summary:?}");
+    }
+}
