@@ -963,6 +963,56 @@ mod tests {
     }
 
     #[test]
+    fn data_dir_places_the_default_database_and_an_explicit_url_wins() {
+        let file = Settings::from_toml("data_dir = \"/var/lib/parley\"\n").expect("toml");
+        let db = DbConfig::from_settings(&file).expect("db");
+        assert_eq!(
+            db.database_url.expose(),
+            "sqlite:///var/lib/parley/parley.db"
+        );
+        assert_eq!(
+            db.database_url.sqlite_path(),
+            Some("/var/lib/parley/parley.db".into())
+        );
+        assert_eq!(db.data_dir, Some(PathBuf::from("/var/lib/parley")));
+        let cli = Settings {
+            database_url: Some("sqlite://elsewhere.db".into()),
+            ..Settings::default()
+        };
+        let db = DbConfig::from_settings(&cli.or(file)).expect("db");
+        assert_eq!(db.database_url.expose(), "sqlite://elsewhere.db");
+        assert_eq!(db.data_dir, None, "the data dir is not used");
+        let db = DbConfig::from_settings(&Settings::default()).expect("db");
+        assert_eq!(db.database_url.expose(), DEFAULT_DATABASE_URL);
+        let odd = Settings {
+            data_dir: Some("/tmp/what?".into()),
+            ..Settings::default()
+        };
+        assert!(DbConfig::from_settings(&odd).is_err());
+    }
+
+    #[test]
+    fn previous_keys_are_a_comma_separated_list_of_valid_keys() {
+        let other = "ab".repeat(32);
+        let settings = Settings {
+            secret_key_previous: Some(format!("{KEY}, {other}")),
+            ..Settings::default()
+        };
+        let db = DbConfig::from_settings(&settings).expect("db");
+        assert_eq!(db.previous_keys.len(), 2);
+        assert!(!format!("{db:?}").contains(&other), "never printed");
+        let bad = Settings {
+            secret_key_previous: Some("nope".into()),
+            ..Settings::default()
+        };
+        let err = DbConfig::from_settings(&bad).expect_err("bad key");
+        assert!(
+            format!("{err:#}").contains("PARLEY_SECRET_KEY_PREVIOUS"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn bad_secret_key_is_rejected() {
         let settings = Settings {
             secret_key: Some("abcd".into()),
