@@ -186,7 +186,14 @@ pub async fn rotate(
     stage: bool,
     show_new_key: impl FnOnce(&str) -> anyhow::Result<()>,
 ) -> anyhow::Result<Rotation> {
-    db::ensure_data_dir(db_config)?;
+    if let Some(path) = db_config.database_url.sqlite_path() {
+        if !path.is_file() {
+            bail!(
+                "there is no SQLite database at {} (check --database-url / --data-dir)",
+                path.display()
+            );
+        }
+    }
     let store = db::open_store(&db_config.database_url).await?;
     let (current, source) = db::load_keys(db_config, store.as_ref()).await?;
     if source == KeySource::Ephemeral {
