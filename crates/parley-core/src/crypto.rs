@@ -24,6 +24,8 @@ pub struct SecretBox {
     cipher: XChaCha20Poly1305,
     key_id: [u8; 4],
     mac_key: [u8; 32],
+    /// Earlier keys that still open (never seal) what they sealed, during a key rotation.
+    previous: Vec<SecretBox>,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -52,7 +54,37 @@ impl SecretBox {
             cipher: XChaCha20Poly1305::new((&key).into()),
             key_id,
             mac_key,
+            previous: Vec::new(),
         }
+    }
+
+    /// This key, also opening what `previous` keys sealed (a key rotation in progress: secrets
+    /// are sealed with this key only, and a sealed value names the key that sealed it).
+    #[must_use]
+    pub fn with_previous(mut self, previous: impl IntoIterator<Item = SecretBox>) -> Self {
+        for key in previous {
+            if key.key_id != self.key_id && !self.previous.iter().any(|p| p.key_id == key.key_id) {
+                self.previous.push(key.without_previous());
+            }
+        }
+        self
+    }
+
+    /// This key alone, without the previous keys it accepts.
+    #[must_use]
+    pub fn without_previous(mut self) -> Self {
+        self.previous.clear();
+        self
+    }
+
+    /// The key ids of the previous keys this box still opens.
+    pub fn previous_key_ids(&self) -> Vec<String> {
+        self.previous.iter().map(SecretBox::key_id).collect()
+    }
+
+    /// Whether `sealed` was sealed with this box's own (current) key.
+    pub fn is_sealed_with_current_key(&self, sealed: &[u8]) -> bool {
+        sealed.len() >= 5 && sealed[0] == FORMAT_V1 && sealed[1..5] == self.key_id
     }
 
     /// HMAC-SHA256 of `data` under a key derived from the server key: signs values the server
@@ -106,8 +138,14 @@ impl SecretBox {
 
     /// Decrypt what [`SecretBox::seal`] made.
     pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < 1 + 4 + 24 + 16 || sealed[0] != FORMAT_V1 || sealed[1..5] != self.key_id {
+        if sealed.len() < 1 + 4 + 24 + 16 || sealed[0] != FORMAT_V1 {
             return Err(CryptoError::Open);
+        }
+        if sealed[1..5] != self.key_id {
+            return match self.previous.iter().find(|p| sealed[1..5] == p.key_id) {
+                Some(previous) => previous.open(sealed),
+                None => Err(CryptoError::Open),
+            };
         }
         let nonce = XNonce::from_slice(&sealed[5..29]);
         self.cipher
@@ -147,6 +185,25 @@ mod tests {
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
         assert!(a.open(&damaged).is_err());
+    }
+
+    #[test]
+    fn previous_keys_open_but_never_seal() {
+        let old = SecretBox::from_hex(&SecretBox::generate_hex()).expect("key");
+        let new = SecretBox::from_hex(&SecretBox::generate_hex()).expect("key");
+        let sealed_old = old.seal_str("old secret");
+        let ring = new.clone().with_previous([old.clone()]);
+        assert_eq!(ring.open_str(&sealed_old).expect("open"), "old secret");
+        let sealed_new = ring.seal_str("new secret");
+        assert!(ring.is_sealed_with_current_key(&sealed_new));
+        assert!(!ring.is_sealed_with_current_key(&sealed_old));
+        assert!(
+            old.open(&sealed_new).is_err(),
+            "sealed with the new key only"
+        );
+        assert_eq!(new.open_str(&sealed_new).expect("open"), "new secret");
+        assert!(ring.without_previous().open(&sealed_old).is_err());
+        assert_eq!(new.previous_key_ids(), Vec::<String>::new());
     }
 
     #[test]

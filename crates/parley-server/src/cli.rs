@@ -1,5 +1,5 @@
 //! The command line: `parley serve` and the admin commands (`account`, `api-key`, `push`,
-//! `token`).
+//! `token`, `backup`, `secret-key`).
 //! Flags read their `PARLEY_*` environment variable when absent; both beat the `--config` file,
 //! which beats the defaults (see [`crate::config`]).
 
@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::admin::{self, AccountCredentials, ApiKeyCredentials, Bootstrap};
 use crate::config::{
     BootstrapAccount, Config, DbConfig, Settings, SECRET_KEY_ENV, SECRET_KEY_FILE_ENV,
+    SECRET_KEY_PREVIOUS_ENV,
 };
 use crate::telemetry::LogFormat;
 use crate::Application;
@@ -51,6 +52,49 @@ pub enum Command {
     /// Print an Access Token for the JavaScript SDK (development aid): HS256, chat grant for
     /// the service, signed with the account's "parley token" API key (created on first use).
     Token(TokenArgs),
+    /// Copy a SQLite database, also while the server runs (SQLite's online backup), to FILE,
+    /// and its key file to FILE.key (mode 0600). PostgreSQL: use pg_dump (README, "Backups").
+    Backup(BackupArgs),
+    /// Manage the server key that seals secrets at rest.
+    #[command(subcommand, name = "secret-key")]
+    SecretKey(SecretKeyCommand),
+}
+
+/// `parley backup`.
+#[derive(Args)]
+pub struct BackupArgs {
+    /// Database and config file.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The backup file to write (replaced if it exists); the key goes to FILE.key.
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+}
+
+/// `parley secret-key …`.
+#[derive(Subcommand)]
+pub enum SecretKeyCommand {
+    /// Re-seal every stored secret (auth tokens, API key secrets, push credential secrets)
+    /// under a new server key, one short transaction per secret, so a running server keeps
+    /// serving. With a SQLite key file the new key replaces the key file (the old one is kept in
+    /// <key file>.previous until every secret is re-sealed); with PARLEY_SECRET_KEY the new key
+    /// is printed (or written to --new-key-file) for you to install. Afterwards the old key
+    /// opens nothing. Restart the server with the new key (README, "Rotating the server key").
+    Rotate {
+        /// Database and config file.
+        #[command(flatten)]
+        db: DbArgs,
+        /// The new key (64 hex digits); if FILE does not exist, a new key is generated and
+        /// written there (mode 0600) first.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
+        /// Only install the new key (key file: new key in place, old one in
+        /// <key file>.previous; otherwise print it / write --new-key-file); re-seal nothing.
+        /// Restart the server (it then opens secrets under both keys) and run `rotate` again
+        /// to finish: no request fails during the rotation.
+        #[arg(long)]
+        stage: bool,
+    },
 }
 
 /// `parley token`.
@@ -111,7 +155,13 @@ pub struct DbArgs {
         value_name = "URL"
     )]
     pub database_url: Option<String>,
-    /// TOML file with the same settings (keys: listen, database_url, public_url, secret_key,
+    /// Directory of the default SQLite database (parley.db) and its key file (parley.db.key),
+    /// created if missing; ignored when --database-url is given [default: the working
+    /// directory].
+    #[arg(long, env = "PARLEY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// TOML file with the same settings (keys: listen, database_url, data_dir, public_url,
+    /// secret_key, secret_key_previous,
     /// rate_limit, max_bindings_per_user, binding_max_age_days, push, push_log_retention_days,
     /// push_lease_secs, push_bad_token_threshold, webhooks, webhook_first_try_delay_ms,
     /// rest_pre_webhooks, live_poll_ms, request_log, metrics_listen,
@@ -127,7 +177,8 @@ pub struct DbArgs {
 
 impl DbArgs {
     /// The flag/env layer of the settings. The secret key only comes from the environment:
-    /// `PARLEY_SECRET_KEY`, or the file named by `PARLEY_SECRET_KEY_FILE` (container secrets).
+    /// `PARLEY_SECRET_KEY`, or the file named by `PARLEY_SECRET_KEY_FILE` (container secrets);
+    /// earlier keys during a rotation from `PARLEY_SECRET_KEY_PREVIOUS`.
     fn settings(&self) -> anyhow::Result<Settings> {
         let nonempty = |v: String| (!v.trim().is_empty()).then_some(v);
         let secret_key = match std::env::var(SECRET_KEY_ENV).ok().and_then(nonempty) {
@@ -141,7 +192,11 @@ impl DbArgs {
         };
         Ok(Settings {
             database_url: self.database_url.clone(),
+            data_dir: self.data_dir.clone(),
             secret_key,
+            secret_key_previous: std::env::var(SECRET_KEY_PREVIOUS_ENV)
+                .ok()
+                .and_then(nonempty),
             ..Settings::default()
         })
     }
@@ -422,6 +477,8 @@ impl Cli {
             Command::ApiKey(cmd) => api_key(cmd).await,
             Command::Push(cmd) => push(cmd).await,
             Command::Token(args) => token(args).await,
+            Command::Backup(args) => backup(args).await,
+            Command::SecretKey(cmd) => secret_key(cmd).await,
         }
     }
 }
@@ -563,6 +620,121 @@ async fn api_key(cmd: ApiKeyCommand) -> anyhow::Result<()> {
             println!("Deleted API key {sid}");
             Ok(())
         }
+    }
+}
+
+async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let report = crate::backup::backup(&args.db.db_config()?, &args.to).await?;
+    println!(
+        "Backed up {} to {} ({} pages, {} bytes, {} account(s)).",
+        report.database.display(),
+        report.to.display(),
+        report.summary.pages,
+        report.summary.bytes,
+        report.summary.accounts
+    );
+    match (&report.key_file, &report.previous_key_file) {
+        (Some(key), previous) => {
+            println!(
+                "Server key (key id {}) copied to {} (mode 0600).",
+                report.key_id,
+                key.display()
+            );
+            if let Some(previous) = previous {
+                println!(
+                    "A key rotation is in progress: earlier keys copied to {}.",
+                    previous.display()
+                );
+            }
+            println!(
+                "Keep both files together and away from the server. To restore, stop the \
+                 server and put them back as {} and {}.",
+                report.database.display(),
+                crate::db::key_file_path(&report.database).display()
+            );
+        }
+        (None, _) => println!(
+            "The server key (key id {}) comes from {SECRET_KEY_ENV} ({SECRET_KEY_FILE_ENV} or \
+             secret_key in the config file) and was NOT written with the backup: keep that key \
+             with it, the backup cannot be opened without it.",
+            report.key_id
+        ),
+    }
+    Ok(())
+}
+
+async fn secret_key(cmd: SecretKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        SecretKeyCommand::Rotate {
+            db,
+            new_key_file,
+            stage,
+        } => {
+            let rotation =
+                crate::keys::rotate(&db.db_config()?, new_key_file.as_deref(), stage, |key| {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(
+                        out,
+                        "New server key (install it as {SECRET_KEY_ENV}): {key}"
+                    )
+                    .and_then(|()| out.flush())
+                    .context("cannot print the new key; nothing was changed")
+                })
+                .await?;
+            report_rotation(&rotation);
+            Ok(())
+        }
+    }
+}
+
+fn report_rotation(r: &crate::keys::Rotation) {
+    use crate::db::KeySource;
+    let old = if r.old_key_ids.is_empty() {
+        "none".to_owned()
+    } else {
+        r.old_key_ids.join(", ")
+    };
+    if let Some(file) = &r.new_key_file {
+        println!(
+            "New server key: key id {}, in {}.",
+            r.new_key_id,
+            file.display()
+        );
+    } else {
+        println!("New server key: key id {}.", r.new_key_id);
+    }
+    if r.staged {
+        match &r.source {
+            KeySource::KeyFile(path) => println!(
+                "Staged: {} holds the new key, {} the old one ({old}). Restart the server \
+                 (it opens secrets under both), then run `parley secret-key rotate` again to \
+                 re-seal.",
+                path.display(),
+                crate::db::previous_key_file_path(path).display()
+            ),
+            _ => println!(
+                "Staged: restart every node with {SECRET_KEY_ENV}=<the new key> and \
+                 {SECRET_KEY_PREVIOUS_ENV}=<the old key>, then run `parley secret-key rotate \
+                 --new-key-file <file with the new key>` with that environment to re-seal."
+            ),
+        }
+        return;
+    }
+    println!(
+        "Re-sealed {} secret(s) ({} already under the new key, {} empty); the old key(s) \
+         ({old}) open nothing any more.",
+        r.counts.resealed, r.counts.current, r.counts.empty
+    );
+    match &r.source {
+        KeySource::KeyFile(path) => println!(
+            "The new key is in {}. Restart the server to use it.",
+            path.display()
+        ),
+        _ => println!(
+            "Set {SECRET_KEY_ENV} to the new key on every node, remove \
+             {SECRET_KEY_PREVIOUS_ENV}, and restart them."
+        ),
     }
 }
 

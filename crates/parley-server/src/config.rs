@@ -8,7 +8,7 @@
 //! `Debug` output.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use parley_core::crypto::SecretBox;
@@ -19,6 +19,10 @@ use serde::Deserialize;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Default `--database-url`: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://parley.db";
+/// The file name of the default SQLite database, in the data directory.
+pub const DEFAULT_DATABASE_FILE: &str = "parley.db";
+/// Environment variable: the data directory (`--data-dir`).
+pub const DATA_DIR_ENV: &str = "PARLEY_DATA_DIR";
 /// Default `--max-bindings-per-user`.
 pub const DEFAULT_MAX_BINDINGS_PER_USER: u32 = parley_core::binding::DEFAULT_MAX_BINDINGS_PER_USER;
 /// Default `--binding-max-age-days`.
@@ -41,6 +45,9 @@ pub const DEFAULT_LIVE_POLL_MS: u32 = 1000;
 
 /// Environment variable holding the server key (64 hex digits).
 pub const SECRET_KEY_ENV: &str = "PARLEY_SECRET_KEY";
+/// Environment variable: earlier server keys (comma-separated) still accepted for opening
+/// secrets during a key rotation.
+pub const SECRET_KEY_PREVIOUS_ENV: &str = "PARLEY_SECRET_KEY_PREVIOUS";
 /// Environment variable naming a file that holds the server key (when `PARLEY_SECRET_KEY` is unset).
 pub const SECRET_KEY_FILE_ENV: &str = "PARLEY_SECRET_KEY_FILE";
 /// Environment variable: SID of the account created on first start.
@@ -57,10 +64,16 @@ pub struct Settings {
     pub listen: Option<String>,
     /// `sqlite://…`, `postgres://…` or `postgresql://…`.
     pub database_url: Option<String>,
+    /// Directory of the default SQLite database (`parley.db`) and its key file
+    /// (default: the working directory); unused when `database_url` is set.
+    pub data_dir: Option<String>,
     /// Externally visible base URL used in `url`/`links` fields.
     pub public_url: Option<String>,
     /// Server key, 64 hex digits (normally from `PARLEY_SECRET_KEY`).
     pub secret_key: Option<String>,
+    /// Earlier server keys, comma-separated, that still open (never seal) secrets during a key
+    /// rotation (normally from `PARLEY_SECRET_KEY_PREVIOUS`).
+    pub secret_key_previous: Option<String>,
     /// Per-account request rate limit in requests per second (0 = off).
     pub rate_limit: Option<u32>,
     /// Cap of push bindings per user.
@@ -127,8 +140,13 @@ impl fmt::Debug for Settings {
                 "database_url",
                 &self.database_url.as_deref().map(redact_url),
             )
+            .field("data_dir", &self.data_dir)
             .field("public_url", &self.public_url)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field(
+                "secret_key_previous",
+                &self.secret_key_previous.as_ref().map(|_| "***"),
+            )
             .field("rate_limit", &self.rate_limit)
             .field("max_bindings_per_user", &self.max_bindings_per_user)
             .field("binding_max_age_days", &self.binding_max_age_days)
@@ -177,8 +195,10 @@ impl Settings {
         Settings {
             listen: self.listen.or(lower.listen),
             database_url: self.database_url.or(lower.database_url),
+            data_dir: self.data_dir.or(lower.data_dir),
             public_url: self.public_url.or(lower.public_url),
             secret_key: self.secret_key.or(lower.secret_key),
+            secret_key_previous: self.secret_key_previous.or(lower.secret_key_previous),
             rate_limit: self.rate_limit.or(lower.rate_limit),
             max_bindings_per_user: self.max_bindings_per_user.or(lower.max_bindings_per_user),
             binding_max_age_days: self.binding_max_age_days.or(lower.binding_max_age_days),
@@ -313,6 +333,22 @@ impl DatabaseUrl {
         })
     }
 
+    /// The default SQLite database (`parley.db`) in directory `dir`.
+    pub fn sqlite_in(dir: &Path) -> anyhow::Result<DatabaseUrl> {
+        let path = dir.join(DEFAULT_DATABASE_FILE);
+        let text = path
+            .to_str()
+            .with_context(|| format!("the data directory {} is not valid UTF-8", dir.display()))?;
+        if text.contains(['?', '%']) {
+            bail!(
+                "the data directory {} contains `?` or `%`; choose another directory or give \
+                 --database-url",
+                dir.display()
+            );
+        }
+        DatabaseUrl::parse(&format!("sqlite://{text}"))
+    }
+
     /// The backend the scheme selects.
     pub fn backend(&self) -> Backend {
         self.backend
@@ -377,20 +413,32 @@ pub fn redact_url(url: &str) -> String {
 pub struct DbConfig {
     /// Where the data lives.
     pub database_url: DatabaseUrl,
+    /// The data directory the default database lives in, when `--data-dir` chose the database
+    /// (created on open if missing).
+    pub data_dir: Option<PathBuf>,
     /// The server key from `PARLEY_SECRET_KEY` or the config file, if given.
     /// SQLite falls back to a key file beside the database; PostgreSQL requires it.
     pub secret_key: Option<Secret>,
+    /// Earlier keys that still open secrets sealed with them (a key rotation in progress).
+    pub previous_keys: Vec<Secret>,
 }
 
 impl DbConfig {
     /// Resolve from merged settings (defaults applied here).
     pub fn from_settings(settings: &Settings) -> anyhow::Result<DbConfig> {
-        let database_url = DatabaseUrl::parse(
-            settings
-                .database_url
-                .as_deref()
-                .unwrap_or(DEFAULT_DATABASE_URL),
-        )?;
+        let data_dir = settings
+            .data_dir
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
+        let (database_url, data_dir) = match (settings.database_url.as_deref(), data_dir) {
+            (Some(url), _) => (DatabaseUrl::parse(url)?, None),
+            (None, Some(dir)) => (
+                DatabaseUrl::sqlite_in(Path::new(dir))?,
+                Some(PathBuf::from(dir)),
+            ),
+            (None, None) => (DatabaseUrl::parse(DEFAULT_DATABASE_URL)?, None),
+        };
         let secret_key = match settings.secret_key.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(key) => {
@@ -398,9 +446,24 @@ impl DbConfig {
                 Some(Secret::new(key))
             }
         };
+        let mut previous_keys = Vec::new();
+        for key in settings
+            .secret_key_previous
+            .as_deref()
+            .unwrap_or_default()
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            SecretBox::from_hex(key)
+                .with_context(|| format!("invalid {SECRET_KEY_PREVIOUS_ENV}"))?;
+            previous_keys.push(Secret::new(key));
+        }
         Ok(DbConfig {
             database_url,
+            data_dir,
             secret_key,
+            previous_keys,
         })
     }
 }
@@ -1020,6 +1083,56 @@ mod tests {
             assert!(!text.contains("supersecrettoken"), "{text}");
         }
         assert!(format!("{config:?}").contains("postgres://parley:***@db:5432/parley"));
+    }
+
+    #[test]
+    fn data_dir_places_the_default_database_and_an_explicit_url_wins() {
+        let file = Settings::from_toml("data_dir = \"/var/lib/parley\"\n").expect("toml");
+        let db = DbConfig::from_settings(&file).expect("db");
+        assert_eq!(
+            db.database_url.expose(),
+            "sqlite:///var/lib/parley/parley.db"
+        );
+        assert_eq!(
+            db.database_url.sqlite_path(),
+            Some("/var/lib/parley/parley.db".into())
+        );
+        assert_eq!(db.data_dir, Some(PathBuf::from("/var/lib/parley")));
+        let cli = Settings {
+            database_url: Some("sqlite://elsewhere.db".into()),
+            ..Settings::default()
+        };
+        let db = DbConfig::from_settings(&cli.or(file)).expect("db");
+        assert_eq!(db.database_url.expose(), "sqlite://elsewhere.db");
+        assert_eq!(db.data_dir, None, "the data dir is not used");
+        let db = DbConfig::from_settings(&Settings::default()).expect("db");
+        assert_eq!(db.database_url.expose(), DEFAULT_DATABASE_URL);
+        let odd = Settings {
+            data_dir: Some("/tmp/what?".into()),
+            ..Settings::default()
+        };
+        assert!(DbConfig::from_settings(&odd).is_err());
+    }
+
+    #[test]
+    fn previous_keys_are_a_comma_separated_list_of_valid_keys() {
+        let other = "ab".repeat(32);
+        let settings = Settings {
+            secret_key_previous: Some(format!("{KEY}, {other}")),
+            ..Settings::default()
+        };
+        let db = DbConfig::from_settings(&settings).expect("db");
+        assert_eq!(db.previous_keys.len(), 2);
+        assert!(!format!("{db:?}").contains(&other), "never printed");
+        let bad = Settings {
+            secret_key_previous: Some("nope".into()),
+            ..Settings::default()
+        };
+        let err = DbConfig::from_settings(&bad).expect_err("bad key");
+        assert!(
+            format!("{err:#}").contains("PARLEY_SECRET_KEY_PREVIOUS"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //!
 //! Whatever its source, the key is checked against the stored accounts, so a wrong or lost key
 //! is a clear start-up error rather than failing logins later.
+//!
+//! During a key rotation (`parley secret-key rotate`, see `keys.rs`) earlier keys still open
+//! what they sealed: `PARLEY_SECRET_KEY_PREVIOUS`, and beside a key file
+//! `<database file>.key.previous` (one key per line).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,7 +22,7 @@ use anyhow::{bail, Context as _};
 use parley_core::crypto::SecretBox;
 use parley_core::store::Store;
 
-use crate::config::{Backend, DatabaseUrl, DbConfig, SECRET_KEY_ENV};
+use crate::config::{Backend, DatabaseUrl, DbConfig, SECRET_KEY_ENV, SECRET_KEY_PREVIOUS_ENV};
 
 const POSTGRES_NEEDS_KEY: &str = "PARLEY_SECRET_KEY is required with PostgreSQL: every node \
     must seal and open secrets with the same key. Generate one with `openssl rand -hex 32` and \
@@ -75,9 +79,40 @@ pub async fn open(db: &DbConfig) -> anyhow::Result<(Arc<dyn Store>, SecretBox)> 
     if db.secret_key.is_none() && db.database_url.backend() == Backend::Postgres {
         bail!("{POSTGRES_NEEDS_KEY}");
     }
+    ensure_data_dir(db)?;
     let store = open_store(&db.database_url).await?;
     let secrets = load_secret_box(db, store.as_ref()).await?;
     Ok((store, secrets))
+}
+
+/// Create the data directory (`--data-dir`) if it is missing.
+pub fn ensure_data_dir(db: &DbConfig) -> anyhow::Result<()> {
+    if let Some(dir) = &db.data_dir {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+            tracing::info!(path = %dir.display(), "created the data directory");
+        }
+    }
+    Ok(())
+}
+
+/// Where the server key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `PARLEY_SECRET_KEY`, `PARLEY_SECRET_KEY_FILE` or `secret_key` in the config file.
+    Environment,
+    /// The key file beside a SQLite database.
+    KeyFile(PathBuf),
+    /// A throw-away key (in-memory database).
+    Ephemeral,
+}
+
+/// Where earlier keys live beside a key file during a rotation: `<key file>.previous`.
+pub fn previous_key_file_path(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".previous");
+    PathBuf::from(name)
 }
 
 /// Where a SQLite database keeps its generated key: `<database file>.key`.
@@ -89,21 +124,28 @@ pub fn key_file_path(database: &Path) -> PathBuf {
 
 /// Find (or, for a new SQLite database, create) the server key; see the module docs.
 pub async fn load_secret_box(db: &DbConfig, store: &dyn Store) -> anyhow::Result<SecretBox> {
+    Ok(load_keys(db, store).await?.0)
+}
+
+/// [`load_secret_box`], also saying where the key came from.
+pub async fn load_keys(db: &DbConfig, store: &dyn Store) -> anyhow::Result<(SecretBox, KeySource)> {
     let accounts = store
         .list_accounts()
         .await
         .context("cannot list accounts")?;
-    let (secrets, source) = match (&db.secret_key, db.database_url.backend()) {
+    let (secrets, source, key_source) = match (&db.secret_key, db.database_url.backend()) {
         (Some(key), _) => (
             SecretBox::from_hex(key.expose())
                 .with_context(|| format!("invalid {SECRET_KEY_ENV}"))?,
             format!("{SECRET_KEY_ENV} (or secret_key in the config file)"),
+            KeySource::Environment,
         ),
         (None, Backend::Postgres) => bail!("{POSTGRES_NEEDS_KEY}"),
         (None, Backend::Sqlite) => match db.database_url.sqlite_path() {
             None => (
                 SecretBox::from_hex(&SecretBox::generate_hex())?,
                 "a throw-away key (in-memory database)".to_owned(),
+                KeySource::Ephemeral,
             ),
             Some(path) => {
                 let key_path = key_file_path(&path);
@@ -120,10 +162,23 @@ pub async fn load_secret_box(db: &DbConfig, store: &dyn Store) -> anyhow::Result
                         key_path.display()
                     );
                 };
-                (key, format!("key file {}", key_path.display()))
+                let previous = read_previous_key_file(&previous_key_file_path(&key_path))?;
+                (
+                    key.with_previous(previous),
+                    format!("key file {}", key_path.display()),
+                    KeySource::KeyFile(key_path),
+                )
             }
         },
     };
+    let mut previous = Vec::new();
+    for key in &db.previous_keys {
+        previous.push(
+            SecretBox::from_hex(key.expose())
+                .with_context(|| format!("invalid {SECRET_KEY_PREVIOUS_ENV}"))?,
+        );
+    }
+    let secrets = secrets.with_previous(previous);
     // The key must open what is already sealed.
     if let Some(account) = accounts.first() {
         if secrets.open(&account.auth_token_sealed).is_err() {
@@ -134,8 +189,35 @@ pub async fn load_secret_box(db: &DbConfig, store: &dyn Store) -> anyhow::Result
             );
         }
     }
-    tracing::debug!(key_id = %secrets.key_id(), "server key loaded");
-    Ok(secrets)
+    let previous = secrets.previous_key_ids();
+    if previous.is_empty() {
+        tracing::debug!(key_id = %secrets.key_id(), "server key loaded");
+    } else {
+        tracing::info!(
+            key_id = %secrets.key_id(),
+            previous = %previous.join(","),
+            "server key loaded; earlier keys still open their secrets until `parley secret-key rotate` re-seals them"
+        );
+    }
+    Ok((secrets, key_source))
+}
+
+/// The earlier keys in `<key file>.previous` (none when the file is missing).
+pub fn read_previous_key_file(path: &Path) -> anyhow::Result<Vec<SecretBox>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read key file {}", path.display()))
+        }
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            SecretBox::from_hex(l).with_context(|| format!("invalid key file {}", path.display()))
+        })
+        .collect()
 }
 
 fn read_key_file(path: &Path) -> anyhow::Result<SecretBox> {

@@ -4,10 +4,12 @@
 //! (`src/main.rs`) only parses the command line; tests spawn an `Application` on port 0.
 
 pub mod admin;
+pub mod backup;
 pub mod change_log;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod keys;
 pub mod push;
 pub mod serve;
 pub mod telemetry;

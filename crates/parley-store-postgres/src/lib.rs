@@ -30,6 +30,7 @@ mod presence;
 mod push;
 mod role;
 mod rows;
+mod secret;
 mod service;
 mod signal;
 mod user;

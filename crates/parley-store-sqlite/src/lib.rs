@@ -44,7 +44,10 @@ use parley_core::paging::{Cursor, PageRequest};
 use parley_core::store::{Store, StoreError, StoreResult};
 use parley_core::ServiceSid;
 
+pub use backup::{backup_file, BackupSummary};
+
 mod account;
+mod backup;
 mod binding;
 mod channel;
 mod channel_webhook;
@@ -60,6 +63,7 @@ mod presence;
 mod push;
 mod role;
 mod rows;
+mod secret;
 mod service;
 mod user;
 mod webhook_call;

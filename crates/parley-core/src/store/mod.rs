@@ -14,6 +14,7 @@ mod presence;
 mod push;
 mod role;
 pub mod rows;
+mod secret;
 mod service;
 mod user;
 mod webhook_call;
@@ -29,6 +30,7 @@ pub use credential::{CredentialChange, CredentialStore};
 pub use presence::{PresenceKey, PresenceStore};
 pub use push::PushStore;
 pub use role::RoleStore;
+pub use secret::{SealedSecret, SecretKind, SecretStore};
 pub use service::ServiceStore;
 pub use user::UserStore;
 pub use webhook_call::WebhookStore;
@@ -103,6 +105,7 @@ pub trait Store:
     + PushStore
     + PresenceStore
     + WebhookStore
+    + SecretStore
     + Send
     + Sync
 {

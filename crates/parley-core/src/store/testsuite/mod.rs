@@ -44,6 +44,7 @@ mod paging;
 mod presence;
 mod push;
 mod roles;
+mod secrets;
 mod services;
 mod signals;
 mod tenancy;
@@ -61,6 +62,7 @@ pub use paging::*;
 pub use presence::*;
 pub use push::*;
 pub use roles::*;
+pub use secrets::*;
 pub use services::*;
 pub use signals::*;
 pub use tenancy::*;
@@ -101,6 +103,7 @@ macro_rules! store_conformance_tests {
             credentials_round_trip_with_sealed_secrets,
             concurrent_credential_updates_lose_nothing,
             deleting_a_credential_removes_its_bindings,
+            sealed_secrets_are_walked_in_order_and_replaced_only_if_unchanged,
             register_creates_then_re_register_refreshes_the_same_binding,
             an_address_moves_to_the_identity_that_registers_it_last,
             per_user_cap_evicts_the_least_recently_updated_binding,
