@@ -598,6 +598,13 @@ impl Config {
             ),
             ("database", self.db.database_url.to_string()),
             (
+                "data_dir",
+                self.db
+                    .data_dir
+                    .as_ref()
+                    .map_or("none".into(), |d| d.display().to_string()),
+            ),
+            (
                 "secret_key",
                 if self.db.secret_key.is_some() {
                     "set"
