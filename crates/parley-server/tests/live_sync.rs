@@ -839,6 +839,11 @@ async fn a_rest_message_reaches_a_subscribed_connection_live(b: Backend) {
     assert_eq!(ev["event"]["item_data"]["sid"], posted["sid"]);
 }
 
+/// How long a woken tail may take in these tests: far under the 60 s poll they run with, so
+/// only a wake-up delivers in time, with room for a loaded CI machine (the bench measures the
+/// real delay: cross-node p99 35 ms, bench/results/live-postgres-2nodes.md).
+const WAKE_WAIT: Duration = Duration::from_secs(3);
+
 /// Subscribe `c` to the messages list of `ch` (from now) and wait for `completed`.
 async fn subscribe_messages(env: &Env, c: &mut Conn, ch: &str) -> String {
     let list = env.get_ok(c, &format!("/v3/Lists/{ch}.messages")).await;
@@ -852,7 +857,7 @@ async fn subscribe_messages(env: &Env, c: &mut Conn, ch: &str) -> String {
 }
 
 /// Wake-ups, not polling, deliver a change: with the tail's full re-read every 60 s, a REST
-/// message still reaches a subscribed connection within a second (SQLite: the store signals
+/// message still reaches a subscribed connection at once (SQLite: the store signals
 /// its tail in process; PostgreSQL: the `events` trigger's NOTIFY).
 async fn a_change_wakes_the_tail_without_waiting_for_its_poll(b: Backend) {
     // Arrange
@@ -871,9 +876,9 @@ async fn a_change_wakes_the_tail_without_waiting_for_its_poll(b: Backend) {
         let posted = env.say(&ch, "alice", body).await;
 
         // Assert
-        let (ty, ev) = next(&mut alice, Duration::from_secs(1))
+        let (ty, ev) = next(&mut alice, WAKE_WAIT)
             .await
-            .unwrap_or_else(|| panic!("{body}: not delivered within 1 s of the post"));
+            .unwrap_or_else(|| panic!("{body}: not delivered within {WAKE_WAIT:?} of the post"));
         assert_eq!(ty, "com.twilio.rtd.cds.list");
         assert_eq!(ev["event"]["list_sid"], sid.as_str());
         assert_eq!(ev["event"]["item_index"], posted["index"]);
@@ -881,7 +886,7 @@ async fn a_change_wakes_the_tail_without_waiting_for_its_poll(b: Backend) {
 }
 
 /// Two nodes on one PostgreSQL database: a message posted through node A reaches bob's
-/// connection on node B within a second (wake-up by NOTIFY; B re-reads without one only every
+/// connection on node B at once (wake-up by NOTIFY; B re-reads without one only every
 /// 60 s), in order; typing by alice on A reaches bob on B and not alice; alice coming online
 /// on A reaches bob's subscription of her info map on B.
 async fn two_nodes_share_messages_and_typing(b: Backend) {
@@ -910,9 +915,9 @@ async fn two_nodes_share_messages_and_typing(b: Backend) {
     let mut indexes = Vec::new();
     for body in ["one", "two", "three"] {
         let posted = a.say(&ch, "alice", body).await;
-        let (_, ev) = next(&mut bob, Duration::from_secs(1))
+        let (_, ev) = next(&mut bob, WAKE_WAIT)
             .await
-            .unwrap_or_else(|| panic!("{body}: not on node B within 1 s"));
+            .unwrap_or_else(|| panic!("{body}: not on node B within {WAKE_WAIT:?}"));
         assert_eq!(ev["event"]["list_sid"], sid.as_str());
         assert_eq!(ev["event"]["item_data"]["text"], body);
         assert_eq!(ev["event"]["item_index"], posted["index"]);
@@ -964,7 +969,7 @@ async fn two_nodes_share_messages_and_typing(b: Backend) {
             .opened(&a.state.store, &alice_key(&a))
             .await
     );
-    let (_, ev) = next(&mut bob, Duration::from_secs(1))
+    let (_, ev) = next(&mut bob, WAKE_WAIT)
         .await
         .expect("alice's reachability reached node B");
     assert_eq!(ev["event"]["map_sid"], i_sid.as_str());
@@ -1306,18 +1311,21 @@ async fn a_replay_from_before_the_trimmed_log_is_interrupted_once(b: Backend) {
     assert_eq!(current["event"]["document_data"]["friendlyName"], "general");
     assert_eq!(done["event"]["replay_status"], "completed");
     assert_eq!(done["event"]["last_event_id"], last);
-    // The outcomes are counted (docs/live-clients.md, Metrics).
-    let metrics = prometheus::TextEncoder::new()
-        .encode_to_string(&env.state.metrics.registry().gather())
-        .unwrap();
-    assert!(
-        metrics.contains("parley_sync_replays_total{outcome=\"interrupted\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("parley_sync_replays_total{outcome=\"completed\"} 2"),
-        "{metrics}"
-    );
+    // The outcomes are counted (docs/live-clients.md, Metrics); a count follows the answer it
+    // counts, so wait a moment for the last one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = prometheus::TextEncoder::new()
+            .encode_to_string(&env.state.metrics.registry().gather())
+            .unwrap();
+        let counted = metrics.contains("parley_sync_replays_total{outcome=\"interrupted\"} 1")
+            && metrics.contains("parley_sync_replays_total{outcome=\"completed\"} 2");
+        if counted {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn leaving_a_private_channel_ends_its_subscriptions(b: Backend) {
