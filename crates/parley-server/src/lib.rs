@@ -8,6 +8,7 @@ pub mod change_log;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod import;
 pub mod push;
 pub mod serve;
 pub mod telemetry;
