@@ -2,7 +2,8 @@
 //! API v1, into the Parley account of the same SID, keeping every SID, date and message index.
 //!
 //! What is read, per service: the service (friendly name, dates, default roles and
-//! reachability from its Configuration), roles (permission names translated from
+//! reachability from its Configuration, push notification settings, webhook URLs, method and
+//! filters with event names translated to Chat's), roles (permission names translated from
 //! Conversations' to Chat's: `…Conversation…` → `…Channel…`, `…Participant…` → `…Member…`),
 //! users, conversations (as **private** channels: Conversations has no channel type; their
 //! creator is not returned, so `created_by` is `system`), participants with an identity (as
@@ -222,13 +223,25 @@ async fn import_service(
                     .find(|r| r.sid.as_str() == wanted)
                     .map(|r| r.sid.clone())
             };
-            let settings = ServiceSettings {
+            let mut settings = ServiceSettings {
                 reachability_enabled: config
                     .get("reachability_enabled")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
                 ..ServiceSettings::default()
             };
+            let notifications = api
+                .get_optional(&format!("/v1/Services/{sid}/Configuration/Notifications"))
+                .await?;
+            if let Some(n) = &notifications {
+                apply_notifications(&mut settings, n);
+            }
+            let webhooks = api
+                .get_optional(&format!("/v1/Services/{sid}/Configuration/Webhooks"))
+                .await?;
+            if let Some(w) = &webhooks {
+                apply_webhooks(&mut settings, w);
+            }
             let service = Service {
                 sid: sid.clone(),
                 account_sid: account.clone(),
@@ -549,6 +562,79 @@ fn role(account: &AccountSid, service: &ServiceSid, raw: &Value) -> anyhow::Resu
     })
 }
 
+/// The service's push notification settings (Conversations' `added_to_conversation` and
+/// `removed_from_conversation` are Chat's `added_to_channel` and `removed_from_channel`).
+fn apply_notifications(settings: &mut ServiceSettings, raw: &Value) {
+    let n = &mut settings.notifications;
+    if let Some(v) = raw.get("log_enabled").and_then(Value::as_bool) {
+        n.log_enabled = v;
+    }
+    for (field, target) in [
+        ("new_message", &mut n.new_message),
+        ("added_to_conversation", &mut n.added_to_channel),
+        ("removed_from_conversation", &mut n.removed_from_channel),
+    ] {
+        let Some(one) = raw.get(field).filter(|v| v.is_object()) else {
+            continue;
+        };
+        if let Some(v) = one.get("enabled").and_then(Value::as_bool) {
+            target.enabled = v;
+        }
+        target.template = str_field(one, "template");
+        target.sound = str_field(one, "sound");
+        if let Some(v) = one.get("badge_count_enabled").and_then(Value::as_bool) {
+            target.badge_count_enabled = Some(v);
+        }
+    }
+}
+
+/// The service's webhook URLs, method and filters (event names translated to Chat's; names
+/// with no Chat counterpart, such as `onDeliveryUpdated`, are dropped).
+fn apply_webhooks(settings: &mut ServiceSettings, raw: &Value) {
+    settings.pre_webhook_url = str_field(raw, "pre_webhook_url").filter(|u| !u.is_empty());
+    settings.post_webhook_url = str_field(raw, "post_webhook_url").filter(|u| !u.is_empty());
+    if let Some(m) = str_field(raw, "method") {
+        settings.webhook_method = Some(m.to_uppercase());
+    }
+    if let Some(filters) = raw.get("filters").and_then(Value::as_array) {
+        let mapped: Vec<String> = filters
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(chat_webhook_filter)
+            .map(str::to_owned)
+            .collect();
+        settings.webhook_filters = Some(mapped);
+    }
+}
+
+/// Conversations' webhook event name → Chat's, if Chat has one.
+pub fn chat_webhook_filter(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "onMessageAdd" => "onMessageSend",
+        "onMessageAdded" => "onMessageSent",
+        "onMessageUpdate" => "onMessageUpdate",
+        "onMessageUpdated" => "onMessageUpdated",
+        "onMessageRemove" => "onMessageRemove",
+        "onMessageRemoved" => "onMessageRemoved",
+        "onConversationAdd" => "onChannelAdd",
+        "onConversationAdded" => "onChannelAdded",
+        "onConversationUpdate" => "onChannelUpdate",
+        "onConversationUpdated" => "onChannelUpdated",
+        "onConversationRemove" => "onChannelDestroy",
+        "onConversationRemoved" => "onChannelDestroyed",
+        "onParticipantAdd" => "onMemberAdd",
+        "onParticipantAdded" => "onMemberAdded",
+        "onParticipantUpdate" => "onMemberUpdate",
+        "onParticipantUpdated" => "onMemberUpdated",
+        "onParticipantRemove" => "onMemberRemove",
+        "onParticipantRemoved" => "onMemberRemoved",
+        "onUserAdded" => "onUserAdded",
+        "onUserUpdate" => "onUserUpdate",
+        "onUserUpdated" => "onUserUpdated",
+        _ => return None,
+    })
+}
+
 /// Conversations' permission name → Chat's (`addParticipant` → `addMember`,
 /// `editConversationName` → `editChannelName`, …); names without either word stay.
 pub fn chat_permission(name: &str) -> String {
@@ -644,6 +730,12 @@ impl Twilio {
         self.fetch(&format!("{}{path}", self.base)).await
     }
 
+    /// [`Twilio::get`], with 404 as `None` (a resource an older account may not have).
+    async fn get_optional(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        self.fetch_inner(&format!("{}{path}", self.base), true)
+            .await
+    }
+
     /// One page: its items under `key` and the next page's URL.
     async fn page(&self, url: &str, key: &str) -> anyhow::Result<(Vec<Value>, Option<String>)> {
         let body = self.fetch(url).await?;
@@ -675,6 +767,12 @@ impl Twilio {
     /// GET with Basic auth; a 429 waits (`Retry-After` seconds, else 1, 2, 4 … up to 30 s) and
     /// tries again, up to [`MAX_TRIES`] times; any other failure names the URL and status.
     async fn fetch(&self, url: &str) -> anyhow::Result<Value> {
+        self.fetch_inner(url, false)
+            .await?
+            .ok_or_else(|| anyhow!("GET {url} answered HTTP 404"))
+    }
+
+    async fn fetch_inner(&self, url: &str, absent_ok: bool) -> anyhow::Result<Option<Value>> {
         let mut backoff = Duration::from_secs(1);
         for attempt in 1..=MAX_TRIES {
             let resp = self
@@ -699,6 +797,9 @@ impl Twilio {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
+            if absent_ok && status.as_u16() == 404 {
+                return Ok(None);
+            }
             let body = resp
                 .bytes()
                 .await
@@ -709,6 +810,7 @@ impl Twilio {
                 bail!("GET {url} answered HTTP {status}: {text}");
             }
             return serde_json::from_slice(&body)
+                .map(Some)
                 .with_context(|| format!("GET {url}: the answer is not JSON"));
         }
         bail!("GET {url} answered HTTP 429 {MAX_TRIES} times; try again later")
@@ -724,5 +826,15 @@ mod tests {
         assert_eq!(chat_permission("addParticipant"), "addMember");
         assert_eq!(chat_permission("editConversationName"), "editChannelName");
         assert_eq!(chat_permission("sendMessage"), "sendMessage");
+    }
+
+    #[test]
+    fn conversations_webhook_events_become_chat_events() {
+        assert_eq!(chat_webhook_filter("onMessageAdded"), Some("onMessageSent"));
+        assert_eq!(
+            chat_webhook_filter("onConversationRemove"),
+            Some("onChannelDestroy")
+        );
+        assert_eq!(chat_webhook_filter("onDeliveryUpdated"), None);
     }
 }

@@ -154,6 +154,20 @@ fn fixture() -> (Lists, BTreeMap<String, Value>) {
             "default_conversation_creator_role_sid": sid("RL", 3),
             "reachability_enabled": true}),
     );
+    single.insert(
+        format!("{base}/Configuration/Notifications"),
+        json!({"chat_service_sid": is, "log_enabled": true,
+            "new_message": {"enabled": true, "template": "${USER}: ${MESSAGE}", "sound": "ding",
+                "badge_count_enabled": true},
+            "added_to_conversation": {"enabled": true, "template": "added", "sound": null},
+            "removed_from_conversation": {"enabled": false}}),
+    );
+    single.insert(
+        format!("{base}/Configuration/Webhooks"),
+        json!({"chat_service_sid": is, "pre_webhook_url": null,
+            "post_webhook_url": "https://hooks.example.com/post", "method": "POST",
+            "filters": ["onMessageAdded", "onConversationRemoved", "onDeliveryUpdated"]}),
+    );
     let role = |n, kind, name, perms: &[&str]| {
         json!({"sid": sid("RL", n), "friendly_name": name, "type": kind, "permissions": perms,
             "date_created": date(2, n), "date_updated": date(2, n)})
@@ -325,6 +339,21 @@ fn assert_imported(seen: &Value) {
     assert_eq!(svc["default_service_role_sid"], sid("RL", 1));
     assert_eq!(svc["default_channel_creator_role_sid"], sid("RL", 3));
     assert_eq!(svc["reachability_enabled"], true);
+    let n = &svc["notifications"];
+    assert_eq!(n["log_enabled"], true);
+    assert_eq!(n["new_message"]["enabled"], true);
+    assert_eq!(n["new_message"]["template"], "${USER}: ${MESSAGE}");
+    assert_eq!(n["new_message"]["sound"], "ding");
+    assert_eq!(n["new_message"]["badge_count_enabled"], true);
+    assert_eq!(n["added_to_channel"]["enabled"], true);
+    assert_eq!(n["added_to_channel"]["template"], "added");
+    assert_eq!(svc["post_webhook_url"], "https://hooks.example.com/post");
+    assert_eq!(svc["pre_webhook_url"], Value::Null);
+    assert_eq!(svc["webhook_method"], "POST");
+    assert_eq!(
+        svc["webhook_filters"],
+        json!(["onMessageSent", "onChannelDestroyed"])
+    );
 
     let roles = &seen["roles"];
     assert_eq!(roles.as_array().unwrap().len(), 3, "{roles}");
@@ -426,9 +455,10 @@ fn import_scenario(db: &impl Db, interrupted_db: &impl Db, env: &[(&str, &str)])
     let _ = server.terminate();
     assert_imported(&seen);
 
-    // Act: interrupted mid-run (every request after the 14th fails), then run again
+    // Act: interrupted mid-run (every request after the 17th fails: inside the first
+    // conversation's messages), then run again
     fake.state.requests.store(0, Ordering::SeqCst);
-    fake.state.fail_after.store(14, Ordering::SeqCst);
+    fake.state.fail_after.store(17, Ordering::SeqCst);
     let cut = import(interrupted_db, &fake, env);
     fake.state.fail_after.store(u64::MAX, Ordering::SeqCst);
     let resumed = import(interrupted_db, &fake, env);
@@ -444,10 +474,12 @@ fn import_scenario(db: &impl Db, interrupted_db: &impl Db, env: &[(&str, &str)])
     assert!(err.contains("running the same command again"), "{err}");
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let summary = stdout(&resumed);
+    let (imported, present) = counts(&summary, "messages");
     assert!(
-        summary.contains(" already present") && !summary.contains("6 already present"),
-        "the resumed run did part of the work: {summary}"
+        imported > 0 && present > 0 && imported + present == 6,
+        "the cut run stopped amid the messages; the second one did the rest: {summary}"
     );
+    assert_eq!(counts(&summary, "services"), (0, 1), "{summary}");
     let token = printed_token(&cut);
     let server = Server::start(interrupted_db, env);
     let resumed_seen = read_back(&server, &token);
@@ -457,6 +489,19 @@ fn import_scenario(db: &impl Db, interrupted_db: &impl Db, env: &[(&str, &str)])
         resumed_seen, seen,
         "an interrupted then resumed import equals a full one"
     );
+}
+
+/// (imported, already present) of `kind` in a printed summary.
+fn counts(summary: &str, kind: &str) -> (u64, u64) {
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{kind} ")))
+        .unwrap_or_else(|| panic!("no {kind} line: {summary}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    (numbers[0], numbers[1])
 }
 
 #[test]
