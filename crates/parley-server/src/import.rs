@@ -8,8 +8,8 @@
 //! users, conversations (as **private** channels: Conversations has no channel type; their
 //! creator is not returned, so `created_by` is `system`), participants with an identity (as
 //! members; `last_read_message_index` becomes the consumption horizon; SMS/WhatsApp
-//! participants have no identity and are skipped) and messages (index, author, body,
-//! attributes, dates). Bindings are counted only: Twilio does not return device tokens, so
+//! participants have no identity and are skipped), messages (index, author, body,
+//! attributes, dates) and conversation-scoped webhooks (as channel webhooks). Bindings are counted only: Twilio does not return device tokens, so
 //! devices register again on their next start.
 //!
 //! Idempotent and resumable: every record is looked up by its SID first and skipped when it
@@ -23,6 +23,9 @@ use anyhow::{anyhow, bail, Context as _};
 use parley_core::channel::{
     Channel, ChannelRef, ChannelType, Member, MemberLimits, MemberRef, Message, NotificationLevel,
 };
+use parley_core::channel_webhook::{
+    ChannelWebhook, WebhookConfiguration, WebhookMethod, WebhookType,
+};
 use parley_core::crypto::SecretBox;
 use parley_core::event::Origin;
 use parley_core::role::{Role, RoleType};
@@ -30,7 +33,8 @@ use parley_core::service::{NewService, Service, ServiceSettings};
 use parley_core::store::{Conflict, Store, StoreError};
 use parley_core::user::{User, UserRef};
 use parley_core::{
-    AccountSid, ChannelSid, MemberSid, MessageSid, RoleSid, ServiceSid, Timestamp, UserSid,
+    AccountSid, ChannelSid, ChannelWebhookSid, MemberSid, MessageSid, RoleSid, ServiceSid,
+    Timestamp, UserSid,
 };
 use serde_json::Value;
 
@@ -86,7 +90,8 @@ pub struct Count {
 /// What an import did.
 #[derive(Clone, Debug, Default)]
 pub struct ImportSummary {
-    /// Counts by kind: `services`, `roles`, `users`, `channels`, `members`, `messages`.
+    /// Counts by kind: `services`, `roles`, `users`, `channels`, `members`, `messages`,
+    /// `webhooks` (channel webhooks).
     pub counts: BTreeMap<&'static str, Count>,
     /// Push bindings seen at Twilio (not importable).
     pub bindings: u64,
@@ -101,7 +106,7 @@ impl ImportSummary {
     pub fn render(&self) -> String {
         let mut out = String::from("Import summary:\n");
         for kind in [
-            "services", "roles", "users", "channels", "members", "messages",
+            "services", "roles", "users", "channels", "members", "messages", "webhooks",
         ] {
             let c = self.counts.get(kind).copied().unwrap_or_default();
             out.push_str(&format!(
@@ -408,6 +413,89 @@ async fn import_conversation(
             import_message(store, account, service, &sid, m, summary).await?;
         }
         next = more;
+    }
+
+    let mut next = Some(api.first_page(&format!("{base}/Webhooks")));
+    while let Some(url) = next {
+        let (items, more) = api.page(&url, "webhooks").await?;
+        for w in &items {
+            import_channel_webhook(store, account, service, &sid, w, summary).await?;
+        }
+        next = more;
+    }
+    Ok(())
+}
+
+async fn import_channel_webhook(
+    store: &dyn Store,
+    account: &AccountSid,
+    service: &ServiceSid,
+    channel: &ChannelSid,
+    raw: &Value,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    let sid: ChannelWebhookSid = sid_field(raw, "sid")?;
+    let r = ChannelRef::Sid(channel.clone());
+    match store
+        .fetch_channel_webhook(account, service, &r, &sid)
+        .await
+    {
+        Ok(_) => {
+            summary.add("webhooks", |c| c.existing += 1);
+            return Ok(());
+        }
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e).context(format!("cannot read channel webhook {sid}")),
+    }
+    let Some(kind) = raw
+        .get("target")
+        .and_then(Value::as_str)
+        .and_then(WebhookType::parse)
+    else {
+        summary.add("webhooks", |c| c.skipped += 1);
+        return Ok(());
+    };
+    let (created, updated) = dates(raw)?;
+    let empty = Value::Null;
+    let config = raw.get("configuration").unwrap_or(&empty);
+    let list = |field: &str| -> Option<Vec<String>> {
+        config.get(field).and_then(Value::as_array).map(|vs| {
+            vs.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+    };
+    let configuration = WebhookConfiguration {
+        url: str_field(config, "url"),
+        method: str_field(config, "method").and_then(|m| WebhookMethod::parse(&m.to_uppercase())),
+        filters: list("filters").map(|fs| {
+            fs.iter()
+                .filter_map(|f| chat_webhook_filter(f))
+                .map(str::to_owned)
+                .collect()
+        }),
+        triggers: list("triggers"),
+        flow_sid: opt_sid_field(config, "flow_sid")?,
+        retry_count: None,
+    };
+    let hook = ChannelWebhook {
+        sid: sid.clone(),
+        account_sid: account.clone(),
+        service_sid: service.clone(),
+        channel_sid: channel.clone(),
+        kind,
+        configuration,
+        date_created: created,
+        date_updated: updated,
+    };
+    match store.create_channel_webhook(&r, &hook).await {
+        Ok(_) => summary.add("webhooks", |c| c.imported += 1),
+        Err(StoreError::Conflict(Conflict::SidTaken)) => {
+            summary.add("webhooks", |c| c.existing += 1)
+        }
+        Err(StoreError::LimitExceeded(_)) => summary.add("webhooks", |c| c.skipped += 1),
+        Err(e) => return Err(e).context(format!("cannot create channel webhook {sid}")),
     }
     Ok(())
 }

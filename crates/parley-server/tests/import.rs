@@ -271,6 +271,18 @@ fn fixture() -> (Lists, BTreeMap<String, Value>) {
         ("messages", vec![msg(6, 0, "carol")]),
     );
     lists.insert(format!("{}/Messages", ch(3)), ("messages", vec![]));
+    lists.insert(
+        format!("{}/Webhooks", ch(1)),
+        (
+            "webhooks",
+            vec![json!({"sid": sid("WH", 1), "target": "webhook",
+                "configuration": {"url": "https://hooks.example.com/ch", "method": "post",
+                    "filters": ["onMessageAdded", "onDeliveryUpdated"]},
+                "date_created": date(12, 1), "date_updated": date(12, 2)})],
+        ),
+    );
+    lists.insert(format!("{}/Webhooks", ch(2)), ("webhooks", vec![]));
+    lists.insert(format!("{}/Webhooks", ch(3)), ("webhooks", vec![]));
     let binding = |n| json!({"sid": sid("BS", n), "identity": "alice", "binding_type": "apn"});
     lists.insert(
         format!("{base}/Bindings"),
@@ -319,6 +331,7 @@ fn read_back(server: &Server, token: &str) -> Value {
         "channels": get(&format!("{s}/Channels?Type=private&Type=public"))["channels"],
         "members1": get(&format!("{ch1}/Members"))["members"],
         "messages1": get(&format!("{ch1}/Messages?PageSize=50"))["messages"],
+        "webhooks1": get(&format!("{ch1}/Webhooks"))["webhooks"],
         "messages2": get(&format!("{s}/Channels/{}/Messages", sid("CH", 2)))["messages"],
     });
     // Resource URLs name the server's (random) port: compare without it.
@@ -412,6 +425,21 @@ fn assert_imported(seen: &Value) {
     assert_eq!(m1[3]["body"], "body 4");
     assert_eq!(m1[3]["date_created"], "2019-01-10T03:04:04Z");
     assert_eq!(seen["messages2"].as_array().unwrap().len(), 1);
+
+    let hooks = &seen["webhooks1"];
+    assert_eq!(hooks.as_array().unwrap().len(), 1, "{hooks}");
+    assert_eq!(hooks[0]["sid"], sid("WH", 1));
+    assert_eq!(hooks[0]["type"], "webhook");
+    assert_eq!(
+        hooks[0]["configuration"]["url"],
+        "https://hooks.example.com/ch"
+    );
+    assert_eq!(hooks[0]["configuration"]["method"], "POST");
+    assert_eq!(
+        hooks[0]["configuration"]["filters"],
+        json!(["onMessageSent"])
+    );
+    assert_eq!(hooks[0]["date_created"], "2019-01-12T03:04:01Z");
 }
 
 /// Import, import again, then check through the REST API; and a run cut short by failures,
@@ -443,7 +471,9 @@ fn import_scenario(db: &impl Db, interrupted_db: &impl Db, env: &[(&str, &str)])
         "{summary1}"
     );
     assert!(summary1.contains("bindings  3 at Twilio, not importable"));
+    assert_eq!(counts(&summary1, "webhooks"), (1, 0), "{summary1}");
     let summary2 = stdout(&second);
+    assert_eq!(counts(&summary2, "webhooks"), (0, 1), "{summary2}");
     assert!(
         summary2.contains("messages  0 imported, 6 already present"),
         "{summary2}"
