@@ -95,6 +95,9 @@ pub struct ImportSummary {
     pub counts: BTreeMap<&'static str, Count>,
     /// Push bindings seen at Twilio (not importable).
     pub bindings: u64,
+    /// Push credentials at Twilio, as (SID, friendly name, type): listed, not imported (Twilio
+    /// never returns their secrets).
+    pub credentials: Vec<(String, String, String)>,
 }
 
 impl ImportSummary {
@@ -124,6 +127,14 @@ impl ImportSummary {
              devices register again on their next start\n",
             self.bindings
         ));
+        out.push_str(&format!(
+            "  credentials {} at Twilio, not imported (Twilio does not return their secrets): \
+             create them again with `POST /v2/Credentials`\n",
+            self.credentials.len()
+        ));
+        for (sid, name, kind) in &self.credentials {
+            out.push_str(&format!("    {sid}  {kind:<4} {name}\n"));
+        }
         out
     }
 }
@@ -168,6 +179,13 @@ pub async fn import_twilio(
             progress,
         )
         .await?;
+    }
+    for c in api.list_all("/v1/Credentials", "credentials").await? {
+        summary.credentials.push((
+            str_field(&c, "sid").unwrap_or_default(),
+            str_field(&c, "friendly_name").unwrap_or_default(),
+            str_field(&c, "type").unwrap_or_default(),
+        ));
     }
     Ok(summary)
 }

@@ -146,6 +146,16 @@ fn fixture() -> (Lists, BTreeMap<String, Value>) {
         "date_created": date(2, 5), "date_updated": date(3, 6)});
     single.insert(base.clone(), service.clone());
     lists.insert("/v1/Services".into(), ("services", vec![service]));
+    lists.insert(
+        "/v1/Credentials".into(),
+        (
+            "credentials",
+            vec![
+                json!({"sid": sid("CR", 1), "friendly_name": "ios prod", "type": "apn"}),
+                json!({"sid": sid("CR", 2), "friendly_name": "android", "type": "fcm"}),
+            ],
+        ),
+    );
     single.insert(
         format!("{base}/Configuration"),
         json!({"chat_service_sid": is,
@@ -472,6 +482,11 @@ fn import_scenario(db: &impl Db, interrupted_db: &impl Db, env: &[(&str, &str)])
     );
     assert!(summary1.contains("bindings  3 at Twilio, not importable"));
     assert_eq!(counts(&summary1, "webhooks"), (1, 0), "{summary1}");
+    assert!(
+        summary1.contains("credentials 2 at Twilio, not imported")
+            && summary1.contains(&format!("{}  fcm  android", sid("CR", 2))),
+        "{summary1}"
+    );
     let summary2 = stdout(&second);
     assert_eq!(counts(&summary2, "webhooks"), (0, 1), "{summary2}");
     assert!(
