@@ -611,3 +611,53 @@ fn postgres_import_keeps_sids_dates_and_indexes_and_resumes() {
     let key = "ab".repeat(32);
     import_scenario(&db, &other, &[("PARLEY_SECRET_KEY", key.as_str())]);
 }
+
+#[test]
+fn import_errors_name_the_url_and_status_and_one_service_can_be_chosen() {
+    // Arrange
+    let fake = FakeTwilio::start();
+    let db = TempDir::new();
+    let run = |extra: &[&str], token: &str| {
+        let mut args = vec![
+            "import",
+            "twilio",
+            "--account-sid",
+            ACCOUNT,
+            "--auth-token",
+            token,
+            "--twilio-base-url",
+        ];
+        let url = fake.url();
+        args.push(&url);
+        args.extend_from_slice(extra);
+        parley(&db, &args)
+    };
+    let unknown = sid("IS", 9);
+    let known = sid("IS", 1);
+
+    // Act
+    let bad_token = run(&[], "wrong-token");
+    let missing = run(&["--service", &unknown], TWILIO_TOKEN);
+    let one = run(&["--service", &known], TWILIO_TOKEN);
+
+    // Assert
+    assert!(!bad_token.status.success());
+    let err = stderr(&bad_token);
+    assert!(
+        err.contains("answered HTTP 401") && err.contains("/v1/Services"),
+        "{err}"
+    );
+    assert!(!missing.status.success());
+    let err = stderr(&missing);
+    assert!(
+        err.contains(&format!("/v1/Services/{unknown} answered HTTP 404")),
+        "{err}"
+    );
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(
+        counts(&stdout(&one), "messages"),
+        (6, 0),
+        "{}",
+        stdout(&one)
+    );
+}
