@@ -620,10 +620,22 @@ async fn import_twilio(args: ImportTwilioArgs) -> anyhow::Result<()> {
         service: args.service,
         base_url: args.twilio_base_url,
     };
-    let mut progress = |line: &str| {
-        let _ = writeln!(std::io::stderr(), "import: {line}");
+    // A spinner with the latest step on a terminal; plain lines otherwise (logs, pipes).
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let mut progress = |line: &str| match &bar {
+        Some(bar) => bar.set_message(format!("import: {line}")),
+        None => {
+            let _ = writeln!(std::io::stderr(), "import: {line}");
+        }
     };
     let summary = crate::import::import_twilio(store.as_ref(), &opts, &mut progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
     match summary {
         Ok(summary) => {
             print_or_warn(&summary.render());
