@@ -58,6 +58,9 @@ pub enum Command {
     /// Manage the server key that seals secrets at rest.
     #[command(subcommand, name = "secret-key")]
     SecretKey(SecretKeyCommand),
+    /// Import data from another system into Parley.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 /// `parley backup`.
@@ -95,6 +98,35 @@ pub enum SecretKeyCommand {
         #[arg(long)]
         stage: bool,
     },
+
+/// `parley import …`.
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// Copy a Twilio account's chat data (Conversations API v1: services, roles, users,
+    /// conversations as private channels, participants as members, messages) into the Parley
+    /// account of the same SID, created if missing. SIDs, dates and message indexes are kept;
+    /// running it again (also after an interruption) adds only what is missing.
+    Twilio(ImportTwilioArgs),
+}
+
+/// `parley import twilio`.
+#[derive(Args)]
+pub struct ImportTwilioArgs {
+    /// Database and config file.
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The Twilio account to read (also the Parley account written to).
+    #[arg(long, value_name = "AC…")]
+    pub account_sid: AccountSid,
+    /// The Twilio account's auth token.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: String,
+    /// Import only this service [default: every service].
+    #[arg(long, value_name = "IS…")]
+    pub service: Option<parley_core::ServiceSid>,
+    /// Base URL of the Conversations API.
+    #[arg(long, value_name = "URL", default_value = crate::import::DEFAULT_BASE_URL)]
+    pub twilio_base_url: String,
 }
 
 /// `parley token`.
@@ -479,6 +511,7 @@ impl Cli {
             Command::Token(args) => token(args).await,
             Command::Backup(args) => backup(args).await,
             Command::SecretKey(cmd) => secret_key(cmd).await,
+            Command::Import(ImportCommand::Twilio(args)) => import_twilio(args).await,
         }
     }
 }
@@ -735,6 +768,51 @@ fn report_rotation(r: &crate::keys::Rotation) {
             "Set {SECRET_KEY_ENV} to the new key on every node, remove \
              {SECRET_KEY_PREVIOUS_ENV}, and restart them."
         ),
+async fn import_twilio(args: ImportTwilioArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let (store, secrets) = crate::db::open(&args.db.db_config()?).await?;
+    if let Some(created) =
+        crate::import::ensure_account(store.as_ref(), &secrets, &args.account_sid).await?
+    {
+        let rule = "================================================================";
+        print_or_warn(&format!(
+            "{rule}\nParley created the account {} for this import. Save its auth token now:\n\
+             it is shown only once (it is not the Twilio auth token).\n\n  Account SID: {}\n  \
+             Auth Token:  {}\n{rule}\n",
+            created.sid, created.sid, created.auth_token
+        ));
+    }
+    let opts = crate::import::ImportOptions {
+        account_sid: args.account_sid,
+        auth_token: args.auth_token,
+        service: args.service,
+        base_url: args.twilio_base_url,
+    };
+    // A spinner with the latest step on a terminal; plain lines otherwise (logs, pipes).
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let mut progress = |line: &str| match &bar {
+        Some(bar) => bar.set_message(format!("import: {line}")),
+        None => {
+            let _ = writeln!(std::io::stderr(), "import: {line}");
+        }
+    };
+    let summary = crate::import::import_twilio(store.as_ref(), &opts, &mut progress).await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match summary {
+        Ok(summary) => {
+            print_or_warn(&summary.render());
+            Ok(())
+        }
+        Err(e) => Err(e.context(
+            "the import stopped; what was imported is kept, and running the same command again \
+             continues where it stopped",
+        )),
     }
 }
 

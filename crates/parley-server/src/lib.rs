@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod keys;
+pub mod import;
 pub mod push;
 pub mod serve;
 pub mod telemetry;

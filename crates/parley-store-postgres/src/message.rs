@@ -113,6 +113,70 @@ impl MessageStore for PgStore {
         Ok(posted)
     }
 
+    #[tracing::instrument(skip_all, fields(service.sid = %message.service_sid, message.sid = %message.sid))]
+    async fn import_message(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+        origin: &Origin,
+    ) -> StoreResult<Message> {
+        let (column, value) = channel_key(channel);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // In `set`, columns are their old values; the insert below fails (and rolls this back)
+        // when the SID or the index is taken.
+        let sql = format!(
+            "update channels
+             set next_message_index = greatest(next_message_index, $5 + 1),
+                 messages_count = messages_count + 1,
+                 last_message_sid = case when last_message_index is null
+                     or last_message_index < $5 then $4 else last_message_sid end,
+                 last_message_index = case when last_message_index is null
+                     or last_message_index < $5 then $5 else last_message_index end
+             where account_sid = $1 and service_sid = $2 and {column} = $3
+             returning *"
+        );
+        let Pg(ch): Pg<ChannelRow> = sqlx::query_as(&sql)
+            .bind(message.account_sid.as_str())
+            .bind(message.service_sid.as_str())
+            .bind(value)
+            .bind(message.sid.as_str())
+            .bind(message.index)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        let Pg(row): Pg<MessageRow> = sqlx::query_as(
+            "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
+                                   body, attributes, last_updated_by, was_edited, date_created,
+                                   date_updated)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             returning *",
+        )
+        .bind(message.sid.as_str())
+        .bind(message.account_sid.as_str())
+        .bind(message.service_sid.as_str())
+        .bind(ch.sid.as_str())
+        .bind(message.index)
+        .bind(&message.from)
+        .bind(message.body.as_deref())
+        .bind(message.attributes.as_deref())
+        .bind(message.last_updated_by.as_deref())
+        .bind(message.was_edited)
+        .bind(message.date_created.unix_micros())
+        .bind(message.date_updated.unix_micros())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let posted: Message = row.try_into()?;
+        let state = Resource::Message(posted.clone());
+        append(
+            &mut tx,
+            &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now()).in_channel(&ch),
+        )
+        .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(posted)
+    }
+
     #[tracing::instrument(skip_all, fields(service.sid = %service, message.sid = %sid))]
     async fn fetch_message(
         &self,

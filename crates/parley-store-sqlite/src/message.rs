@@ -113,6 +113,68 @@ impl MessageStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(skip_all, fields(service.sid = %message.service_sid, message.sid = %message.sid))]
+    async fn import_message(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+        origin: &Origin,
+    ) -> StoreResult<Message> {
+        let (column, value) = channel_key(channel);
+        // Right-hand sides read the old row; the message insert below fails (and rolls this
+        // back) when the SID or the index is taken.
+        let sql = format!(
+            "update channels set next_message_index = max(next_message_index, ?1 + 1),
+                                 messages_count = messages_count + 1,
+                                 last_message_sid = case when last_message_index is null
+                                     or last_message_index < ?1 then ?2 else last_message_sid end,
+                                 last_message_index = case when last_message_index is null
+                                     or last_message_index < ?1 then ?1 else last_message_index end
+             where account_sid = ?3 and service_sid = ?4 and {column} = ?5
+             returning *"
+        );
+        self.write(|c| {
+            let chan: ChannelRow = q(sql)
+                .bind(message.index)
+                .bind(message.sid.as_str())
+                .bind(message.account_sid.as_str())
+                .bind(message.service_sid.as_str())
+                .bind(value)
+                .one(c)
+                .map_err(lite_err)?;
+            let row: MessageRow = q(
+                "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
+                                           msg_from, body, attributes, last_updated_by, was_edited,
+                                           date_created, date_updated)
+                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     returning *",
+            )
+            .bind(message.sid.as_str())
+            .bind(&chan.account_sid)
+            .bind(&chan.service_sid)
+            .bind(&chan.sid)
+            .bind(message.index)
+            .bind(&message.from)
+            .bind(message.body.as_deref())
+            .bind(message.attributes.as_deref())
+            .bind(message.last_updated_by.as_deref())
+            .bind(message.was_edited)
+            .bind(message.date_created.unix_micros())
+            .bind(message.date_updated.unix_micros())
+            .one(c)
+            .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
+            let posted: Message = row.try_into()?;
+            let state = Resource::Message(posted.clone());
+            event::append(
+                c,
+                &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now())
+                    .in_channel(&chan),
+            )?;
+            Ok(posted)
+        })
+        .await
+    }
+
     async fn fetch_message(
         &self,
         account: &AccountSid,

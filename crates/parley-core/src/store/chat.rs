@@ -160,6 +160,18 @@ pub trait MessageStore: Send + Sync {
         message: &Message,
         origin: &Origin,
     ) -> StoreResult<Message>;
+    /// Insert `message` with its own `index` (an import keeping another system's indexes; the
+    /// channel is resolved as in `create_message`, `message.channel_sid` is ignored):
+    /// `next_message_index` becomes at least `index + 1`, `messages_count` goes up, the channel's
+    /// last message moves only when `index` is past it; `was_edited` is kept. Appends
+    /// `new_message`. `Conflict::SidTaken` when the SID, or another message with this index,
+    /// exists in the channel (nothing changes).
+    async fn import_message(
+        &self,
+        channel: &ChannelRef,
+        message: &Message,
+        origin: &Origin,
+    ) -> StoreResult<Message>;
     /// Fetch one message of the channel.
     async fn fetch_message(
         &self,

@@ -2134,3 +2134,96 @@ pub async fn another_accounts_chat_rows_are_not_found(store: DynStore) {
     );
     assert_eq!(events_of(&store, &svc).await, events_before);
 }
+
+/// `import_message` keeps the given index, SID and dates, moves the channel's counters past it
+/// (later posts continue after the highest index), and refuses a taken SID or index without
+/// changing anything.
+pub async fn imported_messages_keep_their_index_and_later_posts_continue(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let ch = channel(&store, &svc, "imported").await;
+    let r = sid_ref(&ch);
+    let mut m5 = message_value(&ch, "alice", "five");
+    m5.index = 5;
+    m5.was_edited = true;
+    m5.date_created = at(100);
+    m5.date_updated = at(200);
+    let mut m2 = message_value(&ch, "bob", "two");
+    m2.index = 2;
+    m2.date_created = at(50);
+    m2.date_updated = at(50);
+
+    // Act
+    let stored5 = store
+        .import_message(&r, &m5, &Origin::rest())
+        .await
+        .expect("import 5");
+    let stored2 = store
+        .import_message(&r, &m2, &Origin::rest())
+        .await
+        .expect("import 2");
+
+    // Assert: stored as given
+    assert_eq!((stored5.index, stored2.index), (5, 2));
+    assert_eq!(stored5.sid, m5.sid);
+    assert!(stored5.was_edited);
+    assert_eq!(
+        (stored5.date_created, stored5.date_updated),
+        (at(100), at(200))
+    );
+    let fetched = store
+        .fetch_message(&account, &svc.sid, &r, &m2.sid)
+        .await
+        .expect("fetch 2");
+    assert_eq!(fetched, stored2);
+    let after = refetch(&store, &ch).await;
+    assert_eq!(after.messages_count, 2);
+    assert_eq!(
+        after.last_message_index,
+        Some(5),
+        "the older import must not move it back"
+    );
+    assert_eq!(after.last_message_sid.as_ref(), Some(&m5.sid));
+
+    // Act + Assert: a taken SID and a taken index conflict and change nothing
+    let mut same_sid = m2.clone();
+    same_sid.index = 9;
+    assert_conflict(
+        store.import_message(&r, &same_sid, &Origin::rest()).await,
+        Conflict::SidTaken,
+        "import of a taken SID",
+    );
+    let mut same_index = message_value(&ch, "carol", "again");
+    same_index.index = 5;
+    assert_conflict(
+        store.import_message(&r, &same_index, &Origin::rest()).await,
+        Conflict::SidTaken,
+        "import of a taken index",
+    );
+    let unchanged = refetch(&store, &ch).await;
+    assert_eq!(unchanged.messages_count, 2);
+    assert_eq!(unchanged.last_message_index, Some(5));
+
+    // Act + Assert: a normal post continues after the highest imported index
+    let next = post(&store, &ch, "six").await;
+    assert_eq!(next.index, 6);
+    let all = store
+        .list_messages(
+            &account,
+            &svc.sid,
+            &r,
+            MessageOrder::Asc,
+            &PageRequest::first(50),
+        )
+        .await
+        .expect("list");
+    assert_eq!(indexes(&all), vec![2, 5, 6]);
+    let kinds: Vec<EventKind> = events_of(&store, &svc)
+        .await
+        .iter()
+        .map(|e| e.kind)
+        .filter(|k| *k == EventKind::NewMessage)
+        .collect();
+    assert_eq!(kinds.len(), 3, "one new_message event per stored message");
+}

@@ -132,6 +132,7 @@ macro_rules! store_conformance_tests {
             concurrent_messages_get_distinct_gapless_indexes,
             message_list_pages_in_both_orders_and_directions,
             message_update_marks_edits_and_delete_keeps_counts_exact,
+            imported_messages_keep_their_index_and_later_posts_continue,
             invites_conflict_list_and_delete,
             user_channels_mix_joined_and_invited_with_paging,
             deleting_a_service_removes_its_channels_and_events,
