@@ -98,6 +98,7 @@ pub enum SecretKeyCommand {
         #[arg(long)]
         stage: bool,
     },
+}
 
 /// `parley import …`.
 #[derive(Subcommand)]
@@ -768,6 +769,9 @@ fn report_rotation(r: &crate::keys::Rotation) {
             "Set {SECRET_KEY_ENV} to the new key on every node, remove \
              {SECRET_KEY_PREVIOUS_ENV}, and restart them."
         ),
+    }
+}
+
 async fn import_twilio(args: ImportTwilioArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     let (store, secrets) = crate::db::open(&args.db.db_config()?).await?;
