@@ -144,6 +144,9 @@ pub struct Origin {
     /// Whether webhooks fire for this change: always for clients; over REST only with
     /// `X-Twilio-Webhook-Enabled: true` (webhooks.md §7).
     pub webhooks: bool,
+    /// Whether the push kinds of this change queue push notifications (false only for data
+    /// copied in by `parley import`: history is not news to anyone's devices).
+    pub push: bool,
 }
 
 impl Origin {
@@ -153,6 +156,15 @@ impl Origin {
             source: Source::Api,
             identity: None,
             webhooks,
+            push: true,
+        }
+    }
+    /// Data copied in by an import: recorded like a REST change without webhooks, and queuing
+    /// no push notification.
+    pub fn import() -> Self {
+        Self {
+            push: false,
+            ..Self::api(false)
         }
     }
     /// A REST change without the webhook header (what tests and internal callers use).
@@ -165,6 +177,7 @@ impl Origin {
             source: Source::Sdk,
             identity: Some(identity.into()),
             webhooks: true,
+            push: true,
         }
     }
 }

@@ -190,9 +190,9 @@ pub async fn import_twilio(
     Ok(summary)
 }
 
-/// Webhooks off: an import fires nothing.
+/// An import fires nothing: no webhooks, no push notifications (`Origin::import`).
 fn origin() -> Origin {
-    Origin::api(false)
+    Origin::import()
 }
 
 fn no_limits() -> MemberLimits {

@@ -58,7 +58,7 @@ pub(crate) async fn append(conn: &mut PgConnection, event: &NewEvent<'_>) -> Sto
     .bind(event.state_json()?)
     .bind(event.changed_json()?)
     .bind(event.now.unix_micros())
-    .bind(event.kind.is_push())
+    .bind(event.kind.is_push() && event.origin.push)
     .bind(event.channel_webhooks_json()?)
     .bind(event.channel_identities_json()?)
     .execute(conn)

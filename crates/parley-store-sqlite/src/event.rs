@@ -75,6 +75,14 @@ pub(crate) fn append(c: &rusqlite::Connection, event: &NewEvent<'_>) -> StoreRes
         .bind(event.channel_identities_json()?)
         .execute(c)
         .map_err(lite_err)?;
+    if event.kind.is_push() && !event.origin.push {
+        // The `events_to_push_outbox` trigger queued it; an import queues no push. (After the
+        // statement, `last_insert_rowid` is the event's id again, not the trigger's insert.)
+        q("delete from push_outbox where event_id = ?")
+            .bind(c.last_insert_rowid())
+            .execute(c)
+            .map_err(lite_err)?;
+    }
     Ok(())
 }
 

@@ -166,6 +166,7 @@ macro_rules! store_conformance_tests {
             a_dead_token_keeps_a_binding_that_reregistered_with_a_new_address,
             a_settle_batch_does_what_settling_one_by_one_does,
             queue_depth_counts_waiting_entries_and_deliveries,
+            imported_changes_queue_no_push,
             badge_counts_unread_two_member_channels,
             the_push_log_pages_by_date_then_append_order_within_its_service,
             a_push_log_cursor_that_is_not_a_seq_is_refused,

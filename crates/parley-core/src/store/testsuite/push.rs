@@ -1053,6 +1053,73 @@ pub async fn queue_depth_counts_waiting_entries_and_deliveries(store: DynStore) 
     let _ = other;
 }
 
+/// What `parley import` writes (`Origin::import`) queues no push: a member added and a message
+/// imported leave the outbox empty, while the same changes made over REST queue theirs.
+pub async fn imported_changes_queue_no_push(store: DynStore) {
+    // Arrange
+    let account = account(&store).await;
+    let svc = service(&store, &account).await;
+    let ch = channel(&store, &svc, "imported").await;
+    let alice = user(&store, &svc, "alice").await;
+    let bob = user(&store, &svc, "bob").await;
+    let r = ChannelRef::Sid(ch.sid.clone());
+
+    // Act: imported
+    store
+        .create_member(
+            &member_value(&ch, &alice, at(10)),
+            &NO_LIMITS,
+            None,
+            &Origin::import(),
+        )
+        .await
+        .expect("import member");
+    let mut old = message_value(&ch, "alice", "from the past");
+    old.index = 7;
+    store
+        .import_message(&r, &old, &Origin::import())
+        .await
+        .expect("import message");
+    let after_import = depth(&store).await;
+    // ... and the same over REST.
+    store
+        .create_member(
+            &member_value(&ch, &bob, at(20)),
+            &NO_LIMITS,
+            None,
+            &Origin::rest(),
+        )
+        .await
+        .expect("join");
+    store
+        .create_message(&r, &message_value(&ch, "bob", "news"), &Origin::rest())
+        .await
+        .expect("post");
+
+    // Assert
+    assert_eq!(after_import, (0, 0), "an import queued pushes");
+    assert_eq!(
+        depth(&store).await,
+        (2, 0),
+        "the REST join and post queue theirs"
+    );
+    let kinds: Vec<EventKind> = store
+        .list_events(&svc.sid, 0, 100)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::NewMessage)
+            .count(),
+        2,
+        "the import is in the change log all the same: {kinds:?}"
+    );
+}
+
 // ---- badge --------------------------------------------------------------------------------------
 
 /// The badge counts the identity's two-member channels with messages past its read horizon
