@@ -210,15 +210,17 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .with_label_values(&[&route, &method, res.status().as_str()])
         .inc();
     if state.config.request_log {
-        tracing::info!(
-            target: "parley::request",
-            method = %method,
-            route = %route,
-            status = res.status().as_u16(),
-            latency_ms = (start.elapsed().as_secs_f64() * 1e5).round() / 100.0,
-            account = %account.as_deref().unwrap_or("-"),
-            "request"
-        );
+        let latency_ms = (start.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+        let account = account.as_deref().unwrap_or("-");
+        let status = res.status().as_u16();
+        // Probes (load balancers poll these every few seconds) only at debug level.
+        if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+            tracing::debug!(target: "parley::request", method = %method, route = %route,
+                status, latency_ms, account = %account, "request");
+        } else {
+            tracing::info!(target: "parley::request", method = %method, route = %route,
+                status, latency_ms, account = %account, "request");
+        }
     }
     res
 }

@@ -82,6 +82,7 @@ fn requests_are_logged_the_settings_are_readable_and_metrics_move_to_their_own_a
         &[],
     );
     let main_metrics = server.get("/metrics");
+    let health = server.get("/healthz");
     let metrics = get(&metrics_addr, "/metrics");
 
     // Assert: one line per request, with the route template and the account, never a secret.
@@ -119,6 +120,12 @@ fn requests_are_logged_the_settings_are_readable_and_metrics_move_to_their_own_a
     assert!(!log.contains(TOKEN), "the auth token was logged");
     assert!(!log.contains("wrong-password"), "a password was logged");
     assert!(!log.contains(&key), "the server key was logged");
+    // Probes are not logged at info.
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        !log.lines().any(|l| l.contains("route=/healthz")),
+        "a probe was logged at info"
+    );
     // /metrics: on its own address, not on the main one.
     assert!(main_metrics.starts_with("HTTP/1.1 404"), "{main_metrics}");
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
