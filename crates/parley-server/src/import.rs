@@ -30,7 +30,7 @@ use parley_core::crypto::SecretBox;
 use parley_core::event::Origin;
 use parley_core::role::{Role, RoleType};
 use parley_core::service::{NewService, Service, ServiceSettings};
-use parley_core::store::{Conflict, Store, StoreError};
+use parley_core::store::{Conflict, Store, StoreError, StoreResult};
 use parley_core::user::{User, UserRef};
 use parley_core::{
     AccountSid, ChannelSid, ChannelWebhookSid, MemberSid, MessageSid, RoleSid, ServiceSid,
@@ -291,23 +291,23 @@ async fn import_service(
     progress(&format!("service {sid}: {} role(s)", roles.len()));
 
     // Users.
-    let mut next = Some(api.first_page(&format!("/v1/Services/{sid}/Users")));
+    let mut pages = api.pages(&format!("/v1/Services/{sid}/Users"), "users");
     let mut users = 0u64;
-    while let Some(url) = next {
-        let (items, more) = api.page(&url, "users").await?;
+    while let Some(items) = pages.next().await? {
         for u in &items {
             import_user(store, account, &sid, u, summary).await?;
         }
         users += items.len() as u64;
         progress(&format!("service {sid}: {users} user(s)"));
-        next = more;
     }
 
     // Conversations, each with its participants and messages.
-    let mut next = Some(api.first_page(&format!("/v1/Services/{sid}/Conversations")));
+    let mut pages = api.pages(
+        &format!("/v1/Services/{sid}/Conversations"),
+        "conversations",
+    );
     let mut done = 0u64;
-    while let Some(url) = next {
-        let (items, more) = api.page(&url, "conversations").await?;
+    while let Some(items) = pages.next().await? {
         for conv in &items {
             import_conversation(store, api, account, &sid, conv, summary).await?;
             done += 1;
@@ -316,17 +316,32 @@ async fn import_service(
                 str_field(conv, "sid").unwrap_or_default()
             ));
         }
-        next = more;
     }
 
     // Bindings: counted, not importable.
-    let mut next = Some(api.first_page(&format!("/v1/Services/{sid}/Bindings")));
-    while let Some(url) = next {
-        let (items, more) = api.page(&url, "bindings").await?;
+    let mut pages = api.pages(&format!("/v1/Services/{sid}/Bindings"), "bindings");
+    while let Some(items) = pages.next().await? {
         summary.bindings += items.len() as u64;
-        next = more;
     }
     Ok(())
+}
+
+/// Whether a record the import reads back (`found`) is already there — then it counts as
+/// existing and is skipped; a read error names `what`.
+fn already_there<T>(
+    found: StoreResult<T>,
+    summary: &mut ImportSummary,
+    kind: &'static str,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<bool> {
+    match found {
+        Ok(_) => {
+            summary.add(kind, |c| c.existing += 1);
+            Ok(true)
+        }
+        Err(StoreError::NotFound) => Ok(false),
+        Err(e) => Err(e).context(format!("cannot read {}", what())),
+    }
 }
 
 async fn import_user(
@@ -337,16 +352,15 @@ async fn import_user(
     summary: &mut ImportSummary,
 ) -> anyhow::Result<()> {
     let sid: UserSid = sid_field(raw, "sid")?;
-    match store
-        .fetch_user(account, service, &UserRef::Sid(sid.clone()))
-        .await
-    {
-        Ok(_) => {
-            summary.add("users", |c| c.existing += 1);
-            return Ok(());
-        }
-        Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e).context(format!("cannot read user {sid}")),
+    if already_there(
+        store
+            .fetch_user(account, service, &UserRef::Sid(sid.clone()))
+            .await,
+        summary,
+        "users",
+        || format!("user {sid}"),
+    )? {
+        return Ok(());
     }
     let (created, updated) = dates(raw)?;
     let identity =
@@ -415,31 +429,25 @@ async fn import_conversation(
     }
 
     let base = format!("/v1/Services/{service}/Conversations/{sid}");
-    let mut next = Some(api.first_page(&format!("{base}/Participants")));
-    while let Some(url) = next {
-        let (items, more) = api.page(&url, "participants").await?;
+    let mut pages = api.pages(&format!("{base}/Participants"), "participants");
+    while let Some(items) = pages.next().await? {
         for p in &items {
             import_participant(store, account, service, &sid, p, summary).await?;
         }
-        next = more;
     }
 
-    let mut next = Some(api.first_page(&format!("{base}/Messages")));
-    while let Some(url) = next {
-        let (items, more) = api.page(&url, "messages").await?;
+    let mut pages = api.pages(&format!("{base}/Messages"), "messages");
+    while let Some(items) = pages.next().await? {
         for m in &items {
             import_message(store, account, service, &sid, m, summary).await?;
         }
-        next = more;
     }
 
-    let mut next = Some(api.first_page(&format!("{base}/Webhooks")));
-    while let Some(url) = next {
-        let (items, more) = api.page(&url, "webhooks").await?;
+    let mut pages = api.pages(&format!("{base}/Webhooks"), "webhooks");
+    while let Some(items) = pages.next().await? {
         for w in &items {
             import_channel_webhook(store, account, service, &sid, w, summary).await?;
         }
-        next = more;
     }
     Ok(())
 }
@@ -532,16 +540,15 @@ async fn import_participant(
         return Ok(());
     };
     let r = ChannelRef::Sid(channel.clone());
-    match store
-        .fetch_member(account, service, &r, &MemberRef::Sid(sid.clone()))
-        .await
-    {
-        Ok(_) => {
-            summary.add("members", |c| c.existing += 1);
-            return Ok(());
-        }
-        Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e).context(format!("cannot read member {sid}")),
+    if already_there(
+        store
+            .fetch_member(account, service, &r, &MemberRef::Sid(sid.clone()))
+            .await,
+        summary,
+        "members",
+        || format!("member {sid}"),
+    )? {
+        return Ok(());
     }
     let (created, updated) = dates(raw)?;
     // Twilio makes a user for every chat participant; should one be missing, make it here.
@@ -601,13 +608,13 @@ async fn import_message(
 ) -> anyhow::Result<()> {
     let sid: MessageSid = sid_field(raw, "sid")?;
     let r = ChannelRef::Sid(channel.clone());
-    match store.fetch_message(account, service, &r, &sid).await {
-        Ok(_) => {
-            summary.add("messages", |c| c.existing += 1);
-            return Ok(());
-        }
-        Err(StoreError::NotFound) => {}
-        Err(e) => return Err(e).context(format!("cannot read message {sid}")),
+    if already_there(
+        store.fetch_message(account, service, &r, &sid).await,
+        summary,
+        "messages",
+        || format!("message {sid}"),
+    )? {
+        return Ok(());
     }
     let (created, updated) = dates(raw)?;
     let index = raw
@@ -859,13 +866,21 @@ impl Twilio {
         Ok((items, next))
     }
 
+    /// The pages of the list at `path` (items under `key`), one request per
+    /// [`Pages::next`]: what is read is written before the next page is asked for.
+    fn pages<'a>(&'a self, path: &str, key: &'a str) -> Pages<'a> {
+        Pages {
+            api: self,
+            key,
+            next: Some(self.first_page(path)),
+        }
+    }
+
     async fn list_all(&self, path: &str, key: &str) -> anyhow::Result<Vec<Value>> {
         let mut all = Vec::new();
-        let mut next = Some(self.first_page(path));
-        while let Some(url) = next {
-            let (items, more) = self.page(&url, key).await?;
+        let mut pages = self.pages(path, key);
+        while let Some(items) = pages.next().await? {
             all.extend(items);
-            next = more;
         }
         Ok(all)
     }
@@ -920,6 +935,25 @@ impl Twilio {
                 .with_context(|| format!("GET {url}: the answer is not JSON"));
         }
         bail!("GET {url} answered HTTP 429 {MAX_TRIES} times; try again later")
+    }
+}
+
+/// A list read page by page ([`Twilio::pages`]).
+struct Pages<'a> {
+    api: &'a Twilio,
+    key: &'a str,
+    next: Option<String>,
+}
+
+impl Pages<'_> {
+    /// The next page's items; `None` after the last page.
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<Value>>> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        let (items, more) = self.api.page(&url, self.key).await?;
+        self.next = more;
+        Ok(Some(items))
     }
 }
 
