@@ -475,19 +475,41 @@ impl AsyncWrite for GuardedIo {
     }
 }
 
-/// Answer a connection beyond the cap with the canned 503 and close it, without waiting.
+/// Refused connections lingering at once (beyond it they are closed at once).
+const MAX_LINGERING: usize = 64;
+/// How long a refused connection lingers, reading what the client still sends.
+const LINGER: Duration = Duration::from_millis(500);
+static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
+/// Answer a connection beyond the cap with the canned 503 and close it, without waiting for
+/// it to be served. The close is graceful: the answer, then our FIN, then a short linger that
+/// reads (and discards) what the client sends. Closing with its request still unread — or
+/// arriving after — would make the kernel reset the connection, and a reset can discard the
+/// 503 on the client's side before it reads it. Bounded: at most [`MAX_LINGERING`] at once,
+/// each for at most [`LINGER`].
 fn refuse(stream: TcpStream) {
     let _ = stream.try_write(&canned().busy);
-    // Read what already arrived, so that closing does not reset the connection before the
-    // client reads the answer.
-    let mut scratch = [0u8; 1024];
-    for _ in 0..8 {
-        match stream.try_read(&mut scratch) {
-            Ok(n) if n > 0 => continue,
-            _ => break,
-        }
+    if LINGERING.fetch_add(1, Ordering::AcqRel) >= MAX_LINGERING {
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+        drop(stream);
+        return;
     }
-    drop(stream);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let mut scratch = [0u8; 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = stream.read(&mut scratch).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        drop(stream);
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+    });
 }
 
 /// Serve `router` on `listener` until `stop` turns true; then stop accepting, shut every
