@@ -14,7 +14,7 @@ use parley_core::user::UserRef;
 use parley_core::Timestamp;
 use serde_json::{json, Value};
 
-use super::perms::{permissions, see_channel};
+use super::perms::permissions;
 use super::{list_page, page_request, wire, Body, Caller, PREFIX};
 use crate::error::ApiError;
 use crate::live::Client;
@@ -126,8 +126,7 @@ pub(super) async fn my_update(
     seg: Segments,
     Body(p): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let Some(member) = seen.member.as_ref() else {
         return Err(ApiError::not_found());
     };
@@ -238,8 +237,7 @@ pub(super) async fn fetch(
     Client(ctx): Client,
     seg: Segments,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (_, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let mut v = wire::conversation(&app, &seen.channel);
     let status = match (&seen.member, &seen.invite) {
         (Some(_), _) => "joined",
@@ -260,8 +258,7 @@ pub(super) async fn update(
     seg: Segments,
     Body(p): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let update = ChannelUpdate {
         friendly_name: name_param(&p, "FriendlyName", 50003, MAX_CHANNEL_NAME)?,
         unique_name: unique_name_param(&p, MAX_CHANNEL_NAME)?,
@@ -293,8 +290,7 @@ pub(super) async fn destroy(
     Client(ctx): Client,
     seg: Segments,
 ) -> Result<StatusCode, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     permissions(&app, &caller, seen.member.as_ref())
         .await?
         .require(&["destroyChannel"])?;

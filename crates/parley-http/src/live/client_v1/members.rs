@@ -8,7 +8,7 @@ use parley_core::store::StoreError;
 use parley_core::RoleSid;
 use serde_json::Value;
 
-use super::perms::{invitation, permissions, see_channel, Seen};
+use super::perms::{invitation, permissions, Seen};
 use super::{wire, Body, Caller};
 use crate::error::ApiError;
 use crate::live::Client;
@@ -39,8 +39,7 @@ pub(super) async fn add(
     seg: Segments,
     Body(p): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let identity = p
         .string("Identity")
         .filter(|i| !i.is_empty())
@@ -111,8 +110,7 @@ pub(super) async fn update(
     seg: Segments,
     Body(p): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let member = target(&app, &caller, &seen, seg.get(1)?).await?;
     let update = MemberUpdate {
         attributes: attributes(&p)?,
@@ -144,8 +142,7 @@ pub(super) async fn remove(
     Client(ctx): Client,
     seg: Segments,
 ) -> Result<StatusCode, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let member = target(&app, &caller, &seen, seg.get(1)?).await?;
     let perms = permissions(&app, &caller, seen.member.as_ref()).await?;
     if member.identity == caller.identity() {
@@ -173,8 +170,7 @@ pub(super) async fn invite(
     seg: Segments,
     Body(p): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let identity = p.required("Identity")?;
     check_identity(&identity, "Identity")?;
     permissions(&app, &caller, seen.member.as_ref())
@@ -211,8 +207,7 @@ pub(super) async fn uninvite(
     Client(ctx): Client,
     seg: Segments,
 ) -> Result<StatusCode, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let identity = seg.get(1)?.to_owned();
     if identity != caller.identity() {
         permissions(&app, &caller, seen.member.as_ref())

@@ -7,7 +7,7 @@ use parley_core::channel::MessageUpdate;
 use parley_core::MessageSid;
 use serde_json::Value;
 
-use super::perms::{permissions, see_channel};
+use super::perms::permissions;
 use super::{wire, Body, Caller};
 use crate::error::ApiError;
 use crate::live::Client;
@@ -23,8 +23,7 @@ pub(super) async fn send(
     seg: Segments,
     Body(p): Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     reject_media(&p)?;
     let Some(member) = seen.member.as_ref() else {
         return Err(super::perms::refused("sendMessage"));
@@ -71,8 +70,7 @@ pub(super) async fn update(
     seg: Segments,
     Body(p): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let sid = message_sid(&seg)?;
     reject_media(&p)?;
     let current = app
@@ -131,8 +129,7 @@ pub(super) async fn remove(
     Client(ctx): Client,
     seg: Segments,
 ) -> Result<StatusCode, ApiError> {
-    let caller = Caller::of(&app, ctx).await?;
-    let seen = see_channel(&app, &caller, seg.get(0)?).await?;
+    let (caller, seen) = Caller::in_channel(&app, ctx, seg.get(0)?).await?;
     let sid = message_sid(&seg)?;
     let current = app
         .store

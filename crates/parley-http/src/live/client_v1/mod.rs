@@ -131,6 +131,18 @@ impl Caller {
         Ok(Self { ctx, service })
     }
 
+    /// The caller and the channel named by the path `segment` as the caller may see it
+    /// ([`perms::see_channel`]): the start of every channel-scoped handler.
+    pub(crate) async fn in_channel(
+        app: &AppState,
+        ctx: ClientContext,
+        segment: &str,
+    ) -> Result<(Self, perms::Seen), ApiError> {
+        let caller = Self::of(app, ctx).await?;
+        let seen = perms::see_channel(app, &caller, segment).await?;
+        Ok((caller, seen))
+    }
+
     /// The caller's identity.
     pub(crate) fn identity(&self) -> &str {
         &self.ctx.identity.identity
