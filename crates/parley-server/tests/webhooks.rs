@@ -498,6 +498,36 @@ fn per_channel_order_is_preserved(db: &TestDb) {
     assert!(node.terminate().0);
 }
 
+/// Five calls of one channel, due together, are sent as one run; the second is answered 503:
+/// it is tried again before any call behind it, and the rest follow in order.
+fn a_retry_inside_a_run_keeps_the_channel_order(db: &TestDb) {
+    let recv = Receiver::start();
+    recv.answer(&[200, 503]);
+    // Queued calls wait 2 s: all five are queued before the first can be claimed.
+    let node = start(db, &[("PARLEY_WEBHOOK_FIRST_TRY_DELAY_MS", "2000")]);
+    let (svc, ch) = world(&node, &recv.url("/run"), &["onMessageSent"], 1);
+    for i in 0..5 {
+        post_message(&node, &svc, &ch, &format!("m{i}"), true);
+    }
+    let hits = recv.wait_for(6, 30);
+    let seen: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.param("Body").unwrap(), h.param("RetryCount").unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("m0", "0"),
+            ("m1", "0"),
+            ("m1", "1"),
+            ("m2", "0"),
+            ("m3", "0"),
+            ("m4", "0"),
+        ]
+    );
+    assert!(node.terminate().0);
+}
+
 /// A node killed (SIGKILL) after the REST call returned and the call was queued, but before it
 /// was sent, loses nothing: the next node sends it.
 fn a_queued_call_survives_a_crash(db: &TestDb) {
@@ -956,6 +986,7 @@ both_backends!(
     service_filters_are_respected,
     a_503_is_retried_with_retry_count_incremented,
     per_channel_order_is_preserved,
+    a_retry_inside_a_run_keeps_the_channel_order,
     a_queued_call_survives_a_crash,
     channel_webhooks_deliver_as_configured,
     rest_pre_event_rejection_stops_the_change,

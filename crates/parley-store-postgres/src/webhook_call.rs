@@ -85,19 +85,21 @@ impl WebhookStore for PgStore {
         Ok(())
     }
 
-    async fn claim_webhook_calls(
+    async fn claim_webhook_runs(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        per_key: u32,
     ) -> StoreResult<Vec<WebhookCall>> {
-        // The heads (lowest id of each key) come from a skip scan of the key index: one index
-        // descent per key, whatever the number of calls queued behind the heads (an ordered
-        // pass over every call cost a claim time in proportion to the backlog). Those due and
-        // not leased are taken. Two claimers racing for a head: the second one's update
-        // re-reads the row after the first commits, finds it leased and skips it.
-        let mut rows: Vec<Pg<WebhookCallRow>> = sqlx::query_as(&format!(
+        let now_us = now.unix_micros();
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // 1. The heads (lowest id of each key) come from a skip scan of the key index: one
+        //    index descent per key, whatever the number of calls queued behind the heads.
+        //    Those due and free are locked (`skip locked`): a head another claimer is taking is
+        //    skipped, and one it took (leased once it commits) no longer qualifies.
+        let heads: Vec<(i64,)> = sqlx::query_as(
             "with recursive heads (order_key, id) as (
                  (select order_key, id from webhook_calls order by order_key, id limit 1)
                  union all
@@ -107,22 +109,69 @@ impl WebhookStore for PgStore {
                      where w.order_key > h.order_key
                      order by w.order_key, w.id limit 1) n
              )
-             update webhook_calls set lease_owner = $1, lease_until = $2
-             where id in (
-                 select c.id from heads h join webhook_calls c on c.id = h.id
-                 where c.available_at <= $3 and (c.lease_until is null or c.lease_until < $3)
-                 order by c.id
-                 limit $4)
-               and available_at <= $3 and (lease_until is null or lease_until < $3)
+             select c.id from webhook_calls c
+             where c.id in (select id from heads)
+               and c.available_at <= $1 and (c.lease_until is null or c.lease_until < $1)
+             order by c.id
+             limit $2
+             for update of c skip locked",
+        )
+        .bind(now_us)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        if heads.is_empty() {
+            return Ok(Vec::new());
+        }
+        let heads: Vec<i64> = heads.into_iter().map(|(id,)| id).collect();
+        // 2. Each locked head's run: the key's first calls, up to the first one not due or not
+        //    free. Only the holder of a key's head takes calls behind it, so runs never overlap.
+        let calls: Vec<(i64, i64, i64, Option<i64>)> = sqlx::query_as(
+            "select h.id, w.id, w.available_at, w.lease_until
+             from unnest($1::bigint[]) as h (id)
+             join webhook_calls hc on hc.id = h.id
+             cross join lateral (
+                 select id, available_at, lease_until from webhook_calls
+                 where order_key = hc.order_key
+                 order by id limit $2) w
+             order by h.id, w.id",
+        )
+        .bind(&heads)
+        .bind(i64::from(per_key.max(1)))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        let mut ids: Vec<i64> = Vec::new();
+        let mut room = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut current: Option<(i64, bool)> = None; // (head, run still open)
+        for (head, id, available_at, lease) in calls {
+            let open = match current {
+                Some((h, open)) if h == head => open,
+                // A new key: its first row must be the head itself.
+                _ => id == head,
+            };
+            let take =
+                open && room > 0 && available_at <= now_us && lease.is_none_or(|l| l < now_us);
+            current = Some((head, take));
+            if take {
+                ids.push(id);
+                room -= 1;
+            }
+        }
+        // 3. Lease them.
+        let mut rows: Vec<Pg<WebhookCallRow>> = sqlx::query_as(&format!(
+            "update webhook_calls set lease_owner = $1, lease_until = $2
+             where id = any($3)
              returning {WEBHOOK_CALL_COLUMNS}"
         ))
         .bind(owner)
         .bind(lease_until.unix_micros())
-        .bind(now.unix_micros())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
+        tx.commit().await.map_err(db)?;
         // `returning` has no order: oldest first again.
         rows.sort_by_key(|Pg(r)| r.id);
         convert_all(rows)

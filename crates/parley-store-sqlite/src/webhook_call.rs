@@ -60,18 +60,18 @@ impl WebhookStore for SqliteStore {
         .await
     }
 
-    async fn claim_webhook_calls(
+    async fn claim_webhook_runs(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        per_key: u32,
     ) -> StoreResult<Vec<WebhookCall>> {
         // The heads (lowest id of each key) that are due and free, found on a read connection
         // with a skip scan of the key index (one descent per key, however many calls wait
-        // behind the heads), so the single writer is held only for the short update below,
-        // which re-checks each candidate (still due, free and the head of its key).
-        let candidates: Vec<i64> = self.read_all(
+        // behind the heads), so the single writer is held only for the short part below.
+        let heads: Vec<i64> = self.read_all(
             &q("with recursive keys (k) as (
                     select min(order_key) from webhook_calls
                     union all
@@ -86,23 +86,67 @@ impl WebhookStore for SqliteStore {
             .bind(now.unix_micros())
             .bind(i64::from(limit)),
         )?;
-        if candidates.is_empty() {
+        if heads.is_empty() {
             return Ok(Vec::new());
         }
-        let query = q(format!(
-            "update webhook_calls set lease_owner = ?1, lease_until = ?2
-             where id in (select value from json_each(?4))
-               and available_at <= ?3 and (lease_until is null or lease_until < ?3)
-               and not exists (select 1 from webhook_calls p
-                               where p.order_key = webhook_calls.order_key
-                                 and p.id < webhook_calls.id)
-             returning {WEBHOOK_CALL_COLUMNS}"
-        ))
-        .bind(owner)
-        .bind(lease_until.unix_micros())
-        .bind(now.unix_micros())
-        .bind(to_json(&candidates)?);
-        let mut rows: Vec<WebhookCallRow> = self.write(|c| query.all(c).map_err(lite_err)).await?;
+        let now_us = now.unix_micros();
+        let per_key = i64::from(per_key.max(1));
+        let mut rows: Vec<WebhookCallRow> = self
+            .write(|c| {
+                // Under the write lock nothing else changes the queue: each head is checked
+                // again (still the lowest id of its key, due and free) and its run is the
+                // key's next calls up to the first one that is not due or not free.
+                let mut run = c
+                    .prepare_cached(
+                        "select id, available_at, lease_until from webhook_calls
+                         where order_key = (select order_key from webhook_calls where id = ?1)
+                         order by id limit ?2",
+                    )
+                    .map_err(lite_err)?;
+                let mut ids: Vec<i64> = Vec::new();
+                let mut room = usize::try_from(limit).unwrap_or(usize::MAX);
+                for head in &heads {
+                    if room == 0 {
+                        break;
+                    }
+                    let calls = run
+                        .query_map(rusqlite::params![head, per_key], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, Option<i64>>(2)?,
+                            ))
+                        })
+                        .map_err(lite_err)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                        .map_err(lite_err)?;
+                    if calls.first().map(|(id, _, _)| id) != Some(head) {
+                        continue;
+                    }
+                    for (id, available_at, lease) in calls {
+                        if room == 0 || available_at > now_us || lease.is_some_and(|l| l >= now_us)
+                        {
+                            break;
+                        }
+                        ids.push(id);
+                        room -= 1;
+                    }
+                }
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                q(format!(
+                    "update webhook_calls set lease_owner = ?1, lease_until = ?2
+                     where id in (select value from json_each(?3))
+                     returning {WEBHOOK_CALL_COLUMNS}"
+                ))
+                .bind(owner)
+                .bind(lease_until.unix_micros())
+                .bind(to_json(&ids)?)
+                .all(c)
+                .map_err(lite_err)
+            })
+            .await?;
         // `returning` has no order: oldest first again.
         rows.sort_by_key(|r| r.id);
         convert_all(rows)

@@ -49,8 +49,12 @@ pub struct WorkerConfig {
     pub poll: Duration,
     /// Events read per log claim.
     pub events_per_claim: u32,
-    /// Calls claimed per sender round (at most the free slots).
+    /// Calls claimed per sender round (at most the free slots × `calls_per_key`).
     pub calls_per_claim: u32,
+    /// Calls of one key (destination + channel) claimed together and sent one after the other
+    /// by one task: a key's next calls need no claim of their own, so a channel's calls are
+    /// not limited to one per claim round (whose writes queue behind the requests' writes).
+    pub calls_per_key: u32,
     /// How long a claim (of log events or of a call) is held before another node may take the
     /// work over; must stay well above the send timeout.
     pub lease: Duration,
@@ -72,7 +76,8 @@ impl Default for WorkerConfig {
             node_id: format!("node-{}", parley_core::sid::random_hex32()),
             poll: Duration::from_millis(250),
             events_per_claim: 500,
-            calls_per_claim: 64,
+            calls_per_claim: 512,
+            calls_per_key: 16,
             lease: Duration::from_secs(60),
             max_in_flight: 256,
             per_host: 32,
@@ -139,10 +144,10 @@ struct HostSlots {
     sending: Arc<Semaphore>,
 }
 
-/// A finished call waiting for its settlement to be written, with the node-wide slot it holds.
+/// A finished run of calls waiting for their settlements to be written, with the node-wide
+/// slot it holds.
 struct Settled {
-    id: i64,
-    settle: Settle,
+    items: Vec<(i64, Settle)>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -241,6 +246,37 @@ pub fn calls_for(
         }
     }
     calls
+}
+
+/// Claimed calls (in id order) grouped by key, each group in id order; groups in the order of
+/// their heads.
+fn runs(claimed: Vec<WebhookCall>) -> Vec<Vec<WebhookCall>> {
+    let mut runs: Vec<Vec<WebhookCall>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for call in claimed {
+        match index.get(&call.order_key) {
+            Some(&i) => runs[i].push(call),
+            None => {
+                index.insert(call.order_key.clone(), runs.len());
+                runs.push(vec![call]);
+            }
+        }
+    }
+    runs
+}
+
+/// Hand `calls` back to the queue unsent (attempts unchanged): the first one due at `at`, the
+/// others as they were (they wait behind it anyway).
+fn release(out: &mut Vec<(i64, Settle)>, calls: &[WebhookCall], at: Timestamp) {
+    for (i, call) in calls.iter().enumerate() {
+        out.push((
+            call.id,
+            Settle::Retry {
+                at: if i == 0 { at } else { call.available_at },
+                attempts: call.attempts,
+            },
+        ));
+    }
 }
 
 /// The host (and port) of a URL, for the per-destination bound.
@@ -404,12 +440,14 @@ impl Worker {
             .clone()
     }
 
-    /// One sender round: claim due calls (up to the free slots) and start their sends. Returns
-    /// how many were claimed.
+    /// One sender round: claim due runs of calls (up to the free slots) and start their sends.
+    /// Returns how many calls were claimed.
     pub async fn send_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         let free = self.in_flight.available_permits();
+        let per_key = self.config.calls_per_key.max(1);
         let limit = u32::try_from(free)
             .unwrap_or(u32::MAX)
+            .saturating_mul(per_key)
             .min(self.config.calls_per_claim);
         if limit == 0 {
             return Ok(0);
@@ -417,11 +455,12 @@ impl Worker {
         let now = Timestamp::now();
         let claimed = self
             .store
-            .claim_webhook_calls(
+            .claim_webhook_runs(
                 &self.config.node_id,
                 now,
                 after(now, self.config.lease),
                 limit,
+                per_key,
             )
             .await?;
         let n = claimed.len();
@@ -429,31 +468,19 @@ impl Worker {
         // call was what slowed delivery to a crawl once more keys were waiting than a host's
         // slots: every round handed the surplus back a statement at a time).
         let mut back = Vec::new();
-        for call in claimed {
-            let host = host_of(&call.url);
+        for run in runs(claimed) {
+            let host = host_of(&run[0].url);
             let slots = self.host_slots(&host);
             let Ok(held) = slots.held.clone().try_acquire_owned() else {
-                // This host has all its slots busy and as many calls waiting for them: let the
-                // call wait its turn in the queue (still the head of its key, so order is kept)
-                // instead of holding it here.
-                back.push((
-                    call.id,
-                    Settle::Retry {
-                        at: after(now, self.config.host_busy_delay),
-                        attempts: call.attempts,
-                    },
-                ));
+                // This host has all its slots busy and as many runs waiting for them: let the
+                // run wait its turn in the queue (its head is still the head of its key, so
+                // order is kept) instead of holding it here.
+                release(&mut back, &run, after(now, self.config.host_busy_delay));
                 continue;
             };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
                 drop(held);
-                back.push((
-                    call.id,
-                    Settle::Retry {
-                        at: now,
-                        attempts: call.attempts,
-                    },
-                ));
+                release(&mut back, &run, now);
                 continue;
             };
             let worker = self.clone();
@@ -462,7 +489,7 @@ impl Worker {
                 let Ok(sending) = slots.sending.acquire_owned().await else {
                     return;
                 };
-                worker.deliver(call, sending, held, permit).await;
+                worker.deliver(run, sending, held, permit).await;
             });
         }
         if !back.is_empty() {
@@ -473,32 +500,45 @@ impl Worker {
         Ok(n)
     }
 
-    /// Send one claimed call, free its host slots, and settle it (batched with the calls that
-    /// finish meanwhile; the node-wide slot is held until the settlement is written, so
-    /// [`Worker::wait_idle`] also waits for it).
+    /// Send one claimed run, one call after the other, free its host slots, and settle it
+    /// (batched with the runs that finish meanwhile; the node-wide slot is held until the
+    /// settlement is written, so [`Worker::wait_idle`] also waits for it). A call to be retried
+    /// ends the run: it and the calls behind it go back to the queue, in order.
     async fn deliver(
         &self,
-        call: WebhookCall,
+        run: Vec<WebhookCall>,
         sending: OwnedSemaphorePermit,
         held: OwnedSemaphorePermit,
         permit: OwnedSemaphorePermit,
     ) {
-        let settle = self.attempt(&call).await;
+        let mut items = Vec::with_capacity(run.len());
+        for (i, call) in run.iter().enumerate() {
+            match self.attempt(call).await {
+                Ok(settle) => {
+                    let retry = matches!(settle, Settle::Retry { .. });
+                    items.push((call.id, settle));
+                    if retry {
+                        release(&mut items, &run[i + 1..], Timestamp::now());
+                        break;
+                    }
+                }
+                // Not settled: this call and the rest of the run keep their lease, which runs
+                // out, and they are tried again then, in order.
+                Err(e) => {
+                    tracing::warn!(webhook_call.id = call.id, error = %e,
+                        "webhook call failed to start");
+                    break;
+                }
+            }
+        }
         drop(sending);
         drop(held);
-        match settle {
-            Ok(settle) => {
-                self.settle(Settled {
-                    id: call.id,
-                    settle,
-                    _slot: permit,
-                })
-                .await
-            }
-            // Not settled: the lease runs out and the call is tried again.
-            Err(e) => {
-                tracing::warn!(webhook_call.id = call.id, error = %e, "webhook call failed to start")
-            }
+        if !items.is_empty() {
+            self.settle(Settled {
+                items,
+                _slot: permit,
+            })
+            .await;
         }
     }
 
@@ -518,7 +558,8 @@ impl Worker {
         if batch.is_empty() {
             return;
         }
-        let items: Vec<(i64, Settle)> = batch.iter().map(|s| (s.id, s.settle.clone())).collect();
+        let items: Vec<(i64, Settle)> =
+            batch.iter().flat_map(|s| s.items.iter().cloned()).collect();
         if let Err(e) = self
             .store
             .settle_webhook_calls(&self.config.node_id, &items)

@@ -30,6 +30,25 @@ pub trait WebhookStore: Send + Sync {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+    ) -> StoreResult<Vec<WebhookCall>> {
+        self.claim_webhook_runs(owner, now, lease_until, limit, 1)
+            .await
+    }
+    /// Claim runs: for each `order_key` whose head is claimable (as for
+    /// [`claim_webhook_calls`](Self::claim_webhook_calls)), the head and the calls queued right
+    /// behind it (next ids of the key) while they are due and free, up to `per_key` calls of
+    /// the key; at most `limit` calls in all, keys taken oldest head first. The result is in id
+    /// order. A call is only ever claimed together with every earlier call of its key that is
+    /// still queued, so whoever holds a key's head holds its run: a sender that sends a run in
+    /// order, stopping at the first call to retry and releasing the rest (`Settle::Retry` with
+    /// the attempts unchanged), keeps the key's order. `per_key` 1 claims heads only.
+    async fn claim_webhook_runs(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_key: u32,
     ) -> StoreResult<Vec<WebhookCall>>;
     /// Settle a claimed call, only while `owner` holds its lease (otherwise nothing happens:
     /// another node took it over). [`Settle::Done`] deletes it; [`Settle::Retry`] reschedules

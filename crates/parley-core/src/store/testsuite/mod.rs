@@ -178,6 +178,8 @@ macro_rules! store_conformance_tests {
             a_webhook_call_lease_hides_it_until_it_expires,
             enqueue_and_log_advance_are_one_transaction_under_the_lease,
             concurrent_webhook_claims_never_share_a_call,
+            a_run_claims_a_keys_next_calls_in_order_up_to_the_first_that_waits,
+            concurrent_run_claims_keep_each_keys_order,
             deleting_a_service_removes_its_webhook_calls,
             a_settlement_batch_settles_each_call_and_skips_calls_not_leased_by_the_owner,
             presence_online_edges_count_connections_across_nodes,

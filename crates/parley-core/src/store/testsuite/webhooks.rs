@@ -428,3 +428,153 @@ pub async fn a_settlement_batch_settles_each_call_and_skips_calls_not_leased_by_
         "A2 is the new head of A; C1 is due again with one attempt"
     );
 }
+
+pub async fn a_run_claims_a_keys_next_calls_in_order_up_to_the_first_that_waits(store: DynStore) {
+    // Arrange: key A has five calls, the fourth not due before 500; key B has two.
+    queued(&store, |svc| {
+        let mut a4 = call(svc, "A", 4);
+        a4.available_at = at(500);
+        vec![
+            call(svc, "A", 1),
+            call(svc, "B", 1),
+            call(svc, "A", 2),
+            call(svc, "A", 3),
+            a4,
+            call(svc, "A", 5),
+            call(svc, "B", 2),
+        ]
+    })
+    .await;
+    let names = |got: &[WebhookCall]| -> Vec<(String, usize)> {
+        got.iter().map(|c| (c.order_key.clone(), n_of(c))).collect()
+    };
+    // Act: runs of up to 5 calls per key, 10 in all.
+    let first = store
+        .claim_webhook_runs("n1", at(10), at(1000), 10, 5)
+        .await
+        .expect("claim runs");
+    // Assert: A's run stops before A4 (not due), B's run is whole; id order.
+    assert_eq!(
+        names(&first),
+        vec![
+            ("A".to_owned(), 1),
+            ("B".to_owned(), 1),
+            ("A".to_owned(), 2),
+            ("A".to_owned(), 3),
+            ("B".to_owned(), 2),
+        ]
+    );
+    // Nothing of either key is claimable by anyone while their heads are leased.
+    assert!(store
+        .claim_webhook_runs("n2", at(20), at(1000), 10, 5)
+        .await
+        .expect("claim")
+        .is_empty());
+    // A1 done, A2 handed back unsent (a retry ended the run): A2 is A's head again.
+    store
+        .settle_webhook_calls(
+            "n1",
+            &[
+                (first[0].id, Settle::Done),
+                (
+                    first[2].id,
+                    Settle::Retry {
+                        at: at(30),
+                        attempts: 0,
+                    },
+                ),
+            ],
+        )
+        .await
+        .expect("settle");
+    // A3 is still leased by n1: A2's run stops before it.
+    let second = store
+        .claim_webhook_runs("n2", at(30), at(1000), 10, 5)
+        .await
+        .expect("claim");
+    assert_eq!(names(&second), vec![("A".to_owned(), 2)]);
+    // Everything of A settled up to A3: A4 is the head, claimable only from 500.
+    let done: Vec<(i64, Settle)> = [second[0].id, first[3].id]
+        .into_iter()
+        .map(|id| (id, Settle::Done))
+        .collect();
+    store
+        .settle_webhook_calls("n2", &done[..1])
+        .await
+        .expect("settle A2");
+    store
+        .settle_webhook_calls("n1", &done[1..])
+        .await
+        .expect("settle A3");
+    assert!(store
+        .claim_webhook_runs("n1", at(100), at(1000), 10, 5)
+        .await
+        .expect("claim")
+        .is_empty());
+    // A limit smaller than the run cuts it.
+    let last = store
+        .claim_webhook_runs("n1", at(500), at(2000), 1, 5)
+        .await
+        .expect("claim");
+    assert_eq!(names(&last), vec![("A".to_owned(), 4)]);
+}
+
+pub async fn concurrent_run_claims_keep_each_keys_order(store: DynStore) {
+    use std::sync::{Arc, Mutex};
+    // Arrange: 120 calls over 6 keys.
+    queued(&store, |svc| {
+        (0..120)
+            .map(|i| call(svc, &format!("K{}", i % 6), i))
+            .collect()
+    })
+    .await;
+    // Act: four claimers take runs of up to 4 and settle them; each claim is logged under a
+    // lock while the claimer still holds its lease, so the log is the order of delivery.
+    let log: Arc<Mutex<Vec<(String, usize)>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let store = store.clone();
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let owner = format!("node{w}");
+            let mut idle = 0;
+            while idle < 20 {
+                let got = store
+                    .claim_webhook_runs(&owner, at(1), at(1000), 5, 4)
+                    .await
+                    .expect("claim");
+                if got.is_empty() {
+                    idle += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                idle = 0;
+                log.lock()
+                    .expect("log")
+                    .extend(got.iter().map(|c| (c.order_key.clone(), n_of(c))));
+                let done: Vec<(i64, Settle)> = got.iter().map(|c| (c.id, Settle::Done)).collect();
+                store
+                    .settle_webhook_calls(&owner, &done)
+                    .await
+                    .expect("settle");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("claimer");
+    }
+    // Assert: every call once, and each key's calls in queue order.
+    let log = log.lock().expect("log").clone();
+    assert_eq!(log.len(), 120, "no call claimed twice or lost");
+    for k in 0..6 {
+        let key = format!("K{k}");
+        let ns: Vec<usize> = log
+            .iter()
+            .filter(|(kk, _)| *kk == key)
+            .map(|(_, n)| *n)
+            .collect();
+        let want: Vec<usize> = (0..120).filter(|i| i % 6 == k).collect();
+        assert_eq!(ns, want, "order of {key}");
+    }
+    assert_eq!(store.webhook_queue_depth().await.expect("depth"), 0);
+}
