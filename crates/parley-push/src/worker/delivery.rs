@@ -175,17 +175,24 @@ impl Worker {
             credential: credential.clone(),
         };
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(
-            self.config.send_timeout,
-            self.sender.send(&target, &notification),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(_) => SendOutcome::Retry {
-                after: None,
-                reason: "timeout".into(),
-            },
+        let outcome = if let Some(reason) = &credential.missing_secret {
+            // Imported without its secret: no provider could accept it.
+            SendOutcome::CredentialFailed {
+                reason: reason.clone(),
+            }
+        } else {
+            match tokio::time::timeout(
+                self.config.send_timeout,
+                self.sender.send(&target, &notification),
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(_) => SendOutcome::Retry {
+                    after: None,
+                    reason: "timeout".into(),
+                },
+            }
         };
         if let Some(m) = &self.metrics {
             m.send_latency
@@ -399,6 +406,11 @@ impl Worker {
             address: binding.address.clone(),
             credential,
         };
+        if let Some(reason) = &target.credential.missing_secret {
+            return Ok(SendOutcome::CredentialFailed {
+                reason: reason.clone(),
+            });
+        }
         Ok(self.sender.send(&target, &n).await)
     }
 }
