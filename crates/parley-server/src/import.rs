@@ -1051,6 +1051,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_summary_says_how_to_supply_each_missing_secret() {
+        let mut summary = ImportSummary::default();
+        summary.add("credentials", |c| c.imported += 1);
+        summary.add("credentials", |c| c.existing += 1);
+        summary.credentials = vec![
+            ("CR1".into(), "ios prod".into(), "apn".into()),
+            ("CR2".into(), "android".into(), "fcm".into()),
+        ];
+
+        let text = summary.render();
+
+        assert!(
+            text.contains("  credentials 1 imported, 1 already present, 0 skipped\n"),
+            "{text}"
+        );
+        let tail = &text[text.find("  2 credential(s)").expect("the list")..];
+        assert_eq!(
+            tail,
+            "  2 credential(s) imported, needing their secret (Twilio does not return secrets): \
+             no push goes through one until you supply it, e.g.\n    \
+             CR1  apn  ios prod\n      curl -u \"$ACCOUNT_SID:$AUTH_TOKEN\" \
+             \"$PARLEY/v2/Credentials/CR1\" --data-urlencode Certificate@cert.pem \
+             --data-urlencode PrivateKey@key.pem\n    \
+             CR2  fcm  android\n      curl -u \"$ACCOUNT_SID:$AUTH_TOKEN\" \
+             \"$PARLEY/v2/Credentials/CR2\" --data-urlencode Secret@service-account.json\n"
+        );
+    }
+
+    #[test]
     fn conversations_permissions_become_chat_permissions() {
         assert_eq!(chat_permission("addParticipant"), "addMember");
         assert_eq!(chat_permission("editConversationName"), "editChannelName");

@@ -379,6 +379,11 @@ impl Worker {
             },
             attempts: 0,
         };
+        // A test reads the credential as stored now (one just updated, e.g. given its secret,
+        // is tested as it is), refreshing the cache the deliveries use too.
+        if let Some(sid) = &d.new.credential_sid {
+            lock(&self.credentials).remove(sid.as_str());
+        }
         let Some(credential) = self.credential(&d).await? else {
             return Ok(SendOutcome::Failed {
                 reason: "credential missing or unreadable".into(),

@@ -221,8 +221,8 @@ pub async fn deleting_a_credential_removes_its_bindings(store: DynStore) {
 /// another's); an update that stores a secret clears the mark, one that only renames keeps it.
 pub async fn imported_credentials_keep_their_sid_and_need_their_secret(store: DynStore) {
     // Arrange
-    let account = account(&store).await;
     let other = account(&store).await;
+    let account = account(&store).await;
     let mut imported = credential_value(&account, PushType::Apn);
     imported.sandbox = Some(true);
     imported.secrets_sealed = Vec::new();
