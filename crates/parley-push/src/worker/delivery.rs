@@ -176,7 +176,8 @@ impl Worker {
         };
         let started = Instant::now();
         let outcome = if let Some(reason) = &credential.missing_secret {
-            // Imported without its secret: no provider could accept it.
+            // Imported without its secret: no provider could accept it, none is asked (and no
+            // send latency is measured).
             SendOutcome::CredentialFailed {
                 reason: reason.clone(),
             }
@@ -194,7 +195,11 @@ impl Worker {
                 },
             }
         };
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self
+            .metrics
+            .as_ref()
+            .filter(|_| credential.missing_secret.is_none())
+        {
             m.send_latency
                 .with_label_values(&[provider])
                 .observe(started.elapsed().as_secs_f64());
