@@ -16,6 +16,13 @@ pub enum PushType {
 }
 
 impl PushType {
+    /// The form fields of UpdateCredential that supply this kind's secret.
+    pub fn secret_fields(self) -> &'static str {
+        match self {
+            Self::Apn => "Certificate and PrivateKey",
+            Self::Gcm | Self::Fcm => "Secret",
+        }
+    }
     /// Wire and storage name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,12 +63,36 @@ pub struct Credential {
     pub credential_type: PushType,
     /// APNs sandbox flag; `None` when never set.
     pub sandbox: Option<bool>,
-    /// Sealed JSON of [`CredentialSecrets`].
+    /// Sealed JSON of [`CredentialSecrets`] (empty: none).
     pub secrets_sealed: Vec<u8>,
+    /// Created without its secret (imported from Twilio, which never returns secrets): no push
+    /// goes through it until an update supplies the secret (docs/CREDENTIALS.md). Not on the
+    /// wire.
+    pub needs_secret: bool,
     /// Created.
     pub date_created: Timestamp,
     /// Last updated.
     pub date_updated: Timestamp,
+}
+
+impl Credential {
+    /// Why nothing can be sent through this credential yet, when it [`needs_secret`]: says how
+    /// to supply the secret.
+    ///
+    /// [`needs_secret`]: Credential::needs_secret
+    pub fn missing_secret(&self) -> Option<String> {
+        self.needs_secret
+            .then(|| missing_secret_message(self.sid.as_str(), self.credential_type))
+    }
+}
+
+/// The message of a credential that has no secret yet (see [`Credential::missing_secret`]).
+pub fn missing_secret_message(sid: &str, kind: PushType) -> String {
+    format!(
+        "Credential {sid} has no secret yet (imported from Twilio, which never returns \
+         secrets): supply it with POST /v2/Credentials/{sid} and {}",
+        kind.secret_fields()
+    )
 }
 
 /// The write-only secret fields of a credential. Never serialized to the wire; serialized only

@@ -545,6 +545,7 @@ mod tests {
             sandbox: false,
             updated: 1,
             secrets,
+            missing_secret: None,
         }
     }
 

@@ -33,6 +33,9 @@ pub struct PushCredential {
     pub updated: i64,
     /// The opened secrets.
     pub secrets: CredentialSecrets,
+    /// Set when the credential was imported without its secret: why no send goes through it
+    /// (the worker answers `CredentialFailed` with it and contacts no provider).
+    pub missing_secret: Option<String>,
 }
 
 impl std::fmt::Debug for PushCredential {
@@ -43,6 +46,7 @@ impl std::fmt::Debug for PushCredential {
             .field("sandbox", &self.sandbox)
             .field("updated", &self.updated)
             .field("secrets", &self.secrets)
+            .field("missing_secret", &self.missing_secret)
             .finish()
     }
 }
@@ -66,6 +70,7 @@ impl PushCredential {
             sandbox: credential.sandbox.unwrap_or(false),
             updated: credential.date_updated.unix_micros(),
             secrets,
+            missing_secret: credential.missing_secret(),
         }
     }
 

@@ -57,6 +57,7 @@ fn credential(kind: PushType, sandbox: bool, secrets: CredentialSecrets) -> Arc<
         sandbox,
         updated: 1,
         secrets,
+        missing_secret: None,
     })
 }
 

@@ -9,7 +9,10 @@
 //! creator is not returned, so `created_by` is `system`), participants with an identity (as
 //! members; `last_read_message_index` becomes the consumption horizon; SMS/WhatsApp
 //! participants have no identity and are skipped), messages (index, author, body,
-//! attributes, dates) and conversation-scoped webhooks (as channel webhooks). Bindings are counted only: Twilio does not return device tokens, so
+//! attributes, dates), conversation-scoped webhooks (as channel webhooks) and push credentials
+//! (SID, name, type, sandbox flag, dates; Twilio never returns their secrets, so they are created
+//! marked as needing their secret: no push goes through one until an update supplies it,
+//! docs/CREDENTIALS.md). Bindings are counted only: Twilio does not return device tokens, so
 //! devices register again on their next start.
 //!
 //! Idempotent and resumable: every record is looked up by its SID first and skipped when it
@@ -26,6 +29,7 @@ use parley_core::channel::{
 use parley_core::channel_webhook::{
     ChannelWebhook, WebhookConfiguration, WebhookMethod, WebhookType,
 };
+use parley_core::credential::{Credential, PushType};
 use parley_core::crypto::SecretBox;
 use parley_core::event::Origin;
 use parley_core::role::{Role, RoleType};
@@ -33,8 +37,8 @@ use parley_core::service::{NewService, Service, ServiceSettings};
 use parley_core::store::{Conflict, Store, StoreError, StoreResult};
 use parley_core::user::{User, UserRef};
 use parley_core::{
-    AccountSid, ChannelSid, ChannelWebhookSid, MemberSid, MessageSid, RoleSid, ServiceSid,
-    Timestamp, UserSid,
+    AccountSid, ChannelSid, ChannelWebhookSid, CredentialSid, MemberSid, MessageSid, RoleSid,
+    ServiceSid, Timestamp, UserSid,
 };
 use serde_json::Value;
 
@@ -91,12 +95,14 @@ pub struct Count {
 #[derive(Clone, Debug, Default)]
 pub struct ImportSummary {
     /// Counts by kind: `services`, `roles`, `users`, `channels`, `members`, `messages`,
-    /// `webhooks` (channel webhooks).
+    /// `webhooks` (channel webhooks), `credentials`.
     pub counts: BTreeMap<&'static str, Count>,
     /// Push bindings seen at Twilio (not importable).
     pub bindings: u64,
-    /// Push credentials at Twilio, as (SID, friendly name, type): listed, not imported (Twilio
-    /// never returns their secrets).
+    /// Push credentials that need their secret after this run (imported by it or an earlier
+    /// one, and not supplied since), as (SID, friendly name, type): Twilio never returns
+    /// secrets, so they are created marked and no push goes through them until an update
+    /// supplies it.
     pub credentials: Vec<(String, String, String)>,
 }
 
@@ -109,7 +115,14 @@ impl ImportSummary {
     pub fn render(&self) -> String {
         let mut out = String::from("Import summary:\n");
         for kind in [
-            "services", "roles", "users", "channels", "members", "messages", "webhooks",
+            "services",
+            "roles",
+            "users",
+            "channels",
+            "members",
+            "messages",
+            "webhooks",
+            "credentials",
         ] {
             let c = self.counts.get(kind).copied().unwrap_or_default();
             out.push_str(&format!(
@@ -127,13 +140,24 @@ impl ImportSummary {
              devices register again on their next start\n",
             self.bindings
         ));
-        out.push_str(&format!(
-            "  credentials {} at Twilio, not imported (Twilio does not return their secrets): \
-             create them again with `POST /v2/Credentials`\n",
-            self.credentials.len()
-        ));
-        for (sid, name, kind) in &self.credentials {
-            out.push_str(&format!("    {sid}  {kind:<4} {name}\n"));
+        if !self.credentials.is_empty() {
+            out.push_str(&format!(
+                "  {} credential(s) imported, needing their secret (Twilio does not return \
+                 secrets): no push goes through one until you supply it, e.g.\n",
+                self.credentials.len()
+            ));
+            for (sid, name, kind) in &self.credentials {
+                let fields = match PushType::parse(kind) {
+                    Some(PushType::Apn) => {
+                        "--data-urlencode Certificate@cert.pem --data-urlencode PrivateKey@key.pem"
+                    }
+                    _ => "--data-urlencode Secret@service-account.json",
+                };
+                out.push_str(&format!(
+                    "    {sid}  {kind:<4} {name}\n      curl -u \"$ACCOUNT_SID:$AUTH_TOKEN\" \
+                     \"$PARLEY/v2/Credentials/{sid}\" {fields}\n"
+                ));
+            }
         }
         out
     }
@@ -180,13 +204,11 @@ pub async fn import_twilio(
         )
         .await?;
     }
-    for c in api.list_all("/v1/Credentials", "credentials").await? {
-        summary.credentials.push((
-            str_field(&c, "sid").unwrap_or_default(),
-            str_field(&c, "friendly_name").unwrap_or_default(),
-            str_field(&c, "type").unwrap_or_default(),
-        ));
+    let credentials = api.list_all("/v1/Credentials", "credentials").await?;
+    for c in &credentials {
+        import_credential(store, &opts.account_sid, c, &mut summary).await?;
     }
+    progress(&format!("{} credential(s)", credentials.len()));
     Ok(summary)
 }
 
@@ -342,6 +364,73 @@ fn already_there<T>(
         Err(StoreError::NotFound) => Ok(false),
         Err(e) => Err(e).context(format!("cannot read {}", what())),
     }
+}
+
+/// A push credential, marked as needing its secret (Twilio never returns it): SID, name, type,
+/// sandbox flag and dates as at Twilio. One already present is left alone, marked or not.
+async fn import_credential(
+    store: &dyn Store,
+    account: &AccountSid,
+    raw: &Value,
+    summary: &mut ImportSummary,
+) -> anyhow::Result<()> {
+    let sid: CredentialSid = sid_field(raw, "sid")?;
+    let kind = str_field(raw, "type").unwrap_or_default();
+    let credential_type = PushType::parse(&kind)
+        .ok_or_else(|| anyhow!("credential {sid} has an unknown type {kind:?}"))?;
+    let friendly_name = str_field(raw, "friendly_name");
+    let line = (
+        sid.to_string(),
+        friendly_name.clone().unwrap_or_default(),
+        kind.clone(),
+    );
+    match store.fetch_credential(account, &sid).await {
+        Ok(existing) => {
+            summary.add("credentials", |c| c.existing += 1);
+            if existing.needs_secret {
+                summary.credentials.push(line);
+            }
+            return Ok(());
+        }
+        Err(StoreError::NotFound) => {}
+        Err(e) => return Err(e).context(format!("cannot read credential {sid}")),
+    }
+    let now = Timestamp::now();
+    let (created, updated) = dates(raw).unwrap_or((now, now));
+    // Twilio answers the flag as a string ("true"/"false"); a boolean is taken too.
+    let sandbox = match raw.get("sandbox") {
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) => s.parse::<bool>().ok().or(match s.as_str() {
+            "True" | "TRUE" => Some(true),
+            "False" | "FALSE" => Some(false),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let credential = Credential {
+        sid: sid.clone(),
+        account_sid: account.clone(),
+        friendly_name,
+        credential_type,
+        sandbox,
+        secrets_sealed: Vec::new(),
+        needs_secret: true,
+        date_created: created,
+        date_updated: updated,
+    };
+    match store.create_credential(&credential).await {
+        Ok(_) => {
+            summary.add("credentials", |c| c.imported += 1);
+            summary.credentials.push(line);
+        }
+        Err(StoreError::Conflict(Conflict::SidTaken)) => {
+            // Held by another account of this Parley server: not ours to touch.
+            tracing::warn!(%sid, "a credential with this SID exists in another account; skipped");
+            summary.add("credentials", |c| c.skipped += 1);
+        }
+        Err(e) => return Err(e).context(format!("cannot create credential {sid}")),
+    }
+    Ok(())
 }
 
 async fn import_user(
@@ -960,6 +1049,35 @@ impl Pages<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_says_how_to_supply_each_missing_secret() {
+        let mut summary = ImportSummary::default();
+        summary.add("credentials", |c| c.imported += 1);
+        summary.add("credentials", |c| c.existing += 1);
+        summary.credentials = vec![
+            ("CR1".into(), "ios prod".into(), "apn".into()),
+            ("CR2".into(), "android".into(), "fcm".into()),
+        ];
+
+        let text = summary.render();
+
+        assert!(
+            text.contains("  credentials 1 imported, 1 already present, 0 skipped\n"),
+            "{text}"
+        );
+        let tail = &text[text.find("  2 credential(s)").expect("the list")..];
+        assert_eq!(
+            tail,
+            "  2 credential(s) imported, needing their secret (Twilio does not return secrets): \
+             no push goes through one until you supply it, e.g.\n    \
+             CR1  apn  ios prod\n      curl -u \"$ACCOUNT_SID:$AUTH_TOKEN\" \
+             \"$PARLEY/v2/Credentials/CR1\" --data-urlencode Certificate@cert.pem \
+             --data-urlencode PrivateKey@key.pem\n    \
+             CR2  fcm  android\n      curl -u \"$ACCOUNT_SID:$AUTH_TOKEN\" \
+             \"$PARLEY/v2/Credentials/CR2\" --data-urlencode Secret@service-account.json\n"
+        );
+    }
 
     #[test]
     fn conversations_permissions_become_chat_permissions() {

@@ -151,8 +151,12 @@ fn fixture() -> (Lists, BTreeMap<String, Value>) {
         (
             "credentials",
             vec![
-                json!({"sid": sid("CR", 1), "friendly_name": "ios prod", "type": "apn"}),
-                json!({"sid": sid("CR", 2), "friendly_name": "android", "type": "fcm"}),
+                json!({"sid": sid("CR", 1), "account_sid": ACCOUNT, "friendly_name": "ios prod",
+                    "type": "apn", "sandbox": "true",
+                    "date_created": date(1, 1), "date_updated": date(1, 2)}),
+                json!({"sid": sid("CR", 2), "account_sid": ACCOUNT, "friendly_name": "android",
+                    "type": "fcm", "sandbox": null,
+                    "date_created": date(1, 3), "date_updated": date(1, 3)}),
             ],
         ),
     );
@@ -343,6 +347,7 @@ fn read_back(server: &Server, token: &str) -> Value {
         "messages1": get(&format!("{ch1}/Messages?PageSize=50"))["messages"],
         "webhooks1": get(&format!("{ch1}/Webhooks"))["webhooks"],
         "messages2": get(&format!("{s}/Channels/{}/Messages", sid("CH", 2)))["messages"],
+        "credentials": get("/v2/Credentials")["credentials"],
     });
     // Resource URLs name the server's (random) port: compare without it.
     let text = seen.to_string().replace(&server.addr, "parley");
@@ -450,6 +455,56 @@ fn assert_imported(seen: &Value) {
         json!(["onMessageSent"])
     );
     assert_eq!(hooks[0]["date_created"], "2019-01-12T03:04:01Z");
+
+    // Credentials: same SIDs, names, types, sandbox flag and dates; read back exactly as any
+    // credential (the spec's fields, no mark on the wire).
+    let creds = seen["credentials"].as_array().unwrap();
+    let mut fields: Vec<&str> = creds[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "account_sid",
+            "date_created",
+            "date_updated",
+            "friendly_name",
+            "sandbox",
+            "sid",
+            "type",
+            "url"
+        ],
+        "the fields of chat.v2.credential, nothing more"
+    );
+    let without_url: Vec<Value> = creds
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let url = c.as_object_mut().unwrap().remove("url").unwrap();
+            assert!(
+                url.as_str()
+                    .unwrap()
+                    .ends_with(&format!("/v2/Credentials/{}", c["sid"].as_str().unwrap())),
+                "{url}"
+            );
+            c
+        })
+        .collect();
+    assert_eq!(
+        without_url,
+        [
+            json!({"sid": sid("CR", 1), "account_sid": ACCOUNT, "friendly_name": "ios prod",
+                "type": "apn", "sandbox": "true", "date_created": "2019-01-01T03:04:01Z",
+                "date_updated": "2019-01-01T03:04:02Z"}),
+            json!({"sid": sid("CR", 2), "account_sid": ACCOUNT, "friendly_name": "android",
+                "type": "fcm", "sandbox": "false", "date_created": "2019-01-01T03:04:03Z",
+                "date_updated": "2019-01-01T03:04:03Z"}),
+        ]
+    );
 }
 
 /// Import, import again, then check through the REST API; and a run cut short by failures,
@@ -482,13 +537,28 @@ fn import_scenario(db: &impl Db, interrupted_db: &impl Db, env: &[(&str, &str)])
     );
     assert!(summary1.contains("bindings  3 at Twilio, not importable"));
     assert_eq!(counts(&summary1, "webhooks"), (1, 0), "{summary1}");
+    assert_eq!(counts(&summary1, "credentials"), (2, 0), "{summary1}");
     assert!(
-        summary1.contains("credentials 2 at Twilio, not imported")
-            && summary1.contains(&format!("{}  fcm  android", sid("CR", 2))),
+        summary1.contains("2 credential(s) imported, needing their secret")
+            && summary1.contains(&format!("{}  fcm  android", sid("CR", 2)))
+            && summary1.contains(&format!(
+                "\"$PARLEY/v2/Credentials/{}\" --data-urlencode Certificate@cert.pem \
+                 --data-urlencode PrivateKey@key.pem",
+                sid("CR", 1)
+            ))
+            && summary1.contains(&format!(
+                "\"$PARLEY/v2/Credentials/{}\" --data-urlencode Secret@service-account.json",
+                sid("CR", 2)
+            )),
         "{summary1}"
     );
     let summary2 = stdout(&second);
     assert_eq!(counts(&summary2, "webhooks"), (0, 1), "{summary2}");
+    assert_eq!(counts(&summary2, "credentials"), (0, 2), "{summary2}");
+    assert!(
+        summary2.contains("2 credential(s) imported, needing their secret"),
+        "still needing it after the second run: {summary2}"
+    );
     assert!(
         summary2.contains("messages  0 imported, 6 already present"),
         "{summary2}"

@@ -175,6 +175,7 @@ async fn seed(store: &dyn Store, key: &SecretBox, n: usize) -> Vec<(SecretKind, 
                 credential_type: PushType::Fcm,
                 sandbox: None,
                 secrets_sealed: key.seal_str(&creds),
+                needs_secret: false,
                 date_created: now,
                 date_updated: now,
             })

@@ -28,8 +28,8 @@ impl CredentialStore for PgStore {
     async fn create_credential(&self, credential: &Credential) -> StoreResult<Credential> {
         let Pg(row): Pg<CredentialRow> = sqlx::query_as(
             "insert into credentials (sid, account_sid, friendly_name, credential_type, sandbox,
-                                      secrets_sealed, date_created, date_updated)
-             values ($1, $2, $3, $4, $5, $6, $7, $8)
+                                      secrets_sealed, date_created, date_updated, needs_secret)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              returning *",
         )
         .bind(credential.sid.as_str())
@@ -40,6 +40,7 @@ impl CredentialStore for PgStore {
         .bind(credential.secrets_sealed.as_slice())
         .bind(credential.date_created.unix_micros())
         .bind(credential.date_updated.unix_micros())
+        .bind(credential.needs_secret)
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
@@ -100,7 +101,8 @@ impl CredentialStore for PgStore {
         change(&mut credential)?;
         let Pg(row): Pg<CredentialRow> = sqlx::query_as(
             "update credentials
-             set friendly_name = $3, sandbox = $4, secrets_sealed = $5, date_updated = $6
+             set friendly_name = $3, sandbox = $4, secrets_sealed = $5, date_updated = $6,
+                 needs_secret = $7
              where account_sid = $1 and sid = $2
              returning *",
         )
@@ -110,6 +112,7 @@ impl CredentialStore for PgStore {
         .bind(credential.sandbox)
         .bind(credential.secrets_sealed.as_slice())
         .bind(credential.date_updated.unix_micros())
+        .bind(credential.needs_secret)
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;

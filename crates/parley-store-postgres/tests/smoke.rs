@@ -564,6 +564,7 @@ async fn deleting_a_credential_removes_its_bindings_and_deleting_a_role_clears_u
             credential_type: PushType::Fcm,
             sandbox: None,
             secrets_sealed: vec![1, 2, 3],
+            needs_secret: false,
             date_created: at(0),
             date_updated: at(0),
         })

@@ -24,8 +24,9 @@ impl CredentialStore for SqliteStore {
             .write_row(
                 q(
                     "insert into credentials (sid, account_sid, friendly_name, credential_type,
-                                            sandbox, secrets_sealed, date_created, date_updated)
-                   values (?, ?, ?, ?, ?, ?, ?, ?)
+                                            sandbox, secrets_sealed, needs_secret,
+                                            date_created, date_updated)
+                   values (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    returning *",
                 )
                 .bind(credential.sid.as_str())
@@ -34,6 +35,7 @@ impl CredentialStore for SqliteStore {
                 .bind(credential.credential_type.as_str())
                 .bind(credential.sandbox)
                 .bind(&credential.secrets_sealed)
+                .bind(credential.needs_secret)
                 .bind(credential.date_created.unix_micros())
                 .bind(credential.date_updated.unix_micros()),
                 |e| lite_write_err(e, Conflict::SidTaken, "account"),
@@ -84,13 +86,14 @@ impl CredentialStore for SqliteStore {
                 change(&mut credential)?;
                 q(
                     "update credentials set friendly_name = ?, sandbox = ?, secrets_sealed = ?,
-                                          date_updated = ?
+                                          needs_secret = ?, date_updated = ?
                    where account_sid = ? and sid = ?
                    returning *",
                 )
                 .bind(credential.friendly_name.as_deref())
                 .bind(credential.sandbox)
                 .bind(&credential.secrets_sealed)
+                .bind(credential.needs_secret)
                 .bind(credential.date_updated.unix_micros())
                 .bind(account.as_str())
                 .bind(sid.as_str())

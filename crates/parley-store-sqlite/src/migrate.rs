@@ -87,6 +87,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "change signal",
         sql: include_str!("../migrations/0010_change_signal.sql"),
     },
+    Migration {
+        version: 11,
+        description: "credential needs secret",
+        sql: include_str!("../migrations/0011_credential_needs_secret.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

@@ -151,6 +151,10 @@ async fn a_database_made_by_the_sqlx_release_opens_keeps_its_rows_and_takes_writ
         .expect("credentials")
         .items;
     assert_eq!(credentials.len(), 1);
+    assert!(
+        !credentials[0].needs_secret,
+        "a credential made before 0011 has its secret"
+    );
     let roles = store
         .list_roles(&account, &svc.sid, &PageRequest::first(50))
         .await

@@ -392,6 +392,7 @@ rows! { $
         secrets_sealed: Vec<u8>,
         date_created: i64,
         date_updated: i64,
+        needs_secret: bool,
     }
     /// `bindings`
     BindingRow {
@@ -663,6 +664,7 @@ impl TryFrom<CredentialRow> for Credential {
             credential_type: push_type(&r.credential_type)?,
             sandbox: r.sandbox,
             secrets_sealed: r.secrets_sealed,
+            needs_secret: r.needs_secret,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
         })

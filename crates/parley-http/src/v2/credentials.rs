@@ -168,6 +168,7 @@ pub(crate) async fn create(
         credential_type,
         sandbox,
         secrets_sealed: sealed,
+        needs_secret: false,
         date_created: now,
         date_updated: now,
     };
@@ -195,7 +196,9 @@ pub(crate) async fn fetch(
     Ok(Json(CredentialResource::new(&c, &app.urls)))
 }
 
-/// Twilio UpdateCredential — `POST /v2/Credentials/{Sid}`
+/// Twilio UpdateCredential — `POST /v2/Credentials/{Sid}`. Secret fields merge into the stored
+/// ones and the result must pass the check; then a credential imported without its secret
+/// (`needs_secret`) is marked as complete. A rename or `Sandbox` alone keeps the mark.
 pub(crate) async fn update(
     auth: Authenticated,
     State(app): State<AppState>,
@@ -230,6 +233,8 @@ pub(crate) async fn update(
             }
             check_secrets(&app, &c.sid, c.credential_type, &secrets).map_err(reject)?;
             c.secrets_sealed = seal(&app, &secrets).map_err(reject)?;
+            // The complete secret passed the check: an imported credential can deliver now.
+            c.needs_secret = false;
         }
         if let Some(name) = &friendly_name {
             c.friendly_name = Some(name.clone());

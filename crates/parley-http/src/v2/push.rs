@@ -2,11 +2,14 @@
 //! * `GET /v2/Services/{ServiceSid}/PushLog` — the delivery log, kept while the service's
 //!   `Notifications.LogEnabled` is on (retention: `--push-log-retention-days`);
 //! * `POST /v2/Services/{ServiceSid}/Bindings/{Sid}/Test` — send a test notification to one
-//!   binding now and answer the provider's verdict.
+//!   binding now and answer the provider's verdict (409/20409 without any send when the
+//!   binding's credential was imported without its secret: docs/CREDENTIALS.md).
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use parley_core::push::PushLogEntry;
+use parley_core::store::StoreError;
 use parley_core::{BindingSid, ServiceSid};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -87,9 +90,22 @@ pub(crate) async fn test(
         .store
         .fetch_binding(account(&auth), &service, &sid)
         .await?;
+    if let Some(cred) = &binding.credential_sid {
+        // A credential imported without its secret reaches no provider: say how to fix it.
+        match app.store.fetch_credential(account(&auth), cred).await {
+            Ok(c) => {
+                if let Some(why) = c.missing_secret() {
+                    return Err(ApiError::new(StatusCode::CONFLICT, 20409, why));
+                }
+            }
+            // The tester reports a missing credential as it does for the worker.
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let Some(tester) = app.push_tester.clone() else {
         return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             20503,
             "Push delivery is not enabled on this server",
         ));

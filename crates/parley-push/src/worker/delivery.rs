@@ -175,19 +175,31 @@ impl Worker {
             credential: credential.clone(),
         };
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(
-            self.config.send_timeout,
-            self.sender.send(&target, &notification),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(_) => SendOutcome::Retry {
-                after: None,
-                reason: "timeout".into(),
-            },
+        let outcome = if let Some(reason) = &credential.missing_secret {
+            // Imported without its secret: no provider could accept it, none is asked (and no
+            // send latency is measured).
+            SendOutcome::CredentialFailed {
+                reason: reason.clone(),
+            }
+        } else {
+            match tokio::time::timeout(
+                self.config.send_timeout,
+                self.sender.send(&target, &notification),
+            )
+            .await
+            {
+                Ok(o) => o,
+                Err(_) => SendOutcome::Retry {
+                    after: None,
+                    reason: "timeout".into(),
+                },
+            }
         };
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self
+            .metrics
+            .as_ref()
+            .filter(|_| credential.missing_secret.is_none())
+        {
             m.send_latency
                 .with_label_values(&[provider])
                 .observe(started.elapsed().as_secs_f64());
@@ -372,6 +384,11 @@ impl Worker {
             },
             attempts: 0,
         };
+        // A test reads the credential as stored now (one just updated, e.g. given its secret,
+        // is tested as it is), refreshing the cache the deliveries use too.
+        if let Some(sid) = &d.new.credential_sid {
+            lock(&self.credentials).remove(sid.as_str());
+        }
         let Some(credential) = self.credential(&d).await? else {
             return Ok(SendOutcome::Failed {
                 reason: "credential missing or unreadable".into(),
@@ -399,6 +416,11 @@ impl Worker {
             address: binding.address.clone(),
             credential,
         };
+        if let Some(reason) = &target.credential.missing_secret {
+            return Ok(SendOutcome::CredentialFailed {
+                reason: reason.clone(),
+            });
+        }
         Ok(self.sender.send(&target, &n).await)
     }
 }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use parley_core::credential::{Credential, PushType};
+use parley_core::CredentialSid;
 use parley_fakes::{FakeMode, Fakes};
 use parley_push::WorkerConfig;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{assert_twilio_error, service_account_json, Backend, TestApp};
 
 const P8: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-authkey.p8");
 const SA_KEY: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
@@ -875,7 +877,122 @@ async fn a_delivery_given_up_ends_failed_in_the_push_log(b: Backend) {
     );
 }
 
+/// A credential as `parley import twilio` writes it: Twilio's SID, name and type, no secret,
+/// marked as needing it.
+async fn imported_credential(app: &TestApp, kind: PushType) -> String {
+    let now = parley_core::Timestamp::now();
+    let credential = Credential {
+        sid: CredentialSid::generate(),
+        account_sid: app.account.sid.parse().unwrap(),
+        friendly_name: Some("from twilio".to_owned()),
+        credential_type: kind,
+        sandbox: None,
+        secrets_sealed: Vec::new(),
+        needs_secret: true,
+        date_created: now,
+        date_updated: now,
+    };
+    app.store.create_credential(&credential).await.unwrap();
+    credential.sid.to_string()
+}
+
+/// A credential imported without its secret reads like any other, but nothing goes through it
+/// — the test endpoint answers 409 saying how to supply the secret, a message's push is a
+/// credential failure with that reason and reaches no provider — until an update supplies the
+/// secret (a rename is not enough); then both deliver, the waiting push included.
+async fn a_credential_imported_without_its_secret_sends_nothing_until_it_is_supplied(b: Backend) {
+    // Arrange
+    let config = WorkerConfig {
+        unhealthy_for: Duration::from_millis(300),
+        ..WorkerConfig::default()
+    };
+    let (app, worker, fakes) = TestApp::spawn_push(b, config).await;
+    let service = app.create_service("s").await;
+    let cr = imported_credential(&app, PushType::Fcm).await;
+    enable(&app, &service, &[]).await;
+    let (ch, sids) = world(&app, &service, &[("ida", "fcm", "fcm-ida")]).await;
+    let test = format!("/v2/Services/{service}/Bindings/{}/Test", sids["fcm-ida"]);
+    let (_, binding) = app
+        .get(&format!(
+            "/v2/Services/{service}/Bindings/{}",
+            sids["fcm-ida"]
+        ))
+        .await;
+    assert_eq!(binding["credential_sid"], cr.as_str(), "{binding}");
+
+    // Act + Assert: the credential reads as any credential
+    let (s, fetched) = app.get(&format!("/v2/Credentials/{cr}")).await;
+    assert_eq!(s, StatusCode::OK, "{fetched}");
+    let mut fields: Vec<&String> = fetched.as_object().unwrap().keys().collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "account_sid",
+            "date_created",
+            "date_updated",
+            "friendly_name",
+            "sandbox",
+            "sid",
+            "type",
+            "url"
+        ],
+        "chat.v2.credential's fields only: {fetched}"
+    );
+    assert_eq!(fetched["type"], "fcm");
+
+    // Act + Assert: a test push is refused before any provider is contacted
+    let (s, v) = app.post(&test, &[]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_twilio_error(&v, 409, 20409);
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("has no secret yet")
+            && message.contains(&format!("POST /v2/Credentials/{cr} and Secret")),
+        "{message}"
+    );
+
+    // Act + Assert: a message's push is a credential failure, sent nowhere
+    post(&app, &service, &ch, "system", "before the secret").await;
+    worker.drain().await.unwrap();
+    assert_eq!(sent_to(&fakes, "fcm-ida"), 0);
+    assert!(fakes.fcm.requests().is_empty(), "no request to FCM at all");
+    let log = push_log(&app, &service).await;
+    assert!(
+        log.iter().any(|r| r["outcome"] == "credential_failed"
+            && r["reason"].as_str().unwrap().contains("has no secret yet")),
+        "{log:?}"
+    );
+
+    // Act + Assert: a rename keeps the mark
+    let (s, v) = app
+        .post(
+            &format!("/v2/Credentials/{cr}"),
+            &[("FriendlyName", "android")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["friendly_name"], "android");
+    let (s, v) = app.post(&test, &[]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+
+    // Act + Assert: supplying the secret clears it; the waiting push goes out too
+    let sa = service_account_json(&fakes.token_uri);
+    let (s, v) = app
+        .post(&format!("/v2/Credentials/{cr}"), &[("Secret", &sa)])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = app.post(&test, &[("Body", "hi")]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "delivered", "{v}");
+    drain_until(&worker, "the waiting push", || {
+        sent_to(&fakes, "fcm-ida") == 2
+    })
+    .await;
+}
+
 both_backends!(
+    a_credential_imported_without_its_secret_sends_nothing_until_it_is_supplied,
     deleting_a_user_writes_removed_events_but_its_devices_are_gone,
     a_sender_id_mismatch_does_not_pause_the_credential,
     a_failing_credential_pauses_only_its_own_deliveries,

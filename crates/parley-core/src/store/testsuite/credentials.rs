@@ -215,3 +215,82 @@ pub async fn deleting_a_credential_removes_its_bindings(store: DynStore) {
     expected.sort_by(|a, b| (a.date_created, &a.sid).cmp(&(b.date_created, &b.sid)));
     assert_eq!(listed.items, expected);
 }
+
+/// A credential created without its secret (an import from Twilio) keeps its SID, dates and
+/// mark; creating it again is `Conflict(SidTaken)` and leaves it as it was (in its account or
+/// another's); an update that stores a secret clears the mark, one that only renames keeps it.
+pub async fn imported_credentials_keep_their_sid_and_need_their_secret(store: DynStore) {
+    // Arrange
+    let other = account(&store).await;
+    let account = account(&store).await;
+    let mut imported = credential_value(&account, PushType::Apn);
+    imported.sandbox = Some(true);
+    imported.secrets_sealed = Vec::new();
+    imported.needs_secret = true;
+    imported.date_created = at(3);
+    imported.date_updated = at(4);
+    let mut again = imported.clone();
+    again.friendly_name = Some("overwritten?".to_owned());
+    again.needs_secret = false;
+    again.secrets_sealed = vec![9; 4];
+    let mut elsewhere = again.clone();
+    elsewhere.account_sid = other.clone();
+
+    // Act
+    let created = store
+        .create_credential(&imported)
+        .await
+        .expect("create imported");
+    let twice = store.create_credential(&again).await;
+    let foreign = store.create_credential(&elsewhere).await;
+    let renamed = store
+        .update_credential(&account, &imported.sid, &|c| {
+            c.friendly_name = Some("renamed".to_owned());
+            Ok(())
+        })
+        .await
+        .expect("rename");
+    let listed = store
+        .list_credentials(&account, &PageRequest::first(50))
+        .await
+        .expect("list");
+    let supplied = store
+        .update_credential(&account, &imported.sid, &|c| {
+            c.secrets_sealed = vec![1, 2, 3];
+            c.needs_secret = false;
+            Ok(())
+        })
+        .await
+        .expect("supply the secret");
+
+    // Assert
+    assert_eq!(created, imported);
+    for (what, result) in [("same account", twice), ("another account", foreign)] {
+        assert!(
+            matches!(
+                result,
+                Err(crate::store::StoreError::Conflict(
+                    crate::store::Conflict::SidTaken
+                ))
+            ),
+            "{what}: {result:?}"
+        );
+    }
+    assert!(renamed.needs_secret, "a rename keeps the mark");
+    assert_eq!(renamed.friendly_name.as_deref(), Some("renamed"));
+    assert_eq!(listed.items, vec![renamed.clone()]);
+    assert!(!supplied.needs_secret);
+    let fetched = store
+        .fetch_credential(&account, &imported.sid)
+        .await
+        .expect("fetch");
+    assert_eq!(fetched, supplied);
+    assert_eq!(fetched.secrets_sealed, vec![1, 2, 3]);
+    assert_eq!(fetched.date_created, at(3));
+    assert!(store
+        .list_credentials(&other, &PageRequest::first(50))
+        .await
+        .expect("list other")
+        .items
+        .is_empty());
+}

@@ -103,6 +103,7 @@ macro_rules! store_conformance_tests {
             credentials_round_trip_with_sealed_secrets,
             concurrent_credential_updates_lose_nothing,
             deleting_a_credential_removes_its_bindings,
+            imported_credentials_keep_their_sid_and_need_their_secret,
             sealed_secrets_are_walked_in_order_and_replaced_only_if_unchanged,
             register_creates_then_re_register_refreshes_the_same_binding,
             an_address_moves_to_the_identity_that_registers_it_last,
@@ -286,6 +287,7 @@ pub fn credential_value(account: &AccountSid, credential_type: PushType) -> Cred
         credential_type,
         sandbox: None,
         secrets_sealed: vec![0, 1, 2, 254, 255],
+        needs_secret: false,
         date_created: now,
         date_updated: now,
     }
