@@ -236,9 +236,7 @@ mod tests {
         }
         let state = lock(&writer.0.state);
         assert_eq!(state.lines, QUEUED_LINES);
-        assert!(String::from_utf8_lossy(&state.bytes).ends_with(&format!(
-            "line {}\n",
-            QUEUED_LINES - 1
-        )));
+        assert!(String::from_utf8_lossy(&state.bytes)
+            .ends_with(&format!("line {}\n", QUEUED_LINES - 1)));
     }
 }

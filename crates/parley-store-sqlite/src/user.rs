@@ -55,12 +55,12 @@ macro_rules! view_sql {
                     (select count(*) from members m
                       where m.user_sid = u.sid and m.account_sid = u.account_sid
                         and m.service_sid = u.service_sid) as joined_channels_count,
-                    case when json_extract(s.settings, '$.reachability_enabled') then
+                    case when s.reachability_enabled then
                         (select count(*) from bindings b
                           where b.account_sid = u.account_sid and b.service_sid = u.service_sid
                             and b.user_sid = u.sid)
                     end as bindings_count,
-                    case when json_extract(s.settings, '$.reachability_enabled') then
+                    case when s.reachability_enabled then
                         exists(select 1 from presence p
                                 where p.account_sid = u.account_sid
                                   and p.service_sid = u.service_sid
