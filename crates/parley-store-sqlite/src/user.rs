@@ -363,7 +363,7 @@ mod tests {
         // The statement selects exactly these columns, in this order.
         let mut c = rusqlite::Connection::open_in_memory().expect("open");
         crate::migrate::run(&mut c).expect("migrate");
-        for sql in [view_sql!("sid"), view_sql!("identity")] {
+        for sql in [VIEW_BY_SID.as_str(), VIEW_BY_IDENTITY.as_str()] {
             let st = c.prepare(sql).expect("prepare");
             assert_eq!(st.column_names(), USER_VIEW_COLUMNS);
         }
