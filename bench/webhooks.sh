@@ -61,6 +61,28 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 sink_count() { curl -fsS "$SINK/_sink/count"; }
+# CPU time (clock ticks) of a process (user + system), and of the whole machine (busy ticks).
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# cpu_sample: "server receiver machine" ticks now.
+cpu_sample() { echo "$(proc_ticks "$SERVER_PID") $(proc_ticks "$FAKES_PID") $(busy_ticks)"; }
+# cpu_row LABEL "START" "END" MESSAGES: CPU ms per message of the server, the receiver and the
+# rest of the machine (wrk, the bench, other processes) over a window.
+cpu_row() {
+    awk -v label="$1" -v a="$2" -v b="$3" -v n="$4" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+        split(a, x, " "); split(b, y, " ")
+        s = (y[1] - x[1]) / hz * 1000 / n; r = (y[2] - x[2]) / hz * 1000 / n
+        m = (y[3] - x[3]) / hz * 1000 / n; o = m - s - r
+        printf "| %s | %.3f | %.3f | %.3f | %.3f |\n", label, s, r, o, m }'
+}
+# The measured window of a backgrounded bench run: sample CPU and messages around it.
+window() {
+    sleep "${WRK_WARMUP%s}"
+    sleep 0.5
+    W_CPU0=$(cpu_sample); W_MSG0=$(sql "select count(*) from messages"); W_T0=$(date +%s.%N)
+    sleep "$((${WRK_DURATION%s} - 1))"
+    W_CPU1=$(cpu_sample); W_MSG1=$(sql "select count(*) from messages"); W_T1=$(date +%s.%N)
+}
 log "webhook receiver $SINK (pid $FAKES_PID)"
 
 for BACKEND in "${BACKENDS[@]}"; do
@@ -86,7 +108,12 @@ for BACKEND in "${BACKENDS[@]}"; do
     G=webhooks-$BACKEND
     bench "$G" healthz "GET /healthz" - "$POST_CONNS" static /healthz
     WEBHOOKS=1 LUA=$POST_LUA bench "$G" post_off "POST …/Messages, webhooks OFF (no PostWebhookUrl)" - \
-        "$POST_CONNS" "$IS" "$WORK/channels.txt"
+        "$POST_CONNS" "$IS" "$WORK/channels.txt" &
+    BENCH_BG=$!
+    window
+    wait "$BENCH_BG"
+    RESULT_ROWS+=("$G|post_off|POST …/Messages, webhooks OFF (no PostWebhookUrl)|-|$POST_CONNS|$WORK/$G.post_off.json")
+    cpu_off=$(cpu_row "webhooks OFF" "$W_CPU0" "$W_CPU1" "$((W_MSG1 - W_MSG0))")
 
     # Webhooks on: the receiver, onMessageSent.
     check POST "/v2/Services/$IS" "PostWebhookUrl=$SINK/hook&WebhookFilters=onMessageSent&WebhookMethod=POST"
@@ -106,10 +133,13 @@ for BACKEND in "${BACKENDS[@]}"; do
     sleep 0.5
     c_start=$(sink_count)
     s_start=$(date +%s.%N)
+    W_CPU0=$(cpu_sample); W_MSG0=$(sql "select count(*) from messages")
     sleep "$((dur - 1))"
     c_end=$(sink_count)
     s_end=$(date +%s.%N)
+    W_CPU1=$(cpu_sample); W_MSG1=$(sql "select count(*) from messages")
     wait "$BENCH_BG"
+    cpu_on=$(cpu_row "webhooks ON" "$W_CPU0" "$W_CPU1" "$((W_MSG1 - W_MSG0))")
     RESULT_ROWS+=("$G|post_on|POST …/Messages, webhooks ON (onMessageSent to a local receiver)|-|$POST_CONNS|$WORK/$G.post_on.json")
     posted_on=$(( $(sql "select count(*) from messages") - before ))
     drain_start=$(date +%s.%N)
@@ -151,6 +181,13 @@ for BACKEND in "${BACKENDS[@]}"; do
             printf "| webhook calls/s during the measured ON window ÷ posts/s | %.0f / %.0f = %.1f %% | ≥ 90 %% | %s |\n", c, p, r, (r >= 90) ? "yes" : "**NO**" }'
         echo "| backlog after posting stopped: calls received / messages posted with webhooks on (warm-up included) | $calls_total / $posted_on, drained in $drain_secs s | all, within 10 s | $([[ $drained == yes ]] && awk -v d="$drain_secs" 'BEGIN { print (d <= 10) ? "yes" : "**NO**" }' || echo "**NO**") |"
         echo "| peak RSS (VmHWM) | $(mb "$peak_rss") MB | | |"
+        echo
+        echo "CPU per message posted, over each measured window (ms; \"rest\" is wrk, the bench and anything else on the machine; the machine has $(nproc) cores):"
+        echo
+        echo "| run | server | receiver | rest | whole machine |"
+        echo "| --- | ---: | ---: | ---: | ---: |"
+        echo "$cpu_off"
+        echo "$cpu_on"
         echo
         echo "Total time for this backend: $((SECONDS - t0)) s."
     } >"$out"

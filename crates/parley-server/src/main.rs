@@ -13,9 +13,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Held to the end of main: dropping it flushes the log lines still queued.
-    let _logs = telemetry::init(cli.log_format, cli.default_log_filter());
-    match cli.run().await {
+    let logs = telemetry::init(cli.log_format, cli.default_log_filter());
+    let result = cli.run().await;
+    // Dropping it writes the log lines still queued (before the error line below).
+    drop(logs);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             use std::io::Write as _;

@@ -19,6 +19,7 @@
 //!
 //! [`Q`] is a small query builder (`q(sql).bind(a).bind(b).one(conn)`).
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -406,12 +407,20 @@ impl<T: Arg> Arg for Option<T> {
 /// A statement and its bound values; also a builder for statements made of parts.
 #[derive(Debug, Default)]
 pub(crate) struct Q {
-    sql: String,
+    /// Borrowed when it is a constant (most statements): not copied for every execution.
+    sql: Cow<'static, str>,
     args: Vec<Value>,
 }
 
+/// `sql` on one line: each run of whitespace becomes one space (for long constant statements:
+/// rusqlite's statement cache hashes the text, and copies it, on every execution). Only for
+/// statements without string literals that hold whitespace.
+pub(crate) fn one_line(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Start a query.
-pub(crate) fn q(sql: impl Into<String>) -> Q {
+pub(crate) fn q(sql: impl Into<Cow<'static, str>>) -> Q {
     Q {
         sql: sql.into(),
         args: Vec::new(),
@@ -427,13 +436,13 @@ impl Q {
 
     /// Append SQL text.
     pub(crate) fn push(&mut self, sql: &str) -> &mut Self {
-        self.sql.push_str(sql);
+        self.sql.to_mut().push_str(sql);
         self
     }
 
     /// Append a `?` and bind it.
     pub(crate) fn push_bind(&mut self, v: impl Arg) -> &mut Self {
-        self.sql.push('?');
+        self.sql.to_mut().push('?');
         self.args.push(v.value());
         self
     }
@@ -442,7 +451,7 @@ impl Q {
     pub(crate) fn push_list<A: Arg>(&mut self, values: impl IntoIterator<Item = A>) -> &mut Self {
         for (i, v) in values.into_iter().enumerate() {
             if i > 0 {
-                self.sql.push_str(", ");
+                self.sql.to_mut().push_str(", ");
             }
             self.push_bind(v);
         }
@@ -557,6 +566,14 @@ mod tests {
         );
         let one: TRow = built.one(&c).expect("one");
         assert_eq!(one.name, "b");
+    }
+
+    #[test]
+    fn one_line_keeps_the_words_and_cuts_the_whitespace() {
+        assert_eq!(
+            one_line("select a,\n        b  from t\n where x = ?  "),
+            "select a, b from t where x = ?"
+        );
     }
 
     #[test]

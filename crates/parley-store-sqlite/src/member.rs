@@ -272,7 +272,7 @@ impl MemberStore for SqliteStore {
             .map(Timestamp::unix_micros);
         self.write(|c| {
             let chan = resolve_channel(c, account, service, channel)?;
-            let before: MemberRow = q(&select)
+            let before: MemberRow = q(select.clone())
                 .bind(&chan.sid)
                 .bind(value)
                 .one(c)

@@ -92,6 +92,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "credential needs secret",
         sql: include_str!("../migrations/0011_credential_needs_secret.sql"),
     },
+    Migration {
+        version: 12,
+        description: "service reachability column",
+        sql: include_str!("../migrations/0012_service_reachability_column.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema
@@ -227,5 +232,44 @@ mod tests {
         .expect("restore");
         let err = run(&mut c).expect_err("newer");
         assert!(err.to_string().contains("99"), "{err}");
+    }
+
+    /// 0012 copies each existing service's `reachability_enabled` setting into its column.
+    #[test]
+    fn the_reachability_column_starts_as_the_stored_setting() {
+        let c = Connection::open_in_memory().expect("open");
+        for m in MIGRATIONS.iter().filter(|m| m.version < 12) {
+            c.execute_batch(m.sql).expect("migration");
+        }
+        for (sid, settings) in [
+            ("ISon", r#"{"reachability_enabled":true,"x":1}"#),
+            ("ISoff", r#"{"reachability_enabled":false}"#),
+            ("ISunset", "{}"),
+        ] {
+            c.execute(
+                "insert into services (sid, account_sid, friendly_name, settings, date_created,
+                                       date_updated) values (?, 'AC1', 'f', ?, 0, 0)",
+                [sid, settings],
+            )
+            .expect("service");
+        }
+        let m12 = MIGRATIONS.iter().find(|m| m.version == 12).expect("0012");
+        c.execute_batch(m12.sql).expect("0012");
+        let mut st = c
+            .prepare("select sid, reachability_enabled from services order by sid")
+            .expect("prepare");
+        let rows: Vec<(String, bool)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                ("ISoff".to_owned(), false),
+                ("ISon".to_owned(), true),
+                ("ISunset".to_owned(), false),
+            ]
+        );
     }
 }

@@ -22,7 +22,7 @@ fn online_changed(c: &Connection, key: &PresenceKey) -> StoreResult<()> {
     let row: Option<UserRow> = q("select u.* from users u
           join services s on s.sid = u.service_sid and s.account_sid = u.account_sid
          where u.account_sid = ? and u.service_sid = ? and u.identity = ?
-           and json_extract(s.settings, '$.reachability_enabled')")
+           and s.reachability_enabled")
     .bind(key.account.as_str())
     .bind(key.service.as_str())
     .bind(key.identity.as_str())

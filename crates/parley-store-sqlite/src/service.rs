@@ -30,8 +30,9 @@ impl ServiceStore for SqliteStore {
                 let row: ServiceRow = q(
                     "insert into services (sid, account_sid, friendly_name, default_service_role_sid,
                                            default_channel_role_sid, default_channel_creator_role_sid,
-                                           settings, date_created, date_updated)
-                     values (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                           settings, reachability_enabled, date_created,
+                                           date_updated)
+                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                      returning *",
                 )
                 .bind(s.sid.as_str())
@@ -45,6 +46,7 @@ impl ServiceStore for SqliteStore {
                         .map(|r| r.as_str()),
                 )
                 .bind(settings)
+                .bind(s.settings.reachability_enabled)
                 .bind(s.date_created.unix_micros())
                 .bind(s.date_updated.unix_micros())
                 .one(c)
@@ -114,7 +116,8 @@ impl ServiceStore for SqliteStore {
     }
 }
 
-/// Overwrite the stored row of `service` with every field of it (`settings` as JSON).
+/// Overwrite the stored row of `service` with every field of it (`settings` as JSON, and its
+/// `reachability_enabled` in the column of its own as well).
 fn write_service(
     c: &rusqlite::Connection,
     service: &Service,
@@ -123,7 +126,7 @@ fn write_service(
     q(
         "update services set friendly_name = ?, default_service_role_sid = ?,
               default_channel_role_sid = ?, default_channel_creator_role_sid = ?,
-              settings = ?, date_updated = ?
+              settings = ?, reachability_enabled = ?, date_updated = ?
        where account_sid = ? and sid = ?
        returning *",
     )
@@ -147,6 +150,7 @@ fn write_service(
             .map(|r| r.as_str()),
     )
     .bind(settings)
+    .bind(service.settings.reachability_enabled)
     .bind(service.date_updated.unix_micros())
     .bind(service.account_sid.as_str())
     .bind(service.sid.as_str())

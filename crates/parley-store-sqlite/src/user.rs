@@ -1,5 +1,7 @@
 //! `UserStore`: users of a service, addressed by SID or identity.
 
+use std::sync::LazyLock;
+
 use parley_core::event::{EventKind, Origin, Resource};
 use parley_core::paging::{Page, PageRequest};
 use parley_core::store::rows::changed_fields;
@@ -8,7 +10,7 @@ use parley_core::user::{User, UserRef, UserUpdate, UserView};
 use parley_core::{AccountSid, ServiceSid, Timestamp};
 
 use crate::event::{self, NewEvent};
-use crate::lite::{lite_err, lite_write_err, q, FromLite, Q};
+use crate::lite::{lite_err, lite_write_err, one_line, q, FromLite, Q};
 use crate::rows::{convert_all, user_key, ChannelRow, MemberRow, UserRow};
 use crate::{one_row, push_keyset, require_service, SqliteStore};
 
@@ -19,7 +21,7 @@ const INSERT_USER: &str =
 
 /// `insert into users … <tail>` with every column of `user` bound.
 fn insert_user_lite(sql: &str, user: &User) -> Q {
-    q(sql)
+    q(sql.to_owned())
         .bind(user.sid.as_str())
         .bind(user.account_sid.as_str())
         .bind(user.service_sid.as_str())
@@ -55,12 +57,12 @@ macro_rules! view_sql {
                     (select count(*) from members m
                       where m.user_sid = u.sid and m.account_sid = u.account_sid
                         and m.service_sid = u.service_sid) as joined_channels_count,
-                    case when json_extract(s.settings, '$.reachability_enabled') then
+                    case when s.reachability_enabled then
                         (select count(*) from bindings b
                           where b.account_sid = u.account_sid and b.service_sid = u.service_sid
                             and b.user_sid = u.sid)
                     end as bindings_count,
-                    case when json_extract(s.settings, '$.reachability_enabled') then
+                    case when s.reachability_enabled then
                         exists(select 1 from presence p
                                 where p.account_sid = u.account_sid
                                   and p.service_sid = u.service_sid
@@ -76,6 +78,10 @@ macro_rules! view_sql {
         )
     };
 }
+
+/// `view_sql!` on one line (it runs on every fetch user; see [`one_line`]).
+static VIEW_BY_SID: LazyLock<String> = LazyLock::new(|| one_line(view_sql!("sid")));
+static VIEW_BY_IDENTITY: LazyLock<String> = LazyLock::new(|| one_line(view_sql!("identity")));
 
 /// A row of `fetch_user_view`: the user's columns, then the two counts.
 struct UserViewRow {
@@ -188,8 +194,8 @@ impl UserStore for SqliteStore {
         // One statement, so one read transaction: the user, its joined channels, and its
         // bindings when the service's `reachability_enabled` setting is on.
         let (sql, value) = match user {
-            UserRef::Sid(sid) => (view_sql!("sid"), sid.as_str()),
-            UserRef::Identity(identity) => (view_sql!("identity"), identity.as_str()),
+            UserRef::Sid(sid) => (VIEW_BY_SID.as_str(), sid.as_str()),
+            UserRef::Identity(identity) => (VIEW_BY_IDENTITY.as_str(), identity.as_str()),
         };
         let row: UserViewRow = self.read_one(
             &q(sql)
@@ -357,7 +363,7 @@ mod tests {
         // The statement selects exactly these columns, in this order.
         let mut c = rusqlite::Connection::open_in_memory().expect("open");
         crate::migrate::run(&mut c).expect("migrate");
-        for sql in [view_sql!("sid"), view_sql!("identity")] {
+        for sql in [VIEW_BY_SID.as_str(), VIEW_BY_IDENTITY.as_str()] {
             let st = c.prepare(sql).expect("prepare");
             assert_eq!(st.column_names(), USER_VIEW_COLUMNS);
         }
