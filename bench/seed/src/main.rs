@@ -240,6 +240,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 credential_type: PushType::Fcm,
                 sandbox: None,
                 secrets_sealed: secrets.seal(&secret),
+                needs_secret: false,
                 date_created: now,
                 date_updated: now,
             })
