@@ -97,6 +97,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "service reachability column",
         sql: include_str!("../migrations/0012_service_reachability_column.sql"),
     },
+    Migration {
+        version: 13,
+        description: "webhook calls unused index",
+        sql: include_str!("../migrations/0013_webhook_calls_unused_index.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

@@ -3,8 +3,8 @@ use serde_json::Value;
 
 use crate::both_backends;
 use crate::helpers::{
-    assert_twilio_error, service_account_json, Backend, TestApp, APNS_CERT as CERT,
-    APNS_CERT_KEY as KEY, SA_KEY,
+    assert_twilio_error, service_account_json, sorted_keys, Backend, TestApp, APNS_CERT as CERT,
+    APNS_CERT_KEY as KEY, CREDENTIAL_FIELDS, SA_KEY,
 };
 
 const P8: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-authkey.p8");
@@ -24,22 +24,7 @@ async fn credential_crud_never_returns_secrets(b: Backend) {
     ];
     let (s, v) = app.post("/v2/Credentials", &form).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    let mut sorted = keys.clone();
-    sorted.sort();
-    assert_eq!(
-        sorted,
-        vec![
-            "account_sid",
-            "date_created",
-            "date_updated",
-            "friendly_name",
-            "sandbox",
-            "sid",
-            "type",
-            "url"
-        ]
-    );
+    assert_eq!(sorted_keys(&v), CREDENTIAL_FIELDS);
     assert_eq!(v["sandbox"], "true", "sandbox is a string on the wire");
     assert_eq!(v["type"], "apn");
     let sid = v["sid"].as_str().unwrap();

@@ -487,3 +487,25 @@ pub fn assert_twilio_error(v: &Value, status: u16, code: u64) {
     );
     assert!(v.get("type").is_none() && v.get("title").is_none(), "{v}");
 }
+
+/// The fields of `chat.v2.credential`, sorted: a credential answer has exactly these.
+pub const CREDENTIAL_FIELDS: [&str; 8] = [
+    "account_sid",
+    "date_created",
+    "date_updated",
+    "friendly_name",
+    "sandbox",
+    "sid",
+    "type",
+    "url",
+];
+
+/// The keys of a JSON object, sorted.
+pub fn sorted_keys(v: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    keys.sort_unstable();
+    keys
+}

@@ -12,7 +12,9 @@ use parley_push::WorkerConfig;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::helpers::{assert_twilio_error, service_account_json, Backend, TestApp};
+use crate::helpers::{
+    assert_twilio_error, service_account_json, sorted_keys, Backend, TestApp, CREDENTIAL_FIELDS,
+};
 
 const P8: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-apns-authkey.p8");
 const SA_KEY: &str = include_str!("../../../parley-push/tests/fixtures/TEST-ONLY-fcm-sa-key.pem");
@@ -923,20 +925,9 @@ async fn a_credential_imported_without_its_secret_sends_nothing_until_it_is_supp
     // Act + Assert: the credential reads as any credential
     let (s, fetched) = app.get(&format!("/v2/Credentials/{cr}")).await;
     assert_eq!(s, StatusCode::OK, "{fetched}");
-    let mut fields: Vec<&String> = fetched.as_object().unwrap().keys().collect();
-    fields.sort_unstable();
     assert_eq!(
-        fields,
-        [
-            "account_sid",
-            "date_created",
-            "date_updated",
-            "friendly_name",
-            "sandbox",
-            "sid",
-            "type",
-            "url"
-        ],
+        sorted_keys(&fetched),
+        CREDENTIAL_FIELDS,
         "chat.v2.credential's fields only: {fetched}"
     );
     assert_eq!(fetched["type"], "fcm");
