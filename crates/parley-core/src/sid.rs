@@ -48,6 +48,14 @@ macro_rules! sid_type {
                     Err(SidError { prefix: $prefix, value: s.chars().take(64).collect() })
                 }
             }
+            /// [`Self::parse`] of an owned string, kept without a copy.
+            pub fn from_string(s: String) -> Result<Self, SidError> {
+                if is_sid($prefix, &s) {
+                    Ok(Self(s))
+                } else {
+                    Err(SidError { prefix: $prefix, value: s.chars().take(64).collect() })
+                }
+            }
         }
 
         impl std::str::FromStr for $name {

@@ -1,13 +1,20 @@
 //! HTTP Basic auth (contract §0.1): Account SID + Auth Token, or API Key SID + secret.
-//! Secrets are stored sealed. Every request reads the stored (sealed) secret, so a rotated token
-//! or a deleted key stops working at once, on every node; what is cached is only the opening of
-//! a sealed secret (keyed by the sealed bytes themselves, so a changed secret is never matched
-//! against its old opened form).
+//!
+//! Secrets are stored sealed. A node remembers the credentials it has checked (the opened
+//! secret and its account, per username) so a request needs no read of its credential, and
+//! forgets them all whenever the database's credential version moves: a number that a trigger
+//! moves on every update or deletion of an account or an API key, whoever makes it (any node, a
+//! CLI in another process). [`CredentialWatcher`] reads it every [`CREDENTIAL_POLL`]; a
+//! remembered check is used only while the last version check that succeeded began at most
+//! [`CREDENTIAL_CHECK_VALID`] ago — otherwise (the watcher is not running, the database does not
+//! answer) every request reads its credential as stored. So a rotated token or a deleted key is
+//! refused on every node within [`CREDENTIAL_CHECK_VALID`] of its commit; the admin CLI waits
+//! [`CREDENTIAL_CHANGE_WAIT`] before it reports such a change done.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
@@ -17,13 +24,22 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use parley_core::crypto::secrets_equal;
-use parley_core::store::StoreError;
+use parley_core::store::{Store, StoreError};
 use parley_core::{AccountSid, ApiKeySid};
 
 use crate::error::ApiError;
 use crate::AppState;
 
 const CACHE_MAX: usize = 10_000;
+
+/// How often a node reads the credential version ([`CredentialWatcher`]).
+pub const CREDENTIAL_POLL: Duration = Duration::from_millis(100);
+/// A remembered credential check is used only while the last successful version check began at
+/// most this long ago.
+pub const CREDENTIAL_CHECK_VALID: Duration = Duration::from_millis(250);
+/// How long a command that changes a credential waits after its commit before it reports the
+/// change done: by then no running node accepts the old secret.
+pub const CREDENTIAL_CHANGE_WAIT: Duration = Duration::from_millis(300);
 
 /// The caller, authenticated.
 #[derive(Clone, Debug)]
@@ -32,33 +48,138 @@ pub struct Authenticated {
     pub account_sid: AccountSid,
 }
 
-#[derive(Clone)]
+/// A credential as stored, opened.
 struct Entry {
     secret: String,
     account_sid: AccountSid,
 }
 
-/// Opened secrets, keyed by username (AC… or SK…) and valid only for the sealed value they were
-/// opened from.
+/// One checked credential: the sealed secret as read, its opening, its account, and the cache
+/// generation it was read in.
+struct Remembered {
+    sealed: Vec<u8>,
+    secret: String,
+    account_sid: AccountSid,
+    generation: u64,
+}
+
+#[derive(Default)]
+struct CacheState {
+    /// Moves whenever remembered checks may be stale (the credential version moved).
+    generation: u64,
+    /// The credential version last read.
+    version: Option<i64>,
+    /// When the last successful version check began.
+    checked_at: Option<Instant>,
+    entries: HashMap<String, Remembered>,
+}
+
+/// What [`AuthCache::check`] found.
+enum Lookup {
+    /// A usable remembered check: the account when the password matches, `None` when not.
+    Known(Option<AccountSid>),
+    /// Read the credential; remember it under this generation.
+    Unknown(u64),
+}
+
+/// The credentials this node has checked (see the module docs).
 #[derive(Default)]
 pub struct AuthCache {
-    entries: Mutex<HashMap<String, (Vec<u8>, String)>>,
+    state: Mutex<CacheState>,
 }
 
 impl AuthCache {
-    fn opened(&self, user: &str, sealed: &[u8]) -> Option<String> {
-        let map = self.entries.lock().ok()?;
-        map.get(user)
-            .filter(|(s, _)| s.as_slice() == sealed)
-            .map(|(_, secret)| secret.clone())
+    /// Check `user`/`pass` against a remembered credential, if one may be used now.
+    fn check(&self, user: &str, pass: &str, now: Instant) -> Lookup {
+        let Ok(st) = self.state.lock() else {
+            return Lookup::Unknown(u64::MAX);
+        };
+        let fresh = st
+            .checked_at
+            .is_some_and(|t| now.saturating_duration_since(t) <= CREDENTIAL_CHECK_VALID);
+        match st.entries.get(user) {
+            Some(e) if fresh && e.generation == st.generation => Lookup::Known(
+                secrets_equal(e.secret.as_bytes(), pass.as_bytes()).then(|| e.account_sid.clone()),
+            ),
+            _ => Lookup::Unknown(st.generation),
+        }
     }
 
-    fn put(&self, user: &str, sealed: Vec<u8>, secret: String) {
-        if let Ok(mut map) = self.entries.lock() {
-            if map.len() >= CACHE_MAX {
-                map.clear();
+    /// An earlier opening of exactly `sealed` for `user` (whatever its generation: opening the
+    /// same bytes gives the same secret).
+    fn opened(&self, user: &str, sealed: &[u8]) -> Option<String> {
+        let st = self.state.lock().ok()?;
+        st.entries
+            .get(user)
+            .filter(|e| e.sealed.as_slice() == sealed)
+            .map(|e| e.secret.clone())
+    }
+
+    /// Remember a credential read in `generation` (usable only while that is still current).
+    fn remember(&self, user: &str, entry: &Entry, sealed: Vec<u8>, generation: u64) {
+        if let Ok(mut st) = self.state.lock() {
+            if st.entries.len() >= CACHE_MAX {
+                st.entries.clear();
             }
-            map.insert(user.to_owned(), (sealed, secret));
+            st.entries.insert(
+                user.to_owned(),
+                Remembered {
+                    sealed,
+                    secret: entry.secret.clone(),
+                    account_sid: entry.account_sid.clone(),
+                    generation,
+                },
+            );
+        }
+    }
+
+    /// A version check that began at `began` read `version`: a moved version makes every
+    /// remembered check unusable; the check makes the cache usable until `began` +
+    /// [`CREDENTIAL_CHECK_VALID`].
+    pub fn version_checked(&self, began: Instant, version: i64) {
+        if let Ok(mut st) = self.state.lock() {
+            if st.version != Some(version) {
+                st.generation = st.generation.wrapping_add(1);
+                st.version = Some(version);
+            }
+            if st.checked_at.is_none_or(|t| began > t) {
+                st.checked_at = Some(began);
+            }
+        }
+    }
+}
+
+/// Reads the credential version every [`CREDENTIAL_POLL`] for one node's [`AuthCache`]
+/// (`AppState::credential_watcher`); without it running the cache is never used.
+pub struct CredentialWatcher {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) cache: Arc<AuthCache>,
+}
+
+impl CredentialWatcher {
+    /// Poll until the task is aborted.
+    pub async fn run(self) {
+        let mut ticker = tokio::time::interval(CREDENTIAL_POLL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticker.tick().await;
+            let began = Instant::now();
+            match self.store.credential_version().await {
+                Ok(v) => {
+                    if failing {
+                        tracing::info!("credential version readable again");
+                        failing = false;
+                    }
+                    self.cache.version_checked(began, v);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot read the credential version; every request reads its credential until it can");
+                        failing = true;
+                    }
+                }
+            }
         }
     }
 }
@@ -75,9 +196,9 @@ pub fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
     Some((user.to_owned(), pass.to_owned()))
 }
 
-/// Look up the secret of `user` (an AC or SK SID) as stored now, and open it (reusing an earlier
-/// opening of the same sealed value); `None` if there is no such user.
-async fn load(state: &AppState, user: &str) -> Result<Option<Entry>, ApiError> {
+/// The credential of `user` (an AC or SK SID) as stored now, opened (reusing an earlier opening
+/// of the same sealed value) and remembered in `generation`; `None` if there is no such user.
+async fn load(state: &AppState, user: &str, generation: u64) -> Result<Option<Entry>, ApiError> {
     let stored = if let Ok(sid) = AccountSid::parse(user) {
         match state.store.fetch_account(&sid).await {
             Ok(acc) => Some((acc.auth_token_sealed, acc.sid)),
@@ -96,21 +217,35 @@ async fn load(state: &AppState, user: &str) -> Result<Option<Entry>, ApiError> {
     let Some((sealed, account_sid)) = stored else {
         return Ok(None);
     };
-    if let Some(secret) = state.auth_cache.opened(user, &sealed) {
-        return Ok(Some(Entry {
-            secret,
-            account_sid,
-        }));
-    }
-    let secret = state
-        .secrets
-        .open_str(&sealed)
-        .map_err(ApiError::internal)?;
-    state.auth_cache.put(user, sealed, secret.clone());
-    Ok(Some(Entry {
+    let secret = match state.auth_cache.opened(user, &sealed) {
+        Some(secret) => secret,
+        None => state
+            .secrets
+            .open_str(&sealed)
+            .map_err(ApiError::internal)?,
+    };
+    let entry = Entry {
         secret,
         account_sid,
-    }))
+    };
+    state.auth_cache.remember(user, &entry, sealed, generation);
+    Ok(Some(entry))
+}
+
+/// The account of `user`/`pass`, `None` when they are not a valid credential.
+async fn authenticate(
+    state: &AppState,
+    user: &str,
+    pass: &str,
+) -> Result<Option<AccountSid>, ApiError> {
+    let generation = match state.auth_cache.check(user, pass, Instant::now()) {
+        Lookup::Known(account) => return Ok(account),
+        Lookup::Unknown(generation) => generation,
+    };
+    Ok(load(state, user, generation)
+        .await?
+        .filter(|e| secrets_equal(e.secret.as_bytes(), pass.as_bytes()))
+        .map(|e| e.account_sid))
 }
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -120,21 +255,16 @@ impl FromRequestParts<AppState> for Authenticated {
         let Some((user, pass)) = basic_credentials(parts) else {
             return Err(ApiError::unauthorized().into_response());
         };
-        let entry = load(state, &user)
+        let account_sid = authenticate(state, &user, &pass)
             .await
             .map_err(IntoResponse::into_response)?;
-        let Some(entry) = entry else {
+        let Some(account_sid) = account_sid else {
             return Err(ApiError::unauthorized().into_response());
         };
-        if !secrets_equal(entry.secret.as_bytes(), pass.as_bytes()) {
-            return Err(ApiError::unauthorized().into_response());
-        }
-        if let Some(wait) = state.limiter.check(&entry.account_sid) {
+        if let Some(wait) = state.limiter.check(&account_sid) {
             return Err(too_many_requests(wait));
         }
-        Ok(Self {
-            account_sid: entry.account_sid,
-        })
+        Ok(Self { account_sid })
     }
 }
 
@@ -332,6 +462,85 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(secret: &str, account: &AccountSid) -> Entry {
+        Entry {
+            secret: secret.to_owned(),
+            account_sid: account.clone(),
+        }
+    }
+
+    fn generation_of(lookup: Lookup) -> u64 {
+        match lookup {
+            Lookup::Unknown(g) => g,
+            Lookup::Known(_) => panic!("expected no usable remembered check"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_check_is_used_only_after_a_fresh_version_check() {
+        let cache = AuthCache::default();
+        let a = AccountSid::generate();
+        let t0 = Instant::now();
+        // Nothing checked yet: remembered or not, the credential is read.
+        let g = generation_of(cache.check("AC1", "pw", t0));
+        cache.remember("AC1", &entry("pw", &a), vec![1], g);
+        generation_of(cache.check("AC1", "pw", t0));
+
+        // The first version check starts the generation; a read in the old one is not used.
+        cache.version_checked(t0, 7);
+        let g = generation_of(cache.check("AC1", "pw", t0));
+        cache.remember("AC1", &entry("pw", &a), vec![1], g);
+        assert!(matches!(cache.check("AC1", "pw", t0), Lookup::Known(Some(ref x)) if x == &a));
+        assert!(matches!(
+            cache.check("AC1", "wrong", t0),
+            Lookup::Known(None)
+        ));
+        generation_of(cache.check("AC2", "pw", t0));
+
+        // Without a newer successful check, it stops being used.
+        let late = t0 + CREDENTIAL_CHECK_VALID + Duration::from_millis(1);
+        generation_of(cache.check("AC1", "pw", late));
+        cache.version_checked(late, 7);
+        assert!(matches!(
+            cache.check("AC1", "pw", late),
+            Lookup::Known(Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_moved_version_forgets_every_check_even_one_read_before_it_and_remembered_after() {
+        let cache = AuthCache::default();
+        let a = AccountSid::generate();
+        let t0 = Instant::now();
+        cache.version_checked(t0, 1);
+        // A request reads the old token…
+        let g = generation_of(cache.check("AC1", "old", t0));
+        // …the token is rotated and the watcher sees the version move…
+        cache.version_checked(t0 + Duration::from_millis(100), 2);
+        // …then the request remembers what it read: never used.
+        cache.remember("AC1", &entry("old", &a), vec![1], g);
+        let g2 = generation_of(cache.check("AC1", "old", t0 + Duration::from_millis(100)));
+        assert_ne!(g, g2);
+        // The opening of the same sealed bytes is still reused; of other bytes, not.
+        assert_eq!(cache.opened("AC1", &[1]).as_deref(), Some("old"));
+        assert_eq!(cache.opened("AC1", &[2]), None);
+        // A read in the new generation is used.
+        cache.remember("AC1", &entry("new", &a), vec![2], g2);
+        let t = t0 + Duration::from_millis(150);
+        assert!(matches!(
+            cache.check("AC1", "new", t),
+            Lookup::Known(Some(_))
+        ));
+        assert!(matches!(cache.check("AC1", "old", t), Lookup::Known(None)));
+        // An older check finishing late does not extend the window.
+        cache.version_checked(t0, 2);
+        let after = t0 + Duration::from_millis(100) + CREDENTIAL_CHECK_VALID;
+        assert!(matches!(
+            cache.check("AC1", "new", after),
+            Lookup::Known(Some(_))
+        ));
+    }
 
     #[test]
     fn limiter_allows_burst_then_refuses() {

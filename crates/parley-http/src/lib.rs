@@ -150,6 +150,15 @@ impl AppState {
         self
     }
 
+    /// The task that keeps this node's remembered credential checks honest: spawn its `run` for
+    /// as long as the router serves (without it every request reads its credential).
+    pub fn credential_watcher(&self) -> auth::CredentialWatcher {
+        auth::CredentialWatcher {
+            store: self.store.clone(),
+            cache: self.auth_cache.clone(),
+        }
+    }
+
     /// With a test-notification sender.
     pub fn with_push_tester(mut self, tester: Arc<dyn PushTester>) -> Self {
         Arc::make_mut(&mut self.0).push_tester = Some(tester);

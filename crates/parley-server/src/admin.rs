@@ -153,6 +153,8 @@ pub async fn rotate_auth_token(
         .set_auth_token(sid, &secrets.seal_str(&auth_token), Timestamp::now())
         .await
         .map_err(|e| not_found_as(e, || format!("unknown account {sid}")))?;
+    // Running nodes forget remembered credential checks within this (parley_http::auth).
+    tokio::time::sleep(parley_http::auth::CREDENTIAL_CHANGE_WAIT).await;
     Ok(AccountCredentials {
         sid: account.sid,
         auth_token,
@@ -213,7 +215,10 @@ pub async fn delete_api_key(store: &dyn Store, sid: &ApiKeySid) -> anyhow::Resul
     store
         .delete_api_key(sid)
         .await
-        .map_err(|e| not_found_as(e, || format!("unknown API key {sid}")))
+        .map_err(|e| not_found_as(e, || format!("unknown API key {sid}")))?;
+    // Running nodes forget remembered credential checks within this (parley_http::auth).
+    tokio::time::sleep(parley_http::auth::CREDENTIAL_CHANGE_WAIT).await;
+    Ok(())
 }
 
 /// What first start did about accounts.

@@ -50,6 +50,7 @@ pub struct Application {
     live: Arc<parley_http::live::Hub>,
     /// The HTTP state (for the live-client Sync tail) and the tail's poll interval.
     live_tail: (parley_http::AppState, std::time::Duration),
+    credentials: parley_http::auth::CredentialWatcher,
     /// `--metrics-listen`: its listener and router.
     metrics: Option<(TcpListener, axum::Router)>,
 }
@@ -216,6 +217,7 @@ impl Application {
         };
         let live = state.live.clone();
         let live_tail = (state.clone(), config.live_poll);
+        let credentials = state.credential_watcher();
         let metrics = metrics_listener.map(|l| (l, parley_http::metrics_router(state.clone())));
         let router = parley_http::router(state);
         Ok(Application {
@@ -232,6 +234,7 @@ impl Application {
             conn,
             change_log,
             live_tail,
+            credentials,
         })
     }
 
@@ -273,6 +276,7 @@ impl Application {
     {
         let sweeper = (self.binding_max_age_days > 0)
             .then(|| tokio::spawn(sweep_forever(self.store.clone(), self.binding_max_age_days)));
+        let credentials = tokio::spawn(self.credentials.run());
         let trimmer = tokio::spawn(change_log::trim_forever(
             self.store.clone(),
             self.change_log.consumers,
@@ -327,6 +331,7 @@ impl Application {
             task.abort();
         }
         trimmer.abort();
+        credentials.abort();
         // The worker stops claiming and finishes the sends it started (also when the HTTP
         // server ended on its own).
         let _ = stop_tx.send(true);

@@ -118,4 +118,11 @@ impl AccountStore for PgStore {
             .map_err(db)?;
         crate::error::one_row(done.rows_affected())
     }
+
+    async fn credential_version(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("select version from credential_version where id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)
+    }
 }

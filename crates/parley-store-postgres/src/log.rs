@@ -61,8 +61,8 @@ pub(crate) async fn claim_log(
     let events: Vec<Event> = convert_all(rows)?;
     Ok(Some(LogClaim {
         consumer: consumer.to_owned(),
-        service_sid: sid(ServiceSid::parse, &service_sid)?,
-        account_sid: sid(AccountSid::parse, &account_sid)?,
+        service_sid: sid(ServiceSid::from_string, service_sid)?,
+        account_sid: sid(AccountSid::from_string, account_sid)?,
         position,
         lease_until,
         events,

@@ -475,7 +475,7 @@ impl MemberStore for PgStore {
         .await
         .map_err(db)?;
         rows.into_iter()
-            .map(|(user, n)| Ok((sid(UserSid::parse, &user)?, n)))
+            .map(|(user, n)| Ok((sid(UserSid::from_string, user)?, n)))
             .collect()
     }
 

@@ -188,8 +188,8 @@ impl PresenceStore for PgStore {
         let mut offline = Vec::new();
         for (a, s, identity) in candidates {
             let key = PresenceKey {
-                account: sid(AccountSid::parse, &a)?,
-                service: sid(ServiceSid::parse, &s)?,
+                account: sid(AccountSid::from_string, a)?,
+                service: sid(ServiceSid::from_string, s)?,
                 identity,
             };
             let mut tx = self.pool.begin().await.map_err(db)?;

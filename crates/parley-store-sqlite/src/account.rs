@@ -104,4 +104,8 @@ impl AccountStore for SqliteStore {
         self.write_some(q("delete from api_keys where sid = ?").bind(sid.as_str()))
             .await
     }
+
+    async fn credential_version(&self) -> StoreResult<i64> {
+        self.read_one(&q("select version from credential_version where id = 1"))
+    }
 }

@@ -93,8 +93,8 @@ pub(crate) async fn claim_log(
     let events: Vec<Event> = convert_all(rows)?;
     Ok(Some(LogClaim {
         consumer: consumer.to_owned(),
-        service_sid: sid(ServiceSid::parse, &claimed.service_sid)?,
-        account_sid: sid(AccountSid::parse, &claimed.account_sid)?,
+        service_sid: sid(ServiceSid::from_string, claimed.service_sid)?,
+        account_sid: sid(AccountSid::from_string, claimed.account_sid)?,
         position: claimed.position,
         lease_until,
         events,

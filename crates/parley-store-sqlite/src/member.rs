@@ -357,7 +357,7 @@ impl MemberStore for SqliteStore {
         qb.push(" group by user_sid");
         let rows: Vec<(String, i64)> = self.read_all(&qb)?;
         rows.into_iter()
-            .map(|(user, n)| Ok((sid(UserSid::parse, &user)?, n)))
+            .map(|(user, n)| Ok((sid(UserSid::from_string, user)?, n)))
             .collect()
     }
 

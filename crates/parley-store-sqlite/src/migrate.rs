@@ -102,6 +102,11 @@ pub static MIGRATIONS: &[Migration] = &[
         description: "webhook calls unused index",
         sql: include_str!("../migrations/0013_webhook_calls_unused_index.sql"),
     },
+    Migration {
+        version: 14,
+        description: "credential version",
+        sql: include_str!("../migrations/0014_credential_version.sql"),
+    },
 ];
 
 /// The bookkeeping table, created with the exact text `sqlx` used (it is part of the schema

@@ -156,8 +156,8 @@ impl PresenceStore for SqliteStore {
             let mut offline: Vec<PresenceKey> = Vec::new();
             for (a, s, identity) in gone {
                 let key = PresenceKey {
-                    account: sid(AccountSid::parse, &a)?,
-                    service: sid(ServiceSid::parse, &s)?,
+                    account: sid(AccountSid::from_string, a)?,
+                    service: sid(ServiceSid::from_string, s)?,
                     identity,
                 };
                 if offline.contains(&key) {

@@ -26,4 +26,8 @@ pub trait AccountStore: Send + Sync {
     async fn list_api_keys(&self, account: &AccountSid) -> StoreResult<Vec<ApiKey>>;
     /// Delete an API key.
     async fn delete_api_key(&self, sid: &ApiKeySid) -> StoreResult<()>;
+    /// The credential version: a number the database moves (a trigger, whoever writes) whenever
+    /// an account or an API key is updated or deleted. Nodes that remember credential checks
+    /// forget them when it moves (`parley_http::auth`).
+    async fn credential_version(&self) -> StoreResult<i64>;
 }

@@ -28,15 +28,15 @@ pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Other(anyhow::anyhow!("corrupt {what} in database: {detail}"))
 }
 
-/// Parse a stored SID.
-pub fn sid<T>(parse: fn(&str) -> Result<T, SidError>, s: &str) -> Result<T, StoreError> {
+/// Parse a stored SID (kept without a copy: `X::from_string`).
+pub fn sid<T>(parse: fn(String) -> Result<T, SidError>, s: String) -> Result<T, StoreError> {
     parse(s).map_err(|e| corrupt("sid", e))
 }
 
 /// Parse a stored optional SID.
 pub fn opt_sid<T>(
-    parse: fn(&str) -> Result<T, SidError>,
-    s: Option<&str>,
+    parse: fn(String) -> Result<T, SidError>,
+    s: Option<String>,
 ) -> Result<Option<T>, StoreError> {
     s.map(|s| sid(parse, s)).transpose()
 }
@@ -572,7 +572,7 @@ impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
     fn try_from(r: AccountRow) -> Result<Self, StoreError> {
         Ok(Account {
-            sid: sid(AccountSid::parse, &r.sid)?,
+            sid: sid(AccountSid::from_string, r.sid)?,
             friendly_name: r.friendly_name,
             auth_token_sealed: r.auth_token_sealed,
             date_created: ts(r.date_created),
@@ -585,8 +585,8 @@ impl TryFrom<ApiKeyRow> for ApiKey {
     type Error = StoreError;
     fn try_from(r: ApiKeyRow) -> Result<Self, StoreError> {
         Ok(ApiKey {
-            sid: sid(ApiKeySid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            sid: sid(ApiKeySid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
             friendly_name: r.friendly_name,
             secret_sealed: r.secret_sealed,
             date_created: ts(r.date_created),
@@ -598,22 +598,16 @@ impl TryFrom<ServiceRow> for Service {
     type Error = StoreError;
     fn try_from(r: ServiceRow) -> Result<Self, StoreError> {
         Ok(Service {
-            sid: sid(ServiceSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            sid: sid(ServiceSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
             friendly_name: r.friendly_name,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
-            default_service_role_sid: opt_sid(
-                RoleSid::parse,
-                r.default_service_role_sid.as_deref(),
-            )?,
-            default_channel_role_sid: opt_sid(
-                RoleSid::parse,
-                r.default_channel_role_sid.as_deref(),
-            )?,
+            default_service_role_sid: opt_sid(RoleSid::from_string, r.default_service_role_sid)?,
+            default_channel_role_sid: opt_sid(RoleSid::from_string, r.default_channel_role_sid)?,
             default_channel_creator_role_sid: opt_sid(
-                RoleSid::parse,
-                r.default_channel_creator_role_sid.as_deref(),
+                RoleSid::from_string,
+                r.default_channel_creator_role_sid,
             )?,
             settings: json("service settings", &r.settings)?,
         })
@@ -624,9 +618,9 @@ impl TryFrom<RoleRow> for Role {
     type Error = StoreError;
     fn try_from(r: RoleRow) -> Result<Self, StoreError> {
         Ok(Role {
-            sid: sid(RoleSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            sid: sid(RoleSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
             friendly_name: r.friendly_name,
             role_type: RoleType::parse(&r.role_type)
                 .ok_or_else(|| corrupt("role type", &r.role_type))?,
@@ -641,13 +635,13 @@ impl TryFrom<UserRow> for User {
     type Error = StoreError;
     fn try_from(r: UserRow) -> Result<Self, StoreError> {
         Ok(User {
-            sid: sid(UserSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            sid: sid(UserSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
             identity: r.identity,
             friendly_name: r.friendly_name,
             attributes: r.attributes,
-            role_sid: opt_sid(RoleSid::parse, r.role_sid.as_deref())?,
+            role_sid: opt_sid(RoleSid::from_string, r.role_sid)?,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
         })
@@ -658,8 +652,8 @@ impl TryFrom<CredentialRow> for Credential {
     type Error = StoreError;
     fn try_from(r: CredentialRow) -> Result<Self, StoreError> {
         Ok(Credential {
-            sid: sid(CredentialSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
+            sid: sid(CredentialSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
             friendly_name: r.friendly_name,
             credential_type: push_type(&r.credential_type)?,
             sandbox: r.sandbox,
@@ -675,12 +669,12 @@ impl TryFrom<BindingRow> for Binding {
     type Error = StoreError;
     fn try_from(r: BindingRow) -> Result<Self, StoreError> {
         Ok(Binding {
-            sid: sid(BindingSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            user_sid: sid(UserSid::parse, &r.user_sid)?,
+            sid: sid(BindingSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            user_sid: sid(UserSid::from_string, r.user_sid)?,
             identity: r.identity,
-            credential_sid: opt_sid(CredentialSid::parse, r.credential_sid.as_deref())?,
+            credential_sid: opt_sid(CredentialSid::from_string, r.credential_sid)?,
             binding_type: push_type(&r.binding_type)?,
             endpoint: r.endpoint,
             address: r.address,
@@ -695,9 +689,9 @@ impl TryFrom<ChannelRow> for Channel {
     type Error = StoreError;
     fn try_from(r: ChannelRow) -> Result<Self, StoreError> {
         Ok(Channel {
-            sid: sid(ChannelSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            sid: sid(ChannelSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
             friendly_name: r.friendly_name,
             unique_name: r.unique_name,
             attributes: r.attributes,
@@ -706,7 +700,7 @@ impl TryFrom<ChannelRow> for Channel {
             created_by: r.created_by,
             members_count: r.members_count,
             messages_count: r.messages_count,
-            last_message_sid: opt_sid(MessageSid::parse, r.last_message_sid.as_deref())?,
+            last_message_sid: opt_sid(MessageSid::from_string, r.last_message_sid)?,
             last_message_index: r.last_message_index,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
@@ -718,13 +712,13 @@ impl TryFrom<MemberRow> for Member {
     type Error = StoreError;
     fn try_from(r: MemberRow) -> Result<Self, StoreError> {
         Ok(Member {
-            sid: sid(MemberSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
-            user_sid: sid(UserSid::parse, &r.user_sid)?,
+            sid: sid(MemberSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: sid(ChannelSid::from_string, r.channel_sid)?,
+            user_sid: sid(UserSid::from_string, r.user_sid)?,
             identity: r.identity,
-            role_sid: opt_sid(RoleSid::parse, r.role_sid.as_deref())?,
+            role_sid: opt_sid(RoleSid::from_string, r.role_sid)?,
             last_consumed_message_index: r.last_consumed_message_index,
             last_consumption_timestamp: r.last_consumption_timestamp.map(ts),
             attributes: r.attributes,
@@ -739,10 +733,10 @@ impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
     fn try_from(r: MessageRow) -> Result<Self, StoreError> {
         Ok(Message {
-            sid: sid(MessageSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            sid: sid(MessageSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: sid(ChannelSid::from_string, r.channel_sid)?,
             index: r.msg_index,
             from: r.msg_from,
             body: r.body,
@@ -759,12 +753,12 @@ impl TryFrom<InviteRow> for Invite {
     type Error = StoreError;
     fn try_from(r: InviteRow) -> Result<Self, StoreError> {
         Ok(Invite {
-            sid: sid(InviteSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            sid: sid(InviteSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: sid(ChannelSid::from_string, r.channel_sid)?,
             identity: r.identity,
-            role_sid: opt_sid(RoleSid::parse, r.role_sid.as_deref())?,
+            role_sid: opt_sid(RoleSid::from_string, r.role_sid)?,
             created_by: r.created_by,
             date_created: ts(r.date_created),
             date_updated: ts(r.date_updated),
@@ -776,10 +770,10 @@ impl TryFrom<ChannelWebhookRow> for ChannelWebhook {
     type Error = StoreError;
     fn try_from(r: ChannelWebhookRow) -> Result<Self, StoreError> {
         Ok(ChannelWebhook {
-            sid: sid(ChannelWebhookSid::parse, &r.sid)?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
+            sid: sid(ChannelWebhookSid::from_string, r.sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: sid(ChannelSid::from_string, r.channel_sid)?,
             kind: WebhookType::parse(&r.webhook_type)
                 .ok_or_else(|| corrupt("webhook type", &r.webhook_type))?,
             configuration: json("webhook configuration", &r.configuration)?,
@@ -798,11 +792,11 @@ impl TryFrom<UserChannelRow> for UserChannel {
             other => return Err(corrupt("user channel status", other)),
         };
         Ok(UserChannel {
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: sid(ChannelSid::parse, &r.channel_sid)?,
-            user_sid: sid(UserSid::parse, &r.user_sid)?,
-            member_sid: opt_sid(MemberSid::parse, r.member_sid.as_deref())?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: sid(ChannelSid::from_string, r.channel_sid)?,
+            user_sid: sid(UserSid::from_string, r.user_sid)?,
+            member_sid: opt_sid(MemberSid::from_string, r.member_sid)?,
             status,
             last_consumed_message_index: r.last_consumed_message_index,
             unread_messages_count: r.unread_messages_count,
@@ -819,16 +813,16 @@ impl TryFrom<EventRow> for Event {
             id: r.id,
             seq: r.seq,
             kind: EventKind::parse(&r.kind).ok_or_else(|| corrupt("event kind", &r.kind))?,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: opt_sid(ChannelSid::parse, r.channel_sid.as_deref())?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: opt_sid(ChannelSid::from_string, r.channel_sid)?,
             channel_unique_name: r.channel_unique_name,
             channel_friendly_name: r.channel_friendly_name,
-            message_sid: opt_sid(MessageSid::parse, r.message_sid.as_deref())?,
+            message_sid: opt_sid(MessageSid::from_string, r.message_sid)?,
             message_index: r.message_index,
             body: r.body,
-            member_sid: opt_sid(MemberSid::parse, r.member_sid.as_deref())?,
-            invite_sid: opt_sid(InviteSid::parse, r.invite_sid.as_deref())?,
+            member_sid: opt_sid(MemberSid::from_string, r.member_sid)?,
+            invite_sid: opt_sid(InviteSid::from_string, r.invite_sid)?,
             identity: r.identity,
             actor: r.actor,
             source: Source::parse(&r.source).ok_or_else(|| corrupt("event source", &r.source))?,
@@ -865,10 +859,10 @@ impl TryFrom<DeliveryRow> for Delivery {
             new: NewDelivery {
                 id: r.id,
                 event_id: r.event_id,
-                account_sid: sid(AccountSid::parse, &r.account_sid)?,
-                service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-                binding_sid: sid(BindingSid::parse, &r.binding_sid)?,
-                credential_sid: opt_sid(CredentialSid::parse, r.credential_sid.as_deref())?,
+                account_sid: sid(AccountSid::from_string, r.account_sid)?,
+                service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+                binding_sid: sid(BindingSid::from_string, r.binding_sid)?,
+                credential_sid: opt_sid(CredentialSid::from_string, r.credential_sid)?,
                 binding_type: push_type(&r.binding_type)?,
                 address: r.address,
                 identity: r.identity,
@@ -887,11 +881,11 @@ impl TryFrom<PushLogRow> for PushLogEntry {
         Ok(PushLogEntry {
             seq: r.seq,
             id: r.id,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
             event_id: r.event_id,
             kind: r.kind,
-            binding_sid: sid(BindingSid::parse, &r.binding_sid)?,
+            binding_sid: sid(BindingSid::from_string, r.binding_sid)?,
             identity: r.identity,
             binding_type: push_type(&r.binding_type)?,
             outcome: r.outcome,
@@ -907,9 +901,9 @@ impl TryFrom<WebhookCallRow> for crate::webhook_call::WebhookCall {
     fn try_from(r: WebhookCallRow) -> Result<Self, StoreError> {
         Ok(crate::webhook_call::WebhookCall {
             id: r.id,
-            account_sid: sid(AccountSid::parse, &r.account_sid)?,
-            service_sid: sid(ServiceSid::parse, &r.service_sid)?,
-            channel_sid: opt_sid(ChannelSid::parse, r.channel_sid.as_deref())?,
+            account_sid: sid(AccountSid::from_string, r.account_sid)?,
+            service_sid: sid(ServiceSid::from_string, r.service_sid)?,
+            channel_sid: opt_sid(ChannelSid::from_string, r.channel_sid)?,
             url: r.url,
             method: r.method,
             event_type: r.event_type,

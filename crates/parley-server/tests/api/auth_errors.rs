@@ -146,10 +146,9 @@ async fn rate_limit_answers_429_with_retry_after(b: Backend) {
     assert_eq!(s, StatusCode::OK, "other accounts have their own budget");
 }
 
-/// A rotated auth token or a deleted API key stops working at once (as `parley account
-/// rotate-token` promises), even on a node that has just used it: no cached opening of the old
-/// secret is accepted. The rotation goes straight to the store, as another process or node
-/// would do it.
+/// A rotated auth token or a deleted API key stops working once `parley account rotate-token`
+/// (`api-key delete`) has returned, even on a node that has just used it and remembers the
+/// check.
 async fn a_rotated_token_or_deleted_key_is_refused_at_once(b: Backend) {
     let app = TestApp::spawn(b).await;
     for creds in [&app.account, &app.api_key] {
@@ -186,8 +185,73 @@ async fn a_rotated_token_or_deleted_key_is_refused_at_once(b: Backend) {
     assert_eq!(s, StatusCode::OK, "the new token works at once");
 }
 
+/// A credential changed straight in the store — as another process or node commits it, without
+/// the admin command's wait — is refused within `CREDENTIAL_CHECK_VALID` of the commit by a node
+/// that remembers the check, and never accepted again; the new token works.
+async fn a_credential_changed_behind_the_nodes_back_is_refused_within_the_check_window(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let account = parley_core::AccountSid::parse(&app.account.sid).unwrap();
+    // Let the watcher run its first check, then use the credential so the node remembers it.
+    tokio::time::sleep(parley_http::auth::CREDENTIAL_POLL * 3).await;
+    for _ in 0..3 {
+        let (s, _, _) = app
+            .call(Method::GET, "/v2/Services", Some(&app.account), &[], &[])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let new_token = "f".repeat(32);
+    app.store
+        .set_auth_token(
+            &account,
+            &app.secrets.seal_str(&new_token),
+            parley_core::Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let committed = std::time::Instant::now();
+    let refused_after = loop {
+        let (s, _, _) = app
+            .call(Method::GET, "/v2/Services", Some(&app.account), &[], &[])
+            .await;
+        if s == StatusCode::UNAUTHORIZED {
+            break committed.elapsed();
+        }
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            committed.elapsed() < std::time::Duration::from_secs(5),
+            "the old token is still accepted 5 s after the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    // The bound is the check window (plus the time one request takes on a loaded machine).
+    assert!(
+        refused_after
+            <= parley_http::auth::CREDENTIAL_CHECK_VALID + std::time::Duration::from_millis(750),
+        "refused only after {refused_after:?}"
+    );
+    for _ in 0..20 {
+        let (s, _, _) = app
+            .call(Method::GET, "/v2/Services", Some(&app.account), &[], &[])
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "the old token never comes back"
+        );
+    }
+    let new = Creds {
+        sid: app.account.sid.clone(),
+        token: new_token,
+    };
+    let (s, _, _) = app
+        .call(Method::GET, "/v2/Services", Some(&new), &[], &[])
+        .await;
+    assert_eq!(s, StatusCode::OK, "the new token works");
+}
+
 both_backends!(
     a_rotated_token_or_deleted_key_is_refused_at_once,
+    a_credential_changed_behind_the_nodes_back_is_refused_within_the_check_window,
     missing_or_wrong_credentials_are_401_20003_with_www_authenticate,
     api_key_credentials_act_for_their_account,
     unknown_routes_and_wrong_methods_get_twilio_bodies,

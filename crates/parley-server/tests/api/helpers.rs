@@ -64,7 +64,17 @@ pub struct TestApp {
     pub other: Creds,
     pub api_key: Creds,
     pub other_api_key: Creds,
+    _watcher: AbortOnDrop,
     _dir: Option<TempDir>,
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub struct TempDir(PathBuf);
@@ -237,6 +247,8 @@ impl TestApp {
                 state.with_push_tester(Arc::new(parley_server::push::WorkerTester(worker.clone())));
             pushing = Some((worker, fakes));
         }
+        // As the server does: remembered credential checks, kept honest by the watcher.
+        let watcher = tokio::spawn(state.credential_watcher().run());
         let router = parley_http::router(state);
         let app = Self {
             router,
@@ -259,6 +271,7 @@ impl TestApp {
                 sid: kb.sid.to_string(),
                 token: kb.secret,
             },
+            _watcher: AbortOnDrop(watcher),
             _dir: dir,
         };
         (app, pushing)

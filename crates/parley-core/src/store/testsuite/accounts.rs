@@ -164,3 +164,55 @@ pub async fn api_key_of_a_missing_account_is_an_invalid_reference(store: DynStor
         "the key was not stored",
     );
 }
+
+/// The credential version moves whenever an account or an API key is updated (a rotated token,
+/// a re-sealed secret) or an API key is deleted, and stays put when something is only created
+/// or read — so a node that polls it knows when its remembered credential checks may be stale.
+pub async fn credential_version_moves_on_every_credential_change(store: DynStore) {
+    use crate::store::SecretKind;
+
+    // Arrange
+    let account = account_value();
+    let start = store.credential_version().await.expect("version");
+    store.create_account(&account).await.expect("create");
+    let key = api_key_value(&account.sid, 5);
+    store.create_api_key(&key).await.expect("create key");
+    store.fetch_account(&account.sid).await.expect("fetch");
+    store.fetch_api_key(&key.sid).await.expect("fetch key");
+    let after_creates = store.credential_version().await.expect("version");
+
+    // Act + Assert: each change moves it.
+    store
+        .set_auth_token(&account.sid, &[7, 7], at(10))
+        .await
+        .expect("rotate");
+    let after_rotate = store.credential_version().await.expect("version");
+    assert!(
+        store
+            .replace_sealed_secret(
+                SecretKind::ApiKeySecret,
+                key.sid.as_str(),
+                &key.secret_sealed,
+                &[1]
+            )
+            .await
+            .expect("reseal"),
+        "the key's secret is re-sealed"
+    );
+    let after_reseal = store.credential_version().await.expect("version");
+    store.delete_api_key(&key.sid).await.expect("delete key");
+    let after_delete = store.credential_version().await.expect("version");
+
+    assert_eq!(after_creates, start, "creating and reading leave it");
+    assert!(after_rotate > after_creates, "a rotated token moves it");
+    assert!(
+        after_reseal > after_rotate,
+        "a re-sealed key secret moves it"
+    );
+    assert!(after_delete > after_reseal, "a deleted key moves it");
+    assert_eq!(
+        store.credential_version().await.expect("version"),
+        after_delete,
+        "it stays put while nothing changes"
+    );
+}

@@ -77,6 +77,7 @@ macro_rules! store_conformance_tests {
         $crate::__store_conformance_cases!(
             $factory;
             accounts_and_api_keys_round_trip,
+            credential_version_moves_on_every_credential_change,
             taken_account_and_api_key_sids_conflict,
             api_key_of_a_missing_account_is_an_invalid_reference,
             created_service_has_four_default_roles_and_round_trips_settings,
