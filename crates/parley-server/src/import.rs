@@ -366,6 +366,42 @@ fn already_there<T>(
     }
 }
 
+/// How a create that failed with a known conflict counts.
+enum Counted {
+    /// Already there (an earlier run made it).
+    Existing,
+    /// Left out (its SID or identity is held by something else).
+    Skipped,
+}
+
+/// Count one create under `kind`: done → imported (`true`); an error that `known` counts (it
+/// may also log why) → that count; any other error → an error naming `what`.
+fn tally<T>(
+    result: StoreResult<T>,
+    summary: &mut ImportSummary,
+    kind: &'static str,
+    known: impl FnOnce(&StoreError) -> Option<Counted>,
+    what: impl FnOnce() -> String,
+) -> anyhow::Result<bool> {
+    match result {
+        Ok(_) => {
+            summary.add(kind, |c| c.imported += 1);
+            Ok(true)
+        }
+        Err(e) => match known(&e) {
+            Some(Counted::Existing) => {
+                summary.add(kind, |c| c.existing += 1);
+                Ok(false)
+            }
+            Some(Counted::Skipped) => {
+                summary.add(kind, |c| c.skipped += 1);
+                Ok(false)
+            }
+            None => Err(e).context(format!("cannot create {}", what())),
+        },
+    }
+}
+
 /// A push credential, marked as needing its secret (Twilio never returns it): SID, name, type,
 /// sandbox flag and dates as at Twilio. One already present is left alone, marked or not.
 async fn import_credential(
@@ -418,17 +454,21 @@ async fn import_credential(
         date_created: created,
         date_updated: updated,
     };
-    match store.create_credential(&credential).await {
-        Ok(_) => {
-            summary.add("credentials", |c| c.imported += 1);
-            summary.credentials.push(line);
-        }
-        Err(StoreError::Conflict(Conflict::SidTaken)) => {
-            // Held by another account of this Parley server: not ours to touch.
-            tracing::warn!(%sid, "a credential with this SID exists in another account; skipped");
-            summary.add("credentials", |c| c.skipped += 1);
-        }
-        Err(e) => return Err(e).context(format!("cannot create credential {sid}")),
+    let created = tally(
+        store.create_credential(&credential).await,
+        summary,
+        "credentials",
+        |e| {
+            matches!(e, StoreError::Conflict(Conflict::SidTaken)).then(|| {
+                // Held by another account of this Parley server: not ours to touch.
+                tracing::warn!(%sid, "a credential with this SID exists in another account; skipped");
+                Counted::Skipped
+            })
+        },
+        || format!("credential {sid}"),
+    )?;
+    if created {
+        summary.credentials.push(line);
     }
     Ok(())
 }
@@ -465,16 +505,20 @@ async fn import_user(
         date_created: created,
         date_updated: updated,
     };
-    match store.create_user(&user, &origin()).await {
-        Ok(_) => summary.add("users", |c| c.imported += 1),
-        Err(StoreError::Conflict(Conflict::UserIdentityTaken)) => {
-            // Another user (e.g. made by a participant of an interrupted run) holds the
-            // identity: keep that one.
-            tracing::warn!(%sid, identity, "a user with this identity exists already; kept");
-            summary.add("users", |c| c.skipped += 1);
-        }
-        Err(e) => return Err(e).context(format!("cannot create user {sid}")),
-    }
+    tally(
+        store.create_user(&user, &origin()).await,
+        summary,
+        "users",
+        |e| {
+            matches!(e, StoreError::Conflict(Conflict::UserIdentityTaken)).then(|| {
+                // Another user (e.g. made by a participant of an interrupted run) holds the
+                // identity: keep that one.
+                tracing::warn!(%sid, identity, "a user with this identity exists already; kept");
+                Counted::Skipped
+            })
+        },
+        || format!("user {sid}"),
+    )?;
     Ok(())
 }
 
@@ -604,14 +648,17 @@ async fn import_channel_webhook(
         date_created: created,
         date_updated: updated,
     };
-    match store.create_channel_webhook(&r, &hook).await {
-        Ok(_) => summary.add("webhooks", |c| c.imported += 1),
-        Err(StoreError::Conflict(Conflict::SidTaken)) => {
-            summary.add("webhooks", |c| c.existing += 1)
-        }
-        Err(StoreError::LimitExceeded(_)) => summary.add("webhooks", |c| c.skipped += 1),
-        Err(e) => return Err(e).context(format!("cannot create channel webhook {sid}")),
-    }
+    tally(
+        store.create_channel_webhook(&r, &hook).await,
+        summary,
+        "webhooks",
+        |e| match e {
+            StoreError::Conflict(Conflict::SidTaken) => Some(Counted::Existing),
+            StoreError::LimitExceeded(_) => Some(Counted::Skipped),
+            _ => None,
+        },
+        || format!("channel webhook {sid}"),
+    )?;
     Ok(())
 }
 
@@ -674,16 +721,15 @@ async fn import_participant(
         date_created: created,
         date_updated: updated,
     };
-    match store
-        .create_member(&member, &no_limits(), None, &origin())
-        .await
-    {
-        Ok(_) => summary.add("members", |c| c.imported += 1),
-        Err(StoreError::Conflict(Conflict::MemberExists)) => {
-            summary.add("members", |c| c.existing += 1)
-        }
-        Err(e) => return Err(e).context(format!("cannot create member {sid}")),
-    }
+    tally(
+        store
+            .create_member(&member, &no_limits(), None, &origin())
+            .await,
+        summary,
+        "members",
+        |e| matches!(e, StoreError::Conflict(Conflict::MemberExists)).then_some(Counted::Existing),
+        || format!("member {sid}"),
+    )?;
     Ok(())
 }
 
@@ -724,13 +770,13 @@ async fn import_message(
         date_created: created,
         date_updated: updated,
     };
-    match store.import_message(&r, &message, &origin()).await {
-        Ok(_) => summary.add("messages", |c| c.imported += 1),
-        Err(StoreError::Conflict(Conflict::SidTaken)) => {
-            summary.add("messages", |c| c.existing += 1)
-        }
-        Err(e) => return Err(e).context(format!("cannot import message {sid}")),
-    }
+    tally(
+        store.import_message(&r, &message, &origin()).await,
+        summary,
+        "messages",
+        |e| matches!(e, StoreError::Conflict(Conflict::SidTaken)).then_some(Counted::Existing),
+        || format!("message {sid}"),
+    )?;
     Ok(())
 }
 

@@ -49,6 +49,48 @@ pub(crate) fn push_list_messages<'a>(
     .push_bind(page.fetch_limit());
 }
 
+/// Insert `message` at `index` into `ch` (its row as updated by the caller) and append its
+/// `new_message` event, in the caller's transaction.
+async fn insert_message(
+    conn: &mut sqlx::PgConnection,
+    ch: &ChannelRow,
+    message: &Message,
+    index: i64,
+    was_edited: bool,
+    origin: &Origin,
+) -> StoreResult<Message> {
+    let Pg(row): Pg<MessageRow> = sqlx::query_as(
+        "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
+                               body, attributes, last_updated_by, was_edited, date_created,
+                               date_updated)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+         returning *",
+    )
+    .bind(message.sid.as_str())
+    .bind(message.account_sid.as_str())
+    .bind(message.service_sid.as_str())
+    .bind(ch.sid.as_str())
+    .bind(index)
+    .bind(&message.from)
+    .bind(message.body.as_deref())
+    .bind(message.attributes.as_deref())
+    .bind(message.last_updated_by.as_deref())
+    .bind(was_edited)
+    .bind(message.date_created.unix_micros())
+    .bind(message.date_updated.unix_micros())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db)?;
+    let posted: Message = row.try_into()?;
+    let state = Resource::Message(posted.clone());
+    append(
+        conn,
+        &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now()).in_channel(ch),
+    )
+    .await?;
+    Ok(posted)
+}
+
 #[async_trait::async_trait]
 impl MessageStore for PgStore {
     #[tracing::instrument(skip_all, fields(service.sid = %message.service_sid, message.sid = %message.sid))]
@@ -81,34 +123,7 @@ impl MessageStore for PgStore {
         let index = ch
             .last_message_index
             .ok_or_else(|| StoreError::Other(anyhow::anyhow!("channel without message index")))?;
-        let Pg(row): Pg<MessageRow> = sqlx::query_as(
-            "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
-                                   body, attributes, last_updated_by, was_edited, date_created,
-                                   date_updated)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, false, $10, $11)
-             returning *",
-        )
-        .bind(message.sid.as_str())
-        .bind(message.account_sid.as_str())
-        .bind(message.service_sid.as_str())
-        .bind(ch.sid.as_str())
-        .bind(index)
-        .bind(&message.from)
-        .bind(message.body.as_deref())
-        .bind(message.attributes.as_deref())
-        .bind(message.last_updated_by.as_deref())
-        .bind(message.date_created.unix_micros())
-        .bind(message.date_updated.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let posted: Message = row.try_into()?;
-        let state = Resource::Message(posted.clone());
-        append(
-            &mut tx,
-            &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now()).in_channel(&ch),
-        )
-        .await?;
+        let posted = insert_message(&mut tx, &ch, message, index, false, origin).await?;
         tx.commit().await.map_err(db)?;
         Ok(posted)
     }
@@ -144,33 +159,13 @@ impl MessageStore for PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let Pg(row): Pg<MessageRow> = sqlx::query_as(
-            "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
-                                   body, attributes, last_updated_by, was_edited, date_created,
-                                   date_updated)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             returning *",
-        )
-        .bind(message.sid.as_str())
-        .bind(message.account_sid.as_str())
-        .bind(message.service_sid.as_str())
-        .bind(ch.sid.as_str())
-        .bind(message.index)
-        .bind(&message.from)
-        .bind(message.body.as_deref())
-        .bind(message.attributes.as_deref())
-        .bind(message.last_updated_by.as_deref())
-        .bind(message.was_edited)
-        .bind(message.date_created.unix_micros())
-        .bind(message.date_updated.unix_micros())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
-        let posted: Message = row.try_into()?;
-        let state = Resource::Message(posted.clone());
-        append(
+        let posted = insert_message(
             &mut tx,
-            &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now()).in_channel(&ch),
+            &ch,
+            message,
+            message.index,
+            message.was_edited,
+            origin,
         )
         .await?;
         tx.commit().await.map_err(db)?;

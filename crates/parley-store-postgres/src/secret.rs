@@ -5,15 +5,6 @@ use parley_core::store::{SealedSecret, SecretKind, SecretStore, StoreResult};
 use crate::error::db;
 use crate::PgStore;
 
-/// (table, sealed column) of a kind.
-fn column(kind: SecretKind) -> (&'static str, &'static str) {
-    match kind {
-        SecretKind::AuthToken => ("accounts", "auth_token_sealed"),
-        SecretKind::ApiKeySecret => ("api_keys", "secret_sealed"),
-        SecretKind::CredentialSecrets => ("credentials", "secrets_sealed"),
-    }
-}
-
 #[async_trait::async_trait]
 impl SecretStore for PgStore {
     #[tracing::instrument(skip_all, fields(kind = kind.as_str()))]
@@ -23,7 +14,7 @@ impl SecretStore for PgStore {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<SealedSecret>> {
-        let (table, col) = column(kind);
+        let (table, col) = kind.table_column();
         // The SID columns are `collate "C"`: byte order, as on SQLite.
         let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(&format!(
             "select sid, {col} from {table} where sid > $1 order by sid limit $2"
@@ -47,7 +38,7 @@ impl SecretStore for PgStore {
         old: &[u8],
         new: &[u8],
     ) -> StoreResult<bool> {
-        let (table, col) = column(kind);
+        let (table, col) = kind.table_column();
         let done = sqlx::query(&format!(
             "update {table} set {col} = $1 where sid = $2 and {col} = $3"
         ))

@@ -3,9 +3,10 @@
 //! One database file in WAL mode, opened through one driver, `rusqlite` (`lite.rs`). Every
 //! statement runs **inline**, on the calling task's thread:
 //! * reads on a small stack of `query_only` connections;
-//! * writes as one `BEGIN IMMEDIATE` transaction on the single writer connection, under the
-//!   store's async write lock (so writes queue in order without blocking a thread while they
-//!   wait; nothing inside a transaction awaits);
+//! * writes on the single writer connection, under the store's async write lock (so writes
+//!   queue in order without blocking a thread while they wait; nothing inside a write awaits),
+//!   each in a savepoint of a `BEGIN IMMEDIATE` transaction that the writes arriving together
+//!   share: one commit for the group (see [`SqliteStore::write`]);
 //! * migrations on the writer connection when the store opens (`migrate.rs`, recorded in
 //!   `_sqlx_migrations` as earlier releases did).
 //!
@@ -35,7 +36,9 @@
 //!   memberships and invites (channel `members_count` follows, by trigger), appending one
 //!   `removed_from_channel` event per membership in the same transaction.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,9 +79,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A Parley store on one SQLite database file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// *The* write lock: every write transaction and the checkpointer's locked pass hold it.
-    /// It guards `true` while the store is open (`false` once closed: writes fail).
+    /// *The* write lock: every write and the checkpointer's locked pass hold it. It guards
+    /// whether the store is open and the write group in progress.
     writer: Arc<WriteLock>,
+    /// Writes waiting for the write lock for the first time (a write leaves its group's
+    /// transaction open for them).
+    arriving: Arc<AtomicUsize>,
     /// The connections: readers and the writer.
     lite: Arc<lite::Lite>,
     /// The temporary file behind a `sqlite::memory:` store, removed with the last clone.
@@ -88,8 +94,65 @@ pub struct SqliteStore {
     bus: parley_core::signal::LocalBus,
 }
 
-/// The write lock; it guards whether the store is still open.
-pub(crate) type WriteLock = tokio::sync::Mutex<bool>;
+/// The write lock; it guards whether the store is still open and the write group.
+pub(crate) type WriteLock = tokio::sync::Mutex<WriteState>;
+
+/// Most writes that share one transaction.
+const MAX_GROUP: usize = 64;
+/// Failed group commits remembered for their members.
+const FAILED_KEPT: usize = 64;
+
+/// What the write lock guards.
+#[derive(Debug)]
+pub(crate) struct WriteState {
+    /// `false` once the store is closed: writes fail.
+    pub(crate) open: bool,
+    /// The group whose transaction is open, and how many writes it holds.
+    group: Option<(u64, usize)>,
+    /// The id the next group gets.
+    next_group: u64,
+    /// Every group up to this one has ended (committed or failed).
+    ended: u64,
+    /// Recent groups whose commit failed, with the error.
+    failed: VecDeque<(u64, String)>,
+}
+
+impl WriteState {
+    fn new() -> WriteState {
+        WriteState {
+            open: true,
+            group: None,
+            next_group: 1,
+            ended: 0,
+            failed: VecDeque::new(),
+        }
+    }
+
+    /// How group `id` ended, once it has: `Ok` when committed.
+    fn outcome(&self, id: u64) -> Option<StoreResult<()>> {
+        (id <= self.ended).then(|| match self.failed.iter().find(|(g, _)| *g == id) {
+            Some((_, e)) => Err(StoreError::Other(anyhow::anyhow!(
+                "sqlite commit failed: {e}"
+            ))),
+            None => Ok(()),
+        })
+    }
+}
+
+/// Commit the open write group, if any, and record how it ended. The caller holds the lock.
+pub(crate) fn settle_open_group(lite: &lite::Lite, st: &mut WriteState) {
+    let Some((id, _)) = st.group.take() else {
+        return;
+    };
+    if let Err(e) = lite.commit_locked() {
+        tracing::warn!(error = %e, "sqlite commit of a write group failed");
+        if st.failed.len() >= FAILED_KEPT {
+            st.failed.pop_front();
+        }
+        st.failed.push_back((id, e.to_string()));
+    }
+    st.ended = id;
+}
 
 /// A database file that exists only as long as its store (`sqlite::memory:`).
 #[derive(Debug)]
@@ -167,10 +230,11 @@ impl SqliteStore {
             .with_context(|| "cannot open the SQLite database")?;
         tracing::debug!(url = %redact(url), "sqlite store ready");
         let lite = Arc::new(lite);
-        let writer = Arc::new(tokio::sync::Mutex::new(true));
+        let writer = Arc::new(tokio::sync::Mutex::new(WriteState::new()));
         lite::spawn_checkpointer(Arc::downgrade(&lite), Arc::downgrade(&writer));
         Ok(SqliteStore {
             writer,
+            arriving: Arc::new(AtomicUsize::new(0)),
             lite,
             _temp: temp,
             bus: parley_core::signal::LocalBus::new(),
@@ -180,9 +244,10 @@ impl SqliteStore {
     /// Checkpoint the whole WAL into the database file; writes fail afterwards (reads still
     /// work until the store is dropped).
     pub async fn close(&self) {
-        let mut open = self.writer.lock().await;
-        if *open {
-            *open = false;
+        let mut st = self.writer.lock().await;
+        if st.open {
+            settle_open_group(&self.lite, &mut st);
+            st.open = false;
             if let Err(e) = self.lite.checkpoint_truncate_locked() {
                 tracing::warn!(error = %e, "sqlite checkpoint on close failed");
             }
@@ -197,21 +262,73 @@ impl SqliteStore {
         self.lite.read(f)
     }
 
-    /// Run `f` as one write transaction on the writer connection, under the write lock.
+    /// Run `f` as one atomic change on the writer connection, under the write lock, and return
+    /// once it is committed (or failed).
+    ///
+    /// **Write groups.** `f` runs in a savepoint of a `BEGIN IMMEDIATE` transaction: its
+    /// changes are kept when it returns `Ok` and undone (only they) when it fails. If other
+    /// writes are waiting for the lock at that moment, the transaction stays open for them
+    /// (up to [`MAX_GROUP`] writes); the write that finds nobody waiting commits it, once for
+    /// the group. A write whose group is left open waits for the lock again and returns when
+    /// the group has ended (committing it itself if it is still open). Under concurrent writes
+    /// this turns one commit — its WAL frames for every page touched — per write into one per
+    /// group; alone, a write commits at once as before. A write that returns `Ok` is committed.
     pub(crate) async fn write<T: Send>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send,
     ) -> StoreResult<T> {
-        let open = self.writer.lock().await;
-        if !*open {
+        let mut st = {
+            let _arriving = Arriving::new(&self.arriving);
+            self.writer.lock().await
+        };
+        if !st.open {
             return Err(StoreError::Other(anyhow::anyhow!(
                 "the SQLite store is closed"
             )));
         }
+        let group = match st.group {
+            Some((id, n)) => {
+                st.group = Some((id, n + 1));
+                id
+            }
+            None => {
+                self.lite.begin_locked()?;
+                let id = st.next_group;
+                st.next_group += 1;
+                st.group = Some((id, 1));
+                id
+            }
+        };
         event::take_appended();
-        let out = self.lite.write_locked(f);
+        let out = self.lite.in_savepoint_locked(f);
         let appended = event::take_appended();
-        if out.is_ok() && self.bus.has_subscribers() {
+        let size = st.group.map_or(0, |(_, n)| n);
+        if self.arriving.load(Ordering::SeqCst) > 0 && size < MAX_GROUP {
+            // Writers are coming: leave the transaction open for them.
+            drop(st);
+            let out = out?;
+            let mut st = self.writer.lock().await;
+            if st.outcome(group).is_none() {
+                settle_open_group(&self.lite, &mut st);
+            }
+            let ended = st.outcome(group).unwrap_or(Ok(()));
+            drop(st);
+            ended?;
+            self.signal(appended);
+            return Ok(out);
+        }
+        settle_open_group(&self.lite, &mut st);
+        let ended = st.outcome(group).unwrap_or(Ok(()));
+        drop(st);
+        let out = out?;
+        ended?;
+        self.signal(appended);
+        Ok(out)
+    }
+
+    /// `Changed` for each service whose log a committed write appended to.
+    fn signal(&self, appended: Vec<String>) {
+        if self.bus.has_subscribers() {
             for service in appended {
                 match ServiceSid::parse(&service) {
                     Ok(service) => self.bus.send(parley_core::signal::Wake::Signal(
@@ -221,7 +338,22 @@ impl SqliteStore {
                 }
             }
         }
-        out
+    }
+}
+
+/// Counts a write among those arriving at the write lock until it has it (or is dropped).
+struct Arriving<'a>(&'a AtomicUsize);
+
+impl<'a> Arriving<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Arriving(n)
+    }
+}
+
+impl Drop for Arriving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -286,7 +418,7 @@ impl Store for SqliteStore {
     fn pool_stats(&self) -> (u32, u32) {
         let (readers, idle_readers) = self.lite.reader_stats();
         let (writer, writer_idle) = match self.writer.try_lock() {
-            Ok(open) => (u32::from(*open), u32::from(*open)),
+            Ok(st) => (u32::from(st.open), u32::from(st.open && st.group.is_none())),
             Err(_) => (1, 0),
         };
         (
@@ -387,6 +519,103 @@ mod tests {
             .await
             .expect("connect");
         (store, path)
+    }
+
+    /// Insert account `sid` through `write` (a plain write, as the stores make them).
+    async fn insert_account(store: &SqliteStore, sid: String) -> StoreResult<()> {
+        store
+            .write(move |c| {
+                lite::q("insert into accounts (sid, friendly_name, auth_token_sealed, date_created, date_updated) values (?, null, x'00', 0, 0)")
+                    .bind(sid)
+                    .execute(c)
+                    .map_err(|e| lite::lite_write_err(e, parley_core::store::Conflict::SidTaken, "account"))?;
+                Ok(())
+            })
+            .await
+    }
+
+    fn count_accounts(store: &SqliteStore) -> i64 {
+        store
+            .read_one::<i64>(&lite::q("select count(*) from accounts"))
+            .expect("count")
+    }
+
+    /// Writes that arrive together share a commit, every one of them is committed when it
+    /// returns `Ok`, and one that fails inside a group undoes only its own change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_a_failing_one_undoes_only_itself() {
+        let (store, path) = temp_store().await;
+        let before = count_accounts(&store);
+        insert_account(&store, "AC-taken".to_owned())
+            .await
+            .expect("first insert");
+        let groups_before = store.writer.lock().await.next_group;
+
+        let mut tasks = Vec::new();
+        for i in 0..400 {
+            let store = store.clone();
+            // Every tenth write fails (the SID is taken) in the middle of the others.
+            let sid = if i % 10 == 5 {
+                "AC-taken".to_owned()
+            } else {
+                format!("AC-{i}")
+            };
+            tasks.push(tokio::spawn(async move {
+                let out = insert_account(&store, sid.clone()).await;
+                // Returned Ok: committed, so a reader (another connection) sees it now.
+                let seen = store
+                    .read_one::<i64>(
+                        &lite::q("select count(*) from accounts where sid = ?").bind(sid),
+                    )
+                    .expect("read");
+                (i, out, seen)
+            }));
+        }
+        for t in tasks {
+            let (i, out, seen) = t.await.expect("task");
+            if i % 10 == 5 {
+                assert!(
+                    matches!(out, Err(StoreError::Conflict(_))),
+                    "write {i}: {out:?}"
+                );
+            } else {
+                assert!(out.is_ok(), "write {i}: {out:?}");
+                assert_eq!(seen, 1, "write {i} is visible once it returned");
+            }
+        }
+        let groups = store.writer.lock().await.next_group - groups_before;
+
+        assert_eq!(count_accounts(&store), before + 1 + 360);
+        assert!(
+            groups < 400,
+            "400 concurrent writes took {groups} commits: none were shared"
+        );
+        assert!(
+            store.writer.lock().await.group.is_none(),
+            "no group left open"
+        );
+        store.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A write alone commits at once (no group is left open waiting for writers).
+    #[tokio::test]
+    async fn a_lone_write_commits_at_once() {
+        let (store, path) = temp_store().await;
+        insert_account(&store, "AC-alone".to_owned())
+            .await
+            .expect("insert");
+        assert!(store.writer.lock().await.group.is_none());
+        assert_eq!(
+            store
+                .read_one::<i64>(&lite::q(
+                    "select count(*) from accounts where sid = 'AC-alone'"
+                ))
+                .expect("read"),
+            1
+        );
+        store.close().await;
+        let _ = std::fs::remove_file(&path);
     }
 
     fn pragma(c: &rusqlite::Connection, name: &str) -> String {

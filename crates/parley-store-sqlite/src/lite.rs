@@ -10,9 +10,10 @@
 //! * **reads** take an idle read-only connection from a small stack (or open one), run, and put
 //!   it back — no thread switch, no `await`;
 //! * **writes** first take the store's async write lock (so they queue, in order, without
-//!   blocking a thread while they wait), then run their whole transaction (`BEGIN IMMEDIATE` …
-//!   `COMMIT`) at once on the single writer connection. Nothing inside a transaction awaits, so
-//!   the lock is held for the transaction's CPU time only.
+//!   blocking a thread while they wait), then run their whole change at once on the single
+//!   writer connection, in a savepoint of a `BEGIN IMMEDIATE` transaction. Nothing inside a
+//!   change awaits, so the lock is held for its CPU time only. Writes that arrive together
+//!   share one transaction and one commit (a *write group*, `crate::SqliteStore::write`).
 //!
 //! Every statement of the store, migrations included (`migrate.rs`), runs this way.
 //! Statements are prepared once per connection and cached.
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use parley_core::store::{Conflict, StoreError, StoreResult};
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 /// Idle read connections kept open (more are opened under load and closed again).
 const MAX_IDLE_READERS: usize = 8;
@@ -165,20 +166,44 @@ impl Lite {
         lock(&self.writer)
     }
 
-    /// Run `f` in one `BEGIN IMMEDIATE` transaction on the writer connection, committing when
-    /// it returns `Ok` and rolling back otherwise. The caller holds the write lock
-    /// ([`crate::SqliteStore::write`]).
-    pub(crate) fn write_locked<T>(
+    /// Open a `BEGIN IMMEDIATE` transaction on the writer connection (a write group's). The
+    /// caller holds the write lock ([`crate::SqliteStore::write`]).
+    pub(crate) fn begin_locked(&self) -> StoreResult<()> {
+        lock(&self.writer)
+            .execute_batch("begin immediate")
+            .map_err(lite_err)
+    }
+
+    /// Run `f` inside the open transaction, in a savepoint of its own: kept when it returns
+    /// `Ok`, undone (and only it) otherwise. The caller holds the write lock.
+    pub(crate) fn in_savepoint_locked<T>(
         &self,
         f: impl FnOnce(&Connection) -> StoreResult<T>,
     ) -> StoreResult<T> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(lite_err)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(lite_err)?;
-        Ok(out)
+        let conn = lock(&self.writer);
+        conn.execute_batch("savepoint w").map_err(lite_err)?;
+        match f(&conn) {
+            Ok(out) => {
+                conn.execute_batch("release w").map_err(lite_err)?;
+                Ok(out)
+            }
+            Err(e) => {
+                conn.execute_batch("rollback to w; release w")
+                    .map_err(lite_err)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commit the open transaction (rolled back if the commit fails). The caller holds the
+    /// write lock.
+    pub(crate) fn commit_locked(&self) -> rusqlite::Result<()> {
+        let conn = lock(&self.writer);
+        conn.execute_batch("commit").inspect_err(|_| {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("rollback");
+            }
+        })
     }
 }
 
@@ -210,10 +235,12 @@ pub(crate) fn spawn_checkpointer(
             let (Some(lite), Some(write_lock)) = (lite.upgrade(), write_lock.upgrade()) else {
                 return;
             };
-            let held = write_lock.lock().await;
-            if !*held {
+            let mut held = write_lock.lock().await;
+            if !held.open {
                 return; // closed
             }
+            // A write group left open for writers that never came: commit it first.
+            crate::settle_open_group(&lite, &mut held);
             let done = checkpoint(lite).await;
             drop(held);
             match done {

@@ -50,6 +50,46 @@ pub(crate) fn list_query(
     qb
 }
 
+/// Insert `message` at `index` into `chan` (its row as updated by the caller) and append its
+/// `new_message` event, in the caller's write transaction.
+fn insert_message(
+    c: &rusqlite::Connection,
+    chan: &ChannelRow,
+    message: &Message,
+    index: i64,
+    was_edited: bool,
+    origin: &Origin,
+) -> StoreResult<Message> {
+    let row: MessageRow = q(
+        "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index, msg_from,
+                               body, attributes, last_updated_by, was_edited, date_created,
+                               date_updated)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         returning *",
+    )
+    .bind(message.sid.as_str())
+    .bind(&chan.account_sid)
+    .bind(&chan.service_sid)
+    .bind(&chan.sid)
+    .bind(index)
+    .bind(&message.from)
+    .bind(message.body.as_deref())
+    .bind(message.attributes.as_deref())
+    .bind(message.last_updated_by.as_deref())
+    .bind(was_edited)
+    .bind(message.date_created.unix_micros())
+    .bind(message.date_updated.unix_micros())
+    .one(c)
+    .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
+    let posted: Message = row.try_into()?;
+    let state = Resource::Message(posted.clone());
+    event::append(
+        c,
+        &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now()).in_channel(chan),
+    )?;
+    Ok(posted)
+}
+
 #[async_trait::async_trait]
 impl MessageStore for SqliteStore {
     #[tracing::instrument(skip_all, fields(service.sid = %message.service_sid, message.sid = %message.sid))]
@@ -81,34 +121,7 @@ impl MessageStore for SqliteStore {
             let index = chan
                 .last_message_index
                 .ok_or_else(|| StoreError::Other(anyhow::anyhow!("no index was assigned")))?;
-            let row: MessageRow = q(
-                "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
-                                           msg_from, body, attributes, last_updated_by, was_edited,
-                                           date_created, date_updated)
-                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-                     returning *",
-            )
-            .bind(message.sid.as_str())
-            .bind(&chan.account_sid)
-            .bind(&chan.service_sid)
-            .bind(&chan.sid)
-            .bind(index)
-            .bind(&message.from)
-            .bind(message.body.as_deref())
-            .bind(message.attributes.as_deref())
-            .bind(message.last_updated_by.as_deref())
-            .bind(message.date_created.unix_micros())
-            .bind(message.date_updated.unix_micros())
-            .one(c)
-            .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
-            let posted: Message = row.try_into()?;
-            let state = Resource::Message(posted.clone());
-            event::append(
-                c,
-                &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now())
-                    .in_channel(&chan),
-            )?;
-            Ok(posted)
+            insert_message(c, &chan, message, index, false, origin)
         })
         .await
     }
@@ -142,35 +155,7 @@ impl MessageStore for SqliteStore {
                 .bind(value)
                 .one(c)
                 .map_err(lite_err)?;
-            let row: MessageRow = q(
-                "insert into messages (sid, account_sid, service_sid, channel_sid, msg_index,
-                                           msg_from, body, attributes, last_updated_by, was_edited,
-                                           date_created, date_updated)
-                     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                     returning *",
-            )
-            .bind(message.sid.as_str())
-            .bind(&chan.account_sid)
-            .bind(&chan.service_sid)
-            .bind(&chan.sid)
-            .bind(message.index)
-            .bind(&message.from)
-            .bind(message.body.as_deref())
-            .bind(message.attributes.as_deref())
-            .bind(message.last_updated_by.as_deref())
-            .bind(message.was_edited)
-            .bind(message.date_created.unix_micros())
-            .bind(message.date_updated.unix_micros())
-            .one(c)
-            .map_err(|e| lite_write_err(e, Conflict::SidTaken, "channel"))?;
-            let posted: Message = row.try_into()?;
-            let state = Resource::Message(posted.clone());
-            event::append(
-                c,
-                &NewEvent::new(EventKind::NewMessage, &state, origin, Timestamp::now())
-                    .in_channel(&chan),
-            )?;
-            Ok(posted)
+            insert_message(c, &chan, message, message.index, message.was_edited, origin)
         })
         .await
     }

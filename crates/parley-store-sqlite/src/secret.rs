@@ -11,15 +11,6 @@ struct SecretRow {
 }
 lite_row!(SecretRow { sid, sealed });
 
-/// (table, sealed column) of a kind.
-fn column(kind: SecretKind) -> (&'static str, &'static str) {
-    match kind {
-        SecretKind::AuthToken => ("accounts", "auth_token_sealed"),
-        SecretKind::ApiKeySecret => ("api_keys", "secret_sealed"),
-        SecretKind::CredentialSecrets => ("credentials", "secrets_sealed"),
-    }
-}
-
 #[async_trait::async_trait]
 impl SecretStore for SqliteStore {
     async fn list_sealed_secrets(
@@ -28,7 +19,7 @@ impl SecretStore for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> StoreResult<Vec<SealedSecret>> {
-        let (table, col) = column(kind);
+        let (table, col) = kind.table_column();
         // SQLite compares text with BINARY (byte order) by default.
         let rows: Vec<SecretRow> = self.read_all(
             &q(format!(
@@ -54,7 +45,7 @@ impl SecretStore for SqliteStore {
         old: &[u8],
         new: &[u8],
     ) -> StoreResult<bool> {
-        let (table, col) = column(kind);
+        let (table, col) = kind.table_column();
         let query = q(format!(
             "update {table} set {col} = ? where sid = ? and {col} = ?"
         ))

@@ -28,7 +28,7 @@ use parley_core::log::LogClaim;
 use parley_core::service::Service;
 use parley_core::store::{Conflict, Store, StoreError};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
-use parley_core::{ChannelSid, Timestamp};
+use parley_core::{ChannelSid, ServiceSid, Timestamp};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
@@ -68,6 +68,11 @@ pub struct WorkerConfig {
     /// Delay before a queued call's first try (0 in production; tests use it to stop a node
     /// between queueing and sending).
     pub first_try_delay: Duration,
+    /// How long a stage that found work, but less than a full round, lets more gather before
+    /// its next round. Under load this keeps the rounds — each a write that queues with the
+    /// requests' writes — to about one per `gather` per stage instead of one per handful of
+    /// events; it adds at most this much to a call's delay.
+    pub gather: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -83,6 +88,7 @@ impl Default for WorkerConfig {
             per_host: 32,
             host_busy_delay: Duration::from_millis(200),
             first_try_delay: Duration::ZERO,
+            gather: Duration::from_millis(20),
         }
     }
 }
@@ -317,6 +323,11 @@ impl Worker {
     /// One consumer round: claim one service's new events, queue their calls and advance, in
     /// one transaction. Returns how many events were read.
     pub async fn consume_once(&self) -> Result<usize, StoreError> {
+        self.consume_round().await.map(|(n, _)| n)
+    }
+
+    /// [`Worker::consume_once`], also naming the service whose events were read.
+    async fn consume_round(&self) -> Result<(usize, Option<ServiceSid>), StoreError> {
         let now = Timestamp::now();
         let Some(claim) = self
             .store
@@ -329,8 +340,16 @@ impl Worker {
             )
             .await?
         else {
-            return Ok(0);
+            return Ok((0, None));
         };
+        let service = claim.service_sid.clone();
+        self.queue_calls(claim, now)
+            .await
+            .map(|n| (n, Some(service)))
+    }
+
+    /// Queue the calls of `claim` and move the log position past it.
+    async fn queue_calls(&self, claim: LogClaim, now: Timestamp) -> Result<usize, StoreError> {
         let calls = self.calls_of(&claim, now).await?;
         let n = claim.events.len();
         match self
@@ -664,10 +683,18 @@ impl Worker {
         }
     }
 
-    fn pause_after(&self, outcome: Result<usize, StoreError>, stage: &str) -> Option<Duration> {
+    /// The pause after a round that found `outcome` of at most `full` items: none after a full
+    /// round (more is waiting), `gather` after a partial one, the poll after an empty one.
+    fn pause_after(
+        &self,
+        outcome: Result<usize, StoreError>,
+        full: usize,
+        stage: &str,
+    ) -> Option<Duration> {
         match outcome {
             Ok(0) => Some(self.config.poll),
-            Ok(_) => None,
+            Ok(n) if n >= full => None,
+            Ok(_) => Some(self.config.gather),
             Err(e) => {
                 tracing::warn!(stage, error = %e, "webhook worker round failed");
                 Some(Duration::from_secs(1))
@@ -675,13 +702,36 @@ impl Worker {
         }
     }
 
+    /// Claim rounds back to back while services have events; a service whose last partial
+    /// round was less than `gather` ago waits out the rest of it (other services' rounds are
+    /// not held up by it, unless it is the one the log hands out next).
     async fn consume_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let full = usize::try_from(self.config.events_per_claim).unwrap_or(usize::MAX);
+        let mut partial_at: HashMap<ServiceSid, Instant> = HashMap::new();
         loop {
             let outcome = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                r = self.consume_once() => r,
+                r = self.consume_round() => r,
             };
-            if let Some(p) = self.pause_after(outcome, "consumer") {
+            let mut pause = None;
+            if let Ok((n, Some(service))) = &outcome {
+                if *n < full {
+                    let now = Instant::now();
+                    if let Some(last) = partial_at.insert(service.clone(), now) {
+                        let since = now.saturating_duration_since(last);
+                        pause = self.config.gather.checked_sub(since);
+                    }
+                }
+                if partial_at.len() > 10_000 {
+                    partial_at.retain(|_, t| t.elapsed() < self.config.gather);
+                }
+            }
+            let pause = match outcome {
+                Ok((0, _)) => Some(self.config.poll),
+                Ok(_) => pause,
+                Err(e) => self.pause_after(Err(e), full, "consumer"),
+            };
+            if let Some(p) = pause.filter(|p| !p.is_zero()) {
                 if Self::pause(&mut stop, p).await {
                     return;
                 }
@@ -709,12 +759,23 @@ impl Worker {
                 }
                 continue;
             }
-            if let Some(p) = self.pause_after(outcome, "sender") {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => return,
-                    _ = self.wake.notified() => {},
-                    _ = tokio::time::sleep(p) => {},
+            let full = usize::try_from(self.config.calls_per_claim).unwrap_or(usize::MAX);
+            let found = matches!(outcome, Ok(n) if n > 0);
+            match self.pause_after(outcome, full, "sender") {
+                // Work was found: let more gather (a wake-up does not cut this short).
+                Some(p) if found => {
+                    if Self::pause(&mut stop, p).await {
+                        return;
+                    }
                 }
+                Some(p) => {
+                    tokio::select! {
+                        _ = stop.wait_for(|s| *s) => return,
+                        _ = self.wake.notified() => {},
+                        _ = tokio::time::sleep(p) => {},
+                    }
+                }
+                None => {}
             }
         }
     }

@@ -30,6 +30,15 @@ impl SecretKind {
             SecretKind::CredentialSecrets => "push credential secrets",
         }
     }
+
+    /// The table and the sealed column that hold this kind (the same on every backend).
+    pub fn table_column(self) -> (&'static str, &'static str) {
+        match self {
+            SecretKind::AuthToken => ("accounts", "auth_token_sealed"),
+            SecretKind::ApiKeySecret => ("api_keys", "secret_sealed"),
+            SecretKind::CredentialSecrets => ("credentials", "secrets_sealed"),
+        }
+    }
 }
 
 /// One stored sealed secret.
