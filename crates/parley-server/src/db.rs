@@ -68,7 +68,7 @@ pub async fn open_worker_store(
     Ok(match url.backend() {
         Backend::Sqlite => main.clone(),
         Backend::Postgres => Arc::new(
-            parley_store_postgres::PgStore::connect_with_pool_size(url.expose(), max_connections)
+            parley_store_postgres::PgStore::connect_for_worker(url.expose(), max_connections)
                 .await
                 .with_context(|| format!("cannot open the PostgreSQL database {url}"))?,
         ),

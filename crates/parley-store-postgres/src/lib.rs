@@ -57,16 +57,19 @@ impl PgStore {
         Self::migrated(pool).await
     }
 
-    /// As [`PgStore::connect`], with a pool of at most `max_connections` of its own: a
-    /// background worker on it never waits behind request handlers for a connection (with
-    /// busy writers holding the main pool, the webhook worker got one only now and then).
-    pub async fn connect_with_pool_size(
-        url: &str,
-        max_connections: u32,
-    ) -> anyhow::Result<PgStore> {
+    /// As [`PgStore::connect`], for a background worker whose every transaction can be
+    /// repeated (the webhook worker: its claims are leases, its settlements make at most a
+    /// repeated call, and a batch's calls are queued in the transaction that moves its log
+    /// position): a pool of at most `max_connections` of its own, so it never waits behind
+    /// request handlers for a connection, and `synchronous_commit = off`, so its commits do
+    /// not each wait for a WAL flush. A database crash may undo its last commits (well under
+    /// a second of them); the work is then done again. Any later synchronous commit — every
+    /// request's — flushes them first, so nothing that depends on them is kept without them.
+    pub async fn connect_for_worker(url: &str, max_connections: u32) -> anyhow::Result<PgStore> {
+        let options = connect_options(url)?.options([("synchronous_commit", "off")]);
         let pool = pool_options()
             .max_connections(max_connections.max(1))
-            .connect_with(connect_options(url)?)
+            .connect_with(options)
             .await?;
         Self::migrated(pool).await
     }

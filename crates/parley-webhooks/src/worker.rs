@@ -296,6 +296,50 @@ fn host_of(url: &str) -> String {
         .unwrap_or_else(|| url.to_owned())
 }
 
+/// Paces the consumer: partial rounds of one service are at least `gather` apart (a full
+/// round — more is waiting — is followed at once). The consumer sleeps the returned time
+/// before its next claim, which may be another service's: that one is held up only when the
+/// same service comes back within `gather`, i.e. when every service with events was served in
+/// less than that.
+struct Pacer {
+    gather: Duration,
+    /// When each service's last partial round may be followed by the next.
+    next: HashMap<ServiceSid, Instant>,
+}
+
+impl Pacer {
+    fn new(gather: Duration) -> Pacer {
+        Pacer {
+            gather,
+            next: HashMap::new(),
+        }
+    }
+
+    /// After a round that read `n` of at most `full` events of `service` at `now`: how long to
+    /// wait before the next claim.
+    fn after_round(
+        &mut self,
+        service: &ServiceSid,
+        n: usize,
+        full: usize,
+        now: Instant,
+    ) -> Duration {
+        if n >= full {
+            self.next.remove(service);
+            return Duration::ZERO;
+        }
+        let wait = self
+            .next
+            .get(service)
+            .map_or(Duration::ZERO, |t| t.saturating_duration_since(now));
+        if self.next.len() >= 10_000 {
+            self.next.retain(|_, t| *t > now);
+        }
+        self.next.insert(service.clone(), now + wait + self.gather);
+        wait
+    }
+}
+
 impl Worker {
     /// A worker over `store`, signing with the account tokens of `tokens`, sending with
     /// `client`.
@@ -702,33 +746,20 @@ impl Worker {
         }
     }
 
-    /// Claim rounds back to back while services have events; a service whose last partial
-    /// round was less than `gather` ago waits out the rest of it (other services' rounds are
-    /// not held up by it, unless it is the one the log hands out next).
+    /// Claim rounds back to back while services have events, paced per service by [`Pacer`].
     async fn consume_loop(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let full = usize::try_from(self.config.events_per_claim).unwrap_or(usize::MAX);
-        let mut partial_at: HashMap<ServiceSid, Instant> = HashMap::new();
+        let mut pacer = Pacer::new(self.config.gather);
         loop {
             let outcome = tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
                 r = self.consume_round() => r,
             };
-            let mut pause = None;
-            if let Ok((n, Some(service))) = &outcome {
-                if *n < full {
-                    let now = Instant::now();
-                    if let Some(last) = partial_at.insert(service.clone(), now) {
-                        let since = now.saturating_duration_since(last);
-                        pause = self.config.gather.checked_sub(since);
-                    }
-                }
-                if partial_at.len() > 10_000 {
-                    partial_at.retain(|_, t| t.elapsed() < self.config.gather);
-                }
-            }
             let pause = match outcome {
-                Ok((0, _)) => Some(self.config.poll),
-                Ok(_) => pause,
+                Ok((0, _)) | Ok((_, None)) => Some(self.config.poll),
+                Ok((n, Some(service))) => {
+                    Some(pacer.after_round(&service, n, full, Instant::now()))
+                }
                 Err(e) => self.pause_after(Err(e), full, "consumer"),
             };
             if let Some(p) = pause.filter(|p| !p.is_zero()) {
@@ -763,11 +794,8 @@ impl Worker {
             let found = matches!(outcome, Ok(n) if n > 0);
             match self.pause_after(outcome, full, "sender") {
                 // Work was found: let more gather (a wake-up does not cut this short).
-                Some(p) if found => {
-                    if Self::pause(&mut stop, p).await {
-                        return;
-                    }
-                }
+                Some(p) if found && Self::pause(&mut stop, p).await => return,
+                Some(_) if found => {}
                 Some(p) => {
                     tokio::select! {
                         _ = stop.wait_for(|s| *s) => return,
@@ -939,6 +967,37 @@ mod tests {
             format!("https://svc.example/post {}", user().sid.as_str())
         );
         assert_eq!(calls[0].channel_sid, None);
+    }
+
+    #[test]
+    fn partial_rounds_of_one_service_are_gather_apart_and_full_ones_go_on() {
+        let gather = Duration::from_millis(20);
+        let mut pacer = Pacer::new(gather);
+        let (a, b) = (ServiceSid::generate(), ServiceSid::generate());
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // The first partial round of a service goes on at once; the next one waits the rest.
+        assert_eq!(pacer.after_round(&a, 3, 500, ms(0)), Duration::ZERO);
+        assert_eq!(
+            pacer.after_round(&a, 3, 500, ms(1)),
+            Duration::from_millis(19)
+        );
+        // Steady load: one round per `gather`.
+        assert_eq!(
+            pacer.after_round(&a, 3, 500, ms(20)),
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            pacer.after_round(&a, 3, 500, ms(40)),
+            Duration::from_millis(20)
+        );
+        // Another service is not held up by the first.
+        assert_eq!(pacer.after_round(&b, 3, 500, ms(41)), Duration::ZERO);
+        // A full round (a backlog) goes on at once, and resets the pace.
+        assert_eq!(pacer.after_round(&a, 500, 500, ms(42)), Duration::ZERO);
+        assert_eq!(pacer.after_round(&a, 3, 500, ms(43)), Duration::ZERO);
+        // A service quiet for longer than `gather` goes on at once.
+        assert_eq!(pacer.after_round(&b, 3, 500, ms(100)), Duration::ZERO);
     }
 
     #[test]
