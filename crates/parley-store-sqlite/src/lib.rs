@@ -85,6 +85,8 @@ pub struct SqliteStore {
     /// Writes waiting for the write lock for the first time (a write leaves its group's
     /// transaction open for them).
     arriving: Arc<AtomicUsize>,
+    /// How write groups ended (what a write waits on once its group is left open).
+    groups: Arc<GroupLog>,
     /// The connections: readers and the writer.
     lite: Arc<lite::Lite>,
     /// The temporary file behind a `sqlite::memory:` store, removed with the last clone.
@@ -102,6 +104,10 @@ const MAX_GROUP: usize = 64;
 /// Failed group commits remembered for their members.
 const FAILED_KEPT: usize = 64;
 
+/// How long a write waits for its group to end before it ends the group itself (the writes
+/// it was left open for normally end it long before; this covers one that was cancelled).
+const GROUP_WAIT: Duration = Duration::from_millis(50);
+
 /// What the write lock guards.
 #[derive(Debug)]
 pub(crate) struct WriteState {
@@ -111,31 +117,72 @@ pub(crate) struct WriteState {
     group: Option<(u64, usize)>,
     /// The id the next group gets.
     next_group: u64,
-    /// Every group up to this one has ended (committed or failed).
-    ended: u64,
-    /// Recent groups whose commit failed, with the error.
-    failed: VecDeque<(u64, String)>,
+    /// How groups ended.
+    log: Arc<GroupLog>,
 }
 
 impl WriteState {
-    fn new() -> WriteState {
+    fn new(log: Arc<GroupLog>) -> WriteState {
         WriteState {
             open: true,
             group: None,
             next_group: 1,
-            ended: 0,
-            failed: VecDeque::new(),
+            log,
+        }
+    }
+}
+
+/// How write groups ended, readable without the write lock.
+#[derive(Debug)]
+pub(crate) struct GroupLog {
+    /// Every group up to this id has ended (committed or failed).
+    ended: tokio::sync::watch::Sender<u64>,
+    /// Recent groups whose commit failed, with the error.
+    failed: std::sync::Mutex<VecDeque<(u64, String)>>,
+}
+
+impl GroupLog {
+    fn new() -> GroupLog {
+        GroupLog {
+            ended: tokio::sync::watch::Sender::new(0),
+            failed: std::sync::Mutex::new(VecDeque::new()),
         }
     }
 
     /// How group `id` ended, once it has: `Ok` when committed.
     fn outcome(&self, id: u64) -> Option<StoreResult<()>> {
-        (id <= self.ended).then(|| match self.failed.iter().find(|(g, _)| *g == id) {
+        if *self.ended.borrow() < id {
+            return None;
+        }
+        let failed = self.failed.lock().ok()?;
+        Some(match failed.iter().find(|(g, _)| *g == id) {
             Some((_, e)) => Err(StoreError::Other(anyhow::anyhow!(
                 "sqlite commit failed: {e}"
             ))),
             None => Ok(()),
         })
+    }
+
+    /// Record that group `id` ended (with the commit's error, if it failed) and wake its writes.
+    fn end(&self, id: u64, error: Option<String>) {
+        if let Some(e) = error {
+            if let Ok(mut failed) = self.failed.lock() {
+                if failed.len() >= FAILED_KEPT {
+                    failed.pop_front();
+                }
+                failed.push_back((id, e));
+            }
+        }
+        self.ended.send_replace(id);
+    }
+
+    /// Wait until group `id` has ended, at most `limit`; whether it has.
+    async fn wait_ended(&self, id: u64, limit: Duration) -> bool {
+        let mut rx = self.ended.subscribe();
+        let ended = tokio::time::timeout(limit, rx.wait_for(|e| *e >= id))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        ended
     }
 }
 
@@ -144,14 +191,14 @@ pub(crate) fn settle_open_group(lite: &lite::Lite, st: &mut WriteState) {
     let Some((id, _)) = st.group.take() else {
         return;
     };
-    if let Err(e) = lite.commit_locked() {
-        tracing::warn!(error = %e, "sqlite commit of a write group failed");
-        if st.failed.len() >= FAILED_KEPT {
-            st.failed.pop_front();
+    let error = match lite.commit_locked() {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "sqlite commit of a write group failed");
+            Some(e.to_string())
         }
-        st.failed.push_back((id, e.to_string()));
-    }
-    st.ended = id;
+    };
+    st.log.end(id, error);
 }
 
 /// A database file that exists only as long as its store (`sqlite::memory:`).
@@ -230,11 +277,13 @@ impl SqliteStore {
             .with_context(|| "cannot open the SQLite database")?;
         tracing::debug!(url = %redact(url), "sqlite store ready");
         let lite = Arc::new(lite);
-        let writer = Arc::new(tokio::sync::Mutex::new(WriteState::new()));
+        let groups = Arc::new(GroupLog::new());
+        let writer = Arc::new(tokio::sync::Mutex::new(WriteState::new(groups.clone())));
         lite::spawn_checkpointer(Arc::downgrade(&lite), Arc::downgrade(&writer));
         Ok(SqliteStore {
             writer,
             arriving: Arc::new(AtomicUsize::new(0)),
+            groups,
             lite,
             _temp: temp,
             bus: parley_core::signal::LocalBus::new(),
@@ -269,8 +318,9 @@ impl SqliteStore {
     /// changes are kept when it returns `Ok` and undone (only they) when it fails. If other
     /// writes are waiting for the lock at that moment, the transaction stays open for them
     /// (up to [`MAX_GROUP`] writes); the write that finds nobody waiting commits it, once for
-    /// the group. A write whose group is left open waits for the lock again and returns when
-    /// the group has ended (committing it itself if it is still open). Under concurrent writes
+    /// the group. A write whose group is left open returns when the group has ended (after
+    /// [`GROUP_WAIT`] it takes the lock and commits the group itself, should the writes it
+    /// waited for have been cancelled). Under concurrent writes
     /// this turns one commit — its WAL frames for every page touched — per write into one per
     /// group; alone, a write commits at once as before. A write that returns `Ok` is committed.
     pub(crate) async fn write<T: Send>(
@@ -304,21 +354,21 @@ impl SqliteStore {
         let appended = event::take_appended();
         let size = st.group.map_or(0, |(_, n)| n);
         if self.arriving.load(Ordering::SeqCst) > 0 && size < MAX_GROUP {
-            // Writers are coming: leave the transaction open for them.
+            // Writers are coming: leave the transaction open for them; the last one commits.
             drop(st);
             let out = out?;
-            let mut st = self.writer.lock().await;
-            if st.outcome(group).is_none() {
-                settle_open_group(&self.lite, &mut st);
+            if !self.groups.wait_ended(group, GROUP_WAIT).await {
+                let mut st = self.writer.lock().await;
+                if self.groups.outcome(group).is_none() {
+                    settle_open_group(&self.lite, &mut st);
+                }
             }
-            let ended = st.outcome(group).unwrap_or(Ok(()));
-            drop(st);
-            ended?;
+            self.groups.outcome(group).unwrap_or(Ok(()))?;
             self.signal(appended);
             return Ok(out);
         }
         settle_open_group(&self.lite, &mut st);
-        let ended = st.outcome(group).unwrap_or(Ok(()));
+        let ended = self.groups.outcome(group).unwrap_or(Ok(()));
         drop(st);
         let out = out?;
         ended?;
