@@ -356,22 +356,18 @@ impl SqliteStore {
         if self.arriving.load(Ordering::SeqCst) > 0 && size < MAX_GROUP {
             // Writers are coming: leave the transaction open for them; the last one commits.
             drop(st);
-            let out = out?;
-            if !self.groups.wait_ended(group, GROUP_WAIT).await {
+            if out.is_ok() && !self.groups.wait_ended(group, GROUP_WAIT).await {
                 let mut st = self.writer.lock().await;
                 if self.groups.outcome(group).is_none() {
                     settle_open_group(&self.lite, &mut st);
                 }
             }
-            self.groups.outcome(group).unwrap_or(Ok(()))?;
-            self.signal(appended);
-            return Ok(out);
+        } else {
+            settle_open_group(&self.lite, &mut st);
+            drop(st);
         }
-        settle_open_group(&self.lite, &mut st);
-        let ended = self.groups.outcome(group).unwrap_or(Ok(()));
-        drop(st);
         let out = out?;
-        ended?;
+        self.groups.outcome(group).unwrap_or(Ok(()))?;
         self.signal(appended);
         Ok(out)
     }
