@@ -36,6 +36,12 @@ pub struct NewWebhookCall {
     pub available_at: Timestamp,
     /// When it was queued.
     pub date_created: Timestamp,
+    /// Tries already made (0 for a new call; the consumer queues a call it tried itself, and
+    /// that must be retried, with its tries counted).
+    pub attempts: i32,
+    /// Queued already leased to (`owner`, `until`): a call whose first try is still in flight
+    /// on the consumer's node when it queues it; that node settles it like a claimed call.
+    pub leased_to: Option<(String, Timestamp)>,
 }
 
 /// A queued call, as a claim returns it.

@@ -146,8 +146,8 @@ impl Hit {
     }
 }
 
-/// A scripted answer: status and body.
-type Answer = (u16, String);
+/// A scripted answer: status, body, and how long to wait before giving it.
+type Answer = (u16, String, Duration);
 
 /// A local HTTP/1.1 receiver: records every request and answers with the next scripted answer
 /// (200 `ok` once the script is empty).
@@ -184,10 +184,19 @@ impl Receiver {
     }
 
     fn answer(&self, statuses: &[u16]) {
+        self.script.lock().unwrap().extend(
+            statuses
+                .iter()
+                .map(|s| (*s, "ok".to_owned(), Duration::ZERO)),
+        );
+    }
+
+    /// Answer the next request with `status` only after `delay`.
+    fn answer_after(&self, status: u16, delay: Duration) {
         self.script
             .lock()
             .unwrap()
-            .extend(statuses.iter().map(|s| (*s, "ok".to_owned())));
+            .push_back((status, "ok".to_owned(), delay));
     }
 
     /// Answer the next request with `status` and this JSON body.
@@ -195,7 +204,7 @@ impl Receiver {
         self.script
             .lock()
             .unwrap()
-            .push_back((status, body.to_owned()));
+            .push_back((status, body.to_owned(), Duration::ZERO));
     }
 
     fn hits(&self) -> Vec<Hit> {
@@ -262,17 +271,19 @@ fn serve(stream: TcpStream, hits: &Mutex<Vec<Hit>>, script: &Mutex<VecDeque<Answ
         let params = url::form_urlencoded::parse(form.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        let (status, answer) = script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or((200, "ok".to_owned()));
+        let (status, answer, delay) =
+            script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or((200, "ok".to_owned(), Duration::ZERO));
         hits.lock().unwrap().push(Hit {
             method,
             target,
             headers,
             params,
         });
+        std::thread::sleep(delay);
         let kind = if answer.starts_with('{') {
             "application/json"
         } else {
@@ -525,6 +536,56 @@ fn a_retry_inside_a_run_keeps_the_channel_order(db: &TestDb) {
             ("m4", "0"),
         ]
     );
+    assert!(node.terminate().0);
+}
+
+/// One destination answering slowly holds up no other: while the service's URL takes 4 s over
+/// its first call, a channel webhook on another receiver gets every message at once; the slow
+/// one then gets each of its calls in order, once (the call that was in flight when the
+/// consumer stopped waiting for it is not sent again), and nothing stays queued.
+fn a_slow_receiver_holds_up_no_other_destination(db: &TestDb) {
+    let slow = Receiver::start();
+    slow.answer_after(200, Duration::from_secs(4));
+    let fast = Receiver::start();
+    let node = start(db, &[]);
+    let (svc, ch) = world(&node, &slow.url("/slow"), &["onMessageSent"], 0);
+    node.ok(
+        "POST",
+        &format!("/v2/Services/{svc}/Channels/{ch}/Webhooks"),
+        AUTH,
+        &[
+            ("Type", "webhook"),
+            ("Configuration.Url", &fast.url("/fast")),
+            ("Configuration.Filters", "onMessageSent"),
+        ],
+    );
+    let started = Instant::now();
+    for i in 0..3 {
+        post_message(&node, &svc, &ch, &format!("m{i}"), true);
+    }
+    let quick = fast.wait_for(3, 20);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the fast receiver waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        slow.hits().len() <= 1,
+        "the slow receiver's calls go one at a time"
+    );
+    let bodies = |hits: &[Hit]| -> Vec<String> {
+        hits.iter()
+            .map(|h| h.param("Body").unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(bodies(&quick), ["m0", "m1", "m2"]);
+    let late = slow.wait_for(3, 30);
+    std::thread::sleep(Duration::from_millis(1500));
+    let late_after = slow.hits();
+    assert_eq!(late_after.len(), 3, "each call once: {late_after:#?}");
+    assert_eq!(bodies(&late), ["m0", "m1", "m2"]);
+    assert!(late.iter().all(|h| h.param("RetryCount") == Some("0")));
+    assert_eq!(db.queued_calls(), 0, "nothing left in the queue");
     assert!(node.terminate().0);
 }
 
@@ -995,6 +1056,7 @@ both_backends!(
     rest_pre_events_cover_channels_members_and_users,
     channel_webhooks_get_on_channel_destroyed,
     a_receiver_that_was_down_gets_the_call_as_a_retry,
+    a_slow_receiver_holds_up_no_other_destination,
 );
 
 /// The keep-up bound is a PostgreSQL check (its defect); SQLite (one writer shared by posting

@@ -26,7 +26,7 @@ impl WebhookStore for PgStore {
         owner: &str,
         to_seq: i64,
         calls: &[NewWebhookCall],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         let mut account = Vec::with_capacity(calls.len());
         let mut service_sid = Vec::with_capacity(calls.len());
         let mut channel = Vec::with_capacity(calls.len());
@@ -38,6 +38,9 @@ impl WebhookStore for PgStore {
         let mut available_at = Vec::with_capacity(calls.len());
         let mut order_key = Vec::with_capacity(calls.len());
         let mut created = Vec::with_capacity(calls.len());
+        let mut attempts = Vec::with_capacity(calls.len());
+        let mut lease_owner = Vec::with_capacity(calls.len());
+        let mut lease_until = Vec::with_capacity(calls.len());
         for call in calls {
             account.push(call.account_sid.as_str());
             service_sid.push(call.service_sid.as_str());
@@ -50,21 +53,28 @@ impl WebhookStore for PgStore {
             available_at.push(call.available_at.unix_micros());
             order_key.push(call.order_key.as_str());
             created.push(call.date_created.unix_micros());
+            attempts.push(call.attempts);
+            lease_owner.push(call.leased_to.as_ref().map(|(who, _)| who.as_str()));
+            lease_until.push(call.leased_to.as_ref().map(|(_, t)| t.unix_micros()));
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
         crate::log::advance_in(&mut tx, consumer, service.as_str(), owner, to_seq).await?;
+        let mut ids: Vec<i64> = Vec::new();
         if !calls.is_empty() {
-            // Ids are drawn in the order the rows come out of the sorted select: queue order.
-            sqlx::query(
+            // Ids are drawn in the order the rows come out of the sorted select: queue order
+            // (`returning` has no order of its own, so they are sorted back).
+            ids = sqlx::query_scalar(
                 "insert into webhook_calls
                      (account_sid, service_sid, channel_sid, url, method, event_type, params,
-                      retry_count_max, available_at, order_key, date_created)
-                 select a, s, ch, u, m, e, p, r, av, k, d
+                      retry_count_max, available_at, order_key, date_created, attempts,
+                      lease_owner, lease_until)
+                 select a, s, ch, u, m, e, p, r, av, k, d, n_try, lo, lu
                  from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                              $6::text[], $7::text[], $8::int[], $9::bigint[], $10::text[],
-                             $11::bigint[])
-                      with ordinality as t(a, s, ch, u, m, e, p, r, av, k, d, n)
-                 order by n",
+                             $11::bigint[], $12::int[], $13::text[], $14::bigint[])
+                      with ordinality as t(a, s, ch, u, m, e, p, r, av, k, d, n_try, lo, lu, n)
+                 order by n
+                 returning id",
             )
             .bind(&account)
             .bind(&service_sid)
@@ -77,12 +87,38 @@ impl WebhookStore for PgStore {
             .bind(&available_at)
             .bind(&order_key)
             .bind(&created)
-            .execute(&mut *tx)
+            .bind(&attempts)
+            .bind(&lease_owner)
+            .bind(&lease_until)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db)?;
+            ids.sort_unstable();
         }
         tx.commit().await.map_err(db)?;
-        Ok(())
+        Ok(ids)
+    }
+
+    async fn waiting_webhook_keys(
+        &self,
+        service: &ServiceSid,
+        keys: &[&str],
+    ) -> StoreResult<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Mostly nothing of the service waits: the service index answers first, and only
+        // then is each key probed in the key index.
+        sqlx::query_scalar(
+            "select k from unnest($2::text[]) as t(k)
+             where exists (select 1 from webhook_calls where service_sid = $1)
+               and exists (select 1 from webhook_calls where order_key = t.k)",
+        )
+        .bind(service.as_str())
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
     }
 
     async fn claim_webhook_runs(

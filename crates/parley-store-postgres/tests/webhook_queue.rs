@@ -38,6 +38,8 @@ async fn claimed_calls(store: &DynStore, n: usize, owner: &str) -> Vec<i64> {
             order_key: format!("key-{i}"),
             available_at: now,
             date_created: now,
+            attempts: 0,
+            leased_to: None,
         })
         .collect();
     store

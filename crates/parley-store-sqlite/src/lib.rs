@@ -687,6 +687,7 @@ mod tests {
             assert_eq!(pragma(&w, "busy_timeout"), "5000");
             assert_eq!(pragma(&w, "synchronous"), "1", "NORMAL");
             assert_eq!(pragma(&w, "wal_autocheckpoint"), "0");
+            assert_eq!(pragma(&w, "temp_store"), "2", "MEMORY");
         }
         store
             .read(|c| {

@@ -24,7 +24,7 @@ impl WebhookStore for SqliteStore {
         owner: &str,
         to_seq: i64,
         calls: &[NewWebhookCall],
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Vec<i64>> {
         let params: Vec<String> = calls
             .iter()
             .map(|call| to_json(&call.params))
@@ -35,11 +35,17 @@ impl WebhookStore for SqliteStore {
                 .prepare_cached(
                     "insert into webhook_calls
                          (account_sid, service_sid, channel_sid, url, method, event_type, params,
-                          retry_count_max, attempts, available_at, order_key, date_created)
-                     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11)",
+                          retry_count_max, attempts, available_at, order_key, date_created,
+                          lease_owner, lease_until)
+                     values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(lite_err)?;
+            let mut ids = Vec::with_capacity(calls.len());
             for (call, params) in calls.iter().zip(&params) {
+                let (lease_owner, lease_until) = match &call.leased_to {
+                    Some((who, until)) => (Some(who.as_str()), Some(until.unix_micros())),
+                    None => (None, None),
+                };
                 st.execute(rusqlite::params![
                     call.account_sid.as_str(),
                     call.service_sid.as_str(),
@@ -49,15 +55,52 @@ impl WebhookStore for SqliteStore {
                     call.event_type,
                     params,
                     call.retry_count_max,
+                    call.attempts,
                     call.available_at.unix_micros(),
                     call.order_key,
                     call.date_created.unix_micros(),
+                    lease_owner,
+                    lease_until,
                 ])
                 .map_err(lite_err)?;
+                ids.push(c.last_insert_rowid());
             }
-            Ok(())
+            Ok(ids)
         })
         .await
+    }
+
+    async fn waiting_webhook_keys(
+        &self,
+        service: &ServiceSid,
+        keys: &[&str],
+    ) -> StoreResult<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(|c| {
+            // Mostly nothing of the service waits: one index probe answers for every key.
+            let any: bool = c
+                .prepare_cached(
+                    "select exists (select 1 from webhook_calls where service_sid = ?1)",
+                )
+                .and_then(|mut st| st.query_row([service.as_str()], |r| r.get(0)))
+                .map_err(lite_err)?;
+            if !any {
+                return Ok(Vec::new());
+            }
+            let mut st = c
+                .prepare_cached("select exists (select 1 from webhook_calls where order_key = ?1)")
+                .map_err(lite_err)?;
+            let mut waiting = Vec::new();
+            for key in keys {
+                let queued: bool = st.query_row([key], |r| r.get(0)).map_err(lite_err)?;
+                if queued {
+                    waiting.push((*key).to_owned());
+                }
+            }
+            Ok(waiting)
+        })
     }
 
     async fn claim_webhook_runs(

@@ -28,9 +28,9 @@ use parley_core::log::LogClaim;
 use parley_core::service::Service;
 use parley_core::store::{Conflict, Store, StoreError};
 use parley_core::webhook_call::{NewWebhookCall, Settle, WebhookCall};
-use parley_core::{ChannelSid, ServiceSid, Timestamp};
+use parley_core::{AccountSid, ChannelSid, ServiceSid, Timestamp};
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::{backoff, Call, Outcome, WebhookClient};
 use crate::post::{post_event, PostEvent};
@@ -73,6 +73,18 @@ pub struct WorkerConfig {
     /// requests' writes — to about one per `gather` per stage instead of one per handful of
     /// events; it adds at most this much to a call's delay.
     pub gather: Duration,
+    /// How long the consumer waits for the calls it sends itself (see [`Worker`]: calls whose
+    /// key has nothing queued go out straight from the change log, and only calls that must
+    /// wait are queued). A run still going after this is handed over to the queue — the call
+    /// in flight queued leased to this node, the rest behind it — and its host is left to the
+    /// queue for [`WorkerConfig::slow_host_for`]. Zero queues every call.
+    pub direct_wait: Duration,
+    /// How long a host whose call outlasted `direct_wait` gets its calls through the queue only.
+    pub slow_host_for: Duration,
+    /// Where the HTTP calls run (the server gives a runtime whose threads have a lower
+    /// priority than request handling); `None`: on the caller's runtime. The store is always
+    /// used from the caller's runtime.
+    pub send_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for WorkerConfig {
@@ -89,6 +101,9 @@ impl Default for WorkerConfig {
             host_busy_delay: Duration::from_millis(200),
             first_try_delay: Duration::ZERO,
             gather: Duration::from_millis(20),
+            direct_wait: Duration::from_millis(200),
+            slow_host_for: Duration::from_secs(10),
+            send_runtime: None,
         }
     }
 }
@@ -171,6 +186,97 @@ pub struct Worker {
     /// Rings when calls were queued or settled on this node (the sender then claims at once
     /// instead of waiting for its poll; other nodes' work is seen at the poll).
     wake: tokio::sync::Notify,
+    /// Hosts whose calls go through the queue only, until the given time (a call to them
+    /// outlasted [`WorkerConfig::direct_wait`]).
+    slow_hosts: Mutex<HashMap<String, Instant>>,
+}
+
+/// What [`Worker::send_direct`] leaves to the queue: the calls to queue, in order, and for
+/// each call queued while in flight, its index there and where its id goes.
+type HandOver = (Vec<NewWebhookCall>, Vec<(usize, oneshot::Sender<i64>)>);
+
+/// Where a run the consumer sends itself stands ([`Worker::send_direct`]).
+#[derive(Debug, Default)]
+struct DirectState {
+    /// `calls[..done]` are settled: delivered, or given up and logged.
+    done: usize,
+    /// `calls[done]` is being sent (or waits for a sending slot when `false` and not ended).
+    sending: bool,
+    /// The run is over: every call settled, or `calls[done]` is to be retried (`retry`).
+    ended: bool,
+    /// `calls[done]` is to be tried again at .0, with .1 tries made.
+    retry: Option<(Timestamp, i32)>,
+    /// The consumer stopped waiting: `calls[done..]` are queued; when `sending`, `calls[done]`
+    /// is queued leased to this node and the run settles it once its id is known.
+    handed_over: bool,
+}
+
+/// A run of one key's calls that the consumer sends itself, one after the other.
+struct DirectRun {
+    calls: Vec<NewWebhookCall>,
+    host: String,
+    state: Mutex<DirectState>,
+}
+
+/// What a try needs of a call, queued ([`WebhookCall`]) or not ([`NewWebhookCall`], id 0).
+struct TryOf<'a> {
+    id: i64,
+    account_sid: &'a AccountSid,
+    service_sid: &'a ServiceSid,
+    url: &'a str,
+    method: &'a str,
+    event_type: &'a str,
+    params: &'a [(String, String)],
+    attempts: i32,
+    retry_count_max: i32,
+}
+
+impl<'a> From<&'a WebhookCall> for TryOf<'a> {
+    fn from(c: &'a WebhookCall) -> Self {
+        TryOf {
+            id: c.id,
+            account_sid: &c.account_sid,
+            service_sid: &c.service_sid,
+            url: &c.url,
+            method: &c.method,
+            event_type: &c.event_type,
+            params: &c.params,
+            attempts: c.attempts,
+            retry_count_max: c.retry_count_max,
+        }
+    }
+}
+
+impl<'a> From<&'a NewWebhookCall> for TryOf<'a> {
+    fn from(c: &'a NewWebhookCall) -> Self {
+        TryOf {
+            id: 0,
+            account_sid: &c.account_sid,
+            service_sid: &c.service_sid,
+            url: &c.url,
+            method: &c.method,
+            event_type: &c.event_type,
+            params: &c.params,
+            attempts: c.attempts,
+            retry_count_max: c.retry_count_max,
+        }
+    }
+}
+
+/// `calls` grouped by order key, each group in order; groups in the order of their first call.
+fn by_key(calls: Vec<NewWebhookCall>) -> Vec<Vec<NewWebhookCall>> {
+    let mut runs: Vec<Vec<NewWebhookCall>> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for call in calls {
+        match index.get(&call.order_key) {
+            Some(&i) => runs[i].push(call),
+            None => {
+                index.insert(call.order_key.clone(), runs.len());
+                runs.push(vec![call]);
+            }
+        }
+    }
+    runs
 }
 
 /// The queue entry of `target` for `post` (from `event`).
@@ -193,6 +299,8 @@ fn queued_call(
         order_key: order_key(&target.url, event),
         available_at,
         date_created: now,
+        attempts: 0,
+        leased_to: None,
     }
 }
 
@@ -361,17 +469,19 @@ impl Worker {
             pending: Mutex::new(Vec::new()),
             settling: tokio::sync::Mutex::new(()),
             wake: tokio::sync::Notify::new(),
+            slow_hosts: Mutex::new(HashMap::new()),
         })
     }
 
-    /// One consumer round: claim one service's new events, queue their calls and advance, in
-    /// one transaction. Returns how many events were read.
-    pub async fn consume_once(&self) -> Result<usize, StoreError> {
+    /// One consumer round: claim one service's new events, send the calls they cause that
+    /// need not wait (up to [`WorkerConfig::direct_wait`]), and queue the others while
+    /// advancing the log position, in one transaction. Returns how many events were read.
+    pub async fn consume_once(self: &Arc<Self>) -> Result<usize, StoreError> {
         self.consume_round().await.map(|(n, _)| n)
     }
 
     /// [`Worker::consume_once`], also naming the service whose events were read.
-    async fn consume_round(&self) -> Result<(usize, Option<ServiceSid>), StoreError> {
+    async fn consume_round(self: &Arc<Self>) -> Result<(usize, Option<ServiceSid>), StoreError> {
         let now = Timestamp::now();
         let Some(claim) = self
             .store
@@ -387,15 +497,27 @@ impl Worker {
             return Ok((0, None));
         };
         let service = claim.service_sid.clone();
-        self.queue_calls(claim, now)
+        self.deliver_claim(claim, now)
             .await
             .map(|n| (n, Some(service)))
     }
 
-    /// Queue the calls of `claim` and move the log position past it.
-    async fn queue_calls(&self, claim: LogClaim, now: Timestamp) -> Result<usize, StoreError> {
+    /// Send or queue the calls of `claim` and move the log position past it.
+    async fn deliver_claim(
+        self: &Arc<Self>,
+        claim: LogClaim,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
         let calls = self.calls_of(&claim, now).await?;
         let n = claim.events.len();
+        let direct = !calls.is_empty()
+            && !self.config.direct_wait.is_zero()
+            && self.config.first_try_delay.is_zero();
+        let (queue, handed_over) = if direct {
+            self.send_direct(&claim.service_sid, calls).await?
+        } else {
+            (calls, Vec::new())
+        };
         match self
             .store
             .enqueue_webhook_calls(
@@ -403,14 +525,20 @@ impl Worker {
                 &claim.service_sid,
                 &self.config.node_id,
                 claim.last_seq(),
-                &calls,
+                &queue,
             )
             .await
         {
-            Ok(()) => {
-                if !calls.is_empty() {
+            Ok(ids) => {
+                // Calls still in flight were queued leased to us: their runs settle them.
+                for (at, tx) in handed_over {
+                    if let Some(id) = ids.get(at) {
+                        let _ = tx.send(*id);
+                    }
+                }
+                if !queue.is_empty() {
                     tracing::debug!(service.sid = %claim.service_sid, events = n,
-                        calls = calls.len(), "webhook calls queued");
+                        calls = queue.len(), "webhook calls queued");
                     self.wake.notify_one();
                 }
                 Ok(n.max(1))
@@ -424,6 +552,174 @@ impl Worker {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Send `calls` straight away where nothing of their key is queued and their host has room
+    /// (one task per key, its calls one after the other), wait for them up to
+    /// [`WorkerConfig::direct_wait`], and return what must be queued — calls of keys that wait
+    /// in the queue, calls to be retried and those behind them, runs that outlasted the wait —
+    /// in an order that keeps each key's order, with, for each call still in flight (queued
+    /// leased to this node), its index in that list and where to send its id.
+    async fn send_direct(
+        self: &Arc<Self>,
+        service: &ServiceSid,
+        calls: Vec<NewWebhookCall>,
+    ) -> Result<HandOver, StoreError> {
+        let groups = by_key(calls);
+        let keys: Vec<&str> = groups.iter().map(|g| g[0].order_key.as_str()).collect();
+        let waiting = self.store.waiting_webhook_keys(service, &keys).await?;
+        let now = Instant::now();
+        let mut queue = Vec::new();
+        let mut runs: Vec<(Arc<DirectRun>, oneshot::Sender<i64>)> = Vec::new();
+        let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<()>();
+        for group in groups {
+            let host = host_of(&group[0].url);
+            let slow = lock(&self.slow_hosts)
+                .get(&host)
+                .is_some_and(|until| *until > now);
+            if slow || waiting.contains(&group[0].order_key) {
+                queue.extend(group);
+                continue;
+            }
+            // A run waits for one of its host's sending slots (the round bounds how many
+            // wait); the node-wide bound holds as for the sender.
+            let slots = self.host_slots(&host);
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+                queue.extend(group);
+                continue;
+            };
+            let run = Arc::new(DirectRun {
+                calls: group,
+                host,
+                state: Mutex::new(DirectState::default()),
+            });
+            let (id_tx, id_rx) = oneshot::channel();
+            let worker = self.clone();
+            let ended = ended_tx.clone();
+            let task_run = run.clone();
+            tokio::spawn(async move {
+                worker
+                    .direct_run(task_run, slots, permit, ended, id_rx)
+                    .await;
+            });
+            runs.push((run, id_tx));
+        }
+        drop(ended_tx);
+        // Wait for every run to end, or the deadline.
+        let total = runs.len();
+        let _ = tokio::time::timeout(self.config.direct_wait, async {
+            for _ in 0..total {
+                if ended_rx.recv().await.is_none() {
+                    break;
+                }
+            }
+        })
+        .await;
+        let mut handed_over = Vec::new();
+        let stamp = Timestamp::now();
+        for (run, id_tx) in runs {
+            let mut st = lock(&run.state);
+            if st.ended {
+                let Some((at, attempts)) = st.retry else {
+                    continue;
+                };
+                for (i, call) in run.calls[st.done..].iter().enumerate() {
+                    let mut call = call.clone();
+                    if i == 0 {
+                        call.available_at = at;
+                        call.attempts = attempts;
+                    }
+                    queue.push(call);
+                }
+                continue;
+            }
+            // Still going: the rest of the run waits in the queue instead.
+            st.handed_over = true;
+            if st.sending {
+                lock(&self.slow_hosts).insert(run.host.clone(), now + self.config.slow_host_for);
+                tracing::info!(host = %run.host, "webhook receiver slow: its calls are queued");
+                handed_over.push((queue.len(), id_tx));
+            }
+            for (i, call) in run.calls[st.done..].iter().enumerate() {
+                let mut call = call.clone();
+                if i == 0 && st.sending {
+                    call.leased_to =
+                        Some((self.config.node_id.clone(), after(stamp, self.config.lease)));
+                }
+                queue.push(call);
+            }
+        }
+        Ok((queue, handed_over))
+    }
+
+    /// Send one run of [`Worker::send_direct`], one call after the other, until it ends or is
+    /// handed over to the queue; a call in flight when it was handed over is settled in the
+    /// queue once its id is known.
+    async fn direct_run(
+        self: Arc<Self>,
+        run: Arc<DirectRun>,
+        slots: HostSlots,
+        permit: OwnedSemaphorePermit,
+        ended: mpsc::UnboundedSender<()>,
+        id: oneshot::Receiver<i64>,
+    ) {
+        let Ok(sending) = slots.sending.acquire_owned().await else {
+            return;
+        };
+        let end = |st: &mut DirectState| {
+            st.ended = true;
+            st.sending = false;
+            let _ = ended.send(());
+        };
+        for (i, call) in run.calls.iter().enumerate() {
+            {
+                let mut st = lock(&run.state);
+                if st.handed_over {
+                    return;
+                }
+                st.sending = true;
+            }
+            let outcome = self.attempt(call.into()).await;
+            // Record the outcome; `Some` when the run was handed over meanwhile.
+            let late = {
+                let mut st = lock(&run.state);
+                if st.handed_over {
+                    Some(outcome)
+                } else {
+                    match outcome {
+                        Ok(Settle::Done) => {
+                            st.done = i + 1;
+                            st.sending = false;
+                            continue;
+                        }
+                        Ok(Settle::Retry { at, attempts }) => {
+                            st.retry = Some((at, attempts));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webhook call failed to start; it is queued");
+                            let at = after(Timestamp::now(), Duration::from_secs(1));
+                            st.retry = Some((at, call.attempts));
+                        }
+                    }
+                    end(&mut st);
+                    None
+                }
+            };
+            // Queued leased to us meanwhile: settle that row as a claimed call (a call that
+            // did not start keeps its lease, which runs out, and is tried again then).
+            if let Some(Ok(settle)) = late {
+                if let Ok(id) = id.await {
+                    drop(sending);
+                    self.settle(Settled {
+                        items: vec![(id, settle)],
+                        _slot: permit,
+                    })
+                    .await;
+                }
+            }
+            return;
+        }
+        end(&mut lock(&run.state));
     }
 
     async fn calls_of(
@@ -576,7 +872,7 @@ impl Worker {
     ) {
         let mut items = Vec::with_capacity(run.len());
         for (i, call) in run.iter().enumerate() {
-            match self.attempt(call).await {
+            match self.attempt(call.into()).await {
                 Ok(settle) => {
                     let retry = matches!(settle, Settle::Retry { .. });
                     items.push((call.id, settle));
@@ -636,25 +932,32 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    async fn attempt(&self, call: &WebhookCall) -> Result<Settle, StoreError> {
-        let Some(auth_token) = self.tokens.get(&call.account_sid).await? else {
+    async fn attempt(&self, call: TryOf<'_>) -> Result<Settle, StoreError> {
+        let Some(auth_token) = self.tokens.get(call.account_sid).await? else {
             self.given_up("no_token");
             tracing::warn!(webhook_call.id = call.id, account.sid = %call.account_sid,
                 "webhook call dropped: the account or its auth token is gone");
             return Ok(Settle::Done);
         };
         let retry_count = u32::try_from(call.attempts).unwrap_or(0);
-        let outcome = self
-            .client
-            .send(&Call {
-                url: call.url.clone(),
-                method: Method::parse(Some(&call.method)),
-                params: call.params.clone(),
-                auth_token,
-                event_type: call.event_type.clone(),
-                retry_count,
-            })
-            .await;
+        let call_to_make = Call {
+            url: call.url.to_owned(),
+            method: Method::parse(Some(call.method)),
+            params: call.params.to_vec(),
+            auth_token,
+            event_type: call.event_type.to_owned(),
+            retry_count,
+        };
+        let outcome = match &self.config.send_runtime {
+            Some(runtime) => {
+                let client = self.client.clone();
+                runtime
+                    .spawn(async move { client.send(&call_to_make).await })
+                    .await
+                    .unwrap_or_else(|e| Outcome::Connection(format!("the send stopped: {e}")))
+            }
+            None => self.client.send(&call_to_make).await,
+        };
         if outcome.is_delivered() {
             return Ok(Settle::Done);
         }
@@ -751,10 +1054,12 @@ impl Worker {
         let full = usize::try_from(self.config.events_per_claim).unwrap_or(usize::MAX);
         let mut pacer = Pacer::new(self.config.gather);
         loop {
-            let outcome = tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                r = self.consume_round() => r,
-            };
+            if *stop.borrow() {
+                return;
+            }
+            // A round runs to its end (bounded by `direct_wait` and the store): cut short, calls
+            // it sent would be sent again by whoever reads its events next.
+            let outcome = self.consume_round().await;
             let pause = match outcome {
                 Ok((0, _)) | Ok((_, None)) => Some(self.config.poll),
                 Ok((n, Some(service))) => {

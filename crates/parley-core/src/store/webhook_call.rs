@@ -11,7 +11,9 @@ pub trait WebhookStore: Send + Sync {
     /// `EventStore::advance_log` does (to `to_seq`, never back), releasing the lease. A lost
     /// lease is `Conflict(LeaseLost)` (`NotFound` when the service is gone) and queues nothing,
     /// so a crash between reading events and queueing loses nothing, and a lease taken over
-    /// queues nothing twice.
+    /// queues nothing twice. Each call keeps its `attempts` and, when `leased_to` is set, is
+    /// queued leased (claimable by nobody until the lease runs out; its owner settles it).
+    /// Returns the ids given to `calls`, in their order.
     async fn enqueue_webhook_calls(
         &self,
         consumer: &str,
@@ -19,7 +21,15 @@ pub trait WebhookStore: Send + Sync {
         owner: &str,
         to_seq: i64,
         calls: &[NewWebhookCall],
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Vec<i64>>;
+    /// Which of `keys` (order keys of `service`'s calls) have calls queued now, in any state.
+    /// A call for one of them must queue behind those; a call for any other key may be sent
+    /// at once. Read without locks: only `service`'s log consumer queues calls for its keys.
+    async fn waiting_webhook_keys(
+        &self,
+        service: &ServiceSid,
+        keys: &[&str],
+    ) -> StoreResult<Vec<String>>;
     /// Claim up to `limit` due calls (`available_at <= now`, lease free or expired), only the
     /// head (lowest id) of each `order_key` — a key's later calls wait while its head is
     /// pending, in backoff, or leased — oldest first, setting the lease to (`owner`,

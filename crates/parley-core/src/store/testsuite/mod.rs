@@ -182,6 +182,8 @@ macro_rules! store_conformance_tests {
             concurrent_webhook_claims_never_share_a_call,
             a_run_claims_a_keys_next_calls_in_order_up_to_the_first_that_waits,
             concurrent_run_claims_keep_each_keys_order,
+            queued_calls_keep_their_tries_and_a_leased_one_waits_for_its_owner,
+            waiting_keys_are_the_keys_with_calls_queued,
             deleting_a_service_removes_its_webhook_calls,
             a_settlement_batch_settles_each_call_and_skips_calls_not_leased_by_the_owner,
             presence_online_edges_count_connections_across_nodes,

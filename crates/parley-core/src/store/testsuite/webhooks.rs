@@ -35,6 +35,8 @@ fn call(service: &Service, key: &str, n: usize) -> NewWebhookCall {
         order_key: key.to_owned(),
         available_at: at(0),
         date_created: at(0),
+        attempts: 0,
+        leased_to: None,
     }
 }
 
@@ -232,6 +234,110 @@ pub async fn a_webhook_call_lease_hides_it_until_it_expires(store: DynStore) {
         .await
         .expect("claim");
     assert_eq!(next.iter().map(n_of).collect::<Vec<_>>(), vec![2]);
+}
+
+pub async fn queued_calls_keep_their_tries_and_a_leased_one_waits_for_its_owner(store: DynStore) {
+    // Arrange: A1 is queued leased to "n1" until at(100) (its first try is still in flight
+    // there), A2 behind it; B1 was tried twice already.
+    let (svc, last) = leased(&store, "consumer").await;
+    let mut a1 = call(&svc, "A", 1);
+    a1.leased_to = Some(("n1".to_owned(), at(100)));
+    let mut b1 = call(&svc, "B", 1);
+    b1.attempts = 2;
+    b1.available_at = at(5);
+    let ids = store
+        .enqueue_webhook_calls(
+            WEBHOOKS,
+            &svc.sid,
+            "consumer",
+            last,
+            &[a1, call(&svc, "A", 2), b1],
+        )
+        .await
+        .expect("enqueue");
+    // Assert: one id per call, in queue order.
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in order: {ids:?}");
+    // Only B1 is claimable (A1 is leased, A2 waits behind it), with its tries counted.
+    let got = store
+        .claim_webhook_calls("n2", at(10), at(200), 10)
+        .await
+        .expect("claim");
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].id, got[0].order_key.as_str()), (ids[2], "B"));
+    assert_eq!(got[0].attempts, 2);
+    // The owner settles A1 by its id; then A2 is the head.
+    store
+        .settle_webhook_call(ids[0], "n1", &Settle::Done)
+        .await
+        .expect("settle");
+    let next = store
+        .claim_webhook_calls("n2", at(11), at(200), 10)
+        .await
+        .expect("claim");
+    assert_eq!(next.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[1]]);
+    // A leased call left unsettled (its owner died) is claimable once its lease runs out.
+    let (svc2, last2) = leased(&store, "consumer").await;
+    let mut c1 = call(&svc2, "C", 1);
+    c1.leased_to = Some(("gone".to_owned(), at(50)));
+    let c = store
+        .enqueue_webhook_calls(WEBHOOKS, &svc2.sid, "consumer", last2, &[c1])
+        .await
+        .expect("enqueue");
+    assert!(store
+        .claim_webhook_calls("n2", at(50), at(200), 10)
+        .await
+        .expect("claim")
+        .iter()
+        .all(|x| x.id != c[0]));
+    let taken = store
+        .claim_webhook_calls("n2", at(51), at(200), 10)
+        .await
+        .expect("claim");
+    assert!(taken.iter().any(|x| x.id == c[0] && x.attempts == 0));
+}
+
+pub async fn waiting_keys_are_the_keys_with_calls_queued(store: DynStore) {
+    // Arrange: nothing queued yet.
+    let (svc, last) = leased(&store, "consumer").await;
+    assert!(store
+        .waiting_webhook_keys(&svc.sid, &["A", "B"])
+        .await
+        .expect("keys")
+        .is_empty());
+    // Act: A is queued (and claimed, in flight), B is not.
+    let ids = store
+        .enqueue_webhook_calls(WEBHOOKS, &svc.sid, "consumer", last, &[call(&svc, "A", 1)])
+        .await
+        .expect("enqueue");
+    let claimed = store
+        .claim_webhook_calls("n1", at(1), at(100), 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    // Assert
+    assert_eq!(
+        store
+            .waiting_webhook_keys(&svc.sid, &["A", "B"])
+            .await
+            .expect("keys"),
+        vec!["A".to_owned()]
+    );
+    assert!(store
+        .waiting_webhook_keys(&svc.sid, &[])
+        .await
+        .expect("keys")
+        .is_empty());
+    // Settled: nothing waits any more.
+    store
+        .settle_webhook_call(ids[0], "n1", &Settle::Done)
+        .await
+        .expect("settle");
+    assert!(store
+        .waiting_webhook_keys(&svc.sid, &["A", "B"])
+        .await
+        .expect("keys")
+        .is_empty());
 }
 
 pub async fn enqueue_and_log_advance_are_one_transaction_under_the_lease(store: DynStore) {
