@@ -597,9 +597,12 @@ impl Worker {
             let worker = self.clone();
             let ended = ended_tx.clone();
             let task_run = run.clone();
-            tokio::spawn(async move {
+            // The run (its tries) goes where the sends go; the store stays on this runtime.
+            let home = tokio::runtime::Handle::current();
+            let runtime = self.config.send_runtime.clone().unwrap_or_else(|| home.clone());
+            runtime.spawn(async move {
                 worker
-                    .direct_run(task_run, slots, permit, ended, id_rx)
+                    .direct_run(task_run, slots, permit, ended, id_rx, home)
                     .await;
             });
             runs.push((run, id_tx));
@@ -662,6 +665,7 @@ impl Worker {
         permit: OwnedSemaphorePermit,
         ended: mpsc::UnboundedSender<()>,
         id: oneshot::Receiver<i64>,
+        home: tokio::runtime::Handle,
     ) {
         let Ok(sending) = slots.sending.acquire_owned().await else {
             return;
@@ -679,7 +683,7 @@ impl Worker {
                 }
                 st.sending = true;
             }
-            let outcome = self.attempt(call.into()).await;
+            let outcome = self.attempt(call.into(), true).await;
             // Record the outcome; `Some` when the run was handed over meanwhile.
             let late = {
                 let mut st = lock(&run.state);
@@ -710,11 +714,14 @@ impl Worker {
             if let Some(Ok(settle)) = late {
                 if let Ok(id) = id.await {
                     drop(sending);
-                    self.settle(Settled {
+                    let worker = self.clone();
+                    let settled = Settled {
                         items: vec![(id, settle)],
                         _slot: permit,
-                    })
-                    .await;
+                    };
+                    let _ = home
+                        .spawn(async move { worker.settle(settled).await })
+                        .await;
                 }
             }
             return;
@@ -872,7 +879,7 @@ impl Worker {
     ) {
         let mut items = Vec::with_capacity(run.len());
         for (i, call) in run.iter().enumerate() {
-            match self.attempt(call.into()).await {
+            match self.attempt(call.into(), false).await {
                 Ok(settle) => {
                     let retry = matches!(settle, Settle::Retry { .. });
                     items.push((call.id, settle));
@@ -932,7 +939,9 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    async fn attempt(&self, call: TryOf<'_>) -> Result<Settle, StoreError> {
+    /// One try of `call`: send it (on [`WorkerConfig::send_runtime`] unless `here`) and say
+    /// how to settle it.
+    async fn attempt(&self, call: TryOf<'_>, here: bool) -> Result<Settle, StoreError> {
         let Some(auth_token) = self.tokens.get(call.account_sid).await? else {
             self.given_up("no_token");
             tracing::warn!(webhook_call.id = call.id, account.sid = %call.account_sid,
@@ -948,7 +957,7 @@ impl Worker {
             event_type: call.event_type.to_owned(),
             retry_count,
         };
-        let outcome = match &self.config.send_runtime {
+        let outcome = match self.config.send_runtime.as_ref().filter(|_| !here) {
             Some(runtime) => {
                 let client = self.client.clone();
                 runtime
