@@ -85,7 +85,7 @@ mod tests {
         let bg = Background::start("parley-bg-test", 1, Duration::from_secs(1)).unwrap();
         let handle = bg.handle();
         let nice = handle
-            .block_on(tokio::spawn(async { nice_of_this_thread() }))
+            .block_on(handle.spawn(async { nice_of_this_thread() }))
             .unwrap();
         assert_eq!(nice, base.max(NICE));
         // The thread that started it keeps its priority.

@@ -589,6 +589,38 @@ fn a_slow_receiver_holds_up_no_other_destination(db: &TestDb) {
     assert!(node.terminate().0);
 }
 
+/// The same without a first-try delay: calls go out straight from the change log, and the one
+/// answered 503 is queued for its retry with every later call of the channel behind it.
+fn a_retry_of_a_call_sent_straight_keeps_the_channel_order(db: &TestDb) {
+    let recv = Receiver::start();
+    recv.answer(&[200, 503]);
+    let node = start(db, &[]);
+    let (svc, ch) = world(&node, &recv.url("/straight"), &["onMessageSent"], 1);
+    for i in 0..5 {
+        post_message(&node, &svc, &ch, &format!("m{i}"), true);
+    }
+    let hits = recv.wait_for(6, 30);
+    let seen: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.param("Body").unwrap(), h.param("RetryCount").unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("m0", "0"),
+            ("m1", "0"),
+            ("m1", "1"),
+            ("m2", "0"),
+            ("m3", "0"),
+            ("m4", "0"),
+        ]
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(recv.hits().len(), 6, "each call once");
+    assert_eq!(db.queued_calls(), 0);
+    assert!(node.terminate().0);
+}
+
 /// A node killed (SIGKILL) after the REST call returned and the call was queued, but before it
 /// was sent, loses nothing: the next node sends it.
 fn a_queued_call_survives_a_crash(db: &TestDb) {
@@ -1057,6 +1089,7 @@ both_backends!(
     channel_webhooks_get_on_channel_destroyed,
     a_receiver_that_was_down_gets_the_call_as_a_retry,
     a_slow_receiver_holds_up_no_other_destination,
+    a_retry_of_a_call_sent_straight_keeps_the_channel_order,
 );
 
 /// The keep-up bound is a PostgreSQL check (its defect); SQLite (one writer shared by posting

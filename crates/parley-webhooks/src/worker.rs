@@ -599,7 +599,11 @@ impl Worker {
             let task_run = run.clone();
             // The run (its tries) goes where the sends go; the store stays on this runtime.
             let home = tokio::runtime::Handle::current();
-            let runtime = self.config.send_runtime.clone().unwrap_or_else(|| home.clone());
+            let runtime = self
+                .config
+                .send_runtime
+                .clone()
+                .unwrap_or_else(|| home.clone());
             runtime.spawn(async move {
                 worker
                     .direct_run(task_run, slots, permit, ended, id_rx, home)
