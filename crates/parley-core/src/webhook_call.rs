@@ -1,7 +1,8 @@
 //! The durable queue of post-event webhook calls (webhooks.md §4, §6; `docs/WEBHOOK-DELIVERY.md`).
 //!
 //! The webhook consumer of the change log turns each event into the calls it causes (the
-//! service's post-event URL, the channel's webhooks) and queues them with
+//! service's post-event URL, the channel's webhooks), sends those that need not wait, and
+//! queues the others with
 //! [`crate::store::WebhookStore::enqueue_webhook_calls`] in the transaction that advances its
 //! log position. Senders on any number of nodes claim calls with leases; calls that share an
 //! [`NewWebhookCall::order_key`] (one destination and one channel, or one other object) are

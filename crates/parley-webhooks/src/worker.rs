@@ -5,10 +5,14 @@
 //!    [`CONSUMER`] (`EventStore::claim_log`), turns each into its post-event ([`post_event`]) and
 //!    the calls it causes — the service's `PostWebhookUrl` when the change allows webhooks and
 //!    `WebhookFilters` list the event ([`service_post_target`]); each channel webhook that wants
-//!    it ([`channel_hook_wants`]) — and queues them **in the same transaction that advances its
-//!    log position** (`WebhookStore::enqueue_webhook_calls`). A crash before that commit leaves
-//!    the events to be read again after the lease; a lease lost to another node queues nothing.
-//! 2. **Sender** — claims due calls (only the oldest call of each destination + channel, so a
+//!    it ([`channel_hook_wants`]). Calls whose key (destination + channel) has nothing queued are
+//!    **sent straight away** (one task per key, its calls in order; the consumer waits for them
+//!    up to [`WorkerConfig::direct_wait`]); the others — keys that wait in the queue, calls to be
+//!    retried and those behind them, runs that outlasted the wait, the call in flight leased to
+//!    this node — are queued **in the same transaction that advances its log position**
+//!    (`WebhookStore::enqueue_webhook_calls`). A crash before that commit leaves the events to
+//!    be read again after the lease; a lease lost to another node queues nothing.
+//! 2. **Sender** — claims due queued calls (only the oldest call of each destination + channel, so a
 //!    channel's calls arrive in the order of its changes), sends each on its own task, bounded
 //!    on this node globally and per destination host (a slow receiver fills only its own slots;
 //!    calls for a host with no free slot go back to the queue for a moment), and settles it:
