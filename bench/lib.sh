@@ -127,6 +127,18 @@ check() {
     [[ "$code" == 2* ]] || { cat "$WORK/check.body" >&2; die "$method $path answered $code"; }
 }
 
+# BENCH_PERF=DIR: record a CPU profile of the server (perf) over each measured run, as
+# DIR/GROUP.LABEL.perf.data (read with `perf report -i FILE`); BENCH_PERF_ARGS replaces the
+# sampling options (default `-F 499`; e.g. `-F 149 --call-graph dwarf,8192`). Profiling costs
+# CPU: its figures are for finding where time goes, not for comparison.
+profile() {
+    [[ -n "${BENCH_PERF:-}" && -n "${SERVER_PID:-}" ]] || return 0
+    mkdir -p "$BENCH_PERF"
+    # shellcheck disable=SC2086 # BENCH_PERF_ARGS is a list of perf options
+    perf record -q ${BENCH_PERF_ARGS:--F 499} -p "$SERVER_PID" -o "$BENCH_PERF/$1.perf.data" \
+        -- sleep "$(( ${WRK_DURATION%s} > 2 ? ${WRK_DURATION%s} - 1 : 1 ))" >/dev/null 2>&1 &
+}
+
 # bench GROUP LABEL DESCRIPTION TARGET CONNS MODE LUA_ARGS…
 # Warm up for WRK_WARMUP, then measure for WRK_DURATION; the result is $WORK/GROUP.LABEL.json.
 bench() {
@@ -135,6 +147,7 @@ bench() {
     local json=$WORK/$group.$label.json
     WRK_JSON=/dev/null wrk -t1 -c"$conns" -d"$WRK_WARMUP" --timeout 10s -H "$AUTH" -s "$LUA" \
         "$BASE" -- "$@" >/dev/null
+    profile "$group.$label"
     WRK_JSON=$json wrk -t"$WRK_THREADS" -c"$conns" -d"$WRK_DURATION" --timeout 10s --latency \
         -H "$AUTH" -s "$LUA" "$BASE" -- "$@" >"$WORK/$group.$label.wrk.txt"
     [[ -s "$json" ]] || die "wrk wrote no result for $group.$label"

@@ -80,22 +80,10 @@ window() {
     sleep "${WRK_WARMUP%s}"
     sleep 0.5
     W_CPU0=$(cpu_sample); W_MSG0=$(sql "select count(*) from messages"); W_T0=$(date +%s.%N)
-    profile "$1" "$((${WRK_DURATION%s} - 2))"
     sleep "$((${WRK_DURATION%s} - 1))"
     W_CPU1=$(cpu_sample); W_MSG1=$(sql "select count(*) from messages"); W_T1=$(date +%s.%N)
 }
 log "webhook receiver $SINK (pid $FAKES_PID)"
-# BENCH_PERF=DIR: record a CPU profile of the server (perf, flat) over each measured
-# window, as DIR/<backend>-<run>.perf.data (read with `perf report -i FILE`); BENCH_PERF_ARGS
-# replaces the sampling options (default `-F 499`; e.g. `-F 199 --call-graph dwarf`).
-profile() {
-    [[ -n "${BENCH_PERF:-}" ]] || return 0
-    mkdir -p "$BENCH_PERF"
-    # shellcheck disable=SC2086 # BENCH_PERF_ARGS is a list of perf options
-    perf record -q ${BENCH_PERF_ARGS:--F 499} -p "$SERVER_PID" -o "$BENCH_PERF/$BACKEND-$1.perf.data" \
-        -- sleep "$2" >/dev/null 2>&1 &
-}
-
 for BACKEND in "${BACKENDS[@]}"; do
     started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     t0=$SECONDS
@@ -121,7 +109,7 @@ for BACKEND in "${BACKENDS[@]}"; do
     WEBHOOKS=1 LUA=$POST_LUA bench "$G" post_off "POST …/Messages, webhooks OFF (no PostWebhookUrl)" - \
         "$POST_CONNS" "$IS" "$WORK/channels.txt" &
     BENCH_BG=$!
-    window off
+    window
     wait "$BENCH_BG"
     RESULT_ROWS+=("$G|post_off|POST …/Messages, webhooks OFF (no PostWebhookUrl)|-|$POST_CONNS|$WORK/$G.post_off.json")
     cpu_off=$(cpu_row "webhooks OFF" "$W_CPU0" "$W_CPU1" "$((W_MSG1 - W_MSG0))")
@@ -145,7 +133,6 @@ for BACKEND in "${BACKENDS[@]}"; do
     c_start=$(sink_count)
     s_start=$(date +%s.%N)
     W_CPU0=$(cpu_sample); W_MSG0=$(sql "select count(*) from messages")
-    profile on "$((dur - 2))"
     sleep "$((dur - 1))"
     c_end=$(sink_count)
     s_end=$(date +%s.%N)
