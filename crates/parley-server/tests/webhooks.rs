@@ -509,6 +509,25 @@ fn per_channel_order_is_preserved(db: &TestDb) {
     assert!(node.terminate().0);
 }
 
+/// Five calls m0…m4 of one channel, the second answered 503 once, arrived as m0, m1, m1 again
+/// (`RetryCount` 1), m2, m3, m4.
+fn assert_second_call_retried_in_order(recv: &Receiver) {
+    let hits = recv.wait_for(6, 30);
+    let seen: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.param("Body").unwrap(), h.param("RetryCount").unwrap()))
+        .collect();
+    let expected = [
+        ("m0", "0"),
+        ("m1", "0"),
+        ("m1", "1"),
+        ("m2", "0"),
+        ("m3", "0"),
+        ("m4", "0"),
+    ];
+    assert_eq!(seen, expected);
+}
+
 /// Five calls of one channel, due together, are sent as one run; the second is answered 503:
 /// it is tried again before any call behind it, and the rest follow in order.
 fn a_retry_inside_a_run_keeps_the_channel_order(db: &TestDb) {
@@ -520,22 +539,7 @@ fn a_retry_inside_a_run_keeps_the_channel_order(db: &TestDb) {
     for i in 0..5 {
         post_message(&node, &svc, &ch, &format!("m{i}"), true);
     }
-    let hits = recv.wait_for(6, 30);
-    let seen: Vec<(&str, &str)> = hits
-        .iter()
-        .map(|h| (h.param("Body").unwrap(), h.param("RetryCount").unwrap()))
-        .collect();
-    assert_eq!(
-        seen,
-        vec![
-            ("m0", "0"),
-            ("m1", "0"),
-            ("m1", "1"),
-            ("m2", "0"),
-            ("m3", "0"),
-            ("m4", "0"),
-        ]
-    );
+    assert_second_call_retried_in_order(&recv);
     assert!(node.terminate().0);
 }
 
@@ -599,22 +603,7 @@ fn a_retry_of_a_call_sent_straight_keeps_the_channel_order(db: &TestDb) {
     for i in 0..5 {
         post_message(&node, &svc, &ch, &format!("m{i}"), true);
     }
-    let hits = recv.wait_for(6, 30);
-    let seen: Vec<(&str, &str)> = hits
-        .iter()
-        .map(|h| (h.param("Body").unwrap(), h.param("RetryCount").unwrap()))
-        .collect();
-    assert_eq!(
-        seen,
-        vec![
-            ("m0", "0"),
-            ("m1", "0"),
-            ("m1", "1"),
-            ("m2", "0"),
-            ("m3", "0"),
-            ("m4", "0"),
-        ]
-    );
+    assert_second_call_retried_in_order(&recv);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(recv.hits().len(), 6, "each call once");
     assert_eq!(db.queued_calls(), 0);

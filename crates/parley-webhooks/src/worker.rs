@@ -262,20 +262,21 @@ impl<'a> From<&'a NewWebhookCall> for TryOf<'a> {
     }
 }
 
-/// `calls` grouped by order key, each group in order; groups in the order of their first call.
-fn by_key(calls: Vec<NewWebhookCall>) -> Vec<Vec<NewWebhookCall>> {
-    let mut runs: Vec<Vec<NewWebhookCall>> = Vec::new();
+/// `items` grouped by order key, each group in the given order; groups in the order of their
+/// first item.
+fn by_key<T>(items: Vec<T>, key: impl Fn(&T) -> &str) -> Vec<Vec<T>> {
+    let mut groups: Vec<Vec<T>> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for call in calls {
-        match index.get(&call.order_key) {
-            Some(&i) => runs[i].push(call),
+    for item in items {
+        match index.get(key(&item)) {
+            Some(&i) => groups[i].push(item),
             None => {
-                index.insert(call.order_key.clone(), runs.len());
-                runs.push(vec![call]);
+                index.insert(key(&item).to_owned(), groups.len());
+                groups.push(vec![item]);
             }
         }
     }
-    runs
+    groups
 }
 
 /// The queue entry of `target` for `post` (from `event`).
@@ -364,18 +365,7 @@ pub fn calls_for(
 /// Claimed calls (in id order) grouped by key, each group in id order; groups in the order of
 /// their heads.
 fn runs(claimed: Vec<WebhookCall>) -> Vec<Vec<WebhookCall>> {
-    let mut runs: Vec<Vec<WebhookCall>> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for call in claimed {
-        match index.get(&call.order_key) {
-            Some(&i) => runs[i].push(call),
-            None => {
-                index.insert(call.order_key.clone(), runs.len());
-                runs.push(vec![call]);
-            }
-        }
-    }
-    runs
+    by_key(claimed, |c| c.order_key.as_str())
 }
 
 /// Hand `calls` back to the queue unsent (attempts unchanged): the first one due at `at`, the
@@ -564,7 +554,7 @@ impl Worker {
         service: &ServiceSid,
         calls: Vec<NewWebhookCall>,
     ) -> Result<HandOver, StoreError> {
-        let groups = by_key(calls);
+        let groups = by_key(calls, |c| c.order_key.as_str());
         let keys: Vec<&str> = groups.iter().map(|g| g[0].order_key.as_str()).collect();
         let waiting = self.store.waiting_webhook_keys(service, &keys).await?;
         let now = Instant::now();
