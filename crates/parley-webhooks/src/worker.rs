@@ -608,37 +608,40 @@ impl Worker {
         let stamp = Timestamp::now();
         for (run, id_tx) in runs {
             let mut st = lock(&run.state);
+            let mut rest = run.calls[st.done..].to_vec();
             if st.ended {
+                // Over: only a call to be retried (and the calls behind it) is left.
                 let Some((at, attempts)) = st.retry else {
                     continue;
                 };
-                for (i, call) in run.calls[st.done..].iter().enumerate() {
-                    let mut call = call.clone();
-                    if i == 0 {
-                        call.available_at = at;
-                        call.attempts = attempts;
+                if let Some(head) = rest.first_mut() {
+                    head.available_at = at;
+                    head.attempts = attempts;
+                }
+            } else {
+                // Still going: the rest of the run waits in the queue instead.
+                st.handed_over = true;
+                if st.sending {
+                    self.mark_slow(&run.host, now);
+                    handed_over.push((queue.len(), id_tx));
+                    if let Some(head) = rest.first_mut() {
+                        head.leased_to =
+                            Some((self.config.node_id.clone(), after(stamp, self.config.lease)));
                     }
-                    queue.push(call);
                 }
-                continue;
             }
-            // Still going: the rest of the run waits in the queue instead.
-            st.handed_over = true;
-            if st.sending {
-                lock(&self.slow_hosts).insert(run.host.clone(), now + self.config.slow_host_for);
-                tracing::info!(host = %run.host, "webhook receiver slow: its calls are queued");
-                handed_over.push((queue.len(), id_tx));
-            }
-            for (i, call) in run.calls[st.done..].iter().enumerate() {
-                let mut call = call.clone();
-                if i == 0 && st.sending {
-                    call.leased_to =
-                        Some((self.config.node_id.clone(), after(stamp, self.config.lease)));
-                }
-                queue.push(call);
-            }
+            queue.extend(rest);
         }
         Ok((queue, handed_over))
+    }
+
+    /// Leave `host`'s calls to the queue for [`WorkerConfig::slow_host_for`] (hosts whose time
+    /// is over are forgotten meanwhile, so the map holds only hosts slow right now).
+    fn mark_slow(&self, host: &str, now: Instant) {
+        let mut slow = lock(&self.slow_hosts);
+        slow.retain(|_, until| *until > now);
+        slow.insert(host.to_owned(), now + self.config.slow_host_for);
+        tracing::info!(host = %host, "webhook receiver slow: its calls are queued");
     }
 
     /// Send one run of [`Worker::send_direct`], one call after the other, until it ends or is
